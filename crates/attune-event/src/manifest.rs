@@ -1,0 +1,244 @@
+use crate::{CountryCode, Event, EventError, EventSource, Kind, LineFailure, MediaPath, Origin, Payload, Product, Record};
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// The longest manifest line accepted; a longer one is a failure of that line, skipped without
+/// being held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest inline `text` accepted.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+const MAX_ID_BYTES: usize = 256;
+
+/// A JSON Lines manifest, read one line at a time.
+pub struct ManifestSource {
+    reader: Box<dyn BufRead + Send>,
+    root: PathBuf,
+    line_no: u64,
+    buf: Vec<u8>,
+}
+
+impl ManifestSource {
+    /// Open a manifest file; media paths in it are confined to its folder.
+    pub fn open(path: &Path) -> Result<ManifestSource, EventError> {
+        let err = |source| EventError::OpenManifest { path: path.display().to_string(), source };
+        let file = File::open(path).map_err(err)?;
+        let root = path
+            .canonicalize()
+            .map_err(err)?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Ok(ManifestSource::from_reader(BufReader::with_capacity(1 << 16, file), root))
+    }
+
+    /// A manifest from any reader; `root` is the folder media paths are confined to.
+    pub fn from_reader(reader: impl BufRead + Send + 'static, root: PathBuf) -> ManifestSource {
+        ManifestSource { reader: Box::new(reader), root, line_no: 0, buf: Vec::new() }
+    }
+
+    /// Read one line into `buf`, never holding more than `MAX_LINE_BYTES + 1` bytes of it.
+    /// Returns `None` at the end, `Some(false)` when the line was too long (and was skipped).
+    fn read_line(&mut self) -> Result<Option<bool>, EventError> {
+        self.buf.clear();
+        let n = (&mut self.reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.buf.last() == Some(&b'\n') || self.buf.len() <= MAX_LINE_BYTES {
+            return Ok(Some(true));
+        }
+        // Too long: discard the rest of the line in bounded pieces.
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            match available.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.reader.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let len = available.len();
+                    self.reader.consume(len);
+                }
+            }
+        }
+        self.buf.clear();
+        Ok(Some(false))
+    }
+}
+
+impl EventSource for ManifestSource {
+    fn next_record(&mut self) -> Result<Option<Record>, EventError> {
+        loop {
+            let Some(fits) = self.read_line()? else { return Ok(None) };
+            self.line_no += 1;
+            let origin = Origin { line: self.line_no };
+            if !fits {
+                let error = EventError::LineTooLong { limit: MAX_LINE_BYTES };
+                return Ok(Some(Err(LineFailure { origin, event_id: None, error })));
+            }
+            let line = match std::str::from_utf8(&self.buf) {
+                Ok(s) => s.trim(),
+                Err(_) => return Ok(Some(Err(LineFailure { origin, event_id: None, error: EventError::NotUtf8 }))),
+            };
+            if line.is_empty() {
+                continue; // blank lines separate nothing and cost nothing
+            }
+            return Ok(Some(parse_line(line, &self.root).map(|e| (origin.clone(), e)).map_err(|(event_id, error)| {
+                LineFailure { origin, event_id, error }
+            })));
+        }
+    }
+}
+
+/// The keys a line may carry; unknown keys are ignored.
+#[derive(serde::Deserialize)]
+struct RawEvent {
+    event_id: Option<serde_json::Value>,
+    user_id: Option<serde_json::Value>,
+    country: Option<serde_json::Value>,
+    product: Option<String>,
+    captured_at: Option<String>,
+    kind: Option<String>,
+    text: Option<String>,
+    media: Option<String>,
+}
+
+fn parse_line(line: &str, root: &Path) -> Result<Event, (Option<String>, EventError)> {
+    let raw: RawEvent = serde_json::from_str(line).map_err(|e| (None, EventError::Json(e.to_string())))?;
+    let event_id = id_value(raw.event_id, "event_id").map_err(|e| (None, e))?;
+    let with_id = |e: EventError| (Some(event_id.clone()), e);
+    let user_id = id_value(raw.user_id, "user_id").map_err(with_id)?;
+    let country = match raw.country {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+        Some(serde_json::Value::String(s)) => Some(CountryCode::new(&s)),
+        Some(_) => return Err(with_id(bad("country", "must be a string"))),
+    };
+    let product = raw.product.ok_or(EventError::MissingKey("product")).map_err(with_id)?;
+    let product = Product::parse(&product)
+        .ok_or_else(|| bad("product", "must be glasses, vibes, imagine or assistant"))
+        .map_err(with_id)?;
+    let captured_at = raw.captured_at.ok_or(EventError::MissingKey("captured_at")).map_err(with_id)?;
+    let captured_at = DateTime::parse_from_rfc3339(&captured_at)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| bad("captured_at", &format!("not RFC 3339 ({e})")))
+        .map_err(with_id)?;
+    let kind = raw.kind.ok_or(EventError::MissingKey("kind")).map_err(with_id)?;
+    let kind = Kind::parse(&kind).ok_or_else(|| bad("kind", "must be text, audio, image or video")).map_err(with_id)?;
+    let payload = match (kind, raw.text, raw.media) {
+        (Kind::Text, Some(text), None) => {
+            if text.len() > MAX_TEXT_BYTES {
+                return Err(with_id(bad("text", &format!("longer than {MAX_TEXT_BYTES} bytes"))));
+            }
+            Payload::Text(text)
+        }
+        (Kind::Text, _, Some(_)) => return Err(with_id(bad("media", "a text event carries `text`, not `media`"))),
+        (Kind::Text, None, None) => return Err(with_id(EventError::MissingKey("text"))),
+        (kind, None, Some(media)) => Payload::Media { kind, path: MediaPath::new(root, &media).map_err(with_id)? },
+        (_, Some(_), _) => return Err(with_id(bad("text", "a media event carries `media`, not `text`"))),
+        (_, None, None) => return Err(with_id(EventError::MissingKey("media"))),
+    };
+    Ok(Event { event_id, user_id, country, product, captured_at, payload })
+}
+
+fn bad(key: &'static str, message: &str) -> EventError {
+    EventError::BadValue { key, message: message.to_string() }
+}
+
+/// Ids are non-empty strings (numbers are accepted and kept as their decimal text).
+fn id_value(v: Option<serde_json::Value>, key: &'static str) -> Result<String, EventError> {
+    let s = match v {
+        None | Some(serde_json::Value::Null) => return Err(EventError::MissingKey(key)),
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(bad(key, "must be a string")),
+    };
+    if s.trim().is_empty() {
+        return Err(bad(key, "is empty"));
+    }
+    if s.len() > MAX_ID_BYTES {
+        return Err(bad(key, &format!("longer than {MAX_ID_BYTES} bytes")));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn records(input: &[u8]) -> Vec<Record> {
+        let mut src = ManifestSource::from_reader(Cursor::new(input.to_vec()), PathBuf::from("/data"));
+        std::iter::from_fn(|| src.next_record().unwrap()).collect()
+    }
+
+    const GOOD: &str = r#"{"event_id":"e1","user_id":"u1","country":"us","product":"assistant","captured_at":"2026-01-02T03:04:05Z","kind":"text","text":"hello","extra":{"ignored":true}}"#;
+
+    #[test]
+    fn parses_a_good_line_and_ignores_unknown_keys() {
+        let r = records(GOOD.as_bytes());
+        let (origin, e) = r.into_iter().next().unwrap().unwrap();
+        assert_eq!(origin.line, 1);
+        assert_eq!(e.event_id, "e1");
+        assert_eq!(e.country.unwrap().as_str(), "US");
+        assert_eq!(e.product, Product::Assistant);
+        assert_eq!(e.payload, Payload::Text("hello".into()));
+    }
+
+    #[test]
+    fn bad_lines_fail_alone_and_the_stream_goes_on() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"{not json\n");
+        input.extend_from_slice(b"\n");
+        input.extend_from_slice(&[0xff, 0xfe, b'\n']);
+        input.extend_from_slice(br#"{"event_id":"e2","user_id":"u","product":"tv","captured_at":"2026-01-01T00:00:00Z","kind":"text","text":"x"}"#);
+        input.push(b'\n');
+        input.extend_from_slice(br#"{"event_id":"e3","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"image","media":"../x.jpg"}"#);
+        input.push(b'\n');
+        input.extend_from_slice(br#"{"event_id":"e4","user_id":"u","product":"glasses","captured_at":"yesterday","kind":"text","text":"x"}"#);
+        input.push(b'\n');
+        input.extend_from_slice(GOOD.as_bytes());
+        let r = records(&input);
+        assert_eq!(r.len(), 6);
+        let fails: Vec<_> = r.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(fails.len(), 5);
+        assert_eq!(fails[0].report_id(), "line:1");
+        assert!(matches!(fails[1].error, EventError::NotUtf8));
+        assert_eq!(fails[1].origin.line, 3);
+        assert_eq!(fails[2].report_id(), "e2");
+        assert!(matches!(fails[3].error, EventError::PathRefused { .. }));
+        assert!(matches!(fails[4].error, EventError::BadValue { key: "captured_at", .. }));
+        assert!(r[5].is_ok());
+    }
+
+    #[test]
+    fn overlong_line_is_skipped_in_bounded_memory() {
+        let mut input = vec![b'a'; MAX_LINE_BYTES * 3];
+        input.push(b'\n');
+        input.extend_from_slice(GOOD.as_bytes());
+        let r = records(&input);
+        assert_eq!(r.len(), 2);
+        assert!(matches!(r[0].as_ref().unwrap_err().error, EventError::LineTooLong { .. }));
+        assert_eq!(r[1].as_ref().unwrap().0.line, 2);
+    }
+
+    #[test]
+    fn text_and_media_must_match_kind() {
+        let both = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"audio","text":"x","media":"a.wav"}"#;
+        let none = r#"{"event_id":"e","user_id":"u","product":"assistant","captured_at":"2026-01-01T00:00:00Z","kind":"text"}"#;
+        let abs = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"audio","media":"/etc/passwd"}"#;
+        for line in [both, none, abs] {
+            assert!(records(line.as_bytes())[0].is_err(), "{line}");
+        }
+        let absent_country = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00+02:00","kind":"audio","media":"a.wav"}"#;
+        let (_, e) = records(absent_country.as_bytes()).remove(0).unwrap();
+        assert_eq!(e.country, None);
+        assert_eq!(e.kind(), Kind::Audio);
+        assert_eq!(e.captured_at.to_rfc3339(), "2025-12-31T22:00:00+00:00");
+    }
+}

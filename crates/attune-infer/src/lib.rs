@@ -1,0 +1,194 @@
+//! Inference plumbing shared by every model crate:
+//! - [`Model`], the one trait a model crate implements (like ripgrep's `Matcher`);
+//! - [`Runtime`], the one place that finds ONNX Runtime, sets the thread budget and the execution
+//!   providers, and builds sessions, so model crates never touch those details;
+//! - [`ModelDir`], a model's installed folder with its `model.toml` manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use ort;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(
+        "ONNX Runtime library not found (looked for {looked}); run `just setup` or set ORT_DYLIB_PATH"
+    )]
+    RuntimeMissing { looked: String },
+    #[error("ONNX Runtime failed to load from {path}: {message}")]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("model `{name}` is not installed in {dir} (run `just setup`)")]
+    ModelMissing { name: String, dir: PathBuf },
+    #[error("model manifest {path} is not valid: {message}")]
+    Manifest { path: PathBuf, message: String },
+    #[error("building the session for {model} failed: {message}")]
+    Session { model: String, message: String },
+    #[error("{model}: inference failed: {message}")]
+    Run { model: String, message: String },
+    #[error("{model}: bad input: {message}")]
+    Input { model: String, message: String },
+}
+
+/// A model: a batch of inputs in, one output per input out, in order.
+///
+/// Implemented once per model crate. The pipeline only sees this trait, so choosing a model is
+/// configuration and adding one touches no other model.
+pub trait Model: Send {
+    type Input;
+    type Output;
+
+    /// A stable identifier of the model and its weights, recorded in profiles (`model_set`).
+    fn id(&self) -> &str;
+
+    /// The largest batch worth sending in one call.
+    fn max_batch(&self) -> usize;
+
+    /// Run one batch. An `Err` fails the whole batch; callers retry items one by one to find
+    /// the bad one, so one bad input costs one event.
+    fn run_batch(&mut self, inputs: &[Self::Input]) -> Result<Vec<Self::Output>, InferError>;
+}
+
+/// Where sessions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    /// CUDA when the provider registers, CPU otherwise (logged).
+    CudaIfAvailable,
+}
+
+/// How sessions are built: one budget for the whole process.
+#[derive(Clone)]
+pub struct Runtime {
+    env: &'static ort::environment::Environment,
+    intra_threads: usize,
+    device: Device,
+}
+
+/// The process's one ONNX Runtime environment, kept alive for the life of the process.
+static INIT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+impl Runtime {
+    /// Load ONNX Runtime (once per process) and keep the settings for the sessions to come.
+    pub fn new(intra_threads: usize, device: Device) -> Result<Runtime, InferError> {
+        let path = find_onnxruntime()?;
+        let loaded = INIT.get_or_init(|| {
+            ort::init_from(&path).map_err(|e| e.to_string())?.with_name("attune").build().map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(env) => Ok(Runtime { env, intra_threads: intra_threads.max(1), device }),
+            Err(message) => Err(InferError::RuntimeLoad { path, message: message.clone() }),
+        }
+    }
+
+    pub fn intra_threads(&self) -> usize {
+        self.intra_threads
+    }
+
+    /// Build a session for an ONNX file with this runtime's threads and providers.
+    pub fn session(&self, model: &str, onnx: &Path) -> Result<ort::session::Session, InferError> {
+        let fail = |e: ort::Error| InferError::Session { model: model.to_string(), message: e.to_string() };
+        let mut builder = ort::session::Session::builder(self.env)
+            .map_err(fail)?
+            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+            .map_err(|e| fail(e.into()))?
+            .with_intra_threads(self.intra_threads)
+            .map_err(|e| fail(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| fail(e.into()))?;
+        if self.device == Device::CudaIfAvailable {
+            // CUDA first; where it does not register (no GPU, no CUDA libraries) ONNX Runtime logs
+            // it and the CPU provider runs the session.
+            builder = builder
+                .with_execution_providers([ort::ep::CUDA::default().build(), ort::ep::CPU::default().build()])
+                .map_err(|e| fail(e.into()))?;
+        }
+        builder.commit_from_file(onnx).map_err(fail)
+    }
+}
+
+/// ONNX Runtime's shared library: `ORT_DYLIB_PATH`, else `.attune/onnxruntime/libonnxruntime.so`
+/// in `ATTUNE_HOME` or in the working folder, the executable's folder, or any folder above them.
+pub fn find_onnxruntime() -> Result<PathBuf, InferError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Ok(PathBuf::from(p));
+    }
+    let rel = Path::new("onnxruntime").join("libonnxruntime.so");
+    let candidates: Vec<PathBuf> = attune_homes().into_iter().map(|h| h.join(&rel)).collect();
+    candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| InferError::RuntimeMissing {
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The folders that may hold attune's installed runtime and models, most specific first.
+pub fn attune_homes() -> Vec<PathBuf> {
+    let mut homes = Vec::new();
+    if let Some(h) = std::env::var_os("ATTUNE_HOME") {
+        homes.push(PathBuf::from(h));
+    }
+    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))];
+    for start in starts.into_iter().flatten() {
+        for dir in start.ancestors() {
+            let h = dir.join(".attune");
+            if h.is_dir() && !homes.contains(&h) {
+                homes.push(h);
+            }
+        }
+    }
+    homes
+}
+
+/// An installed model's folder: `<home>/models/<name>/` with `model.toml` and the files it names.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub name: String,
+    pub dir: PathBuf,
+    /// The manifest's `[runtime]` table, for the model crate to read.
+    pub runtime: toml::Table,
+}
+
+impl ModelDir {
+    /// Find model `name` in `models_root` (when given) or in the `.attune/models` folders.
+    pub fn locate(name: &str, models_root: Option<&Path>) -> Result<ModelDir, InferError> {
+        let roots: Vec<PathBuf> = match models_root {
+            Some(r) => vec![r.to_path_buf()],
+            None => attune_homes().into_iter().map(|h| h.join("models")).collect(),
+        };
+        let dir = roots.iter().map(|r| r.join(name)).find(|d| d.join("model.toml").is_file()).ok_or_else(|| {
+            InferError::ModelMissing { name: name.to_string(), dir: roots.first().cloned().unwrap_or_default() }
+        })?;
+        let manifest = dir.join("model.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
+        let mut table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
+        let runtime = match table.remove("runtime") {
+            Some(toml::Value::Table(t)) => t,
+            _ => return Err(InferError::Manifest { path: manifest, message: "no [runtime] table".into() }),
+        };
+        Ok(ModelDir { name: name.to_string(), dir, runtime })
+    }
+
+    /// A string from `[runtime]`.
+    pub fn str(&self, key: &str) -> Result<&str, InferError> {
+        self.runtime.get(key).and_then(|v| v.as_str()).ok_or_else(|| self.missing(key))
+    }
+
+    /// An integer from `[runtime]`.
+    pub fn usize(&self, key: &str) -> Result<usize, InferError> {
+        self.runtime.get(key).and_then(|v| v.as_integer()).map(|v| v as usize).ok_or_else(|| self.missing(key))
+    }
+
+    /// A file named by `[runtime].key`, which must exist in the model's folder.
+    pub fn file(&self, key: &str) -> Result<PathBuf, InferError> {
+        let p = self.dir.join(self.str(key)?);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(InferError::ModelMissing { name: format!("{} ({})", self.name, p.display()), dir: self.dir.clone() })
+        }
+    }
+
+    fn missing(&self, key: &str) -> InferError {
+        InferError::Manifest { path: self.dir.join("model.toml"), message: format!("[runtime].{key} missing") }
+    }
+}

@@ -1,0 +1,189 @@
+//! all-MiniLM-L6-v2 sentence embeddings through ONNX Runtime: text in, a unit-length 384-d
+//! vector out (mean pooling over tokens, then L2 normalisation, as sentence-transformers does).
+//!
+//! Installed by `just setup` from `models/minilm-l6-v2/model.toml`.
+
+use attune_infer::{InferError, Model, ModelDir, Runtime};
+use ndarray::Array2;
+use ort::session::Session;
+use ort::value::TensorRef;
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// The name of this model's folder under `models/`.
+pub const MODEL_NAME: &str = "minilm-l6-v2";
+
+/// A unit-length sentence embedding.
+pub type Embedding = Vec<f32>;
+
+pub struct MiniLm {
+    session: Session,
+    tokenizer: Tokenizer,
+    dimensions: usize,
+    id: String,
+    max_batch: usize,
+}
+
+impl MiniLm {
+    /// Load the installed model from `dir` with `runtime`'s threads and providers.
+    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<MiniLm, InferError> {
+        let manifest_err = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
+        let max_tokens = dir.usize("max_tokens")?;
+        let dimensions = dir.usize("dimensions")?;
+        if dir.str("pooling")? != "mean" {
+            return Err(manifest_err("only mean pooling is implemented".into()));
+        }
+        let mut tokenizer = Tokenizer::from_file(dir.file("tokenizer")?)
+            .map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+            .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
+        // Pad to the longest item of each batch, not to a fixed length: short chats stay cheap.
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        let session = runtime.session(MODEL_NAME, &dir.file("onnx")?)?;
+        let id = format!("{MODEL_NAME}@{}", dir.str("version")?);
+        Ok(MiniLm { session, tokenizer, dimensions, id, max_batch: 32 })
+    }
+
+    /// Set the largest batch sent to the session in one call.
+    pub fn with_max_batch(mut self, n: usize) -> MiniLm {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    /// Embed any number of texts, `max_batch` at a time.
+    pub fn embed_all(&mut self, texts: &[String]) -> Result<Vec<Embedding>, InferError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.max_batch) {
+            out.extend(self.run_batch(chunk)?);
+        }
+        Ok(out)
+    }
+
+    fn err(&self, message: impl ToString) -> InferError {
+        InferError::Run { model: self.id.clone(), message: message.to_string() }
+    }
+}
+
+impl Model for MiniLm {
+    type Input = String;
+    type Output = Embedding;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn run_batch(&mut self, texts: &[String]) -> Result<Vec<Embedding>, InferError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::zeros((batch, seq));
+        let mut mask = Array2::<i64>::zeros((batch, seq));
+        let mut types = Array2::<i64>::zeros((batch, seq));
+        for (row, enc) in encodings.iter().enumerate() {
+            for (col, ((&id, &m), &t)) in enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate() {
+                ids[[row, col]] = id as i64;
+                mask[[row, col]] = m as i64;
+                types[[row, col]] = t as i64;
+            }
+        }
+        let inputs = ort::inputs![
+            "input_ids" => TensorRef::from_array_view(&ids).map_err(|e| self.err(e))?,
+            "attention_mask" => TensorRef::from_array_view(&mask).map_err(|e| self.err(e))?,
+            "token_type_ids" => TensorRef::from_array_view(&types).map_err(|e| self.err(e))?,
+        ];
+        let id = self.id.clone();
+        let outputs = self.session.run(inputs).map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
+        let hidden = outputs["last_hidden_state"]
+            .try_extract_array::<f32>()
+            .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
+        let shape = hidden.shape().to_vec();
+        if shape.len() != 3 || shape[0] != batch || shape[1] != seq || shape[2] != self.dimensions {
+            return Err(InferError::Run { model: id, message: format!("unexpected output shape {shape:?}") });
+        }
+        let mut out = Vec::with_capacity(batch);
+        for row in 0..batch {
+            let mut v = vec![0f32; self.dimensions];
+            let mut count = 0f32;
+            for col in 0..seq {
+                if mask[[row, col]] == 0 {
+                    continue;
+                }
+                count += 1.0;
+                for (d, x) in v.iter_mut().enumerate() {
+                    *x += hidden[[row, col, d]];
+                }
+            }
+            let count = count.max(1.0);
+            v.iter_mut().for_each(|x| *x /= count);
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> MiniLm {
+        let runtime = Runtime::new(2, attune_infer::Device::Cpu).expect("ONNX Runtime (run `just setup`)");
+        let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
+        MiniLm::load(&runtime, &dir).unwrap()
+    }
+
+    #[test]
+    fn embeddings_are_unit_length_and_batch_invariant() {
+        let mut m = model();
+        let texts: Vec<String> =
+            ["I love hiking in the mountains", "a", "What is the best recipe for banana bread? I want it moist."]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let batch = m.run_batch(&texts).unwrap();
+        assert_eq!(batch.len(), 3);
+        for (i, v) in batch.iter().enumerate() {
+            assert_eq!(v.len(), 384);
+            assert!((cosine(v, v) - 1.0).abs() < 1e-4);
+            // Padding must not change an item's embedding.
+            let alone = m.run_batch(&texts[i..=i]).unwrap();
+            assert!(cosine(v, &alone[0]) > 0.9999, "item {i}: {}", cosine(v, &alone[0]));
+        }
+    }
+
+    #[test]
+    fn similar_sentences_are_closer_than_unrelated_ones() {
+        let mut m = model();
+        let v = m
+            .embed_all(&["hiking trails in the alps".into(), "mountain trekking and walking routes".into(), "stock market dividends".into()])
+            .unwrap();
+        assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
+    }
+
+    #[test]
+    fn overlong_text_is_truncated_not_an_error() {
+        let mut m = model();
+        let long = "word ".repeat(5000);
+        assert_eq!(m.run_batch(&[long]).unwrap()[0].len(), 384);
+    }
+}

@@ -1,0 +1,317 @@
+//! From a piece of text and its embeddings to a [`Verdict`]: either the item touches a special
+//! category and is dropped whole, or it gets a few interest topics with scores.
+//!
+//! Three detectors guard the special categories, any one of which drops the item:
+//! 1. a lexicon of words and phrases per category (`data/sensitive-lexicon.tsv`), for recall on
+//!    explicit mentions ("chemo", "my therapist", "join the union");
+//! 2. the embedding against several descriptions of each category
+//!    (`data/sensitive-prototypes.tsv`);
+//! 3. the embedding against every taxonomy node, sensitive ones included: when a sensitive node
+//!    (Medical Health, Politics …) is among the best matches, the item is about it.
+//!
+//! Topics are the allowed taxonomy nodes whose description the text matches above a threshold
+//! and close to the best match; a weak best match gives no topic at all.
+
+use attune_infer::{InferError, Model};
+use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
+use regex::{Regex, RegexBuilder};
+use sha2::{Digest, Sha256};
+
+const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
+const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
+
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    #[error("building the tagger's reference embeddings failed: {0}")]
+    Prototypes(#[from] InferError),
+    #[error("lexicon entry for {category} is not a valid pattern: {message}")]
+    Lexicon { category: String, message: String },
+    #[error("data file row {row} is malformed: {message}")]
+    Data { row: usize, message: String },
+    #[error("expected {expected} embeddings for the text, got {got}")]
+    Embeddings { expected: usize, got: usize },
+}
+
+/// Which detector found a special category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detector {
+    Lexicon,
+    CategoryPrototype,
+    SensitiveNode,
+}
+
+/// A topic the item is about, with its cosine similarity to the topic's description.
+#[derive(Debug, Clone)]
+pub struct ScoredTopic {
+    pub topic: AllowedTopic,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Drop the item whole.
+    Sensitive { category: SensitiveCategory, detector: Detector },
+    /// Zero or more topics, best first.
+    Topics(Vec<ScoredTopic>),
+}
+
+/// Thresholds, on cosine similarity of unit-length MiniLM embeddings.
+#[derive(Debug, Clone)]
+pub struct TagConfig {
+    /// A topic needs at least this similarity to its description.
+    pub topic_threshold: f32,
+    /// … and must be within this of the best topic.
+    pub topic_margin: f32,
+    pub max_topics: usize,
+    /// Similarity to a category description at which the item is sensitive.
+    pub category_threshold: f32,
+    /// A sensitive node this close to the item (and among the best matches) makes it sensitive.
+    pub sensitive_node_threshold: f32,
+    /// How far below the best allowed node a sensitive node may be and still count.
+    pub sensitive_node_margin: f32,
+}
+
+impl Default for TagConfig {
+    fn default() -> Self {
+        TagConfig {
+            topic_threshold: 0.30,
+            topic_margin: 0.06,
+            max_topics: 3,
+            category_threshold: 0.50,
+            sensitive_node_threshold: 0.40,
+            sensitive_node_margin: 0.02,
+        }
+    }
+}
+
+struct NodeVector {
+    id: u32,
+    sensitive: Option<SensitiveCategory>,
+    vector: Vec<f32>,
+}
+
+/// Tags text with a text-embedding model's outputs.
+pub struct TextTagger {
+    taxonomy: &'static Taxonomy,
+    nodes: Vec<NodeVector>,
+    prototypes: Vec<(SensitiveCategory, Vec<f32>)>,
+    lexicon: Vec<(SensitiveCategory, Regex)>,
+    config: TagConfig,
+    version: String,
+}
+
+/// What the tagger embeds to represent a taxonomy node.
+fn node_text(path: &[String], description: &str) -> String {
+    format!("{}: {}", path.join(", "), description)
+}
+
+impl TextTagger {
+    /// Build the reference embeddings (every node description and category description) with
+    /// `embedder`, the same model that will embed the items.
+    pub fn new<M>(embedder: &mut M, config: TagConfig) -> Result<TextTagger, TagError>
+    where
+        M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+    {
+        let taxonomy = Taxonomy::get();
+        let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
+        let texts: Vec<String> = nodes.iter().map(|n| node_text(&n.path, &n.description)).collect();
+        let vectors = embed_all(embedder, &texts)?;
+        let nodes = nodes
+            .iter()
+            .zip(vectors)
+            .map(|(n, vector)| NodeVector { id: n.id, sensitive: n.sensitive, vector })
+            .collect();
+
+        let mut proto_cats = Vec::new();
+        let mut proto_texts = Vec::new();
+        for (row, cols) in data_rows(PROTOTYPES_TSV) {
+            let category = category(&cols, row)?;
+            let text = cols.get(1).ok_or(TagError::Data { row, message: "no text".into() })?;
+            proto_cats.push(category);
+            proto_texts.push(text.to_string());
+        }
+        let prototypes = proto_cats.into_iter().zip(embed_all(embedder, &proto_texts)?).collect();
+
+        let mut lexicon = Vec::new();
+        for (row, cols) in data_rows(LEXICON_TSV) {
+            let category = category(&cols, row)?;
+            let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
+            let re = RegexBuilder::new(&format!(r"\b(?:{pattern})\b"))
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| TagError::Lexicon { category: category.to_string(), message: e.to_string() })?;
+            lexicon.push((category, re));
+        }
+
+        let mut h = Sha256::new();
+        h.update(LEXICON_TSV.as_bytes());
+        h.update(PROTOTYPES_TSV.as_bytes());
+        h.update(format!("{config:?}").as_bytes());
+        let d = h.finalize();
+        let version = format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
+        Ok(TextTagger { taxonomy, nodes, prototypes, lexicon, config, version })
+    }
+
+    /// Identifies the lexicon, prototypes and thresholds, for the profiles' `model_set`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn config(&self) -> &TagConfig {
+        &self.config
+    }
+
+    /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
+    pub fn lexicon_hit(&self, text: &str) -> Option<SensitiveCategory> {
+        self.lexicon.iter().find(|(_, re)| re.is_match(text)).map(|(c, _)| *c)
+    }
+
+    /// The verdict for `text`, given its embedding.
+    pub fn tag(&self, text: &str, embedding: &[f32]) -> Verdict {
+        if let Some(category) = self.lexicon_hit(text) {
+            return Verdict::Sensitive { category, detector: Detector::Lexicon };
+        }
+        self.tag_embedding(embedding)
+    }
+
+    /// The verdict from the embedding alone (detectors 2 and 3, then topics).
+    pub fn tag_embedding(&self, embedding: &[f32]) -> Verdict {
+        let c = &self.config;
+        if let Some((category, _)) = self
+            .prototypes
+            .iter()
+            .map(|(cat, v)| (*cat, dot(v, embedding)))
+            .filter(|(_, s)| *s >= c.category_threshold)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        {
+            return Verdict::Sensitive { category, detector: Detector::CategoryPrototype };
+        }
+
+        let mut scored: Vec<(f32, &NodeVector)> = self.nodes.iter().map(|n| (dot(&n.vector, embedding), n)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let best_allowed = scored.iter().find(|(_, n)| n.sensitive.is_none()).map(|(s, _)| *s).unwrap_or(0.0);
+        if let Some((_, n)) = scored.iter().take_while(|(s, _)| *s >= best_allowed - c.sensitive_node_margin).find(|(s, n)| {
+            n.sensitive.is_some() && *s >= c.sensitive_node_threshold
+        }) {
+            let category = n.sensitive.expect("filtered on is_some");
+            return Verdict::Sensitive { category, detector: Detector::SensitiveNode };
+        }
+
+        let topics = scored
+            .iter()
+            .filter(|(s, n)| n.sensitive.is_none() && *s >= c.topic_threshold && *s >= best_allowed - c.topic_margin)
+            .take(c.max_topics)
+            .filter_map(|(s, n)| self.taxonomy.allowed(n.id).ok().map(|topic| ScoredTopic { topic, score: *s }))
+            .collect();
+        Verdict::Topics(topics)
+    }
+
+    /// The `k` best nodes (sensitive ones included) for an embedding: for explaining a verdict.
+    pub fn nearest(&self, embedding: &[f32], k: usize) -> Vec<(u32, f32)> {
+        let mut scored: Vec<(u32, f32)> = self.nodes.iter().map(|n| (n.id, dot(&n.vector, embedding))).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.truncate(k);
+        scored
+    }
+}
+
+fn embed_all<M>(embedder: &mut M, texts: &[String]) -> Result<Vec<Vec<f32>>, TagError>
+where
+    M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+{
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(embedder.max_batch().max(1)) {
+        let got = embedder.run_batch(chunk)?;
+        if got.len() != chunk.len() {
+            return Err(TagError::Embeddings { expected: chunk.len(), got: got.len() });
+        }
+        out.extend(got);
+    }
+    Ok(out)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn data_rows(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static str>)> {
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| (i + 1, l.split('\t').collect()))
+}
+
+fn category(cols: &[&str], row: usize) -> Result<SensitiveCategory, TagError> {
+    let name = cols.first().map(|s| s.trim()).unwrap_or("");
+    SensitiveCategory::parse(name).ok_or(TagError::Data { row, message: format!("unknown category `{name}`") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in embedder for the parts that do not depend on the real model: every text maps
+    /// to the same unit vector, so no similarity can tell texts apart.
+    struct Constant;
+    impl Model for Constant {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            "constant"
+        }
+        fn max_batch(&self) -> usize {
+            64
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
+        }
+    }
+
+    fn tagger() -> TextTagger {
+        TextTagger::new(&mut Constant, TagConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn lexicon_catches_every_category_and_mixed_items() {
+        let t = tagger();
+        let cases = [
+            ("best running shoes after my knee surgery?", SensitiveCategory::Health),
+            ("my therapist says I should journal", SensitiveCategory::Health),
+            ("who should I vote for in the senate race", SensitiveCategory::PoliticalOpinion),
+            ("easy iftar recipes for ramadan", SensitiveCategory::ReligiousBelief),
+            ("our union is going on strike, what snacks for the picket line", SensitiveCategory::TradeUnion),
+            ("gift ideas for my boyfriend, I'm a gay man", SensitiveCategory::SexLife),
+            ("as a black woman in tech, how do I negotiate salary", SensitiveCategory::EthnicOrigin),
+        ];
+        for (text, cat) in cases {
+            assert_eq!(t.lexicon_hit(text), Some(cat), "{text}");
+        }
+    }
+
+    #[test]
+    fn lexicon_leaves_ordinary_look_alikes_alone() {
+        let t = tagger();
+        for text in [
+            "how do I kill a process in linux",
+            "bloody mary recipe for brunch",
+            "rugby union world cup schedule",
+            "best bowling technique for a strike",
+            "black friday tv deals",
+            "I'm dying to see the new dune movie",
+        ] {
+            assert_eq!(t.lexicon_hit(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_sensitive_node_can_never_come_out_as_a_topic() {
+        // With the constant embedder every node ties; the verdict may be sensitive or a list of
+        // topics, but no topic in it can be a sensitive node: `AllowedTopic` refuses them.
+        let t = tagger();
+        match t.tag_embedding(&[1.0, 0.0, 0.0]) {
+            Verdict::Topics(ts) => assert!(ts.iter().all(|s| s.topic.node().sensitive.is_none())),
+            Verdict::Sensitive { .. } => {}
+        }
+    }
+}

