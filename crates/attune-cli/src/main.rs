@@ -1,1 +1,263 @@
-fn main(){}
+//! `attune`: turns interaction events into interest profiles, inside the privacy policy.
+
+mod eval;
+
+use anyhow::{bail, Context, Result};
+use attune_infer::{Device, Runtime};
+use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
+use attune_policy::Policy;
+use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore};
+use attune_tag::{TagConfig, TextTagger};
+use attune_taxonomy::Taxonomy;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "attune", version, about = "Interest profiles from interactions, inside hard privacy limits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// Folder of installed models (default: .attune/models found from here or the binary).
+    #[arg(long, env = "ATTUNE_MODELS")]
+    models: Option<PathBuf>,
+    /// Threads for ONNX Runtime (default: the cores present).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use CUDA where ONNX Runtime's CUDA provider loads, CPU otherwise.
+    #[arg(long)]
+    gpu: bool,
+    /// Texts per model call.
+    #[arg(long, default_value_t = 32)]
+    model_batch: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process a manifest (JSON Lines) into the profile store.
+    Run {
+        manifest: PathBuf,
+        #[arg(long, default_value = "attune.sqlite")]
+        store: PathBuf,
+        /// Write the run's report (JSON) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// A TOML policy file (defaults: EU/EEA, UK and KR excluded; start 2025-12-16).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Events per store transaction.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Print every profile as JSON Lines on stdout.
+    Export {
+        #[arg(long, default_value = "attune.sqlite")]
+        store: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Profile)]
+        format: Format,
+        #[command(flatten)]
+        scoring: ScoringArgs,
+    },
+    /// Show each of a user's topics with the events and products behind it.
+    Explain {
+        user: String,
+        #[arg(long, default_value = "attune.sqlite")]
+        store: PathBuf,
+        #[command(flatten)]
+        scoring: ScoringArgs,
+    },
+    /// Erase a user's profile and evidence.
+    Forget {
+        user: String,
+        #[arg(long, default_value = "attune.sqlite")]
+        store: PathBuf,
+    },
+    /// Measure the text tagger on a labelled set (lines of {"text", "expect", "topics"}).
+    Eval {
+        labelled: PathBuf,
+        /// Print the items it got wrong.
+        #[arg(long)]
+        show_errors: bool,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct ScoringArgs {
+    /// Decay scores to this instant (RFC 3339; default: now).
+    #[arg(long)]
+    as_of: Option<DateTime<Utc>>,
+    /// Evidence loses half its weight in this many days.
+    #[arg(long, default_value_t = Scoring::DEFAULT_HALF_LIFE_DAYS)]
+    half_life_days: f64,
+}
+
+impl ScoringArgs {
+    fn scoring(self) -> Result<Scoring> {
+        if !(self.half_life_days > 0.0 && self.half_life_days.is_finite()) {
+            bail!("--half-life-days must be a positive number");
+        }
+        Ok(Scoring { half_life_days: self.half_life_days, as_of: self.as_of.unwrap_or_else(Utc::now) })
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// attune.profile.v1 (schemas/attune.profile.v1.json)
+    Profile,
+    /// OpenRTB 2.6 user object with user.data (segtax 4)
+    Openrtb,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ATTUNE_LOG").unwrap_or_else(|_| "warn,ort=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run { manifest, store, report, policy, batch_size, model } => {
+            run(&manifest, &store, report.as_deref(), policy.as_deref(), batch_size, &model)
+        }
+        Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
+        Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
+        Command::Forget { user, store } => forget(&store, &user),
+        Command::Eval { labelled, show_errors, json, model } => {
+            let (mut embedder, tagger) = load_models(&model)?;
+            eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json)
+        }
+    }
+}
+
+/// The text model and a tagger built with it.
+fn load_models(args: &ModelArgs) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let device = if args.gpu { Device::CudaIfAvailable } else { Device::Cpu };
+    let runtime = Runtime::new(threads, device)?;
+    let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, &runtime, args.models.as_deref(), args.model_batch)?;
+    let tagger = TextTagger::new(embedder.as_mut(), TagConfig::default()).context("building the tagger")?;
+    Ok((embedder, tagger))
+}
+
+fn open_store(path: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("opening the profile store {}", path.display()))
+}
+
+fn run(
+    manifest: &Path,
+    store_path: &Path,
+    report_path: Option<&Path>,
+    policy: Option<&Path>,
+    batch_size: usize,
+    model: &ModelArgs,
+) -> Result<()> {
+    let policy = match policy {
+        Some(p) => Policy::from_file(p)?,
+        None => Policy::default(),
+    };
+    let mut source = attune_event::ManifestSource::open(manifest)?;
+    let (mut embedder, tagger) = load_models(model)?;
+    let mut store = open_store(store_path)?;
+    let provenance = Provenance {
+        taxonomy: Taxonomy::get().version().to_string(),
+        model_set: format!("{}+{}", embedder.id(), tagger.version()),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}").expect("static template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut pipeline = Pipeline {
+        policy: &policy,
+        embedder: embedder.as_mut(),
+        tagger: &tagger,
+        store: &mut store,
+        provenance,
+        config: PipelineConfig { batch_size: batch_size.max(1) },
+    };
+    let report = pipeline.run(&mut source, &mut |p| {
+        bar.set_position(p.events);
+        bar.set_message(format!("processed {} skipped {} failed {}", p.processed, p.skipped, p.failed));
+    })?;
+    bar.finish_and_clear();
+    if let Some(path) = report_path {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
+    }
+    eprintln!("{}", report.summary());
+    Ok(())
+}
+
+fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
+    let store = open_store(store_path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_err = None;
+    store.for_each_profile(&scoring, &mut |profile| {
+        let line = match format {
+            Format::Profile => serde_json::to_string(&profile),
+            Format::Openrtb => serde_json::to_string(&openrtb_user(&profile)),
+        };
+        let res = line.map_err(anyhow::Error::from).and_then(|l| writeln!(out, "{l}").map_err(Into::into));
+        if let Err(e) = res {
+            write_err.get_or_insert(e);
+        }
+        Ok(())
+    })?;
+    if let Some(e) = write_err {
+        return Err(e.context("writing the export"));
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
+    let store = open_store(store_path)?;
+    let Some(profile) = store.profile(user, &scoring)? else {
+        bail!("no profile for user {user}");
+    };
+    let evidence = store.explain(user)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{user}  (taxonomy {}, models {})", profile.taxonomy, profile.model_set)?;
+    for topic in &profile.topics {
+        let node = topic.id.node();
+        writeln!(out, "\n{} {}  score {:.4}  ({})", node.id, topic.name, topic.score, node.path.join(" > "))?;
+        if let Some(ev) = evidence.iter().find(|e| e.topic_id == node.id.to_string()) {
+            for item in &ev.events {
+                writeln!(
+                    out,
+                    "  {}  {:<9}  {}  match {:.3}",
+                    item.captured_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    item.product.as_str(),
+                    item.event_id,
+                    item.score
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn forget(store_path: &Path, user: &str) -> Result<()> {
+    let mut store = open_store(store_path)?;
+    let f = store.forget(user)?;
+    eprintln!("forgot {user}: {} evidence rows and {} ledger entries erased", f.evidence_rows, f.ledger_rows);
+    Ok(())
+}

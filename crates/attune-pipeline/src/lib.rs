@@ -1,1 +1,211 @@
+//! The batch pipeline: event source → policy gate → decode → embed → tag → profile store,
+//! and the report of what happened to every event.
+//!
+//! Every record ends in exactly one bucket of the [`Report`]: processed, skipped for a reason,
+//! or failed with a message. `events = processed + Σ skipped + failed`.
 
+mod registry;
+mod report;
+
+pub use registry::{load_text_model, TextEmbedder, DEFAULT_TEXT_MODEL};
+pub use report::{Failure, Report, Skipped};
+
+use attune_decode::{decode, Decoded};
+use attune_event::{Event, EventSource, Origin};
+use attune_policy::{Admitted, Exclusion, Policy};
+use attune_profile::{EventRecord, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
+use attune_tag::{segments, TextTagger, Verdict};
+use std::collections::HashSet;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("event source: {0}")]
+    Source(#[from] attune_event::EventError),
+    #[error("profile store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// How the pipeline batches work.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Admitted events gathered before a model call and a store transaction.
+    pub batch_size: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { batch_size: 64 }
+    }
+}
+
+/// Where the pipeline is, for progress bars; handed to the observer after every batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub events: u64,
+    pub processed: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+/// The stages a batch goes through, wired to one model, one tagger and one store.
+pub struct Pipeline<'a> {
+    pub policy: &'a Policy,
+    pub embedder: &'a mut dyn TextEmbedder,
+    pub tagger: &'a TextTagger,
+    pub store: &'a mut dyn ProfileStore,
+    pub provenance: Provenance,
+    pub config: PipelineConfig,
+}
+
+/// An admitted, decoded event waiting for the model.
+struct Pending {
+    origin: Origin,
+    event: Admitted<Event>,
+    text: Admitted<Decoded>,
+}
+
+impl Pipeline<'_> {
+    /// Run every record of `source` through the stages. Only a failing source or store stops
+    /// the run; everything else is a per-event outcome in the report.
+    pub fn run(&mut self, source: &mut dyn EventSource, observe: &mut dyn FnMut(&Progress)) -> Result<Report, PipelineError> {
+        let started = Instant::now();
+        let mut report = Report::new(&self.provenance);
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
+        while let Some(record) = source.next_record()? {
+            report.events += 1;
+            let (origin, event) = match record {
+                Ok(ok) => ok,
+                Err(failure) => {
+                    report.fail(failure.report_id(), Some(failure.origin.line), failure.error.to_string());
+                    continue;
+                }
+            };
+            let admitted = match self.policy.admit(event) {
+                Ok(a) => a,
+                Err((reason, _event)) => {
+                    report.skip(reason);
+                    continue;
+                }
+            };
+            match decode(&admitted) {
+                Ok(text) => batch.push(Pending { origin, event: admitted, text }),
+                Err(e) => report.fail(admitted.get().event_id.clone(), Some(origin.line), e.to_string()),
+            }
+            if batch.len() >= self.config.batch_size {
+                self.flush(&mut batch, &mut report, source)?;
+                observe(&report.progress());
+            }
+        }
+        self.flush(&mut batch, &mut report, source)?;
+        observe(&report.progress());
+        report.finish(started.elapsed());
+        Ok(report)
+    }
+
+    /// Deduplicate, embed, tag and store one batch, in one store transaction.
+    fn flush(&mut self, batch: &mut Vec<Pending>, report: &mut Report, source: &mut dyn EventSource) -> Result<(), PipelineError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let last_origin = batch.last().map(|p| p.origin.clone()).expect("non-empty");
+        // Duplicates: already in the store's ledger, or earlier in this batch.
+        let ids: Vec<&str> = batch.iter().map(|p| p.event.get().event_id.as_str()).collect();
+        let mut seen: HashSet<String> = self.store.recorded(&ids)?.into_iter().collect();
+        let mut work = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            if !seen.insert(p.event.get().event_id.clone()) {
+                report.skipped.duplicate += 1;
+                continue;
+            }
+            work.push(p);
+        }
+
+        let mut records = Vec::with_capacity(work.len());
+        // The lexicon is cheap: items it drops are never embedded.
+        let mut to_embed: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
+        for (i, p) in work.iter().enumerate() {
+            let Decoded::Text(text) = p.text.get();
+            match self.tagger.lexicon_hit(text) {
+                Some(category) => {
+                    verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
+                }
+                None => to_embed.push((i, segments(text))),
+            }
+        }
+        let flat: Vec<String> = to_embed.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+        match embed(self.embedder, &flat) {
+            Ok(vectors) => {
+                let mut at = 0;
+                for (i, segs) in &to_embed {
+                    let Decoded::Text(text) = work[*i].text.get();
+                    verdicts[*i] = Some(self.tagger.tag(text, &vectors[at..at + segs.len()]));
+                    at += segs.len();
+                }
+            }
+            Err(batch_error) => {
+                // Find the bad items: one model call each, so one bad input costs one event.
+                tracing::warn!("batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
+                for (i, segs) in &to_embed {
+                    match embed(self.embedder, segs) {
+                        Ok(vectors) => {
+                            let Decoded::Text(text) = work[*i].text.get();
+                            verdicts[*i] = Some(self.tagger.tag(text, &vectors));
+                        }
+                        Err(e) => {
+                            let p = &work[*i];
+                            report.fail(p.event.get().event_id.clone(), Some(p.origin.line), e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+
+        for (p, verdict) in work.iter().zip(verdicts) {
+            let Some(verdict) = verdict else { continue }; // failed above
+            let e = p.event.get();
+            let (outcome, delta) = match verdict {
+                Verdict::Sensitive { .. } => {
+                    report.skipped.sensitive += 1;
+                    (LedgerOutcome::Dropped, None)
+                }
+                Verdict::Topics(topics) => {
+                    report.processed += 1;
+                    let outcome = if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged };
+                    report.count_topics(topics.len());
+                    let delta = ProfileDelta {
+                        event_id: e.event_id.clone(),
+                        user_id: e.user_id.clone(),
+                        product: e.product,
+                        captured_at: e.captured_at,
+                        topics: topics.into_iter().map(|t| (t.topic, t.score)).collect(),
+                    };
+                    (outcome, Some(delta))
+                }
+            };
+            records.push(EventRecord { event_id: e.event_id.clone(), user_id: e.user_id.clone(), outcome, delta });
+        }
+        self.store.record(&records, &self.provenance)?;
+        source.acknowledge(&last_origin)?;
+        Ok(())
+    }
+}
+
+fn embed(embedder: &mut dyn TextEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>, attune_infer::InferError> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(embedder.max_batch().max(1)) {
+        let got = embedder.run_batch(chunk)?;
+        if got.len() != chunk.len() {
+            return Err(attune_infer::InferError::Run {
+                model: embedder.id().to_string(),
+                message: format!("{} outputs for {} inputs", got.len(), chunk.len()),
+            });
+        }
+        out.extend(got);
+    }
+    Ok(out)
+}
+
+/// Re-exported so callers name skip reasons without depending on the policy crate.
+pub type SkipReason = Exclusion;

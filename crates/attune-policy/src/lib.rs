@@ -78,6 +78,11 @@ impl<E> Admitted<E> {
         Ok(Admitted { inner: f(self.inner)? })
     }
 
+    /// Borrow the admitted value, keeping the proof.
+    pub fn as_ref(&self) -> Admitted<&E> {
+        Admitted { inner: &self.inner }
+    }
+
     pub fn into_inner(self) -> E {
         self.inner
     }

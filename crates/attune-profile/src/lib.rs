@@ -1,1 +1,146 @@
+//! Interest profiles: what the pipeline hands the store ([`ProfileDelta`]), the store trait
+//! ([`ProfileStore`]) with its embedded SQLite implementation ([`SqliteStore`]), and the two
+//! export formats (`attune.profile.v1`, OpenRTB `user.data`).
+//!
+//! Nothing derived from content reaches this crate: a delta holds ids, a product, a time and
+//! [`AllowedTopic`]s with scores. Sensitive topics cannot be represented, and topics read back
+//! from a store are checked against the taxonomy again before they are exported.
 
+mod format;
+mod sqlite;
+
+pub use format::{openrtb_user, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
+pub use sqlite::SqliteStore;
+
+use attune_event::Product;
+use attune_taxonomy::AllowedTopic;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("profile store {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("profile store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("profile store holds a malformed value: {0}")]
+    Corrupt(String),
+}
+
+/// What one event adds to a profile. Built only from allowed topics.
+#[derive(Debug, Clone)]
+pub struct ProfileDelta {
+    pub event_id: String,
+    pub user_id: String,
+    pub product: Product,
+    pub captured_at: DateTime<Utc>,
+    pub topics: Vec<(AllowedTopic, f32)>,
+}
+
+/// The outcome recorded for an event in the store's ledger. Sensitive events are recorded as
+/// `Dropped`, without the category: the ledger must not itself become sensitive data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerOutcome {
+    /// The event gave topics (its delta was applied).
+    Tagged,
+    /// Processed, no topic above threshold.
+    NoTopic,
+    /// Dropped whole (a special category).
+    Dropped,
+}
+
+impl LedgerOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            LedgerOutcome::Tagged => "tagged",
+            LedgerOutcome::NoTopic => "no_topic",
+            LedgerOutcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// One event's entry for the store: its ledger outcome, and its delta when it has topics.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub event_id: String,
+    pub user_id: String,
+    pub outcome: LedgerOutcome,
+    pub delta: Option<ProfileDelta>,
+}
+
+/// Settings that turn stored evidence into scores.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring {
+    /// Evidence loses half its weight every `half_life_days`.
+    pub half_life_days: f64,
+    /// Scores are computed as of this instant.
+    pub as_of: DateTime<Utc>,
+}
+
+impl Scoring {
+    pub const DEFAULT_HALF_LIFE_DAYS: f64 = 30.0;
+
+    pub fn now() -> Scoring {
+        Scoring { half_life_days: Scoring::DEFAULT_HALF_LIFE_DAYS, as_of: Utc::now() }
+    }
+}
+
+/// The evidence behind one topic of a profile, for `attune explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopicEvidence {
+    pub topic_id: String,
+    pub name: String,
+    pub events: Vec<EvidenceItem>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvidenceItem {
+    pub event_id: String,
+    pub product: Product,
+    pub captured_at: DateTime<Utc>,
+    pub score: f32,
+}
+
+/// What `forget` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub evidence_rows: usize,
+    pub ledger_rows: usize,
+}
+
+/// Where profiles live: SQLite now, PostgreSQL for many workers later.
+///
+/// Merging is idempotent per `event_id`: [`ProfileStore::record`] applies each event at most
+/// once, in one transaction with the ledger, so re-running a batch or delivering an event twice
+/// changes nothing. Profiles are computed from the stored evidence, so the order events arrive
+/// in does not matter either.
+pub trait ProfileStore {
+    /// The subset of `event_ids` already in the ledger.
+    fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError>;
+
+    /// Record a batch in one transaction; events already in the ledger are left alone.
+    /// Returns how many were new.
+    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<usize, StoreError>;
+
+    /// One user's profile, or `None` when nothing is known of them.
+    fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError>;
+
+    /// Every profile, in user-id order, streamed to `sink`.
+    fn for_each_profile(
+        &self,
+        scoring: &Scoring,
+        sink: &mut dyn FnMut(Profile) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// The events and products behind each of a user's topics.
+    fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError>;
+
+    /// Erase a user's profile, evidence and ledger entries.
+    fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError>;
+}
+
+/// Which taxonomy and which models produced a batch's tags; recorded in profiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub taxonomy: String,
+    pub model_set: String,
+}

@@ -166,12 +166,30 @@ impl TextTagger {
         self.lexicon.iter().find(|(_, re)| re.is_match(text)).map(|(c, _)| *c)
     }
 
-    /// The verdict for `text`, given its embedding.
-    pub fn tag(&self, text: &str, embedding: &[f32]) -> Verdict {
+    /// The verdict for `text`, given the embeddings of its [`segments`].
+    ///
+    /// Any segment that is sensitive makes the whole item sensitive; topics come from the mean
+    /// of the segment embeddings.
+    pub fn tag(&self, text: &str, embeddings: &[Vec<f32>]) -> Verdict {
         if let Some(category) = self.lexicon_hit(text) {
             return Verdict::Sensitive { category, detector: Detector::Lexicon };
         }
-        self.tag_embedding(embedding)
+        if embeddings.len() == 1 {
+            return self.tag_embedding(&embeddings[0]);
+        }
+        for e in embeddings {
+            if let v @ Verdict::Sensitive { .. } = self.tag_embedding(e) {
+                return v;
+            }
+        }
+        let dims = embeddings.first().map_or(0, Vec::len);
+        let mut mean = vec![0f32; dims];
+        for e in embeddings {
+            mean.iter_mut().zip(e).for_each(|(m, x)| *m += x);
+        }
+        let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        mean.iter_mut().for_each(|x| *x /= norm);
+        self.tag_embedding(&mean)
     }
 
     /// The verdict from the embedding alone (detectors 2 and 3, then topics).
@@ -213,6 +231,28 @@ impl TextTagger {
         scored.truncate(k);
         scored
     }
+}
+
+/// Words per segment: MiniLM reads at most 256 tokens (about 180 words), so longer texts are
+/// embedded in overlapping windows and nothing past the first window goes unread.
+const SEGMENT_WORDS: usize = 160;
+const SEGMENT_OVERLAP: usize = 30;
+/// At most this many windows are embedded per item; the lexicon still reads all of it.
+const MAX_SEGMENTS: usize = 16;
+
+/// What to embed for `text`: the text itself when short, else overlapping word windows.
+pub fn segments(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
+        return vec![text.to_string()];
+    }
+    words
+        .windows(SEGMENT_WORDS)
+        .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
+        .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
+        .take(MAX_SEGMENTS)
+        .map(|w| w.join(" "))
+        .collect()
 }
 
 fn embed_all<M>(embedder: &mut M, texts: &[String]) -> Result<Vec<Vec<f32>>, TagError>
@@ -302,6 +342,18 @@ mod tests {
         ] {
             assert_eq!(t.lexicon_hit(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn long_texts_are_cut_into_overlapping_windows_that_cover_the_end() {
+        assert_eq!(segments("short text"), vec!["short text".to_string()]);
+        let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+        let segs = segments(&text.join(" "));
+        assert!(segs.len() > 1 && segs.len() <= MAX_SEGMENTS);
+        assert!(segs[0].starts_with("w0 "));
+        assert!(segs.iter().all(|s| s.split_whitespace().count() == SEGMENT_WORDS));
+        let text: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+        assert!(segments(&text.join(" ")).last().unwrap().ends_with("w399"));
     }
 
     #[test]

@@ -1,0 +1,117 @@
+use attune_policy::Exclusion;
+use attune_profile::Provenance;
+use serde::Serialize;
+use std::time::Duration;
+
+/// What happened to every event of a run (`attune run --report FILE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Records read from the source, malformed lines included.
+    pub events: u64,
+    /// Events that went through the models and were merged (with or without topics).
+    pub processed: u64,
+    pub skipped: Skipped,
+    pub failed: Vec<Failure>,
+    /// Processed events that gave at least one topic, and the topics they gave.
+    pub tagged: u64,
+    pub topics_assigned: u64,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+    pub taxonomy: String,
+    pub model_set: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Skipped {
+    pub jurisdiction: u64,
+    pub effective_date: u64,
+    pub opt_out: u64,
+    pub sensitive: u64,
+    pub duplicate: u64,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.jurisdiction + self.effective_date + self.opt_out + self.sensitive + self.duplicate
+    }
+}
+
+/// One event that could not be processed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The event's id, or `line:N` when the line had no readable id.
+    pub event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl Report {
+    pub(crate) fn new(provenance: &Provenance) -> Report {
+        Report {
+            events: 0,
+            processed: 0,
+            skipped: Skipped::default(),
+            failed: Vec::new(),
+            tagged: 0,
+            topics_assigned: 0,
+            elapsed_s: 0.0,
+            events_per_s: 0.0,
+            taxonomy: provenance.taxonomy.clone(),
+            model_set: provenance.model_set.clone(),
+        }
+    }
+
+    pub(crate) fn fail(&mut self, event_id: String, line: Option<u64>, message: String) {
+        self.failed.push(Failure { event_id, line, message });
+    }
+
+    pub(crate) fn skip(&mut self, reason: Exclusion) {
+        match reason {
+            Exclusion::Jurisdiction => self.skipped.jurisdiction += 1,
+            Exclusion::EffectiveDate => self.skipped.effective_date += 1,
+            Exclusion::OptOut => self.skipped.opt_out += 1,
+        }
+    }
+
+    pub(crate) fn count_topics(&mut self, n: usize) {
+        if n > 0 {
+            self.tagged += 1;
+            self.topics_assigned += n as u64;
+        }
+    }
+
+    pub(crate) fn finish(&mut self, elapsed: Duration) {
+        self.elapsed_s = elapsed.as_secs_f64();
+        self.events_per_s = if self.elapsed_s > 0.0 { self.events as f64 / self.elapsed_s } else { 0.0 };
+    }
+
+    pub fn progress(&self) -> crate::Progress {
+        crate::Progress {
+            events: self.events,
+            processed: self.processed,
+            skipped: self.skipped.total(),
+            failed: self.failed.len() as u64,
+        }
+    }
+
+    /// The one-line summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        let s = &self.skipped;
+        format!(
+            "{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
+            self.events,
+            self.processed,
+            self.tagged,
+            s.total(),
+            s.jurisdiction,
+            s.effective_date,
+            s.opt_out,
+            s.sensitive,
+            s.duplicate,
+            self.failed.len(),
+            self.elapsed_s,
+            self.events_per_s
+        )
+    }
+}

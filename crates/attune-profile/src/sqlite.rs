@@ -1,0 +1,423 @@
+use crate::{
+    EventRecord, EvidenceItem, Forgotten, Profile, ProfileStore, ProfileTopic, Provenance, Scoring, StoreError,
+    TopicEvidence, PROFILE_SCHEMA_ID,
+};
+use attune_event::Product;
+use attune_taxonomy::Taxonomy;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- Every admitted event the store has accounted for, so each is applied once.
+CREATE TABLE IF NOT EXISTS ledger (
+    event_id TEXT PRIMARY KEY,
+    user_id  TEXT NOT NULL,
+    outcome  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_user ON ledger (user_id);
+-- One row per (event, topic): the only trace of an item's content is its topic and score.
+CREATE TABLE IF NOT EXISTS evidence (
+    user_id     TEXT    NOT NULL,
+    topic_id    INTEGER NOT NULL,
+    event_id    TEXT    NOT NULL,
+    product     TEXT    NOT NULL,
+    captured_ms INTEGER NOT NULL,
+    score       REAL    NOT NULL,
+    PRIMARY KEY (user_id, topic_id, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id   TEXT PRIMARY KEY,
+    taxonomy  TEXT NOT NULL,
+    model_set TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+const STORE_VERSION: &str = "1";
+
+/// The embedded profile store: one SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+        SqliteStore::init(conn, &path.display().to_string())
+    }
+
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::init(Connection::open_in_memory()?, ":memory:")
+    }
+
+    fn init(conn: Connection, shown: &str) -> Result<SqliteStore, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'store_version'", [], |r| r.get(0)).optional()?;
+        match version.as_deref() {
+            None => {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('store_version', ?1)", [STORE_VERSION])?;
+            }
+            Some(STORE_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Open {
+                    path: shown.to_string(),
+                    message: format!("store version {other}, this build reads {STORE_VERSION}"),
+                })
+            }
+        }
+        Ok(SqliteStore { conn })
+    }
+
+    /// Build profiles from evidence rows sorted by (user, topic, event).
+    fn assemble(
+        &self,
+        user_id: &str,
+        rows: &[EvidenceRow],
+        scoring: &Scoring,
+    ) -> Result<Option<Profile>, StoreError> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let taxonomy = Taxonomy::get();
+        let (tax_version, model_set): (String, String) = self
+            .conn
+            .prepare_cached("SELECT taxonomy, model_set FROM profiles WHERE user_id = ?1")?
+            .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or_else(|| (taxonomy.version().to_string(), String::new()));
+        let mut topics = Vec::new();
+        for group in rows.chunk_by(|a, b| a.topic_id == b.topic_id) {
+            // Checked again on the way out: a node marked sensitive after it was stored, or a
+            // row written by something else, never reaches an export.
+            let Ok(topic) = taxonomy.allowed(group[0].topic_id) else { continue };
+            let mut weight = 0.0f64;
+            let mut products = BTreeSet::new();
+            for row in group {
+                let age_days = (scoring.as_of - row.captured_at).num_milliseconds().max(0) as f64 / 86_400_000.0;
+                weight += row.score as f64 * 0.5f64.powf(age_days / scoring.half_life_days);
+                products.insert(row.product);
+            }
+            topics.push(ProfileTopic {
+                id: topic,
+                name: topic.name(),
+                score: round4(1.0 - (-weight).exp()),
+                evidence: group.len() as u64,
+                first_seen: group.iter().map(|r| r.captured_at).min().expect("non-empty group"),
+                last_seen: group.iter().map(|r| r.captured_at).max().expect("non-empty group"),
+                products: products.into_iter().collect(),
+            });
+        }
+        if topics.is_empty() {
+            return Ok(None);
+        }
+        topics.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.id().cmp(&b.id.id())));
+        Ok(Some(Profile {
+            schema: PROFILE_SCHEMA_ID,
+            user_id: user_id.to_string(),
+            updated_at: topics.iter().map(|t| t.last_seen).max().expect("non-empty"),
+            scored_at: scoring.as_of,
+            half_life_days: scoring.half_life_days,
+            taxonomy: tax_version,
+            model_set,
+            topics,
+        }))
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+struct EvidenceRow {
+    topic_id: u32,
+    event_id: String,
+    product: Product,
+    captured_at: DateTime<Utc>,
+    score: f32,
+}
+
+fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, EvidenceRow)> {
+    let product: String = r.get(3)?;
+    let ms: i64 = r.get(4)?;
+    Ok((
+        r.get(0)?,
+        EvidenceRow {
+            topic_id: r.get(1)?,
+            event_id: r.get(2)?,
+            product: Product::parse(&product).unwrap_or(Product::Assistant),
+            captured_at: Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
+            score: r.get(5)?,
+        },
+    ))
+}
+
+const EVIDENCE_COLUMNS: &str = "user_id, topic_id, event_id, product, captured_ms, score";
+
+impl ProfileStore for SqliteStore {
+    fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1")?;
+        let mut found = Vec::new();
+        for id in event_ids {
+            if stmt.exists([id])? {
+                found.push(id.to_string());
+            }
+        }
+        Ok(found)
+    }
+
+    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut new = 0;
+        {
+            let mut ledger =
+                tx.prepare_cached("INSERT OR IGNORE INTO ledger (event_id, user_id, outcome) VALUES (?1, ?2, ?3)")?;
+            let mut evidence = tx.prepare_cached(
+                "INSERT OR IGNORE INTO evidence (user_id, topic_id, event_id, product, captured_ms, score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut profile = tx.prepare_cached(
+                "INSERT INTO profiles (user_id, taxonomy, model_set) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET taxonomy = excluded.taxonomy, model_set = excluded.model_set",
+            )?;
+            for rec in records {
+                if ledger.execute(params![rec.event_id, rec.user_id, rec.outcome.as_str()])? == 0 {
+                    continue; // already applied: idempotent
+                }
+                new += 1;
+                let Some(delta) = &rec.delta else { continue };
+                for (topic, score) in &delta.topics {
+                    evidence.execute(params![
+                        delta.user_id,
+                        topic.id(),
+                        delta.event_id,
+                        delta.product.as_str(),
+                        delta.captured_at.timestamp_millis(),
+                        *score as f64
+                    ])?;
+                }
+                if !delta.topics.is_empty() {
+                    profile.execute(params![delta.user_id, provenance.taxonomy, provenance.model_set])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE user_id = ?1 ORDER BY topic_id, event_id"
+        ))?;
+        let rows = stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
+        self.assemble(user_id, &rows, scoring)
+    }
+
+    fn for_each_profile(
+        &self,
+        scoring: &Scoring,
+        sink: &mut dyn FnMut(Profile) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // One pass over the evidence in key order; only one user's rows are held at a time.
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY user_id, topic_id, event_id"))?;
+        let mut rows = stmt.query_map([], evidence_row)?;
+        let mut current: Option<String> = None;
+        let mut group: Vec<EvidenceRow> = Vec::new();
+        loop {
+            let next = rows.next().transpose()?;
+            let boundary = match (&next, &current) {
+                (Some((user, _)), Some(cur)) => user != cur,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if boundary {
+                let user = current.take().expect("boundary implies a current user");
+                if let Some(p) = self.assemble(&user, &group, scoring)? {
+                    sink(p)?;
+                }
+                group.clear();
+            }
+            match next {
+                Some((user, row)) => {
+                    current.get_or_insert(user);
+                    group.push(row);
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE user_id = ?1 ORDER BY topic_id, captured_ms, event_id"
+        ))?;
+        let rows = stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
+        let taxonomy = Taxonomy::get();
+        Ok(rows
+            .chunk_by(|a, b| a.topic_id == b.topic_id)
+            .filter_map(|group| {
+                let topic = taxonomy.allowed(group[0].topic_id).ok()?;
+                Some(TopicEvidence {
+                    topic_id: topic.id().to_string(),
+                    name: topic.name().to_string(),
+                    events: group
+                        .iter()
+                        .map(|r| EvidenceItem {
+                            event_id: r.event_id.clone(),
+                            product: r.product,
+                            captured_at: r.captured_at,
+                            score: r.score,
+                        })
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError> {
+        let tx = self.conn.transaction()?;
+        let evidence_rows = tx.execute("DELETE FROM evidence WHERE user_id = ?1", [user_id])?;
+        let ledger_rows = tx.execute("DELETE FROM ledger WHERE user_id = ?1", [user_id])?;
+        tx.execute("DELETE FROM profiles WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(Forgotten { evidence_rows, ledger_rows })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LedgerOutcome, ProfileDelta};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn prov() -> Provenance {
+        Provenance { taxonomy: Taxonomy::get().version().into(), model_set: "test-models".into() }
+    }
+
+    fn rec(event: &str, user: &str, at: &str, product: Product, topics: &[(u32, f32)]) -> EventRecord {
+        let tax = Taxonomy::get();
+        let topics: Vec<_> = topics.iter().map(|(id, s)| (tax.allowed(*id).unwrap(), *s)).collect();
+        EventRecord {
+            event_id: event.into(),
+            user_id: user.into(),
+            outcome: if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged },
+            delta: Some(ProfileDelta { event_id: event.into(), user_id: user.into(), product, captured_at: t(at), topics }),
+        }
+    }
+
+    fn scoring() -> Scoring {
+        Scoring { half_life_days: 30.0, as_of: t("2026-03-01T00:00:00Z") }
+    }
+
+    fn all(store: &SqliteStore) -> Vec<Profile> {
+        let mut out = Vec::new();
+        store.for_each_profile(&scoring(), &mut |p| Ok(out.push(p))).unwrap();
+        out
+    }
+
+    fn batch() -> Vec<EventRecord> {
+        vec![
+            rec("e1", "u1", "2026-01-10T00:00:00Z", Product::Assistant, &[(725, 0.5), (719, 0.4)]),
+            rec("e2", "u1", "2026-02-10T00:00:00Z", Product::Glasses, &[(725, 0.6)]),
+            rec("e3", "u2", "2026-02-20T00:00:00Z", Product::Assistant, &[(422, 0.45)]),
+            rec("e4", "u2", "2026-02-21T00:00:00Z", Product::Assistant, &[]),
+        ]
+    }
+
+    #[test]
+    fn merge_is_idempotent_and_order_independent() {
+        let mut once = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(once.record(&batch(), &prov()).unwrap(), 4);
+        let mut twice = SqliteStore::open_in_memory().unwrap();
+        twice.record(&batch(), &prov()).unwrap();
+        assert_eq!(twice.record(&batch(), &prov()).unwrap(), 0);
+        let mut reversed = SqliteStore::open_in_memory().unwrap();
+        let mut b = batch();
+        b.reverse();
+        reversed.record(&b[..2], &prov()).unwrap();
+        reversed.record(&b[2..], &prov()).unwrap();
+        assert_eq!(all(&once), all(&twice));
+        assert_eq!(all(&once), all(&reversed));
+        assert_eq!(all(&once).len(), 2);
+    }
+
+    #[test]
+    fn scores_decay_and_evidence_is_counted() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        let p = s.profile("u1", &scoring()).unwrap().unwrap();
+        let camping = p.topics.iter().find(|t| t.id.id() == 725).unwrap();
+        assert_eq!(camping.evidence, 2);
+        assert_eq!(camping.products, vec![Product::Glasses, Product::Assistant]);
+        assert_eq!(camping.first_seen, t("2026-01-10T00:00:00Z"));
+        assert_eq!(camping.last_seen, t("2026-02-10T00:00:00Z"));
+        // 0.5 × 0.5^(50/30) + 0.6 × 0.5^(19/30)
+        let w = 0.5 * 0.5f64.powf(50.0 / 30.0) + 0.6 * 0.5f64.powf(19.0 / 30.0);
+        assert!((camping.score - (1.0 - (-w).exp())).abs() < 1e-4);
+        assert_eq!(p.topics[0].id.id(), 725, "strongest first");
+        assert_eq!(p.updated_at, t("2026-02-10T00:00:00Z"));
+        assert_eq!(p.model_set, "test-models");
+        // A later as-of gives lower scores.
+        let later = Scoring { as_of: t("2026-09-01T00:00:00Z"), ..scoring() };
+        let p2 = s.profile("u1", &later).unwrap().unwrap();
+        assert!(p2.topics[0].score < p.topics[0].score);
+    }
+
+    #[test]
+    fn forget_erases_profile_evidence_and_ledger() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        let f = s.forget("u1").unwrap();
+        assert_eq!(f, Forgotten { evidence_rows: 3, ledger_rows: 2 });
+        assert!(s.profile("u1", &scoring()).unwrap().is_none());
+        assert!(s.explain("u1").unwrap().is_empty());
+        assert!(s.recorded(&["e1", "e2", "e3"]).unwrap() == vec!["e3".to_string()]);
+        assert_eq!(all(&s).len(), 1);
+    }
+
+    #[test]
+    fn explain_lists_events_and_products_per_topic() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        let e = s.explain("u1").unwrap();
+        let camping = e.iter().find(|t| t.topic_id == "725").unwrap();
+        let ids: Vec<_> = camping.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["e1", "e2"]);
+    }
+
+    #[test]
+    fn a_sensitive_row_written_behind_the_store_is_never_exported() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        // 466 is Medical Health: no AllowedTopic can name it, so plant it with raw SQL.
+        s.conn
+            .execute(
+                "INSERT INTO evidence (user_id, topic_id, event_id, product, captured_ms, score) VALUES ('u1', 466, 'x', 'assistant', 0, 0.9)",
+                [],
+            )
+            .unwrap();
+        let p = s.profile("u1", &scoring()).unwrap().unwrap();
+        assert!(p.topics.iter().all(|t| t.id.id() != 466));
+        assert!(s.explain("u1").unwrap().iter().all(|t| t.topic_id != "466"));
+    }
+
+    #[test]
+    fn store_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        SqliteStore::open(&path).unwrap().record(&batch(), &prov()).unwrap();
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(all(&s).len(), 2);
+        assert_eq!(s.recorded(&["e4", "nope"]).unwrap(), vec!["e4".to_string()]);
+    }
+}
