@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use attune_pipeline::TextEmbedder;
-use attune_tag::{segments, TextTagger, Verdict};
+use attune_tag::{Segments, TextTagger, Verdict};
 use attune_taxonomy::Taxonomy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -28,6 +28,9 @@ struct Metrics {
     /// … or its parent or child in the taxonomy.
     ordinary_hits: usize,
     ordinary_no_topic: usize,
+    /// Topics given to ordinary items, and how many of them were expected (or parent/child).
+    topics_emitted: usize,
+    topics_related: usize,
     ordinary_wrongly_dropped: usize,
     sensitive: usize,
     /// Sensitive items not dropped.
@@ -36,6 +39,7 @@ struct Metrics {
     sensitive_leaked: usize,
     sensitive_caught_by_category: BTreeMap<String, (usize, usize)>,
     hit_rate: f64,
+    topic_precision: f64,
     exact_hit_rate: f64,
     wrongly_dropped_rate: f64,
     items_per_s: f64,
@@ -46,7 +50,14 @@ fn related(taxonomy: &Taxonomy, a: u32, b: u32) -> bool {
     a == b || parent(a) == Some(b) || parent(b) == Some(a)
 }
 
-pub fn run(path: &Path, embedder: &mut dyn TextEmbedder, tagger: &TextTagger, show_errors: bool, json: bool) -> Result<()> {
+pub fn run(
+    path: &Path,
+    embedder: &mut dyn TextEmbedder,
+    tagger: &TextTagger,
+    show_errors: bool,
+    json: bool,
+    no_lexicon: bool,
+) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let items: Vec<Labelled> = std::io::BufReader::new(file)
         .lines()
@@ -58,13 +69,18 @@ pub fn run(path: &Path, embedder: &mut dyn TextEmbedder, tagger: &TextTagger, sh
     let started = Instant::now();
     let mut verdicts = Vec::with_capacity(items.len());
     for chunk in items.chunks(embedder.max_batch().max(1)) {
-        let segs: Vec<Vec<String>> = chunk.iter().map(|i| segments(&i.text)).collect();
-        let flat: Vec<String> = segs.iter().flatten().cloned().collect();
+        let segs: Vec<Segments> = chunk.iter().map(|i| Segments::of(&i.text)).collect();
+        let flat: Vec<String> = segs.iter().flat_map(|s| s.texts.iter().cloned()).collect();
         let vectors = embedder.run_batch(&flat)?;
         let mut at = 0;
         for (item, s) in chunk.iter().zip(&segs) {
-            verdicts.push(tagger.tag(&item.text, &vectors[at..at + s.len()]));
-            at += s.len();
+            let n = s.texts.len();
+            verdicts.push(if no_lexicon {
+                tagger.tag_segments(s, &vectors[at..at + n])
+            } else {
+                tagger.tag(&item.text, s, &vectors[at..at + n])
+            });
+            at += n;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -94,6 +110,9 @@ pub fn run(path: &Path, embedder: &mut dyn TextEmbedder, tagger: &TextTagger, sh
                 }
                 Verdict::Topics(ts) => {
                     let got: Vec<u32> = ts.iter().map(|t| t.topic.id()).collect();
+                    m.topics_emitted += got.len();
+                    m.topics_related +=
+                        got.iter().filter(|g| expected.iter().any(|e| related(taxonomy, **g, *e))).count();
                     if got.is_empty() {
                         m.ordinary_no_topic += 1;
                     }
@@ -125,6 +144,7 @@ pub fn run(path: &Path, embedder: &mut dyn TextEmbedder, tagger: &TextTagger, sh
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     m.hit_rate = ratio(m.ordinary_hits, m.ordinary);
+    m.topic_precision = ratio(m.topics_related, m.topics_emitted);
     m.exact_hit_rate = ratio(m.ordinary_exact_hits, m.ordinary);
     m.wrongly_dropped_rate = ratio(m.ordinary_wrongly_dropped, m.ordinary);
     m.items_per_s = if elapsed > 0.0 { items.len() as f64 / elapsed } else { 0.0 };
@@ -132,11 +152,12 @@ pub fn run(path: &Path, embedder: &mut dyn TextEmbedder, tagger: &TextTagger, sh
         println!("{}", serde_json::to_string_pretty(&m)?);
     } else {
         println!(
-            "{} items: ordinary {} (topic hit {:.1}%, exact {:.1}%, no topic {}, wrongly dropped {}); sensitive {} (missed {}, leaked into a profile {}); {:.0} items/s",
+            "{} items: ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}); sensitive {} (missed {}, leaked into a profile {}); {:.0} items/s",
             m.items,
             m.ordinary,
             100.0 * m.hit_rate,
             100.0 * m.exact_hit_rate,
+            100.0 * m.topic_precision,
             m.ordinary_no_topic,
             m.ordinary_wrongly_dropped,
             m.sensitive,

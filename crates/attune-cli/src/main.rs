@@ -89,9 +89,43 @@ enum Command {
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
+        /// Leave the lexicon out, to measure the embedding detectors alone.
+        #[arg(long)]
+        no_lexicon: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        tag: TagArgs,
     },
+}
+
+/// Tagger thresholds, to calibrate with `attune eval` (defaults are the shipped calibration).
+#[derive(clap::Args, Clone, Copy)]
+struct TagArgs {
+    #[arg(long)]
+    topic_threshold: Option<f32>,
+    #[arg(long)]
+    topic_margin: Option<f32>,
+    #[arg(long)]
+    category_threshold: Option<f32>,
+    #[arg(long)]
+    sensitive_node_threshold: Option<f32>,
+    #[arg(long)]
+    sensitive_node_margin: Option<f32>,
+}
+
+impl TagArgs {
+    fn config(self) -> TagConfig {
+        let d = TagConfig::default();
+        TagConfig {
+            topic_threshold: self.topic_threshold.unwrap_or(d.topic_threshold),
+            topic_margin: self.topic_margin.unwrap_or(d.topic_margin),
+            category_threshold: self.category_threshold.unwrap_or(d.category_threshold),
+            sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
+            sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
+            ..d
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Copy)]
@@ -135,20 +169,20 @@ fn main() -> Result<()> {
         Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
         Command::Forget { user, store } => forget(&store, &user),
-        Command::Eval { labelled, show_errors, json, model } => {
-            let (mut embedder, tagger) = load_models(&model)?;
-            eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json)
+        Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => {
+            let (mut embedder, tagger) = load_models(&model, tag.config())?;
+            eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
         }
     }
 }
 
 /// The text model and a tagger built with it.
-fn load_models(args: &ModelArgs) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+fn load_models(args: &ModelArgs, tag_config: TagConfig) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let device = if args.gpu { Device::CudaIfAvailable } else { Device::Cpu };
     let runtime = Runtime::new(threads, device)?;
     let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, &runtime, args.models.as_deref(), args.model_batch)?;
-    let tagger = TextTagger::new(embedder.as_mut(), TagConfig::default()).context("building the tagger")?;
+    let tagger = TextTagger::new(embedder.as_mut(), tag_config).context("building the tagger")?;
     Ok((embedder, tagger))
 }
 
@@ -169,7 +203,7 @@ fn run(
         None => Policy::default(),
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
-    let (mut embedder, tagger) = load_models(model)?;
+    let (mut embedder, tagger) = load_models(model, TagConfig::default())?;
     let mut store = open_store(store_path)?;
     let provenance = Provenance {
         taxonomy: Taxonomy::get().version().to_string(),

@@ -14,7 +14,7 @@ use attune_decode::{decode, Decoded};
 use attune_event::{Event, EventSource, Origin};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
-use attune_tag::{segments, TextTagger, Verdict};
+use attune_tag::{Segments, TextTagger, Verdict};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -123,7 +123,7 @@ impl Pipeline<'_> {
 
         let mut records = Vec::with_capacity(work.len());
         // The lexicon is cheap: items it drops are never embedded.
-        let mut to_embed: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut to_embed: Vec<(usize, Segments)> = Vec::new();
         let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
         for (i, p) in work.iter().enumerate() {
             let Decoded::Text(text) = p.text.get();
@@ -131,27 +131,28 @@ impl Pipeline<'_> {
                 Some(category) => {
                     verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
                 }
-                None => to_embed.push((i, segments(text))),
+                None => to_embed.push((i, Segments::of(text))),
             }
         }
-        let flat: Vec<String> = to_embed.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+        let flat: Vec<String> = to_embed.iter().flat_map(|(_, s)| s.texts.iter().cloned()).collect();
         match embed(self.embedder, &flat) {
             Ok(vectors) => {
                 let mut at = 0;
                 for (i, segs) in &to_embed {
                     let Decoded::Text(text) = work[*i].text.get();
-                    verdicts[*i] = Some(self.tagger.tag(text, &vectors[at..at + segs.len()]));
-                    at += segs.len();
+                    let n = segs.texts.len();
+                    verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
+                    at += n;
                 }
             }
             Err(batch_error) => {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, segs) in &to_embed {
-                    match embed(self.embedder, segs) {
+                    match embed(self.embedder, &segs.texts) {
                         Ok(vectors) => {
                             let Decoded::Text(text) = work[*i].text.get();
-                            verdicts[*i] = Some(self.tagger.tag(text, &vectors));
+                            verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors));
                         }
                         Err(e) => {
                             let p = &work[*i];

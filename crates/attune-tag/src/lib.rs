@@ -74,10 +74,10 @@ pub struct TagConfig {
 impl Default for TagConfig {
     fn default() -> Self {
         TagConfig {
-            topic_threshold: 0.30,
-            topic_margin: 0.06,
+            topic_threshold: 0.27,
+            topic_margin: 0.04,
             max_topics: 3,
-            category_threshold: 0.50,
+            category_threshold: 0.40,
             sensitive_node_threshold: 0.40,
             sensitive_node_margin: 0.02,
         }
@@ -96,13 +96,15 @@ pub struct TextTagger {
     nodes: Vec<NodeVector>,
     prototypes: Vec<(SensitiveCategory, Vec<f32>)>,
     lexicon: Vec<(SensitiveCategory, Regex)>,
+    /// Look-alike phrases removed before the lexicon runs ("Sex Pistols", "rugby union").
+    allow: Vec<Regex>,
     config: TagConfig,
     version: String,
 }
 
 /// What the tagger embeds to represent a taxonomy node.
 fn node_text(path: &[String], description: &str) -> String {
-    format!("{}: {}", path.join(", "), description)
+    format!("This is about {}. {}", path.last().map(String::as_str).unwrap_or("interests"), description)
 }
 
 impl TextTagger {
@@ -133,14 +135,19 @@ impl TextTagger {
         let prototypes = proto_cats.into_iter().zip(embed_all(embedder, &proto_texts)?).collect();
 
         let mut lexicon = Vec::new();
+        let mut allow = Vec::new();
         for (row, cols) in data_rows(LEXICON_TSV) {
-            let category = category(&cols, row)?;
             let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
+            let name = cols.first().map(|s| s.trim()).unwrap_or("");
             let re = RegexBuilder::new(&format!(r"\b(?:{pattern})\b"))
                 .case_insensitive(true)
                 .build()
-                .map_err(|e| TagError::Lexicon { category: category.to_string(), message: e.to_string() })?;
-            lexicon.push((category, re));
+                .map_err(|e| TagError::Lexicon { category: name.to_string(), message: e.to_string() })?;
+            if name == "allow" {
+                allow.push(re);
+            } else {
+                lexicon.push((category(&cols, row)?, re));
+            }
         }
 
         let mut h = Sha256::new();
@@ -149,7 +156,7 @@ impl TextTagger {
         h.update(format!("{config:?}").as_bytes());
         let d = h.finalize();
         let version = format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
-        Ok(TextTagger { taxonomy, nodes, prototypes, lexicon, config, version })
+        Ok(TextTagger { taxonomy, nodes, prototypes, lexicon, allow, config, version })
     }
 
     /// Identifies the lexicon, prototypes and thresholds, for the profiles' `model_set`.
@@ -163,28 +170,45 @@ impl TextTagger {
 
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
     pub fn lexicon_hit(&self, text: &str) -> Option<SensitiveCategory> {
-        self.lexicon.iter().find(|(_, re)| re.is_match(text)).map(|(c, _)| *c)
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for re in &self.allow {
+            if let std::borrow::Cow::Owned(s) = re.replace_all(&text, " ") {
+                text = std::borrow::Cow::Owned(s);
+            }
+        }
+        self.lexicon.iter().find(|(_, re)| re.is_match(&text)).map(|(c, _)| *c)
     }
 
-    /// The verdict for `text`, given the embeddings of its [`segments`].
-    ///
-    /// Any segment that is sensitive makes the whole item sensitive; topics come from the mean
-    /// of the segment embeddings.
-    pub fn tag(&self, text: &str, embeddings: &[Vec<f32>]) -> Verdict {
+    /// The verdict for `text`, given the embeddings of `segments` (made by [`Segments::of`]).
+    pub fn tag(&self, text: &str, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
         if let Some(category) = self.lexicon_hit(text) {
             return Verdict::Sensitive { category, detector: Detector::Lexicon };
         }
-        if embeddings.len() == 1 {
-            return self.tag_embedding(&embeddings[0]);
-        }
-        for e in embeddings {
-            if let v @ Verdict::Sensitive { .. } = self.tag_embedding(e) {
+        self.tag_segments(segments, embeddings)
+    }
+
+    /// The verdict from segment embeddings alone, without the lexicon: any window or clause
+    /// that is sensitive makes the whole item sensitive; topics come from the mean of the
+    /// windows.
+    pub fn tag_segments(&self, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
+        debug_assert_eq!(segments.texts.len(), embeddings.len());
+        let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
+        for e in clauses {
+            if let Some(v) = self.sensitive_embedding(e) {
                 return v;
             }
         }
-        let dims = embeddings.first().map_or(0, Vec::len);
+        if windows.len() == 1 {
+            return self.tag_embedding(&windows[0]);
+        }
+        for e in windows {
+            if let Some(v) = self.sensitive_embedding(e) {
+                return v;
+            }
+        }
+        let dims = windows.first().map_or(0, Vec::len);
         let mut mean = vec![0f32; dims];
-        for e in embeddings {
+        for e in windows {
             mean.iter_mut().zip(e).for_each(|(m, x)| *m += x);
         }
         let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
@@ -192,17 +216,21 @@ impl TextTagger {
         self.tag_embedding(&mean)
     }
 
+    /// Detector 2 alone: the embedding against the category descriptions.
+    fn sensitive_embedding(&self, embedding: &[f32]) -> Option<Verdict> {
+        self.prototypes
+            .iter()
+            .map(|(cat, v)| (*cat, dot(v, embedding)))
+            .filter(|(_, s)| *s >= self.config.category_threshold)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(category, _)| Verdict::Sensitive { category, detector: Detector::CategoryPrototype })
+    }
+
     /// The verdict from the embedding alone (detectors 2 and 3, then topics).
     pub fn tag_embedding(&self, embedding: &[f32]) -> Verdict {
         let c = &self.config;
-        if let Some((category, _)) = self
-            .prototypes
-            .iter()
-            .map(|(cat, v)| (*cat, dot(v, embedding)))
-            .filter(|(_, s)| *s >= c.category_threshold)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-        {
-            return Verdict::Sensitive { category, detector: Detector::CategoryPrototype };
+        if let Some(v) = self.sensitive_embedding(embedding) {
+            return v;
         }
 
         let mut scored: Vec<(f32, &NodeVector)> = self.nodes.iter().map(|n| (dot(&n.vector, embedding), n)).collect();
@@ -240,19 +268,61 @@ const SEGMENT_OVERLAP: usize = 30;
 /// At most this many windows are embedded per item; the lexicon still reads all of it.
 const MAX_SEGMENTS: usize = 16;
 
-/// What to embed for `text`: the text itself when short, else overlapping word windows.
-pub fn segments(text: &str) -> Vec<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
-        return vec![text.to_string()];
+/// At most this many clauses are embedded per item for the sensitivity check.
+const MAX_CLAUSES: usize = 8;
+/// Clauses shorter than this many words are joined to the one before.
+const MIN_CLAUSE_WORDS: usize = 4;
+
+/// What to embed for one text: `windows` for topics (the text itself when short, else
+/// overlapping word windows), then its clauses, each checked on its own for sensitive content
+/// so that "running shoes after my knee surgery" is not averaged away by the shoes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segments {
+    pub texts: Vec<String>,
+    pub windows: usize,
+}
+
+impl Segments {
+    pub fn of(text: &str) -> Segments {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let mut texts: Vec<String> = if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
+            vec![text.to_string()]
+        } else {
+            words
+                .windows(SEGMENT_WORDS)
+                .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
+                .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
+                .take(MAX_SEGMENTS)
+                .map(|w| w.join(" "))
+                .collect()
+        };
+        let windows = texts.len();
+        let clauses = clauses(text);
+        if clauses.len() > 1 {
+            texts.extend(clauses.into_iter().take(MAX_CLAUSES));
+        }
+        Segments { texts, windows }
     }
-    words
-        .windows(SEGMENT_WORDS)
-        .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
-        .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
-        .take(MAX_SEGMENTS)
-        .map(|w| w.join(" "))
-        .collect()
+}
+
+/// Split at sentence ends, semicolons, dashes and commas; join fragments that are too short
+/// to mean anything alone.
+fn clauses(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in text.split(|c: char| matches!(c, '.' | '!' | '?' | ';' | ',' | '\n' | '—' | '–' | '(' | ')')) {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.split_whitespace().count() < MIN_CLAUSE_WORDS || piece.split_whitespace().count() < MIN_CLAUSE_WORDS => {
+                last.push_str(", ");
+                last.push_str(piece);
+            }
+            _ => out.push(piece.to_string()),
+        }
+    }
+    out
 }
 
 fn embed_all<M>(embedder: &mut M, texts: &[String]) -> Result<Vec<Vec<f32>>, TagError>
@@ -339,6 +409,8 @@ mod tests {
             "best bowling technique for a strike",
             "black friday tv deals",
             "I'm dying to see the new dune movie",
+            "which pressing of the sex pistols album is best",
+            "rugby union world cup, and a credit union loan",
         ] {
             assert_eq!(t.lexicon_hit(text), None, "{text}");
         }
@@ -346,14 +418,23 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_into_overlapping_windows_that_cover_the_end() {
-        assert_eq!(segments("short text"), vec!["short text".to_string()]);
+        assert_eq!(Segments::of("short text"), Segments { texts: vec!["short text".to_string()], windows: 1 });
         let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
-        let segs = segments(&text.join(" "));
-        assert!(segs.len() > 1 && segs.len() <= MAX_SEGMENTS);
-        assert!(segs[0].starts_with("w0 "));
-        assert!(segs.iter().all(|s| s.split_whitespace().count() == SEGMENT_WORDS));
+        let segs = Segments::of(&text.join(" "));
+        assert!(segs.windows > 1 && segs.windows <= MAX_SEGMENTS);
+        assert!(segs.texts[0].starts_with("w0 "));
+        assert!(segs.texts.iter().all(|s| s.split_whitespace().count() == SEGMENT_WORDS));
         let text: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
-        assert!(segments(&text.join(" ")).last().unwrap().ends_with("w399"));
+        assert!(Segments::of(&text.join(" ")).texts.last().unwrap().ends_with("w399"));
+    }
+
+    #[test]
+    fn clauses_are_checked_on_their_own() {
+        let s = Segments::of("Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.");
+        assert_eq!(s.windows, 1);
+        assert_eq!(&s.texts[1..], ["Which trail shoes are best for muddy routes", "I had knee surgery in May, so I need cushioning"]);
+        // Too short to split: one window, no clauses.
+        assert_eq!(Segments::of("hello there, friend").texts.len(), 1);
     }
 
     #[test]
