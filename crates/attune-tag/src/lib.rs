@@ -432,9 +432,15 @@ mod tests {
     fn clauses_are_checked_on_their_own() {
         let s = Segments::of("Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.");
         assert_eq!(s.windows, 1);
-        assert_eq!(&s.texts[1..], ["Which trail shoes are best for muddy routes", "I had knee surgery in May, so I need cushioning"]);
+        assert_eq!(
+            &s.texts[1..],
+            ["Which trail shoes are best for muddy routes", "I had knee surgery in May", "so I need cushioning"]
+        );
         // Too short to split: one window, no clauses.
         assert_eq!(Segments::of("hello there, friend").texts.len(), 1);
+        // A fragment under four words joins its neighbour.
+        let s = Segments::of("Yes. I want new running shoes for my marathon");
+        assert_eq!(s.texts.len(), 1);
     }
 
     #[test]
