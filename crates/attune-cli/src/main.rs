@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
 use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
 use attune_policy::Policy;
-use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore};
+use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
 use attune_tag::{TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
@@ -243,23 +243,27 @@ fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
     let store = open_store(store_path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut write_err = None;
-    store.for_each_profile(&scoring, &mut |profile| {
+    let mut broken_pipe = false;
+    let result = store.for_each_profile(&scoring, &mut |profile| {
         let line = match format {
             Format::Profile => serde_json::to_string(&profile),
             Format::Openrtb => serde_json::to_string(&openrtb_user(&profile)),
-        };
-        let res = line.map_err(anyhow::Error::from).and_then(|l| writeln!(out, "{l}").map_err(Into::into));
-        if let Err(e) = res {
-            write_err.get_or_insert(e);
         }
-        Ok(())
-    })?;
-    if let Some(e) = write_err {
-        return Err(e.context("writing the export"));
+        .map_err(|e| StoreError::Stopped(e.to_string()))?;
+        writeln!(out, "{line}").map_err(|e| {
+            broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
+            StoreError::Stopped(e.to_string())
+        })
+    });
+    match result.and_then(|()| out.flush().map_err(|e| {
+        broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
+        StoreError::Stopped(e.to_string())
+    })) {
+        Ok(()) => Ok(()),
+        // `attune export | head` is a normal way to look at a store.
+        Err(_) if broken_pipe => Ok(()),
+        Err(e) => Err(e).context("exporting profiles"),
     }
-    out.flush()?;
-    Ok(())
 }
 
 fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {

@@ -24,6 +24,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("profile store holds a malformed value: {0}")]
     Corrupt(String),
+    /// The consumer of `for_each_profile` asked to stop (e.g. its output closed).
+    #[error("export stopped: {0}")]
+    Stopped(String),
 }
 
 /// What one event adds to a profile. Built only from allowed topics.

@@ -1,0 +1,124 @@
+//! The policy gate holds whatever the model does: an excluded event's content never reaches a
+//! model, and every record lands in exactly one bucket of the report.
+
+use attune_event::ManifestSource;
+use attune_infer::{InferError, Model};
+use attune_pipeline::{Pipeline, PipelineConfig};
+use attune_policy::Policy;
+use attune_profile::{ProfileStore, Provenance, Scoring, SqliteStore};
+use attune_tag::{TagConfig, TextTagger};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Records every text it is asked to embed; every text maps to one fixed unit vector.
+struct Spy {
+    seen: Arc<Mutex<Vec<String>>>,
+    fail_on: Option<&'static str>,
+    vector: [f32; 3],
+}
+
+impl Model for Spy {
+    type Input = String;
+    type Output = Vec<f32>;
+    fn id(&self) -> &str {
+        "spy"
+    }
+    fn max_batch(&self) -> usize {
+        8
+    }
+    fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        if let Some(bad) = self.fail_on {
+            if inputs.iter().any(|t| t.contains(bad)) {
+                return Err(InferError::Run { model: "spy".into(), message: "refused".into() });
+            }
+        }
+        self.seen.lock().unwrap().extend(inputs.iter().cloned());
+        Ok(inputs.iter().map(|_| self.vector.to_vec()).collect())
+    }
+}
+
+fn line(id: &str, user: &str, country: Option<&str>, at: &str, text: &str) -> String {
+    let mut v = serde_json::json!({"event_id": id, "user_id": user, "product": "assistant", "captured_at": at, "kind": "text", "text": text});
+    if let Some(c) = country {
+        v["country"] = c.into();
+    }
+    v.to_string()
+}
+
+fn manifest() -> String {
+    [
+        line("ok-1", "u1", Some("US"), "2026-02-01T00:00:00Z", "ADMITTED-ONE camping gear"),
+        line("de", "u2", Some("DE"), "2026-02-01T00:00:00Z", "EXCLUDED-DE"),
+        line("gb", "u3", Some("GB"), "2026-02-01T00:00:00Z", "EXCLUDED-GB"),
+        line("kr", "u4", Some("kr"), "2026-02-01T00:00:00Z", "EXCLUDED-KR"),
+        line("none", "u5", None, "2026-02-01T00:00:00Z", "EXCLUDED-NO-COUNTRY"),
+        line("xx", "u6", Some("XX"), "2026-02-01T00:00:00Z", "EXCLUDED-UNKNOWN"),
+        line("old", "u1", Some("US"), "2025-12-15T23:59:59Z", "EXCLUDED-BEFORE-START"),
+        line("optout", "opted", Some("US"), "2026-02-01T00:00:00Z", "EXCLUDED-OPT-OUT"),
+        line("ok-2", "u1", Some("BR"), "2025-12-16T00:00:00Z", "ADMITTED-TWO"),
+        line("ok-1", "u1", Some("US"), "2026-02-01T00:00:00Z", "DUPLICATE-ID"),
+        "{broken".to_string(),
+        line("sick", "u7", Some("US"), "2026-02-01T00:00:00Z", "LEXICON my therapist says my depression is better"),
+        line("boom", "u8", Some("US"), "2026-02-01T00:00:00Z", "MODEL-FAILS-HERE"),
+    ]
+    .join("\n")
+}
+
+fn policy() -> Policy {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.toml");
+    std::fs::write(&p, "opt_out_users = [\"opted\"]\n").unwrap();
+    Policy::from_file(&p).unwrap()
+}
+
+#[test]
+fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // Items embed orthogonally to every reference vector: admitted items get no topic and are
+    // not sensitive, so the counts below depend on the gate alone.
+    let mut spy = Spy { seen: seen.clone(), fail_on: Some("MODEL-FAILS-HERE"), vector: [0.0, 1.0, 0.0] };
+    let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
+    let tagger = TextTagger::new(&mut reference, TagConfig::default()).unwrap();
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let policy = policy();
+    let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
+    let report = Pipeline {
+        policy: &policy,
+        embedder: &mut spy,
+        tagger: &tagger,
+        store: &mut store,
+        provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
+        config: PipelineConfig { batch_size: 4 },
+    }
+    .run(&mut source, &mut |_| {})
+    .unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().any(|t| t.contains("ADMITTED-ONE")));
+    assert!(seen.iter().any(|t| t.contains("ADMITTED-TWO")));
+    for t in seen.iter() {
+        assert!(!t.contains("EXCLUDED"), "excluded content reached the model: {t}");
+        assert!(!t.contains("DUPLICATE-ID"), "a duplicate reached the model");
+        assert!(!t.contains("LEXICON"), "the lexicon's catch was embedded anyway");
+    }
+
+    assert_eq!(report.events, 13);
+    assert_eq!(report.skipped.jurisdiction, 5);
+    assert_eq!(report.skipped.effective_date, 1);
+    assert_eq!(report.skipped.opt_out, 1);
+    assert_eq!(report.skipped.duplicate, 1);
+    assert_eq!(report.skipped.sensitive, 1);
+    // The broken line and the event whose model call failed, each alone.
+    let failed: Vec<_> = report.failed.iter().map(|f| f.event_id.as_str()).collect();
+    assert_eq!(failed, ["line:11", "boom"]);
+    assert_eq!(report.processed, 2);
+    assert_eq!(report.events, report.processed + report.skipped.total() + report.failed.len() as u64);
+
+    // The store's ledger knows the admitted events only; failed ones stay out so a rerun retries them.
+    let all = ["ok-1", "ok-2", "sick", "de", "gb", "kr", "none", "xx", "old", "optout", "boom"];
+    assert_eq!(store.recorded(&all).unwrap(), ["ok-1", "ok-2", "sick"]);
+    let mut users = Vec::new();
+    store.for_each_profile(&Scoring::now(), &mut |p| Ok(users.push(p.user_id))).unwrap();
+    assert!(users.is_empty(), "no topic was given, so no profile: {users:?}");
+}
