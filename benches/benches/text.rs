@@ -1,1 +1,85 @@
-fn main(){}
+//! Chat-text throughput: the model alone, the tagger alone, and the whole pipeline on the
+//! sample manifest (manifest → gate → embed → tag → SQLite). `just bench`.
+
+use attune_infer::{Device, Model, Runtime};
+use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
+use attune_policy::Policy;
+use attune_profile::{Provenance, SqliteStore};
+use attune_tag::{Segments, TagConfig, TextTagger};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn conversations() -> Vec<String> {
+    std::fs::read_to_string(root().join("fixtures/conversations/tuning.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn model(threads: usize) -> Box<dyn TextEmbedder> {
+    let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
+    load_text_model(DEFAULT_TEXT_MODEL, &runtime, None, 32).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let texts = conversations();
+    let mut embedder = model(threads);
+    let tagger = TextTagger::new(embedder.as_mut(), TagConfig::default()).unwrap();
+
+    let mut g = c.benchmark_group("text");
+    g.sample_size(10);
+
+    let batch: Vec<String> = texts.iter().take(32).cloned().collect();
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("embed 32 conversations (one model call)", |b| b.iter(|| embedder.run_batch(&batch).unwrap()));
+
+    let segments: Vec<Segments> = texts.iter().map(|t| Segments::of(t)).collect();
+    let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
+    let mut vectors = Vec::new();
+    for chunk in flat.chunks(32) {
+        vectors.extend(embedder.run_batch(chunk).unwrap());
+    }
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function("tag precomputed embeddings (lexicon + 497 nodes)", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for (t, s) in texts.iter().zip(&segments) {
+                let n = s.texts.len();
+                std::hint::black_box(tagger.tag(t, s, &vectors[at..at + n]));
+                at += n;
+            }
+        })
+    });
+
+    let manifest = root().join("fixtures/sample/manifest.jsonl");
+    let events = std::fs::read_to_string(&manifest).unwrap().lines().count() as u64;
+    let policy = Policy::from_file(&root().join("fixtures/sample/policy.toml")).unwrap();
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("pipeline: sample manifest end to end (events)", |b| {
+        b.iter(|| {
+            let mut store = SqliteStore::open_in_memory().unwrap();
+            let mut source = attune_event::ManifestSource::open(&manifest).unwrap();
+            let report = Pipeline {
+                policy: &policy,
+                embedder: embedder.as_mut(),
+                tagger: &tagger,
+                store: &mut store,
+                provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
+                config: PipelineConfig::default(),
+            }
+            .run(&mut source, &mut |_| {})
+            .unwrap();
+            assert_eq!(report.events, events);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
