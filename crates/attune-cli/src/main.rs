@@ -109,6 +109,8 @@ struct TagArgs {
     #[arg(long)]
     category_threshold: Option<f32>,
     #[arg(long)]
+    probe_threshold: Option<f32>,
+    #[arg(long)]
     sensitive_node_threshold: Option<f32>,
     #[arg(long)]
     sensitive_node_margin: Option<f32>,
@@ -121,6 +123,7 @@ impl TagArgs {
             topic_threshold: self.topic_threshold.unwrap_or(d.topic_threshold),
             topic_margin: self.topic_margin.unwrap_or(d.topic_margin),
             category_threshold: self.category_threshold.unwrap_or(d.category_threshold),
+            probe_threshold: self.probe_threshold.unwrap_or(d.probe_threshold),
             sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
             sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
             ..d

@@ -5,7 +5,8 @@
 //! 1. a lexicon of words and phrases per category (`data/sensitive-lexicon.tsv`), for recall on
 //!    explicit mentions ("chemo", "my therapist", "join the union");
 //! 2. the embedding against several descriptions of each category
-//!    (`data/sensitive-prototypes.tsv`);
+//!    (`data/sensitive-prototypes.tsv`), and a softmax probe over the embedding trained on
+//!    labelled conversations (`data/sensitive-probe.tsv`, made by `scripts/train_probe.py`);
 //! 3. the embedding against every taxonomy node, sensitive ones included: when a sensitive node
 //!    (Medical Health, Politics …) is among the best matches, the item is about it.
 //!
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
 const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
+const PROBE_TSV: &str = include_str!("../data/sensitive-probe.tsv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -37,6 +39,7 @@ pub enum TagError {
 pub enum Detector {
     Lexicon,
     CategoryPrototype,
+    Probe,
     SensitiveNode,
 }
 
@@ -65,6 +68,8 @@ pub struct TagConfig {
     pub max_topics: usize,
     /// Similarity to a category description at which the item is sensitive.
     pub category_threshold: f32,
+    /// The probe's probability of "not ordinary" at which the item is sensitive.
+    pub probe_threshold: f32,
     /// A sensitive node this close to the item (and among the best matches) makes it sensitive.
     pub sensitive_node_threshold: f32,
     /// How far below the best allowed node a sensitive node may be and still count.
@@ -78,6 +83,7 @@ impl Default for TagConfig {
             topic_margin: 0.04,
             max_topics: 3,
             category_threshold: 0.40,
+            probe_threshold: 0.90,
             sensitive_node_threshold: 0.40,
             sensitive_node_margin: 0.02,
         }
@@ -95,6 +101,7 @@ pub struct TextTagger {
     taxonomy: &'static Taxonomy,
     nodes: Vec<NodeVector>,
     prototypes: Vec<(SensitiveCategory, Vec<f32>)>,
+    probe: Probe,
     lexicon: Vec<(SensitiveCategory, Regex)>,
     /// Look-alike phrases removed before the lexicon runs ("Sex Pistols", "rugby union").
     allow: Vec<Regex>,
@@ -107,6 +114,23 @@ fn node_text(path: &[String], description: &str) -> String {
     format!("This is about {}. {}", path.last().map(String::as_str).unwrap_or("interests"), description)
 }
 
+/// The node's name in context: "Travel: Camping".
+fn name_text(path: &[String]) -> String {
+    format!("This is about {}.", path.join(": "))
+}
+
+/// The normalised mean of unit vectors.
+fn unit_mean(vectors: &[Vec<f32>]) -> Vec<f32> {
+    let dims = vectors.first().map_or(0, Vec::len);
+    let mut mean = vec![0f32; dims];
+    for v in vectors {
+        mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|x| *x /= norm);
+    mean
+}
+
 impl TextTagger {
     /// Build the reference embeddings (every node description and category description) with
     /// `embedder`, the same model that will embed the items.
@@ -116,12 +140,15 @@ impl TextTagger {
     {
         let taxonomy = Taxonomy::get();
         let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
+        // Each node is the mean of two views: its description, and its name with its parent's.
         let texts: Vec<String> = nodes.iter().map(|n| node_text(&n.path, &n.description)).collect();
+        let names: Vec<String> = nodes.iter().map(|n| name_text(&n.path)).collect();
         let vectors = embed_all(embedder, &texts)?;
+        let name_vectors = embed_all(embedder, &names)?;
         let nodes = nodes
             .iter()
-            .zip(vectors)
-            .map(|(n, vector)| NodeVector { id: n.id, sensitive: n.sensitive, vector })
+            .zip(vectors.into_iter().zip(name_vectors))
+            .map(|(n, (a, b))| NodeVector { id: n.id, sensitive: n.sensitive, vector: unit_mean(&[a, b]) })
             .collect();
 
         let mut proto_cats = Vec::new();
@@ -153,10 +180,11 @@ impl TextTagger {
         let mut h = Sha256::new();
         h.update(LEXICON_TSV.as_bytes());
         h.update(PROTOTYPES_TSV.as_bytes());
+        h.update(PROBE_TSV.as_bytes());
         h.update(format!("{config:?}").as_bytes());
         let d = h.finalize();
         let version = format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
-        Ok(TextTagger { taxonomy, nodes, prototypes, lexicon, allow, config, version })
+        Ok(TextTagger { taxonomy, nodes, prototypes, probe: Probe::parse()?, lexicon, allow, config, version })
     }
 
     /// Identifies the lexicon, prototypes and thresholds, for the profiles' `model_set`.
@@ -206,24 +234,23 @@ impl TextTagger {
                 return v;
             }
         }
-        let dims = windows.first().map_or(0, Vec::len);
-        let mut mean = vec![0f32; dims];
-        for e in windows {
-            mean.iter_mut().zip(e).for_each(|(m, x)| *m += x);
-        }
-        let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        mean.iter_mut().for_each(|x| *x /= norm);
-        self.tag_embedding(&mean)
+        self.tag_embedding(&unit_mean(windows))
     }
 
-    /// Detector 2 alone: the embedding against the category descriptions.
+    /// Detector 2 alone: the embedding against the category descriptions, then the probe.
     fn sensitive_embedding(&self, embedding: &[f32]) -> Option<Verdict> {
-        self.prototypes
+        if let Some(v) = self
+            .prototypes
             .iter()
             .map(|(cat, v)| (*cat, dot(v, embedding)))
             .filter(|(_, s)| *s >= self.config.category_threshold)
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(category, _)| Verdict::Sensitive { category, detector: Detector::CategoryPrototype })
+        {
+            return Some(v);
+        }
+        let (p_sensitive, category) = self.probe.sensitive(embedding)?;
+        (p_sensitive >= self.config.probe_threshold).then_some(Verdict::Sensitive { category, detector: Detector::Probe })
     }
 
     /// The verdict from the embedding alone (detectors 2 and 3, then topics).
@@ -267,6 +294,63 @@ const SEGMENT_WORDS: usize = 160;
 const SEGMENT_OVERLAP: usize = 30;
 /// At most this many windows are embedded per item; the lexicon still reads all of it.
 const MAX_SEGMENTS: usize = 16;
+
+/// A softmax regression over the embedding: `ordinary` and one class per category.
+struct Probe {
+    /// (class, bias, weights); `None` is `ordinary`.
+    classes: Vec<(Option<SensitiveCategory>, f32, Vec<f32>)>,
+}
+
+impl Probe {
+    fn parse() -> Result<Probe, TagError> {
+        let mut classes = Vec::new();
+        for (row, cols) in data_rows(PROBE_TSV) {
+            let bad = |message: &str| TagError::Data { row, message: format!("probe: {message}") };
+            let name = cols.first().map(|s| s.trim()).unwrap_or("");
+            let class = if name == "ordinary" {
+                None
+            } else {
+                Some(SensitiveCategory::parse(name).ok_or_else(|| bad("unknown class"))?)
+            };
+            let bias = cols.get(1).and_then(|b| b.trim().parse().ok()).ok_or_else(|| bad("bad bias"))?;
+            let weights = cols
+                .get(2)
+                .ok_or_else(|| bad("no weights"))?
+                .split_whitespace()
+                .map(|w| w.parse::<f32>().map_err(|_| bad("bad weight")))
+                .collect::<Result<Vec<_>, _>>()?;
+            classes.push((class, bias, weights));
+        }
+        if !classes.iter().any(|(c, _, _)| c.is_none()) || classes.len() < 2 {
+            return Err(TagError::Data { row: 0, message: "probe: needs `ordinary` and at least one category".into() });
+        }
+        Ok(Probe { classes })
+    }
+
+    /// P(not ordinary) and the most likely category; `None` when the embedding's size does not
+    /// match the probe's (another model), which the caller treats as "no opinion".
+    fn sensitive(&self, embedding: &[f32]) -> Option<(f32, SensitiveCategory)> {
+        if self.classes.iter().any(|(_, _, w)| w.len() != embedding.len()) {
+            return None;
+        }
+        let logits: Vec<f32> = self.classes.iter().map(|(_, b, w)| b + dot(w, embedding)).collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f32 = exp.iter().sum();
+        let mut p_sensitive = 0.0;
+        let mut best: Option<(f32, SensitiveCategory)> = None;
+        for ((class, _, _), e) in self.classes.iter().zip(&exp) {
+            if let Some(c) = class {
+                let p = e / total;
+                p_sensitive += p;
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, *c));
+                }
+            }
+        }
+        best.map(|(_, c)| (p_sensitive, c))
+    }
+}
 
 /// At most this many clauses are embedded per item for the sensitivity check.
 const MAX_CLAUSES: usize = 8;
