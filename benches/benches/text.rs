@@ -1,7 +1,7 @@
 //! Chat-text throughput: the model alone, the tagger alone, and the whole pipeline on the
 //! sample manifest (manifest → gate → embed → tag → SQLite). `just bench`.
 
-use attune_infer::{Device, Model, Runtime};
+use attune_infer::{Device, Runtime};
 use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};

@@ -215,7 +215,8 @@ fn run(
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}").expect("static template"),
+            ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}")
+                .expect("static template"),
         );
         bar
     } else {
@@ -258,10 +259,12 @@ fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
             StoreError::Stopped(e.to_string())
         })
     });
-    match result.and_then(|()| out.flush().map_err(|e| {
-        broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
-        StoreError::Stopped(e.to_string())
-    })) {
+    match result.and_then(|()| {
+        out.flush().map_err(|e| {
+            broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
+            StoreError::Stopped(e.to_string())
+        })
+    }) {
         Ok(()) => Ok(()),
         // `attune export | head` is a normal way to look at a store.
         Err(_) if broken_pipe => Ok(()),

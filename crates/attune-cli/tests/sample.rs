@@ -133,7 +133,8 @@ fn sample_manifest_end_to_end() {
     }
     // Topic hit rate on the ordinary conversations: at least one expected topic (or its parent
     // or child) among those found. Measured 0.81 on this set; bound below it.
-    let with_topics: Vec<&Line> = lines.iter().filter(|l| l.outcome.as_deref() == Some("processed") && !l.topics.is_empty()).collect();
+    let with_topics: Vec<&Line> =
+        lines.iter().filter(|l| l.outcome.as_deref() == Some("processed") && !l.topics.is_empty()).collect();
     let hits = with_topics
         .iter()
         .filter(|l| {
@@ -157,7 +158,8 @@ fn sample_manifest_end_to_end() {
     let again = run(&manifest, &store, &dir.path().join("again.json"));
     assert_eq!(again["processed"], 0);
     assert!(export(&store, "profile") == before, "a rerun changed the profiles");
-    let first_run_seen = report["processed"].as_u64().unwrap() + sensitive + report["skipped"]["duplicate"].as_u64().unwrap();
+    let first_run_seen =
+        report["processed"].as_u64().unwrap() + sensitive + report["skipped"]["duplicate"].as_u64().unwrap();
     assert_eq!(again["skipped"]["duplicate"].as_u64().unwrap(), first_run_seen);
 
     // Halves in either order give the same profiles as the whole.

@@ -1,4 +1,6 @@
-use crate::{CountryCode, Event, EventError, EventSource, Kind, LineFailure, MediaPath, Origin, Payload, Product, Record};
+use crate::{
+    CountryCode, Event, EventError, EventSource, Kind, LineFailure, MediaPath, Origin, Payload, Product, Record,
+};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -24,12 +26,8 @@ impl ManifestSource {
     pub fn open(path: &Path) -> Result<ManifestSource, EventError> {
         let err = |source| EventError::OpenManifest { path: path.display().to_string(), source };
         let file = File::open(path).map_err(err)?;
-        let root = path
-            .canonicalize()
-            .map_err(err)?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let root =
+            path.canonicalize().map_err(err)?.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         Ok(ManifestSource::from_reader(BufReader::with_capacity(1 << 16, file), root))
     }
 
@@ -88,9 +86,13 @@ impl EventSource for ManifestSource {
             if line.is_empty() {
                 continue; // blank lines separate nothing and cost nothing
             }
-            return Ok(Some(parse_line(line, &self.root).map(|e| (origin.clone(), e)).map_err(|(event_id, error)| {
-                LineFailure { origin, event_id, error }
-            })));
+            return Ok(Some(
+                parse_line(line, &self.root).map(|e| (origin.clone(), e)).map_err(|(event_id, error)| LineFailure {
+                    origin,
+                    event_id,
+                    error,
+                }),
+            ));
         }
     }
 }

@@ -53,7 +53,10 @@ impl MediaPath {
             .canonicalize()
             .map_err(|source| EventError::MediaMissing { path: shown.clone(), source })?;
         if !real.starts_with(&self.root) {
-            return Err(EventError::PathRefused { path: shown, reason: "a symlink leads out of the manifest's folder" });
+            return Err(EventError::PathRefused {
+                path: shown,
+                reason: "a symlink leads out of the manifest's folder",
+            });
         }
         if !real.is_file() {
             return Err(EventError::PathRefused { path: shown, reason: "not a regular file" });

@@ -11,9 +11,7 @@ pub use ort;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    #[error(
-        "ONNX Runtime library not found (looked for {looked}); run `just setup` or set ORT_DYLIB_PATH"
-    )]
+    #[error("ONNX Runtime library not found (looked for {looked}); run `just setup` or set ORT_DYLIB_PATH")]
     RuntimeMissing { looked: String },
     #[error("ONNX Runtime failed to load from {path}: {message}")]
     RuntimeLoad { path: PathBuf, message: String },
@@ -125,7 +123,8 @@ pub fn attune_homes() -> Vec<PathBuf> {
     if let Some(h) = std::env::var_os("ATTUNE_HOME") {
         homes.push(PathBuf::from(h));
     }
-    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))];
+    let starts =
+        [std::env::current_dir().ok(), std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))];
     for start in starts.into_iter().flatten() {
         for dir in start.ancestors() {
             let h = dir.join(".attune");
@@ -159,8 +158,9 @@ impl ModelDir {
         let manifest = dir.join("model.toml");
         let text = std::fs::read_to_string(&manifest)
             .map_err(|e| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
-        let mut table: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
         let runtime = match table.remove("runtime") {
             Some(toml::Value::Table(t)) => t,
             _ => return Err(InferError::Manifest { path: manifest, message: "no [runtime] table".into() }),

@@ -32,8 +32,8 @@ impl MiniLm {
         if dir.str("pooling")? != "mean" {
             return Err(manifest_err("only mean pooling is implemented".into()));
         }
-        let mut tokenizer = Tokenizer::from_file(dir.file("tokenizer")?)
-            .map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
@@ -94,7 +94,9 @@ impl Model for MiniLm {
         let mut mask = Array2::<i64>::zeros((batch, seq));
         let mut types = Array2::<i64>::zeros((batch, seq));
         for (row, enc) in encodings.iter().enumerate() {
-            for (col, ((&id, &m), &t)) in enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate() {
+            for (col, ((&id, &m), &t)) in
+                enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate()
+            {
                 ids[[row, col]] = id as i64;
                 mask[[row, col]] = m as i64;
                 types[[row, col]] = t as i64;
@@ -106,7 +108,8 @@ impl Model for MiniLm {
             "token_type_ids" => TensorRef::from_array_view(&types).map_err(|e| self.err(e))?,
         ];
         let id = self.id.clone();
-        let outputs = self.session.run(inputs).map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
+        let outputs =
+            self.session.run(inputs).map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
         let hidden = outputs["last_hidden_state"]
             .try_extract_array::<f32>()
             .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
@@ -175,7 +178,11 @@ mod tests {
     fn similar_sentences_are_closer_than_unrelated_ones() {
         let mut m = model();
         let v = m
-            .embed_all(&["hiking trails in the alps".into(), "mountain trekking and walking routes".into(), "stock market dividends".into()])
+            .embed_all(&[
+                "hiking trails in the alps".into(),
+                "mountain trekking and walking routes".into(),
+                "stock market dividends".into(),
+            ])
             .unwrap();
         assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
     }

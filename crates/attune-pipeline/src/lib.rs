@@ -68,7 +68,11 @@ struct Pending {
 impl Pipeline<'_> {
     /// Run every record of `source` through the stages. Only a failing source or store stops
     /// the run; everything else is a per-event outcome in the report.
-    pub fn run(&mut self, source: &mut dyn EventSource, observe: &mut dyn FnMut(&Progress)) -> Result<Report, PipelineError> {
+    pub fn run(
+        &mut self,
+        source: &mut dyn EventSource,
+        observe: &mut dyn FnMut(&Progress),
+    ) -> Result<Report, PipelineError> {
         let started = Instant::now();
         let mut report = Report::new(&self.provenance);
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
@@ -83,7 +87,7 @@ impl Pipeline<'_> {
             };
             let admitted = match self.policy.admit(event) {
                 Ok(a) => a,
-                Err((reason, _event)) => {
+                Err(reason) => {
                     report.skip(reason);
                     continue;
                 }
@@ -104,7 +108,12 @@ impl Pipeline<'_> {
     }
 
     /// Deduplicate, embed, tag and store one batch, in one store transaction.
-    fn flush(&mut self, batch: &mut Vec<Pending>, report: &mut Report, source: &mut dyn EventSource) -> Result<(), PipelineError> {
+    fn flush(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        report: &mut Report,
+        source: &mut dyn EventSource,
+    ) -> Result<(), PipelineError> {
         if batch.is_empty() {
             return Ok(());
         }

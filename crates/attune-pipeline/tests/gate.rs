@@ -119,6 +119,11 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
     let all = ["ok-1", "ok-2", "sick", "de", "gb", "kr", "none", "xx", "old", "optout", "boom"];
     assert_eq!(store.recorded(&all).unwrap(), ["ok-1", "ok-2", "sick"]);
     let mut users = Vec::new();
-    store.for_each_profile(&Scoring::now(), &mut |p| Ok(users.push(p.user_id))).unwrap();
+    store
+        .for_each_profile(&Scoring::now(), &mut |p| {
+            users.push(p.user_id);
+            Ok(())
+        })
+        .unwrap();
     assert!(users.is_empty(), "no topic was given, so no profile: {users:?}");
 }

@@ -128,7 +128,7 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Read a TOML policy file (see `docs/policy.example.toml`).
+    /// Read a TOML policy file (keys: see the README).
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.into(), source })?;
         Policy::from_toml(&text, path.parent().unwrap_or(Path::new(".")), path)
@@ -152,8 +152,11 @@ impl Policy {
         policy.opt_out.extend(file.opt_out_users.unwrap_or_default());
         if let Some(list) = file.opt_out_file {
             let list = base.join(list);
-            let text = std::fs::read_to_string(&list).map_err(|source| PolicyError::OptOutList { path: list, source })?;
-            policy.opt_out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+            let text =
+                std::fs::read_to_string(&list).map_err(|source| PolicyError::OptOutList { path: list, source })?;
+            policy
+                .opt_out
+                .extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
         }
         Ok(policy)
     }
@@ -163,20 +166,21 @@ impl Policy {
     }
 
     /// The gate. Checks run in a fixed order, so each excluded event has one reason:
-    /// opt-out, then jurisdiction, then effective date.
-    pub fn admit(&self, event: Event) -> Result<Admitted<Event>, (Exclusion, Event)> {
+    /// opt-out, then jurisdiction, then effective date. An excluded event is consumed: its
+    /// content is dropped here, before anything could read it.
+    pub fn admit(&self, event: Event) -> Result<Admitted<Event>, Exclusion> {
         if self.opt_out.contains(&event.user_id) {
-            return Err((Exclusion::OptOut, event));
+            return Err(Exclusion::OptOut);
         }
         let allowed_country = match &event.country {
             None => false, // absent: fail closed
             Some(c) => is_iso_3166_alpha2(c.as_str()) && !self.excluded.contains(c.as_str()),
         };
         if !allowed_country {
-            return Err((Exclusion::Jurisdiction, event));
+            return Err(Exclusion::Jurisdiction);
         }
         if event.captured_at < self.effective_from {
-            return Err((Exclusion::EffectiveDate, event));
+            return Err(Exclusion::EffectiveDate);
         }
         Ok(Admitted { inner: event })
     }
@@ -212,7 +216,7 @@ mod tests {
     }
 
     fn reason(p: &Policy, e: Event) -> Option<Exclusion> {
-        p.admit(e).err().map(|(r, _)| r)
+        p.admit(e).err()
     }
 
     #[test]

@@ -76,12 +76,7 @@ impl SqliteStore {
     }
 
     /// Build profiles from evidence rows sorted by (user, topic, event).
-    fn assemble(
-        &self,
-        user_id: &str,
-        rows: &[EvidenceRow],
-        scoring: &Scoring,
-    ) -> Result<Option<Profile>, StoreError> {
+    fn assemble(&self, user_id: &str, rows: &[EvidenceRow], scoring: &Scoring) -> Result<Option<Profile>, StoreError> {
         if rows.is_empty() {
             return Ok(None);
         }
@@ -215,7 +210,8 @@ impl ProfileStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE user_id = ?1 ORDER BY topic_id, event_id"
         ))?;
-        let rows = stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
         self.assemble(user_id, &rows, scoring)
     }
 
@@ -225,8 +221,9 @@ impl ProfileStore for SqliteStore {
         sink: &mut dyn FnMut(Profile) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // One pass over the evidence in key order; only one user's rows are held at a time.
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY user_id, topic_id, event_id"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY user_id, topic_id, event_id"))?;
         let mut rows = stmt.query_map([], evidence_row)?;
         let mut current: Option<String> = None;
         let mut group: Vec<EvidenceRow> = Vec::new();
@@ -258,7 +255,8 @@ impl ProfileStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE user_id = ?1 ORDER BY topic_id, captured_ms, event_id"
         ))?;
-        let rows = stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
         let taxonomy = Taxonomy::get();
         Ok(rows
             .chunk_by(|a, b| a.topic_id == b.topic_id)
@@ -311,7 +309,13 @@ mod tests {
             event_id: event.into(),
             user_id: user.into(),
             outcome: if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged },
-            delta: Some(ProfileDelta { event_id: event.into(), user_id: user.into(), product, captured_at: t(at), topics }),
+            delta: Some(ProfileDelta {
+                event_id: event.into(),
+                user_id: user.into(),
+                product,
+                captured_at: t(at),
+                topics,
+            }),
         }
     }
 
@@ -321,7 +325,12 @@ mod tests {
 
     fn all(store: &SqliteStore) -> Vec<Profile> {
         let mut out = Vec::new();
-        store.for_each_profile(&scoring(), &mut |p| Ok(out.push(p))).unwrap();
+        store
+            .for_each_profile(&scoring(), &mut |p| {
+                out.push(p);
+                Ok(())
+            })
+            .unwrap();
         out
     }
 

@@ -250,7 +250,8 @@ impl TextTagger {
             return Some(v);
         }
         let (p_sensitive, category) = self.probe.sensitive(embedding)?;
-        (p_sensitive >= self.config.probe_threshold).then_some(Verdict::Sensitive { category, detector: Detector::Probe })
+        (p_sensitive >= self.config.probe_threshold)
+            .then_some(Verdict::Sensitive { category, detector: Detector::Probe })
     }
 
     /// The verdict from the embedding alone (detectors 2 and 3, then topics).
@@ -263,9 +264,11 @@ impl TextTagger {
         let mut scored: Vec<(f32, &NodeVector)> = self.nodes.iter().map(|n| (dot(&n.vector, embedding), n)).collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let best_allowed = scored.iter().find(|(_, n)| n.sensitive.is_none()).map(|(s, _)| *s).unwrap_or(0.0);
-        if let Some((_, n)) = scored.iter().take_while(|(s, _)| *s >= best_allowed - c.sensitive_node_margin).find(|(s, n)| {
-            n.sensitive.is_some() && *s >= c.sensitive_node_threshold
-        }) {
+        if let Some((_, n)) = scored
+            .iter()
+            .take_while(|(s, _)| *s >= best_allowed - c.sensitive_node_margin)
+            .find(|(s, n)| n.sensitive.is_some() && *s >= c.sensitive_node_threshold)
+        {
             let category = n.sensitive.expect("filtered on is_some");
             return Verdict::Sensitive { category, detector: Detector::SensitiveNode };
         }
@@ -393,13 +396,16 @@ impl Segments {
 /// to mean anything alone.
 fn clauses(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for piece in text.split(|c: char| matches!(c, '.' | '!' | '?' | ';' | ',' | '\n' | '—' | '–' | '(' | ')')) {
+    for piece in text.split(['.', '!', '?', ';', ',', '\n', '—', '–', '(', ')']) {
         let piece = piece.trim();
         if piece.is_empty() {
             continue;
         }
         match out.last_mut() {
-            Some(last) if last.split_whitespace().count() < MIN_CLAUSE_WORDS || piece.split_whitespace().count() < MIN_CLAUSE_WORDS => {
+            Some(last)
+                if last.split_whitespace().count() < MIN_CLAUSE_WORDS
+                    || piece.split_whitespace().count() < MIN_CLAUSE_WORDS =>
+            {
                 last.push_str(", ");
                 last.push_str(piece);
             }
@@ -514,7 +520,9 @@ mod tests {
 
     #[test]
     fn clauses_are_checked_on_their_own() {
-        let s = Segments::of("Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.");
+        let s = Segments::of(
+            "Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.",
+        );
         assert_eq!(s.windows, 1);
         assert_eq!(
             &s.texts[1..],

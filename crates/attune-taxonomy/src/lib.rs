@@ -164,8 +164,12 @@ impl Taxonomy {
             }
             let id = num(cols.get(1))?;
             let parent = cols.get(2).and_then(|p| p.trim().parse().ok());
-            let path: Vec<String> =
-                cols[5..cols.len().min(10)].iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(String::from).collect();
+            let path: Vec<String> = cols[5..cols.len().min(10)]
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             let name = path.last().cloned().unwrap_or_else(|| "Interest".to_string());
             let description = descriptions.get(&id).ok_or_else(|| format!("node {id} has no description"))?.to_string();
             index.insert(id, nodes.len());
@@ -183,7 +187,8 @@ impl Taxonomy {
         h.update(DESCRIPTIONS_TSV.as_bytes());
         h.update(SENSITIVE_TSV.as_bytes());
         let digest = h.finalize();
-        let version = format!("iab-audience-1.1+attune.{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
+        let version =
+            format!("iab-audience-1.1+attune.{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
         Ok(Taxonomy { nodes, index, version })
     }
 
