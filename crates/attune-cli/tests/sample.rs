@@ -70,6 +70,16 @@ fn sample() -> (PathBuf, Vec<String>, Vec<Line>) {
     (path, raw, lines)
 }
 
+/// The object has every required key of `schema` and no key it does not list.
+fn conforms(object: &Value, schema: &Value) {
+    let keys: HashSet<&str> = object.as_object().unwrap().keys().map(String::as_str).collect();
+    let allowed: HashSet<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    for required in schema["required"].as_array().unwrap() {
+        assert!(keys.contains(required.as_str().unwrap()), "missing {required} in {object}");
+    }
+    assert!(keys.is_subset(&allowed), "keys {keys:?} not all in the schema");
+}
+
 fn count(lines: &[Line], outcome: &str) -> u64 {
     lines.iter().filter(|l| l.outcome.as_deref() == Some(outcome)).count() as u64
 }
@@ -107,9 +117,16 @@ fn sample_manifest_end_to_end() {
     let db = SqliteStore::open(&store).unwrap();
     let profiles: Vec<Value> = export(&store, "profile").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!profiles.is_empty());
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("schemas/attune.profile.v1.json")).unwrap()).unwrap();
+    assert_eq!(schema["$id"], "attune.profile.v1");
     let mut topics_of_event: HashMap<String, Vec<u32>> = HashMap::new();
     for p in &profiles {
         assert_eq!(p["schema"], "attune.profile.v1");
+        conforms(p, &schema);
+        for t in p["topics"].as_array().unwrap() {
+            conforms(t, &schema["properties"]["topics"]["items"]);
+        }
         for t in p["topics"].as_array().unwrap() {
             let id: u32 = t["id"].as_str().unwrap().parse().unwrap();
             assert!(Taxonomy::get().node(id).unwrap().sensitive.is_none(), "sensitive topic {id} exported");
