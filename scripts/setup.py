@@ -116,6 +116,40 @@ def cmd_runtime(args: argparse.Namespace) -> None:
     log(f"ONNX Runtime {spec['version']} ready in {dest}")
 
 
+def export_venv(home: Path, requires: list[str]) -> Path:
+    """A virtual environment holding exactly `requires` (pinned), shared by export steps."""
+    key = hashlib.sha256("\n".join(sorted(requires)).encode()).hexdigest()[:12]
+    venv = home / "venvs" / f"export-{key}"
+    python = venv / "bin" / "python"
+    if (venv / ".complete").exists():
+        return python
+    if venv.exists():
+        shutil.rmtree(venv)
+    log(f"creating the export environment ({', '.join(requires)})")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:", *requires],
+                   check=True)
+    (venv / ".complete").touch()
+    return python
+
+
+def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
+    """Turn an installed source file into the model file with the manifest's export script."""
+    exp = spec["export"]
+    out = dest / exp["output"]
+    if out.exists() and sha256(out) == exp["sha256"]:
+        return
+    python = export_venv(home, exp["requires"])
+    tmp = dest / (exp["output"] + ".partial")
+    log(f"exporting {spec['name']}: {exp['input']} -> {exp['output']}")
+    subprocess.run([str(python), str(model_src / exp["script"]), str(dest / exp["input"]), str(tmp)], check=True)
+    got = sha256(tmp)
+    if got != exp["sha256"]:
+        tmp.unlink()
+        sys.exit(f'setup: export of {spec["name"]} gave sha256 {got}, expected {exp["sha256"]}')
+    os.replace(tmp, out)
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     manifests = sorted((ROOT / "models").glob("*/model.toml"))
     for manifest in manifests:
@@ -123,7 +157,12 @@ def cmd_models(args: argparse.Namespace) -> None:
         dest = args.home / "models" / spec["name"]
         for src in spec["source"]:
             install_source(src, dest, args.home / "cache")
-        shutil.copyfile(manifest, dest / "model.toml")
+        if "export" in spec:
+            run_export(spec, manifest.parent, dest, args.home)
+        # The manifest and the data files kept beside it (labels …), not the scripts.
+        for f in manifest.parent.iterdir():
+            if f.is_file() and f.suffix != ".py":
+                shutil.copyfile(f, dest / f.name)
         log(f"model {spec['name']} ready in {dest}")
 
 

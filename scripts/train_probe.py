@@ -2,7 +2,7 @@
 """Train the sensitivity probe: a softmax regression over MiniLM sentence embeddings, one class
 per special category plus `ordinary`, written to crates/attune-tag/data/sensitive-probe.tsv.
 
-  python3 scripts/train_probe.py [--train fixtures/conversations/train.jsonl]
+  python3 scripts/train_probe.py [--train fixtures/conversations/train.jsonl ...]
 
 Needs `pip install onnxruntime==1.32.0 tokenizers==0.22.1 numpy` and `just setup` (for the model
 and tokenizer in .attune/models/minilm-l6-v2). The embeddings are computed exactly as the Rust side
@@ -81,10 +81,13 @@ def train(x: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float, epochs: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train", type=Path, default=ROOT / "fixtures/conversations/train.jsonl")
+    # train2.jsonl (harder, implicit cases) is left out by default: with it this linear probe
+    # caught fewer sensitive items on tuning.jsonl at the same false-positive rate (75/90 vs 77/90
+    # at P >= 0.9). It is kept for a stronger probe.
+    ap.add_argument("--train", type=Path, nargs="+", default=[ROOT / "fixtures/conversations/train.jsonl"])
     ap.add_argument("--l2", type=float, default=1e-4)
     args = ap.parse_args()
-    items = [json.loads(l) for l in args.train.read_text().splitlines() if l.strip()]
+    items = [json.loads(l) for path in args.train for l in path.read_text().splitlines() if l.strip()]
     texts, labels = [], []
     for it in items:
         label = CLASSES.index(it["expect"])
