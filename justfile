@@ -27,8 +27,8 @@ run manifest="fixtures/sample/manifest.jsonl" policy="fixtures/sample/policy.tom
     ./target/release/attune run {{manifest}} --store {{sample_store}} --policy {{policy}} --report target/sample/report.json
     ./target/release/attune export --store {{sample_store}} --as-of 2026-12-01T00:00:00Z
 
-# Every test of the workspace, with the real model.
-test: setup
+# Every test of the workspace, with the real models and media fixtures.
+test: setup fixtures-media
     cargo test --workspace --locked
 
 # The tagger's figures on the labelled sets (tuning: calibrated on; holdout: never tuned on).
@@ -37,12 +37,16 @@ eval: build
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
 
 # Benchmarks (criterion); results go in the README.
-bench: setup
+bench: setup fixtures-media
     cargo bench -p attune-benches
 
 # Rebuild the sample manifest from the labelled conversations.
 fixtures:
     python3 fixtures/make_sample.py
+
+# Photos from registry packages and the bad files made from them (fixtures/images/, git-ignored).
+fixtures-media: setup
+    python3 fixtures/make_images.py
 
 lint:
     cargo fmt --all --check

@@ -70,6 +70,7 @@ fn bench(c: &mut Criterion) {
                 embedder: embedder.as_mut(),
                 tagger: &tagger,
                 store: &mut store,
+                images: None,
                 provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
                 config: PipelineConfig::default(),
             }

@@ -4,10 +4,13 @@ mod eval;
 
 use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
-use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
+use attune_pipeline::{
+    load_image_model, load_text_model, ImageClassifier, ImageStage, Pipeline, PipelineConfig, TextEmbedder,
+    DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL,
+};
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
-use attune_tag::{TagConfig, TextTagger};
+use attune_tag::{ImageTagConfig, ImageTagger, TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,6 +39,9 @@ struct ModelArgs {
     /// Texts per model call.
     #[arg(long, default_value_t = 32)]
     model_batch: usize,
+    /// Images per model call.
+    #[arg(long, default_value_t = 16)]
+    image_batch: usize,
 }
 
 #[derive(Subcommand)]
@@ -179,14 +185,24 @@ fn main() -> Result<()> {
     }
 }
 
-/// The text model and a tagger built with it.
-fn load_models(args: &ModelArgs, tag_config: TagConfig) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+fn runtime(args: &ModelArgs) -> Result<Runtime> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let device = if args.gpu { Device::CudaIfAvailable } else { Device::Cpu };
-    let runtime = Runtime::new(threads, device)?;
+    Ok(Runtime::new(threads, device)?)
+}
+
+/// The text model and a tagger built with it.
+fn load_models(args: &ModelArgs, tag_config: TagConfig) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+    let runtime = runtime(args)?;
     let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, &runtime, args.models.as_deref(), args.model_batch)?;
     let tagger = TextTagger::new(embedder.as_mut(), tag_config).context("building the tagger")?;
     Ok((embedder, tagger))
+}
+
+/// The image model and its class table.
+fn load_image_models(args: &ModelArgs) -> Result<(Box<dyn ImageClassifier>, ImageTagger)> {
+    let classifier = load_image_model(DEFAULT_IMAGE_MODEL, &runtime(args)?, args.models.as_deref(), args.image_batch)?;
+    Ok((classifier, ImageTagger::new(ImageTagConfig::default())?))
 }
 
 fn open_store(path: &Path) -> Result<SqliteStore> {
@@ -207,11 +223,13 @@ fn run(
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
     let (mut embedder, tagger) = load_models(model, TagConfig::default())?;
+    let mut images = load_image_models(model).context("loading the image model (run `just setup`)")?;
     let mut store = open_store(store_path)?;
     let provenance = Provenance {
         taxonomy: Taxonomy::get().version().to_string(),
-        model_set: format!("{}+{}", embedder.id(), tagger.version()),
+        model_set: format!("{}+{}+{}+{}", embedder.id(), tagger.version(), images.0.id(), images.1.version()),
     };
+    let decode = attune_decode::DecodeOptions { image_short_side: images.0.min_short_side(), ..Default::default() };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -227,8 +245,9 @@ fn run(
         embedder: embedder.as_mut(),
         tagger: &tagger,
         store: &mut store,
+        images: Some(ImageStage { classifier: images.0.as_mut(), tagger: &images.1 }),
         provenance,
-        config: PipelineConfig { batch_size: batch_size.max(1) },
+        config: PipelineConfig { batch_size: batch_size.max(1), decode },
     };
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);

@@ -2,16 +2,21 @@
 //!
 //! Every entry point takes an [`Admitted`] event, so nothing the policy excluded is ever opened,
 //! let alone decoded. Text passes through; media paths are resolved inside the manifest's folder
-//! first. Audio, image and video decoders are the next stages to land (issues #3, #4, #5): until
-//! they do, such events fail with an explicit reason instead of being silently dropped.
+//! first. Images go through `attune-decode-image`; audio and video decoders are the next stages to
+//! land: until they do, such events fail with an explicit reason instead of being dropped silently.
 
+use attune_decode_image::{ImageError, ImageLimits, RgbImage};
 use attune_event::{Event, EventError, Kind, Payload};
 use attune_policy::Admitted;
+
+pub use attune_decode_image as image;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error(transparent)]
     Media(#[from] EventError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("no {0} decoder in this build yet")]
     NoDecoder(&'static str),
 }
@@ -20,21 +25,40 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
     Text(String),
+    Image(RgbImage),
+}
+
+/// What the decoders need to know about the models downstream, and the limits on input.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    pub image_limits: ImageLimits,
+    /// The shorter side the image model needs; larger images are decoded at a reduced scale
+    /// (JPEG) or shrunk right after decoding, so a batch of pending images stays small.
+    pub image_short_side: u32,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { image_limits: ImageLimits::default(), image_short_side: 256 }
+    }
 }
 
 /// Decode an admitted event. The result stays [`Admitted`]: it comes from an admitted event.
-pub fn decode(event: &Admitted<Event>) -> Result<Admitted<Decoded>, DecodeError> {
+pub fn decode(event: &Admitted<Event>, options: &DecodeOptions) -> Result<Admitted<Decoded>, DecodeError> {
     event.as_ref().try_map(|e| match &e.payload {
         Payload::Text(text) => Ok(Decoded::Text(text.clone())),
         Payload::Media { kind, path } => {
             // Resolve first: a path that leaves the folder or a missing file is reported as such.
-            path.resolve()?;
-            Err(DecodeError::NoDecoder(match kind {
-                Kind::Audio => "audio",
-                Kind::Image => "image",
-                Kind::Video => "video",
-                Kind::Text => "text",
-            }))
+            let file = path.resolve()?;
+            match kind {
+                Kind::Image => {
+                    let img = attune_decode_image::decode_file(&file, &options.image_limits, options.image_short_side)?;
+                    Ok(Decoded::Image(attune_decode_image::shrink(img, options.image_short_side * 2)))
+                }
+                Kind::Audio => Err(DecodeError::NoDecoder("audio")),
+                Kind::Video => Err(DecodeError::NoDecoder("video")),
+                Kind::Text => Err(DecodeError::NoDecoder("text file")),
+            }
         }
     })
 }

@@ -7,14 +7,17 @@
 mod registry;
 mod report;
 
-pub use registry::{load_text_model, TextEmbedder, DEFAULT_TEXT_MODEL};
+pub use registry::{
+    load_image_model, load_text_model, ImageClassifier, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL,
+};
 pub use report::{Failure, Report, Skipped};
 
-use attune_decode::{decode, Decoded};
+use attune_decode::image::RgbImage;
+use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
-use attune_tag::{Segments, TextTagger, Verdict};
+use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -31,11 +34,12 @@ pub enum PipelineError {
 pub struct PipelineConfig {
     /// Admitted events gathered before a model call and a store transaction.
     pub batch_size: usize,
+    pub decode: DecodeOptions,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { batch_size: 64 }
+        PipelineConfig { batch_size: 64, decode: DecodeOptions::default() }
     }
 }
 
@@ -54,15 +58,23 @@ pub struct Pipeline<'a> {
     pub embedder: &'a mut dyn TextEmbedder,
     pub tagger: &'a TextTagger,
     pub store: &'a mut dyn ProfileStore,
+    /// `None`: image events fail with an explanation instead of being classified.
+    pub images: Option<ImageStage<'a>>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
 }
 
-/// An admitted, decoded event waiting for the model.
-struct Pending {
+/// An admitted, decoded event waiting for its model.
+pub(crate) struct Pending {
     origin: Origin,
     event: Admitted<Event>,
-    text: Admitted<Decoded>,
+    decoded: Admitted<Decoded>,
+}
+
+/// The image model and its class table, when the run has one.
+pub struct ImageStage<'a> {
+    pub classifier: &'a mut dyn ImageClassifier,
+    pub tagger: &'a ImageTagger,
 }
 
 impl Pipeline<'_> {
@@ -92,8 +104,8 @@ impl Pipeline<'_> {
                     continue;
                 }
             };
-            match decode(&admitted) {
-                Ok(text) => batch.push(Pending { origin, event: admitted, text }),
+            match decode(&admitted, &self.config.decode) {
+                Ok(decoded) => batch.push(Pending { origin, event: admitted, decoded }),
                 Err(e) => report.fail(admitted.get().event_id.clone(), Some(origin.line), e.to_string()),
             }
             if batch.len() >= self.config.batch_size {
@@ -131,46 +143,9 @@ impl Pipeline<'_> {
         }
 
         let mut records = Vec::with_capacity(work.len());
-        // The lexicon is cheap: items it drops are never embedded.
-        let mut to_embed: Vec<(usize, Segments)> = Vec::new();
         let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
-        for (i, p) in work.iter().enumerate() {
-            let Decoded::Text(text) = p.text.get();
-            match self.tagger.lexicon_hit(text) {
-                Some(category) => {
-                    verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
-                }
-                None => to_embed.push((i, Segments::of(text))),
-            }
-        }
-        let flat: Vec<String> = to_embed.iter().flat_map(|(_, s)| s.texts.iter().cloned()).collect();
-        match embed(self.embedder, &flat) {
-            Ok(vectors) => {
-                let mut at = 0;
-                for (i, segs) in &to_embed {
-                    let Decoded::Text(text) = work[*i].text.get();
-                    let n = segs.texts.len();
-                    verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
-                    at += n;
-                }
-            }
-            Err(batch_error) => {
-                // Find the bad items: one model call each, so one bad input costs one event.
-                tracing::warn!("batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
-                for (i, segs) in &to_embed {
-                    match embed(self.embedder, &segs.texts) {
-                        Ok(vectors) => {
-                            let Decoded::Text(text) = work[*i].text.get();
-                            verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors));
-                        }
-                        Err(e) => {
-                            let p = &work[*i];
-                            report.fail(p.event.get().event_id.clone(), Some(p.origin.line), e.to_string());
-                        }
-                    }
-                }
-            }
-        }
+        self.tag_texts(&work, &mut verdicts, report);
+        self.tag_images(&work, &mut verdicts, report);
 
         for (p, verdict) in work.iter().zip(verdicts) {
             let Some(verdict) = verdict else { continue }; // failed above
@@ -199,6 +174,88 @@ impl Pipeline<'_> {
         self.store.record(&records, &self.provenance)?;
         source.acknowledge(&last_origin)?;
         Ok(())
+    }
+}
+
+impl Pipeline<'_> {
+    /// Texts: the lexicon first (what it drops is never embedded), then one embedding batch.
+    fn tag_texts(&mut self, work: &[Pending], verdicts: &mut [Option<Verdict>], report: &mut Report) {
+        let mut to_embed: Vec<(usize, &str, Segments)> = Vec::new();
+        for (i, p) in work.iter().enumerate() {
+            let Decoded::Text(text) = p.decoded.get() else { continue };
+            match self.tagger.lexicon_hit(text) {
+                Some(category) => {
+                    verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
+                }
+                None => to_embed.push((i, text, Segments::of(text))),
+            }
+        }
+        if to_embed.is_empty() {
+            return;
+        }
+        let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
+        match embed(self.embedder, &flat) {
+            Ok(vectors) => {
+                let mut at = 0;
+                for (i, text, segs) in &to_embed {
+                    let n = segs.texts.len();
+                    verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
+                    at += n;
+                }
+            }
+            Err(batch_error) => {
+                // Find the bad items: one model call each, so one bad input costs one event.
+                tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
+                for (i, text, segs) in &to_embed {
+                    match embed(self.embedder, &segs.texts) {
+                        Ok(vectors) => verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors)),
+                        Err(e) => report.fail_pending(&work[*i], e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Images: classified in batches of the model's size, then tagged through the class table.
+    fn tag_images(&mut self, work: &[Pending], verdicts: &mut [Option<Verdict>], report: &mut Report) {
+        let items: Vec<(usize, &RgbImage)> = work
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.decoded.get() {
+                Decoded::Image(img) => Some((i, img)),
+                _ => None,
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let Some(stage) = self.images.as_mut() else {
+            for (i, _) in items {
+                report.fail_pending(&work[i], "no image model is loaded in this run".into());
+            }
+            return;
+        };
+        for chunk in items.chunks(stage.classifier.max_batch().max(1)) {
+            let images: Vec<&RgbImage> = chunk.iter().map(|(_, img)| *img).collect();
+            match stage.classifier.classify(&images) {
+                Ok(probabilities) if probabilities.len() == chunk.len() => {
+                    for ((i, _), p) in chunk.iter().zip(probabilities) {
+                        verdicts[*i] = Some(stage.tagger.tag(&p));
+                    }
+                }
+                result => {
+                    let why = result.err().map_or_else(|| "wrong number of outputs".to_string(), |e| e.to_string());
+                    tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
+                    for (i, img) in chunk {
+                        match stage.classifier.classify(&[*img]) {
+                            Ok(mut p) if p.len() == 1 => verdicts[*i] = Some(stage.tagger.tag(&p.remove(0))),
+                            Ok(_) => report.fail_pending(&work[*i], "image model gave no output".into()),
+                            Err(e) => report.fail_pending(&work[*i], e.to_string()),
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The one place models are registered: a model crate is added here, and nowhere else.
 
+use attune_decode::image::RgbImage;
 use attune_infer::{InferError, Model, ModelDir, Runtime};
+use attune_model_efficientnet::{EfficientNet, RgbFrame};
 use std::path::Path;
 
 /// A text-embedding model: text in, unit-length vector out. The English MiniLM now; a
@@ -23,5 +25,53 @@ pub fn load_text_model(
             Ok(Box::new(attune_model_minilm::MiniLm::load(runtime, &dir)?.with_max_batch(max_batch)))
         }
         other => Err(InferError::ModelMissing { name: format!("{other} (no such text model)"), dir: dir.dir }),
+    }
+}
+
+/// An image classifier: images in, class probabilities out (ImageNet-1k for now; the class
+/// table in attune-tag matches it).
+pub trait ImageClassifier: Send {
+    fn id(&self) -> &str;
+    fn max_batch(&self) -> usize;
+    /// The shorter side the decoder should deliver at least.
+    fn min_short_side(&self) -> u32;
+    /// Preprocess and classify `images` in one model call.
+    fn classify(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<f32>>, InferError>;
+}
+
+impl ImageClassifier for EfficientNet {
+    fn id(&self) -> &str {
+        Model::id(self)
+    }
+    fn max_batch(&self) -> usize {
+        Model::max_batch(self)
+    }
+    fn min_short_side(&self) -> u32 {
+        EfficientNet::min_short_side(self)
+    }
+    fn classify(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<f32>>, InferError> {
+        let tensors = images
+            .iter()
+            .map(|i| self.preprocess(&RgbFrame { width: i.width, height: i.height, data: &i.data }))
+            .collect::<Result<Vec<_>, _>>()?;
+        EfficientNet::classify(self, &tensors.iter().collect::<Vec<_>>())
+    }
+}
+
+pub const DEFAULT_IMAGE_MODEL: &str = attune_model_efficientnet::MODEL_NAME;
+
+/// Load the image model `name` from `models_root` (or the installed `.attune/models`).
+pub fn load_image_model(
+    name: &str,
+    runtime: &Runtime,
+    models_root: Option<&Path>,
+    max_batch: usize,
+) -> Result<Box<dyn ImageClassifier>, InferError> {
+    let dir = ModelDir::locate(name, models_root)?;
+    match name {
+        attune_model_efficientnet::MODEL_NAME => {
+            Ok(Box::new(EfficientNet::load(runtime, &dir)?.with_max_batch(max_batch)))
+        }
+        other => Err(InferError::ModelMissing { name: format!("{other} (no such image model)"), dir: dir.dir }),
     }
 }

@@ -66,6 +66,10 @@ impl Report {
         self.failed.push(Failure { event_id, line, message });
     }
 
+    pub(crate) fn fail_pending(&mut self, p: &crate::Pending, message: String) {
+        self.fail(p.event.get().event_id.clone(), Some(p.origin.line), message);
+    }
+
     pub(crate) fn skip(&mut self, reason: Exclusion) {
         match reason {
             Exclusion::Jurisdiction => self.skipped.jurisdiction += 1,

@@ -88,6 +88,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
         embedder: &mut spy,
         tagger: &tagger,
         store: &mut store,
+        images: None,
         provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
         config: PipelineConfig { batch_size: 4 },
     }

@@ -13,6 +13,10 @@
 //! Topics are the allowed taxonomy nodes whose description the text matches above a threshold
 //! and close to the best match; a weak best match gives no topic at all.
 
+mod image;
+
+pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
+
 use attune_infer::{InferError, Model};
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
@@ -41,6 +45,8 @@ pub enum Detector {
     CategoryPrototype,
     Probe,
     SensitiveNode,
+    /// An image class marked sensitive (church, syringe …).
+    ImageClass,
 }
 
 /// A topic the item is about, with its cosine similarity to the topic's description.
