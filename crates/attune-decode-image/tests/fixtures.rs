@@ -33,6 +33,9 @@ fn every_format_decodes_to_the_same_picture() {
     let heic = decode("motorcycle.heic").unwrap();
     let src = decode("motorcycle.png").unwrap();
     assert!(mean_abs_diff(&src, &heic) < 6.0);
+    // AVIF through libheif's AV1 decoder.
+    let avif = decode("coffee.avif").unwrap();
+    assert!(mean_abs_diff(&decode("coffee.png").unwrap(), &avif) < 8.0);
 }
 
 #[test]
