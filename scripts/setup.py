@@ -134,20 +134,42 @@ def export_venv(home: Path, requires: list[str]) -> Path:
 
 
 def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
-    """Turn an installed source file into the model file with the manifest's export script."""
+    """Turn an installed source file into the model file(s) with the manifest's export script.
+
+    One output (`output` + `sha256`): the script is run as `script <input> <output file>`.
+    Several (`[[export.outputs]]`, each `file` + `sha256`): as `script <input> <folder>`, and it
+    writes every listed file into that folder.
+    """
     exp = spec["export"]
-    out = dest / exp["output"]
-    if out.exists() and sha256(out) == exp["sha256"]:
+    outputs = exp.get("outputs") or [{"file": exp["output"], "sha256": exp["sha256"]}]
+    if all((dest / o["file"]).exists() and sha256(dest / o["file"]) == o["sha256"] for o in outputs):
         return
     python = export_venv(home, exp["requires"])
-    tmp = dest / (exp["output"] + ".partial")
-    log(f"exporting {spec['name']}: {exp['input']} -> {exp['output']}")
-    subprocess.run([str(python), str(model_src / exp["script"]), str(dest / exp["input"]), str(tmp)], check=True)
-    got = sha256(tmp)
-    if got != exp["sha256"]:
-        tmp.unlink()
-        sys.exit(f'setup: export of {spec["name"]} gave sha256 {got}, expected {exp["sha256"]}')
-    os.replace(tmp, out)
+    names = ", ".join(o["file"] for o in outputs)
+    log(f"exporting {spec['name']}: {exp['input']} -> {names}")
+    if "outputs" not in exp:
+        produced = {outputs[0]["file"]: dest / (exp["output"] + ".partial")}
+        target = produced[outputs[0]["file"]]
+    else:
+        target = dest / ".export.partial"  # a folder; whatever an interrupted run left there goes first
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        produced = {o["file"]: target / o["file"] for o in outputs}
+    try:
+        subprocess.run([str(python), str(model_src / exp["script"]), str(dest / exp["input"]), str(target)],
+                       check=True)
+        for o in outputs:
+            got = sha256(produced[o["file"]]) if produced[o["file"]].exists() else "nothing"
+            if got != o["sha256"]:
+                sys.exit(f'setup: export of {spec["name"]} gave {o["file"]} with sha256 {got}, expected {o["sha256"]}')
+        for o in outputs:
+            os.replace(produced[o["file"]], dest / o["file"])
+    finally:
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def cmd_models(args: argparse.Namespace) -> None:
