@@ -44,9 +44,11 @@ bench: setup fixtures-media
 fixtures:
     python3 fixtures/make_sample.py
 
-# Photos from registry packages and the bad files made from them (fixtures/images/, git-ignored).
+# Photos and recordings (registry packages, espeak-ng, ffmpeg) and the bad files made from them
+# (fixtures/images/, fixtures/audio/, git-ignored).
 fixtures-media: setup
     python3 fixtures/make_images.py
+    python3 fixtures/make_audio.py
 
 lint:
     cargo fmt --all --check

@@ -34,7 +34,9 @@ fn bench(c: &mut Criterion) {
     let batch = 16;
     let tensors: Vec<_> = (0..batch).map(|_| model.preprocess(&frame).unwrap()).collect();
     g.throughput(Throughput::Elements(batch as u64));
-    g.bench_function("inference, batch of 16", |b| b.iter(|| model.classify(&tensors.iter().collect::<Vec<_>>()).unwrap()));
+    g.bench_function("inference, batch of 16", |b| {
+        b.iter(|| model.classify(&tensors.iter().collect::<Vec<_>>()).unwrap())
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function("inference, batch of 1", |b| b.iter(|| model.classify(&[&tensors[0]]).unwrap()));
 

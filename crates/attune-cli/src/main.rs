@@ -5,8 +5,8 @@ mod eval;
 use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
 use attune_pipeline::{
-    load_image_model, load_text_model, ImageClassifier, ImageStage, Pipeline, PipelineConfig, TextEmbedder,
-    DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL,
+    load_image_model, load_speech_model, load_text_model, ImageClassifier, ImageStage, Pipeline, PipelineConfig,
+    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
@@ -224,10 +224,19 @@ fn run(
     let mut source = attune_event::ManifestSource::open(manifest)?;
     let (mut embedder, tagger) = load_models(model, TagConfig::default())?;
     let mut images = load_image_models(model).context("loading the image model (run `just setup`)")?;
+    let mut speech = load_speech_model(DEFAULT_SPEECH_MODEL, &runtime(model)?, model.models.as_deref())
+        .context("loading the speech model (run `just setup`)")?;
     let mut store = open_store(store_path)?;
     let provenance = Provenance {
         taxonomy: Taxonomy::get().version().to_string(),
-        model_set: format!("{}+{}+{}+{}", embedder.id(), tagger.version(), images.0.id(), images.1.version()),
+        model_set: format!(
+            "{}+{}+{}+{}+{}",
+            embedder.id(),
+            tagger.version(),
+            images.0.id(),
+            images.1.version(),
+            speech.id()
+        ),
     };
     let decode = attune_decode::DecodeOptions { image_short_side: images.0.min_short_side(), ..Default::default() };
     let bar = if std::io::stderr().is_terminal() {
@@ -246,6 +255,7 @@ fn run(
         tagger: &tagger,
         store: &mut store,
         images: Some(ImageStage { classifier: images.0.as_mut(), tagger: &images.1 }),
+        speech: Some(speech.as_mut()),
         provenance,
         config: PipelineConfig { batch_size: batch_size.max(1), decode },
     };

@@ -107,9 +107,8 @@ pub fn decode_file(path: &Path, limits: &AudioLimits) -> Result<Pcm, AudioError>
     let mut format = symphonia::default::get_probe()
         .probe(&Hint::new(), stream, FormatOptions::default(), MetadataOptions::default())
         .map_err(|e| AudioError::Unsupported(e.to_string()))?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::Unsupported("no audio track".into()))?;
+    let track =
+        format.default_track(TrackType::Audio).ok_or_else(|| AudioError::Unsupported("no audio track".into()))?;
     let track_id = track.id;
     let expected_frames = track.num_frames;
     let params = track
@@ -197,7 +196,8 @@ pub fn resample(input: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
         return Ok(input.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| AudioError::Resample(e.to_string());
-    let mut resampler = Fft::<f32>::new(rate as usize, TARGET_RATE as usize, 1024, 1, FixedSync::Both).map_err(|e| err(&e))?;
+    let mut resampler =
+        Fft::<f32>::new(rate as usize, TARGET_RATE as usize, 1024, 1, FixedSync::Both).map_err(|e| err(&e))?;
     let needed = resampler.process_all_needed_output_len(input.len());
     let mut output = vec![0f32; needed];
     let src = InterleavedSlice::new(input, 1, input.len()).map_err(|e| err(&e))?;
@@ -214,7 +214,8 @@ mod tests {
     #[test]
     fn resampling_keeps_duration_and_a_tone() {
         let rate = 44_100;
-        let tone: Vec<f32> = (0..rate).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin()).collect();
+        let tone: Vec<f32> =
+            (0..rate).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin()).collect();
         let out = resample(&tone, rate).unwrap();
         assert!((out.len() as i64 - 16_000).abs() <= 2, "{}", out.len());
         // Still a 440 Hz tone of about the same power, away from the edges.

@@ -2,13 +2,16 @@
 //!
 //! Every entry point takes an [`Admitted`] event, so nothing the policy excluded is ever opened,
 //! let alone decoded. Text passes through; media paths are resolved inside the manifest's folder
-//! first. Images go through `attune-decode-image`; audio and video decoders are the next stages to
-//! land: until they do, such events fail with an explicit reason instead of being dropped silently.
+//! first. Images go through `attune-decode-image`, voice recordings through `attune-decode-audio`;
+//! the video decoder is the next stage to land: until it does, video events fail with an explicit
+//! reason instead of being dropped silently.
 
+use attune_decode_audio::{AudioError, AudioLimits, Pcm};
 use attune_decode_image::{ImageError, ImageLimits, RgbImage};
 use attune_event::{Event, EventError, Kind, Payload};
 use attune_policy::Admitted;
 
+pub use attune_decode_audio as audio;
 pub use attune_decode_image as image;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,21 +20,26 @@ pub enum DecodeError {
     Media(#[from] EventError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
     #[error("no {0} decoder in this build yet")]
     NoDecoder(&'static str),
 }
 
 /// A decoded payload, ready for a model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Decoded {
     Text(String),
     Image(RgbImage),
+    /// 16 kHz mono.
+    Audio(Pcm),
 }
 
 /// What the decoders need to know about the models downstream, and the limits on input.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions {
     pub image_limits: ImageLimits,
+    pub audio_limits: AudioLimits,
     /// The shorter side the image model needs; larger images are decoded at a reduced scale
     /// (JPEG) or shrunk right after decoding, so a batch of pending images stays small.
     pub image_short_side: u32,
@@ -39,7 +47,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { image_limits: ImageLimits::default(), image_short_side: 256 }
+        DecodeOptions {
+            image_limits: ImageLimits::default(),
+            audio_limits: AudioLimits::default(),
+            image_short_side: 256,
+        }
     }
 }
 
@@ -55,7 +67,7 @@ pub fn decode(event: &Admitted<Event>, options: &DecodeOptions) -> Result<Admitt
                     let img = attune_decode_image::decode_file(&file, &options.image_limits, options.image_short_side)?;
                     Ok(Decoded::Image(attune_decode_image::shrink(img, options.image_short_side * 2)))
                 }
-                Kind::Audio => Err(DecodeError::NoDecoder("audio")),
+                Kind::Audio => Ok(Decoded::Audio(attune_decode_audio::decode_file(&file, &options.audio_limits)?)),
                 Kind::Video => Err(DecodeError::NoDecoder("video")),
                 Kind::Text => Err(DecodeError::NoDecoder("text file")),
             }

@@ -38,7 +38,8 @@ pub struct LogMel {
 
 impl LogMel {
     fn new(filters: Vec<f32>) -> LogMel {
-        let hann = (0..N_FFT).map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N_FFT as f32).cos()).collect();
+        let hann =
+            (0..N_FFT).map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N_FFT as f32).cos()).collect();
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
         LogMel { filters, hann, fft }
     }
@@ -156,7 +157,8 @@ impl Whisper {
     pub fn transcribe(&mut self, pcm: &[f32]) -> Result<Transcript, InferError> {
         let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
         let voiced: Vec<&[f32]> = windows.iter().copied().filter(|w| rms(w) >= SILENCE_RMS).collect();
-        let mut t = Transcript { windows: windows.len(), silent_windows: windows.len() - voiced.len(), ..Default::default() };
+        let mut t =
+            Transcript { windows: windows.len(), silent_windows: windows.len() - voiced.len(), ..Default::default() };
         let mut pieces = Vec::new();
         for group in voiced.chunks(4) {
             let mels: Vec<Vec<f32>> = group.iter().map(|w| self.mel.compute(w)).collect();
@@ -165,7 +167,8 @@ impl Whisper {
                 let one = cross.slice(s![.., i..i + 1, .., .., ..]).to_owned();
                 let ids = self.greedy(&one)?;
                 t.tokens += ids.len();
-                let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.first_token_text).map(|id| id as u32).collect();
+                let text_ids: Vec<u32> =
+                    ids.into_iter().filter(|&id| id < self.first_token_text).map(|id| id as u32).collect();
                 let text = self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?;
                 pieces.push(text.trim().to_string());
             }
@@ -182,9 +185,13 @@ impl Whisper {
         }
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let outputs = self.encoder.run(ort::inputs!["mel" => TensorRef::from_array_view(&input).map_err(err)?]).map_err(err)?;
+        let outputs =
+            self.encoder.run(ort::inputs!["mel" => TensorRef::from_array_view(&input).map_err(err)?]).map_err(err)?;
         let cross = outputs["cross_kv"].try_extract_array::<f32>().map_err(err)?;
-        cross.to_owned().into_dimensionality().map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })
+        cross
+            .to_owned()
+            .into_dimensionality()
+            .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })
     }
 
     /// Greedy decoding of one window with the self-attention cache; the generated ids, without
@@ -210,7 +217,11 @@ impl Whisper {
             let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
             let last = logits.slice(s![0, -1, ..]);
             let mut row: Vec<f32> = last.iter().copied().collect();
-            let banned = if step == 0 { self.suppress.iter().chain(&self.suppress_blank) } else { self.suppress.iter().chain(&[]) };
+            let banned = if step == 0 {
+                self.suppress.iter().chain(&self.suppress_blank)
+            } else {
+                self.suppress.iter().chain(&[])
+            };
             for &b in banned {
                 if let Some(v) = row.get_mut(b) {
                     *v = f32::NEG_INFINITY;

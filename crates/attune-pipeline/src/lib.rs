@@ -8,7 +8,8 @@ mod registry;
 mod report;
 
 pub use registry::{
-    load_image_model, load_text_model, ImageClassifier, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL,
+    load_image_model, load_speech_model, load_text_model, ImageClassifier, SpeechToText, TextEmbedder,
+    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
 pub use report::{Failure, Report, Skipped};
 
@@ -60,6 +61,8 @@ pub struct Pipeline<'a> {
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
     pub images: Option<ImageStage<'a>>,
+    /// `None`: audio events fail with an explanation instead of being transcribed.
+    pub speech: Option<&'a mut dyn SpeechToText>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
 }
@@ -144,7 +147,9 @@ impl Pipeline<'_> {
 
         let mut records = Vec::with_capacity(work.len());
         let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
-        self.tag_texts(&work, &mut verdicts, report);
+        // Speech becomes text first; transcripts live only here, for the text path.
+        let transcripts = self.transcribe(&work, report);
+        self.tag_texts(&work, &transcripts, &mut verdicts, report);
         self.tag_images(&work, &mut verdicts, report);
 
         for (p, verdict) in work.iter().zip(verdicts) {
@@ -178,11 +183,40 @@ impl Pipeline<'_> {
 }
 
 impl Pipeline<'_> {
-    /// Texts: the lexicon first (what it drops is never embedded), then one embedding batch.
-    fn tag_texts(&mut self, work: &[Pending], verdicts: &mut [Option<Verdict>], report: &mut Report) {
+    /// Voice recordings to transcripts, one recording at a time (each is batched over its 30 s
+    /// windows inside the model). `None` for items that are not audio or failed.
+    fn transcribe(&mut self, work: &[Pending], report: &mut Report) -> Vec<Option<String>> {
+        let mut out = vec![None; work.len()];
+        for (i, p) in work.iter().enumerate() {
+            let Decoded::Audio(pcm) = p.decoded.get() else { continue };
+            let Some(speech) = self.speech.as_deref_mut() else {
+                report.fail_pending(p, "no speech model is loaded in this run".into());
+                continue;
+            };
+            match speech.transcribe(&pcm.samples) {
+                Ok(text) => out[i] = Some(text),
+                Err(e) => report.fail_pending(p, e.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Texts and transcripts: the lexicon first (what it drops is never embedded), then one
+    /// embedding batch.
+    fn tag_texts(
+        &mut self,
+        work: &[Pending],
+        transcripts: &[Option<String>],
+        verdicts: &mut [Option<Verdict>],
+        report: &mut Report,
+    ) {
         let mut to_embed: Vec<(usize, &str, Segments)> = Vec::new();
         for (i, p) in work.iter().enumerate() {
-            let Decoded::Text(text) = p.decoded.get() else { continue };
+            let text = match (p.decoded.get(), &transcripts[i]) {
+                (Decoded::Text(text), _) => text.as_str(),
+                (Decoded::Audio(_), Some(transcript)) => transcript.as_str(),
+                _ => continue,
+            };
             match self.tagger.lexicon_hit(text) {
                 Some(category) => {
                     verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })

@@ -3,6 +3,7 @@
 use attune_decode::image::RgbImage;
 use attune_infer::{InferError, Model, ModelDir, Runtime};
 use attune_model_efficientnet::{EfficientNet, RgbFrame};
+use attune_model_whisper::Whisper;
 use std::path::Path;
 
 /// A text-embedding model: text in, unit-length vector out. The English MiniLM now; a
@@ -73,5 +74,36 @@ pub fn load_image_model(
             Ok(Box::new(EfficientNet::load(runtime, &dir)?.with_max_batch(max_batch)))
         }
         other => Err(InferError::ModelMissing { name: format!("{other} (no such image model)"), dir: dir.dir }),
+    }
+}
+
+/// Speech to text: 16 kHz mono PCM in, a transcript out (English Whisper now; a multilingual
+/// model is another crate implementing this).
+pub trait SpeechToText: Send {
+    fn id(&self) -> &str;
+    fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError>;
+}
+
+impl SpeechToText for Whisper {
+    fn id(&self) -> &str {
+        Model::id(self)
+    }
+    fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError> {
+        Whisper::transcribe(self, pcm).map(|t| t.text)
+    }
+}
+
+pub const DEFAULT_SPEECH_MODEL: &str = attune_model_whisper::MODEL_NAME;
+
+/// Load the speech model `name` from `models_root` (or the installed `.attune/models`).
+pub fn load_speech_model(
+    name: &str,
+    runtime: &Runtime,
+    models_root: Option<&Path>,
+) -> Result<Box<dyn SpeechToText>, InferError> {
+    let dir = ModelDir::locate(name, models_root)?;
+    match name {
+        attune_model_whisper::MODEL_NAME => Ok(Box::new(Whisper::load(runtime, &dir)?)),
+        other => Err(InferError::ModelMissing { name: format!("{other} (no such speech model)"), dir: dir.dir }),
     }
 }
