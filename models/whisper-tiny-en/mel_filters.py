@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Where mel_filters_80x201.f32 comes from (developer tool; the file itself is committed).
+(Paths below use a scratch folder: WORK=$(mktemp -d).)
 
-  pip download --no-deps openai-whisper==20250625 -d /tmp/w     # an sdist; needs `wheel` in pip's
-  tar xzf /tmp/w/openai_whisper-20250625.tar.gz -C /tmp/w       # environment to prepare its metadata
-  python3 mel_filters.py /tmp/w/openai_whisper-20250625/whisper/assets/mel_filters.npz [--write]
+  pip download --no-deps openai-whisper==20250625 -d $WORK/w     # an sdist; needs `wheel` in pip's
+  tar xzf $WORK/w/openai_whisper-20250625.tar.gz -C $WORK/w       # environment to prepare its metadata
+  python3 mel_filters.py $WORK/w/openai_whisper-20250625/whisper/assets/mel_filters.npz [--write]
 
 openai-whisper (MIT) ships the 80-bin filterbank it uses as `whisper/assets/mel_filters.npz`, key
 "mel_80", float32 [80, 201] (sdist sha256 37a91a39…, npz sha256 7450ae70…). This script checks it

