@@ -24,13 +24,17 @@ fn bench(c: &mut Criterion) {
         // Throughput in milliseconds of audio: criterion's elem/s ÷ 1000 is audio s per wall s.
         g.throughput(Throughput::Elements(millis));
         g.bench_function(format!("{name}: decode + resample"), |b| b.iter(|| decode_file(&path, &limits).unwrap()));
-        g.bench_function(format!("{name}: log-mel (one 30 s window)"), |b| b.iter(|| whisper.log_mel().compute(&pcm.samples)));
+        g.bench_function(format!("{name}: log-mel (one 30 s window)"), |b| {
+            b.iter(|| whisper.log_mel().compute(&pcm.samples))
+        });
         let mel = whisper.log_mel().compute(&pcm.samples);
         g.bench_function(format!("{name}: encoder (one window)"), |b| {
             b.iter(|| whisper.encode(std::slice::from_ref(&mel)).unwrap())
         });
         let cross = whisper.encode(std::slice::from_ref(&mel)).unwrap();
-        g.bench_function(format!("{name}: greedy decoder with KV cache"), |b| b.iter(|| whisper.greedy(&cross).unwrap()));
+        g.bench_function(format!("{name}: greedy decoder with KV cache"), |b| {
+            b.iter(|| whisper.greedy(&cross).unwrap())
+        });
         g.bench_function(format!("{name}: end to end"), |b| {
             b.iter(|| {
                 let pcm = decode_file(&path, &limits).unwrap();

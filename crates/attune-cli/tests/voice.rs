@@ -2,47 +2,19 @@
 //! `fixtures/make_audio.py`). Spoken conversations give the interests their text gives, in every
 //! format; the spoken sensitive conversation is dropped; bad files fail alone.
 
-use attune_profile::{ProfileStore, SqliteStore};
-use serde_json::Value;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+use std::collections::HashMap;
 
 #[test]
 fn spoken_conversations_become_the_interests_of_their_text() {
-    let manifest = root().join("fixtures/audio/manifest.jsonl");
-    assert!(manifest.exists(), "run `python3 fixtures/make_audio.py` first");
+    let manifest = common::root().join("fixtures/audio/manifest.jsonl");
+    let lines = common::manifest_lines(&manifest, "fixtures/make_audio.py");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("p.sqlite");
-    let report_path = dir.path().join("r.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap(), "--report"])
-        .arg(&report_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-    let failed: HashMap<String, String> = report["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["event_id"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().to_string()))
-        .collect();
-    let db = SqliteStore::open(&store).unwrap();
-    let mut evidence: HashMap<String, Vec<String>> = HashMap::new();
-    for user in ["voice-user-0", "voice-user-1", "voice-user-2", "typed-user"] {
-        for topic in db.explain(user).unwrap() {
-            for e in topic.events {
-                evidence.entry(e.event_id).or_default().push(topic.topic_id.clone());
-            }
-        }
-    }
-    let lines: Vec<Value> =
-        std::fs::read_to_string(&manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let report = common::run_manifest(&manifest, &store);
+    let failed = common::failures(&report);
+    let evidence = common::evidence(&store, &["voice-user-0", "voice-user-1", "voice-user-2", "typed-user"]);
     // What each conversation gives when typed.
     let typed: HashMap<&str, Vec<String>> = lines
         .iter()

@@ -1,0 +1,60 @@
+//! What the end-to-end tests share: running the binary on a manifest and reading back what the
+//! store and the report say about each event.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use attune_profile::{ProfileStore, SqliteStore};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The lines of a JSON Lines fixture, which must exist (made by a script in `fixtures/`).
+pub fn manifest_lines(manifest: &Path, made_by: &str) -> Vec<Value> {
+    assert!(manifest.exists(), "{} missing: run `python3 {made_by}` first", manifest.display());
+    std::fs::read_to_string(manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `attune run MANIFEST --store STORE --report …`; the report.
+pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
+    let report = store.with_extension("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .arg("run")
+        .arg(manifest)
+        .arg("--store")
+        .arg(store)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+}
+
+/// Failed event id → message, from a report.
+pub fn failures(report: &Value) -> HashMap<String, String> {
+    report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["event_id"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Event id → the topic ids it is evidence for, over the given users.
+pub fn evidence(store: &Path, users: &[&str]) -> HashMap<String, Vec<String>> {
+    let db = SqliteStore::open(store).unwrap();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for user in users {
+        for topic in db.explain(user).unwrap() {
+            for e in topic.events {
+                out.entry(e.event_id).or_default().push(topic.topic_id.clone());
+            }
+        }
+    }
+    out
+}
