@@ -257,7 +257,7 @@ fn run(
         images: Some(ImageStage { classifier: images.0.as_mut(), tagger: &images.1 }),
         speech: Some(speech.as_mut()),
         provenance,
-        config: PipelineConfig { batch_size: batch_size.max(1), decode },
+        config: PipelineConfig { batch_size: batch_size.max(1), decode, ..Default::default() },
     };
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);

@@ -35,12 +35,24 @@ pub enum PipelineError {
 pub struct PipelineConfig {
     /// Admitted events gathered before a model call and a store transaction.
     pub batch_size: usize,
+    /// A batch is also flushed once its decoded media reach this many bytes, so a run of long
+    /// recordings cannot pile up in memory (64 two-hour recordings would be 29 GB of PCM).
+    pub max_batch_bytes: usize,
     pub decode: DecodeOptions,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { batch_size: 64, decode: DecodeOptions::default() }
+        PipelineConfig { batch_size: 64, max_batch_bytes: 256 << 20, decode: DecodeOptions::default() }
+    }
+}
+
+/// Bytes a decoded payload holds in memory.
+fn decoded_bytes(d: &Decoded) -> usize {
+    match d {
+        Decoded::Text(t) => t.len(),
+        Decoded::Image(img) => img.data.len(),
+        Decoded::Audio(pcm) => pcm.samples.len() * std::mem::size_of::<f32>(),
     }
 }
 
@@ -91,6 +103,7 @@ impl Pipeline<'_> {
         let started = Instant::now();
         let mut report = Report::new(&self.provenance);
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
+        let mut batch_bytes = 0usize;
         while let Some(record) = source.next_record()? {
             report.events += 1;
             let (origin, event) = match record {
@@ -108,11 +121,15 @@ impl Pipeline<'_> {
                 }
             };
             match decode(&admitted, &self.config.decode) {
-                Ok(decoded) => batch.push(Pending { origin, event: admitted, decoded }),
+                Ok(decoded) => {
+                    batch_bytes += decoded_bytes(decoded.get());
+                    batch.push(Pending { origin, event: admitted, decoded });
+                }
                 Err(e) => report.fail(admitted.get().event_id.clone(), Some(origin.line), e.to_string()),
             }
-            if batch.len() >= self.config.batch_size {
+            if batch.len() >= self.config.batch_size || batch_bytes >= self.config.max_batch_bytes {
                 self.flush(&mut batch, &mut report, source)?;
+                batch_bytes = 0;
                 observe(&report.progress());
             }
         }
