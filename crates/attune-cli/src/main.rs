@@ -165,6 +165,12 @@ enum Format {
 }
 
 fn main() -> Result<()> {
+    // Like other command-line tools, end quietly when the reader of stdout goes away
+    // (`attune export | head`) instead of failing on every write after it.
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ATTUNE_LOG").unwrap_or_else(|_| "warn,ort=error".into()),
@@ -223,22 +229,28 @@ fn run(
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
     let (mut embedder, tagger) = load_models(model, TagConfig::default())?;
-    let mut images = load_image_models(model).context("loading the image model (run `just setup`)")?;
-    let mut speech = load_speech_model(DEFAULT_SPEECH_MODEL, &runtime(model)?, model.models.as_deref())
-        .context("loading the speech model (run `just setup`)")?;
+    // Text is the one model every run needs; without the image or speech model, a run still
+    // processes everything else and fails those events with the reason.
+    let mut images = load_image_models(model)
+        .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
+        .ok();
+    let mut speech = runtime(model)
+        .and_then(|rt| Ok(load_speech_model(DEFAULT_SPEECH_MODEL, &rt, model.models.as_deref())?))
+        .map_err(|e| tracing::warn!("speech model unavailable, audio events will fail: {e:#}"))
+        .ok();
     let mut store = open_store(store_path)?;
-    let provenance = Provenance {
-        taxonomy: Taxonomy::get().version().to_string(),
-        model_set: format!(
-            "{}+{}+{}+{}+{}",
-            embedder.id(),
-            tagger.version(),
-            images.0.id(),
-            images.1.version(),
-            speech.id()
-        ),
+    let mut model_set = vec![embedder.id().to_string(), tagger.version().to_string()];
+    if let Some((classifier, table)) = &images {
+        model_set.extend([classifier.id().to_string(), table.version()]);
+    }
+    if let Some(s) = &speech {
+        model_set.push(s.id().to_string());
+    }
+    let provenance = Provenance { taxonomy: Taxonomy::get().version().to_string(), model_set: model_set.join("+") };
+    let decode = attune_decode::DecodeOptions {
+        image_short_side: images.as_ref().map_or(256, |(c, _)| c.min_short_side()),
+        ..Default::default()
     };
-    let decode = attune_decode::DecodeOptions { image_short_side: images.0.min_short_side(), ..Default::default() };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -254,8 +266,8 @@ fn run(
         embedder: embedder.as_mut(),
         tagger: &tagger,
         store: &mut store,
-        images: Some(ImageStage { classifier: images.0.as_mut(), tagger: &images.1 }),
-        speech: Some(speech.as_mut()),
+        images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
+        speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
         provenance,
         config: PipelineConfig { batch_size: batch_size.max(1), decode, ..Default::default() },
     };
