@@ -60,6 +60,10 @@ enum Command {
         /// Events per store transaction.
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
+        /// Process only the events of this manifest that failed in earlier runs (the store keeps
+        /// their ids); everything else is left alone.
+        #[arg(long)]
+        retry_failed: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -178,8 +182,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run { manifest, store, report, policy, batch_size, model } => {
-            run(&manifest, &store, report.as_deref(), policy.as_deref(), batch_size, &model)
+        Command::Run { manifest, store, report, policy, batch_size, retry_failed, model } => {
+            run(&manifest, &store, report.as_deref(), policy.as_deref(), batch_size, retry_failed, &model)
         }
         Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
@@ -221,6 +225,7 @@ fn run(
     report_path: Option<&Path>,
     policy: Option<&Path>,
     batch_size: usize,
+    retry_failed: bool,
     model: &ModelArgs,
 ) -> Result<()> {
     let policy = match policy {
@@ -239,6 +244,13 @@ fn run(
         .map_err(|e| tracing::warn!("speech model unavailable, audio events will fail: {e:#}"))
         .ok();
     let mut store = open_store(store_path)?;
+    let only = if retry_failed {
+        let ids: std::collections::HashSet<String> = store.failed_events()?.into_iter().collect();
+        eprintln!("retrying {} events that failed before", ids.len());
+        Some(ids)
+    } else {
+        None
+    };
     let mut model_set = vec![embedder.id().to_string(), tagger.version().to_string()];
     if let Some((classifier, table)) = &images {
         model_set.extend([classifier.id().to_string(), table.version()]);
@@ -269,7 +281,7 @@ fn run(
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
         speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
         provenance,
-        config: PipelineConfig { batch_size: batch_size.max(1), decode, ..Default::default() },
+        config: PipelineConfig { batch_size: batch_size.max(1), decode, only, ..Default::default() },
     };
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);

@@ -17,7 +17,7 @@ use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
 use attune_policy::{Admitted, Exclusion, Policy};
-use attune_profile::{EventRecord, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
+use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -39,11 +39,14 @@ pub struct PipelineConfig {
     /// recordings cannot pile up in memory (64 two-hour recordings would be 29 GB of PCM).
     pub max_batch_bytes: usize,
     pub decode: DecodeOptions,
+    /// Process only these event ids (a retry of earlier failures); the rest are counted as
+    /// `not_selected`.
+    pub only: Option<HashSet<String>>,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { batch_size: 64, max_batch_bytes: 256 << 20, decode: DecodeOptions::default() }
+        PipelineConfig { batch_size: 64, max_batch_bytes: 256 << 20, decode: DecodeOptions::default(), only: None }
     }
 }
 
@@ -104,12 +107,22 @@ impl Pipeline<'_> {
         let mut report = Report::new(&self.provenance);
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
         let mut batch_bytes = 0usize;
+        let mut failures_kept = 0usize;
         while let Some(record) = source.next_record()? {
             report.events += 1;
+            let selected = |id: Option<&str>| match (&self.config.only, id) {
+                (None, _) => true,
+                (Some(only), Some(id)) => only.contains(id),
+                (Some(_), None) => false,
+            };
             let (origin, event) = match record {
-                Ok(ok) => ok,
-                Err(failure) => {
+                Ok(ok) if selected(Some(&ok.1.event_id)) => ok,
+                Err(failure) if selected(failure.event_id.as_deref()) => {
                     report.fail(failure.report_id(), Some(failure.origin.line), failure.error.to_string());
+                    continue;
+                }
+                _ => {
+                    report.skipped.not_selected += 1;
                     continue;
                 }
             };
@@ -125,15 +138,17 @@ impl Pipeline<'_> {
                     batch_bytes += decoded_bytes(decoded.get());
                     batch.push(Pending { origin, event: admitted, decoded });
                 }
-                Err(e) => report.fail(admitted.get().event_id.clone(), Some(origin.line), e.to_string()),
+                Err(e) => report.fail_event(admitted.get(), origin.line, e.to_string()),
             }
             if batch.len() >= self.config.batch_size || batch_bytes >= self.config.max_batch_bytes {
                 self.flush(&mut batch, &mut report, source)?;
+                self.keep_failures(&report, &mut failures_kept)?;
                 batch_bytes = 0;
                 observe(&report.progress());
             }
         }
         self.flush(&mut batch, &mut report, source)?;
+        self.keep_failures(&report, &mut failures_kept)?;
         observe(&report.progress());
         report.finish(started.elapsed());
         Ok(report)
@@ -200,6 +215,25 @@ impl Pipeline<'_> {
 }
 
 impl Pipeline<'_> {
+    /// Hand the failures since the last call to the store, so `--retry-failed` can find them.
+    /// Lines without a readable event id (`line:N`) cannot be retried and are not kept.
+    fn keep_failures(&mut self, report: &Report, kept: &mut usize) -> Result<(), PipelineError> {
+        let new: Vec<FailedEvent> = report.failed[*kept..]
+            .iter()
+            .filter(|f| !f.event_id.starts_with("line:"))
+            .map(|f| FailedEvent {
+                event_id: f.event_id.clone(),
+                user_id: f.user_id.clone(),
+                message: f.message.clone(),
+            })
+            .collect();
+        *kept = report.failed.len();
+        if !new.is_empty() {
+            self.store.record_failures(&new)?;
+        }
+        Ok(())
+    }
+
     /// Voice recordings to transcripts, one recording at a time (each is batched over its 30 s
     /// windows inside the model). `None` for items that are not audio or failed.
     fn transcribe(&mut self, work: &[Pending], report: &mut Report) -> Vec<Option<String>> {

@@ -28,11 +28,13 @@ pub struct Skipped {
     pub opt_out: u64,
     pub sensitive: u64,
     pub duplicate: u64,
+    /// Retry runs only: events that had not failed before, left alone.
+    pub not_selected: u64,
 }
 
 impl Skipped {
     pub fn total(&self) -> u64 {
-        self.jurisdiction + self.effective_date + self.opt_out + self.sensitive + self.duplicate
+        self.jurisdiction + self.effective_date + self.opt_out + self.sensitive + self.duplicate + self.not_selected
     }
 }
 
@@ -44,6 +46,9 @@ pub struct Failure {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     pub message: String,
+    /// Kept for the store's failure list (so `forget` finds it), not written to the report.
+    #[serde(skip)]
+    pub user_id: Option<String>,
 }
 
 impl Report {
@@ -63,11 +68,20 @@ impl Report {
     }
 
     pub(crate) fn fail(&mut self, event_id: String, line: Option<u64>, message: String) {
-        self.failed.push(Failure { event_id, line, message });
+        self.failed.push(Failure { event_id, line, message, user_id: None });
+    }
+
+    pub(crate) fn fail_event(&mut self, event: &attune_event::Event, line: u64, message: String) {
+        self.failed.push(Failure {
+            event_id: event.event_id.clone(),
+            line: Some(line),
+            message,
+            user_id: Some(event.user_id.clone()),
+        });
     }
 
     pub(crate) fn fail_pending(&mut self, p: &crate::Pending, message: String) {
-        self.fail(p.event.get().event_id.clone(), Some(p.origin.line), message);
+        self.fail_event(p.event.get(), p.origin.line, message);
     }
 
     pub(crate) fn skip(&mut self, reason: Exclusion) {

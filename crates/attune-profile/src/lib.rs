@@ -103,6 +103,15 @@ pub struct EvidenceItem {
     pub score: f32,
 }
 
+/// An event that failed, kept so a later run can retry just those (`attune run --retry-failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEvent {
+    pub event_id: String,
+    /// Unknown when the line could not be read that far.
+    pub user_id: Option<String>,
+    pub message: String,
+}
+
 /// What `forget` removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Forgotten {
@@ -137,8 +146,15 @@ pub trait ProfileStore {
     /// The events and products behind each of a user's topics.
     fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError>;
 
-    /// Erase a user's profile, evidence and ledger entries.
+    /// Erase a user's profile, evidence, ledger entries and failure records.
     fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError>;
+
+    /// Remember events that failed (replacing an earlier message for the same id). An event
+    /// recorded later by [`ProfileStore::record`] is taken off this list.
+    fn record_failures(&mut self, failures: &[FailedEvent]) -> Result<(), StoreError>;
+
+    /// The ids of the events that failed and have not succeeded since.
+    fn failed_events(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Which taxonomy and which models produced a batch's tags; recorded in profiles.

@@ -28,6 +28,13 @@ CREATE TABLE IF NOT EXISTS evidence (
     score       REAL    NOT NULL,
     PRIMARY KEY (user_id, topic_id, event_id)
 ) WITHOUT ROWID;
+-- Events that failed (ids and reasons only), for `attune run --retry-failed`.
+CREATE TABLE IF NOT EXISTS failures (
+    event_id TEXT PRIMARY KEY,
+    user_id  TEXT,
+    message  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS failures_user ON failures (user_id);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id   TEXT PRIMARY KEY,
     taxonomy  TEXT NOT NULL,
@@ -181,10 +188,12 @@ impl ProfileStore for SqliteStore {
                 "INSERT INTO profiles (user_id, taxonomy, model_set) VALUES (?1, ?2, ?3)
                  ON CONFLICT (user_id) DO UPDATE SET taxonomy = excluded.taxonomy, model_set = excluded.model_set",
             )?;
+            let mut no_longer_failed = tx.prepare_cached("DELETE FROM failures WHERE event_id = ?1")?;
             for rec in records {
                 if ledger.execute(params![rec.event_id, rec.user_id, rec.outcome.as_str()])? == 0 {
                     continue; // already applied: idempotent
                 }
+                no_longer_failed.execute([&rec.event_id])?;
                 new += 1;
                 let Some(delta) = &rec.delta else { continue };
                 for (topic, score) in &delta.topics {
@@ -279,13 +288,42 @@ impl ProfileStore for SqliteStore {
             .collect())
     }
 
+    fn record_failures(&mut self, failures: &[crate::FailedEvent]) -> Result<(), StoreError> {
+        self.failures_impl(failures)
+    }
+
+    fn failed_events(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT event_id FROM failures ORDER BY event_id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(ids)
+    }
+
     fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError> {
         let tx = self.conn.transaction()?;
         let evidence_rows = tx.execute("DELETE FROM evidence WHERE user_id = ?1", [user_id])?;
         let ledger_rows = tx.execute("DELETE FROM ledger WHERE user_id = ?1", [user_id])?;
         tx.execute("DELETE FROM profiles WHERE user_id = ?1", [user_id])?;
+        tx.execute("DELETE FROM failures WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
         Ok(Forgotten { evidence_rows, ledger_rows })
+    }
+}
+
+impl SqliteStore {
+    fn failures_impl(&mut self, failures: &[crate::FailedEvent]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO failures (event_id, user_id, message) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (event_id) DO UPDATE SET message = excluded.message,
+                     user_id = COALESCE(excluded.user_id, failures.user_id)",
+            )?;
+            for f in failures {
+                stmt.execute(params![f.event_id, f.user_id, f.message])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -418,6 +456,22 @@ mod tests {
         let p = s.profile("u1", &scoring()).unwrap().unwrap();
         assert!(p.topics.iter().all(|t| t.id.id() != 466));
         assert!(s.explain("u1").unwrap().iter().all(|t| t.topic_id != "466"));
+    }
+
+    #[test]
+    fn failures_are_kept_until_the_event_succeeds() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        let failed = |id: &str, user: Option<&str>| crate::FailedEvent {
+            event_id: id.into(),
+            user_id: user.map(String::from),
+            message: "boom".into(),
+        };
+        s.record_failures(&[failed("e1", Some("u1")), failed("x", None), failed("e9", Some("u9"))]).unwrap();
+        assert_eq!(s.failed_events().unwrap(), ["e1", "e9", "x"]);
+        s.record(&batch(), &prov()).unwrap(); // e1 succeeds now
+        assert_eq!(s.failed_events().unwrap(), ["e9", "x"]);
+        s.forget("u9").unwrap();
+        assert_eq!(s.failed_events().unwrap(), ["x"]);
     }
 
     #[test]
