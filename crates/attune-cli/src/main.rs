@@ -189,7 +189,7 @@ fn main() -> Result<()> {
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
         Command::Forget { user, store } => forget(&store, &user),
         Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => {
-            let (mut embedder, tagger) = load_models(&model, tag.config())?;
+            let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, tag.config())?;
             eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
         }
     }
@@ -202,16 +202,19 @@ fn runtime(args: &ModelArgs) -> Result<Runtime> {
 }
 
 /// The text model and a tagger built with it.
-fn load_models(args: &ModelArgs, tag_config: TagConfig) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
-    let runtime = runtime(args)?;
-    let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, &runtime, args.models.as_deref(), args.model_batch)?;
+fn load_models(
+    runtime: &Runtime,
+    args: &ModelArgs,
+    tag_config: TagConfig,
+) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+    let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, runtime, args.models.as_deref(), args.model_batch)?;
     let tagger = TextTagger::new(embedder.as_mut(), tag_config).context("building the tagger")?;
     Ok((embedder, tagger))
 }
 
 /// The image model and its class table.
-fn load_image_models(args: &ModelArgs) -> Result<(Box<dyn ImageClassifier>, ImageTagger)> {
-    let classifier = load_image_model(DEFAULT_IMAGE_MODEL, &runtime(args)?, args.models.as_deref(), args.image_batch)?;
+fn load_image_models(runtime: &Runtime, args: &ModelArgs) -> Result<(Box<dyn ImageClassifier>, ImageTagger)> {
+    let classifier = load_image_model(DEFAULT_IMAGE_MODEL, runtime, args.models.as_deref(), args.image_batch)?;
     Ok((classifier, ImageTagger::new(ImageTagConfig::default())?))
 }
 
@@ -233,14 +236,14 @@ fn run(
         None => Policy::default(),
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
-    let (mut embedder, tagger) = load_models(model, TagConfig::default())?;
+    let runtime = runtime(model)?;
+    let (mut embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
     // Text is the one model every run needs; without the image or speech model, a run still
     // processes everything else and fails those events with the reason.
-    let mut images = load_image_models(model)
+    let mut images = load_image_models(&runtime, model)
         .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
         .ok();
-    let mut speech = runtime(model)
-        .and_then(|rt| Ok(load_speech_model(DEFAULT_SPEECH_MODEL, &rt, model.models.as_deref())?))
+    let mut speech = load_speech_model(DEFAULT_SPEECH_MODEL, &runtime, model.models.as_deref())
         .map_err(|e| tracing::warn!("speech model unavailable, audio events will fail: {e:#}"))
         .ok();
     let mut store = open_store(store_path)?;

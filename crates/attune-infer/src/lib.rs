@@ -46,6 +46,26 @@ pub trait Model: Send {
     fn run_batch(&mut self, inputs: &[Self::Input]) -> Result<Vec<Self::Output>, InferError>;
 }
 
+/// Run `model` over any number of inputs, `max_batch` at a time, checking that every call
+/// gives one output per input.
+pub fn run_in_batches<M>(model: &mut M, inputs: &[M::Input]) -> Result<Vec<M::Output>, InferError>
+where
+    M: Model + ?Sized,
+{
+    let mut out = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(model.max_batch().max(1)) {
+        let got = model.run_batch(chunk)?;
+        if got.len() != chunk.len() {
+            return Err(InferError::Run {
+                model: model.id().to_string(),
+                message: format!("{} outputs for {} inputs", got.len(), chunk.len()),
+            });
+        }
+        out.extend(got);
+    }
+    Ok(out)
+}
+
 /// Where sessions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {

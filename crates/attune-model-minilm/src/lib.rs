@@ -56,11 +56,7 @@ impl MiniLm {
 
     /// Embed any number of texts, `max_batch` at a time.
     pub fn embed_all(&mut self, texts: &[String]) -> Result<Vec<Embedding>, InferError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.max_batch) {
-            out.extend(self.run_batch(chunk)?);
-        }
-        Ok(out)
+        attune_infer::run_in_batches(self, texts)
     }
 
     fn err(&self, message: impl ToString) -> InferError {

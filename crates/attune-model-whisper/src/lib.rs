@@ -96,7 +96,6 @@ pub struct Whisper {
     mel: LogMel,
     prompt: Vec<i64>,
     eot: usize,
-    first_token_text: usize,
     suppress: Vec<usize>,
     suppress_blank: Vec<usize>,
     max_new_tokens: usize,
@@ -138,7 +137,6 @@ impl Whisper {
             mel: LogMel::new(filters),
             prompt: ints("prompt")?.into_iter().map(|t| t as i64).collect(),
             eot: dir.usize("eot")?,
-            first_token_text: dir.usize("eot")?, // ids from <|endoftext|> up are special
             suppress: ints("suppress_tokens")?,
             suppress_blank: ints("suppress_blank")?,
             max_new_tokens: dir.usize("max_new_tokens")?,
@@ -167,8 +165,8 @@ impl Whisper {
                 let one = cross.slice(s![.., i..i + 1, .., .., ..]).to_owned();
                 let ids = self.greedy(&one)?;
                 t.tokens += ids.len();
-                let text_ids: Vec<u32> =
-                    ids.into_iter().filter(|&id| id < self.first_token_text).map(|id| id as u32).collect();
+                // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
+                let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
                 let text = self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?;
                 pieces.push(text.trim().to_string());
             }

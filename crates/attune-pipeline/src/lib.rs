@@ -16,6 +16,7 @@ pub use report::{Failure, Report, Skipped};
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
+use attune_infer::run_in_batches;
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
@@ -279,7 +280,7 @@ impl Pipeline<'_> {
             return;
         }
         let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
-        match embed(self.embedder, &flat) {
+        match run_in_batches(self.embedder, &flat) {
             Ok(vectors) => {
                 let mut at = 0;
                 for (i, text, segs) in &to_embed {
@@ -292,7 +293,7 @@ impl Pipeline<'_> {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, text, segs) in &to_embed {
-                    match embed(self.embedder, &segs.texts) {
+                    match run_in_batches(self.embedder, &segs.texts) {
                         Ok(vectors) => verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors)),
                         Err(e) => report.fail_pending(&work[*i], e.to_string()),
                     }
@@ -342,21 +343,6 @@ impl Pipeline<'_> {
             }
         }
     }
-}
-
-fn embed(embedder: &mut dyn TextEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>, attune_infer::InferError> {
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(embedder.max_batch().max(1)) {
-        let got = embedder.run_batch(chunk)?;
-        if got.len() != chunk.len() {
-            return Err(attune_infer::InferError::Run {
-                model: embedder.id().to_string(),
-                message: format!("{} outputs for {} inputs", got.len(), chunk.len()),
-            });
-        }
-        out.extend(got);
-    }
-    Ok(out)
 }
 
 /// Re-exported so callers name skip reasons without depending on the policy crate.

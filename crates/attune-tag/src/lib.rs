@@ -17,7 +17,7 @@ mod image;
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{InferError, Model};
+use attune_infer::{run_in_batches, InferError, Model};
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -149,8 +149,8 @@ impl TextTagger {
         // Each node is the mean of two views: its description, and its name with its parent's.
         let texts: Vec<String> = nodes.iter().map(|n| node_text(&n.path, &n.description)).collect();
         let names: Vec<String> = nodes.iter().map(|n| name_text(&n.path)).collect();
-        let vectors = embed_all(embedder, &texts)?;
-        let name_vectors = embed_all(embedder, &names)?;
+        let vectors = run_in_batches(embedder, &texts)?;
+        let name_vectors = run_in_batches(embedder, &names)?;
         let nodes = nodes
             .iter()
             .zip(vectors.into_iter().zip(name_vectors))
@@ -165,7 +165,7 @@ impl TextTagger {
             proto_cats.push(category);
             proto_texts.push(text.to_string());
         }
-        let prototypes = proto_cats.into_iter().zip(embed_all(embedder, &proto_texts)?).collect();
+        let prototypes = proto_cats.into_iter().zip(run_in_batches(embedder, &proto_texts)?).collect();
 
         let mut lexicon = Vec::new();
         let mut allow = Vec::new();
@@ -419,21 +419,6 @@ fn clauses(text: &str) -> Vec<String> {
         }
     }
     out
-}
-
-fn embed_all<M>(embedder: &mut M, texts: &[String]) -> Result<Vec<Vec<f32>>, TagError>
-where
-    M: Model<Input = String, Output = Vec<f32>> + ?Sized,
-{
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(embedder.max_batch().max(1)) {
-        let got = embedder.run_batch(chunk)?;
-        if got.len() != chunk.len() {
-            return Err(TagError::Embeddings { expected: chunk.len(), got: got.len() });
-        }
-        out.extend(got);
-    }
-    Ok(out)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
