@@ -44,11 +44,12 @@ bench: setup fixtures-media
 fixtures:
     python3 fixtures/make_sample.py
 
-# Photos and recordings (registry packages, espeak-ng, ffmpeg) and the bad files made from them
-# (fixtures/images/, fixtures/audio/, git-ignored).
+# Photos, recordings and videos (registry packages, espeak-ng, ffmpeg) and the bad files made from
+# them (fixtures/images/, fixtures/audio/, fixtures/video/, git-ignored).
 fixtures-media: setup
     python3 fixtures/make_images.py
     python3 fixtures/make_audio.py
+    python3 fixtures/make_video.py
 
 lint:
     cargo fmt --all --check

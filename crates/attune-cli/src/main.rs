@@ -47,26 +47,7 @@ struct ModelArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Process a manifest (JSON Lines) into the profile store.
-    Run {
-        manifest: PathBuf,
-        #[arg(long, default_value = "attune.sqlite")]
-        store: PathBuf,
-        /// Write the run's report (JSON) here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// A TOML policy file (defaults: EU/EEA, UK and KR excluded; start 2025-12-16).
-        #[arg(long)]
-        policy: Option<PathBuf>,
-        /// Events per store transaction.
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        /// Process only the events of this manifest that failed in earlier runs (the store keeps
-        /// their ids); everything else is left alone.
-        #[arg(long)]
-        retry_failed: bool,
-        #[command(flatten)]
-        model: ModelArgs,
-    },
+    Run(RunArgs),
     /// Print every profile as JSON Lines on stdout.
     Export {
         #[arg(long, default_value = "attune.sqlite")]
@@ -107,6 +88,45 @@ enum Command {
         #[command(flatten)]
         tag: TagArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    manifest: PathBuf,
+    #[arg(long, default_value = "attune.sqlite")]
+    store: PathBuf,
+    /// Write the run's report (JSON) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// A TOML policy file (defaults: EU/EEA, UK and KR excluded; start 2025-12-16).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Events per store transaction.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Process only the events of this manifest that failed in earlier runs (the store keeps
+    /// their ids); everything else is left alone.
+    #[arg(long)]
+    retry_failed: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    video: VideoArgs,
+}
+
+/// How videos are sampled.
+#[derive(clap::Args, Clone, Copy)]
+struct VideoArgs {
+    /// auto: keyframes only where they come at least every 1.5 intervals, else every frame
+    /// decoded; keyframes; every-frame.
+    #[arg(long, default_value = "auto")]
+    video_sampling: attune_decode::video::Sampling,
+    /// Seconds between the frames sampled from a video.
+    #[arg(long, default_value_t = 1.0)]
+    video_interval: f64,
+    /// Frames per video at most (longer videos are sampled more sparsely).
+    #[arg(long, default_value_t = 32)]
+    video_max_frames: usize,
 }
 
 /// Tagger thresholds, to calibrate with `attune eval` (defaults are the shipped calibration).
@@ -182,9 +202,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run { manifest, store, report, policy, batch_size, retry_failed, model } => {
-            run(&manifest, &store, report.as_deref(), policy.as_deref(), batch_size, retry_failed, &model)
-        }
+        Command::Run(args) => run(&args),
         Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
         Command::Forget { user, store } => forget(&store, &user),
@@ -222,15 +240,10 @@ fn open_store(path: &Path) -> Result<SqliteStore> {
     SqliteStore::open(path).with_context(|| format!("opening the profile store {}", path.display()))
 }
 
-fn run(
-    manifest: &Path,
-    store_path: &Path,
-    report_path: Option<&Path>,
-    policy: Option<&Path>,
-    batch_size: usize,
-    retry_failed: bool,
-    model: &ModelArgs,
-) -> Result<()> {
+fn run(args: &RunArgs) -> Result<()> {
+    let (manifest, store_path, report_path) = (&args.manifest, &args.store, args.report.as_deref());
+    let (model, video) = (&args.model, &args.video);
+    let policy = args.policy.as_deref();
     let policy = match policy {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),
@@ -247,7 +260,7 @@ fn run(
         .map_err(|e| tracing::warn!("speech model unavailable, audio events will fail: {e:#}"))
         .ok();
     let mut store = open_store(store_path)?;
-    let only = if retry_failed {
+    let only = if args.retry_failed {
         let ids: std::collections::HashSet<String> = store.failed_events()?.into_iter().collect();
         eprintln!("retrying {} events that failed before", ids.len());
         Some(ids)
@@ -262,9 +275,21 @@ fn run(
         model_set.push(s.id().to_string());
     }
     let provenance = Provenance { taxonomy: Taxonomy::get().version().to_string(), model_set: model_set.join("+") };
+    let image_short_side = images.as_ref().map_or(256, |(c, _)| c.min_short_side());
+    let defaults = attune_decode::DecodeOptions::default();
     let decode = attune_decode::DecodeOptions {
-        image_short_side: images.as_ref().map_or(256, |(c, _)| c.min_short_side()),
-        ..Default::default()
+        image_short_side,
+        video: attune_decode::video::VideoOptions {
+            sampling: video.video_sampling,
+            interval_s: video.video_interval.max(0.01),
+            frame_short_side: image_short_side,
+            limits: attune_decode::video::VideoLimits {
+                max_frames: video.video_max_frames.max(1),
+                ..defaults.video.limits
+            },
+            ..defaults.video
+        },
+        ..defaults
     };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
@@ -284,7 +309,7 @@ fn run(
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
         speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
         provenance,
-        config: PipelineConfig { batch_size: batch_size.max(1), decode, only, ..Default::default() },
+        config: PipelineConfig { batch_size: args.batch_size.max(1), decode, only, ..Default::default() },
     };
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);

@@ -2,17 +2,18 @@
 //!
 //! Every entry point takes an [`Admitted`] event, so nothing the policy excluded is ever opened,
 //! let alone decoded. Text passes through; media paths are resolved inside the manifest's folder
-//! first. Images go through `attune-decode-image`, voice recordings through `attune-decode-audio`;
-//! the video decoder is the next stage to land: until it does, video events fail with an explicit
-//! reason instead of being dropped silently.
+//! first. Images go through `attune-decode-image`, voice recordings through `attune-decode-audio`,
+//! videos through `attune-decode-video` (sampled frames and the audio track).
 
 use attune_decode_audio::{AudioError, AudioLimits, Pcm};
 use attune_decode_image::{ImageError, ImageLimits, RgbImage};
+use attune_decode_video::{Video, VideoError, VideoOptions};
 use attune_event::{Event, EventError, Kind, Payload};
 use attune_policy::Admitted;
 
 pub use attune_decode_audio as audio;
 pub use attune_decode_image as image;
+pub use attune_decode_video as video;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -22,6 +23,8 @@ pub enum DecodeError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Audio(#[from] AudioError),
+    #[error(transparent)]
+    Video(#[from] VideoError),
     #[error("no {0} decoder in this build yet")]
     NoDecoder(&'static str),
 }
@@ -33,6 +36,23 @@ pub enum Decoded {
     Image(RgbImage),
     /// 16 kHz mono.
     Audio(Pcm),
+    /// Sampled frames (already at the image model's size) and the audio track.
+    Video(Video),
+}
+
+impl Decoded {
+    /// Bytes the payload holds in memory, for batch budgets.
+    pub fn bytes(&self) -> usize {
+        let pcm = |p: &Pcm| p.samples.len() * std::mem::size_of::<f32>();
+        match self {
+            Decoded::Text(t) => t.len(),
+            Decoded::Image(img) => img.data.len(),
+            Decoded::Audio(p) => pcm(p),
+            Decoded::Video(v) => {
+                v.frames.iter().map(|f| f.image.data.len()).sum::<usize>() + v.audio.as_ref().map_or(0, pcm)
+            }
+        }
+    }
 }
 
 /// What the decoders need to know about the models downstream, and the limits on input.
@@ -43,6 +63,7 @@ pub struct DecodeOptions {
     /// The shorter side the image model needs; larger images are decoded at a reduced scale
     /// (JPEG) or shrunk right after decoding, so a batch of pending images stays small.
     pub image_short_side: u32,
+    pub video: VideoOptions,
 }
 
 impl Default for DecodeOptions {
@@ -51,6 +72,7 @@ impl Default for DecodeOptions {
             image_limits: ImageLimits::default(),
             audio_limits: AudioLimits::default(),
             image_short_side: 256,
+            video: VideoOptions::default(),
         }
     }
 }
@@ -68,7 +90,7 @@ pub fn decode(event: &Admitted<Event>, options: &DecodeOptions) -> Result<Admitt
                     Ok(Decoded::Image(attune_decode_image::shrink(img, options.image_short_side * 2)))
                 }
                 Kind::Audio => Ok(Decoded::Audio(attune_decode_audio::decode_file(&file, &options.audio_limits)?)),
-                Kind::Video => Err(DecodeError::NoDecoder("video")),
+                Kind::Video => Ok(Decoded::Video(attune_decode_video::decode_file(&file, &options.video)?)),
                 Kind::Text => Err(DecodeError::NoDecoder("text file")),
             }
         }

@@ -51,15 +51,6 @@ impl Default for PipelineConfig {
     }
 }
 
-/// Bytes a decoded payload holds in memory.
-fn decoded_bytes(d: &Decoded) -> usize {
-    match d {
-        Decoded::Text(t) => t.len(),
-        Decoded::Image(img) => img.data.len(),
-        Decoded::Audio(pcm) => pcm.samples.len() * std::mem::size_of::<f32>(),
-    }
-}
-
 /// Where the pipeline is, for progress bars; handed to the observer after every batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
@@ -136,7 +127,7 @@ impl Pipeline<'_> {
             };
             match decode(&admitted, &self.config.decode) {
                 Ok(decoded) => {
-                    batch_bytes += decoded_bytes(decoded.get());
+                    batch_bytes += decoded.get().bytes();
                     batch.push(Pending { origin, event: admitted, decoded });
                 }
                 Err(e) => report.fail_event(admitted.get(), origin.line, e.to_string()),
@@ -179,11 +170,14 @@ impl Pipeline<'_> {
         }
 
         let mut records = Vec::with_capacity(work.len());
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
+        // Each item's verdicts from each source; an item that fails anywhere is dropped from
+        // the batch with its failure recorded, never half-tagged.
+        let mut parts = Parts::new(work.len());
         // Speech becomes text first; transcripts live only here, for the text path.
-        let transcripts = self.transcribe(&work, report);
-        self.tag_texts(&work, &transcripts, &mut verdicts, report);
-        self.tag_images(&work, &mut verdicts, report);
+        let transcripts = self.transcribe(&work, &mut parts, report);
+        self.tag_texts(&work, &transcripts, &mut parts, report);
+        self.tag_images(&work, &mut parts, report);
+        let verdicts = parts.verdicts(&work, report);
 
         for (p, verdict) in work.iter().zip(verdicts) {
             let Some(verdict) = verdict else { continue }; // failed above
@@ -235,19 +229,27 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Voice recordings to transcripts, one recording at a time (each is batched over its 30 s
-    /// windows inside the model). `None` for items that are not audio or failed.
-    fn transcribe(&mut self, work: &[Pending], report: &mut Report) -> Vec<Option<String>> {
+    /// Voice recordings and video soundtracks to transcripts, one recording at a time (each is
+    /// batched over its 30 s windows inside the model). `None` for items without speech.
+    fn transcribe(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) -> Vec<Option<String>> {
         let mut out = vec![None; work.len()];
         for (i, p) in work.iter().enumerate() {
-            let Decoded::Audio(pcm) = p.decoded.get() else { continue };
+            let pcm = match p.decoded.get() {
+                Decoded::Audio(pcm) => pcm,
+                Decoded::Video(video) => match &video.audio {
+                    Some(pcm) => pcm,
+                    None => continue,
+                },
+                _ => continue,
+            };
             let Some(speech) = self.speech.as_deref_mut() else {
-                report.fail_pending(p, "no speech model is loaded in this run".into());
+                // A video's pictures alone are not enough: its speech could be sensitive.
+                parts.fail(i, p, report, "no speech model is loaded in this run".into());
                 continue;
             };
             match speech.transcribe(&pcm.samples) {
                 Ok(text) => out[i] = Some(text),
-                Err(e) => report.fail_pending(p, e.to_string()),
+                Err(e) => parts.fail(i, p, report, e.to_string()),
             }
         }
         out
@@ -255,23 +257,17 @@ impl Pipeline<'_> {
 
     /// Texts and transcripts: the lexicon first (what it drops is never embedded), then one
     /// embedding batch.
-    fn tag_texts(
-        &mut self,
-        work: &[Pending],
-        transcripts: &[Option<String>],
-        verdicts: &mut [Option<Verdict>],
-        report: &mut Report,
-    ) {
+    fn tag_texts(&mut self, work: &[Pending], transcripts: &[Option<String>], parts: &mut Parts, report: &mut Report) {
         let mut to_embed: Vec<(usize, &str, Segments)> = Vec::new();
         for (i, p) in work.iter().enumerate() {
             let text = match (p.decoded.get(), &transcripts[i]) {
                 (Decoded::Text(text), _) => text.as_str(),
-                (Decoded::Audio(_), Some(transcript)) => transcript.as_str(),
+                (Decoded::Audio(_) | Decoded::Video(_), Some(transcript)) => transcript.as_str(),
                 _ => continue,
             };
             match self.tagger.lexicon_hit(text) {
                 Some(category) => {
-                    verdicts[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
+                    parts.text[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
                 }
                 None => to_embed.push((i, text, Segments::of(text))),
             }
@@ -285,7 +281,7 @@ impl Pipeline<'_> {
                 let mut at = 0;
                 for (i, text, segs) in &to_embed {
                     let n = segs.texts.len();
-                    verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
+                    parts.text[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
                     at += n;
                 }
             }
@@ -294,30 +290,35 @@ impl Pipeline<'_> {
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, text, segs) in &to_embed {
                     match run_in_batches(self.embedder, &segs.texts) {
-                        Ok(vectors) => verdicts[*i] = Some(self.tagger.tag(text, segs, &vectors)),
-                        Err(e) => report.fail_pending(&work[*i], e.to_string()),
+                        Ok(vectors) => parts.text[*i] = Some(self.tagger.tag(text, segs, &vectors)),
+                        Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }
             }
         }
     }
 
-    /// Images: classified in batches of the model's size, then tagged through the class table.
-    fn tag_images(&mut self, work: &[Pending], verdicts: &mut [Option<Verdict>], report: &mut Report) {
+    /// Photos and video frames: classified in batches of the model's size, then tagged through
+    /// the class table.
+    fn tag_images(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) {
         let items: Vec<(usize, &RgbImage)> = work
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| match p.decoded.get() {
-                Decoded::Image(img) => Some((i, img)),
-                _ => None,
+            .flat_map(|(i, p)| -> Vec<(usize, &RgbImage)> {
+                match p.decoded.get() {
+                    Decoded::Image(img) => vec![(i, img)],
+                    Decoded::Video(video) => video.frames.iter().map(|f| (i, &f.image)).collect(),
+                    _ => Vec::new(),
+                }
             })
+            .filter(|(i, _)| !parts.failed[*i])
             .collect();
         if items.is_empty() {
             return;
         }
         let Some(stage) = self.images.as_mut() else {
             for (i, _) in items {
-                report.fail_pending(&work[i], "no image model is loaded in this run".into());
+                parts.fail(i, &work[i], report, "no image model is loaded in this run".into());
             }
             return;
         };
@@ -326,7 +327,7 @@ impl Pipeline<'_> {
             match stage.classifier.classify(&images) {
                 Ok(probabilities) if probabilities.len() == chunk.len() => {
                     for ((i, _), p) in chunk.iter().zip(probabilities) {
-                        verdicts[*i] = Some(stage.tagger.tag(&p));
+                        parts.frames[*i].push(stage.tagger.tag(&p));
                     }
                 }
                 result => {
@@ -334,14 +335,57 @@ impl Pipeline<'_> {
                     tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
                     for (i, img) in chunk {
                         match stage.classifier.classify(&[*img]) {
-                            Ok(mut p) if p.len() == 1 => verdicts[*i] = Some(stage.tagger.tag(&p.remove(0))),
-                            Ok(_) => report.fail_pending(&work[*i], "image model gave no output".into()),
-                            Err(e) => report.fail_pending(&work[*i], e.to_string()),
+                            Ok(mut p) if p.len() == 1 => parts.frames[*i].push(stage.tagger.tag(&p.remove(0))),
+                            Ok(_) => parts.fail(*i, &work[*i], report, "image model gave no output".into()),
+                            Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// What the models said about each item of a batch, until its verdict is assembled.
+struct Parts {
+    failed: Vec<bool>,
+    /// The text's verdict, or the transcript's.
+    text: Vec<Option<Verdict>>,
+    /// A photo's verdict, or one per sampled video frame.
+    frames: Vec<Vec<Verdict>>,
+}
+
+impl Parts {
+    fn new(n: usize) -> Parts {
+        Parts { failed: vec![false; n], text: vec![None; n], frames: vec![Vec::new(); n] }
+    }
+
+    /// Record the item's first failure; later ones add nothing (one event, one failure).
+    fn fail(&mut self, i: usize, p: &Pending, report: &mut Report, message: String) {
+        if !std::mem::replace(&mut self.failed[i], true) {
+            report.fail_pending(p, message);
+        }
+    }
+
+    /// One verdict per item; `None` for the failed ones (already in the report).
+    fn verdicts(mut self, work: &[Pending], report: &mut Report) -> Vec<Option<Verdict>> {
+        (0..work.len())
+            .map(|i| {
+                if self.failed[i] {
+                    return None;
+                }
+                let verdict = match work[i].decoded.get() {
+                    Decoded::Text(_) | Decoded::Audio(_) => self.text[i].take(),
+                    Decoded::Image(_) => self.frames[i].pop(),
+                    // Frames and speech are one piece of evidence: any sensitive part drops it all.
+                    Decoded::Video(_) => Some(Verdict::combine([&self.frames[i][..], self.text[i].as_slice()])),
+                };
+                if verdict.is_none() {
+                    self.fail(i, &work[i], report, "no model gave a verdict".into());
+                }
+                verdict
+            })
+            .collect()
     }
 }
 

@@ -64,6 +64,44 @@ pub enum Verdict {
     Topics(Vec<ScoredTopic>),
 }
 
+/// Topics a combined item may keep (a video: the image tagger's 3 plus the text tagger's).
+const MAX_COMBINED_TOPICS: usize = 6;
+
+impl Verdict {
+    /// One verdict for an item made of parts from several sources, such as a video's sampled
+    /// frames and its speech. Any sensitive part drops the whole item. Within one source a topic
+    /// scores its best part (frames of one scene are not independent evidence); across sources
+    /// the scores combine as independent evidence, `1 − Π(1 − s)`.
+    pub fn combine<'a>(sources: impl IntoIterator<Item = &'a [Verdict]>) -> Verdict {
+        let mut combined: Vec<ScoredTopic> = Vec::new();
+        for source in sources {
+            let mut best: Vec<ScoredTopic> = Vec::new();
+            for part in source {
+                match part {
+                    Verdict::Sensitive { .. } => return part.clone(),
+                    Verdict::Topics(topics) => {
+                        for t in topics {
+                            match best.iter_mut().find(|b| b.topic == t.topic) {
+                                Some(b) => b.score = b.score.max(t.score),
+                                None => best.push(t.clone()),
+                            }
+                        }
+                    }
+                }
+            }
+            for t in best {
+                match combined.iter_mut().find(|c| c.topic == t.topic) {
+                    Some(c) => c.score = 1.0 - (1.0 - c.score) * (1.0 - t.score),
+                    None => combined.push(t),
+                }
+            }
+        }
+        combined.sort_by(|a, b| b.score.total_cmp(&a.score));
+        combined.truncate(MAX_COMBINED_TOPICS);
+        Verdict::Topics(combined)
+    }
+}
+
 /// Thresholds, on cosine similarity of unit-length MiniLM embeddings.
 #[derive(Debug, Clone)]
 pub struct TagConfig {
@@ -461,6 +499,36 @@ mod tests {
 
     fn tagger() -> TextTagger {
         TextTagger::new(&mut Constant, TagConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn combined_verdicts_count_a_topic_once_and_drop_on_any_sensitive_part() {
+        let tax = Taxonomy::get();
+        let topic = |id: u32, score: f32| ScoredTopic { topic: tax.allowed(id).unwrap(), score };
+        let frames = [
+            Verdict::Topics(vec![topic(377, 0.5)]),
+            Verdict::Topics(vec![topic(377, 0.6), topic(543, 0.3)]),
+            Verdict::Topics(vec![]),
+        ];
+        let speech = [Verdict::Topics(vec![topic(725, 0.4), topic(377, 0.5)])];
+        let Verdict::Topics(got) = Verdict::combine([&frames[..], &speech[..]]) else { panic!("sensitive") };
+        let got: Vec<(u32, f32)> = got.iter().map(|t| (t.topic.id(), t.score)).collect();
+        // 377: best frame 0.6, with speech 0.5 → 1 − 0.4·0.5 = 0.8; not 0.5+0.6 from two frames.
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].0, 377);
+        assert!((got[0].1 - 0.8).abs() < 1e-6, "{got:?}");
+        assert_eq!(got[1], (725, 0.4));
+        assert_eq!(got[2], (543, 0.3));
+
+        let sensitive_frame = [
+            Verdict::Topics(vec![topic(377, 0.9)]),
+            Verdict::Sensitive { category: SensitiveCategory::Health, detector: Detector::ImageClass },
+        ];
+        assert!(matches!(Verdict::combine([&sensitive_frame[..], &speech[..]]), Verdict::Sensitive { .. }));
+        let sensitive_speech =
+            [Verdict::Sensitive { category: SensitiveCategory::Health, detector: Detector::Lexicon }];
+        assert!(matches!(Verdict::combine([&frames[..], &sensitive_speech[..]]), Verdict::Sensitive { .. }));
+        assert!(matches!(Verdict::combine([]), Verdict::Topics(t) if t.is_empty()));
     }
 
     #[test]
