@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
                 speech: None,
                 provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
                 config: PipelineConfig::default(),
+                decoders: Vec::new(),
             }
             .run(&mut source, &mut |_| {})
             .unwrap();

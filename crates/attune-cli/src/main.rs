@@ -4,9 +4,10 @@ mod eval;
 
 use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
+use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
 use attune_pipeline::{
-    load_image_model, load_speech_model, load_text_model, ImageClassifier, ImageStage, Pipeline, PipelineConfig,
-    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
+    load_image_model, load_speech_model, load_text_model, ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder,
+    Pipeline, PipelineConfig, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
@@ -48,6 +49,10 @@ struct ModelArgs {
 enum Command {
     /// Process a manifest (JSON Lines) into the profile store.
     Run(RunArgs),
+    /// (Internal) A decoder process: reads requests on stdin, writes decoded media on stdout.
+    /// `attune run` starts these itself.
+    #[command(hide = true)]
+    DecodeWorker(WorkerArgs),
     /// Print every profile as JSON Lines on stdout.
     Export {
         #[arg(long, default_value = "attune.sqlite")]
@@ -110,6 +115,36 @@ struct RunArgs {
     retry_failed: bool,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    video: VideoArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
+}
+
+/// How media are decoded: in worker processes (the default) or in this one.
+#[derive(clap::Args, Clone, Copy)]
+struct DecodeArgs {
+    /// Decoder threads, each with its own worker process (default: half the thread budget when
+    /// the manifest has photos or videos, else 1). The rest of `--threads` goes to ONNX Runtime.
+    #[arg(long)]
+    decoders: Option<usize>,
+    /// Decode in this process: faster to start, but a decoder crash ends the run.
+    #[arg(long)]
+    in_process_decoding: bool,
+    /// Seconds one media event may take to decode before its worker is stopped.
+    #[arg(long, default_value_t = 300)]
+    decode_timeout: u64,
+    /// Memory (address space) limit of each decoder process, in MiB.
+    #[arg(long, default_value_t = 4096)]
+    decode_memory_mb: u64,
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    #[arg(long, default_value_t = 256)]
+    image_short_side: u32,
+    #[arg(long, default_value_t = 4096)]
+    memory_mb: u64,
     #[command(flatten)]
     video: VideoArgs,
 }
@@ -203,6 +238,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run(&args),
+        Command::DecodeWorker(args) => decode_worker(&args),
         Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
         Command::Forget { user, store } => forget(&store, &user),
@@ -213,10 +249,107 @@ fn main() -> Result<()> {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn runtime(args: &ModelArgs) -> Result<Runtime> {
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    runtime_with(args, args.threads.unwrap_or_else(cores))
+}
+
+fn runtime_with(args: &ModelArgs, threads: usize) -> Result<Runtime> {
     let device = if args.gpu { Device::CudaIfAvailable } else { Device::Cpu };
-    Ok(Runtime::new(threads, device)?)
+    Ok(Runtime::new(threads.max(1), device)?)
+}
+
+/// Whether the first lines of a manifest hold photos or videos (decoding-heavy) or voice, to
+/// divide the thread budget before the run. Unreadable lines count as nothing here; the run
+/// reports them.
+fn media_mix(manifest: &Path) -> (bool, bool) {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(manifest) else { return (false, false) };
+    let (mut pictures, mut voice) = (false, false);
+    for line in std::io::BufReader::new(file).split(b'\n').take(4096).map_while(Result::ok) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+        match v["kind"].as_str() {
+            Some("image" | "video") => pictures = true,
+            Some("audio") => voice = true,
+            _ => {}
+        }
+    }
+    (pictures, voice)
+}
+
+/// Divide the thread budget: decoder threads for photos and videos, the rest to ONNX Runtime's
+/// intra-op pool, so the two never oversubscribe the machine. Text needs no decoder and voice
+/// decodes at ~600× real time, so their runs give every thread to the models.
+fn thread_split(total: usize, decoders: Option<usize>, pictures: bool) -> (usize, usize) {
+    let total = total.max(1);
+    match (decoders, pictures) {
+        (Some(d), _) => (d.max(1), total.saturating_sub(d).max(1)),
+        (None, true) if total >= 2 => (total / 2, total - total / 2),
+        (None, _) => (1, total),
+    }
+}
+
+/// `attune decode-worker`: set the memory limit, then decode requests until stdin closes.
+fn decode_worker(args: &WorkerArgs) -> Result<()> {
+    let bytes = args.memory_mb.saturating_mul(1 << 20);
+    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+    // SAFETY: setrlimit with a valid struct; it only affects this process.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        bail!("cannot set the decoder's memory limit: {}", std::io::Error::last_os_error());
+    }
+    let options = decode_options(args.image_short_side, &args.video, 1);
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    attune_pipeline::isolate::serve(stdin, stdout, &options)?;
+    Ok(())
+}
+
+/// Decoder options for the image model's input size and the video flags.
+fn decode_options(image_short_side: u32, video: &VideoArgs, threads: usize) -> attune_decode::DecodeOptions {
+    let defaults = attune_decode::DecodeOptions::default();
+    attune_decode::DecodeOptions {
+        image_short_side,
+        video: attune_decode::video::VideoOptions {
+            sampling: video.video_sampling,
+            interval_s: video.video_interval.max(0.01),
+            frame_short_side: image_short_side,
+            threads,
+            limits: attune_decode::video::VideoLimits {
+                max_frames: video.video_max_frames.max(1),
+                ..defaults.video.limits
+            },
+            ..defaults.video
+        },
+        ..defaults
+    }
+}
+
+/// The arguments that make `attune decode-worker` decode as `options` says.
+fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<String> {
+    let sampling = match video.video_sampling {
+        attune_decode::video::Sampling::Auto => "auto",
+        attune_decode::video::Sampling::Keyframes => "keyframes",
+        attune_decode::video::Sampling::EveryFrame => "every-frame",
+    };
+    [
+        "decode-worker",
+        "--image-short-side",
+        &image_short_side.to_string(),
+        "--memory-mb",
+        &memory_mb.to_string(),
+        "--video-sampling",
+        sampling,
+        "--video-interval",
+        &video.video_interval.to_string(),
+        "--video-max-frames",
+        &video.video_max_frames.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The text model and a tagger built with it.
@@ -249,7 +382,11 @@ fn run(args: &RunArgs) -> Result<()> {
         None => Policy::default(),
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
-    let runtime = runtime(model)?;
+    let (pictures, _voice) = media_mix(manifest);
+    let (decoder_threads, model_threads) =
+        thread_split(model.threads.unwrap_or_else(cores), args.decode.decoders, pictures);
+    tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
+    let runtime = runtime_with(model, model_threads)?;
     let (mut embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
     // Text is the one model every run needs; without the image or speech model, a run still
     // processes everything else and fails those events with the reason.
@@ -276,21 +413,19 @@ fn run(args: &RunArgs) -> Result<()> {
     }
     let provenance = Provenance { taxonomy: Taxonomy::get().version().to_string(), model_set: model_set.join("+") };
     let image_short_side = images.as_ref().map_or(256, |(c, _)| c.min_short_side());
-    let defaults = attune_decode::DecodeOptions::default();
-    let decode = attune_decode::DecodeOptions {
-        image_short_side,
-        video: attune_decode::video::VideoOptions {
-            sampling: video.video_sampling,
-            interval_s: video.video_interval.max(0.01),
-            frame_short_side: image_short_side,
-            limits: attune_decode::video::VideoLimits {
-                max_frames: video.video_max_frames.max(1),
-                ..defaults.video.limits
-            },
-            ..defaults.video
-        },
-        ..defaults
-    };
+    let decode = decode_options(image_short_side, video, 1);
+    let decoders: Vec<Box<dyn MediaDecoder>> = (0..decoder_threads)
+        .map(|_| -> Result<Box<dyn MediaDecoder>> {
+            if args.decode.in_process_decoding {
+                return Ok(Box::new(InProcessDecoder(decode)));
+            }
+            Ok(Box::new(WorkerDecoder::new(WorkerConfig {
+                program: std::env::current_exe().context("finding the attune binary for decoder processes")?,
+                args: worker_args(image_short_side, video, args.decode.decode_memory_mb),
+                timeout: std::time::Duration::from_secs(args.decode.decode_timeout.max(1)),
+            })))
+        })
+        .collect::<Result<_>>()?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -310,10 +445,19 @@ fn run(args: &RunArgs) -> Result<()> {
         speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
         provenance,
         config: PipelineConfig { batch_size: args.batch_size.max(1), decode, only, ..Default::default() },
+        decoders,
     };
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);
-        bar.set_message(format!("processed {} skipped {} failed {}", p.processed, p.skipped, p.failed));
+        let stages: Vec<String> =
+            p.stages.iter().filter(|(_, s)| s.items > 0).map(|(n, s)| format!("{n} {:.0}/s", s.per_s())).collect();
+        bar.set_message(format!(
+            "processed {} skipped {} failed {} | {}",
+            p.processed,
+            p.skipped,
+            p.failed,
+            stages.join(", ")
+        ));
     })?;
     bar.finish_and_clear();
     if let Some(path) = report_path {
@@ -321,6 +465,10 @@ fn run(args: &RunArgs) -> Result<()> {
         std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
     }
     eprintln!("{}", report.summary());
+    eprintln!("stages (busy time per stage; decode is summed over {decoder_threads} decoder threads):");
+    for line in report.stage_lines() {
+        eprintln!("{line}");
+    }
     Ok(())
 }
 

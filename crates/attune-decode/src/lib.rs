@@ -10,6 +10,7 @@ use attune_decode_image::{ImageError, ImageLimits, RgbImage};
 use attune_decode_video::{Video, VideoError, VideoOptions};
 use attune_event::{Event, EventError, Kind, Payload};
 use attune_policy::Admitted;
+use std::path::Path;
 
 pub use attune_decode_audio as audio;
 pub use attune_decode_image as image;
@@ -81,18 +82,22 @@ impl Default for DecodeOptions {
 pub fn decode(event: &Admitted<Event>, options: &DecodeOptions) -> Result<Admitted<Decoded>, DecodeError> {
     event.as_ref().try_map(|e| match &e.payload {
         Payload::Text(text) => Ok(Decoded::Text(text.clone())),
-        Payload::Media { kind, path } => {
-            // Resolve first: a path that leaves the folder or a missing file is reported as such.
-            let file = path.resolve()?;
-            match kind {
-                Kind::Image => {
-                    let img = attune_decode_image::decode_file(&file, &options.image_limits, options.image_short_side)?;
-                    Ok(Decoded::Image(attune_decode_image::shrink(img, options.image_short_side * 2)))
-                }
-                Kind::Audio => Ok(Decoded::Audio(attune_decode_audio::decode_file(&file, &options.audio_limits)?)),
-                Kind::Video => Ok(Decoded::Video(attune_decode_video::decode_file(&file, &options.video)?)),
-                Kind::Text => Err(DecodeError::NoDecoder("text file")),
-            }
-        }
+        // Resolve first: a path that leaves the folder or a missing file is reported as such.
+        Payload::Media { kind, path } => decode_file(*kind, &path.resolve()?, options),
     })
+}
+
+/// Decode a media file already resolved inside its manifest's folder. The pipeline's decoder
+/// processes call this with the files of admitted events, which is all they are ever sent
+/// (`attune_pipeline::isolate`); everything else goes through [`decode`].
+pub fn decode_file(kind: Kind, file: &Path, options: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    match kind {
+        Kind::Image => {
+            let img = attune_decode_image::decode_file(file, &options.image_limits, options.image_short_side)?;
+            Ok(Decoded::Image(attune_decode_image::shrink(img, options.image_short_side * 2)))
+        }
+        Kind::Audio => Ok(Decoded::Audio(attune_decode_audio::decode_file(file, &options.audio_limits)?)),
+        Kind::Video => Ok(Decoded::Video(attune_decode_video::decode_file(file, &options.video)?)),
+        Kind::Text => Err(DecodeError::NoDecoder("text file")),
+    }
 }

@@ -3,7 +3,20 @@
 //!
 //! Every record ends in exactly one bucket of the [`Report`]: processed, skipped for a reason,
 //! or failed with a message. `events = processed + Σ skipped + failed`.
+//!
+//! Stages run at once, joined by bounded channels so a slow stage holds the others back
+//! instead of filling memory:
+//!
+//! ```text
+//! reader + policy gate ──media──▶ decoder threads (in process, or one worker process each)
+//!        │ text                            │
+//!        └────────────▶ batcher + models + store writer (the calling thread) ◀┘
+//! ```
+//!
+//! The batcher flushes on size, on bytes of decoded media, or when the oldest waiting item has
+//! waited `max_wait`; one thread writes to the store, so its transactions never contend.
 
+pub mod isolate;
 mod registry;
 mod report;
 
@@ -11,7 +24,7 @@ pub use registry::{
     load_image_model, load_speech_model, load_text_model, ImageClassifier, SpeechToText, TextEmbedder,
     DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
-pub use report::{Failure, Report, Skipped};
+pub use report::{Failure, Report, Skipped, StageStats};
 
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
@@ -20,8 +33,10 @@ use attune_infer::run_in_batches;
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
-use std::collections::HashSet;
-use std::time::Instant;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -39,6 +54,9 @@ pub struct PipelineConfig {
     /// A batch is also flushed once its decoded media reach this many bytes, so a run of long
     /// recordings cannot pile up in memory (64 two-hour recordings would be 29 GB of PCM).
     pub max_batch_bytes: usize,
+    /// The batcher waits at most this long for a batch to fill before running the models.
+    pub max_wait: Duration,
+    /// Options of the in-process decoder used when [`Pipeline::decoders`] is empty.
     pub decode: DecodeOptions,
     /// Process only these event ids (a retry of earlier failures); the rest are counted as
     /// `not_selected`.
@@ -47,17 +65,41 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { batch_size: 64, max_batch_bytes: 256 << 20, decode: DecodeOptions::default(), only: None }
+        PipelineConfig {
+            batch_size: 64,
+            max_batch_bytes: 256 << 20,
+            max_wait: Duration::from_millis(200),
+            decode: DecodeOptions::default(),
+            only: None,
+        }
     }
 }
 
 /// Where the pipeline is, for progress bars; handed to the observer after every batch.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Progress {
     pub events: u64,
     pub processed: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Busy time and items of each stage so far.
+    pub stages: BTreeMap<&'static str, StageStats>,
+}
+
+/// Decodes admitted events into model inputs; one per decoder thread.
+pub trait MediaDecoder: Send {
+    /// The decoded payload, or why it could not be decoded (this event's failure).
+    fn decode(&mut self, event: &Admitted<Event>) -> Result<Admitted<Decoded>, String>;
+}
+
+/// Decodes in the calling thread: fast, but a decoder crash takes the process down (see
+/// [`isolate::WorkerDecoder`]).
+pub struct InProcessDecoder(pub DecodeOptions);
+
+impl MediaDecoder for InProcessDecoder {
+    fn decode(&mut self, event: &Admitted<Event>) -> Result<Admitted<Decoded>, String> {
+        decode(event, &self.0).map_err(|e| e.to_string())
+    }
 }
 
 /// The stages a batch goes through, wired to one model, one tagger and one store.
@@ -72,10 +114,53 @@ pub struct Pipeline<'a> {
     pub speech: Option<&'a mut dyn SpeechToText>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
+    /// One per decoder thread; empty: one in-process decoder with `config.decode`.
+    pub decoders: Vec<Box<dyn MediaDecoder + 'a>>,
+}
+
+/// What the reader and the decoders tell the batcher; exactly one per record.
+enum Message {
+    Ready(Pending),
+    Skipped(u64, Origin, SkipAs),
+    Failed(u64, Origin, Failure),
+    SourceFailed(attune_event::EventError),
+}
+
+enum SkipAs {
+    Policy(Exclusion),
+    NotSelected,
+}
+
+/// An admitted media event on its way to a decoder.
+struct DecodeJob {
+    seq: u64,
+    origin: Origin,
+    event: Admitted<Event>,
+}
+
+/// Acknowledges the source in order although events finish out of order: the source hears of
+/// record N only once every record up to N is stored or reported.
+struct Watermark {
+    next: u64,
+    done: BTreeMap<u64, Origin>,
+}
+
+impl Watermark {
+    /// Mark a record done; the origin to acknowledge, if the contiguous prefix grew.
+    fn done(&mut self, seq: u64, origin: Origin) -> Option<Origin> {
+        self.done.insert(seq, origin);
+        let mut last = None;
+        while let Some(origin) = self.done.remove(&self.next) {
+            last = Some(origin);
+            self.next += 1;
+        }
+        last
+    }
 }
 
 /// An admitted, decoded event waiting for its model.
 pub(crate) struct Pending {
+    seq: u64,
     origin: Origin,
     event: Admitted<Event>,
     decoded: Admitted<Decoded>,
@@ -92,71 +177,159 @@ impl Pipeline<'_> {
     /// the run; everything else is a per-event outcome in the report.
     pub fn run(
         &mut self,
-        source: &mut dyn EventSource,
+        source: &mut (dyn EventSource + Send),
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<Report, PipelineError> {
         let started = Instant::now();
         let mut report = Report::new(&self.provenance);
-        let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
-        let mut batch_bytes = 0usize;
-        let mut failures_kept = 0usize;
-        while let Some(record) = source.next_record()? {
-            report.events += 1;
-            let selected = |id: Option<&str>| match (&self.config.only, id) {
-                (None, _) => true,
-                (Some(only), Some(id)) => only.contains(id),
-                (Some(_), None) => false,
-            };
-            let (origin, event) = match record {
-                Ok(ok) if selected(Some(&ok.1.event_id)) => ok,
-                Err(failure) if selected(failure.event_id.as_deref()) => {
-                    report.fail(failure.report_id(), Some(failure.origin.line), failure.error.to_string());
-                    continue;
-                }
-                _ => {
-                    report.skipped.not_selected += 1;
-                    continue;
-                }
-            };
-            let admitted = match self.policy.admit(event) {
-                Ok(a) => a,
-                Err(reason) => {
-                    report.skip(reason);
-                    continue;
-                }
-            };
-            match decode(&admitted, &self.config.decode) {
-                Ok(decoded) => {
-                    batch_bytes += decoded.get().bytes();
-                    batch.push(Pending { origin, event: admitted, decoded });
-                }
-                Err(e) => report.fail_event(admitted.get(), origin.line, e.to_string()),
-            }
-            if batch.len() >= self.config.batch_size || batch_bytes >= self.config.max_batch_bytes {
-                self.flush(&mut batch, &mut report, source)?;
-                self.keep_failures(&report, &mut failures_kept)?;
-                batch_bytes = 0;
-                observe(&report.progress());
-            }
+        let mut decoders = std::mem::take(&mut self.decoders);
+        if decoders.is_empty() {
+            decoders.push(Box::new(InProcessDecoder(self.config.decode)));
         }
-        self.flush(&mut batch, &mut report, source)?;
-        self.keep_failures(&report, &mut failures_kept)?;
-        observe(&report.progress());
+        let source = Mutex::new(source);
+        let batch_size = self.config.batch_size.max(1);
+        // Bounded everywhere: a few jobs per decoder, two batches of results.
+        let (job_tx, job_rx) = bounded::<DecodeJob>(decoders.len() * 2);
+        let (msg_tx, msg_rx) = bounded::<Message>(batch_size * 2);
+        // The selection moves to the reader for the run (the batcher needs `self` mutably).
+        let only = self.config.only.take();
+        let (policy, text_options) = (self.policy, self.config.decode);
+        let decode_stats = Mutex::new(StageStats::default());
+        let gate_stats = Mutex::new(StageStats::default());
+        let result = std::thread::scope(|scope| {
+            let (source, gate_stats, decode_stats) = (&source, &gate_stats, &decode_stats);
+            let reader_tx = msg_tx.clone();
+            let only = &only;
+            scope.spawn(move || read_and_gate(source, policy, only, &text_options, job_tx, reader_tx, gate_stats));
+            for mut decoder in decoders.drain(..) {
+                let (jobs, results) = (job_rx.clone(), msg_tx.clone());
+                scope.spawn(move || {
+                    for job in jobs {
+                        let t = Instant::now();
+                        let outcome = decoder.decode(&job.event);
+                        decode_stats.lock().expect("not poisoned").add(t.elapsed(), 1);
+                        let message = match outcome {
+                            Ok(decoded) => {
+                                Message::Ready(Pending { seq: job.seq, origin: job.origin, event: job.event, decoded })
+                            }
+                            Err(why) => {
+                                let e = job.event.get();
+                                let failure = Failure {
+                                    event_id: e.event_id.clone(),
+                                    line: Some(job.origin.line),
+                                    message: why,
+                                    user_id: Some(e.user_id.clone()),
+                                };
+                                Message::Failed(job.seq, job.origin, failure)
+                            }
+                        };
+                        if results.send(message).is_err() {
+                            break; // the batcher stopped (store error): stop too
+                        }
+                    }
+                });
+            }
+            drop((msg_tx, job_rx));
+            let stats = || {
+                let mut m = BTreeMap::new();
+                m.insert("read+gate", *gate_stats.lock().expect("not poisoned"));
+                m.insert("decode", *decode_stats.lock().expect("not poisoned"));
+                m
+            };
+            self.batch_and_store(msg_rx, source, &mut report, &stats, observe)
+        });
+        self.config.only = only;
+        result?;
+        report.stages.insert("read+gate", *gate_stats.lock().expect("not poisoned"));
+        report.stages.insert("decode", *decode_stats.lock().expect("not poisoned"));
         report.finish(started.elapsed());
         Ok(report)
     }
 
-    /// Deduplicate, embed, tag and store one batch, in one store transaction.
-    fn flush(
+    /// The batcher: gathers decoded events into batches, runs the models, writes the store and
+    /// acknowledges the source. Returns when every sender is gone (or the store fails; dropping
+    /// the receiver then stops the other stages).
+    fn batch_and_store(
         &mut self,
-        batch: &mut Vec<Pending>,
+        messages: Receiver<Message>,
+        source: &Mutex<&mut (dyn EventSource + Send)>,
         report: &mut Report,
-        source: &mut dyn EventSource,
+        stats: &dyn Fn() -> BTreeMap<&'static str, StageStats>,
+        observe: &mut dyn FnMut(&Progress),
     ) -> Result<(), PipelineError> {
-        if batch.is_empty() {
-            return Ok(());
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
+        let mut batch_bytes = 0usize;
+        let mut oldest: Option<Instant> = None;
+        let mut failures_kept = 0usize;
+        let mut watermark = Watermark { next: 0, done: BTreeMap::new() };
+        let mut to_ack: Option<Origin> = None;
+        loop {
+            let message = match oldest {
+                Some(t) => messages.recv_timeout(self.config.max_wait.saturating_sub(t.elapsed())),
+                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let full = match message {
+                Ok(Message::Ready(p)) => {
+                    report.events += 1;
+                    batch_bytes += p.decoded.get().bytes();
+                    oldest.get_or_insert_with(Instant::now);
+                    batch.push(p);
+                    batch.len() >= self.config.batch_size || batch_bytes >= self.config.max_batch_bytes
+                }
+                Ok(Message::Skipped(seq, origin, why)) => {
+                    report.events += 1;
+                    match why {
+                        SkipAs::Policy(reason) => report.skip(reason),
+                        SkipAs::NotSelected => report.skipped.not_selected += 1,
+                    }
+                    to_ack = watermark.done(seq, origin).or(to_ack);
+                    false
+                }
+                Ok(Message::Failed(seq, origin, failure)) => {
+                    report.events += 1;
+                    report.failed.push(failure);
+                    to_ack = watermark.done(seq, origin).or(to_ack);
+                    false
+                }
+                Ok(Message::SourceFailed(e)) => return Err(e.into()),
+                Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if full {
+                for (seq, origin) in self.flush(&mut batch, report)? {
+                    to_ack = watermark.done(seq, origin).or(to_ack);
+                }
+                self.keep_failures(report, &mut failures_kept)?;
+                if let Some(origin) = to_ack.take() {
+                    source.lock().expect("not poisoned").acknowledge(&origin)?;
+                }
+                batch_bytes = 0;
+                oldest = None;
+                let mut progress = report.progress();
+                progress.stages.extend(stats());
+                observe(&progress);
+            }
         }
-        let last_origin = batch.last().map(|p| p.origin.clone()).expect("non-empty");
+        for (seq, origin) in self.flush(&mut batch, report)? {
+            to_ack = watermark.done(seq, origin).or(to_ack);
+        }
+        self.keep_failures(report, &mut failures_kept)?;
+        if let Some(origin) = to_ack.take() {
+            source.lock().expect("not poisoned").acknowledge(&origin)?;
+        }
+        let mut progress = report.progress();
+        progress.stages.extend(stats());
+        observe(&progress);
+        Ok(())
+    }
+
+    /// Deduplicate, embed, tag and store one batch, in one store transaction.
+    /// Returns the records it accounted for (stored, skipped or failed), for acknowledgement.
+    fn flush(&mut self, batch: &mut Vec<Pending>, report: &mut Report) -> Result<Vec<(u64, Origin)>, PipelineError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done: Vec<(u64, Origin)> = batch.iter().map(|p| (p.seq, p.origin.clone())).collect();
         // Duplicates: already in the store's ledger, or earlier in this batch.
         let ids: Vec<&str> = batch.iter().map(|p| p.event.get().event_id.as_str()).collect();
         let mut seen: HashSet<String> = self.store.recorded(&ids)?.into_iter().collect();
@@ -174,9 +347,15 @@ impl Pipeline<'_> {
         // the batch with its failure recorded, never half-tagged.
         let mut parts = Parts::new(work.len());
         // Speech becomes text first; transcripts live only here, for the text path.
+        let t = Instant::now();
         let transcripts = self.transcribe(&work, &mut parts, report);
+        report.stage("speech", t.elapsed(), transcripts.iter().flatten().count());
+        let t = Instant::now();
         self.tag_texts(&work, &transcripts, &mut parts, report);
+        report.stage("text", t.elapsed(), parts.text.iter().flatten().count());
+        let t = Instant::now();
         self.tag_images(&work, &mut parts, report);
+        report.stage("images", t.elapsed(), parts.frames.iter().map(Vec::len).sum());
         let verdicts = parts.verdicts(&work, report);
 
         for (p, verdict) in work.iter().zip(verdicts) {
@@ -203,9 +382,10 @@ impl Pipeline<'_> {
             };
             records.push(EventRecord { event_id: e.event_id.clone(), user_id: e.user_id.clone(), outcome, delta });
         }
+        let t = Instant::now();
         self.store.record(&records, &self.provenance)?;
-        source.acknowledge(&last_origin)?;
-        Ok(())
+        report.stage("store", t.elapsed(), records.len());
+        Ok(done)
     }
 }
 
@@ -386,6 +566,76 @@ impl Parts {
                 verdict
             })
             .collect()
+    }
+}
+
+/// The first stage: read records, apply the selection and the policy, send text straight to the
+/// batcher and media to the decoders. Stops at the end of the source or when a later stage stops.
+fn read_and_gate(
+    source: &Mutex<&mut (dyn EventSource + Send)>,
+    policy: &Policy,
+    only: &Option<HashSet<String>>,
+    text_options: &DecodeOptions,
+    jobs: Sender<DecodeJob>,
+    messages: Sender<Message>,
+    stats: &Mutex<StageStats>,
+) {
+    let selected = |id: Option<&str>| match (only, id) {
+        (None, _) => true,
+        (Some(only), Some(id)) => only.contains(id),
+        (Some(_), None) => false,
+    };
+    for seq in 0u64.. {
+        let t = Instant::now();
+        // The guard is dropped at the end of this statement: the batcher acknowledges meanwhile.
+        let record = source.lock().expect("not poisoned").next_record();
+        let record = match record {
+            Ok(Some(record)) => record,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = messages.send(Message::SourceFailed(e));
+                break;
+            }
+        };
+        let message = match record {
+            Ok((origin, event)) if selected(Some(&event.event_id)) => match policy.admit(event) {
+                Err(reason) => Message::Skipped(seq, origin, SkipAs::Policy(reason)),
+                Ok(event) if event.get().kind() != attune_event::Kind::Text => {
+                    stats.lock().expect("not poisoned").add(t.elapsed(), 1);
+                    if jobs.send(DecodeJob { seq, origin, event }).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(event) => match decode(&event, text_options) {
+                    Ok(decoded) => Message::Ready(Pending { seq, origin, event, decoded }),
+                    Err(e) => {
+                        let failure = Failure {
+                            event_id: event.get().event_id.clone(),
+                            line: Some(origin.line),
+                            message: e.to_string(),
+                            user_id: Some(event.get().user_id.clone()),
+                        };
+                        Message::Failed(seq, origin, failure)
+                    }
+                },
+            },
+            Err(failure) if selected(failure.event_id.as_deref()) => {
+                let report_failure = Failure {
+                    event_id: failure.report_id(),
+                    line: Some(failure.origin.line),
+                    message: failure.error.to_string(),
+                    user_id: None,
+                };
+                Message::Failed(seq, failure.origin, report_failure)
+            }
+            Ok((origin, _)) => Message::Skipped(seq, origin, SkipAs::NotSelected),
+            Err(failure) => Message::Skipped(seq, failure.origin, SkipAs::NotSelected),
+        };
+        stats.lock().expect("not poisoned").add(t.elapsed(), 1);
+        if messages.send(message).is_err() {
+            break;
+        }
     }
 }
 

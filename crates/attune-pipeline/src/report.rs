@@ -1,6 +1,7 @@
 use attune_policy::Exclusion;
 use attune_profile::Provenance;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What happened to every event of a run (`attune run --report FILE`).
@@ -19,6 +20,32 @@ pub struct Report {
     pub events_per_s: f64,
     pub taxonomy: String,
     pub model_set: String,
+    /// Busy time and items of each stage: `read+gate`, `decode` (summed over decoder threads),
+    /// `speech`, `text`, `images` (frames and photos), `store`.
+    pub stages: BTreeMap<&'static str, StageStats>,
+}
+
+/// How long a stage was busy and how many items it handled.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageStats {
+    pub busy_s: f64,
+    pub items: u64,
+}
+
+impl StageStats {
+    pub fn add(&mut self, busy: Duration, items: usize) {
+        self.busy_s += busy.as_secs_f64();
+        self.items += items as u64;
+    }
+
+    /// Items per second of busy time: what the stage does alone, on one thread.
+    pub fn per_s(&self) -> f64 {
+        if self.busy_s > 0.0 {
+            self.items as f64 / self.busy_s
+        } else {
+            0.0
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -64,11 +91,8 @@ impl Report {
             events_per_s: 0.0,
             taxonomy: provenance.taxonomy.clone(),
             model_set: provenance.model_set.clone(),
+            stages: BTreeMap::new(),
         }
-    }
-
-    pub(crate) fn fail(&mut self, event_id: String, line: Option<u64>, message: String) {
-        self.failed.push(Failure { event_id, line, message, user_id: None });
     }
 
     pub(crate) fn fail_event(&mut self, event: &attune_event::Event, line: u64, message: String) {
@@ -92,6 +116,12 @@ impl Report {
         }
     }
 
+    pub(crate) fn stage(&mut self, name: &'static str, busy: Duration, items: usize) {
+        if items > 0 {
+            self.stages.entry(name).or_default().add(busy, items);
+        }
+    }
+
     pub(crate) fn count_topics(&mut self, n: usize) {
         if n > 0 {
             self.tagged += 1;
@@ -110,7 +140,19 @@ impl Report {
             processed: self.processed,
             skipped: self.skipped.total(),
             failed: self.failed.len() as u64,
+            stages: self.stages.clone(),
         }
+    }
+
+    /// One line per stage: busy time, items and the rate it ran at.
+    pub fn stage_lines(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|(_, s)| s.items > 0)
+            .map(|(name, s)| {
+                format!("  {name:<10} {:>8.2} s busy  {:>8} items  {:>9.1} /s", s.busy_s, s.items, s.per_s())
+            })
+            .collect()
     }
 
     /// The one-line summary printed at the end of a run.
