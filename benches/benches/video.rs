@@ -16,11 +16,8 @@ fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/video");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
-    let mut classifier = EfficientNet::load(
-        &runtime,
-        &ModelDir::locate(attune_model_efficientnet::MODEL_NAME, None).unwrap(),
-    )
-    .unwrap();
+    let mut classifier =
+        EfficientNet::load(&runtime, &ModelDir::locate(attune_model_efficientnet::MODEL_NAME, None).unwrap()).unwrap();
     let mut whisper =
         Whisper::load(&runtime, &ModelDir::locate(attune_model_whisper::MODEL_NAME, None).unwrap()).unwrap();
 
@@ -33,7 +30,8 @@ fn bench(c: &mut Criterion) {
         for (name, sampling) in
             [("keyframes", Sampling::Keyframes), ("every-frame", Sampling::EveryFrame), ("auto", Sampling::Auto)]
         {
-            let options = VideoOptions { sampling, frame_short_side: classifier.min_short_side(), ..Default::default() };
+            let options =
+                VideoOptions { sampling, frame_short_side: classifier.min_short_side(), ..Default::default() };
             let v = decode_file(&path, &options).unwrap();
             eprintln!(
                 "{clip} {name}: {} frames kept of {} decoded ({:?}), keyframe gap {:?}",

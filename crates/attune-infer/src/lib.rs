@@ -114,11 +114,20 @@ impl Runtime {
             .with_inter_threads(1)
             .map_err(|e| fail(e.into()))?;
         if self.device == Device::CudaIfAvailable {
-            // CUDA first; where it does not register (no GPU, no CUDA libraries) ONNX Runtime logs
-            // it and the CPU provider runs the session.
-            builder = builder
-                .with_execution_providers([ort::ep::CUDA::default().build(), ort::ep::CPU::default().build()])
-                .map_err(|e| fail(e.into()))?;
+            // CUDA, and say so plainly when it cannot be had (CPU library, no GPU, no CUDA
+            // libraries): the same binary then runs the session on the CPU.
+            let cuda = builder
+                .clone()
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(ort::Error::from)
+                .and_then(|mut b| b.commit_from_file(onnx));
+            match cuda {
+                Ok(session) => {
+                    tracing::info!("{model}: running on CUDA");
+                    return Ok(session);
+                }
+                Err(e) => tracing::warn!("{model}: CUDA execution provider unavailable ({e}); running on CPU"),
+            }
         }
         builder.commit_from_file(onnx).map_err(fail)
     }

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""The side-by-side benchmark of issue 6: the Python baseline (and attune, through a hook) on one
+corpus, per modality, with throughput and peak memory. Standard library only.
+
+  run_bench.py [--size tiny|small|large | --corpus DIR] [--modalities text,photos,voice,video]
+               [--workers N] [--attune] [--agree] [--json FILE]
+
+- The corpus is target/bench-corpus/<size>/ (made by benches/corpus/make_corpus.py when missing;
+  --corpus names another folder made by it).
+- For each modality, benches/baseline/baseline.py runs the manifest with --workers processes
+  (default: the cores present) and writes its per-event results to target/bench-results/<size>/.
+- --attune also runs `attune_run` below (the hook for attune's own runs), reports attune/baseline,
+  and with --agree compares the two event by event (benches/baseline/agree.py).
+- Prints a table, then one JSON object (also written to --json).
+
+Peak memory, per run, two ways (each run is measured from a child process of its own, so one run's
+figures never include another's):
+- `peak_rss_tree_mb`: the process tree's RSS summed, sampled from /proc every 50 ms. Pages shared
+  between processes (the forked workers' copy-on-write pages, shared libraries) count once per
+  process, so this overstates what the tree holds; `peak_pss_tree_mb` (proportional set size from
+  /proc/PID/smaps_rollup, shared pages divided among their sharers) is the fairer sum. Sampling
+  can miss a peak shorter than 50 ms.
+- `max_rss_single_mb`: getrusage(RUSAGE_CHILDREN).ru_maxrss, the largest RSS any single process
+  of the tree ever reached (exact, kernel-tracked, but not a sum).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "benches/baseline/baseline.py"
+MAKE_CORPUS = ROOT / "benches/corpus/make_corpus.py"
+AGREE = ROOT / "benches/baseline/agree.py"
+MODALITIES = ["text", "photos", "voice", "video"]
+MANIFESTS = {"text": "text.jsonl", "photos": "photos.jsonl", "voice": "voice.jsonl", "video": "video.jsonl"}
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+# ---------------------------------------------------------------- measuring a process tree
+
+def tree(root: int) -> list[int]:
+    """root and its descendants, from /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces or parentheses
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def rss_pss_kb(pid: int) -> tuple[int, int]:
+    try:
+        rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+        pss = 0
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+                break
+        return rss, pss
+    except (OSError, ValueError, IndexError):
+        return 0, 0  # the process ended between listing and reading
+
+
+def measure_here(cmd: list[str]) -> dict:
+    """Run cmd, sampling its tree's memory; meant to run in a process of its own (see `measure`)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = {"rss": 0, "pss": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss = pss = 0
+            for pid in tree(proc.pid):
+                r, p = rss_pss_kb(pid)
+                rss, pss = rss + r, pss + p
+            peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    done.set()
+    sampler.join()
+    return {"rc": proc.returncode, "stdout": out, "stderr": err, "wall_s": round(time.perf_counter() - started, 3),
+            "peak_rss_tree_mb": round(peak["rss"] / 1024, 1), "peak_pss_tree_mb": round(peak["pss"] / 1024, 1),
+            "max_rss_single_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
+def measure(cmd: list[str]) -> dict:
+    """measure_here in a fresh child, so RUSAGE_CHILDREN covers this command's tree only."""
+    r = subprocess.run([sys.executable, __file__, "_measure", "--", *map(str, cmd)],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def last_json(stdout: str) -> dict:
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+# ---------------------------------------------------------------- the two sides
+
+def baseline_run(modality: str, corpus: Path, results: Path, workers: int) -> dict:
+    out = results / f"{modality}-baseline.jsonl"
+    m = measure([sys.executable, BASELINE, modality, corpus / MANIFESTS[modality], "--policy", corpus / "policy.toml",
+                 "--workers", workers, "--out", out])
+    if m["rc"] != 0:
+        sys.exit(f"baseline {modality} failed:\n{m['stderr']}")
+    print(m["stderr"].strip().splitlines()[-1], file=sys.stderr)
+    r = last_json(m["stdout"])
+    return {**r, "results": str(out), **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
+
+
+def attune_run(modality: str, corpus: Path, results: Path, threads: int) -> dict | None:
+    """HOOK: attune's own end-to-end run of one modality's manifest; None leaves attune out.
+
+    Runs `attune run MANIFEST --store S --report R --policy P --threads N` in a fresh store and
+    reads the report (crates/attune-pipeline/src/report.rs: events, processed, skipped, failed,
+    elapsed_s, events_per_s ...). Adjust here as the CLI and the report grow (per-stage figures).
+    The returned dict should keep `events`, `elapsed_s`, `events_per_s` and the memory keys; media
+    seconds come from the corpus's corpus.json, as attune's report does not count them.
+    """
+    binary = ROOT / "target/release/attune"
+    if not binary.exists():
+        print("attune: target/release/attune is missing (cargo build --release -p attune-cli)", file=sys.stderr)
+        return None
+    store, report = results / f"{modality}-attune.sqlite", results / f"{modality}-attune-report.json"
+    for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), report):
+        p.unlink(missing_ok=True)
+    m = measure([binary, "run", corpus / MANIFESTS[modality], "--store", store, "--report", report,
+                 "--policy", corpus / "policy.toml", "--threads", threads])
+    if m["rc"] != 0:
+        print(f"attune {modality} failed:\n{m['stderr']}", file=sys.stderr)
+        return None
+    r = json.loads(report.read_text())
+    print(f"attune {modality}: {r['events']} events in {r['elapsed_s']:.2f} s = {r['events_per_s']:.1f} events/s",
+          file=sys.stderr)
+    return {"events": r["events"], "processed": r["processed"], "failed": len(r["failed"]),
+            "elapsed_s": r["elapsed_s"], "events_per_s": r["events_per_s"], "wall_s": m["wall_s"], "store": str(store),
+            **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
+
+
+# ---------------------------------------------------------------- report
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1), "python": platform.python_version()}
+
+
+def rate(side: dict | None, key: str) -> str:
+    if side and side.get("failed") and side["failed"] == side.get("events"):
+        return "all failed"
+    return f"{side[key]:.1f}" if side and side.get(key) is not None else "-"
+
+
+def table(rows: dict) -> str:
+    head = ["modality", "events", "baseline ev/s", "media-s/s", "attune ev/s", "media-s/s", "attune/baseline",
+            "baseline RSS sum / PSS sum / max (MB)", "attune RSS (MB)"]
+    lines = [head]
+    for modality, r in rows.items():
+        b, a = r["baseline"], r.get("attune")
+        lines.append([modality, str(b["events"]), rate(b, "events_per_s"), rate(b, "media_s_per_s"),
+                      rate(a, "events_per_s"), rate(a, "media_s_per_s"),
+                      f"{r['ratio']:.2f}x" if r.get("ratio") else "-",
+                      f"{b['peak_rss_tree_mb']:.0f} / {b['peak_pss_tree_mb']:.0f} / {b['max_rss_single_mb']:.0f}",
+                      f"{a['peak_rss_tree_mb']:.0f}" if a else "-"])
+    widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+    fmt = lambda l: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(l, widths)))  # noqa: E731
+    return "\n".join([fmt(lines[0]), fmt(["-" * w for w in widths]), *map(fmt, lines[1:])])
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "_measure":
+        print(json.dumps(measure_here(sys.argv[3:])))
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="small", help="tiny, small or large (default small)")
+    p.add_argument("--corpus", type=Path, help="a corpus folder (default target/bench-corpus/<size>)")
+    p.add_argument("--modalities", default=",".join(MODALITIES))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline processes and attune threads")
+    p.add_argument("--attune", action="store_true", help="also run attune through the `attune_run` hook")
+    p.add_argument("--agree", action="store_true", help="with --attune: compare decisions event by event")
+    p.add_argument("--json", type=Path, help="also write the JSON here")
+    args = p.parse_args()
+    corpus = (args.corpus or ROOT / "target/bench-corpus" / args.size).resolve()
+    if not (corpus / "corpus.json").exists():
+        if args.corpus:
+            sys.exit(f"{corpus} has no corpus.json (make it with {MAKE_CORPUS.relative_to(ROOT)})")
+        subprocess.run([sys.executable, MAKE_CORPUS, "--size", args.size], check=True)
+    summary = json.loads((corpus / "corpus.json").read_text())
+    results = ROOT / "target/bench-results" / corpus.name
+    results.mkdir(parents=True, exist_ok=True)
+
+    rows: dict[str, dict] = {}
+    for modality in [m.strip() for m in args.modalities.split(",") if m.strip()]:
+        if modality not in MODALITIES:
+            sys.exit(f"unknown modality {modality}")
+        row = {"baseline": baseline_run(modality, corpus, results, args.workers)}
+        if args.attune:
+            a = attune_run(modality, corpus, results, args.workers)
+            if a:
+                media = summary.get(modality, {}).get("media_seconds")
+                if media and a["elapsed_s"] > 0:
+                    a["media_s_per_s"] = round(media / a["elapsed_s"], 3)
+                row["attune"] = a
+                if a["failed"] == a["events"]:  # e.g. video before attune has a video decoder
+                    print(f"attune {modality}: every event failed; no ratio", file=sys.stderr)
+                elif row["baseline"]["events_per_s"]:
+                    row["ratio"] = round(a["events_per_s"] / row["baseline"]["events_per_s"], 3)
+                if args.agree:
+                    r = subprocess.run([sys.executable, AGREE, "compare", row["baseline"]["results"], a["store"],
+                                        "--show", "0"], capture_output=True, text=True)
+                    row["agreement"] = last_json(r.stdout) if r.returncode == 0 else {"error": r.stderr.strip()}
+        rows[modality] = row
+
+    report = {"machine": machine(), "corpus": str(corpus), "corpus_summary": summary, "workers": args.workers,
+              "results": rows}
+    print(table(rows))
+    for modality, r in rows.items():
+        if "agreement" in r:
+            print(f"agreement {modality}: {r['agreement']}")
+    print(json.dumps(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
