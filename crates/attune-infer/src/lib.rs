@@ -66,6 +66,29 @@ where
     Ok(out)
 }
 
+/// [`run_in_batches`] in order of `size` (a text's length, say), so each batch holds inputs of
+/// similar size and pads little; the outputs come back in the order of the inputs. Padding is
+/// most of the work when long and short texts share a batch.
+pub fn run_in_batches_by_size<M>(
+    model: &mut M,
+    inputs: &[M::Input],
+    size: impl Fn(&M::Input) -> usize,
+) -> Result<Vec<M::Output>, InferError>
+where
+    M: Model + ?Sized,
+    M::Input: Clone,
+{
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| size(&inputs[i]));
+    let sorted: Vec<M::Input> = order.iter().map(|&i| inputs[i].clone()).collect();
+    let outputs = run_in_batches(model, &sorted)?;
+    let mut slots: Vec<Option<M::Output>> = (0..inputs.len()).map(|_| None).collect();
+    for (i, out) in order.into_iter().zip(outputs) {
+        slots[i] = Some(out);
+    }
+    Ok(slots.into_iter().map(|o| o.expect("one output per input, checked by run_in_batches")).collect())
+}
+
 /// Where sessions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
@@ -219,5 +242,36 @@ impl ModelDir {
 
     fn missing(&self, key: &str) -> InferError {
         InferError::Manifest { path: self.dir.join("model.toml"), message: format!("[runtime].{key} missing") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Echoes each input's length and remembers the batches it was given.
+    struct Lengths(Vec<Vec<usize>>);
+    impl Model for Lengths {
+        type Input = String;
+        type Output = usize;
+        fn id(&self) -> &str {
+            "lengths"
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<usize>, InferError> {
+            self.0.push(inputs.iter().map(String::len).collect());
+            Ok(inputs.iter().map(String::len).collect())
+        }
+    }
+
+    #[test]
+    fn sized_batches_hold_similar_inputs_and_outputs_keep_input_order() {
+        let inputs: Vec<String> = ["aaaa", "a", "aaa", "aa", "aaaaa"].iter().map(|s| s.to_string()).collect();
+        let mut model = Lengths(Vec::new());
+        let out = run_in_batches_by_size(&mut model, &inputs, String::len).unwrap();
+        assert_eq!(out, vec![4, 1, 3, 2, 5]);
+        assert_eq!(model.0, vec![vec![1, 2], vec![3, 4], vec![5]]);
     }
 }

@@ -29,7 +29,7 @@ pub use report::{Failure, Report, Skipped, StageStats};
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
-use attune_infer::run_in_batches;
+use attune_infer::{run_in_batches, run_in_batches_by_size};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
@@ -456,7 +456,7 @@ impl Pipeline<'_> {
             return;
         }
         let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
-        match run_in_batches(self.embedder, &flat) {
+        match run_in_batches_by_size(self.embedder, &flat, String::len) {
             Ok(vectors) => {
                 let mut at = 0;
                 for (i, text, segs) in &to_embed {

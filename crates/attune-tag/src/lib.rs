@@ -17,7 +17,7 @@ mod image;
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{run_in_batches, InferError, Model};
+use attune_infer::{run_in_batches_by_size, InferError, Model};
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -187,8 +187,8 @@ impl TextTagger {
         // Each node is the mean of two views: its description, and its name with its parent's.
         let texts: Vec<String> = nodes.iter().map(|n| node_text(&n.path, &n.description)).collect();
         let names: Vec<String> = nodes.iter().map(|n| name_text(&n.path)).collect();
-        let vectors = run_in_batches(embedder, &texts)?;
-        let name_vectors = run_in_batches(embedder, &names)?;
+        let vectors = run_in_batches_by_size(embedder, &texts, String::len)?;
+        let name_vectors = run_in_batches_by_size(embedder, &names, String::len)?;
         let nodes = nodes
             .iter()
             .zip(vectors.into_iter().zip(name_vectors))
@@ -203,7 +203,8 @@ impl TextTagger {
             proto_cats.push(category);
             proto_texts.push(text.to_string());
         }
-        let prototypes = proto_cats.into_iter().zip(run_in_batches(embedder, &proto_texts)?).collect();
+        let prototypes =
+            proto_cats.into_iter().zip(run_in_batches_by_size(embedder, &proto_texts, String::len)?).collect();
 
         let mut lexicon = Vec::new();
         let mut allow = Vec::new();
