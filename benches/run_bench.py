@@ -2,7 +2,7 @@
 """The side-by-side benchmark of issue 6: the Python baseline (and attune, through a hook) on one
 corpus, per modality, with throughput and peak memory. Standard library only.
 
-  run_bench.py [--size tiny|small|large | --corpus DIR] [--modalities text,photos,voice,video]
+  run_bench.py [--size tiny|small|large | --sizes tiny,small | --corpus DIR] [--modalities text,photos,voice,video]
                [--workers N] [--attune] [--agree] [--json FILE]
 
 - The corpus is target/bench-corpus/<size>/ (made by benches/corpus/make_corpus.py when missing;
@@ -155,9 +155,35 @@ def attune_run(modality: str, corpus: Path, results: Path, threads: int) -> dict
     r = json.loads(report.read_text())
     print(f"attune {modality}: {r['events']} events in {r['elapsed_s']:.2f} s = {r['events_per_s']:.1f} events/s",
           file=sys.stderr)
-    return {"events": r["events"], "processed": r["processed"], "failed": len(r["failed"]),
-            "elapsed_s": r["elapsed_s"], "events_per_s": r["events_per_s"], "wall_s": m["wall_s"], "store": str(store),
-            **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
+    out = {"events": r["events"], "processed": r["processed"], "failed": len(r["failed"]),
+           "elapsed_s": r["elapsed_s"], "events_per_s": r["events_per_s"], "wall_s": m["wall_s"], "store": str(store),
+           "stages": r.get("stages", {}),
+           **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
+    out.update(stages_alone(binary, modality, corpus, results, threads, r))
+    return out
+
+
+def stages_alone(binary: Path, modality: str, corpus: Path, results: Path, threads: int, e2e: dict) -> dict:
+    """Each stage alone, as events/s: decoding from a run that only reads, gates and decodes
+    (`attune run --decode-only`, same decoder threads); the models and the store writer from the
+    end-to-end run's busy time, spent on already-decoded inputs. The slowest of the two bounds
+    what overlap can reach; `e2e_vs_slowest` is how close the pipeline comes."""
+    store = results / f"{modality}-decode-only.sqlite"
+    report = results / f"{modality}-decode-only-report.json"
+    for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), report):
+        p.unlink(missing_ok=True)
+    r = subprocess.run([binary, "run", corpus / MANIFESTS[modality], "--store", store, "--report", report,
+                        "--policy", corpus / "policy.toml", "--threads", str(threads), "--decode-only"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return {}
+    d = json.loads(report.read_text())
+    decode_alone = d["events_per_s"]
+    model_busy = sum(e2e.get("stages", {}).get(k, {}).get("busy_s", 0.0) for k in ("speech", "text", "images", "store"))
+    models_alone = e2e["events"] / model_busy if model_busy > 0 else None
+    slowest = min(x for x in (decode_alone, models_alone) if x) if (decode_alone or models_alone) else None
+    return {"decode_alone_ev_s": decode_alone, "models_alone_ev_s": models_alone,
+            "e2e_vs_slowest": e2e["events_per_s"] / slowest if slowest else None}
 
 
 # ---------------------------------------------------------------- report
@@ -191,28 +217,38 @@ def table(rows: dict) -> str:
     return "\n".join([fmt(lines[0]), fmt(["-" * w for w in widths]), *map(fmt, lines[1:])])
 
 
-def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "_measure":
-        print(json.dumps(measure_here(sys.argv[3:])))
-        return
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", default="small", help="tiny, small or large (default small)")
-    p.add_argument("--corpus", type=Path, help="a corpus folder (default target/bench-corpus/<size>)")
-    p.add_argument("--modalities", default=",".join(MODALITIES))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline processes and attune threads")
-    p.add_argument("--attune", action="store_true", help="also run attune through the `attune_run` hook")
-    p.add_argument("--agree", action="store_true", help="with --attune: compare decisions event by event")
-    p.add_argument("--json", type=Path, help="also write the JSON here")
-    args = p.parse_args()
-    corpus = (args.corpus or ROOT / "target/bench-corpus" / args.size).resolve()
+def stage_table(rows: dict) -> str:
+    lines = ["modality  attune e2e ev/s  decode alone ev/s  models+store alone ev/s  e2e / slowest stage"]
+    for modality, r in rows.items():
+        a = r.get("attune") or {}
+        f = lambda k: f"{a[k]:.1f}" if a.get(k) else "-"  # noqa: E731
+        ratio = f"{a['e2e_vs_slowest']:.2f}" if a.get("e2e_vs_slowest") else "-"
+        lines.append(f"{modality:<8}  {f('events_per_s'):>15}  {f('decode_alone_ev_s'):>17}  "
+                     f"{f('models_alone_ev_s'):>23}  {ratio:>19}")
+    return "\n".join(lines)
+
+
+def memory_table(by_size: dict) -> str:
+    sizes = list(by_size)
+    lines = ["peak RSS of attune (MB, process tree) per corpus size: " + ", ".join(sizes)]
+    for modality in MODALITIES:
+        cells = []
+        for size in sizes:
+            a = by_size[size].get(modality, {}).get("attune")
+            cells.append(f"{a['peak_rss_tree_mb']:.0f}" if a else "-")
+        lines.append(f"{modality:<8}  " + "  ".join(c.rjust(8) for c in cells))
+    return "\n".join(lines)
+
+
+def run_size(size: str, corpus_arg: Path | None, args: argparse.Namespace) -> tuple[Path, dict, dict]:
+    corpus = (corpus_arg or ROOT / "target/bench-corpus" / size).resolve()
     if not (corpus / "corpus.json").exists():
-        if args.corpus:
+        if corpus_arg:
             sys.exit(f"{corpus} has no corpus.json (make it with {MAKE_CORPUS.relative_to(ROOT)})")
-        subprocess.run([sys.executable, MAKE_CORPUS, "--size", args.size], check=True)
+        subprocess.run([sys.executable, MAKE_CORPUS, "--size", size], check=True)
     summary = json.loads((corpus / "corpus.json").read_text())
     results = ROOT / "target/bench-results" / corpus.name
     results.mkdir(parents=True, exist_ok=True)
-
     rows: dict[str, dict] = {}
     for modality in [m.strip() for m in args.modalities.split(",") if m.strip()]:
         if modality not in MODALITIES:
@@ -225,7 +261,7 @@ def main() -> None:
                 if media and a["elapsed_s"] > 0:
                     a["media_s_per_s"] = round(media / a["elapsed_s"], 3)
                 row["attune"] = a
-                if a["failed"] == a["events"]:  # e.g. video before attune has a video decoder
+                if a["failed"] == a["events"]:
                     print(f"attune {modality}: every event failed; no ratio", file=sys.stderr)
                 elif row["baseline"]["events_per_s"]:
                     row["ratio"] = round(a["events_per_s"] / row["baseline"]["events_per_s"], 3)
@@ -234,15 +270,44 @@ def main() -> None:
                                         "--show", "0"], capture_output=True, text=True)
                     row["agreement"] = last_json(r.stdout) if r.returncode == 0 else {"error": r.stderr.strip()}
         rows[modality] = row
+    return corpus, summary, rows
 
-    report = {"machine": machine(), "corpus": str(corpus), "corpus_summary": summary, "workers": args.workers,
-              "results": rows}
-    print(table(rows))
-    for modality, r in rows.items():
-        if "agreement" in r:
-            print(f"agreement {modality}: {r['agreement']}")
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "_measure":
+        print(json.dumps(measure_here(sys.argv[3:])))
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="small", help="tiny, small or large (default small)")
+    p.add_argument("--sizes", help="several sizes, e.g. tiny,small (peak memory is compared across them)")
+    p.add_argument("--corpus", type=Path, help="a corpus folder (default target/bench-corpus/<size>)")
+    p.add_argument("--modalities", default=",".join(MODALITIES))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline processes and attune threads")
+    p.add_argument("--attune", action="store_true", help="also run attune through the `attune_run` hook")
+    p.add_argument("--agree", action="store_true", help="with --attune: compare decisions event by event")
+    p.add_argument("--json", type=Path, help="also write the JSON here")
+    args = p.parse_args()
+    sizes = [s.strip() for s in (args.sizes or args.size).split(",") if s.strip()]
+    by_size: dict[str, dict] = {}
+    report = {"machine": machine(), "workers": args.workers, "sizes": {}}
+    for size in sizes:
+        corpus, summary, rows = run_size(size, args.corpus if len(sizes) == 1 else None, args)
+        by_size[size] = rows
+        report["sizes"][size] = {"corpus": str(corpus), "corpus_summary": summary, "results": rows}
+        print(f"\n== {size} corpus ({corpus}) on {report['machine']['cpu']}, {args.workers} workers/threads ==")
+        print(table(rows))
+        if args.attune:
+            print()
+            print(stage_table(rows))
+        for modality, r in rows.items():
+            if "agreement" in r:
+                print(f"agreement {modality}: {r['agreement']}")
+    if args.attune and len(sizes) > 1:
+        print()
+        print(memory_table(by_size))
     print(json.dumps(report))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 

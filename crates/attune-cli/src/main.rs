@@ -119,6 +119,9 @@ struct RunArgs {
     video: VideoArgs,
     #[command(flatten)]
     decode: DecodeArgs,
+    /// Only read, gate and decode, store nothing: the decoding stages' speed alone (benchmarks).
+    #[arg(long, hide = true)]
+    decode_only: bool,
 }
 
 /// How media are decoded: in worker processes (the default) or in this one.
@@ -444,7 +447,13 @@ fn run(args: &RunArgs) -> Result<()> {
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
         speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
         provenance,
-        config: PipelineConfig { batch_size: args.batch_size.max(1), decode, only, ..Default::default() },
+        config: PipelineConfig {
+            batch_size: args.batch_size.max(1),
+            decode,
+            only,
+            decode_only: args.decode_only,
+            ..Default::default()
+        },
         decoders,
     };
     let report = pipeline.run(&mut source, &mut |p| {

@@ -26,12 +26,17 @@ fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     let mut good = Vec::new();
     for (i, (fault, _)) in faults.iter().enumerate() {
         std::fs::write(dir.path().join(format!("{fault}.jpg")), format!("ATTUNE-FAULT:{fault}")).unwrap();
-        for (id, media) in [(format!("fault-{fault}"), format!("{fault}.jpg")), (format!("good-{i}"), "coffee.png".into())] {
+        for (id, media) in
+            [(format!("fault-{fault}"), format!("{fault}.jpg")), (format!("good-{i}"), "coffee.png".into())]
+        {
             if id.starts_with("good") {
                 good.push(id.clone());
             }
-            lines.push(json!({"event_id": id, "user_id": "u1", "country": "US", "product": "glasses",
-                "captured_at": "2026-03-01T12:00:00Z", "kind": "image", "media": media}).to_string());
+            lines.push(
+                json!({"event_id": id, "user_id": "u1", "country": "US", "product": "glasses",
+                "captured_at": "2026-03-01T12:00:00Z", "kind": "image", "media": media})
+                .to_string(),
+            );
         }
     }
     let manifest = dir.path().join("manifest.jsonl");

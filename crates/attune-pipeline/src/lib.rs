@@ -61,6 +61,9 @@ pub struct PipelineConfig {
     /// Process only these event ids (a retry of earlier failures); the rest are counted as
     /// `not_selected`.
     pub only: Option<HashSet<String>>,
+    /// Read, gate and decode, then drop: what the decoding stages do alone (benchmarks).
+    /// Nothing reaches a model or the store.
+    pub decode_only: bool,
 }
 
 impl Default for PipelineConfig {
@@ -71,6 +74,7 @@ impl Default for PipelineConfig {
             max_wait: Duration::from_millis(200),
             decode: DecodeOptions::default(),
             only: None,
+            decode_only: false,
         }
     }
 }
@@ -330,6 +334,11 @@ impl Pipeline<'_> {
             return Ok(Vec::new());
         }
         let done: Vec<(u64, Origin)> = batch.iter().map(|p| (p.seq, p.origin.clone())).collect();
+        if self.config.decode_only {
+            report.processed += batch.len() as u64;
+            batch.clear();
+            return Ok(done);
+        }
         // Duplicates: already in the store's ledger, or earlier in this batch.
         let ids: Vec<&str> = batch.iter().map(|p| p.event.get().event_id.as_str()).collect();
         let mut seen: HashSet<String> = self.store.recorded(&ids)?.into_iter().collect();
