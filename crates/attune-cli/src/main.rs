@@ -127,8 +127,8 @@ struct RunArgs {
 /// How media are decoded: in worker processes (the default) or in this one.
 #[derive(clap::Args, Clone, Copy)]
 struct DecodeArgs {
-    /// Decoder threads, each with its own worker process (default: half the thread budget when
-    /// the manifest has photos or videos, else 1). The rest of `--threads` goes to ONNX Runtime.
+    /// Decoder threads, each with its own worker process (default: `--threads` when the manifest
+    /// has photos or videos, else 1). Decoders and model calls share the `--threads` budget.
     #[arg(long)]
     decoders: Option<usize>,
     /// Decode in this process: faster to start, but a decoder crash ends the run.
@@ -283,16 +283,17 @@ fn media_mix(manifest: &Path) -> (bool, bool) {
     (pictures, voice)
 }
 
-/// Divide the thread budget: decoder threads for photos and videos, the rest to ONNX Runtime's
-/// intra-op pool, so the two never oversubscribe the machine. Text needs no decoder and voice
-/// decodes at ~600× real time, so their runs give every thread to the models.
+/// Divide the thread budget. ONNX Runtime's pool is sized once, before the run; decoder threads
+/// and model calls then share `total` CPU permits (a decoder takes one while it decodes, a model
+/// call as many as ONNX Runtime has threads), so together they never run more than `total`
+/// threads, and whichever has work uses the cores the other leaves idle. Photos and videos are
+/// decode-heavy: every thread may decode, and the models get half. Text needs no decoder and
+/// voice decodes at ~600× real time: one decoder, and every thread for the models.
 fn thread_split(total: usize, decoders: Option<usize>, pictures: bool) -> (usize, usize) {
     let total = total.max(1);
-    match (decoders, pictures) {
-        (Some(d), _) => (d.max(1), total.saturating_sub(d).max(1)),
-        (None, true) if total >= 2 => (total / 2, total - total / 2),
-        (None, _) => (1, total),
-    }
+    let model_threads = if pictures { (total / 2).max(1) } else { total };
+    let decoders = decoders.unwrap_or(if pictures { total } else { 1 }).max(1);
+    (decoders, model_threads)
 }
 
 /// `attune decode-worker`: set the memory limit, then decode requests until stdin closes.
@@ -386,8 +387,8 @@ fn run(args: &RunArgs) -> Result<()> {
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
     let (pictures, _voice) = media_mix(manifest);
-    let (decoder_threads, model_threads) =
-        thread_split(model.threads.unwrap_or_else(cores), args.decode.decoders, pictures);
+    let total_threads = model.threads.unwrap_or_else(cores);
+    let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
     let (mut embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
@@ -452,6 +453,8 @@ fn run(args: &RunArgs) -> Result<()> {
             decode,
             only,
             decode_only: args.decode_only,
+            cpu_budget: total_threads,
+            model_threads,
             ..Default::default()
         },
         decoders,

@@ -16,6 +16,7 @@
 //! The batcher flushes on size, on bytes of decoded media, or when the oldest waiting item has
 //! waited `max_wait`; one thread writes to the store, so its transactions never contend.
 
+mod budget;
 pub mod isolate;
 mod registry;
 mod report;
@@ -61,6 +62,11 @@ pub struct PipelineConfig {
     /// Process only these event ids (a retry of earlier failures); the rest are counted as
     /// `not_selected`.
     pub only: Option<HashSet<String>>,
+    /// Threads the decoders and the models may keep busy together (`--threads`); `0`: no limit.
+    /// A decoder takes one while it decodes, the models `model_threads` while they run.
+    pub cpu_budget: usize,
+    /// ONNX Runtime's intra-op threads: what a model call occupies.
+    pub model_threads: usize,
     /// Read, gate and decode, then drop: what the decoding stages do alone (benchmarks).
     /// Nothing reaches a model or the store.
     pub decode_only: bool,
@@ -74,6 +80,8 @@ impl Default for PipelineConfig {
             max_wait: Duration::from_millis(200),
             decode: DecodeOptions::default(),
             only: None,
+            cpu_budget: 0,
+            model_threads: 1,
             decode_only: false,
         }
     }
@@ -199,6 +207,8 @@ impl Pipeline<'_> {
         let only = self.config.only.take();
         let (policy, text_options) = (self.policy, self.config.decode);
         let decode_stats = Mutex::new(StageStats::default());
+        let budget = (self.config.cpu_budget > 0).then(|| budget::CpuBudget::new(self.config.cpu_budget));
+        let budget = budget.as_ref();
         let gate_stats = Mutex::new(StageStats::default());
         let result = std::thread::scope(|scope| {
             let (source, gate_stats, decode_stats) = (&source, &gate_stats, &decode_stats);
@@ -209,8 +219,10 @@ impl Pipeline<'_> {
                 let (jobs, results) = (job_rx.clone(), msg_tx.clone());
                 scope.spawn(move || {
                     for job in jobs {
+                        let permit = budget.map(|b| b.for_decoder());
                         let t = Instant::now();
                         let outcome = decoder.decode(&job.event);
+                        drop(permit);
                         decode_stats.lock().expect("not poisoned").add(t.elapsed(), 1);
                         let message = match outcome {
                             Ok(decoded) => {
@@ -240,7 +252,7 @@ impl Pipeline<'_> {
                 m.insert("decode", *decode_stats.lock().expect("not poisoned"));
                 m
             };
-            self.batch_and_store(msg_rx, source, &mut report, &stats, observe)
+            self.batch_and_store(msg_rx, source, &mut report, &stats, budget, observe)
         });
         self.config.only = only;
         result?;
@@ -259,6 +271,7 @@ impl Pipeline<'_> {
         source: &Mutex<&mut (dyn EventSource + Send)>,
         report: &mut Report,
         stats: &dyn Fn() -> BTreeMap<&'static str, StageStats>,
+        budget: Option<&budget::CpuBudget>,
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<(), PipelineError> {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
@@ -300,7 +313,10 @@ impl Pipeline<'_> {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if full {
-                for (seq, origin) in self.flush(&mut batch, report)? {
+                let permits = budget.map(|b| b.for_models(self.config.model_threads));
+                let done = self.flush(&mut batch, report)?;
+                drop(permits);
+                for (seq, origin) in done {
                     to_ack = watermark.done(seq, origin).or(to_ack);
                 }
                 self.keep_failures(report, &mut failures_kept)?;
@@ -314,7 +330,10 @@ impl Pipeline<'_> {
                 observe(&progress);
             }
         }
-        for (seq, origin) in self.flush(&mut batch, report)? {
+        let permits = budget.map(|b| b.for_models(self.config.model_threads));
+        let done = self.flush(&mut batch, report)?;
+        drop(permits);
+        for (seq, origin) in done {
             to_ack = watermark.done(seq, origin).or(to_ack);
         }
         self.keep_failures(report, &mut failures_kept)?;
