@@ -17,6 +17,11 @@ setup-models:
     python3 scripts/setup.py runtime
     python3 scripts/setup.py models
 
+# ONNX Runtime's CUDA build and the CUDA 13 / cuDNN 9 libraries, from PyPI (~1.6 GB download,
+# 2.4 GB installed in .attune/onnxruntime-gpu/); then `attune run --gpu`. The host provides the driver.
+setup-gpu:
+    python3 scripts/setup.py gpu
+
 build: setup
     cargo build --release -p attune-cli
 
@@ -45,11 +50,51 @@ fixtures:
     python3 fixtures/make_sample.py
 
 # Photos, recordings and videos (registry packages, espeak-ng, ffmpeg) and the bad files made from
-# them (fixtures/images/, fixtures/audio/, fixtures/video/, git-ignored).
+# them (fixtures/images/, fixtures/audio/, fixtures/video/, git-ignored), then the hostile-input
+# corpus built from them (fixtures/hostile/, git-ignored; crates/attune-cli/tests/hostile.rs).
 fixtures-media: setup
     python3 fixtures/make_images.py
     python3 fixtures/make_audio.py
     python3 fixtures/make_video.py
+    python3 fixtures/make_hostile.py
+
+# Fuzz each untrusted-input entry point for `seconds` (cargo-fuzz, libFuzzer, AddressSanitizer):
+# the manifest parser, the image decoder, the audio decoder (fuzz/README.md). The video decoder's
+# target joins `targets` when it lands. Inputs in fuzz/regressions/TARGET/ are replayed first;
+# findings are written to fuzz/artifacts/TARGET/. Needs a nightly toolchain, or stable with
+# RUSTC_BOOTSTRAP=1 (used automatically when there is no nightly).
+fuzz seconds="60" targets="manifest_line image_decode audio_decode":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        fuzz=(cargo +nightly fuzz)
+    else
+        export RUSTC_BOOTSTRAP=1
+        fuzz=(cargo fuzz)
+    fi
+    cd fuzz
+    summary=() status=0
+    for t in {{targets}}; do
+        mkdir -p "corpus/$t"
+        "${fuzz[@]}" build "$t"
+        if [ -d "regressions/$t" ]; then
+            "${fuzz[@]}" run "$t" "regressions/$t" -- -runs=0 || { echo "$t: a regression input fails again"; status=1; }
+        fi
+        log=$(mktemp)
+        if ! "${fuzz[@]}" run "$t" "corpus/$t" "seeds/$t" -- -max_total_time={{seconds}} -timeout=10 \
+            -rss_limit_mb=2560 -print_final_stats=1 2>&1 | tee "$log" \
+            | { grep --line-buffered -E '^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|Test unit written' || true; }; then
+            status=1
+        fi
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+        found=$(grep -c 'Test unit written to' "$log" || true)
+        summary+=("$(printf '%-14s %5ss %12s executions %8s exec/s %3s findings' "$t" {{seconds}} "${runs:-?}" "${rate:-?}" "$found")")
+        rm -f "$log"
+    done
+    printf '%s\n' "${summary[@]}"
+    exit $status
 
 lint:
     cargo fmt --all --check

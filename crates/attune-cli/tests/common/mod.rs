@@ -6,6 +6,7 @@
 use attune_profile::{ProfileStore, SqliteStore};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,6 +22,11 @@ pub fn manifest_lines(manifest: &Path, made_by: &str) -> Vec<Value> {
 
 /// `attune run MANIFEST --store STORE --report …`; the report.
 pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
+    run_manifest_with::<&str>(manifest, store, &[])
+}
+
+/// `attune run MANIFEST --store STORE --report … ARGS…` (e.g. `--policy FILE`); the report.
+pub fn run_manifest_with<S: AsRef<OsStr>>(manifest: &Path, store: &Path, args: &[S]) -> Value {
     let report = store.with_extension("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_attune"))
         .arg("run")
@@ -29,6 +35,7 @@ pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
         .arg(store)
         .arg("--report")
         .arg(&report)
+        .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
