@@ -59,11 +59,10 @@ fixtures-media: setup
     python3 fixtures/make_hostile.py
 
 # Fuzz each untrusted-input entry point for `seconds` (cargo-fuzz, libFuzzer, AddressSanitizer):
-# the manifest parser, the image decoder, the audio decoder (fuzz/README.md). The video decoder's
-# target joins `targets` when it lands. Inputs in fuzz/regressions/TARGET/ are replayed first;
+# the manifest parser and the image, audio and video decoders (fuzz/README.md). Inputs in fuzz/regressions/TARGET/ are replayed first;
 # findings are written to fuzz/artifacts/TARGET/. Needs a nightly toolchain, or stable with
 # RUSTC_BOOTSTRAP=1 (used automatically when there is no nightly).
-fuzz seconds="60" targets="manifest_line image_decode audio_decode":
+fuzz seconds="60" targets="manifest_line image_decode audio_decode video_decode":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked

@@ -59,6 +59,20 @@ def audio(out: Path) -> None:
     ffmpeg(*cut, "-ar", "16000", "-c:a", "aac", "-b:a", "16k", str(out / "clip.m4a"))
 
 
+def video(out: Path) -> None:
+    """Tiny clips (48x32, 1 s, 10 fps, a tone under them) in each container/codec pair."""
+    clip = ["-f", "lavfi", "-i", "testsrc2=size=48x32:rate=10:duration=1",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=8000", "-pix_fmt", "yuv420p"]
+    ffmpeg(*clip, "-c:v", "libx264", "-g", "5", "-c:a", "aac", "-b:a", "8k", str(out / "h264-aac.mp4"))
+    ffmpeg(*clip, "-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1", "-c:a", "aac", "-b:a", "8k",
+           str(out / "hevc.mov"))
+    ffmpeg(*clip, "-c:v", "libvpx-vp9", "-b:v", "20k", "-c:a", "libopus", "-b:a", "8k", str(out / "vp9-opus.webm"))
+    ffmpeg(*clip, "-vf", "scale=64:64", "-c:v", "libsvtav1", "-preset", "12", "-c:a", "libopus", "-b:a", "8k",
+           str(out / "av1.mkv"))  # SVT-AV1 needs 64 px a side
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=10:duration=1", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+           "-metadata:s:v:0", "rotate=90", str(out / "rotated.mp4"))
+
+
 def manifests(out: Path) -> None:
     # The first byte of each input is the target's mode byte (buffer size, stretching); `!` means
     # a 75-byte buffer and no stretching.
@@ -81,7 +95,8 @@ def manifests(out: Path) -> None:
 def main() -> None:
     if not (FIXTURES / "images" / "coffee.png").exists() or not (FIXTURES / "audio" / "camping.wav").exists():
         sys.exit("run `python3 fixtures/make_images.py` and `python3 fixtures/make_audio.py` first")
-    for target, make in (("image_decode", images), ("audio_decode", audio), ("manifest_line", manifests)):
+    for target, make in (("image_decode", images), ("audio_decode", audio), ("video_decode", video),
+                         ("manifest_line", manifests)):
         out = SEEDS / target
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
