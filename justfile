@@ -41,9 +41,30 @@ eval: build
     ./target/release/attune eval fixtures/conversations/tuning.jsonl
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
 
-# Benchmarks (criterion); results go in the README.
-bench: setup fixtures-media
+# Benchmarks; results go in the README. The per-stage criterion benches (text, photos, voice,
+# video), then attune against the Python baseline on generated corpora ten times apart in size.
+bench sizes="tiny,small": setup fixtures-media
     cargo bench -p attune-benches
+    just bench-compare {{sizes}}
+
+# The Python baseline's virtual environment (pinned: benches/baseline/requirements.txt).
+bench-venv:
+    python3 benches/baseline/setup_venv.py
+
+# attune and the Python baseline side by side, per modality, on each corpus size (tiny, small,
+# large; generated and cached in target/bench-corpus/SIZE/): events/s, media-seconds/s, the ratio,
+# each stage alone, end to end against the slowest stage, peak memory, and event-by-event agreement.
+bench-compare sizes="tiny,small": build bench-venv
+    python3 benches/run_bench.py --sizes {{sizes}} --attune --agree --json target/bench-results/compare.json
+
+# The baseline's text verdicts against attune's, event by event, on the labelled tuning set.
+bench-agree: build bench-venv
+    mkdir -p target/bench-agree
+    python3 benches/baseline/agree.py manifest fixtures/conversations/tuning.jsonl target/bench-agree/tuning.jsonl
+    rm -f target/bench-agree/tuning.sqlite target/bench-agree/tuning.sqlite-wal target/bench-agree/tuning.sqlite-shm
+    ./target/release/attune run target/bench-agree/tuning.jsonl --store target/bench-agree/tuning.sqlite
+    python3 benches/baseline/baseline.py text target/bench-agree/tuning.jsonl --out target/bench-agree/tuning-baseline.jsonl
+    python3 benches/baseline/agree.py compare target/bench-agree/tuning-baseline.jsonl target/bench-agree/tuning.sqlite
 
 # Rebuild the sample manifest from the labelled conversations.
 fixtures:
