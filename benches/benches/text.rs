@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
                 tagger: &tagger,
                 store: &mut store,
                 images: None,
-                speech: None,
+                speech: Vec::new(),
                 provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
                 config: PipelineConfig::default(),
                 decoders: Vec::new(),

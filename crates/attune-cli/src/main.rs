@@ -397,9 +397,19 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut images = load_image_models(&runtime, model)
         .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
         .ok();
-    let mut speech = load_speech_model(DEFAULT_SPEECH_MODEL, &runtime, model.models.as_deref())
-        .map_err(|e| tracing::warn!("speech model unavailable, audio events will fail: {e:#}"))
-        .ok();
+    // One speech session per model thread, each on one thread: recordings are transcribed side
+    // by side (Whisper's decoder gains little from intra-op threads).
+    let speech_runtime = runtime_with(model, 1)?;
+    let mut speech: Vec<Box<dyn attune_pipeline::SpeechToText>> = Vec::new();
+    for _ in 0..model_threads {
+        match load_speech_model(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref()) {
+            Ok(s) => speech.push(s),
+            Err(e) => {
+                tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
+                break;
+            }
+        }
+    }
     let mut store = open_store(store_path)?;
     let only = if args.retry_failed {
         let ids: std::collections::HashSet<String> = store.failed_events()?.into_iter().collect();
@@ -412,7 +422,7 @@ fn run(args: &RunArgs) -> Result<()> {
     if let Some((classifier, table)) = &images {
         model_set.extend([classifier.id().to_string(), table.version()]);
     }
-    if let Some(s) = &speech {
+    if let Some(s) = speech.first() {
         model_set.push(s.id().to_string());
     }
     let provenance = Provenance { taxonomy: Taxonomy::get().version().to_string(), model_set: model_set.join("+") };
@@ -446,7 +456,7 @@ fn run(args: &RunArgs) -> Result<()> {
         tagger: &tagger,
         store: &mut store,
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
-        speech: speech.as_deref_mut().map(|s| s as &mut dyn attune_pipeline::SpeechToText),
+        speech: speech.iter_mut().map(|s| s.as_mut() as &mut dyn attune_pipeline::SpeechToText).collect(),
         provenance,
         config: PipelineConfig {
             batch_size: args.batch_size.max(1),

@@ -122,8 +122,9 @@ pub struct Pipeline<'a> {
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
     pub images: Option<ImageStage<'a>>,
-    /// `None`: audio events fail with an explanation instead of being transcribed.
-    pub speech: Option<&'a mut dyn SpeechToText>,
+    /// Speech sessions, used side by side (one recording each at a time); empty: audio events,
+    /// and videos with a soundtrack, fail with an explanation instead of being transcribed.
+    pub speech: Vec<&'a mut dyn SpeechToText>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
@@ -437,27 +438,62 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Voice recordings and video soundtracks to transcripts, one recording at a time (each is
-    /// batched over its 30 s windows inside the model). `None` for items without speech.
+    /// Voice recordings and video soundtracks to transcripts (each batched over its 30 s windows
+    /// inside the model). Recordings are spread over the speech sessions, one thread each:
+    /// Whisper's greedy decoding gains little from more intra-op threads and much from running
+    /// recordings side by side. `None` for items without speech.
     fn transcribe(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) -> Vec<Option<String>> {
         let mut out = vec![None; work.len()];
-        for (i, p) in work.iter().enumerate() {
-            let pcm = match p.decoded.get() {
-                Decoded::Audio(pcm) => pcm,
-                Decoded::Video(video) => match &video.audio {
-                    Some(pcm) => pcm,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            let Some(speech) = self.speech.as_deref_mut() else {
+        let items: Vec<(usize, &[f32])> = work
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.decoded.get() {
+                Decoded::Audio(pcm) => Some((i, &pcm.samples[..])),
+                Decoded::Video(video) => video.audio.as_ref().map(|pcm| (i, &pcm.samples[..])),
+                _ => None,
+            })
+            .collect();
+        if items.is_empty() {
+            return out;
+        }
+        if self.speech.is_empty() {
+            for (i, _) in items {
                 // A video's pictures alone are not enough: its speech could be sensitive.
-                parts.fail(i, p, report, "no speech model is loaded in this run".into());
-                continue;
-            };
-            match speech.transcribe(&pcm.samples) {
+                parts.fail(i, &work[i], report, "no speech model is loaded in this run".into());
+            }
+            return out;
+        }
+        let sessions = self.speech.len().min(items.len());
+        let results: Vec<(usize, Result<String, attune_infer::InferError>)> = if sessions == 1 {
+            let speech = &mut self.speech[0];
+            items.iter().map(|(i, pcm)| (*i, speech.transcribe(pcm))).collect()
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = self
+                    .speech
+                    .iter_mut()
+                    .take(sessions)
+                    .map(|speech| {
+                        let (items, next) = (&items, &next);
+                        scope.spawn(move || {
+                            let mut done = Vec::new();
+                            loop {
+                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some((i, pcm)) = items.get(k) else { break };
+                                done.push((*i, speech.transcribe(pcm)));
+                            }
+                            done
+                        })
+                    })
+                    .collect();
+                threads.into_iter().flat_map(|t| t.join().expect("a speech thread panicked")).collect()
+            })
+        };
+        for (i, result) in results {
+            match result {
                 Ok(text) => out[i] = Some(text),
-                Err(e) => parts.fail(i, p, report, e.to_string()),
+                Err(e) => parts.fail(i, &work[i], report, e.to_string()),
             }
         }
         out

@@ -89,7 +89,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
         tagger: &tagger,
         store: &mut store,
         images: None,
-        speech: None,
+        speech: Vec::new(),
         provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
         config: PipelineConfig { batch_size: 4, ..Default::default() },
         decoders: Vec::new(),
