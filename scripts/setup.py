@@ -104,17 +104,22 @@ def cmd_apt(_: argparse.Namespace) -> None:
                    check=True, env=env)
 
 
-def cmd_runtime(args: argparse.Namespace) -> None:
-    spec = tomllib.loads((ROOT / "setup/runtime.toml").read_text())["cpu"]
-    dest = args.home / spec["dest"]
-    install_source(spec, dest, args.home / "cache")
-    for link, target in spec.get("links", {}).items():
+def make_links(dest: Path, links: dict) -> None:
+    """The unversioned names ONNX Runtime is loaded by (`libonnxruntime.so` → the versioned file)."""
+    for link, target in links.items():
         p = dest / link
         if p.is_symlink() and os.readlink(p) == target:
             continue
         if p.exists() or p.is_symlink():
             p.unlink()
         p.symlink_to(target)
+
+
+def cmd_runtime(args: argparse.Namespace) -> None:
+    spec = tomllib.loads((ROOT / "setup/runtime.toml").read_text())["cpu"]
+    dest = args.home / spec["dest"]
+    install_source(spec, dest, args.home / "cache")
+    make_links(dest, spec.get("links", {}))
     log(f"ONNX Runtime {spec['version']} ready in {dest}")
 
 
@@ -140,13 +145,7 @@ def cmd_gpu(args: argparse.Namespace) -> None:
                 os.replace(tmp.name, target)
         stamp.write_text(w["wheel_sha256"] + "\n")
         log(f'installed {w["package"]}=={w["version"]} into {dest}')
-    for link, target in spec.get("links", {}).items():
-        p = dest / link
-        if p.is_symlink() and os.readlink(p) == target:
-            continue
-        if p.exists() or p.is_symlink():
-            p.unlink()
-        p.symlink_to(target)
+    make_links(dest, spec.get("links", {}))
     log(f"ONNX Runtime (CUDA) ready in {dest}; run with `attune run --gpu`")
 
 

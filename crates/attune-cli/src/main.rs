@@ -265,22 +265,15 @@ fn runtime_with(args: &ModelArgs, threads: usize) -> Result<Runtime> {
     Ok(Runtime::new(threads.max(1), device)?)
 }
 
-/// Whether the first lines of a manifest hold photos or videos (decoding-heavy) or voice, to
-/// divide the thread budget before the run. Unreadable lines count as nothing here; the run
-/// reports them.
-fn media_mix(manifest: &Path) -> (bool, bool) {
+/// Whether the first lines of a manifest hold photos or videos (decoding-heavy), to divide the
+/// thread budget before the run. Unreadable lines count as nothing here; the run reports them.
+fn has_pictures(manifest: &Path) -> bool {
     use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(manifest) else { return (false, false) };
-    let (mut pictures, mut voice) = (false, false);
-    for line in std::io::BufReader::new(file).split(b'\n').take(4096).map_while(Result::ok) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
-        match v["kind"].as_str() {
-            Some("image" | "video") => pictures = true,
-            Some("audio") => voice = true,
-            _ => {}
-        }
-    }
-    (pictures, voice)
+    let Ok(file) = std::fs::File::open(manifest) else { return false };
+    std::io::BufReader::new(file).split(b'\n').take(4096).map_while(Result::ok).any(|line| {
+        serde_json::from_slice::<serde_json::Value>(&line)
+            .is_ok_and(|v| matches!(v["kind"].as_str(), Some("image" | "video")))
+    })
 }
 
 /// Divide the thread budget. ONNX Runtime's pool is sized once, before the run; decoder threads
@@ -333,11 +326,6 @@ fn decode_options(image_short_side: u32, video: &VideoArgs, threads: usize) -> a
 
 /// The arguments that make `attune decode-worker` decode as `options` says.
 fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<String> {
-    let sampling = match video.video_sampling {
-        attune_decode::video::Sampling::Auto => "auto",
-        attune_decode::video::Sampling::Keyframes => "keyframes",
-        attune_decode::video::Sampling::EveryFrame => "every-frame",
-    };
     [
         "decode-worker",
         "--image-short-side",
@@ -345,7 +333,7 @@ fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<
         "--memory-mb",
         &memory_mb.to_string(),
         "--video-sampling",
-        sampling,
+        video.video_sampling.as_str(),
         "--video-interval",
         &video.video_interval.to_string(),
         "--video-max-frames",
@@ -386,7 +374,7 @@ fn run(args: &RunArgs) -> Result<()> {
         None => Policy::default(),
     };
     let mut source = attune_event::ManifestSource::open(manifest)?;
-    let (pictures, _voice) = media_mix(manifest);
+    let pictures = has_pictures(manifest);
     let total_threads = model.threads.unwrap_or_else(cores);
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");

@@ -87,15 +87,26 @@ pub enum Sampling {
     EveryFrame,
 }
 
+impl Sampling {
+    pub const ALL: [Sampling; 3] = [Sampling::Auto, Sampling::Keyframes, Sampling::EveryFrame];
+
+    /// The name `--video-sampling` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sampling::Auto => "auto",
+            Sampling::Keyframes => "keyframes",
+            Sampling::EveryFrame => "every-frame",
+        }
+    }
+}
+
 impl std::str::FromStr for Sampling {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Sampling::Auto),
-            "keyframes" => Ok(Sampling::Keyframes),
-            "every-frame" => Ok(Sampling::EveryFrame),
-            _ => Err(format!("unknown sampling {s:?} (auto, keyframes, every-frame)")),
-        }
+        Sampling::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown sampling {s:?} (auto, keyframes, every-frame)"))
     }
 }
 
@@ -324,14 +335,12 @@ struct VideoTrack {
     keyframe_gap_s: Option<f64>,
     interval_s: f64,
     next_due_s: f64,
-    max_frames: usize,
     rotation: Rotation,
     scaler: Option<(software::scaling::Context, (ff::format::Pixel, u32, u32))>,
     frames: Vec<SampledFrame>,
     decoded: u64,
     /// Timestamp of the last video packet demuxed, decoded or not.
     last_s: Option<f64>,
-    max_seconds: f64,
     limits: VideoLimits,
     /// The frame cap was reached: the rest of the stream is not decoded.
     done: bool,
@@ -385,13 +394,11 @@ impl VideoTrack {
             keyframe_gap_s,
             interval_s,
             next_due_s: 0.0,
-            max_frames: limits.max_frames,
             rotation: Rotation::of(&stream),
             scaler: None,
             frames: Vec::new(),
             decoded: 0,
             last_s: None,
-            max_seconds: limits.max_seconds,
             limits,
             done: false,
         })
@@ -407,8 +414,8 @@ impl VideoTrack {
             }
             let Some(ts) = frame.timestamp().filter(|&t| t != NO_PTS) else { continue };
             let at_s = seconds(ts - self.start, self.time_base).max(0.0);
-            if at_s > self.max_seconds {
-                return Err(VideoError::TooLong { seconds: at_s, limit: self.max_seconds });
+            if at_s > self.limits.max_seconds {
+                return Err(VideoError::TooLong { seconds: at_s, limit: self.limits.max_seconds });
             }
             if at_s + 1e-6 < self.next_due_s {
                 continue;
@@ -417,7 +424,7 @@ impl VideoTrack {
             let Some(image) = image else { continue };
             self.frames.push(SampledFrame { at_s, image: self.rotation.apply(image) });
             self.next_due_s = ((at_s / self.interval_s).floor() + 1.0) * self.interval_s;
-            if self.frames.len() >= self.max_frames {
+            if self.frames.len() >= self.limits.max_frames {
                 self.done = true;
             }
         }

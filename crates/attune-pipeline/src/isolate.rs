@@ -21,7 +21,6 @@ use attune_policy::Admitted;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Replies larger than this are refused (a worker is ours, but bounded anyway): 32 frames of
@@ -43,7 +42,8 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     replies: crossbeam_channel::Receiver<std::io::Result<Reply>>,
-    stderr_tail: Arc<Mutex<Vec<String>>>,
+    /// Ends when the worker's stderr closes, with its last lines.
+    stderr_tail: std::thread::JoinHandle<Vec<String>>,
 }
 
 /// A decoder that runs each request in a worker process.
@@ -78,16 +78,15 @@ impl WorkerDecoder {
             }
         });
         // The last lines a worker printed say why it died (Rust's "memory allocation … failed").
-        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        let tail = stderr_tail.clone();
-        std::thread::spawn(move || {
+        let stderr_tail = std::thread::spawn(move || {
+            let mut tail = std::collections::VecDeque::with_capacity(8);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut t = tail.lock().expect("not poisoned");
-                t.push(line);
-                if t.len() > 8 {
-                    t.remove(0);
+                if tail.len() == 8 {
+                    tail.pop_front();
                 }
+                tail.push_back(line);
             }
+            Vec::from(tail)
         });
         Ok(Worker { child, stdin, replies, stderr_tail })
     }
@@ -99,9 +98,7 @@ impl WorkerDecoder {
             let _ = w.child.kill();
         }
         let status = w.child.wait();
-        // Give the stderr thread a moment to read the last words.
-        std::thread::sleep(Duration::from_millis(20));
-        let tail = w.stderr_tail.lock().expect("not poisoned").join(" | ");
+        let tail = w.stderr_tail.join().unwrap_or_default().join(" | ");
         if timed_out {
             return format!("timeout: no result within {} s (the decoder was stopped)", self.config.timeout.as_secs());
         }

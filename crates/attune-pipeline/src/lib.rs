@@ -153,21 +153,26 @@ struct DecodeJob {
 
 /// Acknowledges the source in order although events finish out of order: the source hears of
 /// record N only once every record up to N is stored or reported.
+#[derive(Default)]
 struct Watermark {
     next: u64,
     done: BTreeMap<u64, Origin>,
+    /// The last record of the contiguous prefix, not yet acknowledged.
+    unacknowledged: Option<Origin>,
 }
 
 impl Watermark {
-    /// Mark a record done; the origin to acknowledge, if the contiguous prefix grew.
-    fn done(&mut self, seq: u64, origin: Origin) -> Option<Origin> {
+    fn done(&mut self, seq: u64, origin: Origin) {
         self.done.insert(seq, origin);
-        let mut last = None;
         while let Some(origin) = self.done.remove(&self.next) {
-            last = Some(origin);
+            self.unacknowledged = Some(origin);
             self.next += 1;
         }
-        last
+    }
+
+    /// The origin to acknowledge, if the contiguous prefix grew since the last call.
+    fn take_acknowledgeable(&mut self) -> Option<Origin> {
+        self.unacknowledged.take()
     }
 }
 
@@ -211,6 +216,13 @@ impl Pipeline<'_> {
         let budget = (self.config.cpu_budget > 0).then(|| budget::CpuBudget::new(self.config.cpu_budget));
         let budget = budget.as_ref();
         let gate_stats = Mutex::new(StageStats::default());
+        // The stages the batcher does not time itself: read+gate and decode, from their threads.
+        let stats = || {
+            BTreeMap::from([
+                ("read+gate", *gate_stats.lock().expect("not poisoned")),
+                ("decode", *decode_stats.lock().expect("not poisoned")),
+            ])
+        };
         let result = std::thread::scope(|scope| {
             let (source, gate_stats, decode_stats) = (&source, &gate_stats, &decode_stats);
             let reader_tx = msg_tx.clone();
@@ -247,18 +259,11 @@ impl Pipeline<'_> {
                 });
             }
             drop((msg_tx, job_rx));
-            let stats = || {
-                let mut m = BTreeMap::new();
-                m.insert("read+gate", *gate_stats.lock().expect("not poisoned"));
-                m.insert("decode", *decode_stats.lock().expect("not poisoned"));
-                m
-            };
             self.batch_and_store(msg_rx, source, &mut report, &stats, budget, observe)
         });
         self.config.only = only;
         result?;
-        report.stages.insert("read+gate", *gate_stats.lock().expect("not poisoned"));
-        report.stages.insert("decode", *decode_stats.lock().expect("not poisoned"));
+        report.stages.extend(stats());
         report.finish(started.elapsed());
         Ok(report)
     }
@@ -279,8 +284,12 @@ impl Pipeline<'_> {
         let mut batch_bytes = 0usize;
         let mut oldest: Option<Instant> = None;
         let mut failures_kept = 0usize;
-        let mut watermark = Watermark { next: 0, done: BTreeMap::new() };
-        let mut to_ack: Option<Origin> = None;
+        let mut watermark = Watermark::default();
+        let progress = |report: &Report| {
+            let mut p = report.progress();
+            p.stages.extend(stats());
+            p
+        };
         loop {
             let message = match oldest {
                 Some(t) => messages.recv_timeout(self.config.max_wait.saturating_sub(t.elapsed())),
@@ -300,13 +309,13 @@ impl Pipeline<'_> {
                         SkipAs::Policy(reason) => report.skip(reason),
                         SkipAs::NotSelected => report.skipped.not_selected += 1,
                     }
-                    to_ack = watermark.done(seq, origin).or(to_ack);
+                    watermark.done(seq, origin);
                     false
                 }
                 Ok(Message::Failed(seq, origin, failure)) => {
                     report.events += 1;
                     report.failed.push(failure);
-                    to_ack = watermark.done(seq, origin).or(to_ack);
+                    watermark.done(seq, origin);
                     false
                 }
                 Ok(Message::SourceFailed(e)) => return Err(e.into()),
@@ -314,36 +323,38 @@ impl Pipeline<'_> {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if full {
-                let permits = budget.map(|b| b.for_models(self.config.model_threads));
-                let done = self.flush(&mut batch, report)?;
-                drop(permits);
-                for (seq, origin) in done {
-                    to_ack = watermark.done(seq, origin).or(to_ack);
-                }
-                self.keep_failures(report, &mut failures_kept)?;
-                if let Some(origin) = to_ack.take() {
-                    source.lock().expect("not poisoned").acknowledge(&origin)?;
-                }
+                self.finish_batch(&mut batch, report, &mut watermark, &mut failures_kept, source, budget)?;
                 batch_bytes = 0;
                 oldest = None;
-                let mut progress = report.progress();
-                progress.stages.extend(stats());
-                observe(&progress);
+                observe(&progress(report));
             }
         }
+        self.finish_batch(&mut batch, report, &mut watermark, &mut failures_kept, source, budget)?;
+        observe(&progress(report));
+        Ok(())
+    }
+
+    /// Run the models over a batch and store it (holding the CPU permits the models need), keep
+    /// the failures for `--retry-failed`, and acknowledge what is now accounted for.
+    fn finish_batch(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        report: &mut Report,
+        watermark: &mut Watermark,
+        failures_kept: &mut usize,
+        source: &Mutex<&mut (dyn EventSource + Send)>,
+        budget: Option<&budget::CpuBudget>,
+    ) -> Result<(), PipelineError> {
         let permits = budget.map(|b| b.for_models(self.config.model_threads));
-        let done = self.flush(&mut batch, report)?;
+        let done = self.flush(batch, report)?;
         drop(permits);
         for (seq, origin) in done {
-            to_ack = watermark.done(seq, origin).or(to_ack);
+            watermark.done(seq, origin);
         }
-        self.keep_failures(report, &mut failures_kept)?;
-        if let Some(origin) = to_ack.take() {
+        self.keep_failures(report, failures_kept)?;
+        if let Some(origin) = watermark.take_acknowledgeable() {
             source.lock().expect("not poisoned").acknowledge(&origin)?;
         }
-        let mut progress = report.progress();
-        progress.stages.extend(stats());
-        observe(&progress);
         Ok(())
     }
 
