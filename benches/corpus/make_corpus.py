@@ -22,7 +22,10 @@ Writes into DIR (default target/bench-corpus/<size>/):
   30% phone-sized 3-4 MP JPEGs, 10% 1024x1024 PNGs (generated images), 5% WebP.
 - Voice: espeak-ng reading conversations, 5-20 s, as WAV, MP3, FLAC and Ogg Opus at several rates.
 - Videos: 10 s 1080p30 H.264 + AAC MP4s with ffmpeg: a photo as still frames with a slow zoom and
-  pan (so frames differ), and espeak-ng speech as the soundtrack.
+  pan (so frames differ), and espeak-ng speech as the soundtrack. Half are encoded as camera
+  glasses and phones record (a keyframe every second: Android's MediaRecorder default I-frame
+  interval), half as a server encodes a generated feed (x264's default, a keyframe every 250
+  frames = 8.3 s); the file name says which (-g30 / -g250).
 
 Every event is admitted by the policy (countries outside the excluded list, captured in 2026).
 Deterministic: item i of a modality depends only on the seed and i, so a larger corpus with the
@@ -358,6 +361,9 @@ def make_voices(out: Path, n: int, seed: int, pool: Pool) -> tuple[list[dict], f
 VIDEO_SECONDS = 10
 
 
+GOPS = (30, 250)  # frames between keyframes: camera capture, a server-encoded feed
+
+
 def make_video(job: dict) -> None:
     target = Path(job["target"])
     if target.exists():
@@ -380,7 +386,7 @@ def make_video(job: dict) -> None:
     tmp = target.with_name(target.stem + ".partial.mp4")
     ffmpeg("-i", str(still), "-i", str(speech), "-filter_complex", f"[0:v]{vf}[v];[1:a]apad[a]",
            "-map", "[v]", "-map", "[a]", "-t", str(VIDEO_SECONDS), "-r", "30",
-           "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-profile:v", "high",
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-profile:v", "high", "-g", str(job["gop"]),
            "-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-ac", "2", "-movflags", "+faststart", str(tmp))
     os.replace(tmp, target)
 
@@ -393,9 +399,10 @@ def make_videos(out: Path, n: int, seed: int, pool: Pool) -> list[dict]:
     for i in range(n):
         rng = rng_for(seed, "video", i)
         plan = photo_plan(seed + 1, i, bases)
-        name = f"video/m-{i:06d}.mp4"
+        gop = GOPS[i % 2]
+        name = f"video/m-{i:06d}-g{gop}.mp4"
         src = out / "video" / "_src"
-        jobs.append(dict(target=str(out / name), still=str(src / f"m-{i:06d}.png"),
+        jobs.append(dict(target=str(out / name), gop=gop, still=str(src / f"m-{i:06d}.png"),
                          speech=str(src / f"m-{i:06d}.wav"), plan=plan, seed=rng.randrange(2**32),
                          text=spoken_text(texts, rng, VIDEO_SECONDS - 2)))
         events.append(event("video", "m", i, rng, max(1, n // 2), ["glasses", "vibes"], media=name))

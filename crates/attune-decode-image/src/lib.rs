@@ -5,7 +5,8 @@
 //!   claims (a header claiming 100000×100000 is refused without allocating it).
 //! - Truncated files are errors, not grey-filled images: a JPEG must reach its end-of-image marker
 //!   after the first scan; PNG and WebP decoders fail on missing data.
-//! - JPEGs are decoded at a reduced scale (1/2, 1/4, 1/8) when the caller needs fewer pixels.
+//! - JPEGs are decoded at a reduced scale (1/2, 1/4, 1/8; libjpeg-turbo's DCT scaling) when the
+//!   caller needs fewer pixels.
 //! - EXIF orientation is applied to JPEG, PNG and WebP; libheif applies HEIF transformations itself,
 //!   so it is not applied twice there.
 
@@ -197,53 +198,130 @@ mod jpeg {
     use super::*;
 
     pub(super) fn decode(bytes: &[u8], limits: &ImageLimits, min_short_side: u32) -> Result<RgbImage, ImageError> {
-        let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt { format: "JPEG", message: e.to_string() };
         let scan = first_scan(bytes)?;
         if !has_end_marker_after(bytes, scan) {
             return Err(ImageError::Truncated("JPEG has no end-of-image marker after its scan data"));
         }
-        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-        decoder.read_info().map_err(corrupt)?;
-        let info = decoder.info().ok_or(ImageError::Truncated("JPEG header incomplete"))?;
-        let (w, h) = (info.width as u32, info.height as u32);
+        // libjpeg reports errors by unwinding out of its callbacks (see `strict_error_manager`);
+        // each becomes the failure of this one image.
+        match std::panic::catch_unwind(|| reduced(bytes, limits, min_short_side)) {
+            Ok(result) => result,
+            Err(payload) => Err(ImageError::Corrupt { format: "JPEG", message: panic_message(payload) }),
+        }
+    }
+
+    /// Decode through libjpeg-turbo's decoder (the `mozjpeg` crate builds it from source): when the
+    /// caller needs at most half the pixels a side, its DCT scaling (1/2, 1/4, 1/8, as Pillow's
+    /// `draft()` picks them) skips most of the inverse DCT and all of the upsampling it would
+    /// throw away. At full scale, zune-jpeg (through `image`) is used instead.
+    fn reduced(bytes: &[u8], limits: &ImageLimits, min_short_side: u32) -> Result<RgbImage, ImageError> {
+        let io = |e: std::io::Error| ImageError::Corrupt { format: "JPEG", message: e.to_string() };
+        let mut decoder = mozjpeg::Decompress::with_err(strict_error_manager())
+            .with_markers(&[mozjpeg::Marker::APP(1)])
+            .from_mem(bytes)
+            .map_err(io)?;
+        let (w, h) = (decoder.width() as u32, decoder.height() as u32);
         limits.check(w as u64, h as u64)?;
-        // At full scale, zune-jpeg (through `image`) is closer to libjpeg-turbo's output; when the
-        // caller needs at most half the pixels a side, jpeg-decoder's reduced-scale IDCT (1/2, 1/4,
-        // 1/8) is several times faster than decoding everything and resizing.
-        if min_short_side == 0 || w.min(h) < 2 * min_short_side {
+        let Some(eighths) = scale_in_eighths(w, h, min_short_side) else {
             return with_image_crate(bytes, image::ImageFormat::Jpeg, limits);
-        }
-        decoder.set_max_decoding_buffer_size((limits.max_pixels * 4) as usize);
-        // The smallest scale that keeps the shorter side at least `min_short_side`.
-        let f = min_short_side as f64 / w.min(h) as f64;
-        let rw = ((w as f64 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-        let rh = ((h as f64 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-        decoder.scale(rw, rh).map_err(corrupt)?;
-        let pixels = decoder.decode().map_err(corrupt)?;
-        let info = decoder.info().ok_or(ImageError::Truncated("JPEG header incomplete"))?;
-        let (w, h) = (info.width as u32, info.height as u32);
-        let n = w as usize * h as usize;
-        let data = match info.pixel_format {
-            jpeg_decoder::PixelFormat::RGB24 => pixels,
-            jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
-            jpeg_decoder::PixelFormat::L16 => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
-            jpeg_decoder::PixelFormat::CMYK32 => pixels
-                .chunks_exact(4)
-                .flat_map(|p| {
-                    // Adobe CMYK JPEGs store inverted values: each channel times K is the colour.
-                    let k = p[3] as u16;
-                    [(p[0] as u16 * k / 255) as u8, (p[1] as u16 * k / 255) as u8, (p[2] as u16 * k / 255) as u8]
-                })
-                .collect(),
         };
-        if data.len() != n * 3 {
-            return Err(ImageError::Corrupt {
-                format: "JPEG",
-                message: "decoded size does not match the header".into(),
-            });
+        let orientation = decoder
+            .markers()
+            .filter(|m| m.marker == mozjpeg::Marker::APP(1))
+            .find_map(|m| m.data.starts_with(b"Exif\0\0").then(|| exif_orientation(m.data)).flatten())
+            .unwrap_or(1);
+        decoder.scale(eighths);
+        let (data, w, h) = match decoder.image().map_err(io)? {
+            mozjpeg::Format::RGB(mut rgb) => {
+                let (w, h) = (rgb.width() as u32, rgb.height() as u32);
+                let data = rgb.read_scanlines::<u8>().map_err(io)?;
+                rgb.finish().map_err(io)?;
+                (data, w, h)
+            }
+            mozjpeg::Format::Gray(mut grey) => {
+                let (w, h) = (grey.width() as u32, grey.height() as u32);
+                let g = grey.read_scanlines::<u8>().map_err(io)?;
+                grey.finish().map_err(io)?;
+                (g.iter().flat_map(|&v| [v, v, v]).collect(), w, h)
+            }
+            mozjpeg::Format::CMYK(mut cmyk) => {
+                let (w, h) = (cmyk.width() as u32, cmyk.height() as u32);
+                let p = cmyk.read_scanlines::<u8>().map_err(io)?;
+                cmyk.finish().map_err(io)?;
+                // Adobe CMYK JPEGs store inverted values: each channel times K is the colour.
+                let rgb = p
+                    .chunks_exact(4)
+                    .flat_map(|p| {
+                        let k = p[3] as u16;
+                        [(p[0] as u16 * k / 255) as u8, (p[1] as u16 * k / 255) as u8, (p[2] as u16 * k / 255) as u8]
+                    })
+                    .collect();
+                (rgb, w, h)
+            }
+        };
+        if data.len() != w as usize * h as usize * 3 {
+            return Err(ImageError::Corrupt { format: "JPEG", message: "decoded size does not match the header".into() });
         }
-        let orientation = decoder.exif_data().and_then(exif_orientation).unwrap_or(1);
         Ok(orient(RgbImage { width: w, height: h, data }, orientation))
+    }
+
+    /// The smallest of libjpeg's scales 1/8, 2/8, 4/8 whose output keeps the shorter side at
+    /// least `min_short_side` (output sides are rounded up, as libjpeg does); `None` when
+    /// only full scale will do.
+    pub(super) fn scale_in_eighths(w: u32, h: u32, min_short_side: u32) -> Option<u8> {
+        if min_short_side == 0 || w.min(h) < 2 * min_short_side {
+            return None;
+        }
+        let short = w.min(h) as u64;
+        [1u8, 2, 4].into_iter().find(|&e| (short * e as u64).div_ceil(8) >= min_short_side as u64)
+    }
+
+    /// libjpeg's standard error manager, but errors unwind (caught in `decode`) instead of
+    /// exiting, and the warnings that mean the scan data is damaged are errors too: libjpeg would
+    /// otherwise fill what it could not decode with grey and carry on.
+    fn strict_error_manager() -> mozjpeg_sys::jpeg_error_mgr {
+        use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
+        extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
+            let message = format_message(cinfo);
+            std::panic::resume_unwind(Box::new(message));
+        }
+        extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: std::os::raw::c_int) {
+            let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+            let damaged = [
+                mozjpeg_sys::JWRN_HIT_MARKER,
+                mozjpeg_sys::JWRN_HUFF_BAD_CODE,
+                mozjpeg_sys::JWRN_JPEG_EOF,
+                mozjpeg_sys::JWRN_MUST_RESYNC,
+            ];
+            if level < 0 && damaged.iter().any(|&c| c as i32 == code as i32) {
+                let message = format_message(cinfo);
+                std::panic::resume_unwind(Box::new(message));
+            }
+        }
+        fn format_message(cinfo: &mut jpeg_common_struct) -> String {
+            let Some(err) = (unsafe { cinfo.err.as_ref() }) else { return "libjpeg error".into() };
+            let (code, format) = (err.msg_code, err.format_message);
+            let Some(format) = format else { return format!("libjpeg message {code}") };
+            let buffer = [0u8; 80];
+            // SAFETY: libjpeg writes at most JMSG_LENGTH_MAX (80) bytes, NUL included, into the
+            // buffer (the binding declares it `&[u8; 80]`, though C writes through it).
+            unsafe { format(cinfo, &buffer) };
+            let text = buffer.split(|&c| c == 0).next().unwrap_or_default();
+            String::from_utf8_lossy(text).into_owned()
+        }
+        // SAFETY: jpeg_std_error only fills in the struct it is given.
+        let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+        unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+        err.error_exit = Some(error_exit);
+        err.emit_message = Some(emit_message);
+        err
+    }
+
+    fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+        match payload.downcast::<String>() {
+            Ok(s) => *s,
+            Err(payload) => payload.downcast_ref::<&str>().map_or("libjpeg failed".into(), |s| s.to_string()),
+        }
     }
 
     /// The offset just past the first start-of-scan segment, walking the marker segments (so an
@@ -340,6 +418,66 @@ mod heif {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `w`×`h` JPEG of smooth gradients (so every block has data), from the `image` encoder.
+    fn gradient_jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_scale_is_the_smallest_that_keeps_the_shorter_side() {
+        assert_eq!(jpeg::scale_in_eighths(4000, 3000, 256), Some(1)); // 500x375
+        assert_eq!(jpeg::scale_in_eighths(3000, 4000, 256), Some(1));
+        assert_eq!(jpeg::scale_in_eighths(2048, 1536, 256), Some(2)); // 1/8 gives 192
+        assert_eq!(jpeg::scale_in_eighths(1200, 800, 256), Some(4)); // 1/4 gives 200
+        assert_eq!(jpeg::scale_in_eighths(2041, 2041, 256), Some(1)); // 1/8 gives 256 (rounded up)
+        assert_eq!(jpeg::scale_in_eighths(2040, 2040, 256), Some(2)); // 1/8 gives 255
+        assert_eq!(jpeg::scale_in_eighths(500, 400, 256), None); // full scale
+        assert_eq!(jpeg::scale_in_eighths(4000, 3000, 0), None);
+    }
+
+    #[test]
+    fn a_jpeg_decodes_at_reduced_scale_and_close_to_full_scale() {
+        let bytes = gradient_jpeg(1200, 800);
+        let small = decode_bytes(&bytes, &ImageLimits::default(), 256).unwrap();
+        assert_eq!((small.width, small.height), (600, 400));
+        let full = decode_bytes(&bytes, &ImageLimits::default(), 0).unwrap();
+        assert_eq!((full.width, full.height), (1200, 800));
+        // The half-scale pixel (x, y) covers full-scale pixels (2x..2x+1, 2y..2y+1).
+        let (mut diff, mut n) = (0u64, 0u64);
+        for y in (10..390).step_by(7) {
+            for x in (10..590).step_by(7) {
+                for c in 0..3 {
+                    let a = small.data[(y * 600 + x) * 3 + c] as i64;
+                    let b = full.data[((2 * y) * 1200 + 2 * x) * 3 + c] as i64;
+                    diff += (a - b).unsigned_abs();
+                    n += 1;
+                }
+            }
+        }
+        assert!((diff as f64 / n as f64) < 6.0, "mean difference {}", diff as f64 / n as f64);
+    }
+
+    #[test]
+    fn damaged_scan_data_is_an_error_not_grey_fill() {
+        let bytes = gradient_jpeg(1200, 800);
+        // Cut the scan in the middle but keep an end-of-image marker, so the up-front check passes
+        // and libjpeg meets the marker while it still expects data.
+        let mut cut = bytes[..bytes.len() / 2].to_vec();
+        cut.extend_from_slice(&[0xFF, 0xD9]);
+        match decode_bytes(&cut, &ImageLimits::default(), 256) {
+            Err(ImageError::Corrupt { format: "JPEG", message }) => assert!(message.contains("Corrupt JPEG data"), "{message}"),
+            other => panic!("expected a corrupt-JPEG error, got {:?}", other.map(|i| (i.width, i.height))),
+        }
+        // A header that libjpeg refuses (a bad sampling factor) fails the same way, without unwinding out.
+        let mut bad = bytes.clone();
+        let sof = bad.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bad[sof + 11] = 0x00; // first component's sampling factors: 0x0
+        assert!(matches!(decode_bytes(&bad, &ImageLimits::default(), 256), Err(ImageError::Corrupt { .. })));
+    }
 
     /// A minimal valid PNG header (IHDR) claiming `w`×`h`, and nothing else.
     fn png_header(w: u32, h: u32) -> Vec<u8> {

@@ -4,7 +4,8 @@
 //!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
 //!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
 //! - Recordings are cut into 30 s windows (the model's context); windows that are near silence are
-//!   skipped. The windows of one recording go through the encoder as one batch.
+//!   skipped. The voiced windows of several recordings go through the encoder and the greedy
+//!   decoder together (see [`Whisper::transcribe_batch`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
 //!   cache; the cross-attention keys/values come from the encoder once per window.
 //!
@@ -26,6 +27,10 @@ const HOP: usize = 160;
 const N_MELS: usize = 80;
 const N_FRAMES: usize = 3000;
 const WINDOW_SAMPLES: usize = SAMPLE_RATE * 30;
+/// Voiced windows decoded together in [`Whisper::transcribe_batch`]. Measured on 16 recordings
+/// of the benchmark corpus, one thread: 569 ms a recording one at a time, 526 four at a time,
+/// 516 eight at a time, for 0.7, 0.9 and 1.5 GB of peak memory.
+pub const WINDOWS_PER_CALL: usize = 4;
 /// Windows whose RMS is below this (about −54 dBFS) hold no speech worth decoding.
 const SILENCE_RMS: f32 = 0.002;
 
@@ -153,26 +158,70 @@ impl Whisper {
 
     /// Transcribe 16 kHz mono PCM of any length.
     pub fn transcribe(&mut self, pcm: &[f32]) -> Result<Transcript, InferError> {
-        let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
-        let voiced: Vec<&[f32]> = windows.iter().copied().filter(|w| rms(w) >= SILENCE_RMS).collect();
-        let mut t =
-            Transcript { windows: windows.len(), silent_windows: windows.len() - voiced.len(), ..Default::default() };
-        let mut pieces = Vec::new();
-        for group in voiced.chunks(4) {
-            let mels: Vec<Vec<f32>> = group.iter().map(|w| self.mel.compute(w)).collect();
-            let cross = self.encode(&mels)?;
-            for i in 0..group.len() {
-                let one = cross.slice(s![.., i..i + 1, .., .., ..]).to_owned();
-                let ids = self.greedy(&one)?;
-                t.tokens += ids.len();
-                // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
-                let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
-                let text = self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?;
-                pieces.push(text.trim().to_string());
+        self.transcribe_batch(&[pcm]).pop().expect("one result per recording")
+    }
+
+    /// Transcribe several recordings together: their voiced windows go through the encoder and
+    /// the greedy decoder [`WINDOWS_PER_CALL`] at a time. A decoder step for 8 windows takes 23 ms
+    /// on one thread against 5.5 ms for one: the output projection (51,864 × 384) is read once per
+    /// step whatever the batch. The tokens are the same as one window at a time (checked
+    /// by this crate's tests). When a batched call fails, its windows are retried one by one, so a
+    /// failure stays with the recording that caused it.
+    pub fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<Transcript, InferError>> {
+        let mut transcripts: Vec<Result<Transcript, InferError>> = Vec::with_capacity(pcms.len());
+        // (recording, its window's place in it, the samples), voiced windows only.
+        let mut voiced: Vec<(usize, usize, &[f32])> = Vec::new();
+        for (r, pcm) in pcms.iter().enumerate() {
+            let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
+            let mut t = Transcript { windows: windows.len(), ..Default::default() };
+            for (k, w) in windows.into_iter().enumerate() {
+                if rms(w) >= SILENCE_RMS {
+                    voiced.push((r, k, w));
+                } else {
+                    t.silent_windows += 1;
+                }
+            }
+            transcripts.push(Ok(t));
+        }
+        let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); pcms.len()];
+        for group in voiced.chunks(WINDOWS_PER_CALL) {
+            let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
+            let ids = match self.encode_each(&mels).and_then(|cross| self.greedy_batch(&cross)) {
+                Ok(ids) => ids.into_iter().map(Ok).collect(),
+                Err(_) if group.len() > 1 => (0..group.len())
+                    .map(|i| self.encode(&mels[i..i + 1]).and_then(|cross| self.greedy(&cross)))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            for ((r, k, _), ids) in group.iter().zip(ids) {
+                let Ok(t) = &mut transcripts[*r] else { continue };
+                match ids.and_then(|ids| {
+                    t.tokens += ids.len();
+                    // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
+                    let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
+                    self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))
+                }) {
+                    Ok(text) => pieces[*r].push((*k, text.trim().to_string())),
+                    Err(e) => transcripts[*r] = Err(e),
+                }
             }
         }
-        t.text = pieces.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
-        Ok(t)
+        for (t, mut pieces) in transcripts.iter_mut().zip(pieces) {
+            if let Ok(t) = t {
+                pieces.sort_by_key(|(k, _)| *k);
+                t.text = pieces.into_iter().map(|(_, p)| p).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+            }
+        }
+        transcripts
+    }
+
+    /// The encoder on each log-mel in turn, the results side by side: [2L, N, H, 1500, 64]. The
+    /// encoder gains nothing per window from a batch, while its attention scores grow with it
+    /// (430 MB a layer for 8 windows).
+    fn encode_each(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
+        let parts = mels.iter().map(|m| self.encode(std::slice::from_ref(m))).collect::<Result<Vec<_>, _>>()?;
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(1), &views).map(contiguous).map_err(|e| self.err(e))
     }
 
     /// The encoder on a batch of log-mels: cross-attention keys/values, [2L, N, H, 1500, 64].
@@ -195,50 +244,89 @@ impl Whisper {
     /// Greedy decoding of one window with the self-attention cache; the generated ids, without
     /// the prompt and the end token.
     pub fn greedy(&mut self, cross: &Array5<f32>) -> Result<Vec<usize>, InferError> {
+        Ok(self.greedy_batch(cross)?.pop().unwrap_or_default())
+    }
+
+    /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, 1500, 64]): one decoder
+    /// call per step for all of them. They share the prompt, so every row sits at the same
+    /// position and one `offset` serves all. A window that ends (end token or `max_new_tokens`)
+    /// leaves the batch: the caches are cut down to the rows still running.
+    pub fn greedy_batch(&mut self, cross: &Array5<f32>) -> Result<Vec<Vec<usize>>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let mut past = ArrayD::<f32>::zeros(IxDyn(&[2 * self.layers, 1, self.heads, 0, self.head_dim]));
-        let mut tokens = Array2::<i64>::from_shape_vec((1, self.prompt.len()), self.prompt.clone()).expect("1×n");
+        let n = cross.len_of(Axis(1));
+        let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // The windows still decoding, as indices into `out`; row j of the caches is running[j].
+        let mut running: Vec<usize> = (0..n).collect();
+        let mut cross = std::borrow::Cow::Borrowed(cross);
+        let mut past = ArrayD::<f32>::zeros(IxDyn(&[2 * self.layers, n, self.heads, 0, self.head_dim]));
+        let prompt = Array2::<i64>::from_shape_fn((n, self.prompt.len()), |(_, j)| self.prompt[j]);
+        let mut tokens = prompt;
         let mut offset = 0i64;
-        let mut out = Vec::new();
         for step in 0..self.max_new_tokens {
+            if running.is_empty() {
+                break;
+            }
             let offset_arr = ndarray::arr1(&[offset]);
             let outputs = self
                 .decoder
                 .run(ort::inputs![
                     "tokens" => TensorRef::from_array_view(&tokens).map_err(err)?,
-                    "cross_kv" => TensorRef::from_array_view(cross).map_err(err)?,
+                    "cross_kv" => TensorRef::from_array_view(cross.view()).map_err(err)?,
                     "past_kv" => TensorRef::from_array_view(&past).map_err(err)?,
                     "offset" => TensorRef::from_array_view(&offset_arr).map_err(err)?,
                 ])
                 .map_err(err)?;
             let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
-            let last = logits.slice(s![0, -1, ..]);
-            let mut row: Vec<f32> = last.iter().copied().collect();
-            let banned = if step == 0 {
-                self.suppress.iter().chain(&self.suppress_blank)
+            let banned: Vec<usize> = if step == 0 {
+                self.suppress.iter().chain(&self.suppress_blank).copied().collect()
             } else {
-                self.suppress.iter().chain(&[])
+                self.suppress.clone()
             };
-            for &b in banned {
-                if let Some(v) = row.get_mut(b) {
-                    *v = f32::NEG_INFINITY;
+            let mut next = Vec::with_capacity(running.len());
+            for j in 0..running.len() {
+                let mut row: Vec<f32> = logits.slice(s![j, -1, ..]).iter().copied().collect();
+                for &b in &banned {
+                    if let Some(v) = row.get_mut(b) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                next.push(row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(self.eot));
+            }
+            offset += tokens.len_of(Axis(1)) as i64;
+            let present = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?;
+            let last_step = step + 1 == self.max_new_tokens;
+            let keep: Vec<usize> = (0..running.len()).filter(|&j| next[j] != self.eot && !last_step).collect();
+            for (j, &t) in next.iter().enumerate() {
+                if t != self.eot {
+                    out[running[j]].push(t);
                 }
             }
-            let next = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(self.eot);
-            offset += tokens.len_of(Axis(1)) as i64;
-            past = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?.to_owned();
-            if next == self.eot {
-                break;
+            if keep.len() == running.len() {
+                past = present.to_owned();
+            } else {
+                // `select` along an inner axis keeps the source's strides; ONNX Runtime needs
+                // contiguous tensors.
+                past = contiguous(present.select(Axis(1), &keep));
+                cross = std::borrow::Cow::Owned(contiguous(cross.select(Axis(1), &keep)));
             }
-            out.push(next);
-            tokens = Array2::from_elem((1, 1), next as i64);
+            tokens = Array2::from_shape_fn((keep.len(), 1), |(j, _)| next[keep[j]] as i64);
+            running = keep.iter().map(|&j| running[j]).collect();
         }
         Ok(out)
     }
 
     fn err(&self, e: impl ToString) -> InferError {
         InferError::Run { model: self.id.clone(), message: e.to_string() }
+    }
+}
+
+/// `a` in C order, as ONNX Runtime takes tensors (copied only when it is not already).
+fn contiguous<D: ndarray::Dimension>(a: ndarray::Array<f32, D>) -> ndarray::Array<f32, D> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
     }
 }
 
@@ -259,10 +347,11 @@ impl Model for Whisper {
     }
 
     fn max_batch(&self) -> usize {
-        1
+        WINDOWS_PER_CALL
     }
 
     fn run_batch(&mut self, inputs: &[Vec<f32>]) -> Result<Vec<Transcript>, InferError> {
-        inputs.iter().map(|pcm| self.transcribe(pcm)).collect()
+        let pcms: Vec<&[f32]> = inputs.iter().map(|p| &p[..]).collect();
+        self.transcribe_batch(&pcms).into_iter().collect()
     }
 }

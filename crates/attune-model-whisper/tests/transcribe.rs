@@ -87,3 +87,41 @@ fn log_mel_matches_whisper_on_silence_and_tone() {
     let peak = (0..80).max_by(|a, b| band(*a).total_cmp(&band(*b))).unwrap();
     assert!((25..=32).contains(&peak), "peak band {peak}");
 }
+
+#[test]
+fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
+    let dir = fixtures();
+    let texts: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let runtime = Runtime::new(2, Device::Cpu).unwrap();
+    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
+    let mut names: Vec<&String> = texts.keys().collect();
+    names.sort();
+    let mut pcms: Vec<Vec<f32>> = names.iter().map(|n| decode_file(&dir.join(n), &AudioLimits::default()).unwrap().samples).collect();
+    // A recording longer than one window, and a silent one, in the same batch.
+    pcms.push(pcms.iter().flatten().copied().take(16_000 * 45).collect());
+    pcms.push(vec![0.0; 16_000 * 5]);
+    let one_by_one: Vec<_> = pcms.iter().map(|p| whisper.transcribe(p).unwrap()).collect();
+    let refs: Vec<&[f32]> = pcms.iter().map(|p| &p[..]).collect();
+    let batched = whisper.transcribe_batch(&refs);
+    assert!(pcms.len() > attune_model_whisper::WINDOWS_PER_CALL, "more windows than one call takes");
+    for ((a, b), name) in one_by_one.iter().zip(&batched).zip(names.iter().map(|n| n.as_str()).chain(["long", "silent"])) {
+        let b = b.as_ref().unwrap();
+        assert_eq!((&a.text, a.tokens, a.windows, a.silent_windows), (&b.text, b.tokens, b.windows, b.silent_windows), "{name}");
+    }
+    assert!(one_by_one[one_by_one.len() - 2].windows == 2 && one_by_one.last().unwrap().silent_windows == 1);
+
+    // The batched decoder itself (transcribe_batch falls back to one window at a time when a
+    // batched call fails, so check it directly): windows that end at different steps.
+    let mut seen = std::collections::HashSet::new();
+    let picked: Vec<&Vec<f32>> =
+        pcms.iter().zip(&one_by_one).filter(|(_, t)| t.tokens > 0 && seen.insert(t.tokens)).map(|(p, _)| p).take(6).collect();
+    let windows: Vec<Vec<f32>> = picked.iter().map(|p| whisper.log_mel().compute(&p[..p.len().min(480_000)])).collect();
+    let crosses: Vec<_> = windows.iter().map(|m| whisper.encode(std::slice::from_ref(m)).unwrap()).collect();
+    let views: Vec<_> = crosses.iter().map(|c| c.view()).collect();
+    let together = ndarray::concatenate(ndarray::Axis(1), &views).unwrap().as_standard_layout().into_owned();
+    let batched = whisper.greedy_batch(&together).unwrap();
+    let single: Vec<Vec<usize>> = crosses.iter().map(|c| whisper.greedy(c).unwrap()).collect();
+    assert_eq!(batched, single);
+    assert!(single.iter().map(|s| s.len()).collect::<std::collections::HashSet<_>>().len() > 1, "lengths differ");
+}

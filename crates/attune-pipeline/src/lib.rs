@@ -449,10 +449,11 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Voice recordings and video soundtracks to transcripts (each batched over its 30 s windows
-    /// inside the model). Recordings are spread over the speech sessions, one thread each:
-    /// Whisper's greedy decoding gains little from more intra-op threads and much from running
-    /// recordings side by side. `None` for items without speech.
+    /// Voice recordings and video soundtracks to transcripts. Recordings go to the model in groups
+    /// of similar length (Whisper decodes a group's windows in one batch), and the groups are
+    /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little
+    /// from more intra-op threads and much from running recordings side by side. `None` for
+    /// items without speech.
     fn transcribe(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) -> Vec<Option<String>> {
         let mut out = vec![None; work.len()];
         let items: Vec<(usize, &[f32])> = work
@@ -474,10 +475,22 @@ impl Pipeline<'_> {
             }
             return out;
         }
+        // Similar lengths decode together, so a group's rows finish at about the same step.
+        let mut items = items;
+        items.sort_by_key(|(_, pcm)| std::cmp::Reverse(pcm.len()));
+        // Groups of at most the model's batch, and a whole number of groups per session, so every
+        // session gets the same number.
         let sessions = self.speech.len().min(items.len());
+        let groups = items.len().div_ceil(self.speech[0].batch().max(1)).next_multiple_of(sessions);
+        let group = items.len().div_ceil(groups);
+        let chunks: Vec<&[(usize, &[f32])]> = items.chunks(group).collect();
+        let transcribe = |speech: &mut &mut dyn SpeechToText, chunk: &[(usize, &[f32])]| {
+            let pcms: Vec<&[f32]> = chunk.iter().map(|(_, pcm)| *pcm).collect();
+            chunk.iter().map(|(i, _)| *i).zip(speech.transcribe_batch(&pcms)).collect::<Vec<_>>()
+        };
         let results: Vec<(usize, Result<String, attune_infer::InferError>)> = if sessions == 1 {
             let speech = &mut self.speech[0];
-            items.iter().map(|(i, pcm)| (*i, speech.transcribe(pcm))).collect()
+            chunks.iter().flat_map(|chunk| transcribe(speech, chunk)).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
             std::thread::scope(|scope| {
@@ -486,13 +499,13 @@ impl Pipeline<'_> {
                     .iter_mut()
                     .take(sessions)
                     .map(|speech| {
-                        let (items, next) = (&items, &next);
+                        let (chunks, next, transcribe) = (&chunks, &next, &transcribe);
                         scope.spawn(move || {
                             let mut done = Vec::new();
                             loop {
                                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some((i, pcm)) = items.get(k) else { break };
-                                done.push((*i, speech.transcribe(pcm)));
+                                let Some(chunk) = chunks.get(k) else { break };
+                                done.extend(transcribe(speech, chunk));
                             }
                             done
                         })

@@ -82,6 +82,15 @@ pub fn load_image_model(
 pub trait SpeechToText: Send {
     fn id(&self) -> &str;
     fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError>;
+    /// How many recordings `transcribe_batch` takes to best effect.
+    fn batch(&self) -> usize {
+        1
+    }
+    /// Several recordings at once, one result each, in order. A model that decodes recordings
+    /// together overrides this; the failure of one recording must not fail the others.
+    fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<String, InferError>> {
+        pcms.iter().map(|pcm| self.transcribe(pcm)).collect()
+    }
 }
 
 impl SpeechToText for Whisper {
@@ -90,6 +99,12 @@ impl SpeechToText for Whisper {
     }
     fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError> {
         Whisper::transcribe(self, pcm).map(|t| t.text)
+    }
+    fn batch(&self) -> usize {
+        Model::max_batch(self)
+    }
+    fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<String, InferError>> {
+        Whisper::transcribe_batch(self, pcms).into_iter().map(|t| t.map(|t| t.text)).collect()
     }
 }
 
