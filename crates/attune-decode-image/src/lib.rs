@@ -293,7 +293,7 @@ mod jpeg {
                 mozjpeg_sys::JWRN_JPEG_EOF,
                 mozjpeg_sys::JWRN_MUST_RESYNC,
             ];
-            if level < 0 && damaged.iter().any(|&c| c as i32 == code as i32) {
+            if level < 0 && damaged.contains(&code) {
                 let message = format_message(cinfo);
                 std::panic::resume_unwind(Box::new(message));
             }
