@@ -63,7 +63,7 @@ bench-agree: build bench-venv
     python3 benches/baseline/agree.py manifest fixtures/conversations/tuning.jsonl target/bench-agree/tuning.jsonl
     rm -f target/bench-agree/tuning.sqlite target/bench-agree/tuning.sqlite-wal target/bench-agree/tuning.sqlite-shm
     ./target/release/attune run target/bench-agree/tuning.jsonl --store target/bench-agree/tuning.sqlite
-    python3 benches/baseline/baseline.py text target/bench-agree/tuning.jsonl --out target/bench-agree/tuning-baseline.jsonl
+    python3 benches/baseline/baseline.py text target/bench-agree/tuning.jsonl --style tuned --out target/bench-agree/tuning-baseline.jsonl
     python3 benches/baseline/agree.py compare target/bench-agree/tuning-baseline.jsonl target/bench-agree/tuning.sqlite
 
 # Rebuild the sample manifest from the labelled conversations.

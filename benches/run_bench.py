@@ -3,14 +3,17 @@
 corpus, per modality, with throughput and peak memory. Standard library only.
 
   run_bench.py [--size tiny|small|large | --sizes tiny,small | --corpus DIR] [--modalities text,photos,voice,video]
-               [--workers N] [--attune] [--agree] [--json FILE]
+               [--workers N] [--baselines first-reach,tuned] [--attune] [--agree] [--json FILE]
 
 - The corpus is target/bench-corpus/<size>/ (made by benches/corpus/make_corpus.py when missing;
   --corpus names another folder made by it).
 - For each modality, benches/baseline/baseline.py runs the manifest with --workers processes
-  (default: the cores present) and writes its per-event results to target/bench-results/<size>/.
-- --attune also runs `attune_run` below (the hook for attune's own runs), reports attune/baseline,
-  and with --agree compares the two event by event (benches/baseline/agree.py).
+  (default: the cores present) in each style of --baselines (default both: `first-reach`, as a user
+  writes it first, and `tuned`; see baseline.py; an empty list runs none) and writes its per-event
+  results to target/bench-results/<size>/.
+- --attune also runs `attune_run` below (the hook for attune's own runs), reports attune/baseline
+  per style, and with --agree compares attune with the tuned baseline event by event
+  (benches/baseline/agree.py).
 - Prints a table, then one JSON object (also written to --json).
 
 Peak memory, per run, two ways (each run is measured from a child process of its own, so one run's
@@ -120,10 +123,10 @@ def last_json(stdout: str) -> dict:
 
 # ---------------------------------------------------------------- the two sides
 
-def baseline_run(modality: str, corpus: Path, results: Path, workers: int) -> dict:
-    out = results / f"{modality}-baseline.jsonl"
+def baseline_run(modality: str, corpus: Path, results: Path, workers: int, style: str) -> dict:
+    out = results / f"{modality}-baseline-{style}.jsonl"
     m = measure([sys.executable, BASELINE, modality, corpus / MANIFESTS[modality], "--policy", corpus / "policy.toml",
-                 "--workers", workers, "--out", out])
+                 "--workers", workers, "--out", out, "--style", style])
     if m["rc"] != 0:
         sys.exit(f"baseline {modality} failed:\n{m['stderr']}")
     print(m["stderr"].strip().splitlines()[-1], file=sys.stderr)
@@ -201,17 +204,27 @@ def rate(side: dict | None, key: str) -> str:
     return f"{side[key]:.1f}" if side and side.get(key) is not None else "-"
 
 
-def table(rows: dict) -> str:
-    head = ["modality", "events", "baseline ev/s", "media-s/s", "attune ev/s", "media-s/s", "attune/baseline",
-            "baseline RSS sum / PSS sum / max (MB)", "attune RSS (MB)"]
+def table(rows: dict, styles: list[str]) -> str:
+    head = ["modality", "events"]
+    for style in styles:
+        head += [f"{style} ev/s", "media-s/s"]
+    head += ["attune ev/s", "media-s/s"] + [f"attune/{style}" for style in styles]
+    head += [f"{style} RSS sum / PSS sum / max (MB)" for style in styles] + ["attune RSS (MB)"]
     lines = [head]
     for modality, r in rows.items():
-        b, a = r["baseline"], r.get("attune")
-        lines.append([modality, str(b["events"]), rate(b, "events_per_s"), rate(b, "media_s_per_s"),
-                      rate(a, "events_per_s"), rate(a, "media_s_per_s"),
-                      f"{r['ratio']:.2f}x" if r.get("ratio") else "-",
-                      f"{b['peak_rss_tree_mb']:.0f} / {b['peak_pss_tree_mb']:.0f} / {b['max_rss_single_mb']:.0f}",
-                      f"{a['peak_rss_tree_mb']:.0f}" if a else "-"])
+        bs, a = r["baselines"], r.get("attune")
+        events = next((x["events"] for x in [*bs.values(), a] if x), 0)
+        line = [modality, str(events)]
+        for style in styles:
+            line += [rate(bs.get(style), "events_per_s"), rate(bs.get(style), "media_s_per_s")]
+        line += [rate(a, "events_per_s"), rate(a, "media_s_per_s")]
+        line += [f"{r['ratio'][style]:.2f}x" if r.get("ratio", {}).get(style) else "-" for style in styles]
+        for style in styles:
+            b = bs.get(style)
+            line.append(f"{b['peak_rss_tree_mb']:.0f} / {b['peak_pss_tree_mb']:.0f} / {b['max_rss_single_mb']:.0f}"
+                        if b else "-")
+        line.append(f"{a['peak_rss_tree_mb']:.0f}" if a else "-")
+        lines.append(line)
     widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
     fmt = lambda l: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(l, widths)))  # noqa: E731
     return "\n".join([fmt(lines[0]), fmt(["-" * w for w in widths]), *map(fmt, lines[1:])])
@@ -253,7 +266,8 @@ def run_size(size: str, corpus_arg: Path | None, args: argparse.Namespace) -> tu
     for modality in [m.strip() for m in args.modalities.split(",") if m.strip()]:
         if modality not in MODALITIES:
             sys.exit(f"unknown modality {modality}")
-        row = {"baseline": baseline_run(modality, corpus, results, args.workers)}
+        row: dict = {"baselines": {style: baseline_run(modality, corpus, results, args.workers, style)
+                                   for style in args.styles}}
         if args.attune:
             a = attune_run(modality, corpus, results, args.workers)
             if a:
@@ -263,10 +277,13 @@ def run_size(size: str, corpus_arg: Path | None, args: argparse.Namespace) -> tu
                 row["attune"] = a
                 if a["failed"] == a["events"]:
                     print(f"attune {modality}: every event failed; no ratio", file=sys.stderr)
-                elif row["baseline"]["events_per_s"]:
-                    row["ratio"] = round(a["events_per_s"] / row["baseline"]["events_per_s"], 3)
-                if args.agree:
-                    r = subprocess.run([sys.executable, AGREE, "compare", row["baseline"]["results"], a["store"],
+                else:
+                    row["ratio"] = {style: round(a["events_per_s"] / b["events_per_s"], 3)
+                                    for style, b in row["baselines"].items() if b["events_per_s"]}
+                against = row["baselines"].get("tuned") or next(iter(row["baselines"].values()), None)
+                if args.agree and against:
+                    row["agreement_with"] = against["style"]
+                    r = subprocess.run([sys.executable, AGREE, "compare", against["results"], a["store"],
                                         "--show", "0"], capture_output=True, text=True)
                     row["agreement"] = last_json(r.stdout) if r.returncode == 0 else {"error": r.stderr.strip()}
         rows[modality] = row
@@ -283,10 +300,13 @@ def main() -> None:
     p.add_argument("--corpus", type=Path, help="a corpus folder (default target/bench-corpus/<size>)")
     p.add_argument("--modalities", default=",".join(MODALITIES))
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline processes and attune threads")
+    p.add_argument("--baselines", default="first-reach,tuned",
+                   help="baseline styles to run (baseline.py --style), comma-separated; empty: none")
     p.add_argument("--attune", action="store_true", help="also run attune through the `attune_run` hook")
     p.add_argument("--agree", action="store_true", help="with --attune: compare decisions event by event")
     p.add_argument("--json", type=Path, help="also write the JSON here")
     args = p.parse_args()
+    args.styles = [s.strip() for s in args.baselines.split(",") if s.strip()]
     sizes = [s.strip() for s in (args.sizes or args.size).split(",") if s.strip()]
     by_size: dict[str, dict] = {}
     report = {"machine": machine(), "workers": args.workers, "sizes": {}}
@@ -295,13 +315,13 @@ def main() -> None:
         by_size[size] = rows
         report["sizes"][size] = {"corpus": str(corpus), "corpus_summary": summary, "results": rows}
         print(f"\n== {size} corpus ({corpus}) on {report['machine']['cpu']}, {args.workers} workers/threads ==")
-        print(table(rows))
+        print(table(rows, args.styles))
         if args.attune:
             print()
             print(stage_table(rows))
         for modality, r in rows.items():
             if "agreement" in r:
-                print(f"agreement {modality}: {r['agreement']}")
+                print(f"agreement {modality} (with the {r['agreement_with']} baseline): {r['agreement']}")
     if args.attune and len(sizes) > 1:
         print()
         print(memory_table(by_size))

@@ -385,11 +385,12 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut images = load_image_models(&runtime, model)
         .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
         .ok();
-    // One speech session per model thread, each on one thread: recordings are transcribed side
-    // by side (Whisper's decoder gains little from intra-op threads).
+    // One speech session per thread of the budget, each on one thread: recordings are transcribed
+    // side by side (Whisper's decoder gains little from intra-op threads). A batch runs as many
+    // as it holds CPU permits: `model_threads`, and more while the decoders leave cores idle.
     let speech_runtime = runtime_with(model, 1)?;
     let mut speech: Vec<Box<dyn attune_pipeline::SpeechToText>> = Vec::new();
-    for _ in 0..model_threads {
+    for _ in 0..total_threads.max(1) {
         match load_speech_model(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref()) {
             Ok(s) => speech.push(s),
             Err(e) => {

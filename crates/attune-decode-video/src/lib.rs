@@ -122,6 +122,9 @@ pub struct VideoOptions {
     pub threads: usize,
     /// Also decode the audio track.
     pub audio: bool,
+    /// Decoding every frame, skip the frames no other frame refers to while they are shown
+    /// before the next sampling mark (the frames kept are the same; see `skip_unwanted_frames`).
+    pub skip_unreferenced: bool,
 }
 
 impl Default for VideoOptions {
@@ -133,6 +136,7 @@ impl Default for VideoOptions {
             frame_short_side: 256,
             threads: 0,
             audio: true,
+            skip_unreferenced: true,
         }
     }
 }
@@ -276,6 +280,9 @@ pub fn decode_file(path: &Path, options: &VideoOptions) -> Result<Video, VideoEr
             if v.strategy == Strategy::Keyframes && !packet.is_key() {
                 continue;
             }
+            if v.strategy == Strategy::EveryFrame && options.skip_unreferenced {
+                v.skip_unwanted_frames(&packet);
+            }
             if v.decoder.send_packet(&packet).is_err() {
                 corrupt_packets += 1;
                 continue;
@@ -344,6 +351,8 @@ struct VideoTrack {
     limits: VideoLimits,
     /// The frame cap was reached: the rest of the stream is not decoded.
     done: bool,
+    /// The decoder is set to skip frames no other frame refers to (see `skip_unwanted_frames`).
+    skipping_unreferenced: bool,
 }
 
 impl VideoTrack {
@@ -401,7 +410,23 @@ impl VideoTrack {
             last_s: None,
             limits,
             done: false,
+            skipping_unreferenced: false,
         })
+    }
+
+    /// Decoding every frame, a frame that nothing refers to (most B-frames) need not be decoded
+    /// when it is shown before the next sampling mark: it can be neither sampled nor needed to
+    /// decode another frame. `next_due_s` lags behind (frames leave the decoder late), which only
+    /// makes this skip fewer frames, so the frames kept are exactly those of decoding them all.
+    fn skip_unwanted_frames(&mut self, packet: &ff::Packet) {
+        let early = packet
+            .pts()
+            .filter(|&t| t != NO_PTS)
+            .is_some_and(|t| seconds(t - self.start, self.time_base).max(0.0) + 1e-6 < self.next_due_s);
+        if early != self.skipping_unreferenced {
+            self.decoder.skip_frame(if early { ff::Discard::NonReference } else { ff::Discard::Default });
+            self.skipping_unreferenced = early;
+        }
     }
 
     /// Drain decoded frames: check them, keep the ones the sampler wants.

@@ -53,6 +53,21 @@ impl CpuBudget {
         self.changed.notify_all();
         Permits { budget: self, n }
     }
+
+    /// Up to `n` more permits, only those free now (perhaps none): for work that can use more
+    /// threads than it needs, while the decoders leave them idle.
+    pub fn spare(&self, n: usize) -> Permits<'_> {
+        let mut s = self.state.lock().expect("not poisoned");
+        let n = n.min(s.free);
+        s.free -= n;
+        Permits { budget: self, n }
+    }
+}
+
+impl Permits<'_> {
+    pub fn count(&self) -> usize {
+        self.n
+    }
 }
 
 impl Drop for Permits<'_> {
@@ -98,5 +113,17 @@ mod tests {
             t.join().unwrap();
         }
         assert!(peak.load(Ordering::SeqCst) <= 2);
+    }
+
+    #[test]
+    fn spare_permits_are_only_those_free() {
+        let budget = CpuBudget::new(3);
+        let models = budget.for_models(1);
+        let decoder = budget.for_decoder();
+        assert_eq!(budget.spare(5).count(), 1);
+        let spare = budget.spare(5);
+        assert_eq!((spare.count(), budget.spare(5).count()), (1, 0));
+        drop((models, decoder, spare));
+        assert_eq!(budget.spare(2).count(), 2);
     }
 }

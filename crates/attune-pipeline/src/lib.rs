@@ -346,7 +346,7 @@ impl Pipeline<'_> {
         budget: Option<&budget::CpuBudget>,
     ) -> Result<(), PipelineError> {
         let permits = budget.map(|b| b.for_models(self.config.model_threads));
-        let done = self.flush(batch, report)?;
+        let done = self.flush(batch, report, budget)?;
         drop(permits);
         for (seq, origin) in done {
             watermark.done(seq, origin);
@@ -360,7 +360,12 @@ impl Pipeline<'_> {
 
     /// Deduplicate, embed, tag and store one batch, in one store transaction.
     /// Returns the records it accounted for (stored, skipped or failed), for acknowledgement.
-    fn flush(&mut self, batch: &mut Vec<Pending>, report: &mut Report) -> Result<Vec<(u64, Origin)>, PipelineError> {
+    fn flush(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        report: &mut Report,
+        budget: Option<&budget::CpuBudget>,
+    ) -> Result<Vec<(u64, Origin)>, PipelineError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -388,7 +393,7 @@ impl Pipeline<'_> {
         let mut parts = Parts::new(work.len());
         // Speech becomes text first; transcripts live only here, for the text path.
         let t = Instant::now();
-        let transcripts = self.transcribe(&work, &mut parts, report);
+        let transcripts = self.transcribe(&work, &mut parts, report, budget);
         report.stage("speech", t.elapsed(), transcripts.iter().flatten().count());
         let t = Instant::now();
         self.tag_texts(&work, &transcripts, &mut parts, report);
@@ -454,7 +459,13 @@ impl Pipeline<'_> {
     /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little
     /// from more intra-op threads and much from running recordings side by side. `None` for
     /// items without speech.
-    fn transcribe(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) -> Vec<Option<String>> {
+    fn transcribe(
+        &mut self,
+        work: &[Pending],
+        parts: &mut Parts,
+        report: &mut Report,
+        budget: Option<&budget::CpuBudget>,
+    ) -> Vec<Option<String>> {
         let mut out = vec![None; work.len()];
         let items: Vec<(usize, &[f32])> = work
             .iter()
@@ -478,9 +489,14 @@ impl Pipeline<'_> {
         // Similar lengths decode together, so a group's rows finish at about the same step.
         let mut items = items;
         items.sort_by_key(|(_, pcm)| std::cmp::Reverse(pcm.len()));
-        // Groups of at most the model's batch, and a whole number of groups per session, so every
-        // session gets the same number.
-        let sessions = self.speech.len().min(items.len());
+        // The batch holds `model_threads` permits; a session beyond those runs only on a permit
+        // the decoders leave free now (when they wait on a full channel, the cores are the
+        // models'). Groups of at most the model's batch, and a whole number of groups per
+        // session, so every session gets the same number.
+        let wanted = self.speech.len().min(items.len());
+        let held = self.config.model_threads.min(wanted);
+        let spare = budget.map(|b| b.spare(wanted - held));
+        let sessions = if budget.is_some() { held + spare.as_ref().map_or(0, |p| p.count()) } else { wanted }.max(1);
         let groups = items.len().div_ceil(self.speech[0].batch().max(1)).next_multiple_of(sessions);
         let group = items.len().div_ceil(groups);
         let chunks: Vec<&[(usize, &[f32])]> = items.chunks(group).collect();
