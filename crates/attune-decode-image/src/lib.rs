@@ -198,7 +198,12 @@ mod jpeg {
     use super::*;
 
     pub(super) fn decode(bytes: &[u8], limits: &ImageLimits, min_short_side: u32) -> Result<RgbImage, ImageError> {
-        let scan = first_scan(bytes)?;
+        let (scan, size) = first_scan(bytes)?;
+        // Our limits before libjpeg's own (which would refuse 65535 px a side in its own words);
+        // a zero side (height defined later by a DNL marker) is left to libjpeg to explain.
+        if let Some((w, h)) = size.filter(|&(w, h)| w > 0 && h > 0) {
+            limits.check(w as u64, h as u64)?;
+        }
         if !has_end_marker_after(bytes, scan) {
             return Err(ImageError::Truncated("JPEG has no end-of-image marker after its scan data"));
         }
@@ -324,9 +329,11 @@ mod jpeg {
         }
     }
 
-    /// The offset just past the first start-of-scan segment, walking the marker segments (so an
-    /// EXIF thumbnail's markers inside APP1 are skipped, not mistaken for the image's).
-    fn first_scan(bytes: &[u8]) -> Result<usize, ImageError> {
+    /// The offset just past the first start-of-scan segment, and the width and height of the
+    /// start-of-frame segment before it, walking the marker segments (so an EXIF thumbnail's
+    /// markers inside APP1 are skipped, not mistaken for the image's).
+    fn first_scan(bytes: &[u8]) -> Result<(usize, Option<(u32, u32)>), ImageError> {
+        let mut size = None;
         let mut i = 2; // after SOI
         loop {
             while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
@@ -346,12 +353,19 @@ mod jpeg {
             if len < 2 {
                 return Err(ImageError::Corrupt { format: "JPEG", message: "segment length below 2".into() });
             }
+            // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision, height, width.
+            if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) && len >= 7 {
+                if let Some(f) = bytes.get(i + 3..i + 7) {
+                    let (h, w) = (u16::from_be_bytes([f[0], f[1]]), u16::from_be_bytes([f[2], f[3]]));
+                    size.get_or_insert((w as u32, h as u32));
+                }
+            }
             i += len;
             if i > bytes.len() {
                 return Err(ImageError::Truncated("JPEG ends inside a segment"));
             }
             if marker == 0xDA {
-                return Ok(i);
+                return Ok((i, size));
             }
         }
     }
@@ -472,6 +486,11 @@ mod tests {
             Err(ImageError::Corrupt { format: "JPEG", message }) => assert!(message.contains("Corrupt JPEG data"), "{message}"),
             other => panic!("expected a corrupt-JPEG error, got {:?}", other.map(|i| (i.width, i.height))),
         }
+        // Our limits come before libjpeg's: a frame header claiming 65535x65535 is refused as too large.
+        let mut huge = bytes.clone();
+        let sof = huge.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(matches!(decode_bytes(&huge, &ImageLimits::default(), 256), Err(ImageError::TooLarge { .. })));
         // A header that libjpeg refuses (a bad sampling factor) fails the same way, without unwinding out.
         let mut bad = bytes.clone();
         let sof = bad.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
