@@ -3,7 +3,7 @@
 corpus, per modality, with throughput and peak memory. Standard library only.
 
   run_bench.py [--size tiny|small|large | --sizes tiny,small | --corpus DIR] [--modalities text,photos,voice,video]
-               [--workers N] [--baselines first-reach,tuned] [--attune] [--agree] [--json FILE]
+               [--workers N] [--baselines first-reach,tuned] [--attune] [--agree] [--gpu] [--json FILE]
 
 - The corpus is target/bench-corpus/<size>/ (made by benches/corpus/make_corpus.py when missing;
   --corpus names another folder made by it).
@@ -134,7 +134,7 @@ def baseline_run(modality: str, corpus: Path, results: Path, workers: int, style
     return {**r, "results": str(out), **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
 
 
-def attune_run(modality: str, corpus: Path, results: Path, threads: int) -> dict | None:
+def attune_run(modality: str, corpus: Path, results: Path, threads: int, gpu: bool = False) -> dict | None:
     """HOOK: attune's own end-to-end run of one modality's manifest; None leaves attune out.
 
     Runs `attune run MANIFEST --store S --report R --policy P --threads N` in a fresh store and
@@ -151,7 +151,7 @@ def attune_run(modality: str, corpus: Path, results: Path, threads: int) -> dict
     for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), report):
         p.unlink(missing_ok=True)
     m = measure([binary, "run", corpus / MANIFESTS[modality], "--store", store, "--report", report,
-                 "--policy", corpus / "policy.toml", "--threads", threads])
+                 "--policy", corpus / "policy.toml", "--threads", threads, *(["--gpu"] if gpu else [])])
     if m["rc"] != 0:
         print(f"attune {modality} failed:\n{m['stderr']}", file=sys.stderr)
         return None
@@ -281,7 +281,7 @@ def run_size(size: str, corpus_arg: Path | None, args: argparse.Namespace) -> tu
         row: dict = {"baselines": {style: baseline_run(modality, corpus, results, args.workers, style)
                                    for style in args.styles}}
         if args.attune:
-            a = attune_run(modality, corpus, results, args.workers)
+            a = attune_run(modality, corpus, results, args.workers, args.gpu)
             if a:
                 media = summary.get(modality, {}).get("media_seconds")
                 if media and a["elapsed_s"] > 0:
@@ -316,6 +316,8 @@ def main() -> None:
                    help="baseline styles to run (baseline.py --style), comma-separated; empty: none")
     p.add_argument("--attune", action="store_true", help="also run attune through the `attune_run` hook")
     p.add_argument("--agree", action="store_true", help="with --attune: compare decisions event by event")
+    p.add_argument("--gpu", action="store_true",
+                   help="attune runs with --gpu (CUDA where `just setup-gpu` installed it; the baseline stays on CPU)")
     p.add_argument("--json", type=Path, help="also write the JSON here")
     args = p.parse_args()
     args.styles = [s.strip() for s in args.baselines.split(",") if s.strip()]
