@@ -42,18 +42,25 @@ eval: build
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
 
 # Benchmarks; results go in the README. The per-stage criterion benches (text, photos, voice,
-# video), then attune against the Python baseline on generated corpora ten times apart in size.
+# video), then attune against the Python baseline (as a user first writes it, and tuned) on
+# generated corpora ten times apart in size.
 bench sizes="tiny,small": setup fixtures-media
     cargo bench -p attune-benches
     just bench-compare {{sizes}}
+
+# attune's peak memory on corpora ten times apart, once both have reached steady batches (the
+# large corpus takes ~45 min to generate on 2 cores, then ~15 min to run; no baseline).
+bench-memory sizes="small,large": build bench-venv
+    python3 benches/run_bench.py --sizes {{sizes}} --baselines "" --attune --json target/bench-results/memory.json
 
 # The Python baseline's virtual environment (pinned: benches/baseline/requirements.txt).
 bench-venv:
     python3 benches/baseline/setup_venv.py
 
 # attune and the Python baseline side by side, per modality, on each corpus size (tiny, small,
-# large; generated and cached in target/bench-corpus/SIZE/): events/s, media-seconds/s, the ratio,
-# each stage alone, end to end against the slowest stage, peak memory, and event-by-event agreement.
+# large; generated and cached in target/bench-corpus/SIZE/): events/s, media-seconds/s, the ratio
+# to each baseline style, each stage alone, end to end against the slowest stage and against the
+# shared-core bound, peak memory, and event-by-event agreement with the tuned baseline.
 bench-compare sizes="tiny,small": build bench-venv
     python3 benches/run_bench.py --sizes {{sizes}} --attune --agree --json target/bench-results/compare.json
 
