@@ -148,6 +148,11 @@ impl Runtime {
             .map_err(|e| fail(e.into()))?
             .with_inter_threads(1)
             .map_err(|e| fail(e.into()))?;
+        // Every model here sees input shapes that keep changing (batch sizes, text lengths, the
+        // decoder's growing cache): ONNX Runtime would keep a memory plan per shape seen, so peak
+        // memory grew with the length of the run (text: +25% from 2,000 to 8,000 events; +7%
+        // without plans, and no slower).
+        builder = builder.with_memory_pattern(false).map_err(|e| fail(e.into()))?;
         if self.device == Device::CudaIfAvailable {
             // CUDA, and say so plainly when it cannot be had (CPU library, no GPU, no CUDA
             // libraries): the same binary then runs the session on the CPU.
