@@ -101,6 +101,8 @@ fuzz seconds="60" targets="manifest_line image_decode audio_decode video_decode"
         fuzz=(cargo fuzz)
     fi
     cd fuzz
+    # C libraries' own leaks that are not attune's to fix (see the file).
+    export LSAN_OPTIONS="suppressions=$PWD/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
     summary=() status=0
     for t in {{targets}}; do
         mkdir -p "corpus/$t"
