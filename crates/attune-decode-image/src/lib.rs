@@ -265,7 +265,10 @@ mod jpeg {
             }
         };
         if data.len() != w as usize * h as usize * 3 {
-            return Err(ImageError::Corrupt { format: "JPEG", message: "decoded size does not match the header".into() });
+            return Err(ImageError::Corrupt {
+                format: "JPEG",
+                message: "decoded size does not match the header".into(),
+            });
         }
         Ok(orient(RgbImage { width: w, height: h, data }, orientation))
     }
@@ -435,7 +438,9 @@ mod tests {
 
     /// A `w`×`h` JPEG of smooth gradients (so every block has data), from the `image` encoder.
     fn gradient_jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
         out
@@ -483,7 +488,9 @@ mod tests {
         let mut cut = bytes[..bytes.len() / 2].to_vec();
         cut.extend_from_slice(&[0xFF, 0xD9]);
         match decode_bytes(&cut, &ImageLimits::default(), 256) {
-            Err(ImageError::Corrupt { format: "JPEG", message }) => assert!(message.contains("Corrupt JPEG data"), "{message}"),
+            Err(ImageError::Corrupt { format: "JPEG", message }) => {
+                assert!(message.contains("Corrupt JPEG data"), "{message}")
+            }
             other => panic!("expected a corrupt-JPEG error, got {:?}", other.map(|i| (i.width, i.height))),
         }
         // Our limits come before libjpeg's: a frame header claiming 65535x65535 is refused as too large.

@@ -97,7 +97,8 @@ fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
     let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
     let mut names: Vec<&String> = texts.keys().collect();
     names.sort();
-    let mut pcms: Vec<Vec<f32>> = names.iter().map(|n| decode_file(&dir.join(n), &AudioLimits::default()).unwrap().samples).collect();
+    let mut pcms: Vec<Vec<f32>> =
+        names.iter().map(|n| decode_file(&dir.join(n), &AudioLimits::default()).unwrap().samples).collect();
     // A recording longer than one window, and a silent one, in the same batch.
     pcms.push(pcms.iter().flatten().copied().take(16_000 * 45).collect());
     pcms.push(vec![0.0; 16_000 * 5]);
@@ -105,17 +106,28 @@ fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
     let refs: Vec<&[f32]> = pcms.iter().map(|p| &p[..]).collect();
     let batched = whisper.transcribe_batch(&refs);
     assert!(pcms.len() > attune_model_whisper::WINDOWS_PER_CALL, "more windows than one call takes");
-    for ((a, b), name) in one_by_one.iter().zip(&batched).zip(names.iter().map(|n| n.as_str()).chain(["long", "silent"])) {
+    for ((a, b), name) in
+        one_by_one.iter().zip(&batched).zip(names.iter().map(|n| n.as_str()).chain(["long", "silent"]))
+    {
         let b = b.as_ref().unwrap();
-        assert_eq!((&a.text, a.tokens, a.windows, a.silent_windows), (&b.text, b.tokens, b.windows, b.silent_windows), "{name}");
+        assert_eq!(
+            (&a.text, a.tokens, a.windows, a.silent_windows),
+            (&b.text, b.tokens, b.windows, b.silent_windows),
+            "{name}"
+        );
     }
     assert!(one_by_one[one_by_one.len() - 2].windows == 2 && one_by_one.last().unwrap().silent_windows == 1);
 
     // The batched decoder itself (transcribe_batch falls back to one window at a time when a
     // batched call fails, so check it directly): windows that end at different steps.
     let mut seen = std::collections::HashSet::new();
-    let picked: Vec<&Vec<f32>> =
-        pcms.iter().zip(&one_by_one).filter(|(_, t)| t.tokens > 0 && seen.insert(t.tokens)).map(|(p, _)| p).take(6).collect();
+    let picked: Vec<&Vec<f32>> = pcms
+        .iter()
+        .zip(&one_by_one)
+        .filter(|(_, t)| t.tokens > 0 && seen.insert(t.tokens))
+        .map(|(p, _)| p)
+        .take(6)
+        .collect();
     let windows: Vec<Vec<f32>> = picked.iter().map(|p| whisper.log_mel().compute(&p[..p.len().min(480_000)])).collect();
     let crosses: Vec<_> = windows.iter().map(|m| whisper.encode(std::slice::from_ref(m)).unwrap()).collect();
     let views: Vec<_> = crosses.iter().map(|c| c.view()).collect();
