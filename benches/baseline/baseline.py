@@ -115,8 +115,8 @@ def session_options() -> ort.SessionOptions:
     return o
 
 
-def init_worker(modality: str, models: Path, barrier, style: str) -> None:
-    W["style"] = style
+def init_worker(modality: str, models: Path, barrier) -> None:
+    # W["style"] is set before the pool forks, so every worker has it already.
     opts = session_options()
     if modality in ("text", "voice", "video"):
         W["embed"] = tagging.Embedder(models / "minilm-l6-v2", opts)
@@ -427,7 +427,7 @@ def main() -> None:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(args.workers + 1)
     results: list[dict] = []
-    with ctx.Pool(args.workers, initializer=init_worker, initargs=(args.modality, args.models, barrier, args.style)) as pool:
+    with ctx.Pool(args.workers, initializer=init_worker, initargs=(args.modality, args.models, barrier)) as pool:
         barrier.wait(timeout=600)  # every worker has its sessions
         ready = time.perf_counter()
         for chunk in pool.imap_unordered(RUNNERS[args.modality], tasks):

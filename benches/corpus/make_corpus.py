@@ -73,7 +73,7 @@ SIZES = {
     "large": dict(conversations=20000, photos=2000, voice=400, videos=100),
 }
 
-# Colour photographs only (the grey test charts and textures of scikit-image are left out).
+# Photographs only (scikit-image's test charts and textures are left out; camera.png is grey).
 PHOTOS = {
     "coffee": ("scikit-image", "skimage/data/coffee.png"),
     "chelsea": ("scikit-image", "skimage/data/chelsea.png"),

@@ -101,8 +101,10 @@ pub struct Whisper {
     mel: LogMel,
     prompt: Vec<i64>,
     eot: usize,
-    suppress: Vec<usize>,
-    suppress_blank: Vec<usize>,
+    /// Token ids never generated: `suppressed[id]`; at the first step, `suppressed_first[id]`
+    /// (the suppress_tokens, and then also suppress_blank). Built once at load.
+    suppressed: Vec<bool>,
+    suppressed_first: Vec<bool>,
     max_new_tokens: usize,
     layers: usize,
     heads: usize,
@@ -135,6 +137,7 @@ impl Whisper {
         }
         let filters = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let tokenizer = Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| bad(format!("tokenizer: {e}")))?;
+        let suppress = ints("suppress_tokens")?;
         Ok(Whisper {
             encoder: runtime.session(MODEL_NAME, &dir.file("encoder")?)?,
             decoder: runtime.session(MODEL_NAME, &dir.file("decoder")?)?,
@@ -142,8 +145,8 @@ impl Whisper {
             mel: LogMel::new(filters),
             prompt: ints("prompt")?.into_iter().map(|t| t as i64).collect(),
             eot: dir.usize("eot")?,
-            suppress: ints("suppress_tokens")?,
-            suppress_blank: ints("suppress_blank")?,
+            suppressed: mask(dir.usize("vocab_size")?, &suppress),
+            suppressed_first: mask(dir.usize("vocab_size")?, &[suppress.as_slice(), &ints("suppress_blank")?].concat()),
             max_new_tokens: dir.usize("max_new_tokens")?,
             layers: dir.usize("layers")?,
             heads: dir.usize("heads")?,
@@ -260,8 +263,7 @@ impl Whisper {
         let mut running: Vec<usize> = (0..n).collect();
         let mut cross = std::borrow::Cow::Borrowed(cross);
         let mut past = ArrayD::<f32>::zeros(IxDyn(&[2 * self.layers, n, self.heads, 0, self.head_dim]));
-        let prompt = Array2::<i64>::from_shape_fn((n, self.prompt.len()), |(_, j)| self.prompt[j]);
-        let mut tokens = prompt;
+        let mut tokens = Array2::<i64>::from_shape_fn((n, self.prompt.len()), |(_, j)| self.prompt[j]);
         let mut offset = 0i64;
         for step in 0..self.max_new_tokens {
             if running.is_empty() {
@@ -278,21 +280,19 @@ impl Whisper {
                 ])
                 .map_err(err)?;
             let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
-            let banned: Vec<usize> = if step == 0 {
-                self.suppress.iter().chain(&self.suppress_blank).copied().collect()
-            } else {
-                self.suppress.clone()
-            };
-            let mut next = Vec::with_capacity(running.len());
-            for j in 0..running.len() {
-                let mut row: Vec<f32> = logits.slice(s![j, -1, ..]).iter().copied().collect();
-                for &b in &banned {
-                    if let Some(v) = row.get_mut(b) {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
-                next.push(row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(self.eot));
-            }
+            let banned = if step == 0 { &self.suppressed_first } else { &self.suppressed };
+            // The best token of each row's last position that is not banned.
+            let next: Vec<usize> = (0..running.len())
+                .map(|j| {
+                    logits
+                        .slice(s![j, -1, ..])
+                        .iter()
+                        .enumerate()
+                        .filter(|&(id, _)| !banned.get(id).copied().unwrap_or(false))
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(self.eot, |(id, _)| id)
+                })
+                .collect();
             offset += tokens.len_of(Axis(1)) as i64;
             let present = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?;
             let last_step = step + 1 == self.max_new_tokens;
@@ -319,6 +319,17 @@ impl Whisper {
     fn err(&self, e: impl ToString) -> InferError {
         InferError::Run { model: self.id.clone(), message: e.to_string() }
     }
+}
+
+/// A vocabulary-sized mask with `ids` set (ids past the vocabulary are ignored).
+fn mask(vocab: usize, ids: &[usize]) -> Vec<bool> {
+    let mut m = vec![false; vocab];
+    for &id in ids {
+        if let Some(b) = m.get_mut(id) {
+            *b = true;
+        }
+    }
+    m
 }
 
 /// `a` in C order, as ONNX Runtime takes tensors (copied only when it is not already).

@@ -467,7 +467,7 @@ impl Pipeline<'_> {
         budget: Option<&budget::CpuBudget>,
     ) -> Vec<Option<String>> {
         let mut out = vec![None; work.len()];
-        let items: Vec<(usize, &[f32])> = work
+        let mut items: Vec<(usize, &[f32])> = work
             .iter()
             .enumerate()
             .filter_map(|(i, p)| match p.decoded.get() {
@@ -487,7 +487,6 @@ impl Pipeline<'_> {
             return out;
         }
         // Similar lengths decode together, so a group's rows finish at about the same step.
-        let mut items = items;
         items.sort_by_key(|(_, pcm)| std::cmp::Reverse(pcm.len()));
         // The batch holds `model_threads` permits; a session beyond those runs only on a permit
         // the decoders leave free now (when they wait on a full channel, the cores are the
