@@ -230,9 +230,11 @@ class Whisper:
         past = np.zeros((2 * self.layers, 1, self.heads, 0, self.head_dim), np.float32)
         tokens = np.array([self.prompt], np.int64)
         offset, out = 0, []
+        # The decoder takes each layer's cross-attention keys and values as inputs of their own.
+        layers = {f"cross_{kv}{l}": cross[2 * l + j] for l in range(self.layers) for j, kv in enumerate("kv")}
         for step in range(self.max_new_tokens):
             logits, past = self.decoder.run(["logits", "present_kv"], {
-                "tokens": tokens, "cross_kv": cross, "past_kv": past, "offset": np.array([offset], np.int64)})
+                "tokens": tokens, **layers, "past_kv": past, "offset": np.array([offset], np.int64)})
             row = logits[0, -1].copy()
             row[self.suppress_first if step == 0 else self.suppress] = -np.inf
             nxt = int(row.argmax())

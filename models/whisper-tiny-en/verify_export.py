@@ -102,8 +102,9 @@ class OnnxWhisper:
 
     def decode_step(self, tokens: np.ndarray, cross_kv: np.ndarray, past: np.ndarray):
         offset = np.array([past.shape[3]], dtype=np.int64)
-        return self.dec.run(["logits", "present_kv"], {"tokens": tokens, "cross_kv": cross_kv,
-                                                       "past_kv": past, "offset": offset})
+        # One input per layer's keys and per layer's values: cross_kv[2l] and cross_kv[2l+1].
+        cross = {f"cross_{'kv'[j % 2]}{j // 2}": cross_kv[j] for j in range(len(cross_kv))}
+        return self.dec.run(["logits", "present_kv"], {"tokens": tokens, **cross, "past_kv": past, "offset": offset})
 
     def empty_cache(self, n: int) -> np.ndarray:
         return np.zeros((self.kv_layers, n, self.heads, 0, self.head_dim), dtype=np.float32)

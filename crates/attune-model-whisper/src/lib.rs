@@ -13,7 +13,7 @@
 //! PyPI, exported to ONNX by `models/whisper-tiny-en/export.py`).
 
 use attune_infer::{InferError, Model, ModelDir, Runtime};
-use ndarray::{s, Array2, Array3, Array5, ArrayD, Axis, IxDyn};
+use ndarray::{s, Array2, Array5, ArrayD, Axis, IxDyn};
 use ort::session::Session;
 use ort::value::TensorRef;
 use realfft::RealFftPlanner;
@@ -26,6 +26,8 @@ const N_FFT: usize = 400;
 const HOP: usize = 160;
 const N_MELS: usize = 80;
 const N_FRAMES: usize = 3000;
+/// Encoder positions per window: its second convolution halves the 3000 frames.
+const AUDIO_CTX: usize = N_FRAMES / 2;
 const WINDOW_SAMPLES: usize = SAMPLE_RATE * 30;
 /// Voiced windows decoded together in [`Whisper::transcribe_batch`]. Measured on 16 recordings
 /// of the benchmark corpus, one thread: 569 ms a recording one at a time, 526 four at a time,
@@ -109,6 +111,11 @@ pub struct Whisper {
     layers: usize,
     heads: usize,
     head_dim: usize,
+    /// The decoder's inputs for the cross-attention keys/values: `cross_k{l}`, `cross_v{l}`,
+    /// in the order of the encoder's [2L, ..] output.
+    cross_inputs: Vec<String>,
+    /// Cross-attention keys/values of the group being decoded, kept between groups.
+    cross: Vec<f32>,
     id: String,
 }
 
@@ -138,9 +145,19 @@ impl Whisper {
         let filters = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let tokenizer = Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| bad(format!("tokenizer: {e}")))?;
         let suppress = ints("suppress_tokens")?;
+        let decoder = runtime.session(MODEL_NAME, &dir.file("decoder")?)?;
+        let layers = dir.usize("layers")?;
+        let cross_inputs: Vec<String> =
+            (0..layers).flat_map(|l| [format!("cross_k{l}"), format!("cross_v{l}")]).collect();
+        // An installation from before the decoder took one input per layer: say what to do.
+        if let Some(missing) =
+            cross_inputs.iter().find(|name| !decoder.inputs().iter().any(|i| i.name() == name.as_str()))
+        {
+            return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
+        }
         Ok(Whisper {
             encoder: runtime.session(MODEL_NAME, &dir.file("encoder")?)?,
-            decoder: runtime.session(MODEL_NAME, &dir.file("decoder")?)?,
+            decoder,
             tokenizer,
             mel: LogMel::new(filters),
             prompt: ints("prompt")?.into_iter().map(|t| t as i64).collect(),
@@ -148,9 +165,11 @@ impl Whisper {
             suppressed: mask(dir.usize("vocab_size")?, &suppress),
             suppressed_first: mask(dir.usize("vocab_size")?, &[suppress.as_slice(), &ints("suppress_blank")?].concat()),
             max_new_tokens: dir.usize("max_new_tokens")?,
-            layers: dir.usize("layers")?,
+            layers,
             heads: dir.usize("heads")?,
             head_dim: dir.usize("head_dim")?,
+            cross_inputs,
+            cross: Vec::new(),
             id: format!("{MODEL_NAME}@{}", dir.str("version")?),
         })
     }
@@ -189,7 +208,11 @@ impl Whisper {
         let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); pcms.len()];
         for group in voiced.chunks(WINDOWS_PER_CALL) {
             let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
-            let ids = match self.encode_each(&mels).and_then(|cross| self.greedy_batch(&cross)) {
+            let mut cross = std::mem::take(&mut self.cross);
+            let decoded =
+                self.encode_each(&mels, &mut cross).and_then(|()| self.greedy_in_place(&mut cross, mels.len()));
+            self.cross = cross;
+            let ids = match decoded {
                 Ok(ids) => ids.into_iter().map(Ok).collect(),
                 Err(_) if group.len() > 1 => (0..group.len())
                     .map(|i| self.encode(&mels[i..i + 1]).and_then(|cross| self.greedy(&cross)))
@@ -218,30 +241,48 @@ impl Whisper {
         transcripts
     }
 
-    /// The encoder on each log-mel in turn, the results side by side: [2L, N, H, 1500, 64]. The
-    /// encoder gains nothing per window from a batch, while its attention scores grow with it
-    /// (430 MB a layer for 8 windows).
-    fn encode_each(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
-        let parts = mels.iter().map(|m| self.encode(std::slice::from_ref(m))).collect::<Result<Vec<_>, _>>()?;
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        ndarray::concatenate(Axis(1), &views).map(contiguous).map_err(|e| self.err(e))
+    /// The encoder on each log-mel in turn, its cross-attention keys/values written side by side
+    /// into `buf` as [2L, N, H, 1500, 64]. The encoder gains nothing per window from a batch,
+    /// while its attention scores grow with it (430 MB a layer for 8 windows). `buf` is the
+    /// session's own, reused from group to group: 74 MB for 4 windows, allocated once rather than
+    /// three times per group (the encoder's output, its copy, their concatenation).
+    fn encode_each(&mut self, mels: &[Vec<f32>], buf: &mut Vec<f32>) -> Result<(), InferError> {
+        let (n, row) = (mels.len(), self.cross_row());
+        buf.clear();
+        buf.resize(2 * self.layers * n * row, 0.0);
+        for (i, mel) in mels.iter().enumerate() {
+            let input = ndarray::ArrayView3::from_shape((1, N_MELS, N_FRAMES), mel).map_err(|e| self.err(e))?;
+            let id = self.id.clone();
+            let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
+            let outputs = self
+                .encoder
+                .run(ort::inputs!["mel" => TensorRef::from_array_view(input).map_err(err)?])
+                .map_err(err)?;
+            let (_, window) = outputs["cross_kv"].try_extract_tensor::<f32>().map_err(err)?;
+            if window.len() != 2 * self.layers * row {
+                let message =
+                    format!("encoder gave {} values for one window, expected {}", window.len(), 2 * self.layers * row);
+                return Err(InferError::Run { model: id.clone(), message });
+            }
+            // Layer-major: each [2l] / [2l+1] slice holds the N windows one after the other.
+            for (j, part) in window.chunks_exact(row).enumerate() {
+                buf[(j * n + i) * row..(j * n + i + 1) * row].copy_from_slice(part);
+            }
+        }
+        Ok(())
+    }
+
+    /// Values of one window in one [2l] / [2l+1] slice of the cross-attention keys/values.
+    fn cross_row(&self) -> usize {
+        self.heads * AUDIO_CTX * self.head_dim
     }
 
     /// The encoder on a batch of log-mels: cross-attention keys/values, [2L, N, H, 1500, 64].
     pub fn encode(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
-        let mut input = Array3::<f32>::zeros((mels.len(), N_MELS, N_FRAMES));
-        for (i, m) in mels.iter().enumerate() {
-            input.index_axis_mut(Axis(0), i).as_slice_mut().expect("standard layout").copy_from_slice(m);
-        }
-        let id = self.id.clone();
-        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let outputs =
-            self.encoder.run(ort::inputs!["mel" => TensorRef::from_array_view(&input).map_err(err)?]).map_err(err)?;
-        let cross = outputs["cross_kv"].try_extract_array::<f32>().map_err(err)?;
-        cross
-            .to_owned()
-            .into_dimensionality()
-            .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })
+        let mut buf = Vec::new();
+        self.encode_each(mels, &mut buf)?;
+        Array5::from_shape_vec((2 * self.layers, mels.len(), self.heads, AUDIO_CTX, self.head_dim), buf)
+            .map_err(|e| self.err(e))
     }
 
     /// Greedy decoding of one window with the self-attention cache; the generated ids, without
@@ -251,38 +292,59 @@ impl Whisper {
     }
 
     /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, 1500, 64]): one decoder
-    /// call per step for all of them. They share the prompt, so every row sits at the same
-    /// position and one `offset` serves all. A window that ends (end token or `max_new_tokens`)
-    /// leaves the batch: the caches are cut down to the rows still running.
+    /// call per step for all of them. See [`Whisper::greedy_in_place`].
     pub fn greedy_batch(&mut self, cross: &Array5<f32>) -> Result<Vec<Vec<usize>>, InferError> {
+        let n = cross.len_of(Axis(1));
+        let expected = (2 * self.layers, n, self.heads, AUDIO_CTX, self.head_dim);
+        if cross.dim() != expected {
+            return Err(
+                self.err(format!("cross-attention keys/values of shape {:?}, expected {expected:?}", cross.dim()))
+            );
+        }
+        let mut buf = cross.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+        self.greedy_in_place(&mut buf, n)
+    }
+
+    /// Greedy decoding of `n` windows in lockstep, their cross-attention keys/values in `cross`
+    /// ([2L, n, H, 1500, 64], row-major). One decoder call per step for all of them: they share
+    /// the prompt, so every row sits at the same position and one `offset` serves all. A window
+    /// that ends (end token or `max_new_tokens`) leaves the batch, and the caches are cut down to
+    /// the rows still running, `cross` in place.
+    fn greedy_in_place(&mut self, cross: &mut [f32], n: usize) -> Result<Vec<Vec<usize>>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let n = cross.len_of(Axis(1));
+        let (slices, row) = (2 * self.layers, self.cross_row());
         let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
-        // The windows still decoding, as indices into `out`; row j of the caches is running[j].
+        // Batch row j decodes window running[j].
         let mut running: Vec<usize> = (0..n).collect();
-        let mut cross = std::borrow::Cow::Borrowed(cross);
-        let mut past = ArrayD::<f32>::zeros(IxDyn(&[2 * self.layers, n, self.heads, 0, self.head_dim]));
+        let mut past = ArrayD::<f32>::zeros(IxDyn(&[slices, n, self.heads, 0, self.head_dim]));
         let mut tokens = Array2::<i64>::from_shape_fn((n, self.prompt.len()), |(_, j)| self.prompt[j]);
         let mut offset = 0i64;
         for step in 0..self.max_new_tokens {
             if running.is_empty() {
                 break;
             }
+            let rows = running.len();
             let offset_arr = ndarray::arr1(&[offset]);
-            let outputs = self
-                .decoder
-                .run(ort::inputs![
-                    "tokens" => TensorRef::from_array_view(&tokens).map_err(err)?,
-                    "cross_kv" => TensorRef::from_array_view(cross.view()).map_err(err)?,
-                    "past_kv" => TensorRef::from_array_view(&past).map_err(err)?,
-                    "offset" => TensorRef::from_array_view(&offset_arr).map_err(err)?,
-                ])
-                .map_err(err)?;
+            let mut inputs = ort::inputs![
+                "tokens" => TensorRef::from_array_view(&tokens).map_err(err)?,
+                "past_kv" => TensorRef::from_array_view(&past).map_err(err)?,
+                "offset" => TensorRef::from_array_view(&offset_arr).map_err(err)?,
+            ];
+            // Slice [2l] of the keys/values is contiguous: each layer's input is a view, no copy.
+            for (j, slice) in cross[..slices * rows * row].chunks_exact(rows * row).enumerate() {
+                let shape = [rows, self.heads, AUDIO_CTX, self.head_dim];
+                let view = ndarray::ArrayView4::from_shape(shape, slice).map_err(|e| self.err(e))?;
+                inputs.push((
+                    self.cross_inputs[j].as_str().into(),
+                    TensorRef::from_array_view(view).map_err(err)?.into(),
+                ));
+            }
+            let outputs = self.decoder.run(inputs).map_err(err)?;
             let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
             let banned = if step == 0 { &self.suppressed_first } else { &self.suppressed };
-            // The best token of each row's last position that is not banned.
-            let next: Vec<usize> = (0..running.len())
+            // Each row's argmax over the last position, on the logits in place.
+            let next: Vec<usize> = (0..rows)
                 .map(|j| {
                     logits
                         .slice(s![j, -1, ..])
@@ -296,19 +358,17 @@ impl Whisper {
             offset += tokens.len_of(Axis(1)) as i64;
             let present = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?;
             let last_step = step + 1 == self.max_new_tokens;
-            let keep: Vec<usize> = (0..running.len()).filter(|&j| next[j] != self.eot && !last_step).collect();
+            let keep: Vec<usize> = (0..rows).filter(|&j| next[j] != self.eot && !last_step).collect();
             for (j, &t) in next.iter().enumerate() {
                 if t != self.eot {
                     out[running[j]].push(t);
                 }
             }
-            if keep.len() == running.len() {
+            if keep.len() == rows {
                 past = present.to_owned();
             } else {
-                // `select` along an inner axis keeps the source's strides; ONNX Runtime needs
-                // contiguous tensors.
                 past = contiguous(present.select(Axis(1), &keep));
-                cross = std::borrow::Cow::Owned(contiguous(cross.select(Axis(1), &keep)));
+                keep_rows(cross, slices, rows, row, &keep);
             }
             tokens = Array2::from_shape_fn((keep.len(), 1), |(j, _)| next[keep[j]] as i64);
             running = keep.iter().map(|&j| running[j]).collect();
@@ -333,6 +393,21 @@ fn mask(vocab: usize, ids: &[usize]) -> Vec<bool> {
 }
 
 /// `a` in C order, as ONNX Runtime takes tensors (copied only when it is not already).
+/// Keeps rows `keep` (ascending) of a row-major [outer, n, row] buffer, packed at its start as
+/// [outer, keep.len(), row]. Every row moves to a place at or before its own, and places are
+/// filled in order, so no row is overwritten before it has moved.
+fn keep_rows(buf: &mut [f32], outer: usize, n: usize, row: usize, keep: &[usize]) {
+    let m = keep.len();
+    for o in 0..outer {
+        for (j, &r) in keep.iter().enumerate() {
+            let (from, to) = ((o * n + r) * row, (o * m + j) * row);
+            if from != to {
+                buf.copy_within(from..from + row, to);
+            }
+        }
+    }
+}
+
 fn contiguous<D: ndarray::Dimension>(a: ndarray::Array<f32, D>) -> ndarray::Array<f32, D> {
     if a.is_standard_layout() {
         a
@@ -364,5 +439,26 @@ impl Model for Whisper {
     fn run_batch(&mut self, inputs: &[Vec<f32>]) -> Result<Vec<Transcript>, InferError> {
         let pcms: Vec<&[f32]> = inputs.iter().map(|p| &p[..]).collect();
         self.transcribe_batch(&pcms).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeping_rows_in_place_matches_a_fresh_selection() {
+        let (outer, n, row) = (3, 5, 4);
+        let full = ndarray::Array3::from_shape_fn((outer, n, row), |(o, r, k)| (o * 100 + r * 10 + k) as f32);
+        for keep in [vec![0, 1, 2, 3, 4], vec![1, 3], vec![0, 4], vec![4], vec![0, 1, 2, 3], vec![]] {
+            let mut buf = full.clone().into_raw_vec_and_offset().0;
+            keep_rows(&mut buf, outer, n, row, &keep);
+            let want = full.select(Axis(1), &keep);
+            assert_eq!(
+                &buf[..outer * keep.len() * row],
+                want.as_standard_layout().as_slice().unwrap(),
+                "keep {keep:?}"
+            );
+        }
     }
 }
