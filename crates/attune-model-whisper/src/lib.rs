@@ -206,6 +206,11 @@ impl Whisper {
             transcripts.push(Ok(t));
         }
         let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); pcms.len()];
+        if self.cross.is_empty() && !voiced.is_empty() {
+            // Room for a full group from the first call (written, so the pages are resident): the
+            // memory held is then the same after one small group as after a long run of full ones.
+            self.cross.resize(2 * self.layers * WINDOWS_PER_CALL * self.cross_row(), 0.0);
+        }
         for group in voiced.chunks(WINDOWS_PER_CALL) {
             let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
             let mut cross = std::mem::take(&mut self.cross);
@@ -248,8 +253,10 @@ impl Whisper {
     /// three times per group (the encoder's output, its copy, their concatenation).
     fn encode_each(&mut self, mels: &[Vec<f32>], buf: &mut Vec<f32>) -> Result<(), InferError> {
         let (n, row) = (mels.len(), self.cross_row());
-        buf.clear();
-        buf.resize(2 * self.layers * n * row, 0.0);
+        // Grown when needed, never shrunk; every value of the prefix used is written below.
+        if buf.len() < 2 * self.layers * n * row {
+            buf.resize(2 * self.layers * n * row, 0.0);
+        }
         for (i, mel) in mels.iter().enumerate() {
             let input = ndarray::ArrayView3::from_shape((1, N_MELS, N_FRAMES), mel).map_err(|e| self.err(e))?;
             let id = self.id.clone();
@@ -281,6 +288,7 @@ impl Whisper {
     pub fn encode(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
         let mut buf = Vec::new();
         self.encode_each(mels, &mut buf)?;
+        buf.truncate(2 * self.layers * mels.len() * self.cross_row());
         Array5::from_shape_vec((2 * self.layers, mels.len(), self.heads, AUDIO_CTX, self.head_dim), buf)
             .map_err(|e| self.err(e))
     }
