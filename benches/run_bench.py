@@ -160,7 +160,7 @@ def attune_run(modality: str, corpus: Path, results: Path, threads: int, gpu: bo
           file=sys.stderr)
     out = {"events": r["events"], "processed": r["processed"], "failed": len(r["failed"]),
            "elapsed_s": r["elapsed_s"], "events_per_s": r["events_per_s"], "wall_s": m["wall_s"], "store": str(store),
-           "stages": r.get("stages", {}),
+           "stages": r.get("stages", {}), "threads": r.get("threads", {}),
            **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
     out.update(stages_alone(binary, modality, corpus, results, threads, r))
     return out
@@ -181,19 +181,20 @@ def stages_alone(binary: Path, modality: str, corpus: Path, results: Path, threa
     if r.returncode != 0:
         return {}
     d = json.loads(report.read_text())
-    decode_alone = d["events_per_s"]
+    # Chat text has nothing to decode: its decode-only run measures reading the manifest.
+    decode_alone = d["events_per_s"] if d.get("stages", {}).get("decode", {}).get("items") else None
     model_busy = sum(e2e.get("stages", {}).get(k, {}).get("busy_s", 0.0) for k in ("speech", "text", "images", "store"))
     models_alone = e2e["events"] / model_busy if model_busy > 0 else None
     slowest = min(x for x in (decode_alone, models_alone) if x) if (decode_alone or models_alone) else None
     # On a CPU-only host the stages share the same cores, so the slowest stage alone (which had
     # every core to itself) is out of reach. The shared-core bound is the rate at which the two
     # stages' CPU time per event fills the cores: decoding ran on `decoders` single-threaded
-    # workers, the models on `model_threads` (attune-cli's thread_split).
-    pictures = modality in ("photos", "video")
-    decoders, model_threads = (threads, max(1, threads // 2)) if pictures else (1, threads)
+    # workers, the models on `model_threads` (both from the run's own report).
+    split = e2e.get("threads") or {}
+    decoders, model_threads = split.get("decoders", 1), split.get("model_threads", threads)
     cpu_s = (decoders / decode_alone if decode_alone else 0.0) + (model_threads / models_alone if models_alone else 0.0)
     bound = threads / cpu_s if cpu_s > 0 else None
-    return {"decode_alone_ev_s": decode_alone, "models_alone_ev_s": models_alone,
+    return {"threads": split, "decode_alone_ev_s": decode_alone, "models_alone_ev_s": models_alone,
             "e2e_vs_slowest": e2e["events_per_s"] / slowest if slowest else None,
             "shared_core_bound_ev_s": bound,
             "e2e_vs_shared_core_bound": e2e["events_per_s"] / bound if bound else None}

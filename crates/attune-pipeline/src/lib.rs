@@ -25,7 +25,7 @@ pub use registry::{
     load_image_model, load_speech_model, load_text_model, ImageClassifier, SpeechToText, TextEmbedder,
     DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
-pub use report::{Failure, Report, Skipped, StageStats};
+pub use report::{Failure, Report, Skipped, StageStats, Threads};
 
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
@@ -204,6 +204,12 @@ impl Pipeline<'_> {
         if decoders.is_empty() {
             decoders.push(Box::new(InProcessDecoder(self.config.decode)));
         }
+        report.threads = report::Threads {
+            budget: self.config.cpu_budget,
+            decoders: decoders.len(),
+            model_threads: self.config.model_threads,
+            speech_sessions: self.speech.len(),
+        };
         let source = Mutex::new(source);
         let batch_size = self.config.batch_size.max(1);
         // Bounded everywhere: a few jobs per decoder, two batches of results.

@@ -23,6 +23,22 @@ pub struct Report {
     /// Busy time and items of each stage: `read+gate`, `decode` (summed over decoder threads),
     /// `speech`, `text`, `images` (frames and photos), `store`.
     pub stages: BTreeMap<&'static str, StageStats>,
+    /// How the run divided its threads: what the figures above ran on.
+    pub threads: Threads,
+}
+
+/// The threads of a run (`--threads` and how it was divided).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Threads {
+    /// The CPU budget decoders and models share (`--threads`); 0: no limit.
+    pub budget: usize,
+    /// Decoder threads, each with its worker process unless decoding in process.
+    pub decoders: usize,
+    /// ONNX Runtime's intra-op threads for a text or image model call.
+    pub model_threads: usize,
+    /// Speech sessions, one thread each; those beyond `model_threads` run only on cores the
+    /// decoders leave free.
+    pub speech_sessions: usize,
 }
 
 /// How long a stage was busy and how many items it handled.
@@ -92,6 +108,7 @@ impl Report {
             taxonomy: provenance.taxonomy.clone(),
             model_set: provenance.model_set.clone(),
             stages: BTreeMap::new(),
+            threads: Threads::default(),
         }
     }
 
