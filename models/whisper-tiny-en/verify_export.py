@@ -93,7 +93,7 @@ class OnnxWhisper:
         so = ort.SessionOptions()
         self.enc = ort.InferenceSession(os.path.join(onnx_dir, "encoder.onnx"), so, providers=["CPUExecutionProvider"])
         self.dec = ort.InferenceSession(os.path.join(onnx_dir, "decoder.onnx"), so, providers=["CPUExecutionProvider"])
-        kv = self.dec.get_inputs()[2].shape  # [2L, N, H, P, hd]
+        kv = next(i.shape for i in self.dec.get_inputs() if i.name == "past_kv")  # [2L, N, H, P, hd]
         self.kv_layers, self.heads, self.head_dim = kv[0], kv[2], kv[4]
         self.suppress, self.suppress_begin = np.array(suppress), np.array(suppress + suppress_begin)
 
