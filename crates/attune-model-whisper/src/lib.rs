@@ -17,6 +17,7 @@ use ndarray::{s, Array2, Array5, ArrayD, Axis, IxDyn};
 use ort::session::Session;
 use ort::value::TensorRef;
 use realfft::RealFftPlanner;
+use std::borrow::Cow;
 use tokenizers::Tokenizer;
 
 pub const MODEL_NAME: &str = "whisper-tiny-en";
@@ -216,8 +217,13 @@ impl Whisper {
         for group in voiced.chunks(WINDOWS_PER_CALL) {
             let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
             let mut cross = std::mem::take(&mut self.cross);
-            let decoded =
-                self.encode_each(&mels, &mut cross).and_then(|()| self.greedy_in_place(&mut cross, mels.len()));
+            let decoded = self.encode_each(&mels, &mut cross).and_then(|()| {
+                // Owned: compacted in place, and handed back without a copy.
+                let mut owned = Cow::Owned(std::mem::take(&mut cross));
+                let ids = self.greedy_in_place(&mut owned, mels.len());
+                cross = owned.into_owned();
+                ids
+            });
             self.cross = cross;
             let ids = match decoded {
                 Ok(ids) => ids.into_iter().map(Ok).collect(),
@@ -311,8 +317,10 @@ impl Whisper {
                 self.err(format!("cross-attention keys/values of shape {:?}, expected {expected:?}", cross.dim()))
             );
         }
-        let mut buf = cross.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
-        self.greedy_in_place(&mut buf, n)
+        let standard = cross.as_standard_layout();
+        let values = standard.as_slice().expect("standard layout");
+        // Borrowed: copied only if rows end at different steps and must be compacted.
+        self.greedy_in_place(&mut Cow::Borrowed(values), n)
     }
 
     /// Greedy decoding of `n` windows in lockstep, their cross-attention keys/values in `cross`
@@ -320,7 +328,7 @@ impl Whisper {
     /// the prompt, so every row sits at the same position and one `offset` serves all. A window
     /// that ends (end token or `max_new_tokens`) leaves the batch, and the caches are cut down to
     /// the rows still running, `cross` in place.
-    fn greedy_in_place(&mut self, cross: &mut [f32], n: usize) -> Result<Vec<Vec<usize>>, InferError> {
+    fn greedy_in_place(&mut self, cross: &mut Cow<[f32]>, n: usize) -> Result<Vec<Vec<usize>>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
         let (slices, row) = (2 * self.layers, self.cross_row());
@@ -381,7 +389,9 @@ impl Whisper {
                 past = present.to_owned();
             } else {
                 past = contiguous(present.select(Axis(1), &keep));
-                keep_rows(cross, slices, rows, row, &keep);
+                if !keep.is_empty() {
+                    keep_rows(cross.to_mut(), slices, rows, row, &keep);
+                }
             }
             tokens = Array2::from_shape_fn((keep.len(), 1), |(j, _)| next[keep[j]] as i64);
             running = keep.iter().map(|&j| running[j]).collect();
