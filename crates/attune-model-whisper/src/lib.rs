@@ -216,15 +216,11 @@ impl Whisper {
         }
         for group in voiced.chunks(WINDOWS_PER_CALL) {
             let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
-            let mut cross = std::mem::take(&mut self.cross);
-            let decoded = self.encode_each(&mels, &mut cross).and_then(|()| {
-                // Owned: compacted in place, and handed back without a copy.
-                let mut owned = Cow::Owned(std::mem::take(&mut cross));
-                let ids = self.greedy_in_place(&mut owned, mels.len());
-                cross = owned.into_owned();
-                ids
-            });
-            self.cross = cross;
+            // The session's buffer, owned: compacted in place, and handed back without a copy.
+            let mut cross: Cow<[f32]> = Cow::Owned(std::mem::take(&mut self.cross));
+            let decoded =
+                self.encode_each(&mels, cross.to_mut()).and_then(|()| self.greedy_in_place(&mut cross, mels.len()));
+            self.cross = cross.into_owned();
             let ids = match decoded {
                 Ok(ids) => ids.into_iter().map(Ok).collect(),
                 Err(_) if group.len() > 1 => (0..group.len())
@@ -265,10 +261,10 @@ impl Whisper {
         if buf.len() < 2 * self.layers * n * row {
             buf.resize(2 * self.layers * n * row, 0.0);
         }
+        let id = self.id.clone();
+        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
         for (i, mel) in mels.iter().enumerate() {
             let input = ndarray::ArrayView3::from_shape((1, N_MELS, N_FRAMES), mel).map_err(|e| self.err(e))?;
-            let id = self.id.clone();
-            let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
             let outputs = self
                 .encoder
                 .run(ort::inputs!["mel" => TensorRef::from_array_view(input).map_err(err)?])
@@ -415,7 +411,6 @@ fn mask(vocab: usize, ids: &[usize]) -> Vec<bool> {
     m
 }
 
-/// `a` in C order, as ONNX Runtime takes tensors (copied only when it is not already).
 /// Keeps rows `keep` (ascending) of a row-major [outer, n, row] buffer, packed at its start as
 /// [outer, keep.len(), row]. Every row moves to a place at or before its own, and places are
 /// filled in order, so no row is overwritten before it has moved.
@@ -431,6 +426,7 @@ fn keep_rows(buf: &mut [f32], outer: usize, n: usize, row: usize, keep: &[usize]
     }
 }
 
+/// `a` in C order, as ONNX Runtime takes tensors (copied only when it is not already).
 fn contiguous<D: ndarray::Dimension>(a: ndarray::Array<f32, D>) -> ndarray::Array<f32, D> {
     if a.is_standard_layout() {
         a
