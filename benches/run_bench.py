@@ -170,10 +170,15 @@ def attune_run(modality: str, corpus: Path, results: Path, threads: int, gpu: bo
         print(f"attune {modality} failed:\n{m['stderr']}", file=sys.stderr)
         return None
     r = json.loads(report.read_text())
-    print(f"attune {modality}: {r['events']} events in {r['elapsed_s']:.2f} s = {r['events_per_s']:.1f} events/s",
-          file=sys.stderr)
+    # Timed after loading the models, as the baseline is: attune makes speech sessions when the
+    # first recording needs them, inside its run, and reports that time apart (`model_load_s`).
+    load_s = r.get("model_load_s", 0.0)
+    elapsed = r["elapsed_s"] - load_s
+    rate = r["events"] / elapsed if elapsed > 0 else 0.0
+    print(f"attune {modality}: {r['events']} events in {elapsed:.2f} s (+{load_s:.2f} s loading models on first use)"
+          f" = {rate:.1f} events/s", file=sys.stderr)
     out = {"events": r["events"], "processed": r["processed"], "failed": len(r["failed"]),
-           "elapsed_s": r["elapsed_s"], "events_per_s": r["events_per_s"], "wall_s": m["wall_s"], "store": str(store),
+           "elapsed_s": elapsed, "model_load_s": load_s, "events_per_s": rate, "wall_s": m["wall_s"], "store": str(store),
            "stages": r.get("stages", {}), "threads": r.get("threads", {}),
            **{k: m[k] for k in ("peak_rss_tree_mb", "peak_pss_tree_mb", "max_rss_single_mb")}}
     out.update(stages_alone(binary, modality, corpus, results, threads, r))

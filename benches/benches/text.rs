@@ -2,7 +2,7 @@
 //! sample manifest (manifest → gate → embed → tag → SQLite). `just bench`.
 
 use attune_infer::{Device, Runtime};
-use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, TextEmbedder, DEFAULT_TEXT_MODEL};
+use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_TEXT_MODEL};
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
 use attune_tag::{Segments, TagConfig, TextTagger};
@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
                 tagger: &tagger,
                 store: &mut store,
                 images: None,
-                speech: Vec::new(),
+                speech: SpeechSessions::unavailable("no speech model in this bench"),
                 provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
                 config: PipelineConfig::default(),
                 decoders: Vec::new(),

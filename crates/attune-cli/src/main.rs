@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
 use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
 use attune_pipeline::{
-    load_image_model, load_speech_model, load_text_model, ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder,
-    Pipeline, PipelineConfig, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
+    load_image_model, load_text_model, speech_sessions, ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder,
+    Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    DEFAULT_TEXT_MODEL,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
@@ -385,20 +386,17 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut images = load_image_models(&runtime, model)
         .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
         .ok();
-    // One speech session per thread of the budget, each on one thread: recordings are transcribed
-    // side by side (Whisper's decoder gains little from intra-op threads). A batch runs as many
-    // as it holds CPU permits: `model_threads`, and more while the decoders leave cores idle.
+    // Up to one speech session per thread of the budget, each on one thread: recordings are
+    // transcribed side by side (Whisper's decoder gains little from intra-op threads). A batch
+    // runs as many as it holds CPU permits: `model_threads`, and more while the decoders leave
+    // cores idle. Each is loaded when a batch first needs it (~250 MB each), so a run without
+    // recordings loads none.
     let speech_runtime = runtime_with(model, 1)?;
-    let mut speech: Vec<Box<dyn attune_pipeline::SpeechToText>> = Vec::new();
-    for _ in 0..total_threads.max(1) {
-        match load_speech_model(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref()) {
-            Ok(s) => speech.push(s),
-            Err(e) => {
-                tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
-                break;
-            }
-        }
-    }
+    let speech = speech_sessions(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref(), total_threads.max(1))
+        .unwrap_or_else(|e| {
+            tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
+            SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
+        });
     let mut store = open_store(store_path)?;
     let only = if args.retry_failed {
         let ids: std::collections::HashSet<String> = store.failed_events()?.into_iter().collect();
@@ -411,8 +409,8 @@ fn run(args: &RunArgs) -> Result<()> {
     if let Some((classifier, table)) = &images {
         model_set.extend([classifier.id().to_string(), table.version()]);
     }
-    if let Some(s) = speech.first() {
-        model_set.push(s.id().to_string());
+    if let Some(id) = speech.id() {
+        model_set.push(id.to_string());
     }
     let provenance = Provenance { taxonomy: Taxonomy::get().version().to_string(), model_set: model_set.join("+") };
     let image_short_side = images.as_ref().map_or(256, |(c, _)| c.min_short_side());
@@ -445,7 +443,7 @@ fn run(args: &RunArgs) -> Result<()> {
         tagger: &tagger,
         store: &mut store,
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
-        speech: speech.iter_mut().map(|s| s.as_mut() as &mut dyn attune_pipeline::SpeechToText).collect(),
+        speech,
         provenance,
         config: PipelineConfig {
             batch_size: args.batch_size.max(1),

@@ -55,3 +55,62 @@ fn spoken_conversations_become_the_interests_of_their_text() {
     eprintln!("spoken recordings sharing a topic with their typed text: {agree} of {spoken_total}");
     assert!(agree * 100 >= spoken_total * 85, "{agree} of {spoken_total}");
 }
+
+/// The first audio line and the first text line of the fixture manifest, in a manifest of their
+/// own in `dir` (with the recording beside it); `with_audio: false` leaves the recording out.
+fn small_manifest(dir: &std::path::Path, with_audio: bool) -> std::path::PathBuf {
+    let fixtures = common::root().join("fixtures/audio");
+    let lines = common::manifest_lines(&fixtures.join("manifest.jsonl"), "fixtures/make_audio.py");
+    let audio = lines.iter().find(|v| v["kind"] == "audio" && v["expect"]["outcome"] == "processed").unwrap();
+    let text = lines.iter().find(|v| v["kind"] == "text").unwrap();
+    let media = audio["media"].as_str().unwrap();
+    std::fs::copy(fixtures.join(media), dir.join(media)).unwrap();
+    let mut manifest = text.to_string() + "\n";
+    if with_audio {
+        manifest += &(audio.to_string() + "\n");
+    }
+    let path = dir.join(if with_audio { "with-audio.jsonl" } else { "text-only.jsonl" });
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+#[test]
+fn speech_sessions_are_made_only_when_a_recording_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_only = common::run_manifest(&small_manifest(dir.path(), false), &dir.path().join("t.sqlite"));
+    assert_eq!(text_only["processed"], 1);
+    assert_eq!(text_only["threads"]["speech_sessions_made"], 0, "{}", text_only["threads"]);
+    assert!(text_only["model_set"].as_str().unwrap().contains("whisper"), "provenance names the speech model");
+
+    let with_audio = common::run_manifest(&small_manifest(dir.path(), true), &dir.path().join("a.sqlite"));
+    assert_eq!((with_audio["processed"].as_u64(), with_audio["failed"].as_array().map(Vec::len)), (Some(2), Some(0)));
+    let made = with_audio["threads"]["speech_sessions_made"].as_u64().unwrap();
+    assert!(
+        made >= 1 && made <= with_audio["threads"]["speech_sessions"].as_u64().unwrap(),
+        "{}",
+        with_audio["threads"]
+    );
+    assert!(with_audio["model_load_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn without_a_speech_model_recordings_fail_with_the_reason_and_text_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The installed models but Whisper.
+    let installed = common::root().join(".attune/models");
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(&installed).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().starts_with("whisper") {
+            std::os::unix::fs::symlink(entry.path(), models.join(entry.file_name())).unwrap();
+        }
+    }
+    let manifest = small_manifest(dir.path(), true);
+    let report =
+        common::run_manifest_with(&manifest, &dir.path().join("p.sqlite"), &["--models".as_ref(), models.as_os_str()]);
+    let failed = common::failures(&report);
+    assert_eq!((report["processed"].as_u64(), failed.len()), (Some(1), 1), "{failed:?}");
+    let message = failed.values().next().unwrap();
+    assert!(message.contains("speech model") && message.contains("whisper"), "{message}");
+}

@@ -173,8 +173,13 @@ impl Whisper {
             head_dim: dir.usize("head_dim")?,
             cross_inputs,
             cross: Vec::new(),
-            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+            id: Whisper::id_for(dir)?,
         })
+    }
+
+    /// The id a session loaded from `dir` will have, without loading it.
+    pub fn id_for(dir: &ModelDir) -> Result<String, InferError> {
+        Ok(format!("{MODEL_NAME}@{}", dir.str("version")?))
     }
 
     pub fn log_mel(&self) -> &LogMel {

@@ -20,12 +20,14 @@ mod budget;
 pub mod isolate;
 mod registry;
 mod report;
+mod sessions;
 
 pub use registry::{
-    load_image_model, load_speech_model, load_text_model, ImageClassifier, SpeechToText, TextEmbedder,
+    load_image_model, load_speech_model, load_text_model, speech_sessions, ImageClassifier, SpeechToText, TextEmbedder,
     DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
+pub use sessions::{MakeSession, SpeechSessions};
 
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
@@ -122,9 +124,10 @@ pub struct Pipeline<'a> {
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
     pub images: Option<ImageStage<'a>>,
-    /// Speech sessions, used side by side (one recording each at a time); empty: audio events,
-    /// and videos with a soundtrack, fail with an explanation instead of being transcribed.
-    pub speech: Vec<&'a mut dyn SpeechToText>,
+    /// Speech sessions, made on first use and used side by side (one thread each); when none
+    /// can be had, audio events and videos with a soundtrack fail with the reason instead of
+    /// being transcribed.
+    pub speech: SpeechSessions<'a>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
@@ -208,7 +211,8 @@ impl Pipeline<'_> {
             budget: self.config.cpu_budget,
             decoders: decoders.len(),
             model_threads: self.config.model_threads,
-            speech_sessions: self.speech.len(),
+            speech_sessions: self.speech.limit(),
+            speech_sessions_made: 0,
         };
         let source = Mutex::new(source);
         let batch_size = self.config.batch_size.max(1);
@@ -269,6 +273,7 @@ impl Pipeline<'_> {
         });
         self.config.only = only;
         result?;
+        report.threads.speech_sessions_made = self.speech.made();
         report.stages.extend(stats());
         report.finish(started.elapsed());
         Ok(report)
@@ -399,8 +404,9 @@ impl Pipeline<'_> {
         let mut parts = Parts::new(work.len());
         // Speech becomes text first; transcripts live only here, for the text path.
         let t = Instant::now();
-        let transcripts = self.transcribe(&work, &mut parts, report, budget);
-        report.stage("speech", t.elapsed(), transcripts.iter().flatten().count());
+        let (transcripts, loading) = self.transcribe(&work, &mut parts, report, budget);
+        report.model_load_s += loading.as_secs_f64();
+        report.stage("speech", t.elapsed().saturating_sub(loading), transcripts.iter().flatten().count());
         let t = Instant::now();
         self.tag_texts(&work, &transcripts, &mut parts, report);
         report.stage("text", t.elapsed(), parts.text.iter().flatten().count());
@@ -464,14 +470,14 @@ impl Pipeline<'_> {
     /// of similar length (Whisper decodes a group's windows in one batch), and the groups are
     /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little
     /// from more intra-op threads and much from running recordings side by side. `None` for
-    /// items without speech.
+    /// items without speech; with the time spent making sessions.
     fn transcribe(
         &mut self,
         work: &[Pending],
         parts: &mut Parts,
         report: &mut Report,
         budget: Option<&budget::CpuBudget>,
-    ) -> Vec<Option<String>> {
+    ) -> (Vec<Option<String>>, Duration) {
         let mut out = vec![None; work.len()];
         let mut items: Vec<(usize, &[f32])> = work
             .iter()
@@ -483,42 +489,49 @@ impl Pipeline<'_> {
             })
             .collect();
         if items.is_empty() {
-            return out;
-        }
-        if self.speech.is_empty() {
-            for (i, _) in items {
-                // A video's pictures alone are not enough: its speech could be sensitive.
-                parts.fail(i, &work[i], report, "no speech model is loaded in this run".into());
-            }
-            return out;
+            return (out, Duration::ZERO);
         }
         // Similar lengths decode together, so a group's rows finish at about the same step.
         items.sort_by_key(|(_, pcm)| std::cmp::Reverse(pcm.len()));
         // The batch holds `model_threads` permits; a session beyond those runs only on a permit
         // the decoders leave free now (when they wait on a full channel, the cores are the
-        // models'). Groups of at most the model's batch, and a whole number of groups per
-        // session, so every session gets the same number.
-        let wanted = self.speech.len().min(items.len());
+        // models'). Sessions are made as first wanted, so a run makes only as many as its
+        // batches keep busy.
+        let wanted = self.speech.limit().min(items.len());
         let held = self.config.model_threads.min(wanted);
-        let spare = budget.map(|b| b.spare(wanted - held));
-        let sessions = if budget.is_some() { held + spare.as_ref().map_or(0, |p| p.count()) } else { wanted }.max(1);
-        let groups = items.len().div_ceil(self.speech[0].batch().max(1)).next_multiple_of(sessions);
+        let spare = budget.map(|b| b.spare(wanted.saturating_sub(held)));
+        let sessions = if budget.is_some() { held + spare.as_ref().map_or(0, |p| p.count()) } else { wanted };
+        let loading = Instant::now();
+        let speech = self.speech.get(sessions);
+        let loading = loading.elapsed();
+        let speech = match speech {
+            Ok(speech) => speech,
+            Err(reason) => {
+                for (i, _) in items {
+                    // A video's pictures alone are not enough: its speech could be sensitive.
+                    parts.fail(i, &work[i], report, reason.clone());
+                }
+                return (out, loading);
+            }
+        };
+        let sessions = speech.len();
+        // Groups of at most the model's batch, and a whole number of groups per session, so
+        // every session gets the same number.
+        let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions);
         let group = items.len().div_ceil(groups);
         let chunks: Vec<&[(usize, &[f32])]> = items.chunks(group).collect();
-        let transcribe = |speech: &mut &mut dyn SpeechToText, chunk: &[(usize, &[f32])]| {
+        let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, &[f32])]| {
             let pcms: Vec<&[f32]> = chunk.iter().map(|(_, pcm)| *pcm).collect();
             chunk.iter().map(|(i, _)| *i).zip(speech.transcribe_batch(&pcms)).collect::<Vec<_>>()
         };
         let results: Vec<(usize, Result<String, attune_infer::InferError>)> = if sessions == 1 {
-            let speech = &mut self.speech[0];
+            let speech = &mut speech[0];
             chunks.iter().flat_map(|chunk| transcribe(speech, chunk)).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
             std::thread::scope(|scope| {
-                let threads: Vec<_> = self
-                    .speech
+                let threads: Vec<_> = speech
                     .iter_mut()
-                    .take(sessions)
                     .map(|speech| {
                         let (chunks, next, transcribe) = (&chunks, &next, &transcribe);
                         scope.spawn(move || {
@@ -541,7 +554,7 @@ impl Pipeline<'_> {
                 Err(e) => parts.fail(i, &work[i], report, e.to_string()),
             }
         }
-        out
+        (out, loading)
     }
 
     /// Texts and transcripts: the lexicon first (what it drops is never embedded), then one

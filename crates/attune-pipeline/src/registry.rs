@@ -1,5 +1,6 @@
 //! The one place models are registered: a model crate is added here, and nowhere else.
 
+use crate::sessions::{MakeSession, SpeechSessions};
 use attune_decode::image::RgbImage;
 use attune_infer::{InferError, Model, ModelDir, Runtime};
 use attune_model_efficientnet::{EfficientNet, RgbFrame};
@@ -109,6 +110,30 @@ impl SpeechToText for Whisper {
 }
 
 pub const DEFAULT_SPEECH_MODEL: &str = attune_model_whisper::MODEL_NAME;
+
+/// Up to `limit` sessions of the speech model `name`, each loaded when a batch first needs it.
+/// The model is found now, so a missing installation is known before the run.
+pub fn speech_sessions(
+    name: &str,
+    runtime: &Runtime,
+    models_root: Option<&Path>,
+    limit: usize,
+) -> Result<SpeechSessions<'static>, InferError> {
+    let dir = ModelDir::locate(name, models_root)?;
+    let (id, make): (String, MakeSession<'static>) = match name {
+        attune_model_whisper::MODEL_NAME => {
+            let runtime = runtime.clone();
+            (
+                Whisper::id_for(&dir)?,
+                Box::new(move || Ok(Box::new(Whisper::load(&runtime, &dir)?) as Box<dyn SpeechToText>)),
+            )
+        }
+        other => {
+            return Err(InferError::ModelMissing { name: format!("{other} (no such speech model)"), dir: dir.dir })
+        }
+    };
+    Ok(SpeechSessions::on_demand(id, limit, make))
+}
 
 /// Load the speech model `name` from `models_root` (or the installed `.attune/models`).
 pub fn load_speech_model(

@@ -18,6 +18,8 @@ pub struct Report {
     pub topics_assigned: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
+    /// Of `elapsed_s`, the time spent loading models the run made on first use (speech sessions).
+    pub model_load_s: f64,
     pub taxonomy: String,
     pub model_set: String,
     /// Busy time and items of each stage: `read+gate`, `decode` (summed over decoder threads),
@@ -36,9 +38,12 @@ pub struct Threads {
     pub decoders: usize,
     /// ONNX Runtime's intra-op threads for a text or image model call.
     pub model_threads: usize,
-    /// Speech sessions, one thread each; those beyond `model_threads` run only on cores the
-    /// decoders leave free.
+    /// The most speech sessions the run may use, one thread each; those beyond `model_threads`
+    /// run only on cores the decoders leave free.
     pub speech_sessions: usize,
+    /// The speech sessions it made: each is made when a batch first needs it (none without
+    /// recordings).
+    pub speech_sessions_made: usize,
 }
 
 /// How long a stage was busy and how many items it handled.
@@ -105,6 +110,7 @@ impl Report {
             topics_assigned: 0,
             elapsed_s: 0.0,
             events_per_s: 0.0,
+            model_load_s: 0.0,
             taxonomy: provenance.taxonomy.clone(),
             model_set: provenance.model_set.clone(),
             stages: BTreeMap::new(),

@@ -3,7 +3,7 @@
 
 use attune_event::ManifestSource;
 use attune_infer::{InferError, Model};
-use attune_pipeline::{Pipeline, PipelineConfig};
+use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions};
 use attune_policy::Policy;
 use attune_profile::{ProfileStore, Provenance, Scoring, SqliteStore};
 use attune_tag::{TagConfig, TextTagger};
@@ -89,7 +89,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
         tagger: &tagger,
         store: &mut store,
         images: None,
-        speech: Vec::new(),
+        speech: SpeechSessions::unavailable("no speech model in this test"),
         provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
         config: PipelineConfig { batch_size: 4, ..Default::default() },
         decoders: Vec::new(),
