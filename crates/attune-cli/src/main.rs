@@ -352,8 +352,24 @@ fn load_models(
     tag_config: TagConfig,
 ) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
     let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, runtime, args.models.as_deref(), args.model_batch)?;
-    let tagger = TextTagger::new(embedder.as_mut(), tag_config).context("building the tagger")?;
+    let cache = cache_dir().map(|d| d.join("tagger"));
+    let tagger = TextTagger::with_reference_cache(embedder.as_mut(), tag_config, cache.as_deref())
+        .context("building the tagger")?;
     Ok((embedder, tagger))
+}
+
+/// Where attune keeps what it can compute again (the tagger's reference embeddings):
+/// `$ATTUNE_CACHE`, else `$XDG_CACHE_HOME/attune`, else `~/.cache/attune`; `ATTUNE_CACHE=` (empty)
+/// keeps nothing.
+fn cache_dir() -> Option<PathBuf> {
+    let nonempty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match std::env::var_os("ATTUNE_CACHE") {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => {
+            nonempty("XDG_CACHE_HOME").or_else(|| nonempty("HOME").map(|h| h.join(".cache"))).map(|c| c.join("attune"))
+        }
+    }
 }
 
 /// The image model and its class table.

@@ -206,3 +206,33 @@ fn sample_manifest_end_to_end() {
     assert_eq!(after.len(), profiles.len() - 1);
     assert!(SqliteStore::open(&store).unwrap().explain(&user).unwrap().is_empty());
 }
+
+/// The tagger's reference embeddings are kept in `$ATTUNE_CACHE/tagger/` and read back by the
+/// next run, which then gives the same profiles as a run that computes them.
+#[test]
+fn a_run_from_the_reference_cache_gives_the_same_profiles() {
+    let (manifest, _, _) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = root().join("fixtures/sample/policy.toml");
+    let run_with_cache = |cache: &str, name: &str| {
+        let store = dir.path().join(format!("{name}.sqlite"));
+        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
+            .args(["--policy", policy.to_str().unwrap()])
+            .env("ATTUNE_CACHE", cache)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        export(&store, "profile")
+    };
+    let cache = dir.path().join("cache");
+    let uncached = run_with_cache("", "uncached");
+    assert!(!cache.exists());
+    let writing = run_with_cache(cache.to_str().unwrap(), "writing");
+    let files: Vec<_> = std::fs::read_dir(cache.join("tagger")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files.len(), 1, "one file for one model and one set of texts: {files:?}");
+    let reading = run_with_cache(cache.to_str().unwrap(), "reading");
+    assert_eq!(writing, uncached);
+    assert_eq!(reading, uncached);
+}

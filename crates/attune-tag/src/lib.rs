@@ -14,13 +14,15 @@
 //! and close to the best match; a weak best match gives no topic at all.
 
 mod image;
+mod reference_cache;
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{run_in_batches_by_size, InferError, Model};
+use attune_infer::{InferError, Model};
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 
 const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
 const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
@@ -182,19 +184,21 @@ impl TextTagger {
     where
         M: Model<Input = String, Output = Vec<f32>> + ?Sized,
     {
+        TextTagger::with_reference_cache(embedder, config, None)
+    }
+
+    /// As [`TextTagger::new`], keeping the reference embeddings in `cache` (a folder) between
+    /// runs: they are read from there when it holds them for this model and these texts.
+    pub fn with_reference_cache<M>(
+        embedder: &mut M,
+        config: TagConfig,
+        cache: Option<&Path>,
+    ) -> Result<TextTagger, TagError>
+    where
+        M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+    {
         let taxonomy = Taxonomy::get();
         let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
-        // Each node is the mean of two views: its description, and its name with its parent's.
-        let texts: Vec<String> = nodes.iter().map(|n| node_text(&n.path, &n.description)).collect();
-        let names: Vec<String> = nodes.iter().map(|n| name_text(&n.path)).collect();
-        let vectors = run_in_batches_by_size(embedder, &texts, String::len)?;
-        let name_vectors = run_in_batches_by_size(embedder, &names, String::len)?;
-        let nodes = nodes
-            .iter()
-            .zip(vectors.into_iter().zip(name_vectors))
-            .map(|(n, (a, b))| NodeVector { id: n.id, sensitive: n.sensitive, vector: unit_mean(&[a, b]) })
-            .collect();
-
         let mut proto_cats = Vec::new();
         let mut proto_texts = Vec::new();
         for (row, cols) in data_rows(PROTOTYPES_TSV) {
@@ -203,8 +207,27 @@ impl TextTagger {
             proto_cats.push(category);
             proto_texts.push(text.to_string());
         }
-        let prototypes =
-            proto_cats.into_iter().zip(run_in_batches_by_size(embedder, &proto_texts, String::len)?).collect();
+        // Each node is the mean of two views: its description, and its name with its parent's.
+        // All reference texts go to the model (or the cache) together: descriptions, names,
+        // category descriptions.
+        let texts: Vec<String> = nodes
+            .iter()
+            .map(|n| node_text(&n.path, &n.description))
+            .chain(nodes.iter().map(|n| name_text(&n.path)))
+            .chain(proto_texts)
+            .collect();
+        let mut vectors = reference_cache::embed(embedder, &texts, cache)?;
+        if vectors.len() != texts.len() {
+            return Err(TagError::Embeddings { expected: texts.len(), got: vectors.len() });
+        }
+        let prototype_vectors = vectors.split_off(2 * nodes.len());
+        let name_vectors = vectors.split_off(nodes.len());
+        let nodes = nodes
+            .iter()
+            .zip(vectors.into_iter().zip(name_vectors))
+            .map(|(n, (a, b))| NodeVector { id: n.id, sensitive: n.sensitive, vector: unit_mean(&[a, b]) })
+            .collect();
+        let prototypes = proto_cats.into_iter().zip(prototype_vectors).collect();
 
         let mut lexicon = Vec::new();
         let mut allow = Vec::new();

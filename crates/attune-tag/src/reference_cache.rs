@@ -1,0 +1,175 @@
+//! The tagger's reference embeddings (every taxonomy node, every category description), kept on
+//! disk between runs. They are ~1,100 model inputs, 2.5–4 s of every run's start-up on 2 cores,
+//! and change only with the model or the texts, which together name the file.
+//!
+//! A cache is only a shortcut: a file that is missing, truncated, altered or for other texts is
+//! ignored and written anew, and a cache that cannot be written leaves the run as it was.
+
+use attune_infer::{run_in_batches_by_size, InferError, Model};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"ATREF01\n";
+/// Larger than any reference set of any model we would run (1,100 × 4,096 dims is 18 MB).
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The embeddings of `texts` by `embedder`: from `dir` when it holds them for this model and
+/// these texts, else computed and written there for the next run.
+pub(crate) fn embed<M>(embedder: &mut M, texts: &[String], dir: Option<&Path>) -> Result<Vec<Vec<f32>>, InferError>
+where
+    M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+{
+    let Some(dir) = dir else { return run_in_batches_by_size(embedder, texts, String::len) };
+    let path = file_for(dir, embedder.id(), texts);
+    if let Some(vectors) = read(&path, texts.len()) {
+        return Ok(vectors);
+    }
+    let vectors = run_in_batches_by_size(embedder, texts, String::len)?;
+    if let Err(e) = write(&path, &vectors) {
+        tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
+    }
+    Ok(vectors)
+}
+
+/// `DIR/reference-KEY.bin`, KEY a digest of the model's id and every text.
+pub(crate) fn file_for(dir: &Path, model_id: &str, texts: &[String]) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(model_id.as_bytes());
+    for text in texts {
+        h.update((text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    let key: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("reference-{key}.bin"))
+}
+
+/// The vectors in `path` when it is a whole, unaltered file of `count` finite vectors.
+fn read(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
+    if std::fs::metadata(path).ok()?.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if Sha256::digest(body)[..] != digest[..] {
+        return None;
+    }
+    let rest = body.strip_prefix(MAGIC)?;
+    let (header, data) = rest.split_at_checked(8)?;
+    let stored = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let dim = u32::from_le_bytes(header[4..].try_into().ok()?) as usize;
+    if stored != count || dim == 0 || data.len() != count.checked_mul(dim)?.checked_mul(4)? {
+        return None;
+    }
+    let values: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if !values.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    Some(values.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+}
+
+/// Write through a temporary file and a rename, so a reader never sees half a file.
+fn write(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+    let dim = vectors.first().map_or(0, Vec::len);
+    if dim == 0 || vectors.iter().any(|v| v.len() != dim) {
+        return Err(std::io::Error::other("vectors of differing lengths"));
+    }
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + vectors.len() * dim * 4 + 32);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(dim as u32).to_le_bytes());
+    for v in vectors.iter().flatten() {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary =
+        dir.join(format!(".{}.{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::write(&temporary, &bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text's length and word count as its vector; counts its calls.
+    struct Counting {
+        id: &'static str,
+        inputs: usize,
+    }
+    impl Model for Counting {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            self.id
+        }
+        fn max_batch(&self) -> usize {
+            8
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            self.inputs += inputs.len();
+            Ok(inputs.iter().map(|t| vec![t.len() as f32, t.split_whitespace().count() as f32, 0.5]).collect())
+        }
+    }
+
+    fn texts() -> Vec<String> {
+        ["hiking boots", "a", "banana bread recipe for the weekend", "tents"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn the_second_build_reads_what_the_first_computed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let first = embed(&mut model, &texts(), Some(dir.path())).unwrap();
+        assert_eq!(model.inputs, 4);
+        let second = embed(&mut model, &texts(), Some(dir.path())).unwrap();
+        assert_eq!(model.inputs, 4, "read, not computed");
+        assert_eq!(first, second);
+        assert_eq!(first, embed(&mut model, &texts(), None).unwrap());
+    }
+
+    #[test]
+    fn another_model_or_other_texts_name_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = file_for(dir.path(), "counting@1", &texts());
+        assert_ne!(a, file_for(dir.path(), "counting@2", &texts()));
+        let mut other = texts();
+        other[1].push('b');
+        assert_ne!(a, file_for(dir.path(), "counting@1", &other));
+        // Boundaries count: ["ab", "c"] is not ["a", "bc"].
+        let split = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_ne!(file_for(dir.path(), "m", &split(&["ab", "c"])), file_for(dir.path(), "m", &split(&["a", "bc"])));
+    }
+
+    #[test]
+    fn a_damaged_file_is_computed_and_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let want = embed(&mut model, &texts(), Some(dir.path())).unwrap();
+        let path = file_for(dir.path(), "counting@1", &texts());
+        let whole = std::fs::read(&path).unwrap();
+        let mut flipped = whole.clone();
+        flipped[20] ^= 1;
+        for damaged in [whole[..whole.len() - 1].to_vec(), flipped, Vec::new(), b"ATREF01\n".to_vec()] {
+            std::fs::write(&path, damaged).unwrap();
+            let before = model.inputs;
+            assert_eq!(embed(&mut model, &texts(), Some(dir.path())).unwrap(), want);
+            assert_eq!(model.inputs, before + 4, "computed again");
+            assert_eq!(std::fs::read(&path).unwrap(), whole, "written anew");
+        }
+    }
+
+    #[test]
+    fn a_cache_that_cannot_be_written_leaves_the_result_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let got = embed(&mut model, &texts(), Some(&blocker.join("cache"))).unwrap();
+        assert_eq!(got, embed(&mut model, &texts(), None).unwrap());
+    }
+}
