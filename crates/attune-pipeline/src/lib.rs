@@ -154,6 +154,22 @@ struct DecodeJob {
     event: Admitted<Event>,
 }
 
+/// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
+/// would give 5 runs, not 6, for 20 items in runs of at most 4).
+fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
+    let n = n.clamp(1, items.len().max(1));
+    let (base, longer) = (items.len() / n, items.len() % n);
+    let mut rest = items;
+    (0..n)
+        .map(|k| {
+            let (chunk, tail) = rest.split_at(base + usize::from(k < longer));
+            rest = tail;
+            chunk
+        })
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 /// Acknowledges the source in order although events finish out of order: the source hears of
 /// record N only once every record up to N is stored or reported.
 #[derive(Default)]
@@ -515,11 +531,11 @@ impl Pipeline<'_> {
             }
         };
         let sessions = speech.len();
-        // Groups of at most the model's batch, and a whole number of groups per session, so
-        // every session gets the same number.
-        let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions);
-        let group = items.len().div_ceil(groups);
-        let chunks: Vec<&[(usize, &[f32])]> = items.chunks(group).collect();
+        // Groups of at most the model's batch, and the same number for every session: the batch
+        // ends when its last session does.
+        let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(items.len());
+        let chunks = even_chunks(&items, groups);
+        tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", items.len(), chunks.len());
         let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, &[f32])]| {
             let pcms: Vec<&[f32]> = chunk.iter().map(|(_, pcm)| *pcm).collect();
             chunk.iter().map(|(i, _)| *i).zip(speech.transcribe_batch(&pcms)).collect::<Vec<_>>()
@@ -763,3 +779,21 @@ fn read_and_gate(
 
 /// Re-exported so callers name skip reasons without depending on the policy crate.
 pub type SkipReason = Exclusion;
+
+#[cfg(test)]
+mod tests {
+    use super::even_chunks;
+
+    #[test]
+    fn even_chunks_keep_order_and_differ_by_at_most_one() {
+        let items: Vec<u32> = (0..20).collect();
+        let lengths = |n| even_chunks(&items, n).iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(lengths(6), [4, 4, 3, 3, 3, 3]);
+        assert_eq!(lengths(2), [10, 10]);
+        assert_eq!(lengths(1), [20]);
+        assert_eq!(lengths(40), vec![1; 20], "never an empty chunk");
+        assert_eq!(lengths(0), [20]);
+        assert_eq!(even_chunks(&items, 6).concat(), items);
+        assert!(even_chunks::<u32>(&[], 3).is_empty());
+    }
+}
