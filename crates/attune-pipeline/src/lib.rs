@@ -18,12 +18,13 @@
 
 mod budget;
 pub mod isolate;
+mod queue_bytes;
 mod registry;
 mod report;
 mod sessions;
 
 pub use registry::{
-    load_image_model, load_speech_model, load_text_model, speech_sessions, ImageClassifier, SpeechToText, TextEmbedder,
+    load_image_model, load_text_model, speech_sessions, ImageClassifier, SpeechToText, TextEmbedder,
     DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
@@ -57,6 +58,9 @@ pub struct PipelineConfig {
     /// A batch is also flushed once its decoded media reach this many bytes, so a run of long
     /// recordings cannot pile up in memory (64 two-hour recordings would be 29 GB of PCM).
     pub max_batch_bytes: usize,
+    /// Decoded media waiting for the batcher, at most (one larger item waits alone): decoders
+    /// that outrun the models stop here instead of filling memory.
+    pub max_queued_bytes: usize,
     /// The batcher waits at most this long for a batch to fill before running the models.
     pub max_wait: Duration,
     /// Options of the in-process decoder used when [`Pipeline::decoders`] is empty.
@@ -79,6 +83,9 @@ impl Default for PipelineConfig {
         PipelineConfig {
             batch_size: 64,
             max_batch_bytes: 256 << 20,
+            // A batch's worth for the models to start on: ~7 decoded 10 s 1080p videos, ~33
+            // recordings of 30 s, ~80 photos.
+            max_queued_bytes: 64 << 20,
             max_wait: Duration::from_millis(200),
             decode: DecodeOptions::default(),
             only: None,
@@ -201,6 +208,9 @@ pub(crate) struct Pending {
     origin: Origin,
     event: Admitted<Event>,
     decoded: Admitted<Decoded>,
+    /// Bytes counted against `max_queued_bytes` until the batcher takes it (decoded media; 0
+    /// for text, which the reader sends).
+    queued_bytes: usize,
 }
 
 /// The image model and its class table, when the run has one.
@@ -242,6 +252,7 @@ impl Pipeline<'_> {
         let budget = (self.config.cpu_budget > 0).then(|| budget::CpuBudget::new(self.config.cpu_budget));
         let budget = budget.as_ref();
         let gate_stats = Mutex::new(StageStats::default());
+        let queue_bytes = queue_bytes::QueueBytes::new(self.config.max_queued_bytes);
         // The stages the batcher does not time itself: read+gate and decode, from their threads.
         let stats = || {
             BTreeMap::from([
@@ -250,7 +261,7 @@ impl Pipeline<'_> {
             ])
         };
         let result = std::thread::scope(|scope| {
-            let (source, gate_stats, decode_stats) = (&source, &gate_stats, &decode_stats);
+            let (source, gate_stats, decode_stats, queue_bytes) = (&source, &gate_stats, &decode_stats, &queue_bytes);
             let reader_tx = msg_tx.clone();
             let only = &only;
             scope.spawn(move || read_and_gate(source, policy, only, &text_options, job_tx, reader_tx, gate_stats));
@@ -265,7 +276,12 @@ impl Pipeline<'_> {
                         decode_stats.lock().expect("not poisoned").add(t.elapsed(), 1);
                         let message = match outcome {
                             Ok(decoded) => {
-                                Message::Ready(Pending { seq: job.seq, origin: job.origin, event: job.event, decoded })
+                                let queued_bytes = decoded.get().bytes();
+                                if !queue_bytes.enqueue(queued_bytes) {
+                                    break; // the batcher stopped
+                                }
+                                let (seq, origin, event) = (job.seq, job.origin, job.event);
+                                Message::Ready(Pending { seq, origin, event, decoded, queued_bytes })
                             }
                             Err(why) => {
                                 let e = job.event.get();
@@ -285,7 +301,9 @@ impl Pipeline<'_> {
                 });
             }
             drop((msg_tx, job_rx));
-            self.batch_and_store(msg_rx, source, &mut report, &stats, budget, observe)
+            let stored = self.batch_and_store(msg_rx, source, &mut report, &stats, budget, queue_bytes, observe);
+            queue_bytes.close(); // a decoder waiting to queue its result must not wait forever
+            stored
         });
         self.config.only = only;
         result?;
@@ -305,6 +323,7 @@ impl Pipeline<'_> {
         report: &mut Report,
         stats: &dyn Fn() -> BTreeMap<&'static str, StageStats>,
         budget: Option<&budget::CpuBudget>,
+        queue_bytes: &queue_bytes::QueueBytes,
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<(), PipelineError> {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
@@ -324,6 +343,7 @@ impl Pipeline<'_> {
             };
             let full = match message {
                 Ok(Message::Ready(p)) => {
+                    queue_bytes.dequeued(p.queued_bytes);
                     report.events += 1;
                     batch_bytes += p.decoded.get().bytes();
                     oldest.get_or_insert_with(Instant::now);
@@ -746,7 +766,7 @@ fn read_and_gate(
                     continue;
                 }
                 Ok(event) => match decode(&event, text_options) {
-                    Ok(decoded) => Message::Ready(Pending { seq, origin, event, decoded }),
+                    Ok(decoded) => Message::Ready(Pending { seq, origin, event, decoded, queued_bytes: 0 }),
                     Err(e) => {
                         let failure = Failure {
                             event_id: event.get().event_id.clone(),

@@ -134,16 +134,3 @@ pub fn speech_sessions(
     };
     Ok(SpeechSessions::on_demand(id, limit, make))
 }
-
-/// Load the speech model `name` from `models_root` (or the installed `.attune/models`).
-pub fn load_speech_model(
-    name: &str,
-    runtime: &Runtime,
-    models_root: Option<&Path>,
-) -> Result<Box<dyn SpeechToText>, InferError> {
-    let dir = ModelDir::locate(name, models_root)?;
-    match name {
-        attune_model_whisper::MODEL_NAME => Ok(Box::new(Whisper::load(runtime, &dir)?)),
-        other => Err(InferError::ModelMissing { name: format!("{other} (no such speech model)"), dir: dir.dir }),
-    }
-}
