@@ -177,6 +177,26 @@ fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
         .collect()
 }
 
+/// The batcher's end of the channel: taking a decoded event off it frees its queued bytes.
+struct Inbox<'q> {
+    messages: Receiver<Message>,
+    queue_bytes: &'q queue_bytes::QueueBytes,
+}
+
+impl Inbox<'_> {
+    /// The next message, waiting at most `timeout` (`None`: until every sender is gone).
+    fn recv(&self, timeout: Option<Duration>) -> Result<Message, RecvTimeoutError> {
+        let message = match timeout {
+            Some(t) => self.messages.recv_timeout(t)?,
+            None => self.messages.recv().map_err(|_| RecvTimeoutError::Disconnected)?,
+        };
+        if let Message::Ready(p) = &message {
+            self.queue_bytes.dequeued(p.queued_bytes);
+        }
+        Ok(message)
+    }
+}
+
 /// Acknowledges the source in order although events finish out of order: the source hears of
 /// record N only once every record up to N is stored or reported.
 #[derive(Default)]
@@ -301,7 +321,8 @@ impl Pipeline<'_> {
                 });
             }
             drop((msg_tx, job_rx));
-            let stored = self.batch_and_store(msg_rx, source, &mut report, &stats, budget, queue_bytes, observe);
+            let inbox = Inbox { messages: msg_rx, queue_bytes };
+            let stored = self.batch_and_store(inbox, source, &mut report, &stats, budget, observe);
             queue_bytes.close(); // a decoder waiting to queue its result must not wait forever
             stored
         });
@@ -318,12 +339,11 @@ impl Pipeline<'_> {
     /// the receiver then stops the other stages).
     fn batch_and_store(
         &mut self,
-        messages: Receiver<Message>,
+        inbox: Inbox<'_>,
         source: &Mutex<&mut (dyn EventSource + Send)>,
         report: &mut Report,
         stats: &dyn Fn() -> BTreeMap<&'static str, StageStats>,
         budget: Option<&budget::CpuBudget>,
-        queue_bytes: &queue_bytes::QueueBytes,
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<(), PipelineError> {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.config.batch_size);
@@ -338,12 +358,11 @@ impl Pipeline<'_> {
         };
         loop {
             let message = match oldest {
-                Some(t) => messages.recv_timeout(self.config.max_wait.saturating_sub(t.elapsed())),
-                None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(t) => inbox.recv(Some(self.config.max_wait.saturating_sub(t.elapsed()))),
+                None => inbox.recv(None),
             };
             let full = match message {
                 Ok(Message::Ready(p)) => {
-                    queue_bytes.dequeued(p.queued_bytes);
                     report.events += 1;
                     batch_bytes += p.decoded.get().bytes();
                     oldest.get_or_insert_with(Instant::now);
