@@ -32,7 +32,8 @@ struct ModelArgs {
     /// Folder of installed models (default: .attune/models found from here or the binary).
     #[arg(long, env = "ATTUNE_MODELS")]
     models: Option<PathBuf>,
-    /// Threads for ONNX Runtime (default: the cores present).
+    /// CPU threads (default: the cores present): for `run`, one budget that decoders and model
+    /// calls share; for `eval`, ONNX Runtime's.
     #[arg(long)]
     threads: Option<usize>,
     /// Use CUDA where ONNX Runtime's CUDA provider loads, CPU otherwise.
