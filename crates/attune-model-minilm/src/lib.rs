@@ -59,6 +59,59 @@ impl MiniLm {
         attune_infer::run_in_batches(self, texts)
     }
 
+    /// One session call on tokenized texts, padded to the longest of them.
+    fn embed_encoded(&mut self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Embedding>, InferError> {
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::zeros((batch, seq));
+        let mut mask = Array2::<i64>::zeros((batch, seq));
+        let mut types = Array2::<i64>::zeros((batch, seq));
+        for (row, enc) in encodings.iter().enumerate() {
+            for (col, ((&id, &m), &t)) in
+                enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate()
+            {
+                ids[[row, col]] = id as i64;
+                mask[[row, col]] = m as i64;
+                types[[row, col]] = t as i64;
+            }
+        }
+        let inputs = ort::inputs![
+            "input_ids" => TensorRef::from_array_view(&ids).map_err(|e| self.err(e))?,
+            "attention_mask" => TensorRef::from_array_view(&mask).map_err(|e| self.err(e))?,
+            "token_type_ids" => TensorRef::from_array_view(&types).map_err(|e| self.err(e))?,
+        ];
+        let id = self.id.clone();
+        let outputs =
+            self.session.run(inputs).map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
+        let hidden = outputs["last_hidden_state"]
+            .try_extract_array::<f32>()
+            .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
+        let shape = hidden.shape().to_vec();
+        if shape.len() != 3 || shape[0] != batch || shape[1] != seq || shape[2] != self.dimensions {
+            return Err(InferError::Run { model: id, message: format!("unexpected output shape {shape:?}") });
+        }
+        let mut out = Vec::with_capacity(batch);
+        for row in 0..batch {
+            let mut v = vec![0f32; self.dimensions];
+            let mut count = 0f32;
+            for col in 0..seq {
+                if mask[[row, col]] == 0 {
+                    continue;
+                }
+                count += 1.0;
+                for (d, x) in v.iter_mut().enumerate() {
+                    *x += hidden[[row, col, d]];
+                }
+            }
+            let count = count.max(1.0);
+            v.iter_mut().for_each(|x| *x /= count);
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     fn err(&self, message: impl ToString) -> InferError {
         InferError::Run { model: self.id.clone(), message: message.to_string() }
     }
@@ -120,61 +173,6 @@ fn calls_within(sorted: &[usize], tokens: impl Fn(usize) -> usize, budget: usize
         calls.push(&sorted[start..]);
     }
     calls
-}
-
-impl MiniLm {
-    /// One session call on tokenized texts, padded to the longest of them.
-    fn embed_encoded(&mut self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Embedding>, InferError> {
-        let batch = encodings.len();
-        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let mut ids = Array2::<i64>::zeros((batch, seq));
-        let mut mask = Array2::<i64>::zeros((batch, seq));
-        let mut types = Array2::<i64>::zeros((batch, seq));
-        for (row, enc) in encodings.iter().enumerate() {
-            for (col, ((&id, &m), &t)) in
-                enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate()
-            {
-                ids[[row, col]] = id as i64;
-                mask[[row, col]] = m as i64;
-                types[[row, col]] = t as i64;
-            }
-        }
-        let inputs = ort::inputs![
-            "input_ids" => TensorRef::from_array_view(&ids).map_err(|e| self.err(e))?,
-            "attention_mask" => TensorRef::from_array_view(&mask).map_err(|e| self.err(e))?,
-            "token_type_ids" => TensorRef::from_array_view(&types).map_err(|e| self.err(e))?,
-        ];
-        let id = self.id.clone();
-        let outputs =
-            self.session.run(inputs).map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
-        let hidden = outputs["last_hidden_state"]
-            .try_extract_array::<f32>()
-            .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
-        let shape = hidden.shape().to_vec();
-        if shape.len() != 3 || shape[0] != batch || shape[1] != seq || shape[2] != self.dimensions {
-            return Err(InferError::Run { model: id, message: format!("unexpected output shape {shape:?}") });
-        }
-        let mut out = Vec::with_capacity(batch);
-        for row in 0..batch {
-            let mut v = vec![0f32; self.dimensions];
-            let mut count = 0f32;
-            for col in 0..seq {
-                if mask[[row, col]] == 0 {
-                    continue;
-                }
-                count += 1.0;
-                for (d, x) in v.iter_mut().enumerate() {
-                    *x += hidden[[row, col, d]];
-                }
-            }
-            let count = count.max(1.0);
-            v.iter_mut().for_each(|x| *x /= count);
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= norm);
-            out.push(v);
-        }
-        Ok(out)
-    }
 }
 
 /// Cosine similarity of two unit vectors.
