@@ -214,7 +214,7 @@ def stages_alone(binary: Path, modality: str, corpus: Path, results: Path, threa
     decoders, model_threads = split.get("decoders", 1), split.get("model_threads", threads)
     cpu_s = (decoders / decode_alone if decode_alone else 0.0) + (model_threads / models_alone if models_alone else 0.0)
     bound = threads / cpu_s if cpu_s > 0 else None
-    return {"threads": split, "decode_alone_ev_s": decode_alone, "models_alone_ev_s": models_alone,
+    return {"decode_alone_ev_s": decode_alone, "models_alone_ev_s": models_alone,
             "e2e_vs_slowest": e2e["events_per_s"] / slowest if slowest else None,
             "shared_core_bound_ev_s": bound,
             "e2e_vs_shared_core_bound": e2e["events_per_s"] / bound if bound else None}

@@ -84,11 +84,9 @@ impl<'a> SpeechSessions<'a> {
                 }
             }
         }
-        let available = wanted.min(self.made.len());
-        match &self.unavailable {
-            Some(reason) if available == 0 => Err(reason.clone()),
-            _ if available == 0 => Err("no speech model is loaded in this run".into()),
-            _ => Ok(&mut self.made[..available]),
+        match wanted.min(self.made.len()) {
+            0 => Err(self.unavailable.clone().unwrap_or_else(|| "no speech model is loaded in this run".into())),
+            available => Ok(&mut self.made[..available]),
         }
     }
 }
