@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "attune", version, about = "Interest profiles from interactions, inside hard privacy limits")]
@@ -72,8 +73,15 @@ enum Command {
         #[command(flatten)]
         scoring: ScoringArgs,
     },
-    /// Erase a user's profile and evidence.
+    /// Erase a user's profile and evidence, and skip their events in every later run until
+    /// `attune unforget` (the store keeps a keyed hash of the id, not the id).
     Forget {
+        user: String,
+        #[arg(long, default_value = "attune.sqlite")]
+        store: PathBuf,
+    },
+    /// Let later runs process a forgotten user's events again (nothing erased comes back).
+    Unforget {
         user: String,
         #[arg(long, default_value = "attune.sqlite")]
         store: PathBuf,
@@ -247,6 +255,7 @@ fn main() -> Result<()> {
         Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
         Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
         Command::Forget { user, store } => forget(&store, &user),
+        Command::Unforget { user, store } => unforget(&store, &user),
         Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => {
             let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, tag.config())?;
             eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
@@ -415,6 +424,12 @@ fn run(args: &RunArgs) -> Result<()> {
             SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
         });
     let mut store = open_store(store_path)?;
+    // Forgotten users are turned away at the gate, before anything of theirs is decoded.
+    let forgotten = store.forgotten_users()?;
+    if !forgotten.is_empty() {
+        tracing::info!("{} forgotten users' events will be skipped", forgotten.len());
+    }
+    let policy = policy.with_forgotten_users(Arc::new(move |user: &str| forgotten.contains(user)));
     let only = if args.retry_failed {
         let ids: std::collections::HashSet<String> = store.failed_events()?.into_iter().collect();
         eprintln!("retrying {} events that failed before", ids.len());
@@ -557,6 +572,20 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
 fn forget(store_path: &Path, user: &str) -> Result<()> {
     let mut store = open_store(store_path)?;
     let f = store.forget(user)?;
-    eprintln!("forgot {user}: {} evidence rows and {} ledger entries erased", f.evidence_rows, f.ledger_rows);
+    let before = if f.already_forgotten { " (already forgotten)" } else { "" };
+    eprintln!(
+        "forgot {user}{before}: {} evidence rows and {} ledger entries erased; their events are skipped until `attune unforget`",
+        f.evidence_rows, f.ledger_rows
+    );
+    Ok(())
+}
+
+fn unforget(store_path: &Path, user: &str) -> Result<()> {
+    let mut store = open_store(store_path)?;
+    if store.unforget(user)? {
+        eprintln!("unforgot {user}: later runs process their events again");
+    } else {
+        eprintln!("{user} was not forgotten: nothing to do");
+    }
     Ok(())
 }

@@ -44,6 +44,7 @@ fn export(store: &Path, format: &str) -> String {
 
 struct Line {
     event_id: Option<String>,
+    user_id: Option<String>,
     outcome: Option<String>,
     topics: Vec<u32>,
 }
@@ -58,6 +59,7 @@ fn sample() -> (PathBuf, Vec<String>, Vec<Line>) {
             let expect = v.get("expect");
             Line {
                 event_id: v.get("event_id").and_then(Value::as_str).map(String::from),
+                user_id: v.get("user_id").and_then(Value::as_str).map(String::from),
                 outcome: expect.and_then(|e| e["outcome"].as_str()).map(String::from),
                 topics: expect
                     .and_then(|e| e.get("topics"))
@@ -205,6 +207,55 @@ fn sample_manifest_end_to_end() {
     assert!(!after.contains(&user));
     assert_eq!(after.len(), profiles.len() - 1);
     assert!(SqliteStore::open(&store).unwrap().explain(&user).unwrap().is_empty());
+}
+
+/// Each exported profile line by user id.
+fn profiles_by_user(store: &Path) -> HashMap<String, String> {
+    export(store, "profile")
+        .lines()
+        .map(|l| (serde_json::from_str::<Value>(l).unwrap()["user_id"].as_str().unwrap().to_string(), l.to_string()))
+        .collect()
+}
+
+fn accounted_for(report: &Value) {
+    let skipped: u64 = report["skipped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let failed = report["failed"].as_array().unwrap().len() as u64;
+    assert_eq!(report["events"].as_u64().unwrap(), report["processed"].as_u64().unwrap() + skipped + failed);
+}
+
+/// `forget` lasts: a rerun of the same manifest turns the user's events away at the gate
+/// (`skipped.forgotten`) and gives them no profile, until `unforget`; then they are back.
+#[test]
+fn forget_lasts_until_unforget() {
+    let (manifest, _, lines) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("profiles.sqlite");
+    run(&manifest, &store, &dir.path().join("first.json"));
+    let before = profiles_by_user(&store);
+    // The user with a profile and the most lines in the manifest.
+    let lines_of =
+        |user: &str| lines.iter().filter(|l| l.user_id.as_deref() == Some(user) && l.outcome.is_some()).count() as u64;
+    let user = before.keys().max_by_key(|u| (lines_of(u), std::cmp::Reverse(u.to_string()))).unwrap().clone();
+    assert!(lines_of(&user) >= 2, "{user}");
+    let s = store.to_str().unwrap();
+
+    let (_, msg) = attune(&["forget", &user, "--store", s]);
+    assert!(msg.contains("forgot"), "{msg}");
+    let again = run(&manifest, &store, &dir.path().join("again.json"));
+    accounted_for(&again);
+    // Every well-formed line of theirs is turned away first, whatever else would skip it.
+    assert_eq!(again["skipped"]["forgotten"], lines_of(&user), "{again}");
+    let after = profiles_by_user(&store);
+    assert!(!after.contains_key(&user), "{user} is back after a rerun");
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(SqliteStore::open(&store).unwrap().explain(&user).unwrap().is_empty());
+
+    let (_, msg) = attune(&["unforget", &user, "--store", s]);
+    assert!(msg.contains("unforgot"), "{msg}");
+    let third = run(&manifest, &store, &dir.path().join("third.json"));
+    accounted_for(&third);
+    assert_eq!(third["skipped"]["forgotten"], 0);
+    assert_eq!(profiles_by_user(&store), before, "after unforget and a rerun the profiles are as they were");
 }
 
 /// The tagger's reference embeddings are kept in `$ATTUNE_CACHE/tagger/` and read back by the

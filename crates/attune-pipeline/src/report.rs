@@ -74,6 +74,8 @@ pub struct Skipped {
     pub jurisdiction: u64,
     pub effective_date: u64,
     pub opt_out: u64,
+    /// Users erased with `attune forget` (and not un-forgotten): turned away at the gate.
+    pub forgotten: u64,
     pub sensitive: u64,
     pub duplicate: u64,
     /// Retry runs only: events that had not failed before, left alone.
@@ -82,7 +84,13 @@ pub struct Skipped {
 
 impl Skipped {
     pub fn total(&self) -> u64 {
-        self.jurisdiction + self.effective_date + self.opt_out + self.sensitive + self.duplicate + self.not_selected
+        self.jurisdiction
+            + self.effective_date
+            + self.opt_out
+            + self.forgotten
+            + self.sensitive
+            + self.duplicate
+            + self.not_selected
     }
 }
 
@@ -136,6 +144,7 @@ impl Report {
             Exclusion::Jurisdiction => self.skipped.jurisdiction += 1,
             Exclusion::EffectiveDate => self.skipped.effective_date += 1,
             Exclusion::OptOut => self.skipped.opt_out += 1,
+            Exclusion::Forgotten => self.skipped.forgotten += 1,
         }
     }
 
@@ -182,7 +191,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let s = &self.skipped;
         format!(
-            "{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
+            "{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, forgotten {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
             self.events,
             self.processed,
             self.tagged,
@@ -190,6 +199,7 @@ impl Report {
             s.jurisdiction,
             s.effective_date,
             s.opt_out,
+            s.forgotten,
             s.sensitive,
             s.duplicate,
             self.failed.len(),

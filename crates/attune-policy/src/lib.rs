@@ -17,6 +17,7 @@ use attune_event::Event;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use countries::{is_iso_3166_alpha2, DEFAULT_EXCLUDED_COUNTRIES};
 
@@ -41,6 +42,8 @@ pub enum Exclusion {
     EffectiveDate,
     /// The user opted out.
     OptOut,
+    /// The user was erased with `attune forget` and not un-forgotten since.
+    Forgotten,
 }
 
 impl Exclusion {
@@ -49,6 +52,7 @@ impl Exclusion {
             Exclusion::Jurisdiction => "jurisdiction",
             Exclusion::EffectiveDate => "effective_date",
             Exclusion::OptOut => "opt_out",
+            Exclusion::Forgotten => "forgotten",
         }
     }
 }
@@ -104,12 +108,36 @@ struct PolicyFile {
     opt_out_file: Option<PathBuf>,
 }
 
+/// Users whose data was erased (`attune forget`): the gate turns their events away. The profile
+/// store keeps the list (as keyed hashes); the gate only asks.
+pub trait ForgottenUsers: Send + Sync {
+    fn is_forgotten(&self, user_id: &str) -> bool;
+}
+
+impl<F: Fn(&str) -> bool + Send + Sync> ForgottenUsers for F {
+    fn is_forgotten(&self, user_id: &str) -> bool {
+        self(user_id)
+    }
+}
+
 /// The rules the gate applies.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Policy {
     effective_from: DateTime<Utc>,
     excluded: HashSet<String>,
     opt_out: HashSet<String>,
+    forgotten: Option<Arc<dyn ForgottenUsers>>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("effective_from", &self.effective_from)
+            .field("excluded", &self.excluded)
+            .field("opt_out", &self.opt_out.len())
+            .field("forgotten", &self.forgotten.is_some())
+            .finish()
+    }
 }
 
 /// 2025-12-16T00:00:00Z: nothing captured before it is used.
@@ -123,6 +151,7 @@ impl Default for Policy {
             effective_from: default_effective_from(),
             excluded: DEFAULT_EXCLUDED_COUNTRIES.iter().map(|c| c.to_string()).collect(),
             opt_out: HashSet::new(),
+            forgotten: None,
         }
     }
 }
@@ -165,10 +194,19 @@ impl Policy {
         self.effective_from
     }
 
+    /// The same policy, also turning away the events of `users` (a store's forgotten users).
+    pub fn with_forgotten_users(mut self, users: Arc<dyn ForgottenUsers>) -> Policy {
+        self.forgotten = Some(users);
+        self
+    }
+
     /// The gate. Checks run in a fixed order, so each excluded event has one reason:
-    /// opt-out, then jurisdiction, then effective date. An excluded event is consumed: its
-    /// content is dropped here, before anything could read it.
+    /// forgotten, opt-out, then jurisdiction, then effective date. An excluded event is
+    /// consumed: its content is dropped here, before anything could read it.
     pub fn admit(&self, event: Event) -> Result<Admitted<Event>, Exclusion> {
+        if self.forgotten.as_ref().is_some_and(|f| f.is_forgotten(&event.user_id)) {
+            return Err(Exclusion::Forgotten);
+        }
         if self.opt_out.contains(&event.user_id) {
             return Err(Exclusion::OptOut);
         }
@@ -272,6 +310,16 @@ mod tests {
             std::fs::write(&path, bad).unwrap();
             assert!(Policy::from_file(&path).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn forgotten_users_are_turned_away_before_anything_else() {
+        let p = Policy::default().with_forgotten_users(Arc::new(|u: &str| u == "gone"));
+        // Forgotten comes first, whatever else would exclude the event.
+        assert_eq!(reason(&p, event(Some("US"), "2026-01-01T00:00:00Z", "gone")), Some(Exclusion::Forgotten));
+        assert_eq!(reason(&p, event(Some("DE"), "2025-01-01T00:00:00Z", "gone")), Some(Exclusion::Forgotten));
+        assert!(p.admit(event(Some("US"), "2026-01-01T00:00:00Z", "kept")).is_ok());
+        assert_eq!(Exclusion::Forgotten.as_str(), "forgotten");
     }
 
     #[test]

@@ -10,11 +10,14 @@ mod format;
 mod sqlite;
 
 pub use format::{openrtb_user, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, STORE_VERSION};
 
 use attune_event::Product;
 use attune_taxonomy::AllowedTopic;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +27,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("profile store holds a malformed value: {0}")]
     Corrupt(String),
+    #[error("profile store {path} does not exist (only `attune run` creates a store)")]
+    Missing { path: String },
+    #[error("profile store {path} is in use by another attune process (lock {lock})")]
+    Locked { path: String, lock: String },
     /// The consumer of `for_each_profile` asked to stop (e.g. its output closed).
     #[error("export stopped: {0}")]
     Stopped(String),
@@ -117,6 +124,49 @@ pub struct FailedEvent {
 pub struct Forgotten {
     pub evidence_rows: usize,
     pub ledger_rows: usize,
+    /// The user was already suppressed (forgotten before, not un-forgotten since).
+    pub already_forgotten: bool,
+}
+
+/// The users a store has forgotten, as it keeps them: a keyed hash of each id (HMAC-SHA256 with
+/// the store's own random key), so the store never holds the ids themselves. The gate asks
+/// [`ForgottenUsers::contains`] of every event before anything is decoded.
+#[derive(Clone)]
+pub struct ForgottenUsers {
+    key: Vec<u8>,
+    hashes: HashSet<[u8; 32]>,
+}
+
+impl ForgottenUsers {
+    pub(crate) fn new(key: Vec<u8>, hashes: HashSet<[u8; 32]>) -> ForgottenUsers {
+        ForgottenUsers { key, hashes }
+    }
+
+    pub fn contains(&self, user_id: &str) -> bool {
+        !self.hashes.is_empty() && self.hashes.contains(&user_hash(&self.key, user_id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+}
+
+impl std::fmt::Debug for ForgottenUsers {
+    // The key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ForgottenUsers({} users)", self.hashes.len())
+    }
+}
+
+/// HMAC-SHA256 of a user id under a store's key: how a suppression names a user.
+pub(crate) fn user_hash(key: &[u8], user_id: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(user_id.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// Where profiles live: SQLite now, PostgreSQL for many workers later.
@@ -146,8 +196,17 @@ pub trait ProfileStore {
     /// The events and products behind each of a user's topics.
     fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError>;
 
-    /// Erase a user's profile, evidence, ledger entries and failure records.
+    /// Erase a user's profile, evidence, ledger entries and failure records, and record that the
+    /// user is forgotten (a keyed hash of the id, not the id), in one transaction. The record
+    /// stays until [`ProfileStore::unforget`]: runs skip the user's events meanwhile.
     fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError>;
+
+    /// Take the user off the forgotten list; `false` when they were not on it. Nothing erased
+    /// comes back: later runs process the user's events again.
+    fn unforget(&mut self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// The users forgotten and not un-forgotten since, for the gate of a run.
+    fn forgotten_users(&self) -> Result<ForgottenUsers, StoreError>;
 
     /// Remember events that failed (replacing an earlier message for the same id). An event
     /// recorded later by [`ProfileStore::record`] is taken off this list.

@@ -1,16 +1,20 @@
 use crate::{
-    EventRecord, EvidenceItem, Forgotten, Profile, ProfileStore, ProfileTopic, Provenance, Scoring, StoreError,
-    TopicEvidence, PROFILE_SCHEMA_ID,
+    user_hash, EventRecord, EvidenceItem, Forgotten, ForgottenUsers, Profile, ProfileStore, ProfileTopic, Provenance,
+    Scoring, StoreError, TopicEvidence, PROFILE_SCHEMA_ID,
 };
 use attune_event::Product;
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite_migration::{HookError, HookResult, Migrations, M};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const SCHEMA: &str = "
+/// Version 1: the store as it was before migrations (those stores have `user_version` 0 and
+/// every table below; `IF NOT EXISTS` lets this step pass over them).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('store_version', '1');
 -- Every admitted event the store has accounted for, so each is applied once.
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY,
@@ -42,16 +46,66 @@ CREATE TABLE IF NOT EXISTS profiles (
 ) WITHOUT ROWID;
 ";
 
-const STORE_VERSION: &str = "1";
+/// Version 2: users erased by `attune forget`, kept as a keyed hash of their id (HMAC-SHA256
+/// with this store's own random key, `meta.suppression_key`), never the id itself, so the gate
+/// can turn their events away until `attune unforget`. `meta.store_version` moves too, so a
+/// build from before migrations refuses the store instead of ignoring the suppressions.
+const SCHEMA_V2: &str = "
+CREATE TABLE suppressions (
+    user_hash BLOB    PRIMARY KEY,
+    since_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+UPDATE meta SET value = '2' WHERE key = 'store_version';
+";
+
+/// The schema version this build writes: the number of migrations.
+pub const STORE_VERSION: usize = 2;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up_with_hook(SCHEMA_V2, add_suppression_key)])
+}
+
+/// A fresh random key for the suppression hashes, made once per store by the migration.
+fn add_suppression_key(tx: &rusqlite::Transaction) -> HookResult {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| HookError::Hook(format!("no random key for the store: {e}")))?;
+    tx.execute("INSERT INTO meta (key, value) VALUES ('suppression_key', ?1)", [hex(&key)])?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
 
 /// The embedded profile store: one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    /// The key of the suppression hashes (`meta.suppression_key`).
+    suppression_key: Vec<u8>,
 }
 
 impl SqliteStore {
+    /// Open a store, creating it when `path` does not exist (only `attune run` should).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+        SqliteStore::init(conn, &path.display().to_string())
+    }
+
+    /// Open a store that must already exist: a mistyped path is an error, not a new empty store.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing { path: path.display().to_string() });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
         SqliteStore::init(conn, &path.display().to_string())
     }
@@ -60,26 +114,36 @@ impl SqliteStore {
         SqliteStore::init(Connection::open_in_memory()?, ":memory:")
     }
 
-    fn init(conn: Connection, shown: &str) -> Result<SqliteStore, StoreError> {
+    fn init(mut conn: Connection, shown: &str) -> Result<SqliteStore, StoreError> {
+        let open_err = |message: String| StoreError::Open { path: shown.to_string(), message };
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.execute_batch(SCHEMA)?;
-        let version: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'store_version'", [], |r| r.get(0)).optional()?;
-        match version.as_deref() {
-            None => {
-                conn.execute("INSERT INTO meta (key, value) VALUES ('store_version', ?1)", [STORE_VERSION])?;
-            }
-            Some(STORE_VERSION) => {}
-            Some(other) => {
-                return Err(StoreError::Open {
-                    path: shown.to_string(),
-                    message: format!("store version {other}, this build reads {STORE_VERSION}"),
-                })
-            }
+        let found: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > STORE_VERSION {
+            return Err(open_err(format!("store version {found}, this build reads up to {STORE_VERSION}")));
         }
-        Ok(SqliteStore { conn })
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| open_err(format!("migrating to version {STORE_VERSION}: {e}")))?;
+        let meta = |key: &str| -> Result<Option<String>, StoreError> {
+            Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        };
+        let version = meta("store_version")?;
+        if version.as_deref() != Some(&STORE_VERSION.to_string()) {
+            return Err(open_err(format!("meta says store version {version:?}, the schema is {STORE_VERSION}")));
+        }
+        let suppression_key = meta("suppression_key")?
+            .as_deref()
+            .and_then(unhex)
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| StoreError::Corrupt("the suppression key is missing or malformed".into()))?;
+        Ok(SqliteStore { conn, suppression_key })
+    }
+
+    /// The keyed hash a suppression is kept under: HMAC-SHA256(store key, user id).
+    fn user_hash(&self, user_id: &str) -> [u8; 32] {
+        user_hash(&self.suppression_key, user_id)
     }
 
     /// Build profiles from evidence rows sorted by (user, topic, event).
@@ -299,13 +363,39 @@ impl ProfileStore for SqliteStore {
     }
 
     fn forget(&mut self, user_id: &str) -> Result<Forgotten, StoreError> {
+        let hash = self.user_hash(user_id);
+        let now_ms = Utc::now().timestamp_millis();
         let tx = self.conn.transaction()?;
+        // The suppression first, in the same transaction as the erasure: no moment where the
+        // evidence is gone but a rerun could bring it back.
+        let newly_suppressed = tx.execute(
+            "INSERT OR IGNORE INTO suppressions (user_hash, since_ms) VALUES (?1, ?2)",
+            params![&hash[..], now_ms],
+        )? == 1;
         let evidence_rows = tx.execute("DELETE FROM evidence WHERE user_id = ?1", [user_id])?;
         let ledger_rows = tx.execute("DELETE FROM ledger WHERE user_id = ?1", [user_id])?;
         tx.execute("DELETE FROM profiles WHERE user_id = ?1", [user_id])?;
         tx.execute("DELETE FROM failures WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
-        Ok(Forgotten { evidence_rows, ledger_rows })
+        Ok(Forgotten { evidence_rows, ledger_rows, already_forgotten: !newly_suppressed })
+    }
+
+    fn unforget(&mut self, user_id: &str) -> Result<bool, StoreError> {
+        let hash = self.user_hash(user_id);
+        Ok(self.conn.execute("DELETE FROM suppressions WHERE user_hash = ?1", [&hash[..]])? == 1)
+    }
+
+    fn forgotten_users(&self) -> Result<ForgottenUsers, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT user_hash FROM suppressions")?;
+        let hashes = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|h| {
+                let h = h?;
+                <[u8; 32]>::try_from(&h[..])
+                    .map_err(|_| StoreError::Corrupt(format!("a suppression hash of {} bytes", h.len())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ForgottenUsers::new(self.suppression_key.clone(), hashes))
     }
 }
 
@@ -425,11 +515,103 @@ mod tests {
         let mut s = SqliteStore::open_in_memory().unwrap();
         s.record(&batch(), &prov()).unwrap();
         let f = s.forget("u1").unwrap();
-        assert_eq!(f, Forgotten { evidence_rows: 3, ledger_rows: 2 });
+        assert_eq!(f, Forgotten { evidence_rows: 3, ledger_rows: 2, already_forgotten: false });
         assert!(s.profile("u1", &scoring()).unwrap().is_none());
         assert!(s.explain("u1").unwrap().is_empty());
         assert!(s.recorded(&["e1", "e2", "e3"]).unwrap() == vec!["e3".to_string()]);
         assert_eq!(all(&s).len(), 1);
+    }
+
+    #[test]
+    fn forget_lasts_until_unforget_and_keeps_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        assert!(s.forgotten_users().unwrap().is_empty());
+        s.forget("u1").unwrap();
+        assert!(s.forget("u1").unwrap().already_forgotten);
+        drop(s);
+        // It lasts: a store opened again still knows, and only by a keyed hash.
+        let mut s = SqliteStore::open(&path).unwrap();
+        let forgotten = s.forgotten_users().unwrap();
+        assert!(forgotten.contains("u1"));
+        assert!(!forgotten.contains("u2") && !forgotten.contains("u1 ") && !forgotten.contains(""));
+        let hashes: Vec<Vec<u8>> = s
+            .conn
+            .prepare("SELECT user_hash FROM suppressions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(hashes.len(), 1);
+        assert_eq!(hashes[0].len(), 32);
+        assert!(!hashes[0].windows(2).any(|w| w == b"u1"), "the id itself is kept");
+        // Another store has another key: the same user hashes differently there.
+        let mut other = SqliteStore::open_in_memory().unwrap();
+        other.forget("u1").unwrap();
+        let other_hash: Vec<u8> = other.conn.query_row("SELECT user_hash FROM suppressions", [], |r| r.get(0)).unwrap();
+        assert_ne!(other_hash, hashes[0]);
+        // Un-forgotten: the user's events count again; nothing erased came back.
+        assert!(s.unforget("u1").unwrap());
+        assert!(!s.unforget("u1").unwrap());
+        assert!(!s.forgotten_users().unwrap().contains("u1"));
+        assert!(s.profile("u1", &scoring()).unwrap().is_none());
+        s.record(&batch(), &prov()).unwrap();
+        assert!(s.profile("u1", &scoring()).unwrap().is_some());
+    }
+
+    /// A store written before migrations (`user_version` 0, `store_version` 1) opens, keeps its
+    /// profiles and gains the suppressions; one from a newer build is refused.
+    #[test]
+    fn stores_from_before_migrations_are_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO evidence (user_id, topic_id, event_id, product, captured_ms, score)
+                 VALUES ('u1', 725, 'e1', 'assistant', 1770000000000, 0.5)",
+                [],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO ledger VALUES ('e1', 'u1', 'tagged')", []).unwrap();
+            let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, 0);
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        let v: usize = s.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, STORE_VERSION);
+        assert_eq!(s.profile("u1", &scoring()).unwrap().unwrap().topics[0].id.id(), 725);
+        assert_eq!(s.recorded(&["e1"]).unwrap(), ["e1"]);
+        s.forget("u1").unwrap();
+        assert!(s.forgotten_users().unwrap().contains("u1"));
+        let key: String =
+            s.conn.query_row("SELECT value FROM meta WHERE key = 'suppression_key'", [], |r| r.get(0)).unwrap();
+        drop(s);
+        // Opening again migrates nothing and keeps the key.
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(s.forgotten_users().unwrap().contains("u1"));
+        let again: String =
+            s.conn.query_row("SELECT value FROM meta WHERE key = 'suppression_key'", [], |r| r.get(0)).unwrap();
+        assert_eq!(key, again);
+        s.conn.pragma_update(None, "user_version", STORE_VERSION + 1).unwrap();
+        drop(s);
+        let err = SqliteStore::open(&path).err().expect("a newer store is refused").to_string();
+        assert!(err.contains("this build reads up to"), "{err}");
+    }
+
+    #[test]
+    fn open_existing_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.sqlite");
+        let err = SqliteStore::open_existing(&path).err().expect("missing store").to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "something was created");
+        SqliteStore::open(&path).unwrap();
+        SqliteStore::open_existing(&path).unwrap();
     }
 
     #[test]
