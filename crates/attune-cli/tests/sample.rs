@@ -72,14 +72,22 @@ fn sample() -> (PathBuf, Vec<String>, Vec<Line>) {
     (path, raw, lines)
 }
 
-/// The object has every required key of `schema` and no key it does not list.
-fn conforms(object: &Value, schema: &Value) {
-    let keys: HashSet<&str> = object.as_object().unwrap().keys().map(String::as_str).collect();
-    let allowed: HashSet<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
-    for required in schema["required"].as_array().unwrap() {
-        assert!(keys.contains(required.as_str().unwrap()), "missing {required} in {object}");
+/// `schemas/attune.profile.v1.json` as a validator (draft 2020-12, formats checked).
+fn profile_validator() -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("schemas/attune.profile.v1.json")).unwrap()).unwrap();
+    assert_eq!(schema["$id"], "attune.profile.v1");
+    jsonschema::draft202012::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+/// Every line of a profile export is valid against the schema.
+fn assert_valid_export(validator: &jsonschema::Validator, export: &str) {
+    for line in export.lines() {
+        let profile: Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&profile).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "export breaks the schema: {errors:?}\n{line}");
     }
-    assert!(keys.is_subset(&allowed), "keys {keys:?} not all in the schema");
 }
 
 fn count(lines: &[Line], outcome: &str) -> u64 {
@@ -117,18 +125,13 @@ fn sample_manifest_end_to_end() {
 
     // What the store holds: evidence only from processed events, never a sensitive topic.
     let db = SqliteStore::open(&store).unwrap();
-    let profiles: Vec<Value> = export(&store, "profile").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let exported = export(&store, "profile");
+    assert_valid_export(&profile_validator(), &exported);
+    let profiles: Vec<Value> = exported.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!profiles.is_empty());
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("schemas/attune.profile.v1.json")).unwrap()).unwrap();
-    assert_eq!(schema["$id"], "attune.profile.v1");
     let mut topics_of_event: HashMap<String, Vec<u32>> = HashMap::new();
     for p in &profiles {
         assert_eq!(p["schema"], "attune.profile.v1");
-        conforms(p, &schema);
-        for t in p["topics"].as_array().unwrap() {
-            conforms(t, &schema["properties"]["topics"]["items"]);
-        }
         for t in p["topics"].as_array().unwrap() {
             let id: u32 = t["id"].as_str().unwrap().parse().unwrap();
             assert!(Taxonomy::get().node(id).unwrap().sensitive.is_none(), "sensitive topic {id} exported");
@@ -207,6 +210,54 @@ fn sample_manifest_end_to_end() {
     assert!(!after.contains(&user));
     assert_eq!(after.len(), profiles.len() - 1);
     assert!(SqliteStore::open(&store).unwrap().explain(&user).unwrap().is_empty());
+}
+
+/// 80 chats on one topic: the export is still valid against the schema (the score was `1.0`,
+/// which `exclusiveMaximum: 1` forbids), in both formats.
+#[test]
+fn eighty_chats_on_one_topic_export_within_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camping.jsonl");
+    let places = ["Yosemite", "the Lake District", "Big Sur", "the Rockies", "Patagonia", "Banff", "Zion", "the Alps"];
+    let asks = [
+        "what gear do i need for a first tent camping trip in",
+        "which sleeping bag and tent should I pack for camping in",
+        "tips for a family campsite weekend with a campfire in",
+        "how do I pick a campsite for a camping trip with an RV in",
+        "checklist of camping gear for three nights under canvas in",
+        "is glamping or tent camping better for a first trip to",
+        "how cold does it get at night when camping in a tent in",
+        "what food to cook on a camp stove for a camping week in",
+        "best lightweight tent for backcountry camping in",
+        "can you plan a camping trip with campfires and hikes in",
+    ];
+    let lines: Vec<String> = (0..80)
+        .map(|i| {
+            serde_json::json!({
+                "event_id": format!("camp-{i:02}"), "user_id": "camper", "country": "US", "product": "assistant",
+                "captured_at": format!("2026-11-{:02}T10:{:02}:00Z", 20 + i % 10, i % 60), "kind": "text",
+                "text": format!("{} {}?", asks[i % asks.len()], places[i / asks.len()]),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    let store = dir.path().join("camping.sqlite");
+    let report = run(&manifest, &store, &dir.path().join("report.json"));
+    // A few may be dropped as sensitive (the detectors are cautious); the rest are Camping.
+    assert!(report["processed"].as_u64().unwrap() >= 70, "{report}");
+    let exported = export(&store, "profile");
+    assert_valid_export(&profile_validator(), &exported);
+    let profile: Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    let camping = profile["topics"].as_array().unwrap().iter().find(|t| t["id"] == "725").expect("Camping");
+    assert!(camping["evidence"].as_u64().unwrap() >= 60, "{camping}");
+    let score = camping["score"].as_f64().unwrap();
+    assert!(score > 0.99 && score < 1.0, "{score}");
+    let rtb: Value = serde_json::from_str(export(&store, "openrtb").lines().next().unwrap()).unwrap();
+    for segment in rtb["user"]["data"][0]["segment"].as_array().unwrap() {
+        let value: f64 = segment["value"].as_str().unwrap().parse().unwrap();
+        assert!((0.0..1.0).contains(&value), "{segment}");
+    }
 }
 
 /// Each exported profile line by user id.

@@ -30,7 +30,8 @@ pub struct ProfileTopic {
     #[serde(serialize_with = "topic_id")]
     pub id: AllowedTopic,
     pub name: &'static str,
-    /// In [0, 1): `1 - exp(-Σ evidence score × 0.5^(age / half-life))`.
+    /// In [0, 1): `1 - exp(-Σ evidence score × 0.5^(age / half-life))`, rounded down to 4
+    /// decimals (at most 0.9999).
     pub score: f64,
     /// How many events gave this topic.
     pub evidence: u64,

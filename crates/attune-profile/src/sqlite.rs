@@ -173,7 +173,7 @@ impl SqliteStore {
             topics.push(ProfileTopic {
                 id: topic,
                 name: topic.name(),
-                score: round4(1.0 - (-weight).exp()),
+                score: score(weight),
                 evidence: group.len() as u64,
                 first_seen: group.iter().map(|r| r.captured_at).min().expect("non-empty group"),
                 last_seen: group.iter().map(|r| r.captured_at).max().expect("non-empty group"),
@@ -197,8 +197,16 @@ impl SqliteStore {
     }
 }
 
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
+/// Decimal places of an exported score.
+const SCORE_STEPS: f64 = 10_000.0;
+
+/// A topic's exported score from its decayed evidence weight: `1 − e^(−weight)` rounded *down* to
+/// 4 decimals, so it stays in [0, 1) as the schema promises — rounding to nearest gave 1.0 from a
+/// weight of 9.9 on (about 25 chats on one topic), and in f64 `1 − e^(−w)` is exactly 1 from
+/// w ≈ 37 — and never falls as evidence is added (it levels off at 0.9999).
+pub(crate) fn score(weight: f64) -> f64 {
+    let exact = -(-weight.max(0.0)).exp_m1();
+    (exact * SCORE_STEPS).floor().clamp(0.0, SCORE_STEPS - 1.0) / SCORE_STEPS
 }
 
 struct EvidenceRow {
@@ -612,6 +620,56 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "something was created");
         SqliteStore::open(&path).unwrap();
         SqliteStore::open_existing(&path).unwrap();
+    }
+
+    fn profile_schema() -> jsonschema::Validator {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/attune.profile.v1.json");
+        let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::options().should_validate_formats(true).build(&schema).unwrap()
+    }
+
+    /// The schema's errors for a profile, as lines (empty: valid).
+    fn schema_errors(validator: &jsonschema::Validator, profile: &Profile) -> Vec<String> {
+        let json = serde_json::to_value(profile).unwrap();
+        validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    }
+
+    /// 80 chats on one topic, all of today: the score stays below 1 and the profile is valid
+    /// against `schemas/attune.profile.v1.json` (it was `1.0`, which the schema forbids).
+    #[test]
+    fn eighty_events_on_one_topic_score_below_one_and_match_the_schema() {
+        let validator = profile_schema();
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        let records: Vec<_> = (0..80)
+            .map(|i| rec(&format!("e{i}"), "u1", "2026-02-28T12:00:00Z", Product::Assistant, &[(725, 0.55)]))
+            .collect();
+        s.record(&records, &prov()).unwrap();
+        let p = s.profile("u1", &scoring()).unwrap().unwrap();
+        assert_eq!(p.topics[0].evidence, 80);
+        assert!(p.topics[0].score < 1.0, "score {}", p.topics[0].score);
+        assert_eq!(p.topics[0].score, 0.9999);
+        assert_eq!(schema_errors(&validator, &p), Vec::<String>::new());
+        let line = serde_json::to_string(&p).unwrap();
+        assert!(line.contains(r#""score":0.9999"#), "{line}");
+        for other in all(&s) {
+            assert_eq!(schema_errors(&validator, &other), Vec::<String>::new());
+        }
+    }
+
+    #[test]
+    fn scores_stay_below_one_and_never_fall_as_evidence_grows() {
+        let mut previous = 0.0;
+        for step in 0..=4000 {
+            let weight = step as f64 * 0.025; // 0 … 100
+            let s = score(weight);
+            assert!((0.0..1.0).contains(&s), "weight {weight}: {s}");
+            assert!(s >= previous, "weight {weight}: {s} < {previous}");
+            assert!((s - (1.0 - (-weight).exp())).abs() <= 1e-4 + 1e-12, "weight {weight}: {s}");
+            previous = s;
+        }
+        assert_eq!(score(f64::INFINITY), 0.9999);
+        assert_eq!(score(0.0), 0.0);
+        assert_eq!(score(1e-9), 0.0);
     }
 
     #[test]
