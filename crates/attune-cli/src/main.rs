@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -236,7 +237,7 @@ enum Format {
     Openrtb,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of stdout goes away
     // (`attune export | head`) instead of failing on every write after it.
     // SAFETY: setting a signal's disposition to the default before any thread starts.
@@ -249,18 +250,32 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::DecodeWorker(args) => decode_worker(&args),
-        Command::Export { store, format, scoring } => export(&store, format, scoring.scoring()?),
-        Command::Explain { user, store, scoring } => explain(&store, &user, scoring.scoring()?),
+        Command::Export { store, format, scoring } => scoring.scoring().and_then(|s| export(&store, format, s)),
+        Command::Explain { user, store, scoring } => scoring.scoring().and_then(|s| explain(&store, &user, s)),
         Command::Forget { user, store } => forget(&store, &user),
         Command::Unforget { user, store } => unforget(&store, &user),
         Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => {
-            let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, tag.config())?;
-            eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
+            runtime(&model).and_then(|r| load_models(&r, &model, tag.config())).and_then(|(mut embedder, tagger)| {
+                eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the causes joined (not anyhow's "Caused by:" block or a backtrace).
+            eprintln!("attune: {}", one_line(&e));
+            ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, for a log a scheduler keeps.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn cores() -> usize {
@@ -388,8 +403,15 @@ fn load_image_models(runtime: &Runtime, args: &ModelArgs) -> Result<(Box<dyn Ima
     Ok((classifier, ImageTagger::new(ImageTagConfig::default())?))
 }
 
+/// The store of a run, created when missing: only `run` makes a store.
 fn open_store(path: &Path) -> Result<SqliteStore> {
     SqliteStore::open(path).with_context(|| format!("opening the profile store {}", path.display()))
+}
+
+/// The store of `export`, `explain`, `forget` and `unforget`, which must exist: a mistyped path
+/// is an error, not a new empty store.
+fn open_existing_store(path: &Path) -> Result<SqliteStore> {
+    Ok(SqliteStore::open_existing(path)?)
 }
 
 fn run(args: &RunArgs) -> Result<()> {
@@ -514,7 +536,7 @@ fn run(args: &RunArgs) -> Result<()> {
 }
 
 fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
-    let store = open_store(store_path)?;
+    let store = open_existing_store(store_path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut broken_pipe = false;
@@ -543,7 +565,7 @@ fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
 }
 
 fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
-    let store = open_store(store_path)?;
+    let store = open_existing_store(store_path)?;
     let Some(profile) = store.profile(user, &scoring)? else {
         bail!("no profile for user {user}");
     };
@@ -570,7 +592,7 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
 }
 
 fn forget(store_path: &Path, user: &str) -> Result<()> {
-    let mut store = open_store(store_path)?;
+    let mut store = open_existing_store(store_path)?;
     let f = store.forget(user)?;
     let before = if f.already_forgotten { " (already forgotten)" } else { "" };
     eprintln!(
@@ -581,7 +603,7 @@ fn forget(store_path: &Path, user: &str) -> Result<()> {
 }
 
 fn unforget(store_path: &Path, user: &str) -> Result<()> {
-    let mut store = open_store(store_path)?;
+    let mut store = open_existing_store(store_path)?;
     if store.unforget(user)? {
         eprintln!("unforgot {user}: later runs process their events again");
     } else {
