@@ -22,8 +22,76 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// How `attune` ends, for a scheduler to act on (README, "Exit codes"; `attune --help`).
+mod exit {
+    /// Done: every event accounted for (processed or skipped), none failed.
+    pub const OK: u8 = 0;
+    /// Stopped by an error after it started (the store failed, the manifest became unreadable);
+    /// what was committed stays, and a rerun continues.
+    pub const ERROR: u8 = 1;
+    /// Could not start, nothing done: bad arguments, a missing manifest, policy, store or
+    /// required model, a store in use by another run, a report path that cannot be written.
+    pub const COULD_NOT_START: u8 = 2;
+    /// The run finished, but some events failed (listed in the report; kept for `--retry-failed`).
+    pub const SOME_FAILED: u8 = 3;
+    /// The run finished, but every event failed (e.g. a manifest of broken lines).
+    pub const ALL_FAILED: u8 = 4;
+}
+
+const EXIT_CODES_HELP: &str = "Exit codes:
+  0    done: every event processed or skipped, none failed
+  1    stopped by an error once started (store, manifest read); what was committed stays
+  2    could not start, nothing done: bad arguments; manifest, policy, store or a required
+       model missing; store in use by another run; report path not writable
+  3    run finished, some events failed (see the report; --retry-failed)
+  4    run finished, every event failed";
+
+/// An error before a command did anything (bad arguments, something missing, a store in use):
+/// exit code 2, so a scheduler knows not to look for partial work.
+#[derive(Debug)]
+struct CouldNotStart(anyhow::Error);
+
+impl std::fmt::Display for CouldNotStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for CouldNotStart {}
+
+fn not_started(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    CouldNotStart(e.into()).into()
+}
+
+/// The models a run may not go without (`--require-models`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModelKind {
+    Text,
+    Image,
+    Speech,
+    All,
+}
+
+#[derive(Default)]
+struct RequiredModels {
+    image: bool,
+    speech: bool,
+}
+
+impl From<&[ModelKind]> for RequiredModels {
+    fn from(kinds: &[ModelKind]) -> RequiredModels {
+        let any = |k: ModelKind| kinds.iter().any(|&x| x == k || x == ModelKind::All);
+        RequiredModels { image: any(ModelKind::Image), speech: any(ModelKind::Speech) }
+    }
+}
+
 #[derive(Parser)]
-#[command(name = "attune", version, about = "Interest profiles from interactions, inside hard privacy limits")]
+#[command(
+    name = "attune",
+    version,
+    about = "Interest profiles from interactions, inside hard privacy limits",
+    after_help = EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,6 +175,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 struct RunArgs {
     manifest: PathBuf,
     #[arg(long, default_value = "attune.sqlite")]
@@ -124,6 +193,10 @@ struct RunArgs {
     /// their ids); everything else is left alone.
     #[arg(long)]
     retry_failed: bool,
+    /// Refuse to start (exit 2) when one of these models is missing, instead of failing each of
+    /// its events: text, image, speech or all, comma-separated. Text is always required.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    require_models: Vec<ModelKind>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -250,25 +323,31 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Usage errors end here with clap's message and exit code 2 (could not start).
+    let done = |r: Result<()>| r.map(|()| exit::OK);
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
-        Command::DecodeWorker(args) => decode_worker(&args),
-        Command::Export { store, format, scoring } => scoring.scoring().and_then(|s| export(&store, format, s)),
-        Command::Explain { user, store, scoring } => scoring.scoring().and_then(|s| explain(&store, &user, s)),
-        Command::Forget { user, store } => forget(&store, &user),
-        Command::Unforget { user, store } => unforget(&store, &user),
-        Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => {
+        Command::DecodeWorker(args) => done(decode_worker(&args)),
+        Command::Export { store, format, scoring } => {
+            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s)))
+        }
+        Command::Explain { user, store, scoring } => {
+            done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s)))
+        }
+        Command::Forget { user, store } => done(forget(&store, &user)),
+        Command::Unforget { user, store } => done(unforget(&store, &user)),
+        Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => done(
             runtime(&model).and_then(|r| load_models(&r, &model, tag.config())).and_then(|(mut embedder, tagger)| {
                 eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
-            })
-        }
+            }),
+        ),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line, the causes joined (not anyhow's "Caused by:" block or a backtrace).
             eprintln!("attune: {}", one_line(&e));
-            ExitCode::FAILURE
+            ExitCode::from(if e.is::<CouldNotStart>() { exit::COULD_NOT_START } else { exit::ERROR })
         }
     }
 }
@@ -411,41 +490,75 @@ fn open_store(path: &Path) -> Result<SqliteStore> {
 /// The store of `export`, `explain`, `forget` and `unforget`, which must exist: a mistyped path
 /// is an error, not a new empty store.
 fn open_existing_store(path: &Path) -> Result<SqliteStore> {
-    Ok(SqliteStore::open_existing(path)?)
+    SqliteStore::open_existing(path).map_err(not_started)
 }
 
-fn run(args: &RunArgs) -> Result<()> {
-    let (manifest, store_path, report_path) = (&args.manifest, &args.store, args.report.as_deref());
+/// Everything a run needs, made before it starts: an error while making it means the run could
+/// not start (exit 2), and nothing was processed.
+struct PreparedRun {
+    source: attune_event::ManifestSource,
+    policy: Policy,
+    embedder: Box<dyn TextEmbedder>,
+    tagger: TextTagger,
+    images: Option<(Box<dyn ImageClassifier>, ImageTagger)>,
+    speech: SpeechSessions<'static>,
+    store: SqliteStore,
+    provenance: Provenance,
+    config: PipelineConfig,
+    decoders: Vec<Box<dyn MediaDecoder>>,
+    /// Kept alive for the models made from it.
+    _runtime: Runtime,
+}
+
+fn run(args: &RunArgs) -> Result<u8> {
+    let prepared = prepare_run(args).map_err(not_started)?;
+    execute_run(args, prepared)
+}
+
+fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
+    let (manifest, store_path) = (&args.manifest, &args.store);
     let (model, video) = (&args.model, &args.video);
-    let policy = args.policy.as_deref();
-    let policy = match policy {
+    let policy = match args.policy.as_deref() {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),
     };
-    let mut source = attune_event::ManifestSource::open(manifest)?;
+    let source = attune_event::ManifestSource::open(manifest)?;
+    let required = RequiredModels::from(&args.require_models[..]);
     let pictures = has_pictures(manifest);
     let total_threads = model.threads.unwrap_or_else(cores);
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
-    let (mut embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
+    let (embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
     // Text is the one model every run needs; without the image or speech model, a run still
-    // processes everything else and fails those events with the reason.
-    let mut images = load_image_models(&runtime, model)
-        .map_err(|e| tracing::warn!("image model unavailable, image events will fail: {e:#}"))
-        .ok();
+    // processes everything else and fails those events with the reason — unless the caller
+    // said it needs them (`--require-models`), when it does not start.
+    let images = match load_image_models(&runtime, model) {
+        Ok(images) => Some(images),
+        Err(e) if required.image => return Err(e.context("the image model is required (--require-models)")),
+        Err(e) => {
+            tracing::warn!("image model unavailable, image events will fail: {e:#}");
+            None
+        }
+    };
     // Up to one speech session per thread of the budget, each on one thread: recordings are
     // transcribed side by side (Whisper's decoder gains little from intra-op threads). A batch
     // runs as many as it holds CPU permits: `model_threads`, and more while the decoders leave
     // cores idle. Each is loaded when a batch first needs it (~250 MB each), so a run without
     // recordings loads none.
     let speech_runtime = runtime_with(model, 1)?;
-    let speech = speech_sessions(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref(), total_threads.max(1))
-        .unwrap_or_else(|e| {
-            tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
-            SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
-        });
-    let mut store = open_store(store_path)?;
+    let speech =
+        match speech_sessions(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref(), total_threads.max(1)) {
+            Ok(speech) => speech,
+            Err(e) if required.speech => {
+                return Err(anyhow::Error::from(e).context("the speech model is required (--require-models)"))
+            }
+            Err(e) => {
+                tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
+                SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
+            }
+        };
+    let store = open_store(store_path)?;
     // Forgotten users are turned away at the gate, before anything of theirs is decoded.
     let forgotten = store.forgotten_users()?;
     if !forgotten.is_empty() {
@@ -481,6 +594,46 @@ fn run(args: &RunArgs) -> Result<()> {
             })))
         })
         .collect::<Result<_>>()?;
+    let config = PipelineConfig {
+        batch_size: args.batch_size.max(1),
+        decode,
+        only,
+        decode_only: args.decode_only,
+        cpu_budget: total_threads,
+        model_threads,
+        ..Default::default()
+    };
+    Ok(PreparedRun {
+        source,
+        policy,
+        embedder,
+        tagger,
+        images,
+        speech,
+        store,
+        provenance,
+        config,
+        decoders,
+        _runtime: runtime,
+    })
+}
+
+/// Run the pipeline over the manifest, write the report; the exit code the report calls for.
+fn execute_run(args: &RunArgs, prepared: PreparedRun) -> Result<u8> {
+    let PreparedRun {
+        mut source,
+        policy,
+        mut embedder,
+        tagger,
+        mut images,
+        speech,
+        mut store,
+        provenance,
+        config,
+        decoders,
+        ..
+    } = prepared;
+    let decoder_threads = decoders.len();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -499,15 +652,7 @@ fn run(args: &RunArgs) -> Result<()> {
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
         speech,
         provenance,
-        config: PipelineConfig {
-            batch_size: args.batch_size.max(1),
-            decode,
-            only,
-            decode_only: args.decode_only,
-            cpu_budget: total_threads,
-            model_threads,
-            ..Default::default()
-        },
+        config,
         decoders,
     };
     let report = pipeline.run(&mut source, &mut |p| {
@@ -523,7 +668,7 @@ fn run(args: &RunArgs) -> Result<()> {
         ));
     })?;
     bar.finish_and_clear();
-    if let Some(path) = report_path {
+    if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
     }
@@ -532,7 +677,20 @@ fn run(args: &RunArgs) -> Result<()> {
     for line in report.stage_lines() {
         eprintln!("{line}");
     }
-    Ok(())
+    Ok(run_exit_code(&report))
+}
+
+/// What a finished run's report means to a scheduler (see [`exit`]).
+fn run_exit_code(report: &attune_pipeline::Report) -> u8 {
+    let failed = report.failed.len() as u64;
+    if failed > 0 && failed == report.events {
+        eprintln!("every event failed");
+        exit::ALL_FAILED
+    } else if failed > 0 {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    }
 }
 
 fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {

@@ -15,17 +15,23 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-fn attune(args: &[&str]) -> (String, String) {
+/// `attune ARGS…` from the repository root; its exit code, stdout and stderr.
+fn attune_status(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_attune")).args(args).current_dir(root()).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.status.success(), "attune {args:?} failed:\n{stderr}");
+    (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn attune(args: &[&str]) -> (String, String) {
+    let (code, stdout, stderr) = attune_status(args);
+    assert_eq!(code, Some(0), "attune {args:?} failed:\n{stderr}");
     (stdout, stderr)
 }
 
+/// A run of the sample manifest: its malformed lines fail, so it ends with exit code 3 (some
+/// events failed); a manifest without failures ends with 0.
 fn run(manifest: &Path, store: &Path, report: &Path) -> Value {
     let policy = root().join("fixtures/sample/policy.toml");
-    attune(&[
+    let (code, _, stderr) = attune_status(&[
         "run",
         manifest.to_str().unwrap(),
         "--store",
@@ -35,7 +41,10 @@ fn run(manifest: &Path, store: &Path, report: &Path) -> Value {
         "--policy",
         policy.to_str().unwrap(),
     ]);
-    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let expected = if report["failed"].as_array().unwrap().is_empty() { 0 } else { 3 };
+    assert_eq!(code, Some(expected), "attune run {}:\n{stderr}", manifest.display());
+    report
 }
 
 fn export(store: &Path, format: &str) -> String {
@@ -325,7 +334,7 @@ fn a_run_from_the_reference_cache_gives_the_same_profiles() {
             .current_dir(root())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
         export(&store, "profile")
     };
     let cache = dir.path().join("cache");

@@ -26,6 +26,8 @@ pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
 }
 
 /// `attune run MANIFEST --store STORE --report … ARGS…` (e.g. `--policy FILE`); the report.
+/// The run must finish with the exit code its report calls for: 0 without failures, 3 with
+/// some, 4 when every event failed.
 pub fn run_manifest_with<S: AsRef<OsStr>>(manifest: &Path, store: &Path, args: &[S]) -> Value {
     let report = store.with_extension("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_attune"))
@@ -38,8 +40,22 @@ pub fn run_manifest_with<S: AsRef<OsStr>>(manifest: &Path, store: &Path, args: &
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("no report ({e}): {stderr}")))
+            .unwrap();
+    assert_eq!(out.status.code(), Some(exit_code_for(&report)), "{stderr}");
+    report
+}
+
+/// The exit code a finished run's report calls for.
+pub fn exit_code_for(report: &Value) -> i32 {
+    let failed = report["failed"].as_array().unwrap().len() as u64;
+    match failed {
+        0 => 0,
+        n if n == report["events"].as_u64().unwrap() => 4,
+        _ => 3,
+    }
 }
 
 /// Failed event id → message, from a report.
