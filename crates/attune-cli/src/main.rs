@@ -285,12 +285,20 @@ impl TagArgs {
 
 #[derive(clap::Args, Clone, Copy)]
 struct ScoringArgs {
-    /// Decay scores to this instant (RFC 3339; default: now).
+    /// Profiles as of this instant (RFC 3339; default: now): evidence captured after it is left
+    /// out, and scores are decayed to it.
     #[arg(long)]
     as_of: Option<DateTime<Utc>>,
     /// Evidence loses half its weight in this many days.
     #[arg(long, default_value_t = Scoring::DEFAULT_HALF_LIFE_DAYS)]
     half_life_days: f64,
+    /// Leave out topics scoring below this (0 to 1). The default leaves out only topics that
+    /// decayed to 0.0000; a profile left with no topic is not exported.
+    #[arg(long, default_value_t = Scoring::DEFAULT_MIN_SCORE)]
+    min_score: f64,
+    /// At most this many topics per profile, the strongest.
+    #[arg(long)]
+    top_k: Option<usize>,
 }
 
 impl ScoringArgs {
@@ -298,7 +306,18 @@ impl ScoringArgs {
         if !(self.half_life_days > 0.0 && self.half_life_days.is_finite()) {
             bail!("--half-life-days must be a positive number");
         }
-        Ok(Scoring { half_life_days: self.half_life_days, as_of: self.as_of.unwrap_or_else(Utc::now) })
+        if !(0.0..=1.0).contains(&self.min_score) {
+            bail!("--min-score must be between 0 and 1");
+        }
+        if self.top_k == Some(0) {
+            bail!("--top-k must be at least 1");
+        }
+        Ok(Scoring {
+            half_life_days: self.half_life_days,
+            as_of: self.as_of.unwrap_or_else(Utc::now),
+            min_score: self.min_score,
+            top_k: self.top_k,
+        })
     }
 }
 
@@ -734,7 +753,7 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
         let node = topic.id.node();
         writeln!(out, "\n{} {}  score {:.4}  ({})", node.id, topic.name, topic.score, node.path.join(" > "))?;
         if let Some(ev) = evidence.iter().find(|e| e.topic_id == node.id.to_string()) {
-            for item in &ev.events {
+            for item in ev.events.iter().filter(|e| e.captured_at <= scoring.as_of) {
                 writeln!(
                     out,
                     "  {}  {:<9}  {}  match {:.3}",

@@ -163,3 +163,77 @@ fn help_lists_the_exit_codes() {
         assert!(help.contains("Exit codes:") && help.contains("could not start"), "{help}");
     }
 }
+
+fn export(store: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_attune")).arg("export").arg("--store").arg(store).args(args).output();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `--as-of` is a point in time (later evidence is left out); topics that decayed to 0.0000 are
+/// not exported, in either format; `--min-score` and `--top-k` trim the rest.
+#[test]
+fn export_as_of_min_score_and_top_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let line = |id: &str, at: &str, text: &str| {
+        serde_json::json!({"event_id": id, "user_id": "u1", "country": "US", "product": "assistant",
+            "captured_at": at, "kind": "text", "text": text})
+        .to_string()
+    };
+    std::fs::write(
+        &manifest,
+        [
+            line("april", "2026-04-01T10:00:00Z", "any tips for a first sailing trip on a small dinghy?"),
+            line("june", "2026-06-01T10:00:00Z", "which tent and sleeping bag should I take camping in Yosemite?"),
+            line("june2", "2026-06-02T10:00:00Z", "what is a good beginner recipe for sourdough bread at home?"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sqlite");
+    let (code, err, report) = run(&manifest, &store, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report.unwrap()["processed"], 3);
+    let topics = |p: &serde_json::Value| p["topics"].as_array().unwrap().clone();
+
+    let june = export(&store, &["--as-of", "2026-06-10T00:00:00Z"]);
+    assert_eq!(june.len(), 1);
+    let all_topics = topics(&june[0]);
+    assert!(all_topics.len() >= 2, "{}", june[0]);
+
+    // As of May, June's chats were not known yet.
+    let may = export(&store, &["--as-of", "2026-05-01T00:00:00Z"]);
+    assert_eq!(may.len(), 1);
+    assert_eq!(may[0]["updated_at"], "2026-04-01T10:00:00Z");
+    for t in topics(&may[0]) {
+        assert_eq!(t["evidence"], 1, "{t}");
+        assert_eq!(t["last_seen"], "2026-04-01T10:00:00Z", "{t}");
+    }
+    assert!(topics(&may[0]).len() < all_topics.len());
+    assert!(export(&store, &["--as-of", "2026-03-01T00:00:00Z"]).is_empty(), "nothing was known in March");
+
+    // Ten years on, every topic has decayed to 0.0000: nothing is exported, not even as OpenRTB.
+    let decade = ["--as-of", "2036-06-01T00:00:00Z"];
+    assert!(export(&store, &decade).is_empty());
+    assert!(export(&store, &[&decade[..], &["--format", "openrtb"]].concat()).is_empty());
+    let zeros = export(&store, &[&decade[..], &["--min-score", "0"]].concat());
+    assert!(topics(&zeros[0]).iter().all(|t| t["score"] == 0.0));
+
+    let top = export(&store, &["--as-of", "2026-06-10T00:00:00Z", "--top-k", "1"]);
+    assert_eq!(topics(&top[0]), all_topics[..1]);
+    let weakest = all_topics.last().unwrap()["score"].as_f64().unwrap();
+    let strongest = all_topics[0]["score"].as_f64().unwrap();
+    assert!(weakest < strongest, "{all_topics:?}");
+    let above = export(&store, &["--as-of", "2026-06-10T00:00:00Z", "--min-score", &(weakest + 0.0001).to_string()]);
+    assert!(topics(&above[0]).iter().all(|t| t["score"].as_f64().unwrap() > weakest));
+    let rtb = export(&store, &["--as-of", "2026-06-10T00:00:00Z", "--format", "openrtb", "--top-k", "1"]);
+    assert_eq!(rtb[0]["user"]["data"][0]["segment"].as_array().unwrap().len(), 1);
+
+    for bad in [&["--min-score", "1.5"][..], &["--top-k", "0"]] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_attune")).arg("export").arg("--store").arg(&store).args(bad).output();
+        assert_eq!(out.unwrap().status.code(), Some(2), "{bad:?}");
+    }
+}

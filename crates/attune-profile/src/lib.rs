@@ -77,20 +77,37 @@ pub struct EventRecord {
     pub delta: Option<ProfileDelta>,
 }
 
-/// Settings that turn stored evidence into scores.
+/// Settings that turn stored evidence into scores, and which topics an export keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct Scoring {
     /// Evidence loses half its weight every `half_life_days`.
     pub half_life_days: f64,
-    /// Scores are computed as of this instant.
+    /// Scores are computed as of this instant: evidence captured after it is left out, so a
+    /// profile as of a past date is what was known then.
     pub as_of: DateTime<Utc>,
+    /// Topics scoring below this are left out (a profile left with none is not exported).
+    pub min_score: f64,
+    /// At most this many topics per profile, the strongest; `None`: all.
+    pub top_k: Option<usize>,
 }
 
 impl Scoring {
     pub const DEFAULT_HALF_LIFE_DAYS: f64 = 30.0;
+    /// The smallest exported score: a topic that decayed to 0.0000 says nothing and is left out.
+    pub const DEFAULT_MIN_SCORE: f64 = 0.0001;
 
     pub fn now() -> Scoring {
-        Scoring { half_life_days: Scoring::DEFAULT_HALF_LIFE_DAYS, as_of: Utc::now() }
+        Scoring::as_of(Utc::now())
+    }
+
+    /// The default settings as of `as_of`.
+    pub fn as_of(as_of: DateTime<Utc>) -> Scoring {
+        Scoring {
+            half_life_days: Scoring::DEFAULT_HALF_LIFE_DAYS,
+            as_of,
+            min_score: Scoring::DEFAULT_MIN_SCORE,
+            top_k: None,
+        }
     }
 }
 

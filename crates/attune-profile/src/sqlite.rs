@@ -148,6 +148,8 @@ impl SqliteStore {
 
     /// Build profiles from evidence rows sorted by (user, topic, event).
     fn assemble(&self, user_id: &str, rows: &[EvidenceRow], scoring: &Scoring) -> Result<Option<Profile>, StoreError> {
+        // A point in time: what was captured after `as_of` was not known then.
+        let rows: Vec<&EvidenceRow> = rows.iter().filter(|r| r.captured_at <= scoring.as_of).collect();
         if rows.is_empty() {
             return Ok(None);
         }
@@ -180,10 +182,16 @@ impl SqliteStore {
                 products: products.into_iter().collect(),
             });
         }
+        // The scores are multiples of 0.0001; the margin keeps `--min-score 0.0003` from
+        // leaving out a 0.0003 that f64 holds a hair below it.
+        topics.retain(|t| t.score + 1e-9 >= scoring.min_score);
         if topics.is_empty() {
             return Ok(None);
         }
         topics.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.id().cmp(&b.id.id())));
+        if let Some(k) = scoring.top_k {
+            topics.truncate(k.max(1));
+        }
         Ok(Some(Profile {
             schema: PROFILE_SCHEMA_ID,
             user_id: user_id.to_string(),
@@ -456,7 +464,7 @@ mod tests {
     }
 
     fn scoring() -> Scoring {
-        Scoring { half_life_days: 30.0, as_of: t("2026-03-01T00:00:00Z") }
+        Scoring::as_of(t("2026-03-01T00:00:00Z"))
     }
 
     fn all(store: &SqliteStore) -> Vec<Profile> {
@@ -670,6 +678,54 @@ mod tests {
         assert_eq!(score(f64::INFINITY), 0.9999);
         assert_eq!(score(0.0), 0.0);
         assert_eq!(score(1e-9), 0.0);
+    }
+
+    /// `as_of` is a point in time: evidence captured later is left out, and so is a user with
+    /// none by then (it used to count at full weight, the future leaking into a backfill).
+    #[test]
+    fn evidence_after_as_of_is_left_out() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        let jan20 = Scoring::as_of(t("2026-01-20T00:00:00Z"));
+        let p = s.profile("u1", &jan20).unwrap().unwrap();
+        let camping = p.topics.iter().find(|t| t.id.id() == 725).unwrap();
+        assert_eq!(camping.evidence, 1, "e2 (2026-02-10) is after as-of");
+        assert_eq!(camping.products, vec![Product::Assistant]);
+        assert_eq!(camping.last_seen, t("2026-01-10T00:00:00Z"));
+        assert_eq!(p.updated_at, t("2026-01-10T00:00:00Z"));
+        assert_eq!(camping.score, score(0.5 * 0.5f64.powf(10.0 / 30.0)));
+        assert!(s.profile("u2", &jan20).unwrap().is_none(), "u2's evidence is all after as-of");
+        let mut users = Vec::new();
+        s.for_each_profile(&jan20, &mut |p| {
+            users.push(p.user_id);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(users, ["u1"]);
+        assert!(s.profile("u1", &Scoring::as_of(t("2026-01-01T00:00:00Z"))).unwrap().is_none());
+    }
+
+    /// Topics that decayed to 0.0000 are not exported by default; `min_score` and `top_k` trim
+    /// the rest.
+    #[test]
+    fn min_score_and_top_k_trim_topics() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&batch(), &prov()).unwrap();
+        let years_later = Scoring::as_of(t("2030-01-01T00:00:00Z"));
+        assert!(s.profile("u1", &years_later).unwrap().is_none(), "decayed to 0.0000, still exported");
+        let all = s.profile("u1", &Scoring { min_score: 0.0, ..years_later }).unwrap().unwrap();
+        assert!(all.topics.iter().all(|t| t.score == 0.0) && all.topics.len() == 2);
+        let strong = scoring();
+        let p = s.profile("u1", &strong).unwrap().unwrap();
+        assert_eq!(p.topics.len(), 2);
+        let (first, second) = (p.topics[0].score, p.topics[1].score);
+        let top = s.profile("u1", &Scoring { top_k: Some(1), ..strong }).unwrap().unwrap();
+        assert_eq!(top.topics.len(), 1);
+        assert_eq!(top.topics[0].score, first);
+        let above = s.profile("u1", &Scoring { min_score: second + 0.0001, ..strong }).unwrap().unwrap();
+        assert_eq!(above.topics.len(), 1);
+        let at = s.profile("u1", &Scoring { min_score: second, ..strong }).unwrap().unwrap();
+        assert_eq!(at.topics.len(), 2, "min_score keeps a topic at exactly that score");
     }
 
     #[test]
