@@ -11,7 +11,7 @@ use attune_pipeline::{
     DEFAULT_TEXT_MODEL,
 };
 use attune_policy::Policy;
-use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError};
+use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock};
 use attune_tag::{ImageTagConfig, ImageTagger, TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
@@ -522,6 +522,8 @@ struct PreparedRun {
     images: Option<(Box<dyn ImageClassifier>, ImageTagger)>,
     speech: SpeechSessions<'static>,
     store: SqliteStore,
+    /// This run is the store's one writer until it ends.
+    _lock: StoreLock,
     provenance: Provenance,
     config: PipelineConfig,
     decoders: Vec<Box<dyn MediaDecoder>>,
@@ -577,6 +579,9 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
                 SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
             }
         };
+    // After the models (a run that cannot load them leaves nothing beside the store), before the
+    // store is opened: a second run on the same store stops here instead of doing the work twice.
+    let lock = StoreLock::acquire(store_path)?;
     let store = open_store(store_path)?;
     // Forgotten users are turned away at the gate, before anything of theirs is decoded.
     let forgotten = store.forgotten_users()?;
@@ -630,6 +635,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         images,
         speech,
         store,
+        _lock: lock,
         provenance,
         config,
         decoders,
@@ -768,8 +774,16 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
     Ok(())
 }
 
+/// The store of `forget` and `unforget`, which must exist, held against a run: a run that
+/// loaded the forgotten users before `forget` wrote could otherwise bring the user back.
+fn lock_existing_store(path: &Path) -> Result<(SqliteStore, StoreLock)> {
+    let store = open_existing_store(path)?;
+    let lock = StoreLock::acquire(path).map_err(not_started)?;
+    Ok((store, lock))
+}
+
 fn forget(store_path: &Path, user: &str) -> Result<()> {
-    let mut store = open_existing_store(store_path)?;
+    let (mut store, _lock) = lock_existing_store(store_path)?;
     let f = store.forget(user)?;
     let before = if f.already_forgotten { " (already forgotten)" } else { "" };
     eprintln!(
@@ -780,7 +794,7 @@ fn forget(store_path: &Path, user: &str) -> Result<()> {
 }
 
 fn unforget(store_path: &Path, user: &str) -> Result<()> {
-    let mut store = open_existing_store(store_path)?;
+    let (mut store, _lock) = lock_existing_store(store_path)?;
     if store.unforget(user)? {
         eprintln!("unforgot {user}: later runs process their events again");
     } else {

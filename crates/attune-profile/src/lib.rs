@@ -10,7 +10,7 @@ mod format;
 mod sqlite;
 
 pub use format::{openrtb_user, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
-pub use sqlite::{SqliteStore, STORE_VERSION};
+pub use sqlite::{SqliteStore, StoreLock, STORE_VERSION};
 
 use attune_event::Product;
 use attune_taxonomy::AllowedTopic;
@@ -29,8 +29,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("profile store {path} does not exist (only `attune run` creates a store)")]
     Missing { path: String },
-    #[error("profile store {path} is in use by another attune process (lock {lock})")]
-    Locked { path: String, lock: String },
+    #[error("profile store {path} is in use by another attune process ({holder}); try again when it ends")]
+    Locked { path: String, holder: String },
     /// The consumer of `for_each_profile` asked to stop (e.g. its output closed).
     #[error("export stopped: {0}")]
     Stopped(String),

@@ -84,6 +84,50 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// One writer at a time: an exclusive OS lock on `STORE.lock`, beside the store, held by a run
+/// (and by `forget` and `unforget`) until it ends. The OS releases it when the process dies, so a
+/// killed run leaves no stale lock. Readers (`export`, `explain`) take none: SQLite's WAL lets
+/// them read while a run writes. The lock is not SQLite's own (closing any other descriptor of
+/// the database file would drop SQLite's POSIX locks), and the file is never removed (removing a
+/// lock file lets two processes each lock a different one).
+pub struct StoreLock {
+    _file: std::fs::File,
+}
+
+impl StoreLock {
+    /// Take the store's lock, or fail at once with [`StoreError::Locked`] when another process
+    /// holds it.
+    pub fn acquire(store: &Path) -> Result<StoreLock, StoreError> {
+        use std::io::{Read, Write};
+        let mut name = store.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let shown = path.display().to_string();
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(
+                |e| StoreError::Open { path: shown.clone(), message: format!("cannot open the lock file: {e}") },
+            )?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => format!("lock {shown}"),
+                    pid => format!("{pid}, lock {shown}"),
+                };
+                return Err(StoreError::Locked { path: store.display().to_string(), holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Open { path: shown, message: format!("cannot lock: {e}") })
+            }
+        }
+        // Who holds it, for the message the next process prints; the lock does not depend on it.
+        let _ = file.set_len(0).and_then(|()| writeln!(file, "pid {}", std::process::id()));
+        Ok(StoreLock { _file: file })
+    }
+}
+
 /// The embedded profile store: one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
@@ -617,6 +661,17 @@ mod tests {
         drop(s);
         let err = SqliteStore::open(&path).err().expect("a newer store is refused").to_string();
         assert!(err.contains("this build reads up to"), "{err}");
+    }
+
+    #[test]
+    fn one_lock_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("p.sqlite");
+        let held = StoreLock::acquire(&store).unwrap();
+        let err = StoreLock::acquire(&store).err().expect("a second holder").to_string();
+        assert!(err.contains("in use") && err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(held);
+        StoreLock::acquire(&store).unwrap();
     }
 
     #[test]
