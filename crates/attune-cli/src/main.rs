@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How `attune` ends, for a scheduler to act on (README, "Exit codes"; `attune --help`).
@@ -36,6 +37,11 @@ mod exit {
     pub const SOME_FAILED: u8 = 3;
     /// The run finished, but every event failed (e.g. a manifest of broken lines).
     pub const ALL_FAILED: u8 = 4;
+    /// Stopped by SIGINT / SIGTERM (128 + the signal's number, as shells report it): the run
+    /// read no further event, finished those it had read, and wrote its report
+    /// (`"interrupted": true`); a rerun goes on where it stopped.
+    pub const INTERRUPTED_BY_SIGINT: u8 = 130;
+    pub const INTERRUPTED_BY_SIGTERM: u8 = 143;
 }
 
 const EXIT_CODES_HELP: &str = "Exit codes:
@@ -44,7 +50,10 @@ const EXIT_CODES_HELP: &str = "Exit codes:
   2    could not start, nothing done: bad arguments; manifest, policy, store or a required
        model missing; store in use by another run; report path not writable
   3    run finished, some events failed (see the report; --retry-failed)
-  4    run finished, every event failed";
+  4    run finished, every event failed
+  130  stopped by SIGINT, 143 by SIGTERM: no further event read, those read finished and
+       stored, report written (\"interrupted\": true); a rerun goes on where it stopped.
+       A second signal ends it at once (committed batches stay).";
 
 /// An error before a command did anything (bad arguments, something missing, a store in use):
 /// exit code 2, so a scheduler knows not to look for partial work.
@@ -415,6 +424,13 @@ fn thread_split(total: usize, decoders: Option<usize>, pictures: bool) -> (usize
 
 /// `attune decode-worker`: set the memory limit, then decode requests until stdin closes.
 fn decode_worker(args: &WorkerArgs) -> Result<()> {
+    // Ctrl-C reaches the whole process group: the run finishes the events it has read, so its
+    // decoders must not die under it. They end when the run closes their stdin (or dies).
+    // SAFETY: setting signal dispositions before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
     let bytes = args.memory_mb.saturating_mul(1 << 20);
     let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
     // SAFETY: setrlimit with a valid struct; it only affects this process.
@@ -532,8 +548,59 @@ struct PreparedRun {
 }
 
 fn run(args: &RunArgs) -> Result<u8> {
+    // Before the models load, so a signal while they do is not the default (an exit without a
+    // report) either.
+    let stop = StopSignals::register().map_err(not_started)?;
     let prepared = prepare_run(args).map_err(not_started)?;
-    execute_run(args, prepared)
+    execute_run(args, prepared, &stop)
+}
+
+/// SIGTERM (what schedulers send) and SIGINT: the first asks the run to stop reading and finish
+/// what it has read; a second, while it does, ends the process at once — each batch commits
+/// atomically, so what was committed stays.
+struct StopSignals {
+    requested: Arc<AtomicBool>,
+    /// The number of the signal that asked.
+    signal: Arc<AtomicUsize>,
+}
+
+impl StopSignals {
+    fn register() -> Result<StopSignals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let requested = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        for number in [SIGTERM, SIGINT] {
+            // Registered first, so it sees the flag as the previous signal left it.
+            signal_hook::flag::register_conditional_shutdown(number, 128 + number, Arc::clone(&requested))?;
+            signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize)?;
+            signal_hook::flag::register(number, Arc::clone(&requested))?;
+        }
+        Ok(StopSignals { requested, signal })
+    }
+
+    /// The signal's name and the exit code for it, once one has arrived.
+    fn received(&self) -> Option<(&'static str, u8)> {
+        match self.signal.load(Ordering::SeqCst) as i32 {
+            signal_hook::consts::SIGINT => Some(("SIGINT", exit::INTERRUPTED_BY_SIGINT)),
+            signal_hook::consts::SIGTERM => Some(("SIGTERM", exit::INTERRUPTED_BY_SIGTERM)),
+            _ => None,
+        }
+    }
+}
+
+/// Find out before the run, not after all its work, whether its report can be written: open it
+/// for appending (which changes nothing), and take away a file that was not there before.
+fn check_report_path(path: &Path) -> Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("the report {} cannot be written", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
@@ -544,6 +611,9 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         None => Policy::default(),
     };
     let source = attune_event::ManifestSource::open(manifest)?;
+    if let Some(report) = &args.report {
+        check_report_path(report)?;
+    }
     let required = RequiredModels::from(&args.require_models[..]);
     let pictures = has_pictures(manifest);
     let total_threads = model.threads.unwrap_or_else(cores);
@@ -644,7 +714,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
 }
 
 /// Run the pipeline over the manifest, write the report; the exit code the report calls for.
-fn execute_run(args: &RunArgs, prepared: PreparedRun) -> Result<u8> {
+fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Result<u8> {
     let PreparedRun {
         mut source,
         policy,
@@ -653,11 +723,13 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun) -> Result<u8> {
         mut images,
         speech,
         mut store,
+        _lock: _held_until_the_run_ends,
         provenance,
-        config,
+        mut config,
         decoders,
-        ..
+        _runtime,
     } = prepared;
+    config.stop = Some(Arc::clone(&stop.requested));
     let decoder_threads = decoders.len();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
@@ -693,6 +765,9 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun) -> Result<u8> {
         ));
     })?;
     bar.finish_and_clear();
+    let mut report = report;
+    let interrupted = if report.interrupted { stop.received() } else { None };
+    report.signal = interrupted.map(|(name, _)| name.to_string());
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
@@ -702,7 +777,10 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun) -> Result<u8> {
     for line in report.stage_lines() {
         eprintln!("{line}");
     }
-    Ok(run_exit_code(&report))
+    match interrupted {
+        Some((_, code)) => Ok(code),
+        None => Ok(run_exit_code(&report)),
+    }
 }
 
 /// What a finished run's report means to a scheduler (see [`exit`]).

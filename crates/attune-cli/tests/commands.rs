@@ -237,3 +237,33 @@ fn export_as_of_min_score_and_top_k() {
         assert_eq!(out.unwrap().status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// A report path that cannot be written is found before the run (exit 2, nothing created), not
+/// after all its work.
+#[test]
+fn an_unwritable_report_path_stops_the_run_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, chat("c1")).unwrap();
+    let store = dir.path().join("s.sqlite");
+    let folder = dir.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    for report in [dir.path().join("no/such/folder/report.json"), folder] {
+        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .arg("run")
+            .arg(&manifest)
+            .arg("--store")
+            .arg(&store)
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("cannot be written"), "{err}");
+        assert!(!store.exists(), "the run started anyway");
+    }
+    let (code, err, written) = run(&manifest, &store, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(written.is_some());
+}

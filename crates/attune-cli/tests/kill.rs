@@ -19,14 +19,12 @@ fn export(store: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn killed_runs_resume_to_identical_profiles() {
-    // The sample conversations four times over, with fresh ids: long enough to kill mid-run.
+/// The sample conversations `copies` times over, with fresh ids: long enough to stop mid-run.
+fn big_manifest(dir: &std::path::Path, copies: usize) -> std::path::PathBuf {
     let sample = std::fs::read_to_string(common::root().join("fixtures/sample/manifest.jsonl")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("big.jsonl");
+    let manifest = dir.join("big.jsonl");
     let mut lines = Vec::new();
-    for copy in 0..4 {
+    for copy in 0..copies {
         for line in sample.lines() {
             // Malformed lines stay as they are: they fail again on every run.
             let Ok(mut v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -40,6 +38,13 @@ fn killed_runs_resume_to_identical_profiles() {
         }
     }
     std::fs::write(&manifest, lines.join("\n")).unwrap();
+    manifest
+}
+
+#[test]
+fn killed_runs_resume_to_identical_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = big_manifest(dir.path(), 4);
 
     let whole = dir.path().join("whole.sqlite");
     let started = Instant::now();
@@ -85,4 +90,78 @@ fn killed_runs_resume_to_identical_profiles() {
         );
     }
     assert!(mid_batch_kills >= 1, "no kill landed after the first commit");
+}
+
+/// SIGTERM, what every scheduler sends: the run reads no further event, finishes and stores those
+/// it has read, writes its report (`"interrupted": true`, `"signal": "SIGTERM"`, every event it
+/// read accounted for) and exits with 143; a rerun goes on where it stopped.
+#[test]
+fn sigterm_stops_cleanly_with_a_report_and_a_rerun_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = big_manifest(dir.path(), 8);
+    let total = std::fs::read_to_string(&manifest).unwrap().lines().count() as u64;
+    // Each id once (the sample repeats one id per copy, as a duplicate).
+    let ids: std::collections::BTreeSet<String> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["event_id"].as_str().map(String::from))
+        .collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let store = dir.path().join("s.sqlite");
+    let report_path = dir.path().join("stopped.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .arg("run")
+        .arg(&manifest)
+        .arg("--store")
+        .arg(&store)
+        .arg("--report")
+        .arg(&report_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop it once its first batches are committed.
+    let started = Instant::now();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be stopped");
+        assert!(started.elapsed().as_secs() < 120, "nothing was committed in two minutes");
+        let committed = attune_profile::SqliteStore::open_existing(&store)
+            .ok()
+            .and_then(|s| attune_profile::ProfileStore::recorded(&s, &ids).ok())
+            .map_or(0, |r| r.len());
+        if committed > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    // SAFETY: sending a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("stopped {:.1} s after SIGTERM", signalled.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let stopped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(stopped["interrupted"], true);
+    assert_eq!(stopped["signal"], "SIGTERM");
+    let events = stopped["events"].as_u64().unwrap();
+    assert!(events > 0 && events < total, "{events} of {total} events");
+    let skipped: u64 = stopped["skipped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let failed = stopped["failed"].as_array().unwrap().len() as u64;
+    assert_eq!(events, stopped["processed"].as_u64().unwrap() + skipped + failed, "{stopped}");
+    // Everything it read and did not fail or skip at the gate is in the store.
+    let stored = stopped["processed"].as_u64().unwrap() + stopped["skipped"]["sensitive"].as_u64().unwrap();
+    let store_has =
+        attune_profile::ProfileStore::recorded(&attune_profile::SqliteStore::open_existing(&store).unwrap(), &ids)
+            .unwrap()
+            .len() as u64;
+    assert_eq!(store_has, stored, "what the report counts is what was committed");
+
+    // The rerun goes on: what was stored is skipped as duplicate, the rest processed.
+    let resumed = common::run_manifest(&manifest, &store);
+    assert_eq!(resumed["interrupted"], false);
+    assert_eq!(resumed["events"].as_u64().unwrap(), total);
+    let duplicates = resumed["skipped"]["duplicate"].as_u64().unwrap();
+    assert!(duplicates >= stored, "{duplicates} duplicates, {stored} stored before");
 }

@@ -39,7 +39,8 @@ use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, Prof
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,9 @@ pub struct PipelineConfig {
     /// Read, gate and decode, then drop: what the decoding stages do alone (benchmarks).
     /// Nothing reaches a model or the store.
     pub decode_only: bool,
+    /// Set (by a signal handler) to stop the run early: no further record is read, what was
+    /// read is finished and stored as usual, and the report says `interrupted`.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for PipelineConfig {
@@ -92,6 +96,7 @@ impl Default for PipelineConfig {
             cpu_budget: 0,
             model_threads: 1,
             decode_only: false,
+            stop: None,
         }
     }
 }
@@ -284,7 +289,10 @@ impl Pipeline<'_> {
             let (source, gate_stats, decode_stats, queue_bytes) = (&source, &gate_stats, &decode_stats, &queue_bytes);
             let reader_tx = msg_tx.clone();
             let only = &only;
-            scope.spawn(move || read_and_gate(source, policy, only, &text_options, job_tx, reader_tx, gate_stats));
+            let stop = self.config.stop.clone();
+            let reader = scope.spawn(move || {
+                read_and_gate(source, policy, only, &text_options, job_tx, reader_tx, gate_stats, stop.as_deref())
+            });
             for mut decoder in decoders.drain(..) {
                 let (jobs, results) = (job_rx.clone(), msg_tx.clone());
                 scope.spawn(move || {
@@ -324,6 +332,7 @@ impl Pipeline<'_> {
             let inbox = Inbox { messages: msg_rx, queue_bytes };
             let stored = self.batch_and_store(inbox, source, &mut report, &stats, budget, observe);
             queue_bytes.close(); // a decoder waiting to queue its result must not wait forever
+            report.interrupted = reader.join().expect("the reader does not panic") == Read::Stopped;
             stored
         });
         self.config.only = only;
@@ -746,8 +755,19 @@ impl Parts {
     }
 }
 
+/// How the reader ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// The source ended, failed, or a later stage stopped.
+    Ended,
+    /// Asked to stop (`PipelineConfig::stop`) before the source ended.
+    Stopped,
+}
+
 /// The first stage: read records, apply the selection and the policy, send text straight to the
-/// batcher and media to the decoders. Stops at the end of the source or when a later stage stops.
+/// batcher and media to the decoders. Stops at the end of the source, when a later stage stops,
+/// or when `stop` is set — then between two records, so every record read is accounted for.
+#[allow(clippy::too_many_arguments)]
 fn read_and_gate(
     source: &Mutex<&mut (dyn EventSource + Send)>,
     policy: &Policy,
@@ -756,13 +776,17 @@ fn read_and_gate(
     jobs: Sender<DecodeJob>,
     messages: Sender<Message>,
     stats: &Mutex<StageStats>,
-) {
+    stop: Option<&AtomicBool>,
+) -> Read {
     let selected = |id: Option<&str>| match (only, id) {
         (None, _) => true,
         (Some(only), Some(id)) => only.contains(id),
         (Some(_), None) => false,
     };
     for seq in 0u64.. {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Read::Stopped;
+        }
         let t = Instant::now();
         // The guard is dropped at the end of this statement: the batcher acknowledges meanwhile.
         let record = source.lock().expect("not poisoned").next_record();
@@ -814,6 +838,7 @@ fn read_and_gate(
             break;
         }
     }
+    Read::Ended
 }
 
 /// Re-exported so callers name skip reasons without depending on the policy crate.

@@ -27,6 +27,13 @@ pub struct Report {
     pub stages: BTreeMap<&'static str, StageStats>,
     /// How the run divided its threads: what the figures above ran on.
     pub threads: Threads,
+    /// The run was asked to stop (SIGTERM, SIGINT) before the source ended: it read no further
+    /// record and finished those it had read, so the counts above cover only those, and a rerun
+    /// goes on where it stopped.
+    pub interrupted: bool,
+    /// The signal that stopped it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
 }
 
 /// The threads of a run (`--threads` and how it was divided).
@@ -123,6 +130,8 @@ impl Report {
             model_set: provenance.model_set.clone(),
             stages: BTreeMap::new(),
             threads: Threads::default(),
+            interrupted: false,
+            signal: None,
         }
     }
 
@@ -190,8 +199,13 @@ impl Report {
     /// The one-line summary printed at the end of a run.
     pub fn summary(&self) -> String {
         let s = &self.skipped;
+        let stopped = match (&self.signal, self.interrupted) {
+            (Some(signal), _) => format!("interrupted by {signal}: "),
+            (None, true) => "interrupted: ".to_string(),
+            (None, false) => String::new(),
+        };
         format!(
-            "{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, forgotten {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
+            "{stopped}{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, forgotten {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
             self.events,
             self.processed,
             self.tagged,

@@ -130,3 +130,35 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
         .unwrap();
     assert!(users.is_empty(), "no topic was given, so no profile: {users:?}");
 }
+
+/// Asked to stop before it starts, a run reads nothing, and says it was interrupted; a run not
+/// asked to stop does not say so.
+#[test]
+fn a_stopped_run_reads_no_further_record_and_says_so() {
+    use std::sync::atomic::AtomicBool;
+    let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
+    let tagger = TextTagger::new(&mut reference, TagConfig::default()).unwrap();
+    let policy = policy();
+    for stop_first in [true, false] {
+        let mut spy = Spy { seen: Arc::default(), fail_on: None, vector: [0.0, 1.0, 0.0] };
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
+        let stop = Arc::new(AtomicBool::new(stop_first));
+        let report = Pipeline {
+            policy: &policy,
+            embedder: &mut spy,
+            tagger: &tagger,
+            store: &mut store,
+            images: None,
+            speech: SpeechSessions::unavailable("no speech model in this test"),
+            provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
+            config: PipelineConfig { batch_size: 4, stop: Some(stop), ..Default::default() },
+            decoders: Vec::new(),
+        }
+        .run(&mut source, &mut |_| {})
+        .unwrap();
+        assert_eq!(report.interrupted, stop_first);
+        assert_eq!(report.events, if stop_first { 0 } else { 13 });
+        assert_eq!(report.events, report.processed + report.skipped.total() + report.failed.len() as u64);
+    }
+}
