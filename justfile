@@ -37,6 +37,12 @@ run manifest="fixtures/sample/manifest.jsonl" policy="fixtures/sample/policy.tom
 test: setup fixtures-media
     cargo test --workspace --locked
 
+# The workspace's tests again with ONNX Runtime's graph fusions off: other kernels, other rounding,
+# as on a CPU with other instruction sets (AVX2 / AVX-512 / VNNI). `tests/margins.rs` compares the
+# two within one run; this shows the end-to-end tests pass on the other kernels as a whole.
+test-kernels: setup fixtures-media
+    ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked
+
 # The tagger's figures on the labelled sets (tuning: calibrated on; holdout: never tuned on).
 eval: build
     ./target/release/attune eval fixtures/conversations/tuning.jsonl

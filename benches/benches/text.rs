@@ -5,7 +5,7 @@ use attune_infer::{Device, Runtime};
 use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_TEXT_MODEL};
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
-use attune_tag::{Segments, TagConfig, TextTagger};
+use attune_tag::{Calibration, Segments, TextTagger};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::{Path, PathBuf};
 
@@ -30,7 +30,8 @@ fn bench(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let texts = conversations();
     let mut embedder = model(threads);
-    let tagger = TextTagger::new(embedder.as_mut(), TagConfig::default()).unwrap();
+    let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
+    let tagger = TextTagger::new(embedder.as_mut(), calibration).unwrap();
 
     let mut g = c.benchmark_group("text");
     g.sample_size(10);

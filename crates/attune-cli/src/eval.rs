@@ -1,13 +1,15 @@
-//! `attune eval`: the tagger's figures on a labelled set, for calibration and the README.
+//! `attune eval`: the tagger's figures on labelled sets, for calibration and the README. Every
+//! item is embedded once; the thresholds can then be swept over those embeddings
+//! (`--sweep topic_threshold=0.80:0.88:0.01`) at the cost of tagging alone.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use attune_pipeline::TextEmbedder;
-use attune_tag::{Segments, TextTagger, Verdict};
+use attune_tag::{Segments, TagConfig, TextTagger, Verdict};
 use attune_taxonomy::Taxonomy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Deserialize)]
@@ -17,9 +19,19 @@ struct Labelled {
     expect: String,
     #[serde(default)]
     topics: Vec<String>,
+    /// ISO 639-1; the sets in fixtures/conversations/ without it are English.
+    #[serde(default = "english")]
+    lang: String,
+    /// `hard_negative` for ordinary items that use sensitive words without revealing anything.
+    #[serde(default)]
+    kind: String,
 }
 
-#[derive(Serialize, Default)]
+fn english() -> String {
+    "en".into()
+}
+
+#[derive(Serialize, Default, Clone)]
 struct Metrics {
     items: usize,
     ordinary: usize,
@@ -32,142 +44,256 @@ struct Metrics {
     topics_emitted: usize,
     topics_related: usize,
     ordinary_wrongly_dropped: usize,
+    /// Hard negatives (ordinary items that use sensitive words), and how many were dropped.
+    hard_negatives: usize,
+    hard_negatives_dropped: usize,
     sensitive: usize,
     /// Sensitive items not dropped.
     sensitive_missed: usize,
     /// Sensitive items that would have put a topic in a profile.
     sensitive_leaked: usize,
+    /// Category → (caught, items).
     sensitive_caught_by_category: BTreeMap<String, (usize, usize)>,
     hit_rate: f64,
     topic_precision: f64,
     exact_hit_rate: f64,
     wrongly_dropped_rate: f64,
-    items_per_s: f64,
+    /// The smallest decision margin of any item ([`attune_tag::Margins::of_verdict`]), and how
+    /// many items were decided by less than [`CLOSE_CALL`].
+    smallest_margin: f32,
+    close_calls: usize,
 }
+
+/// What `attune eval` prints besides the summary.
+pub struct Show {
+    /// The items it got wrong.
+    pub errors: bool,
+    /// Every item's decision margin.
+    pub margins: bool,
+    /// The metrics as JSON instead of text.
+    pub json: bool,
+}
+
+/// Margins under this are counted as close calls in the summary: ~1000× the ~1e-5 by which
+/// scores move between CPUs, and still small next to the thresholds' spacing.
+const CLOSE_CALL: f32 = 0.01;
 
 fn related(taxonomy: &Taxonomy, a: u32, b: u32) -> bool {
     let parent = |x: u32| taxonomy.node(x).and_then(|n| n.parent);
     a == b || parent(a) == Some(b) || parent(b) == Some(a)
 }
 
+/// One threshold swept: `name=start:end:step`.
+pub fn parse_sweep(spec: &str) -> Result<(String, Vec<f32>)> {
+    let (name, range) = spec.split_once('=').context("--sweep NAME=START:END:STEP")?;
+    let parts: Vec<f32> = range.split(':').map(str::parse).collect::<Result<_, _>>().context("--sweep numbers")?;
+    let [start, end, step] = parts[..] else { bail!("--sweep {spec}: expected START:END:STEP") };
+    if step <= 0.0 || end < start {
+        bail!("--sweep {spec}: empty range");
+    }
+    let values = (0..).map(|k| start + k as f32 * step).take_while(|v| *v <= end + step / 2.0).collect();
+    Ok((name.to_string(), values))
+}
+
+fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
+    match name {
+        "topic_threshold" => config.topic_threshold = value,
+        "topic_margin" => config.topic_margin = value,
+        "category_threshold" => config.category_threshold = value,
+        "probe_threshold" => config.probe_threshold = value,
+        "sensitive_node_threshold" => config.sensitive_node_threshold = value,
+        "sensitive_node_margin" => config.sensitive_node_margin = value,
+        other => bail!("--sweep: no threshold `{other}`"),
+    }
+    Ok(())
+}
+
+/// Every combination of the swept values, applied to `base`.
+fn configs(base: &TagConfig, sweeps: &[(String, Vec<f32>)]) -> Result<Vec<(String, TagConfig)>> {
+    let mut out = vec![(String::new(), base.clone())];
+    for (name, values) in sweeps {
+        let mut next = Vec::new();
+        for (label, config) in &out {
+            for v in values {
+                let mut c = config.clone();
+                set(&mut c, name, *v)?;
+                next.push((format!("{label}{name}={v:.3} "), c));
+            }
+        }
+        out = next;
+    }
+    Ok(out)
+}
+
 pub fn run(
-    path: &Path,
+    paths: &[PathBuf],
     embedder: &mut dyn TextEmbedder,
     tagger: &TextTagger,
-    show_errors: bool,
-    json: bool,
+    show: Show,
     no_lexicon: bool,
+    sweeps: &[(String, Vec<f32>)],
 ) -> Result<()> {
+    let mut items: Vec<Labelled> = Vec::new();
+    for path in paths {
+        items.extend(read(path)?);
+    }
+    let started = Instant::now();
+    let segments: Vec<Segments> = items.iter().map(|i| Segments::of(&i.text)).collect();
+    let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
+    let vectors = attune_infer::run_in_batches(embedder, &flat)?;
+    let embed_s = started.elapsed().as_secs_f64();
+    let sweeping = sweeps.iter().any(|(_, v)| v.len() > 1);
+    for (label, config) in configs(tagger.config(), sweeps)? {
+        let tagger = tagger.with_config(config);
+        let mut at = 0;
+        let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
+        let mut all = Metrics::default();
+        for (item, s) in items.iter().zip(&segments) {
+            let v = &vectors[at..at + s.texts.len()];
+            at += s.texts.len();
+            let verdict = if no_lexicon { tagger.tag_segments(s, v) } else { tagger.tag(&item.text, s, v) };
+            let margin = tagger.margins(s, v).of_verdict(&verdict);
+            if show.margins && !sweeping {
+                let outcome = match &verdict {
+                    Verdict::Sensitive { category, .. } => format!("sensitive {category}"),
+                    Verdict::Topics(ts) => format!("topics {:?}", ts.iter().map(|t| t.topic.id()).collect::<Vec<_>>()),
+                };
+                println!("margin {margin:>8.4}  [{} {}] {outcome}  {}", item.lang, item.expect, item.text);
+            }
+            let wrong = count(&mut all, item, &verdict, margin);
+            count(by_lang.entry(item.lang.clone()).or_default(), item, &verdict, margin);
+            if let (Some(what), true) = (wrong, show.errors && !sweeping) {
+                println!(
+                    "{what}: [{} {}] expected {:?} got {} (margin {margin:.4})\n    {}",
+                    item.lang,
+                    item.expect,
+                    item.topics,
+                    describe(&verdict),
+                    item.text
+                );
+            }
+        }
+        if show.json {
+            let out = serde_json::json!({"thresholds": label.trim(), "all": finish(all), "languages": by_lang.into_iter().map(|(l, m)| (l, finish(m))).collect::<BTreeMap<_, _>>()});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            continue;
+        }
+        if sweeping {
+            println!("{label}| {}", line(&finish(all)));
+            continue;
+        }
+        println!("{}", line(&finish(all.clone())));
+        if by_lang.len() > 1 {
+            for (lang, m) in by_lang {
+                println!("  {lang}: {}", line(&finish(m)));
+            }
+        }
+        for (cat, (caught, n)) in &all.sensitive_caught_by_category {
+            println!("  {cat:<18} caught {caught}/{n}");
+        }
+        println!(
+            "  decision margins: smallest {:.4}; {} of {} items decided by less than {CLOSE_CALL} (may differ on another CPU)",
+            all.smallest_margin, all.close_calls, all.items
+        );
+    }
+    eprintln!(
+        "{} items embedded in {embed_s:.1} s ({:.0} items/s)",
+        items.len(),
+        items.len() as f64 / embed_s.max(1e-9)
+    );
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<Labelled>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let items: Vec<Labelled> = std::io::BufReader::new(file)
+    std::io::BufReader::new(file)
         .lines()
         .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
         .map(|l| Ok(serde_json::from_str(&l?)?))
         .collect::<Result<_>>()
-        .context("reading the labelled set")?;
-    let taxonomy = Taxonomy::get();
-    let started = Instant::now();
-    let mut verdicts = Vec::with_capacity(items.len());
-    for chunk in items.chunks(embedder.max_batch().max(1)) {
-        let segs: Vec<Segments> = chunk.iter().map(|i| Segments::of(&i.text)).collect();
-        let flat: Vec<String> = segs.iter().flat_map(|s| s.texts.iter().cloned()).collect();
-        let vectors = embedder.run_batch(&flat)?;
-        let mut at = 0;
-        for (item, s) in chunk.iter().zip(&segs) {
-            let n = s.texts.len();
-            verdicts.push(if no_lexicon {
-                tagger.tag_segments(s, &vectors[at..at + n])
-            } else {
-                tagger.tag(&item.text, s, &vectors[at..at + n])
-            });
-            at += n;
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+        .with_context(|| format!("reading the labelled set {}", path.display()))
+}
 
-    let mut m = Metrics { items: items.len(), ..Default::default() };
-    for (item, verdict) in items.iter().zip(&verdicts) {
-        let expected: Vec<u32> = item.topics.iter().filter_map(|t| t.parse().ok()).collect();
-        let shown = |what: &str| {
-            if show_errors {
-                let detail = match verdict {
-                    Verdict::Sensitive { category, detector } => format!("sensitive {category} by {detector:?}"),
-                    Verdict::Topics(ts) => ts
-                        .iter()
-                        .map(|t| format!("{} {} {:.3}", t.topic.id(), t.topic.name(), t.score))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                };
-                println!("{what}: [{}] expected {:?} got {detail}\n    {}", item.expect, item.topics, item.text);
+fn describe(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Sensitive { category, detector } => format!("sensitive {category} by {detector:?}"),
+        Verdict::Topics(ts) => ts
+            .iter()
+            .map(|t| format!("{} {} {:.3}", t.topic.id(), t.topic.name(), t.score))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Adds one item to `m`; what went wrong with it, if anything.
+fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Option<&'static str> {
+    let taxonomy = Taxonomy::get();
+    m.items += 1;
+    m.smallest_margin = if m.items == 1 { margin } else { m.smallest_margin.min(margin) };
+    m.close_calls += usize::from(margin < CLOSE_CALL);
+    let expected: Vec<u32> = item.topics.iter().filter_map(|t| t.parse().ok()).collect();
+    if item.expect == "ordinary" {
+        m.ordinary += 1;
+        let hard = item.kind == "hard_negative";
+        m.hard_negatives += usize::from(hard);
+        match verdict {
+            Verdict::Sensitive { .. } => {
+                m.ordinary_wrongly_dropped += 1;
+                m.hard_negatives_dropped += usize::from(hard);
+                Some("DROPPED")
             }
-        };
-        if item.expect == "ordinary" {
-            m.ordinary += 1;
-            match verdict {
-                Verdict::Sensitive { .. } => {
-                    m.ordinary_wrongly_dropped += 1;
-                    shown("DROPPED");
-                }
-                Verdict::Topics(ts) => {
-                    let got: Vec<u32> = ts.iter().map(|t| t.topic.id()).collect();
-                    m.topics_emitted += got.len();
-                    m.topics_related +=
-                        got.iter().filter(|g| expected.iter().any(|e| related(taxonomy, **g, *e))).count();
-                    if got.is_empty() {
-                        m.ordinary_no_topic += 1;
-                    }
-                    if got.iter().any(|g| expected.contains(g)) {
-                        m.ordinary_exact_hits += 1;
-                    }
-                    if got.iter().any(|g| expected.iter().any(|e| related(taxonomy, *g, *e))) {
-                        m.ordinary_hits += 1;
-                    } else {
-                        shown("MISS");
-                    }
-                }
+            Verdict::Topics(ts) => {
+                let got: Vec<u32> = ts.iter().map(|t| t.topic.id()).collect();
+                m.topics_emitted += got.len();
+                m.topics_related += got.iter().filter(|g| expected.iter().any(|e| related(taxonomy, **g, *e))).count();
+                m.ordinary_no_topic += usize::from(got.is_empty());
+                m.ordinary_exact_hits += usize::from(got.iter().any(|g| expected.contains(g)));
+                let hit = got.iter().any(|g| expected.iter().any(|e| related(taxonomy, *g, *e)));
+                m.ordinary_hits += usize::from(hit);
+                (!hit).then_some("MISS")
             }
-        } else {
-            m.sensitive += 1;
-            let entry = m.sensitive_caught_by_category.entry(item.expect.clone()).or_default();
-            entry.1 += 1;
-            match verdict {
-                Verdict::Sensitive { .. } => entry.0 += 1,
-                Verdict::Topics(ts) => {
-                    m.sensitive_missed += 1;
-                    if !ts.is_empty() {
-                        m.sensitive_leaked += 1;
-                    }
-                    shown("LEAK");
-                }
+        }
+    } else {
+        m.sensitive += 1;
+        let entry = m.sensitive_caught_by_category.entry(item.expect.clone()).or_default();
+        entry.1 += 1;
+        match verdict {
+            Verdict::Sensitive { .. } => {
+                entry.0 += 1;
+                None
+            }
+            Verdict::Topics(ts) => {
+                m.sensitive_missed += 1;
+                m.sensitive_leaked += usize::from(!ts.is_empty());
+                Some("LEAK")
             }
         }
     }
+}
+
+fn finish(mut m: Metrics) -> Metrics {
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     m.hit_rate = ratio(m.ordinary_hits, m.ordinary);
     m.topic_precision = ratio(m.topics_related, m.topics_emitted);
     m.exact_hit_rate = ratio(m.ordinary_exact_hits, m.ordinary);
     m.wrongly_dropped_rate = ratio(m.ordinary_wrongly_dropped, m.ordinary);
-    m.items_per_s = if elapsed > 0.0 { items.len() as f64 / elapsed } else { 0.0 };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
-    } else {
-        println!(
-            "{} items: ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}); sensitive {} (missed {}, leaked into a profile {}); {:.0} items/s",
-            m.items,
-            m.ordinary,
-            100.0 * m.hit_rate,
-            100.0 * m.exact_hit_rate,
-            100.0 * m.topic_precision,
-            m.ordinary_no_topic,
-            m.ordinary_wrongly_dropped,
-            m.sensitive,
-            m.sensitive_missed,
-            m.sensitive_leaked,
-            m.items_per_s
-        );
-        for (cat, (caught, n)) in &m.sensitive_caught_by_category {
-            println!("  {cat:<18} caught {caught}/{n}");
-        }
-    }
-    Ok(())
+    m
+}
+
+fn line(m: &Metrics) -> String {
+    format!(
+        "{} items: ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {})",
+        m.items,
+        m.ordinary,
+        100.0 * m.hit_rate,
+        100.0 * m.exact_hit_rate,
+        100.0 * m.topic_precision,
+        m.ordinary_no_topic,
+        m.ordinary_wrongly_dropped,
+        m.hard_negatives_dropped,
+        m.hard_negatives,
+        m.sensitive,
+        m.sensitive_missed,
+        m.sensitive_leaked,
+    )
 }

@@ -1,5 +1,6 @@
 //! `attune`: turns interaction events into interest profiles, inside the privacy policy.
 
+mod embed;
 mod eval;
 
 use anyhow::{bail, Context, Result};
@@ -8,11 +9,11 @@ use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
 use attune_pipeline::{
     load_image_model, load_text_model, speech_sessions, ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder,
     Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
-    DEFAULT_TEXT_MODEL,
+    DEFAULT_TEXT_MODEL, TEXT_MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock};
-use attune_tag::{ImageTagConfig, ImageTagger, TagConfig, TextTagger};
+use attune_tag::{Calibration, ImageTagConfig, ImageTagger, TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -124,6 +125,10 @@ struct ModelArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 16)]
     image_batch: usize,
+    /// The text model: minilm-l6-v2 (English) or multilingual-e5-small.
+    #[arg(long, env = "ATTUNE_TEXT_MODEL", default_value = DEFAULT_TEXT_MODEL,
+          value_parser = clap::builder::PossibleValuesParser::new(TEXT_MODELS))]
+    text_model: String,
 }
 
 #[derive(Subcommand)]
@@ -164,9 +169,15 @@ enum Command {
         #[arg(long, default_value = "attune.sqlite")]
         store: PathBuf,
     },
-    /// Measure the text tagger on a labelled set (lines of {"text", "expect", "topics"}).
+    /// Measure the text tagger on labelled sets (lines of {"text", "expect", "topics", "lang",
+    /// "kind"}): overall and per language.
     Eval {
-        labelled: PathBuf,
+        #[arg(required = true)]
+        labelled: Vec<PathBuf>,
+        /// Sweep a threshold over the same embeddings, e.g. `topic_threshold=0.80:0.88:0.01`
+        /// (repeatable: every combination); one line of figures per setting.
+        #[arg(long)]
+        sweep: Vec<String>,
         /// Print the items it got wrong.
         #[arg(long)]
         show_errors: bool,
@@ -176,10 +187,23 @@ enum Command {
         /// Leave the lexicon out, to measure the embedding detectors alone.
         #[arg(long)]
         no_lexicon: bool,
+        /// Print every item's decision margin: how far its verdict was from going the other way
+        /// (cosine or probability; the lexicon's verdicts have none). Scores move by ~1e-5 from
+        /// one CPU to another, so a margin below 0.01 is a verdict that may not travel.
+        #[arg(long)]
+        margins: bool,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
         tag: TagArgs,
+    },
+    /// The text model's vectors for each line of a JSON Lines file (lines of {"text"}), each
+    /// text's windows and clauses as the tagger embeds them, as JSON Lines on stdout: for
+    /// training scripts (scripts/train_probe.py).
+    Embed {
+        input: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
     },
 }
 
@@ -278,8 +302,8 @@ struct TagArgs {
 }
 
 impl TagArgs {
-    fn config(self) -> TagConfig {
-        let d = TagConfig::default();
+    /// The calibration's thresholds, with the ones given on the command line instead.
+    fn apply(self, d: TagConfig) -> TagConfig {
         TagConfig {
             topic_threshold: self.topic_threshold.unwrap_or(d.topic_threshold),
             topic_margin: self.topic_margin.unwrap_or(d.topic_margin),
@@ -364,11 +388,22 @@ fn main() -> ExitCode {
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
-        Command::Eval { labelled, show_errors, json, no_lexicon, model, tag } => done(
-            runtime(&model).and_then(|r| load_models(&r, &model, tag.config())).and_then(|(mut embedder, tagger)| {
-                eval::run(&labelled, embedder.as_mut(), &tagger, show_errors, json, no_lexicon)
-            }),
+        Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, model, tag } => done(
+            sweep
+                .iter()
+                .map(|s| eval::parse_sweep(s))
+                .collect::<Result<Vec<_>>>()
+                .map_err(not_started)
+                .and_then(|sweeps| {
+                    let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, Some(tag))?;
+                    let show = eval::Show { errors: show_errors, margins, json };
+                    eval::run(&labelled, embedder.as_mut(), &tagger, show, no_lexicon, &sweeps)
+                }),
         ),
+        Command::Embed { input, model } => done(runtime(&model).and_then(|r| {
+            let mut embedder = load_text_model(&model.text_model, &r, model.models.as_deref(), model.model_batch)?;
+            embed::run(&input, embedder.as_mut())
+        })),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -484,15 +519,27 @@ fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<
     .collect()
 }
 
-/// The text model and a tagger built with it.
+/// The text model and a tagger built with it and its calibration (thresholds from `tag` instead,
+/// where given: `eval`). A run needs a validated calibration.
 fn load_models(
     runtime: &Runtime,
     args: &ModelArgs,
-    tag_config: TagConfig,
+    tag: Option<TagArgs>,
 ) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
-    let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, runtime, args.models.as_deref(), args.model_batch)?;
+    let mut embedder = load_text_model(&args.text_model, runtime, args.models.as_deref(), args.model_batch)?;
+    let mut calibration = Calibration::for_model(embedder.id(), embedder.dimensions())?;
+    if tag.is_none() && !calibration.validated {
+        anyhow::bail!(
+            "the tagger's calibration for {} is not validated for runs (its sensitive-item figures do not hold yet); `attune eval` measures it",
+            embedder.id()
+        );
+    }
+    if let Some(tag) = tag {
+        let config = tag.apply(calibration.config.clone());
+        calibration = calibration.with_config(config);
+    }
     let cache = cache_dir().map(|d| d.join("tagger"));
-    let tagger = TextTagger::with_reference_cache(embedder.as_mut(), tag_config, cache.as_deref())
+    let tagger = TextTagger::with_reference_cache(embedder.as_mut(), calibration, cache.as_deref())
         .context("building the tagger")?;
     Ok((embedder, tagger))
 }
@@ -620,7 +667,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
-    let (embedder, tagger) = load_models(&runtime, model, TagConfig::default())?;
+    let (embedder, tagger) = load_models(&runtime, model, None)?;
     // Text is the one model every run needs; without the image or speech model, a run still
     // processes everything else and fails those events with the reason — unless the caller
     // said it needs them (`--require-models`), when it does not start.

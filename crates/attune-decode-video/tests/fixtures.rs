@@ -12,7 +12,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn every_codec_pair_gives_frames_and_speech() {
-    for name in ["coffee-camping.mp4", "cat-baking.mov", "motorcycle-guitar.webm", "flower-camping.mkv"] {
+    for name in ["coffee-baking.mp4", "cat-baking.mov", "motorcycle-baking.webm", "camera-baking.mkv"] {
         let v = decode_file(&fixture(name), &VideoOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let audio = v.audio.as_ref().unwrap_or_else(|| panic!("{name}: no audio"));
         eprintln!(
@@ -73,12 +73,12 @@ fn sparse_keyframes_decode_every_frame_and_dense_ones_only_keyframes() {
         decode_file(&sparse, &VideoOptions { sampling: Sampling::Keyframes, ..Default::default() }).unwrap();
     assert_eq!(keyframes.frames.len(), 2, "keyframes at 0 s and 10 s only");
 
-    let dense = decode_file(&fixture("coffee-camping.mp4"), &VideoOptions::default()).unwrap();
+    let dense = decode_file(&fixture("coffee-baking.mp4"), &VideoOptions::default()).unwrap();
     assert_eq!(dense.strategy, Strategy::Keyframes);
     assert!(dense.keyframe_gap_s.unwrap() <= 1.01, "{:?}", dense.keyframe_gap_s);
     assert_eq!(dense.decoded_frames as usize, dense.frames.len(), "only keyframes went through the decoder");
     let every = decode_file(
-        &fixture("coffee-camping.mp4"),
+        &fixture("coffee-baking.mp4"),
         &VideoOptions { sampling: Sampling::EveryFrame, skip_unreferenced: false, ..Default::default() },
     )
     .unwrap();
@@ -103,7 +103,7 @@ fn the_frame_cap_spreads_over_the_whole_video() {
 
 #[test]
 fn limits_hold_before_decoding() {
-    let file = fixture("coffee-camping.mp4");
+    let file = fixture("coffee-baking.mp4");
     let short = VideoLimits { max_seconds: 3.0, ..Default::default() };
     let e = decode_file(&file, &VideoOptions { limits: short, ..Default::default() }).unwrap_err();
     assert!(matches!(e, VideoError::TooLong { .. }), "{e}");

@@ -25,7 +25,13 @@ pub enum InferError {
     Run { model: String, message: String },
     #[error("{model}: bad input: {message}")]
     Input { model: String, message: String },
+    #[error("{0}")]
+    Config(String),
 }
+
+mod text;
+
+pub use text::{calls_within, mean_pool_unit, TextEmbedder, MAX_CALL_TOKENS};
 
 /// A model: a batch of inputs in, one output per input out, in order.
 ///
@@ -103,6 +109,47 @@ pub struct Runtime {
     env: &'static ort::environment::Environment,
     intra_threads: usize,
     device: Device,
+    optimization: Optimization,
+}
+
+/// How much ONNX Runtime rewrites a graph before running it (its graph optimisation levels).
+/// Each level runs other kernels in another order (fused attention and layer norms, or the
+/// plain operators), so scores move by about as much as they do between CPUs with different
+/// instruction sets: comparing two levels on one machine shows how far a decision is from
+/// depending on one CPU's rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimization {
+    /// Every fusion ONNX Runtime knows (the default).
+    All,
+    Extended,
+    Basic,
+    /// The graph as written.
+    Disable,
+}
+
+impl Optimization {
+    /// `ATTUNE_ORT_OPTIMIZATION` (`all`, `extended`, `basic`, `disable`), else `All`.
+    pub fn from_env() -> Result<Optimization, InferError> {
+        match std::env::var("ATTUNE_ORT_OPTIMIZATION").as_deref() {
+            Err(_) | Ok("") | Ok("all") => Ok(Optimization::All),
+            Ok("extended") => Ok(Optimization::Extended),
+            Ok("basic") => Ok(Optimization::Basic),
+            Ok("disable") => Ok(Optimization::Disable),
+            Ok(other) => Err(InferError::Config(format!(
+                "ATTUNE_ORT_OPTIMIZATION={other}: expected all, extended, basic or disable"
+            ))),
+        }
+    }
+
+    fn level(self) -> ort::session::builder::GraphOptimizationLevel {
+        use ort::session::builder::GraphOptimizationLevel as Level;
+        match self {
+            Optimization::All => Level::Level3,
+            Optimization::Extended => Level::Level2,
+            Optimization::Basic => Level::Level1,
+            Optimization::Disable => Level::Disable,
+        }
+    }
 }
 
 /// The process's one ONNX Runtime environment, kept alive for the life of the process.
@@ -128,7 +175,12 @@ impl Runtime {
             ort::init_from(&path).map_err(|e| e.to_string())?.with_name("attune").build().map_err(|e| e.to_string())
         });
         match loaded {
-            Ok(env) => Ok(Runtime { env, intra_threads: intra_threads.max(1), device }),
+            Ok(env) => Ok(Runtime {
+                env,
+                intra_threads: intra_threads.max(1),
+                device,
+                optimization: Optimization::from_env()?,
+            }),
             Err(message) => Err(InferError::RuntimeLoad { path, message: message.clone() }),
         }
     }
@@ -137,12 +189,18 @@ impl Runtime {
         self.intra_threads
     }
 
+    /// The same runtime, building its sessions at another optimisation level.
+    pub fn with_optimization(mut self, optimization: Optimization) -> Runtime {
+        self.optimization = optimization;
+        self
+    }
+
     /// Build a session for an ONNX file with this runtime's threads and providers.
     pub fn session(&self, model: &str, onnx: &Path) -> Result<ort::session::Session, InferError> {
         let fail = |e: ort::Error| InferError::Session { model: model.to_string(), message: e.to_string() };
         let mut builder = ort::session::Session::builder(self.env)
             .map_err(fail)?
-            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+            .with_optimization_level(self.optimization.level())
             .map_err(|e| fail(e.into()))?
             .with_intra_threads(self.intra_threads)
             .map_err(|e| fail(e.into()))?

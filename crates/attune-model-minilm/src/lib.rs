@@ -3,7 +3,7 @@
 //!
 //! Installed by `just setup` from `models/minilm-l6-v2/model.toml`.
 
-use attune_infer::{InferError, Model, ModelDir, Runtime};
+use attune_infer::{calls_within, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, MAX_CALL_TOKENS};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -86,34 +86,18 @@ impl MiniLm {
         let hidden = outputs["last_hidden_state"]
             .try_extract_array::<f32>()
             .map_err(|e| InferError::Run { model: id.clone(), message: e.to_string() })?;
-        let shape = hidden.shape().to_vec();
-        if shape.len() != 3 || shape[0] != batch || shape[1] != seq || shape[2] != self.dimensions {
-            return Err(InferError::Run { model: id, message: format!("unexpected output shape {shape:?}") });
-        }
-        let mut out = Vec::with_capacity(batch);
-        for row in 0..batch {
-            let mut v = vec![0f32; self.dimensions];
-            let mut count = 0f32;
-            for col in 0..seq {
-                if mask[[row, col]] == 0 {
-                    continue;
-                }
-                count += 1.0;
-                for (d, x) in v.iter_mut().enumerate() {
-                    *x += hidden[[row, col, d]];
-                }
-            }
-            let count = count.max(1.0);
-            v.iter_mut().for_each(|x| *x /= count);
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= norm);
-            out.push(v);
-        }
-        Ok(out)
+        let mask = mask.as_slice().expect("standard layout");
+        mean_pool_unit(&hidden.view(), mask, self.dimensions).map_err(|message| InferError::Run { model: id, message })
     }
 
     fn err(&self, message: impl ToString) -> InferError {
         InferError::Run { model: self.id.clone(), message: message.to_string() }
+    }
+}
+
+impl TextEmbedder for MiniLm {
+    fn dimensions(&self) -> usize {
+        self.dimensions
     }
 }
 
@@ -150,29 +134,6 @@ impl Model for MiniLm {
         }
         Ok(out.into_iter().map(|v| v.expect("every text is in one call")).collect())
     }
-}
-
-/// Tokens one session call may hold, padding included (rows × its longest text): 8 texts of the
-/// longest (256 tokens), 32 chat messages of 64. This bounds the memory a call takes, whatever
-/// the texts, so a long run never meets a larger call than a short one did.
-pub const MAX_CALL_TOKENS: usize = 2048;
-
-/// Splits `sorted` (ascending by `tokens`) into runs whose rows × longest stays within `budget`;
-/// an item over the budget alone still gets its own call.
-fn calls_within(sorted: &[usize], tokens: impl Fn(usize) -> usize, budget: usize) -> Vec<&[usize]> {
-    let mut calls = Vec::new();
-    let mut start = 0;
-    for (k, &i) in sorted.iter().enumerate() {
-        // Ascending, so this item is the longest of the call so far.
-        if k > start && (k + 1 - start) * tokens(i).max(1) > budget {
-            calls.push(&sorted[start..k]);
-            start = k;
-        }
-    }
-    if start < sorted.len() {
-        calls.push(&sorted[start..]);
-    }
-    calls
 }
 
 /// Cosine similarity of two unit vectors.
@@ -220,23 +181,6 @@ mod tests {
             ])
             .unwrap();
         assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
-    }
-
-    #[test]
-    fn calls_stay_within_the_token_budget() {
-        let tokens = [3, 5, 5, 8, 20, 40, 300];
-        let order: Vec<usize> = (0..tokens.len()).collect();
-        let calls = calls_within(&order, |i| tokens[i], 40);
-        let flat: Vec<usize> = calls.iter().flat_map(|c| c.iter().copied()).collect();
-        assert_eq!(flat, order, "every item once, in order");
-        for call in &calls {
-            let longest = call.iter().map(|&i| tokens[i]).max().unwrap();
-            assert!(call.len() == 1 || call.len() * longest <= 40, "{call:?}");
-        }
-        // The over-budget item runs alone; short ones share a call.
-        assert_eq!(calls.last().unwrap(), &[6]);
-        assert_eq!(calls[0], &[0, 1, 2, 3]);
-        assert!(calls_within(&[], |_| 1, 40).is_empty());
     }
 
     #[test]

@@ -129,6 +129,11 @@ pub struct Transcript {
     pub windows: usize,
     pub silent_windows: usize,
     pub tokens: usize,
+    /// The smallest lead, in logits, of a chosen token over the runner-up, over every step of
+    /// every window (`f32::INFINITY` when nothing was decoded). Greedy decoding is stable
+    /// across CPUs only while this is well above the few 1e-4 by which ONNX Runtime's kernels
+    /// differ from one instruction set to another; tests assert on it.
+    pub min_logit_gap: f32,
 }
 
 impl Whisper {
@@ -203,7 +208,7 @@ impl Whisper {
         let mut voiced: Vec<(usize, usize, &[f32])> = Vec::new();
         for (r, pcm) in pcms.iter().enumerate() {
             let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
-            let mut t = Transcript { windows: windows.len(), ..Default::default() };
+            let mut t = Transcript { windows: windows.len(), min_logit_gap: f32::INFINITY, ..Default::default() };
             for (k, w) in windows.into_iter().enumerate() {
                 if rms(w) >= SILENCE_RMS {
                     voiced.push((r, k, w));
@@ -226,17 +231,18 @@ impl Whisper {
             let decoded =
                 self.encode_each(&mels, cross.to_mut()).and_then(|()| self.greedy_in_place(&mut cross, mels.len()));
             self.cross = cross.into_owned();
-            let ids = match decoded {
-                Ok(ids) => ids.into_iter().map(Ok).collect(),
+            let decoded: Vec<Result<Decoded, InferError>> = match decoded {
+                Ok(windows) => windows.into_iter().map(Ok).collect(),
                 Err(_) if group.len() > 1 => (0..group.len())
-                    .map(|i| self.encode(&mels[i..i + 1]).and_then(|cross| self.greedy(&cross)))
+                    .map(|i| self.encode(&mels[i..i + 1]).and_then(|cross| self.greedy_with_gap(&cross)))
                     .collect(),
                 Err(e) => vec![Err(e)],
             };
-            for ((r, k, _), ids) in group.iter().zip(ids) {
+            for ((r, k, _), window) in group.iter().zip(decoded) {
                 let Ok(t) = &mut transcripts[*r] else { continue };
-                match ids.and_then(|ids| {
+                match window.and_then(|Decoded { ids, min_gap }| {
                     t.tokens += ids.len();
+                    t.min_logit_gap = t.min_logit_gap.min(min_gap);
                     // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
                     let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
                     self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))
@@ -308,6 +314,14 @@ impl Whisper {
         Ok(self.greedy_batch(cross)?.pop().unwrap_or_default())
     }
 
+    /// As [`Whisper::greedy`], with the window's smallest logit lead of a chosen token.
+    fn greedy_with_gap(&mut self, cross: &Array5<f32>) -> Result<Decoded, InferError> {
+        let n = cross.len_of(Axis(1));
+        let standard = cross.as_standard_layout();
+        let values = standard.as_slice().expect("standard layout");
+        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n)?.pop().unwrap_or_default())
+    }
+
     /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, 1500, 64]): one decoder
     /// call per step for all of them. See [`Whisper::greedy_in_place`].
     pub fn greedy_batch(&mut self, cross: &Array5<f32>) -> Result<Vec<Vec<usize>>, InferError> {
@@ -321,7 +335,7 @@ impl Whisper {
         let standard = cross.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
         // Borrowed: copied only if rows end at different steps and must be compacted.
-        self.greedy_in_place(&mut Cow::Borrowed(values), n)
+        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n)?.into_iter().map(|d| d.ids).collect())
     }
 
     /// Greedy decoding of `n` windows in lockstep, their cross-attention keys/values in `cross`
@@ -329,14 +343,14 @@ impl Whisper {
     /// the prompt, so every row sits at the same position and one `offset` serves all. A window
     /// that ends (end token or `max_new_tokens`) leaves the batch, and the caches are cut down to
     /// the rows still running, `cross` in place.
-    fn greedy_in_place(&mut self, cross: &mut Cow<[f32]>, n: usize) -> Result<Vec<Vec<usize>>, InferError> {
+    fn greedy_in_place(&mut self, cross: &mut Cow<[f32]>, n: usize) -> Result<Vec<Decoded>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
         let (slices, row) = (2 * self.layers, self.cross_row());
         if cross.len() < slices * n * row {
             return Err(self.err(format!("{} cross-attention values for {n} windows", cross.len())));
         }
-        let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut out: Vec<Decoded> = vec![Decoded::default(); n];
         // Batch row j decodes window running[j].
         let mut running: Vec<usize> = (0..n).collect();
         let mut past = ArrayD::<f32>::zeros(IxDyn(&[slices, n, self.heads, 0, self.head_dim]));
@@ -365,16 +379,14 @@ impl Whisper {
             let outputs = self.decoder.run(inputs).map_err(err)?;
             let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
             let banned = if step == 0 { &self.suppressed_first } else { &self.suppressed };
-            // The best token of each row's last position that is not banned, on the logits in place.
+            // The best token of each row's last position that is not banned, on the logits in
+            // place, and its lead over the runner-up.
             let next: Vec<usize> = (0..rows)
                 .map(|j| {
-                    logits
-                        .slice(s![j, -1, ..])
-                        .iter()
-                        .enumerate()
-                        .filter(|&(id, _)| !banned.get(id).copied().unwrap_or(false))
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(self.eot, |(id, _)| id)
+                    let (best, gap) = best_allowed(logits.slice(s![j, -1, ..]).iter().copied(), banned);
+                    let d = &mut out[running[j]];
+                    d.min_gap = d.min_gap.min(gap);
+                    best.unwrap_or(self.eot)
                 })
                 .collect();
             offset += tokens.len_of(Axis(1)) as i64;
@@ -383,7 +395,7 @@ impl Whisper {
             let keep: Vec<usize> = (0..rows).filter(|&j| next[j] != self.eot && !last_step).collect();
             for (j, &t) in next.iter().enumerate() {
                 if t != self.eot {
-                    out[running[j]].push(t);
+                    out[running[j]].ids.push(t);
                 }
             }
             if keep.len() == rows {
@@ -403,6 +415,39 @@ impl Whisper {
     fn err(&self, e: impl ToString) -> InferError {
         InferError::Run { model: self.id.clone(), message: e.to_string() }
     }
+}
+
+/// One window's greedy tokens and the smallest lead of a chosen token over the runner-up.
+#[derive(Debug, Clone)]
+struct Decoded {
+    ids: Vec<usize>,
+    min_gap: f32,
+}
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded { ids: Vec::new(), min_gap: f32::INFINITY }
+    }
+}
+
+/// The index of the largest logit not `banned`, and its lead over the second largest (infinite
+/// when there is no second), in one pass.
+fn best_allowed(logits: impl Iterator<Item = f32>, banned: &[bool]) -> (Option<usize>, f32) {
+    let (mut best, mut first, mut second) = (None, f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for (id, x) in logits.enumerate() {
+        if banned.get(id).copied().unwrap_or(false) {
+            continue;
+        }
+        // `>=`: on a tie the later id wins, as `max_by` chose before.
+        if best.is_none() || x >= first {
+            second = first;
+            first = x;
+            best = Some(id);
+        } else if x > second {
+            second = x;
+        }
+    }
+    (best, first - second)
 }
 
 /// A vocabulary-sized mask with `ids` set (ids past the vocabulary are ignored).
@@ -469,6 +514,16 @@ impl Model for Whisper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_allowed_token_and_its_lead() {
+        let logits = [1.0, 5.0, 3.0, 4.5, -2.0];
+        assert_eq!(best_allowed(logits.into_iter(), &[false; 5]), (Some(1), 0.5));
+        // Banning the best makes the runner-up the choice, with its own lead.
+        assert_eq!(best_allowed(logits.into_iter(), &[false, true, false, false, false]), (Some(3), 1.5));
+        assert_eq!(best_allowed([2.0].into_iter(), &[]), (Some(0), f32::INFINITY));
+        assert_eq!(best_allowed(std::iter::empty(), &[]).0, None);
+    }
 
     #[test]
     fn keeping_rows_in_place_matches_a_fresh_selection() {

@@ -25,7 +25,7 @@ mod sessions;
 
 pub use registry::{
     load_image_model, load_text_model, speech_sessions, ImageClassifier, SpeechToText, TextEmbedder,
-    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL,
+    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
 pub use sessions::{MakeSession, SpeechSessions};

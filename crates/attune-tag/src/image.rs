@@ -120,6 +120,31 @@ impl ImageTagger {
     }
 }
 
+impl ImageTagger {
+    /// How far the decisions behind [`ImageTagger::tag`]'s verdict were from going the other
+    /// way, in probability: the sensitive classes' sum against its bar, each topic's summed
+    /// probability against the topic bar. (A class within ~1e-5 of `class_floor` could also
+    /// cross it on another CPU; at 0.02 a class adds little next to these margins.)
+    pub fn margins(&self, probabilities: &[f32]) -> crate::Margins {
+        let c = &self.config;
+        let mut sensitive = 0.0;
+        let mut topics: BTreeMap<u32, f32> = BTreeMap::new();
+        for (class, &p) in probabilities.iter().enumerate() {
+            if p < c.class_floor {
+                continue;
+            }
+            match self.targets.get(class) {
+                Some(ClassTarget::Topic(id)) => *topics.entry(*id).or_default() += p,
+                Some(ClassTarget::Sensitive(_)) => sensitive += p,
+                _ => {}
+            }
+        }
+        let mut topics: Vec<(u32, f32)> = topics.into_iter().map(|(id, s)| (id, s - c.topic_threshold)).collect();
+        topics.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        crate::Margins { sensitive: sensitive - c.sensitive_threshold, topics, max_topics: c.max_topics }
+    }
+}
+
 /// A small checksum for the version string (not security).
 fn crc(data: &[u8]) -> u32 {
     data.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))

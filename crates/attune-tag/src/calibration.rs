@@ -1,0 +1,177 @@
+//! The text tagger's calibration, kept per text model: thresholds and the probe's weights mean
+//! something only for the model whose similarities they were fitted on. Each model the tagger
+//! knows has `data/<model>/calibration.toml` and `data/<model>/probe.tsv`; a model without one,
+//! or whose id or vector size differs from what it was calibrated for, is refused at start, so a
+//! swapped encoder can never switch a privacy detector off without a word.
+
+use crate::{data_rows, TagConfig, TagError};
+use attune_taxonomy::SensitiveCategory;
+use serde::Deserialize;
+
+/// Every calibration this build carries: (model name, calibration.toml, probe.tsv).
+const CALIBRATIONS: &[(&str, &str, &str)] = &[
+    (
+        "minilm-l6-v2",
+        include_str!("../data/minilm-l6-v2/calibration.toml"),
+        include_str!("../data/minilm-l6-v2/probe.tsv"),
+    ),
+    (
+        "multilingual-e5-small",
+        include_str!("../data/multilingual-e5-small/calibration.toml"),
+        include_str!("../data/multilingual-e5-small/probe.tsv"),
+    ),
+];
+
+/// `calibration.toml`: the model it was fitted for, and the thresholds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalibrationFile {
+    model: String,
+    dimensions: usize,
+    validated: bool,
+    thresholds: TagConfig,
+}
+
+/// Thresholds and probe for one text model.
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    /// The model id (`name@version`) it was fitted for.
+    pub model: String,
+    pub dimensions: usize,
+    /// Whether its figures were measured and accepted for runs: `attune run` refuses a model
+    /// whose calibration is not (one still being fitted can be evaluated, not used).
+    pub validated: bool,
+    pub config: TagConfig,
+    pub(crate) probe: Option<Probe>,
+    /// The probe's file, as shipped: part of the tagger's version.
+    pub(crate) probe_text: &'static str,
+}
+
+impl Calibration {
+    /// The calibration for the model `model_id` (`name@version`) with vectors of `dimensions`.
+    pub fn for_model(model_id: &str, dimensions: usize) -> Result<Calibration, TagError> {
+        let name = model_id.split('@').next().unwrap_or(model_id);
+        let (_, toml_text, probe_text) = CALIBRATIONS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{model_id}`")))?;
+        let file: CalibrationFile =
+            toml::from_str(toml_text).map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: {e}")))?;
+        if file.model != model_id {
+            return Err(TagError::Calibration(format!(
+                "the tagger is calibrated for `{}`, the model is `{model_id}`: recalibrate (docs/calibration.md)",
+                file.model
+            )));
+        }
+        let probe = Probe::parse(probe_text)?;
+        for (what, got) in [("the model's vectors", dimensions), ("the probe", probe.dimensions())] {
+            if got != file.dimensions {
+                return Err(TagError::Calibration(format!(
+                    "{name}: calibrated for {}-d vectors, {what} have {got}",
+                    file.dimensions
+                )));
+            }
+        }
+        Ok(Calibration {
+            model: file.model,
+            dimensions,
+            validated: file.validated,
+            config: file.thresholds,
+            probe: Some(probe),
+            probe_text,
+        })
+    }
+
+    /// For test doubles of a model: the given thresholds and no probe.
+    pub fn without_probe(model: &str, dimensions: usize, config: TagConfig) -> Calibration {
+        Calibration { model: model.to_string(), dimensions, validated: false, config, probe: None, probe_text: "" }
+    }
+
+    /// The same calibration with other thresholds (`attune eval --*-threshold`).
+    pub fn with_config(mut self, config: TagConfig) -> Calibration {
+        self.config = config;
+        self
+    }
+}
+
+/// A softmax regression over the embedding: `ordinary` and one class per category.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    /// (class, bias, weights); `None` is `ordinary`.
+    classes: Vec<(Option<SensitiveCategory>, f32, Vec<f32>)>,
+}
+
+impl Probe {
+    fn parse(text: &'static str) -> Result<Probe, TagError> {
+        let mut classes = Vec::new();
+        for (row, cols) in data_rows(text) {
+            let bad = |message: &str| TagError::Data { row, message: format!("probe: {message}") };
+            let name = cols.first().map(|s| s.trim()).unwrap_or("");
+            let class = if name == "ordinary" {
+                None
+            } else {
+                Some(SensitiveCategory::parse(name).ok_or_else(|| bad("unknown class"))?)
+            };
+            let bias = cols.get(1).and_then(|b| b.trim().parse().ok()).ok_or_else(|| bad("bad bias"))?;
+            let weights = cols
+                .get(2)
+                .ok_or_else(|| bad("no weights"))?
+                .split_whitespace()
+                .map(|w| w.parse::<f32>().map_err(|_| bad("bad weight")))
+                .collect::<Result<Vec<_>, _>>()?;
+            classes.push((class, bias, weights));
+        }
+        let widths: std::collections::BTreeSet<usize> = classes.iter().map(|(_, _, w)| w.len()).collect();
+        if !classes.iter().any(|(c, _, _)| c.is_none()) || classes.len() < 2 || widths.len() != 1 {
+            return Err(TagError::Data {
+                row: 0,
+                message: "probe: needs `ordinary`, at least one category, and one width".into(),
+            });
+        }
+        Ok(Probe { classes })
+    }
+
+    fn dimensions(&self) -> usize {
+        self.classes[0].2.len()
+    }
+
+    /// P(not ordinary) and the most likely category. The width was checked against the model's
+    /// at load ([`Calibration::for_model`]).
+    pub(crate) fn sensitive(&self, embedding: &[f32]) -> (f32, SensitiveCategory) {
+        let logits: Vec<f32> = self.classes.iter().map(|(_, b, w)| b + crate::dot(w, embedding)).collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f32 = exp.iter().sum();
+        let mut p_sensitive = 0.0;
+        let mut best: Option<(f32, SensitiveCategory)> = None;
+        for ((class, _, _), e) in self.classes.iter().zip(&exp) {
+            if let Some(c) = class {
+                let p = e / total;
+                p_sensitive += p;
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, *c));
+                }
+            }
+        }
+        (p_sensitive, best.expect("parse requires a category").1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_calibration_loads_for_its_own_model_only() {
+        for (name, toml_text, _) in CALIBRATIONS {
+            let file: CalibrationFile = toml::from_str(toml_text).unwrap();
+            let cal = Calibration::for_model(&file.model, file.dimensions).unwrap();
+            assert!(cal.probe.is_some(), "{name}");
+            // Another version of the same model, or another vector size: refused, not defaulted.
+            let other = format!("{name}@another-version");
+            assert!(matches!(Calibration::for_model(&other, file.dimensions), Err(TagError::Calibration(_))));
+            assert!(matches!(Calibration::for_model(&file.model, file.dimensions + 1), Err(TagError::Calibration(_))));
+        }
+        assert!(matches!(Calibration::for_model("unknown-model@1", 384), Err(TagError::Calibration(_))));
+    }
+}
