@@ -388,18 +388,15 @@ fn main() -> ExitCode {
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
-        Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, model, tag } => done(
-            sweep
-                .iter()
-                .map(|s| eval::parse_sweep(s))
-                .collect::<Result<Vec<_>>>()
-                .map_err(not_started)
-                .and_then(|sweeps| {
+        Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, model, tag } => {
+            done(sweep.iter().map(|s| eval::parse_sweep(s)).collect::<Result<Vec<_>>>().map_err(not_started).and_then(
+                |sweeps| {
                     let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, Some(tag))?;
                     let show = eval::Show { errors: show_errors, margins, json };
                     eval::run(&labelled, embedder.as_mut(), &tagger, show, no_lexicon, &sweeps)
-                }),
-        ),
+                },
+            ))
+        }
         Command::Embed { input, model } => done(runtime(&model).and_then(|r| {
             let mut embedder = load_text_model(&model.text_model, &r, model.models.as_deref(), model.model_batch)?;
             embed::run(&input, embedder.as_mut())
