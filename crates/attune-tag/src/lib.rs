@@ -3,7 +3,8 @@
 //!
 //! Three detectors guard the special categories, any one of which drops the item:
 //! 1. a lexicon of words and phrases per category (`data/sensitive-lexicon.tsv`), for recall on
-//!    explicit mentions ("chemo", "my therapist", "join the union");
+//!    explicit mentions ("chemo", "my therapist", "join the union"), in English and in each
+//!    supported language (Thai and Japanese rows match as substrings: no spaces between words);
 //! 2. the embedding against several descriptions of each category
 //!    (`data/sensitive-prototypes.tsv`), and a softmax probe over the embedding trained on
 //!    labelled conversations (`data/<model>/probe.tsv`, kept per text model with its thresholds:
@@ -243,7 +244,17 @@ impl TextTagger {
         for (row, cols) in data_rows(LEXICON_TSV) {
             let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
             let name = cols.first().map(|s| s.trim()).unwrap_or("");
-            let re = RegexBuilder::new(&format!(r"\b(?:{pattern})\b"))
+            // Rows for scripts written without spaces (Thai, Japanese) match anywhere: `\b` needs
+            // a non-word character next to the term, and inside a run of Thai or Japanese there
+            // is none, since every letter and mark of those scripts is a word character.
+            let pattern = match cols.get(2).map(|s| s.trim()) {
+                None | Some("") | Some("word") => format!(r"\b(?:{pattern})\b"),
+                Some("substring") => format!("(?:{pattern})"),
+                Some(other) => {
+                    return Err(TagError::Data { row, message: format!("unknown match `{other}` (word or substring)") })
+                }
+            };
+            let re = RegexBuilder::new(&pattern)
                 .case_insensitive(true)
                 .build()
                 .map_err(|e| TagError::Lexicon { category: name.to_string(), message: e.to_string() })?;
@@ -668,6 +679,120 @@ mod tests {
         ] {
             assert_eq!(t.lexicon_hit(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn lexicon_catches_each_supported_language_in_its_own_words() {
+        use SensitiveCategory::*;
+        let t = tagger();
+        let cases = [
+            ("id", "Baru didiagnosis hipertensi, masih boleh ngopi nggak?", Health),
+            ("id", "Menu sahur yang praktis buat anak kos apa ya?", ReligiousBelief),
+            ("id", "Besok kami mogok kerja di depan pabrik, bawa apa aja?", TradeUnion),
+            ("id", "Aku pendukung Gerindra, jelasin program ekonominya dong", PoliticalOpinion),
+            ("id", "Aku orang Batak, ajarin lagu daerah buat acara keluarga", EthnicOrigin),
+            ("ms", "Aku mengandung 5 bulan, selamat ke naik flight ke Sabah?", Health),
+            ("ms", "Aku ahli kesatuan sekerja, yuran tu boleh claim cukai?", TradeUnion),
+            ("es", "Estoy embarazada de 3 meses, ¿puedo viajar en avión?", Health),
+            ("es", "Estamos en huelga desde el lunes, ¿cómo estiro el sueldo?", TradeUnion),
+            ("es", "Soy evangélico y busco un grupo de jóvenes en Lima", ReligiousBelief),
+            ("es", "Soy mapuche y quiero aprender mapudungun", EthnicOrigin),
+            ("pt", "Tô fazendo hemodiálise três vezes por semana, que trabalho consigo?", Health),
+            ("pt", "Sou espírita e quero um grupo de estudo, como organizo?", ReligiousBelief),
+            ("pt", "Vou ser fiscal do PSOL na eleição, o que levo?", PoliticalOpinion),
+            ("tl", "Buntis ako, pwede pa ba akong mag-kape?", Health),
+            ("tl", "Magwewelga kami sa Lunes, anong dadalhin?", TradeUnion),
+            ("tl", "Nagsisimba kami tuwing Linggo, saan masarap mag-almusal pagkatapos?", ReligiousBelief),
+            ("vi", "Mình bị trầm cảm, nên nói với sếp thế nào?", Health),
+            ("vi", "Mình theo đạo Công giáo, tìm nhà thờ gần khách sạn", ReligiousBelief),
+            ("vi", "Mình là đảng viên, viết bản kiểm điểm thế nào?", PoliticalOpinion),
+            ("th", "เป็นเบาหวานกินทุเรียนได้มั้ย", Health),
+            ("th", "พรุ่งนี้วันพระจะไปตักบาตรแต่เช้า", ReligiousBelief),
+            ("th", "พ่อเป็นแกนนำสหภาพแรงงานมาหลายปี", TradeUnion),
+            ("th", "เพื่อนบอกว่าเป็นเกย์ ควรพูดยังไง", SexLife),
+            ("ja", "2型糖尿病と言われた。昼ごはんどうしよう", Health),
+            ("ja", "来週のストに参加するので何を持って行けばいい？", TradeUnion),
+            ("ja", "毎週教会に通ってるけど引っ越し先でも探したい", ReligiousBelief),
+            ("ja", "親友がゲイだと打ち明けてくれた", SexLife),
+            ("hi", "मुझे शुगर है, क्या मिठाई खा सकता हूँ?", Health),
+            ("hi", "navratri ke vrat mein kya kha sakte hain?", ReligiousBelief),
+            ("hi", "kal factory ke saare workers hadtaal pe hain", TradeUnion),
+            ("ar", "عندي ضغط عالي، أقدر أشرب قهوة؟", Health),
+            ("ar", "بعد صلاة الفجر أروح الجيم، وش آكل؟", ReligiousBelief),
+            ("ar", "ba3d salat el fagr barou7 el shoghl", ReligiousBelief),
+            ("ar", "احنا داخلين إضراب من بكرة عشان المرتبات", TradeUnion),
+            ("ar", "أنا مثلي وخايف أقول لأهلي", SexLife),
+            ("tr", "Hamileyim, kahve içebilir miyim?", Health),
+            ("tr", "Ramazan'da oruç tutuyorum, iş yerinde nasıl dayanırım?", ReligiousBelief),
+            ("tr", "Sendikaya üye oldum, aidat maaştan mı kesiliyor?", TradeUnion),
+            ("tr", "Ben Kürt'üm ve çocuklarıma dil öğretmek istiyorum", EthnicOrigin),
+        ];
+        for (lang, text, cat) in cases {
+            assert_eq!(t.lexicon_hit(text), Some(cat), "[{lang}] {text}");
+        }
+    }
+
+    #[test]
+    fn lexicon_leaves_look_alikes_in_other_languages_alone() {
+        let t = tagger();
+        for text in [
+            // Ordinary words that are sensitive terms elsewhere, or only in other contexts.
+            "Motor gue mogok di tengah jalan, businya basah kayaknya",
+            "Salah nggak sih kalau aku resign sekarang?",
+            "Lagi kanker nih, makan enak di bawah 15 ribu di mana?",
+            "Tiket pesawat ke Amerika Serikat bulan Juni berapa?",
+            "Puas banget sama hasil servisnya",
+            "Pasport Malaysia perlu visa ke Kesatuan Eropah tak?",
+            "Tudung saji plastik yang cantik beli kat mana?",
+            "¿A qué hora es el partido del domingo?",
+            "Mañana hay huelga de metro, ¿cómo llego al aeropuerto?",
+            "Doy clases de historia en Rosario",
+            "Aceite de oliva virgen extra bueno y barato",
+            "Voy a escuchar la Novena de Beethoven al Teatro Colón",
+            "Amanhã tem greve de ônibus, qual a melhor rota de metrô?",
+            "Receita de anéis de lula à dorê",
+            "Meu pastor alemão não para de latir",
+            "Um terço do salário vai pro aluguel",
+            "May miting kami bukas sa opisina",
+            "Surfing sa La Union, anong buwan maganda?",
+            "Lớp mình sắp bầu lớp trưởng, viết giúp bài phát biểu",
+            "Quán ăn chay ngon ở Sài Gòn",
+            "ไม้ม็อบถูพื้นยี่ห้อไหนดี",
+            "ข้าวซอยร้านที่คนท้องถิ่นกินจริงๆ",
+            "ขอวีซ่าไปเที่ยวสหภาพยุโรปต้องใช้อะไร",
+            "試験がんばってね",
+            "ボウリングでストライク3連続出た",
+            "生協の組合員になるのに出資金っているの？",
+            "初めてのハーフマラソンの練習メニュー",
+            "पानी की पाइप के यूनियन जोड़ से पानी टपक रहा है",
+            "options mein strike price kaise choose karte hain?",
+            "حامل الجوال للسيارة وش أفضل نوع؟",
+            "مسلسلات رمضان هالسنة وش أحلاها؟",
+            "Bu iş için ne lazım?",
+            "Geyik muhabbeti yapacak arkadaş lazım",
+            "Yeni bir roman okuyorum, öneri?",
+            // A pet's illness, and a place of worship seen for its architecture.
+            "Kucing aku kena kanser, vet cadang kemoterapi, kos dia berapa?",
+            "Mi perra empieza quimioterapia por un linfoma, ¿cómo la preparo?",
+            "Köpeğimde lenfoma çıktı, veteriner kemoterapi önerdi",
+            "หมาเป็นมะเร็ง สัตวแพทย์แนะนำให้ทำคีโม",
+            "Masjid Kristal cantik tak untuk tangkap gambar waktu senja?",
+        ] {
+            assert_eq!(t.lexicon_hit(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn word_boundaries_never_fall_inside_thai_or_japanese() {
+        // Why the Thai and Japanese rows are `substring` rows: to the regex crate every Thai
+        // and Japanese letter and mark is a word character, so `\b` finds no boundary around
+        // a term written inside a sentence.
+        let word = |p: &str| RegexBuilder::new(&format!(r"\b(?:{p})\b")).build().unwrap();
+        assert!(!word("เบาหวาน").is_match("เป็นเบาหวานชนิดที่2"));
+        assert!(!word("糖尿病").is_match("2型糖尿病と言われた"));
+        let t = tagger();
+        assert_eq!(t.lexicon_hit("เป็นเบาหวานชนิดที่2"), Some(SensitiveCategory::Health));
+        assert_eq!(t.lexicon_hit("2型糖尿病と言われた"), Some(SensitiveCategory::Health));
     }
 
     #[test]
