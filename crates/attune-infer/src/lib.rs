@@ -31,7 +31,7 @@ pub enum InferError {
 
 mod text;
 
-pub use text::{calls_within, mean_pool_unit, TextEmbedder, MAX_CALL_TOKENS};
+pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, MAX_CALL_TOKENS};
 
 /// A model: a batch of inputs in, one output per input out, in order.
 ///

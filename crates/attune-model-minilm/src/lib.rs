@@ -3,7 +3,7 @@
 //!
 //! Installed by `just setup` from `models/minilm-l6-v2/model.toml`.
 
-use attune_infer::{calls_within, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, MAX_CALL_TOKENS};
+use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -114,7 +114,7 @@ impl Model for MiniLm {
     }
 
     /// Tokenizes the texts, then runs them shortest first in calls of at most
-    /// [`MAX_CALL_TOKENS`] (rows × the call's longest text), each padded only to its own longest.
+    /// [`attune_infer::MAX_CALL_TOKENS`] (rows × the call's longest text), each padded only to its own longest.
     /// Texts arrive sorted by characters, which says little of their tokens (a transcript that
     /// repeats one odd word can hold 226 tokens in 300 characters); padding a call of 24 to that
     /// cost 3× the time, and the arena grew by 220 MB to hold it.
@@ -123,16 +123,8 @@ impl Model for MiniLm {
             .tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut out: Vec<Option<Embedding>> = vec![None; encodings.len()];
-        for call in calls_within(&order, |i| encodings[i].get_ids().len(), MAX_CALL_TOKENS) {
-            let rows: Vec<&tokenizers::Encoding> = call.iter().map(|&i| &encodings[i]).collect();
-            for (&i, v) in call.iter().zip(self.embed_encoded(&rows)?) {
-                out[i] = Some(v);
-            }
-        }
-        Ok(out.into_iter().map(|v| v.expect("every text is in one call")).collect())
+        let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+        in_token_calls(&tokens, |rows| self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>()))
     }
 }
 

@@ -86,12 +86,13 @@ impl ImageTagger {
         format!("imagetable.{:08x}", crc(TABLE_TSV.as_bytes()) ^ crc(format!("{:?}", self.config).as_bytes()))
     }
 
-    pub fn tag(&self, probabilities: &[f32]) -> Verdict {
-        let c = &self.config;
+    /// The probability summed per special category and per topic, over the classes at or above
+    /// `class_floor`: what both the verdict and its margins are decided on.
+    fn sums(&self, probabilities: &[f32]) -> (BTreeMap<SensitiveCategory, f32>, BTreeMap<u32, f32>) {
         let mut sensitive: BTreeMap<SensitiveCategory, f32> = BTreeMap::new();
         let mut topics: BTreeMap<u32, f32> = BTreeMap::new();
         for (class, &p) in probabilities.iter().enumerate() {
-            if p < c.class_floor {
+            if p < self.config.class_floor {
                 continue;
             }
             match self.targets.get(class) {
@@ -100,6 +101,12 @@ impl ImageTagger {
                 _ => {}
             }
         }
+        (sensitive, topics)
+    }
+
+    pub fn tag(&self, probabilities: &[f32]) -> Verdict {
+        let c = &self.config;
+        let (sensitive, topics) = self.sums(probabilities);
         let total_sensitive: f32 = sensitive.values().sum();
         if total_sensitive >= c.sensitive_threshold {
             let category = sensitive.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(c, _)| *c).expect("non-empty");
@@ -118,27 +125,15 @@ impl ImageTagger {
                 .collect(),
         )
     }
-}
 
-impl ImageTagger {
     /// How far the decisions behind [`ImageTagger::tag`]'s verdict were from going the other
     /// way, in probability: the sensitive classes' sum against its bar, each topic's summed
     /// probability against the topic bar. (A class within ~1e-5 of `class_floor` could also
     /// cross it on another CPU; at 0.02 a class adds little next to these margins.)
     pub fn margins(&self, probabilities: &[f32]) -> crate::Margins {
         let c = &self.config;
-        let mut sensitive = 0.0;
-        let mut topics: BTreeMap<u32, f32> = BTreeMap::new();
-        for (class, &p) in probabilities.iter().enumerate() {
-            if p < c.class_floor {
-                continue;
-            }
-            match self.targets.get(class) {
-                Some(ClassTarget::Topic(id)) => *topics.entry(*id).or_default() += p,
-                Some(ClassTarget::Sensitive(_)) => sensitive += p,
-                _ => {}
-            }
-        }
+        let (sensitive, topics) = self.sums(probabilities);
+        let sensitive: f32 = sensitive.values().sum();
         let mut topics: Vec<(u32, f32)> = topics.into_iter().map(|(id, s)| (id, s - c.topic_threshold)).collect();
         topics.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         crate::Margins { sensitive: sensitive - c.sensitive_threshold, topics, max_topics: c.max_topics }
