@@ -48,6 +48,15 @@ eval: build
     ./target/release/attune eval fixtures/conversations/tuning.jsonl
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
 
+# Train the special-category classifier (a head on multilingual-e5-small's vectors) on
+# fixtures/sensitivity/*.train.jsonl, choose its thresholds on *.calib.jsonl (never the
+# holdouts), and write models/sensitivity-head-multilingual-e5-small/. Not part of set-up: the
+# trained head is committed. numpy (pinned) in its own venv.
+train-sensitivity *args: build
+    test -x .attune/venvs/train/bin/python || python3 -m venv .attune/venvs/train
+    .attune/venvs/train/bin/pip install -q numpy==2.4.6
+    .attune/venvs/train/bin/python scripts/train_sensitivity.py {{args}}
+
 # Benchmarks; results go in the README. The per-stage criterion benches (text, photos, voice,
 # video), then attune against the Python baseline (as a user first writes it, and tuned) on
 # generated corpora ten times apart in size.

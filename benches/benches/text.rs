@@ -46,13 +46,24 @@ fn bench(c: &mut Criterion) {
     for chunk in flat.chunks(32) {
         vectors.extend(embedder.run_batch(chunk).unwrap());
     }
+    let gate = policy_default_gate();
     g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function("language gate (lingua, 12 supported + 22 decoys)", |b| {
+        b.iter(|| {
+            for t in &texts {
+                std::hint::black_box(gate.decide(t));
+            }
+        })
+    });
+    let admitted: Vec<_> = texts.iter().map(|t| gate.admit(t).ok()).collect();
     g.bench_function("tag precomputed embeddings (lexicon + 497 nodes)", |b| {
         b.iter(|| {
             let mut at = 0;
-            for (t, s) in texts.iter().zip(&segments) {
+            for (t, s) in admitted.iter().zip(&segments) {
                 let n = s.texts.len();
-                std::hint::black_box(tagger.tag(t, s, &vectors[at..at + n]));
+                if let Some(t) = t {
+                    std::hint::black_box(tagger.tag(t, s, &vectors[at..at + n]));
+                }
                 at += n;
             }
         })
@@ -61,6 +72,7 @@ fn bench(c: &mut Criterion) {
     let manifest = root().join("fixtures/sample/manifest.jsonl");
     let events = std::fs::read_to_string(&manifest).unwrap().lines().count() as u64;
     let policy = Policy::from_file(&root().join("fixtures/sample/policy.toml")).unwrap();
+    let languages = policy.language_gate().unwrap();
     g.throughput(Throughput::Elements(events));
     g.bench_function("pipeline: sample manifest end to end (events)", |b| {
         b.iter(|| {
@@ -68,6 +80,7 @@ fn bench(c: &mut Criterion) {
             let mut source = attune_event::ManifestSource::open(&manifest).unwrap();
             let report = Pipeline {
                 policy: &policy,
+                languages: &languages,
                 embedder: embedder.as_mut(),
                 tagger: &tagger,
                 store: &mut store,
@@ -87,3 +100,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+fn policy_default_gate() -> attune_lang::LanguageGate {
+    Policy::default().language_gate().unwrap()
+}

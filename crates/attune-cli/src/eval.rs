@@ -3,6 +3,7 @@
 //! (`--sweep topic_threshold=0.80:0.88:0.01`) at the cost of tagging alone.
 
 use anyhow::{bail, Context, Result};
+use attune_lang::{LanguageGate, SupportedText};
 use attune_pipeline::TextEmbedder;
 use attune_tag::{Segments, TagConfig, TextTagger, Verdict};
 use attune_taxonomy::Taxonomy;
@@ -44,6 +45,10 @@ struct Metrics {
     topics_emitted: usize,
     topics_related: usize,
     ordinary_wrongly_dropped: usize,
+    /// Items the language gate did not admit (skipped, never tagged: no topic, no leak), and
+    /// items it admitted as another language than their label's.
+    language_skipped: usize,
+    language_other: usize,
     /// Hard negatives (ordinary items that use sensitive words), and how many were dropped.
     hard_negatives: usize,
     hard_negatives_dropped: usize,
@@ -54,6 +59,10 @@ struct Metrics {
     sensitive_leaked: usize,
     /// Category → (caught, items).
     sensitive_caught_by_category: BTreeMap<String, (usize, usize)>,
+    /// Category → items kept out of profiles (caught, or skipped by the language gate).
+    sensitive_kept_out_by_category: BTreeMap<String, usize>,
+    /// One-sided 95 % Clopper–Pearson lower bound on the share of sensitive items kept out.
+    sensitive_kept_out_lower_bound: f64,
     hit_rate: f64,
     topic_precision: f64,
     exact_hit_rate: f64,
@@ -103,6 +112,7 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         "probe_threshold" => config.probe_threshold = value,
         "sensitive_node_threshold" => config.sensitive_node_threshold = value,
         "sensitive_node_margin" => config.sensitive_node_margin = value,
+        "classifier_threshold" => config.classifier_threshold = Some(value),
         other => bail!("--sweep: no threshold `{other}`"),
     }
     Ok(())
@@ -129,6 +139,7 @@ pub fn run(
     paths: &[PathBuf],
     embedder: &mut dyn TextEmbedder,
     tagger: &TextTagger,
+    gate: &LanguageGate,
     show: Show,
     no_lexicon: bool,
     sweeps: &[(String, Vec<f32>)],
@@ -137,6 +148,8 @@ pub fn run(
     for path in paths {
         items.extend(read(path)?);
     }
+    // The gate first, as in a run: what it does not admit is never tagged.
+    let admitted: Vec<Option<SupportedText<'_>>> = items.iter().map(|i| gate.admit(&i.text).ok()).collect();
     let started = Instant::now();
     let segments: Vec<Segments> = items.iter().map(|i| Segments::of(&i.text)).collect();
     let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
@@ -148,10 +161,28 @@ pub fn run(
         let mut at = 0;
         let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
         let mut all = Metrics::default();
-        for (item, s) in items.iter().zip(&segments) {
+        for ((item, s), text) in items.iter().zip(&segments).zip(&admitted) {
             let v = &vectors[at..at + s.texts.len()];
             at += s.texts.len();
-            let verdict = if no_lexicon { tagger.tag_segments(s, v) } else { tagger.tag(&item.text, s, v) };
+            let Some(text) = text else {
+                let wrong = count_skipped(&mut all, item);
+                count_skipped(by_lang.entry(item.lang.clone()).or_default(), item);
+                if let (Some(what), true) = (wrong, show.errors && !sweeping) {
+                    println!(
+                        "{what}: [{} {}] not admitted: {:?}\n    {}",
+                        item.lang,
+                        item.expect,
+                        gate.decide(&item.text),
+                        item.text
+                    );
+                }
+                continue;
+            };
+            if text.language().code() != item.lang {
+                all.language_other += 1;
+                by_lang.entry(item.lang.clone()).or_default().language_other += 1;
+            }
+            let verdict = if no_lexicon { tagger.tag_segments(text, s, v) } else { tagger.tag(text, s, v) };
             let margin = tagger.margins(s, v).of_verdict(&verdict);
             if show.margins && !sweeping {
                 let outcome = match &verdict {
@@ -188,8 +219,14 @@ pub fn run(
                 println!("  {lang}: {}", line(&finish(m)));
             }
         }
+        // Kept out of profiles (dropped, or skipped by the language gate) per category, with a
+        // one-sided 95 % Clopper–Pearson lower bound on that rate.
         for (cat, (caught, n)) in &all.sensitive_caught_by_category {
-            println!("  {cat:<18} caught {caught}/{n}");
+            let kept_out = all.sensitive_kept_out_by_category.get(cat).copied().unwrap_or(0);
+            println!(
+                "  {cat:<18} caught {caught}/{n}, kept out of profiles {kept_out}/{n} (95% lower bound {:.3})",
+                clopper_pearson_lower(kept_out, *n, 0.05)
+            );
         }
         println!(
             "  decision margins: smallest {:.4}; {} of {} items decided by less than {CLOSE_CALL} (may differ on another CPU)",
@@ -223,6 +260,47 @@ fn describe(verdict: &Verdict) -> String {
             .collect::<Vec<_>>()
             .join("; "),
     }
+}
+
+/// Adds one item the language gate skipped to `m`: an ordinary item missed, a sensitive one
+/// kept out of profiles (not leaked, not caught by a detector either).
+fn count_skipped(m: &mut Metrics, item: &Labelled) -> Option<&'static str> {
+    m.items += 1;
+    m.language_skipped += 1;
+    if item.expect == "ordinary" {
+        m.ordinary += 1;
+        m.hard_negatives += usize::from(item.kind == "hard_negative");
+        m.ordinary_no_topic += 1;
+        Some("SKIPPED (language)")
+    } else {
+        m.sensitive += 1;
+        m.sensitive_caught_by_category.entry(item.expect.clone()).or_default().1 += 1;
+        *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
+        None
+    }
+}
+
+/// The one-sided lower confidence bound (level 1 − `alpha`) on a binomial proportion after `k`
+/// successes in `n` trials (Clopper–Pearson): the `p` at which P(X ≥ k) = `alpha`.
+pub fn clopper_pearson_lower(k: usize, n: usize, alpha: f64) -> f64 {
+    if n == 0 || k == 0 {
+        return 0.0;
+    }
+    // P(X >= k | n, p), summed in log space (n is at most a few thousand here).
+    let ln_choose = |n: usize, i: usize| -> f64 { (1..=i).map(|j| ((n - i + j) as f64).ln() - (j as f64).ln()).sum() };
+    let tail = |p: f64| -> f64 {
+        (k..=n).map(|i| (ln_choose(n, i) + i as f64 * p.ln() + (n - i) as f64 * (1.0 - p).ln()).exp()).sum()
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if tail(mid) < alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 /// Adds one item to `m`; what went wrong with it, if anything.
@@ -260,11 +338,16 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
         match verdict {
             Verdict::Sensitive { .. } => {
                 entry.0 += 1;
+                *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
                 None
             }
             Verdict::Topics(ts) => {
                 m.sensitive_missed += 1;
                 m.sensitive_leaked += usize::from(!ts.is_empty());
+                if ts.is_empty() {
+                    // Not dropped, but gives no topic: nothing reaches a profile.
+                    *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
+                }
                 Some("LEAK")
             }
         }
@@ -277,13 +360,30 @@ fn finish(mut m: Metrics) -> Metrics {
     m.topic_precision = ratio(m.topics_related, m.topics_emitted);
     m.exact_hit_rate = ratio(m.ordinary_exact_hits, m.ordinary);
     m.wrongly_dropped_rate = ratio(m.ordinary_wrongly_dropped, m.ordinary);
+    m.sensitive_kept_out_lower_bound = clopper_pearson_lower(m.sensitive - m.sensitive_leaked, m.sensitive, 0.05);
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clopper_pearson_lower;
+
+    #[test]
+    fn clopper_pearson_matches_known_values() {
+        // All of n: alpha^(1/n).
+        assert!((clopper_pearson_lower(30, 30, 0.05) - 0.05f64.powf(1.0 / 30.0)).abs() < 1e-9);
+        // 95 of 100, one-sided 95 %: 0.8975 (R: binom.test(95, 100, alt = "greater")).
+        assert!((clopper_pearson_lower(95, 100, 0.05) - 0.8975).abs() < 5e-4);
+        assert_eq!(clopper_pearson_lower(0, 10, 0.05), 0.0);
+    }
 }
 
 fn line(m: &Metrics) -> String {
     format!(
-        "{} items: ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {})",
+        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
         m.items,
+        m.language_skipped,
+        m.language_other,
         m.ordinary,
         100.0 * m.hit_rate,
         100.0 * m.exact_hit_rate,
@@ -295,5 +395,6 @@ fn line(m: &Metrics) -> String {
         m.sensitive,
         m.sensitive_missed,
         m.sensitive_leaked,
+        m.sensitive_kept_out_lower_bound,
     )
 }

@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
 use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
 use attune_pipeline::{
-    load_image_model, load_text_model, speech_sessions, ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder,
-    Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
-    DEFAULT_TEXT_MODEL, TEXT_MODELS,
+    load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, ImageStage,
+    InProcessDecoder, MediaDecoder, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL,
+    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock};
@@ -192,6 +192,10 @@ enum Command {
         /// one CPU to another, so a margin below 0.01 is a verdict that may not travel.
         #[arg(long)]
         margins: bool,
+        /// The policy whose language gate the items go through first, as in a run (default:
+        /// the default policy's 12 supported languages).
+        #[arg(long)]
+        policy: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -299,6 +303,12 @@ struct TagArgs {
     sensitive_node_threshold: Option<f32>,
     #[arg(long)]
     sensitive_node_margin: Option<f32>,
+    /// How much labelled example chats pull each node's vector (0: descriptions only).
+    #[arg(long)]
+    node_examples: Option<f32>,
+    /// One threshold for the special-category classifier in every language.
+    #[arg(long)]
+    classifier_threshold: Option<f32>,
 }
 
 impl TagArgs {
@@ -311,6 +321,8 @@ impl TagArgs {
             probe_threshold: self.probe_threshold.unwrap_or(d.probe_threshold),
             sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
             sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
+            node_examples: self.node_examples.unwrap_or(d.node_examples),
+            classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
             ..d
         }
     }
@@ -388,12 +400,17 @@ fn main() -> ExitCode {
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
-        Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, model, tag } => {
+        Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, policy, model, tag } => {
             done(sweep.iter().map(|s| eval::parse_sweep(s)).collect::<Result<Vec<_>>>().map_err(not_started).and_then(
                 |sweeps| {
+                    let policy = match policy.as_deref() {
+                        Some(p) => Policy::from_file(p)?,
+                        None => Policy::default(),
+                    };
                     let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, Some(tag))?;
+                    let gate = language_gate(&policy, &tagger)?;
                     let show = eval::Show { errors: show_errors, margins, json };
-                    eval::run(&labelled, embedder.as_mut(), &tagger, show, no_lexicon, &sweeps)
+                    eval::run(&labelled, embedder.as_mut(), &tagger, &gate, show, no_lexicon, &sweeps)
                 },
             ))
         }
@@ -433,9 +450,12 @@ fn runtime_with(args: &ModelArgs, threads: usize) -> Result<Runtime> {
 /// Whether the first lines of a manifest hold photos or videos (decoding-heavy), to divide the
 /// thread budget before the run. Unreadable lines count as nothing here; the run reports them.
 fn has_pictures(manifest: &Path) -> bool {
-    use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(manifest) else { return false };
-    std::io::BufReader::new(file).split(b'\n').take(4096).map_while(Result::ok).any(|line| {
+    // Standard input can be read once only: no peeking (the split for text and voice is kept).
+    if manifest == Path::new("-") {
+        return false;
+    }
+    let Ok(reader) = attune_event::open_manifest_reader(manifest) else { return false };
+    std::io::BufRead::split(reader, b'\n').take(4096).map_while(Result::ok).any(|line| {
         serde_json::from_slice::<serde_json::Value>(&line)
             .is_ok_and(|v| matches!(v["kind"].as_str(), Some("image" | "video")))
     })
@@ -535,10 +555,43 @@ fn load_models(
         let config = tag.apply(calibration.config.clone());
         calibration = calibration.with_config(config);
     }
+    let wants_classifier = calibration.classifier.clone();
     let cache = cache_dir().map(|d| d.join("tagger"));
-    let tagger = TextTagger::with_reference_cache(embedder.as_mut(), calibration, cache.as_deref())
+    let mut tagger = TextTagger::with_reference_cache(embedder.as_mut(), calibration, cache.as_deref())
         .context("building the tagger")?;
+    match special_category_classifier(embedder.id()) {
+        Some(classifier) => {
+            let classifier = classifier.map_err(anyhow::Error::msg).context("the special-category classifier")?;
+            tagger = tagger.with_classifier(classifier, embedder.id(), embedder.dimensions())?;
+        }
+        None if wants_classifier.is_some() => anyhow::bail!(
+            "the calibration of {} was measured with the classifier {}, which this build does not have",
+            embedder.id(),
+            wants_classifier.unwrap_or_default()
+        ),
+        None => {}
+    }
     Ok((embedder, tagger))
+}
+
+/// The run's language gate: the policy's supported languages that the text model's calibration
+/// holds for; the others are skipped (said once, here).
+fn language_gate(policy: &Policy, tagger: &TextTagger) -> Result<attune_lang::LanguageGate> {
+    let gate = policy.language_gate_within(tagger.languages()).with_context(|| {
+        format!(
+            "none of the policy's supported languages is one the text model is calibrated for ({:?})",
+            tagger.languages()
+        )
+    })?;
+    let left_out: Vec<&str> =
+        policy.supported_languages().iter().filter(|l| !gate.admitted().contains(l)).map(|l| l.code()).collect();
+    if !left_out.is_empty() {
+        tracing::info!(
+            "text in {} will be skipped: the text model's calibration does not cover it (--text-model)",
+            left_out.join(", ")
+        );
+    }
+    Ok(gate)
 }
 
 /// Where attune keeps what it can compute again (the tagger's reference embeddings):
@@ -577,6 +630,7 @@ fn open_existing_store(path: &Path) -> Result<SqliteStore> {
 struct PreparedRun {
     source: attune_event::ManifestSource,
     policy: Policy,
+    languages: attune_lang::LanguageGate,
     embedder: Box<dyn TextEmbedder>,
     tagger: TextTagger,
     images: Option<(Box<dyn ImageClassifier>, ImageTagger)>,
@@ -665,6 +719,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
     let (embedder, tagger) = load_models(&runtime, model, None)?;
+    let languages = language_gate(&policy, &tagger)?;
     // Text is the one model every run needs; without the image or speech model, a run still
     // processes everything else and fails those events with the reason — unless the caller
     // said it needs them (`--require-models`), when it does not start.
@@ -744,6 +799,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     Ok(PreparedRun {
         source,
         policy,
+        languages,
         embedder,
         tagger,
         images,
@@ -762,6 +818,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     let PreparedRun {
         mut source,
         policy,
+        languages,
         mut embedder,
         tagger,
         mut images,
@@ -789,6 +846,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
         policy: &policy,
         embedder: embedder.as_mut(),
         tagger: &tagger,
+        languages: &languages,
         store: &mut store,
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
         speech,

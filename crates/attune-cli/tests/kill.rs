@@ -151,7 +151,8 @@ fn sigterm_stops_cleanly_with_a_report_and_a_rerun_continues() {
     let failed = stopped["failed"].as_array().unwrap().len() as u64;
     assert_eq!(events, stopped["processed"].as_u64().unwrap() + skipped + failed, "{stopped}");
     // Everything it read and did not fail or skip at the gate is in the store.
-    let stored = stopped["processed"].as_u64().unwrap() + stopped["skipped"]["sensitive"].as_u64().unwrap();
+    let judged = |why: &str| stopped["skipped"][why].as_u64().unwrap();
+    let stored = stopped["processed"].as_u64().unwrap() + judged("sensitive") + judged("unsupported_language");
     let store_has =
         attune_profile::ProfileStore::recorded(&attune_profile::SqliteStore::open_existing(&store).unwrap(), &ids)
             .unwrap()

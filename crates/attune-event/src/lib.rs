@@ -7,7 +7,7 @@
 mod manifest;
 mod media_path;
 
-pub use manifest::{ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES};
+pub use manifest::{open_manifest_reader, ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES};
 pub use media_path::MediaPath;
 
 use chrono::{DateTime, Utc};

@@ -21,14 +21,45 @@ pub struct ManifestSource {
     buf: Vec<u8>,
 }
 
+/// The first bytes of a gzip stream and of a Zstandard frame.
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// The UTF-8 byte order mark some tools put before the first line.
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// The manifest's lines as bytes: `-` is standard input; a gzip or Zstandard file (told by its
+/// first bytes, not its name) is decompressed as it is read, so a compressed manifest never
+/// sits in memory whole.
+pub fn open_manifest_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, EventError> {
+    let err = |source| EventError::OpenManifest { path: path.display().to_string(), source };
+    let raw: Box<dyn Read + Send> =
+        if path == Path::new("-") { Box::new(std::io::stdin()) } else { Box::new(File::open(path).map_err(err)?) };
+    let mut reader = BufReader::with_capacity(1 << 16, raw);
+    let head = reader.fill_buf().map_err(err)?;
+    let reader: Box<dyn BufRead + Send> = if head.starts_with(GZIP_MAGIC) {
+        Box::new(BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(reader)))
+    } else if head.starts_with(ZSTD_MAGIC) {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(reader).map_err(|e| {
+            err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a valid Zstandard stream: {e}")))
+        })?;
+        Box::new(BufReader::with_capacity(1 << 16, decoder))
+    } else {
+        Box::new(reader)
+    };
+    Ok(reader)
+}
+
 impl ManifestSource {
-    /// Open a manifest file; media paths in it are confined to its folder.
+    /// Open a manifest (a file, gzip- or Zstandard-compressed or not, or `-` for standard
+    /// input); media paths in it are confined to its folder (the working directory for `-`).
     pub fn open(path: &Path) -> Result<ManifestSource, EventError> {
         let err = |source| EventError::OpenManifest { path: path.display().to_string(), source };
-        let file = File::open(path).map_err(err)?;
-        let root =
-            path.canonicalize().map_err(err)?.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-        Ok(ManifestSource::from_reader(BufReader::with_capacity(1 << 16, file), root))
+        let root = if path == Path::new("-") {
+            std::env::current_dir().map_err(err)?
+        } else {
+            path.canonicalize().map_err(err)?.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
+        };
+        Ok(ManifestSource::from_reader(open_manifest_reader(path)?, root))
     }
 
     /// A manifest from any reader; `root` is the folder media paths are confined to.
@@ -79,7 +110,12 @@ impl EventSource for ManifestSource {
                 let error = EventError::LineTooLong { limit: MAX_LINE_BYTES };
                 return Ok(Some(Err(LineFailure { origin, event_id: None, error })));
             }
-            let line = match std::str::from_utf8(&self.buf) {
+            // A byte order mark before the first line is not part of it.
+            let bytes = match self.buf.strip_prefix(UTF8_BOM) {
+                Some(rest) if self.line_no == 1 => rest,
+                _ => &self.buf[..],
+            };
+            let line = match std::str::from_utf8(bytes) {
                 Ok(s) => s.trim(),
                 Err(_) => return Ok(Some(Err(LineFailure { origin, event_id: None, error: EventError::NotUtf8 }))),
             };
@@ -180,6 +216,44 @@ mod tests {
     }
 
     const GOOD: &str = r#"{"event_id":"e1","user_id":"u1","country":"us","product":"assistant","captured_at":"2026-01-02T03:04:05Z","kind":"text","text":"hello","extra":{"ignored":true}}"#;
+
+    #[test]
+    fn a_byte_order_mark_on_the_first_line_only_is_not_part_of_it() {
+        let input = [b"\xef\xbb\xbf".as_slice(), GOOD.as_bytes(), b"\n\xef\xbb\xbf", GOOD.as_bytes()].concat();
+        let r = records(&input);
+        assert!(r[0].is_ok(), "line 1 with a BOM parses");
+        assert!(r[1].is_err(), "a BOM inside the file is still a broken line");
+    }
+
+    #[test]
+    fn gzip_and_zstandard_manifests_are_read_as_streams() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = [GOOD, "{broken", GOOD].join("\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain.as_bytes()).unwrap();
+        let zst = ruzstd::encoding::compress_to_vec(plain.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+        // Told by their first bytes, whatever the names say.
+        for (name, bytes) in
+            [("m.jsonl.gz", gz.finish().unwrap()), ("m.jsonl", zst), ("plain.jsonl", plain.clone().into_bytes())]
+        {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let mut src = ManifestSource::open(&path).unwrap();
+            let r: Vec<Record> = std::iter::from_fn(|| src.next_record().unwrap()).collect();
+            assert_eq!(r.len(), 3, "{name}");
+            assert!(r[0].is_ok() && r[1].is_err() && r[2].is_ok(), "{name}");
+        }
+        // A file that starts like Zstandard but is not: an error opening it, not a panic.
+        let bad = dir.path().join("bad.zst");
+        std::fs::write(&bad, [0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff]).unwrap();
+        assert!(
+            ManifestSource::open(&bad).is_err() || {
+                let mut src = ManifestSource::open(&bad).unwrap();
+                src.next_record().is_err()
+            }
+        );
+    }
 
     #[test]
     fn parses_a_good_line_and_ignores_unknown_keys() {

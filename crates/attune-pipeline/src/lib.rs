@@ -24,8 +24,8 @@ mod report;
 mod sessions;
 
 pub use registry::{
-    load_image_model, load_text_model, speech_sessions, ImageClassifier, SpeechToText, TextEmbedder,
-    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
+    load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
+    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
 pub use sessions::{MakeSession, SpeechSessions};
@@ -34,6 +34,7 @@ use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
 use attune_infer::{run_in_batches, run_in_batches_by_size};
+use attune_lang::{LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
@@ -133,6 +134,9 @@ pub struct Pipeline<'a> {
     pub policy: &'a Policy,
     pub embedder: &'a mut dyn TextEmbedder,
     pub tagger: &'a TextTagger,
+    /// Decides which texts (chats, transcripts) may be tagged: those in the policy's supported
+    /// languages, identified with confidence. The rest are skipped, never tagged.
+    pub languages: &'a LanguageGate,
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
     pub images: Option<ImageStage<'a>>,
@@ -479,9 +483,23 @@ impl Pipeline<'_> {
         report.stage("images", t.elapsed(), parts.frames.iter().map(Vec::len).sum());
         let verdicts = parts.verdicts(&work, report);
 
-        for (p, verdict) in work.iter().zip(verdicts) {
-            let Some(verdict) = verdict else { continue }; // failed above
+        for (p, judged) in work.iter().zip(verdicts) {
             let e = p.event.get();
+            let verdict = match judged {
+                Judged::Failed => continue, // in the report and the failure list
+                Judged::UnsupportedLanguage => {
+                    report.skipped.unsupported_language += 1;
+                    let outcome = LedgerOutcome::UnsupportedLanguage;
+                    records.push(EventRecord {
+                        event_id: e.event_id.clone(),
+                        user_id: e.user_id.clone(),
+                        outcome,
+                        delta: None,
+                    });
+                    continue;
+                }
+                Judged::Verdict(verdict) => verdict,
+            };
             let (outcome, delta) = match verdict {
                 Verdict::Sensitive { .. } => {
                     report.skipped.sensitive += 1;
@@ -623,19 +641,43 @@ impl Pipeline<'_> {
 
     /// Texts and transcripts: the lexicon first (what it drops is never embedded), then one
     /// embedding batch.
+    /// Texts and transcripts: the language gate first (text it does not admit is skipped whole,
+    /// never tagged), then the lexicon (what it drops is never embedded), then one embedding
+    /// batch.
     fn tag_texts(&mut self, work: &[Pending], transcripts: &[Option<String>], parts: &mut Parts, report: &mut Report) {
-        let mut to_embed: Vec<(usize, &str, Segments)> = Vec::new();
+        let mut to_embed: Vec<(usize, SupportedText<'_>, Segments)> = Vec::new();
         for (i, p) in work.iter().enumerate() {
-            let text = match (p.decoded.get(), &transcripts[i]) {
-                (Decoded::Text(text), _) => text.as_str(),
-                (Decoded::Audio(_) | Decoded::Video(_), Some(transcript)) => transcript.as_str(),
+            let (text, spoken) = match (p.decoded.get(), &transcripts[i]) {
+                (Decoded::Text(text), _) => (text.as_str(), false),
+                (Decoded::Audio(_) | Decoded::Video(_), Some(transcript)) => (transcript.as_str(), true),
                 _ => continue,
             };
-            match self.tagger.lexicon_hit(text) {
+            let text = match self.languages.admit(text) {
+                Ok(text) => {
+                    report.count_language(&LanguageDecision::Supported {
+                        language: text.language(),
+                        confidence: text.confidence(),
+                        romanised: text.romanised(),
+                    });
+                    text
+                }
+                // Speech with (almost) no words: nothing was said that could be tagged or be
+                // sensitive; a video's pictures still speak for it.
+                Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::TooShort }) if spoken => {
+                    parts.text[i] = Some(Verdict::Topics(Vec::new()));
+                    continue;
+                }
+                Err(decision) => {
+                    report.count_language(&decision);
+                    parts.language_skipped[i] = true;
+                    continue;
+                }
+            };
+            match self.tagger.lexicon_hit(text.text()) {
                 Some(category) => {
                     parts.text[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
                 }
-                None => to_embed.push((i, text, Segments::of(text))),
+                None => to_embed.push((i, text, Segments::of(text.text()))),
             }
         }
         if to_embed.is_empty() {
@@ -677,7 +719,7 @@ impl Pipeline<'_> {
                     _ => Vec::new(),
                 }
             })
-            .filter(|(i, _)| !parts.failed[*i])
+            .filter(|(i, _)| !parts.failed[*i] && !parts.language_skipped[*i])
             .collect();
         if items.is_empty() {
             return;
@@ -715,6 +757,9 @@ impl Pipeline<'_> {
 /// What the models said about each item of a batch, until its verdict is assembled.
 struct Parts {
     failed: Vec<bool>,
+    /// The text (or speech) is in a language the gate did not admit: the item is skipped whole
+    /// (a video's pictures cannot vouch for what its speech says).
+    language_skipped: Vec<bool>,
     /// The text's verdict, or the transcript's.
     text: Vec<Option<Verdict>>,
     /// A photo's verdict, or one per sampled video frame.
@@ -723,7 +768,12 @@ struct Parts {
 
 impl Parts {
     fn new(n: usize) -> Parts {
-        Parts { failed: vec![false; n], text: vec![None; n], frames: vec![Vec::new(); n] }
+        Parts {
+            failed: vec![false; n],
+            language_skipped: vec![false; n],
+            text: vec![None; n],
+            frames: vec![Vec::new(); n],
+        }
     }
 
     /// Record the item's first failure; later ones add nothing (one event, one failure).
@@ -734,11 +784,14 @@ impl Parts {
     }
 
     /// One verdict per item; `None` for the failed ones (already in the report).
-    fn verdicts(mut self, work: &[Pending], report: &mut Report) -> Vec<Option<Verdict>> {
+    fn verdicts(mut self, work: &[Pending], report: &mut Report) -> Vec<Judged> {
         (0..work.len())
             .map(|i| {
                 if self.failed[i] {
-                    return None;
+                    return Judged::Failed;
+                }
+                if self.language_skipped[i] {
+                    return Judged::UnsupportedLanguage;
                 }
                 let verdict = match work[i].decoded.get() {
                     Decoded::Text(_) | Decoded::Audio(_) => self.text[i].take(),
@@ -746,13 +799,25 @@ impl Parts {
                     // Frames and speech are one piece of evidence: any sensitive part drops it all.
                     Decoded::Video(_) => Some(Verdict::combine([&self.frames[i][..], self.text[i].as_slice()])),
                 };
-                if verdict.is_none() {
-                    self.fail(i, &work[i], report, "no model gave a verdict".into());
+                match verdict {
+                    Some(verdict) => Judged::Verdict(verdict),
+                    None => {
+                        self.fail(i, &work[i], report, "no model gave a verdict".into());
+                        Judged::Failed
+                    }
                 }
-                verdict
             })
             .collect()
     }
+}
+
+/// What became of one item of a batch.
+enum Judged {
+    /// Failed somewhere (already in the report).
+    Failed,
+    /// Its text or speech is not in a supported language: skipped, never tagged.
+    UnsupportedLanguage,
+    Verdict(Verdict),
 }
 
 /// How the reader ended.

@@ -33,6 +33,19 @@ pub fn load_text_model(
     }
 }
 
+/// The special-category classifier trained on `text_model`'s vectors (`name@version`), when one
+/// is: a model crate implementing `attune_tag::SensitivityClassifier`, registered here.
+pub fn special_category_classifier(
+    text_model: &str,
+) -> Option<Result<std::sync::Arc<dyn attune_tag::SensitivityClassifier>, String>> {
+    use attune_model_sensitivity::SensitivityHead;
+    SensitivityHead::exists_for(text_model).then(|| {
+        SensitivityHead::for_text_model(text_model)
+            .map(|h| std::sync::Arc::new(h) as std::sync::Arc<dyn attune_tag::SensitivityClassifier>)
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// An image classifier: images in, class probabilities out (ImageNet-1k for now; the class
 /// table in attune-tag matches it).
 pub trait ImageClassifier: Send {

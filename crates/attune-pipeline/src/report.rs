@@ -13,6 +13,10 @@ pub struct Report {
     pub processed: u64,
     pub skipped: Skipped,
     pub failed: Vec<Failure>,
+    /// Texts (chats and transcripts) per language as the language gate identified them, by
+    /// ISO 639-1 code, supported or not; `unidentified` for those it could not identify. A count,
+    /// never content.
+    pub languages: BTreeMap<String, u64>,
     /// Processed events that gave at least one topic, and the topics they gave.
     pub tagged: u64,
     pub topics_assigned: u64,
@@ -84,6 +88,9 @@ pub struct Skipped {
     /// Users erased with `attune forget` (and not un-forgotten): turned away at the gate.
     pub forgotten: u64,
     pub sensitive: u64,
+    /// Text (or speech) in a language outside the policy's `supported_languages`, or whose
+    /// language could not be identified with confidence: never tagged (fail closed).
+    pub unsupported_language: u64,
     pub duplicate: u64,
     /// Retry runs only: events that had not failed before, left alone.
     pub not_selected: u64,
@@ -96,6 +103,7 @@ impl Skipped {
             + self.opt_out
             + self.forgotten
             + self.sensitive
+            + self.unsupported_language
             + self.duplicate
             + self.not_selected
     }
@@ -121,6 +129,7 @@ impl Report {
             processed: 0,
             skipped: Skipped::default(),
             failed: Vec::new(),
+            languages: BTreeMap::new(),
             tagged: 0,
             topics_assigned: 0,
             elapsed_s: 0.0,
@@ -155,6 +164,12 @@ impl Report {
             Exclusion::OptOut => self.skipped.opt_out += 1,
             Exclusion::Forgotten => self.skipped.forgotten += 1,
         }
+    }
+
+    /// Count one text the language gate examined.
+    pub(crate) fn count_language(&mut self, decision: &attune_lang::LanguageDecision) {
+        let key = decision.language().map_or("unidentified", |l| l.code());
+        *self.languages.entry(key.to_string()).or_default() += 1;
     }
 
     pub(crate) fn stage(&mut self, name: &'static str, busy: Duration, items: usize) {
@@ -205,7 +220,7 @@ impl Report {
             (None, false) => String::new(),
         };
         format!(
-            "{stopped}{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, forgotten {}, sensitive {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
+            "{stopped}{} events: {} processed ({} with topics), {} skipped (jurisdiction {}, effective_date {}, opt_out {}, forgotten {}, sensitive {}, unsupported_language {}, duplicate {}), {} failed in {:.1}s ({:.0} events/s)",
             self.events,
             self.processed,
             self.tagged,
@@ -215,6 +230,7 @@ impl Report {
             s.opt_out,
             s.forgotten,
             s.sensitive,
+            s.unsupported_language,
             s.duplicate,
             self.failed.len(),
             self.elapsed_s,

@@ -14,6 +14,7 @@
 mod countries;
 
 use attune_event::Event;
+use attune_lang::{Language, LanguageGate};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub enum PolicyError {
     OptOutList { path: PathBuf, source: std::io::Error },
     #[error("`{code}` in excluded_countries is not an ISO 3166-1 alpha-2 code")]
     BadCountry { code: String },
+    #[error("supported_languages: {0}")]
+    Language(#[from] attune_lang::LangError),
 }
 
 /// Why the gate turned an event away.
@@ -106,6 +109,11 @@ struct PolicyFile {
     opt_out_users: Option<Vec<String>>,
     /// A file of opted-out user ids, one a line, relative to the policy file.
     opt_out_file: Option<PathBuf>,
+    /// ISO 639-1 codes of the languages whose text may be tagged; replaces the default list
+    /// (the 12 validated: `attune_lang::Language::DEFAULT_SUPPORTED`).
+    supported_languages: Option<Vec<String>>,
+    /// Whether romanised Hindi and Arabizi count as Hindi and Arabic (default true).
+    accept_romanised: Option<bool>,
 }
 
 /// Users whose data was erased (`attune forget`): the gate turns their events away. The profile
@@ -127,6 +135,8 @@ pub struct Policy {
     excluded: HashSet<String>,
     opt_out: HashSet<String>,
     forgotten: Option<Arc<dyn ForgottenUsers>>,
+    supported_languages: Vec<Language>,
+    accept_romanised: bool,
 }
 
 impl std::fmt::Debug for Policy {
@@ -136,6 +146,8 @@ impl std::fmt::Debug for Policy {
             .field("excluded", &self.excluded)
             .field("opt_out", &self.opt_out.len())
             .field("forgotten", &self.forgotten.is_some())
+            .field("supported_languages", &self.supported_languages)
+            .field("accept_romanised", &self.accept_romanised)
             .finish()
     }
 }
@@ -152,6 +164,8 @@ impl Default for Policy {
             excluded: DEFAULT_EXCLUDED_COUNTRIES.iter().map(|c| c.to_string()).collect(),
             opt_out: HashSet::new(),
             forgotten: None,
+            supported_languages: Language::DEFAULT_SUPPORTED.to_vec(),
+            accept_romanised: true,
         }
     }
 }
@@ -187,7 +201,36 @@ impl Policy {
                 .opt_out
                 .extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
         }
+        if let Some(codes) = file.supported_languages {
+            if codes.is_empty() {
+                return Err(attune_lang::LangError::NoSupportedLanguages.into());
+            }
+            policy.supported_languages =
+                codes.iter().map(|c| Language::from_code(c.trim())).collect::<Result<Vec<_>, _>>()?;
+        }
+        if let Some(accept) = file.accept_romanised {
+            policy.accept_romanised = accept;
+        }
         Ok(policy)
+    }
+
+    /// The languages whose text may be tagged.
+    pub fn supported_languages(&self) -> &[Language] {
+        &self.supported_languages
+    }
+
+    /// The language gate this policy asks for: text outside [`Policy::supported_languages`], or
+    /// not identified with confidence, is skipped (`skipped.unsupported_language`).
+    pub fn language_gate(&self) -> Result<LanguageGate, PolicyError> {
+        self.language_gate_within(Language::ALL)
+    }
+
+    /// The language gate for a text model calibrated on `validated` languages: the policy's
+    /// supported languages that are among them (a language the model's figures do not hold for
+    /// is skipped, not tagged). An error when none is left.
+    pub fn language_gate_within(&self, validated: &[Language]) -> Result<LanguageGate, PolicyError> {
+        let gate = LanguageGate::new(&self.supported_languages, LanguageGate::DEFAULT_MIN_CONFIDENCE)?;
+        Ok(gate.accept_romanised(self.accept_romanised).admitting(validated)?)
     }
 
     pub fn effective_from(&self) -> DateTime<Utc> {
@@ -306,10 +349,51 @@ mod tests {
     fn bad_policy_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        for bad in ["excluded_countries = [\"Germany\"]", "typo_key = 1", "effective_from = \"soon\""] {
+        for bad in [
+            "excluded_countries = [\"Germany\"]",
+            "typo_key = 1",
+            "effective_from = \"soon\"",
+            "supported_languages = []",
+            "supported_languages = [\"en\", \"klingon\"]",
+            "supported_languages = [\"sw\", \"xx\"]",
+        ] {
             std::fs::write(&path, bad).unwrap();
             assert!(Policy::from_file(&path).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn supported_languages_default_and_narrowed() {
+        let gate = Policy::default().language_gate().unwrap();
+        assert_eq!(gate.supported(), Language::DEFAULT_SUPPORTED);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "supported_languages = [\"en\", \"es\"]\naccept_romanised = false\n").unwrap();
+        let gate = Policy::from_file(&path).unwrap().language_gate().unwrap();
+        assert_eq!(gate.supported(), &[Language::English, Language::Spanish]);
+        assert!(gate.admit("Quiero unas botas de fútbol para césped artificial, ¿cuáles me recomiendas?").is_ok());
+        // Indonesian is identified, and no longer supported: not admitted.
+        assert!(gate.admit("Rencana naik Rinjani lewat jalur Sembalun, camp 2 malam di Plawangan").is_err());
+    }
+
+    #[test]
+    fn a_text_model_narrows_what_is_admitted_not_what_is_identified() {
+        let english_only = Policy::default().language_gate_within(&[Language::English]).unwrap();
+        assert_eq!(english_only.admitted(), &[Language::English]);
+        // Short English lines whose confidence lingua shares with other supported languages are
+        // still English: the others are identified, then turned away.
+        for line in [
+            "any tips for a first sailing trip on a small dinghy?",
+            "which tent and sleeping bag should I take camping in Yosemite?",
+        ] {
+            assert!(english_only.admit(line).is_ok(), "{line}");
+        }
+        let spanish = "Quiero unas botas de fútbol para césped artificial, ¿cuáles me recomiendas?";
+        assert!(matches!(
+            english_only.admit(spanish),
+            Err(attune_lang::LanguageDecision::Unsupported { language: Language::Spanish, .. })
+        ));
+        assert!(Policy::default().language_gate_within(&[]).is_err());
     }
 
     #[test]

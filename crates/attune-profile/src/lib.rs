@@ -56,6 +56,8 @@ pub enum LedgerOutcome {
     NoTopic,
     /// Dropped whole (a special category).
     Dropped,
+    /// Skipped whole: its text or speech is not in a supported language (or not identified).
+    UnsupportedLanguage,
 }
 
 impl LedgerOutcome {
@@ -64,6 +66,7 @@ impl LedgerOutcome {
             LedgerOutcome::Tagged => "tagged",
             LedgerOutcome::NoTopic => "no_topic",
             LedgerOutcome::Dropped => "dropped",
+            LedgerOutcome::UnsupportedLanguage => "unsupported_language",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! swapped encoder can never switch a privacy detector off without a word.
 
 use crate::{data_rows, TagConfig, TagError};
+use attune_lang::Language;
 use attune_taxonomy::SensitiveCategory;
 use serde::Deserialize;
 
@@ -29,6 +30,12 @@ struct CalibrationFile {
     model: String,
     dimensions: usize,
     validated: bool,
+    /// ISO 639-1 codes of the languages the figures were measured on.
+    languages: Vec<String>,
+    /// The special-category classifier the figures were measured with (its name); a run
+    /// without it does not start.
+    #[serde(default)]
+    classifier: Option<String>,
     thresholds: TagConfig,
 }
 
@@ -41,6 +48,10 @@ pub struct Calibration {
     /// Whether its figures were measured and accepted for runs: `attune run` refuses a model
     /// whose calibration is not (one still being fitted can be evaluated, not used).
     pub validated: bool,
+    /// The languages its figures hold for: a run tags text in these only (and in the policy's).
+    pub languages: Vec<Language>,
+    /// The special-category classifier its figures need (by name), if any.
+    pub classifier: Option<String>,
     pub config: TagConfig,
     pub(crate) probe: Option<Probe>,
     /// The probe's file, as shipped: part of the tagger's version.
@@ -72,10 +83,21 @@ impl Calibration {
                 )));
             }
         }
+        let languages = file
+            .languages
+            .iter()
+            .map(|c| Language::from_code(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: languages: {e}")))?;
+        if languages.is_empty() {
+            return Err(TagError::Calibration(format!("{name}/calibration.toml: no languages")));
+        }
         Ok(Calibration {
             model: file.model,
             dimensions,
             validated: file.validated,
+            languages,
+            classifier: file.classifier,
             config: file.thresholds,
             probe: Some(probe),
             probe_text,
@@ -84,7 +106,16 @@ impl Calibration {
 
     /// For test doubles of a model: the given thresholds and no probe.
     pub fn without_probe(model: &str, dimensions: usize, config: TagConfig) -> Calibration {
-        Calibration { model: model.to_string(), dimensions, validated: false, config, probe: None, probe_text: "" }
+        Calibration {
+            model: model.to_string(),
+            dimensions,
+            validated: false,
+            languages: Language::DEFAULT_SUPPORTED.to_vec(),
+            classifier: None,
+            config,
+            probe: None,
+            probe_text: "",
+        }
     }
 
     /// The same calibration with other thresholds (`attune eval --*-threshold`).

@@ -16,15 +16,18 @@
 //! and close to the best match; a weak best match gives no topic at all.
 
 mod calibration;
+mod classifier;
 mod image;
 mod reference_cache;
 
 pub use calibration::Calibration;
 use calibration::Probe;
+pub use classifier::{Assessment, SensitivityClassifier};
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
 use attune_infer::{InferError, TextEmbedder};
+pub use attune_lang::SupportedText;
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -32,6 +35,7 @@ use std::path::Path;
 
 const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
 const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
+const NODE_EXAMPLES_TSV: &str = include_str!("../data/node-examples.tsv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -54,6 +58,8 @@ pub enum Detector {
     CategoryPrototype,
     Probe,
     SensitiveNode,
+    /// The special-category classifier ([`SensitivityClassifier`]).
+    Classifier,
     /// An image class marked sensitive (church, syringe …).
     ImageClass,
 }
@@ -129,6 +135,16 @@ pub struct TagConfig {
     pub sensitive_node_threshold: f32,
     /// How far below the best allowed node a sensitive node may be and still count.
     pub sensitive_node_margin: f32,
+    /// How much labelled example chats (`data/node-examples.tsv`) pull a node's vector towards
+    /// where real chats about it land, against its description's 1 (0: descriptions only). A
+    /// multilingual encoder puts a description and a chat in another language farther apart
+    /// than two chats about the same thing.
+    #[serde(default)]
+    pub node_examples: f32,
+    /// One threshold for the special-category classifier in every language, in place of its
+    /// own per-language ones (`attune eval --sweep classifier_threshold=…`).
+    #[serde(default)]
+    pub classifier_threshold: Option<f32>,
 }
 
 #[derive(Clone)]
@@ -152,6 +168,10 @@ pub struct TextTagger {
     config: TagConfig,
     /// The probe's file as shipped, for the version.
     probe_text: &'static str,
+    /// The special-category classifier, first among the embedding detectors when present.
+    classifier: Option<std::sync::Arc<dyn SensitivityClassifier>>,
+    /// The languages its calibration holds for.
+    languages: Vec<attune_lang::Language>,
     version: String,
 }
 
@@ -206,7 +226,7 @@ impl TextTagger {
                 embedder.dimensions()
             )));
         }
-        let Calibration { config, probe, probe_text, .. } = calibration;
+        let Calibration { config, probe, probe_text, languages, .. } = calibration;
         let taxonomy = Taxonomy::get();
         let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
         let mut proto_cats = Vec::new();
@@ -237,6 +257,10 @@ impl TextTagger {
             .zip(vectors.into_iter().zip(name_vectors))
             .map(|(n, (a, b))| NodeVector { id: n.id, sensitive: n.sensitive, vector: unit_mean(&[a, b]) })
             .collect();
+        let mut nodes: Vec<NodeVector> = nodes;
+        if config.node_examples > 0.0 {
+            pull_towards_examples(embedder, &mut nodes, config.node_examples, cache)?;
+        }
         let prototypes = proto_cats.into_iter().zip(prototype_vectors).collect();
 
         let mut lexicon = Vec::new();
@@ -265,13 +289,58 @@ impl TextTagger {
             }
         }
 
-        let version = version(probe_text, &config);
-        Ok(TextTagger { taxonomy, nodes, prototypes, probe, lexicon, allow, config, probe_text, version })
+        let version = version(probe_text, &config, None);
+        Ok(TextTagger {
+            taxonomy,
+            nodes,
+            prototypes,
+            probe,
+            lexicon,
+            allow,
+            config,
+            probe_text,
+            classifier: None,
+            languages,
+            version,
+        })
     }
 
     /// The same tagger with other thresholds (and its own version): `attune eval --sweep`.
     pub fn with_config(&self, config: TagConfig) -> TextTagger {
-        TextTagger { version: version(self.probe_text, &config), config, ..self.clone() }
+        let version = version(self.probe_text, &config, self.classifier.as_deref());
+        TextTagger { version, config, ..self.clone() }
+    }
+
+    /// The same tagger with a special-category classifier, which must read this tagger's text
+    /// model's vectors (its `features`), checked here.
+    pub fn with_classifier(
+        mut self,
+        classifier: std::sync::Arc<dyn SensitivityClassifier>,
+        model: &str,
+        dimensions: usize,
+    ) -> Result<TextTagger, TagError> {
+        if classifier.features() != model || classifier.dimensions() != dimensions {
+            return Err(TagError::Calibration(format!(
+                "the classifier {} reads `{}` ({}-d), the text model is `{model}` ({dimensions}-d)",
+                classifier.id(),
+                classifier.features(),
+                classifier.dimensions()
+            )));
+        }
+        self.version = version(self.probe_text, &self.config, Some(classifier.as_ref()));
+        self.classifier = Some(classifier);
+        Ok(self)
+    }
+
+    /// The languages its calibration was measured on: a run's language gate admits only these
+    /// (and only those of its policy).
+    pub fn languages(&self) -> &[attune_lang::Language] {
+        &self.languages
+    }
+
+    /// The special-category classifier's id, when one is attached.
+    pub fn classifier_id(&self) -> Option<&str> {
+        self.classifier.as_deref().map(|c| c.id())
     }
 
     /// Identifies the lexicon, prototypes and thresholds, for the profiles' `model_set`.
@@ -295,18 +364,25 @@ impl TextTagger {
     }
 
     /// The verdict for `text`, given the embeddings of `segments` (made by [`Segments::of`]).
-    pub fn tag(&self, text: &str, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
-        if let Some(category) = self.lexicon_hit(text) {
+    /// Only text the language gate admitted can be tagged ([`SupportedText`]).
+    pub fn tag(&self, text: &SupportedText<'_>, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
+        if let Some(category) = self.lexicon_hit(text.text()) {
             return Verdict::Sensitive { category, detector: Detector::Lexicon };
         }
-        self.tag_segments(segments, embeddings)
+        self.tag_segments(text, segments, embeddings)
     }
 
     /// The verdict from segment embeddings alone, without the lexicon: any window or clause
     /// that is sensitive makes the whole item sensitive; topics come from the mean of the
     /// windows.
-    pub fn tag_segments(&self, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
+    pub fn tag_segments(&self, text: &SupportedText<'_>, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
         debug_assert_eq!(segments.texts.len(), embeddings.len());
+        if let Some(classifier) = &self.classifier {
+            let bar = self.config.classifier_threshold.unwrap_or_else(|| classifier.threshold(Some(text.language())));
+            if let Some(a) = embeddings.iter().map(|e| classifier.assess(e)).find(|a| a.p_sensitive >= bar) {
+                return Verdict::Sensitive { category: a.category, detector: Detector::Classifier };
+            }
+        }
         let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
         for e in clauses {
             if let Some(v) = self.sensitive_embedding(e) {
@@ -342,7 +418,7 @@ impl TextTagger {
     }
 
     /// The verdict from the embedding alone (detectors 2 and 3, then topics).
-    pub fn tag_embedding(&self, embedding: &[f32]) -> Verdict {
+    fn tag_embedding(&self, embedding: &[f32]) -> Verdict {
         let c = &self.config;
         if let Some(v) = self.sensitive_embedding(embedding) {
             return v;
@@ -380,6 +456,13 @@ impl TextTagger {
         let mut sensitive = f32::NEG_INFINITY;
         for e in clauses.iter().chain(windows) {
             sensitive = sensitive.max(self.sensitive_excess(e, false));
+        }
+        // The classifier against its strictest (language-blind) threshold.
+        if let Some(c) = &self.classifier {
+            let bar = self.config.classifier_threshold.unwrap_or_else(|| c.threshold(None));
+            for e in embeddings {
+                sensitive = sensitive.max(c.assess(e).p_sensitive - bar);
+            }
         }
         let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
         sensitive = sensitive.max(self.sensitive_excess(&topics_from, true));
@@ -435,13 +518,59 @@ impl TextTagger {
     }
 }
 
+/// Moves each node with labelled example chats towards their mean, as items embed:
+/// `unit(node + weight · unit(mean(examples)))`. Nodes without examples keep their description.
+fn pull_towards_examples<M>(
+    embedder: &mut M,
+    nodes: &mut [NodeVector],
+    weight: f32,
+    cache: Option<&Path>,
+) -> Result<(), TagError>
+where
+    M: TextEmbedder + ?Sized,
+{
+    let mut ids = Vec::new();
+    let mut texts = Vec::new();
+    for (row, cols) in data_rows(NODE_EXAMPLES_TSV) {
+        let id: u32 = cols
+            .first()
+            .and_then(|c| c.trim().parse().ok())
+            .ok_or(TagError::Data { row, message: "node-examples: bad id".into() })?;
+        let text = cols.get(1).ok_or(TagError::Data { row, message: "node-examples: no text".into() })?;
+        ids.push(id);
+        texts.push(text.to_string());
+    }
+    let vectors = reference_cache::embed_as(embedder, &texts, cache, reference_cache::As::Items)?;
+    if vectors.len() != texts.len() {
+        return Err(TagError::Embeddings { expected: texts.len(), got: vectors.len() });
+    }
+    let mut by_node: std::collections::BTreeMap<u32, Vec<Vec<f32>>> = Default::default();
+    for (id, v) in ids.into_iter().zip(vectors) {
+        by_node.entry(id).or_default().push(v);
+    }
+    for node in nodes.iter_mut() {
+        if let Some(examples) = by_node.get(&node.id) {
+            let mean = unit_mean(examples);
+            let pulled: Vec<f32> = node.vector.iter().zip(&mean).map(|(a, b)| a + weight * b).collect();
+            node.vector = unit_mean(&[pulled]);
+        }
+    }
+    Ok(())
+}
+
 /// The tagger's version: a digest of everything that decides its verdicts besides the model.
-fn version(probe_text: &str, config: &TagConfig) -> String {
+fn version(probe_text: &str, config: &TagConfig, classifier: Option<&dyn SensitivityClassifier>) -> String {
     let mut h = Sha256::new();
     h.update(LEXICON_TSV.as_bytes());
     h.update(PROTOTYPES_TSV.as_bytes());
+    if config.node_examples > 0.0 {
+        h.update(NODE_EXAMPLES_TSV.as_bytes());
+    }
     h.update(probe_text.as_bytes());
     h.update(format!("{config:?}").as_bytes());
+    if let Some(c) = classifier {
+        h.update(c.id().as_bytes());
+    }
     let d = h.finalize();
     format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
 }

@@ -19,12 +19,40 @@ pub(crate) fn embed<M>(embedder: &mut M, texts: &[String], dir: Option<&Path>) -
 where
     M: TextEmbedder + ?Sized,
 {
-    let Some(dir) = dir else { return embedder.embed_passages(texts) };
-    let path = file_for(dir, embedder.id(), texts);
+    embed_as(embedder, texts, dir, As::Passages)
+}
+
+/// How reference texts are embedded: as references (descriptions), or as items (example chats,
+/// which must land where the chats they stand for land; E5 prefixes the two differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum As {
+    Passages,
+    Items,
+}
+
+pub(crate) fn embed_as<M>(
+    embedder: &mut M,
+    texts: &[String],
+    dir: Option<&Path>,
+    mode: As,
+) -> Result<Vec<Vec<f32>>, InferError>
+where
+    M: TextEmbedder + ?Sized,
+{
+    let compute = |embedder: &mut M| match mode {
+        As::Passages => embedder.embed_passages(texts),
+        As::Items => attune_infer::run_in_batches_by_size(embedder, texts, String::len),
+    };
+    let Some(dir) = dir else { return compute(embedder) };
+    let id = match mode {
+        As::Passages => embedder.id().to_string(),
+        As::Items => format!("{} items", embedder.id()),
+    };
+    let path = file_for(dir, &id, texts);
     if let Some(vectors) = read(&path, texts.len()) {
         return Ok(vectors);
     }
-    let vectors = embedder.embed_passages(texts)?;
+    let vectors = compute(embedder)?;
     if let Err(e) = write(&path, &vectors) {
         tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
     }

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Check labelled conversation sets (format and ids only, not whether a label is right).
+
+    python3 scripts/check_labelled_sets.py FILE.jsonl [FILE.jsonl ...]
+
+Every line must parse and carry exactly text/expect/topics/lang/kind; `lang` must match the
+file name's prefix (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
+Interest ids that exist and are neither sensitive nodes nor below one; special-category lines
+name none. No text may appear twice across all the files given. Prints a count table.
+"""
+import collections
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAXO = os.path.join(ROOT, "crates/attune-taxonomy/data")
+CATEGORIES = {"political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"}
+KINDS_SENSITIVE = {"explicit", "implicit", "third_person", "mixed"}
+KINDS_ORDINARY = {"ordinary", "hard_negative"}
+KEYS = ["text", "expect", "topics", "lang", "kind"]
+
+
+def load_taxonomy():
+    parent = {}
+    with open(os.path.join(TAXO, "audience-taxonomy-1.1.tsv"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) > 2 and cols[1].strip():
+                parent[cols[1].strip()] = cols[2].strip()
+    described = set()
+    with open(os.path.join(TAXO, "interest-descriptions.tsv"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            described.add(line.split("\t", 1)[0])
+    sensitive = set()
+    with open(os.path.join(TAXO, "sensitive-nodes.tsv"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            sensitive.add(line.split("\t", 1)[0])
+    return parent, described, sensitive
+
+
+def is_sensitive(node, parent, sensitive):
+    seen = 0
+    while node and seen < 10:
+        if node in sensitive:
+            return True
+        node = parent.get(node, "")
+        seen += 1
+    return False
+
+
+def main(paths):
+    parent, described, sensitive = load_taxonomy()
+    errors = []
+    seen_text = {}
+    table = collections.OrderedDict()
+    for path in paths:
+        lang = os.path.basename(path).split(".", 1)[0]
+        counts = collections.Counter()
+        with open(path, encoding="utf-8") as f:
+            for n, raw in enumerate(f, 1):
+                where = f"{path}:{n}"
+                if not raw.strip():
+                    errors.append(f"{where}: empty line")
+                    continue
+                try:
+                    item = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    errors.append(f"{where}: not JSON ({e})")
+                    continue
+                if list(item.keys()) != KEYS:
+                    errors.append(f"{where}: keys {list(item.keys())}, want {KEYS}")
+                    continue
+                text, expect, topics, item_lang, kind = (item[k] for k in KEYS)
+                if not isinstance(text, str) or not text.strip():
+                    errors.append(f"{where}: empty text")
+                key = " ".join(text.lower().split())
+                if key in seen_text:
+                    errors.append(f"{where}: text repeats {seen_text[key]}")
+                seen_text[key] = where
+                if item_lang != lang:
+                    errors.append(f"{where}: lang {item_lang!r} but file is {lang!r}")
+                if expect == "ordinary":
+                    if kind not in KINDS_ORDINARY:
+                        errors.append(f"{where}: ordinary line with kind {kind!r}")
+                    if not (isinstance(topics, list) and 1 <= len(topics) <= 2):
+                        errors.append(f"{where}: ordinary line needs 1-2 topics")
+                        topics = []
+                    for t in topics:
+                        if not isinstance(t, str) or t not in described:
+                            errors.append(f"{where}: topic {t!r} is not an Interest node with a description")
+                        elif is_sensitive(t, parent, sensitive):
+                            errors.append(f"{where}: topic {t} is (under) a sensitive node")
+                elif expect in CATEGORIES:
+                    if kind not in KINDS_SENSITIVE:
+                        errors.append(f"{where}: special-category line with kind {kind!r}")
+                    if topics != []:
+                        errors.append(f"{where}: special-category line must have topics []")
+                else:
+                    errors.append(f"{where}: expect {expect!r} unknown")
+                counts[expect if expect != "ordinary" else kind] += 1
+                counts["lines"] += 1
+                if expect in CATEGORIES:
+                    counts["sensitive"] += 1
+                    counts[kind] += 1
+        table[path] = counts
+    cols = ["lines", "ordinary", "hard_negative", "sensitive", *sorted(CATEGORIES), "explicit", "implicit", "third_person", "mixed"]
+    print("file\t" + "\t".join(cols))
+    for path, c in table.items():
+        print(os.path.basename(path) + "\t" + "\t".join(str(c[k]) for k in cols))
+    for e in errors:
+        print("ERROR", e, file=sys.stderr)
+    print(f"{len(errors)} errors", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
