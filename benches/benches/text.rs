@@ -81,8 +81,7 @@ fn bench(c: &mut Criterion) {
             let report = Pipeline {
                 policy: &policy,
                 languages: &languages,
-                embedder: embedder.as_mut(),
-                tagger: &tagger,
+                text: vec![attune_pipeline::TextPath::borrowing(embedder.as_mut(), tagger.clone())],
                 store: &mut store,
                 images: None,
                 speech: SpeechSessions::unavailable("no speech model in this bench"),

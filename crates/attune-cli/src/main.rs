@@ -6,10 +6,11 @@ mod eval;
 use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
 use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
+use attune_pipeline::TextPath;
 use attune_pipeline::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, ImageStage,
     InProcessDecoder, MediaDecoder, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL,
-    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
+    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, TEXT_MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock};
@@ -125,10 +126,13 @@ struct ModelArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 16)]
     image_batch: usize,
-    /// The text model: minilm-l6-v2 (English) or multilingual-e5-small.
-    #[arg(long, env = "ATTUNE_TEXT_MODEL", default_value = DEFAULT_TEXT_MODEL,
+    /// The text models, in order of preference (comma-separated): `run` sends each text to the
+    /// first whose calibration covers its language, loading the later ones only when a text
+    /// first needs them (default: minilm-l6-v2 for English, multilingual-e5-small for the other
+    /// 11 languages); `eval` and `embed` use the first.
+    #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from),
           value_parser = clap::builder::PossibleValuesParser::new(TEXT_MODELS))]
-    text_model: String,
+    text_model: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -408,14 +412,14 @@ fn main() -> ExitCode {
                         None => Policy::default(),
                     };
                     let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, Some(tag))?;
-                    let gate = language_gate(&policy, &tagger)?;
+                    let gate = language_gate(&policy, tagger.languages())?;
                     let show = eval::Show { errors: show_errors, margins, json };
                     eval::run(&labelled, embedder.as_mut(), &tagger, &gate, show, no_lexicon, &sweeps)
                 },
             ))
         }
         Command::Embed { input, model } => done(runtime(&model).and_then(|r| {
-            let mut embedder = load_text_model(&model.text_model, &r, model.models.as_deref(), model.model_batch)?;
+            let mut embedder = load_text_model(&model.text_model[0], &r, model.models.as_deref(), model.model_batch)?;
             embed::run(&input, embedder.as_mut())
         })),
     };
@@ -536,14 +540,65 @@ fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<
     .collect()
 }
 
-/// The text model and a tagger built with it and its calibration (thresholds from `tag` instead,
-/// where given: `eval`). A run needs a validated calibration.
+/// The first text model and a tagger built with it and its calibration (thresholds from `tag`
+/// instead, where given: `eval`). A run needs a validated calibration.
 fn load_models(
     runtime: &Runtime,
     args: &ModelArgs,
     tag: Option<TagArgs>,
 ) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
-    let mut embedder = load_text_model(&args.text_model, runtime, args.models.as_deref(), args.model_batch)?;
+    load_text_path(&args.text_model[0], runtime, args.models.as_deref(), args.model_batch, tag)
+}
+
+/// The run's text paths: the first text model loaded now, each later one made when a text in a
+/// language only it covers first needs it. A later model that is not installed or not validated
+/// is left out with a warning: its languages are then skipped, never tagged by another model.
+fn text_paths(runtime: &Runtime, args: &ModelArgs) -> Result<(Vec<TextPath<'static>>, Vec<String>)> {
+    let (embedder, tagger) = load_models(runtime, args, None)?;
+    let mut model_set = vec![embedder.id().to_string(), tagger.version().to_string()];
+    if let Some(id) = tagger.classifier_id() {
+        model_set.push(id.to_string());
+    }
+    let mut covered: Vec<attune_lang::Language> = tagger.languages().to_vec();
+    let mut paths = vec![TextPath::ready(embedder, tagger)];
+    for name in args.text_model.iter().skip(1) {
+        let (languages, validated) = Calibration::declared(name)?;
+        let languages: Vec<_> = languages.into_iter().filter(|l| !covered.contains(l)).collect();
+        let installed = attune_infer::ModelDir::locate(name, args.models.as_deref());
+        match (&installed, validated, languages.is_empty()) {
+            (_, _, true) => continue,
+            (Err(e), _, _) => {
+                tracing::warn!("text model {name} not installed ({e}): its languages will be skipped");
+                continue;
+            }
+            (_, false, _) => {
+                tracing::warn!("text model {name}'s calibration is not validated: its languages will be skipped");
+                continue;
+            }
+            _ => {}
+        }
+        covered.extend(&languages);
+        model_set.push(format!("{name}(on first use)"));
+        let (name, runtime, root, batch) = (name.clone(), runtime.clone(), args.models.clone(), args.model_batch);
+        paths.push(TextPath::later(
+            languages,
+            Box::new(move || {
+                load_text_path(&name, &runtime, root.as_deref(), batch, None).map_err(|e| format!("{name}: {e:#}"))
+            }),
+        ));
+    }
+    Ok((paths, model_set))
+}
+
+/// Text model `name` and its tagger (see [`load_models`]).
+fn load_text_path(
+    name: &str,
+    runtime: &Runtime,
+    models_root: Option<&Path>,
+    model_batch: usize,
+    tag: Option<TagArgs>,
+) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
+    let mut embedder = load_text_model(name, runtime, models_root, model_batch)?;
     let mut calibration = Calibration::for_model(embedder.id(), embedder.dimensions())?;
     if tag.is_none() && !calibration.validated {
         anyhow::bail!(
@@ -576,12 +631,9 @@ fn load_models(
 
 /// The run's language gate: the policy's supported languages that the text model's calibration
 /// holds for; the others are skipped (said once, here).
-fn language_gate(policy: &Policy, tagger: &TextTagger) -> Result<attune_lang::LanguageGate> {
-    let gate = policy.language_gate_within(tagger.languages()).with_context(|| {
-        format!(
-            "none of the policy's supported languages is one the text model is calibrated for ({:?})",
-            tagger.languages()
-        )
+fn language_gate(policy: &Policy, languages: &[attune_lang::Language]) -> Result<attune_lang::LanguageGate> {
+    let gate = policy.language_gate_within(languages).with_context(|| {
+        format!("none of the policy's supported languages is one the text model is calibrated for ({:?})", languages)
     })?;
     let left_out: Vec<&str> =
         policy.supported_languages().iter().filter(|l| !gate.admitted().contains(l)).map(|l| l.code()).collect();
@@ -631,8 +683,7 @@ struct PreparedRun {
     source: attune_event::ManifestSource,
     policy: Policy,
     languages: attune_lang::LanguageGate,
-    embedder: Box<dyn TextEmbedder>,
-    tagger: TextTagger,
+    text: Vec<TextPath<'static>>,
     images: Option<(Box<dyn ImageClassifier>, ImageTagger)>,
     speech: SpeechSessions<'static>,
     store: SqliteStore,
@@ -718,8 +769,9 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
-    let (embedder, tagger) = load_models(&runtime, model, None)?;
-    let languages = language_gate(&policy, &tagger)?;
+    let (text, text_model_set) = text_paths(&runtime, model)?;
+    let covered: Vec<attune_lang::Language> = text.iter().flat_map(|p| p.languages().to_vec()).collect();
+    let languages = language_gate(&policy, &covered)?;
     // Text is the one model every run needs; without the image or speech model, a run still
     // processes everything else and fails those events with the reason — unless the caller
     // said it needs them (`--require-models`), when it does not start.
@@ -765,7 +817,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     } else {
         None
     };
-    let mut model_set = vec![embedder.id().to_string(), tagger.version().to_string()];
+    let mut model_set = text_model_set;
     if let Some((classifier, table)) = &images {
         model_set.extend([classifier.id().to_string(), table.version()]);
     }
@@ -800,8 +852,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         source,
         policy,
         languages,
-        embedder,
-        tagger,
+        text,
         images,
         speech,
         store,
@@ -819,8 +870,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
         mut source,
         policy,
         languages,
-        mut embedder,
-        tagger,
+        text,
         mut images,
         speech,
         mut store,
@@ -844,8 +894,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     };
     let mut pipeline = Pipeline {
         policy: &policy,
-        embedder: embedder.as_mut(),
-        tagger: &tagger,
+        text,
         languages: &languages,
         store: &mut store,
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),

@@ -625,8 +625,7 @@ impl LanguageGate {
         let tagalog = language == Language::Tagalog && markers::is_tagalog(words);
         // Informal English: led by English, confirmed by its function words, and the decoys
         // together still well short of a language of their own.
-        let largest_decoy =
-            values.iter().filter(|(l, _)| !self.is_supported(*l)).map(|(_, c)| *c).fold(0.0, f64::max);
+        let largest_decoy = values.iter().filter(|(l, _)| !self.is_supported(*l)).map(|(_, c)| *c).fold(0.0, f64::max);
         // Plain English only: a letter outside ASCII (à, ñ, ç, ş…) is another language's word.
         let english = language == Language::English
             && (supported_share >= ENGLISH_MIN_SUPPORTED_SHARE || largest_decoy < ENGLISH_MAX_DECOY)

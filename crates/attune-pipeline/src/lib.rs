@@ -22,13 +22,15 @@ mod queue_bytes;
 mod registry;
 mod report;
 mod sessions;
+mod text_path;
 
 pub use registry::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
-    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, TEXT_MODELS,
+    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, DEFAULT_TEXT_MODELS, TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
 pub use sessions::{MakeSession, SpeechSessions};
+pub use text_path::{MakeTextPath, TextPath};
 
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
@@ -37,7 +39,7 @@ use attune_infer::{run_in_batches, run_in_batches_by_size};
 use attune_lang::{LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
-use attune_tag::{ImageTagger, Segments, TextTagger, Verdict};
+use attune_tag::{ImageTagger, Segments, Verdict};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,13 +131,15 @@ impl MediaDecoder for InProcessDecoder {
     }
 }
 
-/// The stages a batch goes through, wired to one model, one tagger and one store.
+/// The stages a batch goes through, wired to the models, the taggers and one store.
 pub struct Pipeline<'a> {
     pub policy: &'a Policy,
-    pub embedder: &'a mut dyn TextEmbedder,
-    pub tagger: &'a TextTagger,
+    /// Text models and their taggers, in order of preference: each admitted text goes to the
+    /// first whose calibration covers its language.
+    pub text: Vec<TextPath<'a>>,
     /// Decides which texts (chats, transcripts) may be tagged: those in the policy's supported
-    /// languages, identified with confidence. The rest are skipped, never tagged.
+    /// languages that a text path covers, identified with confidence. The rest are skipped,
+    /// never tagged.
     pub languages: &'a LanguageGate,
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
@@ -645,7 +649,9 @@ impl Pipeline<'_> {
     /// never tagged), then the lexicon (what it drops is never embedded), then one embedding
     /// batch.
     fn tag_texts(&mut self, work: &[Pending], transcripts: &[Option<String>], parts: &mut Parts, report: &mut Report) {
-        let mut to_embed: Vec<(usize, SupportedText<'_>, Segments)> = Vec::new();
+        // Per text path: the items it embeds.
+        let mut to_embed: Vec<Vec<(usize, SupportedText<'_>, Segments)>> =
+            self.text.iter().map(|_| Vec::new()).collect();
         for (i, p) in work.iter().enumerate() {
             let (text, spoken) = match (p.decoded.get(), &transcripts[i]) {
                 (Decoded::Text(text), _) => (text.as_str(), false),
@@ -673,23 +679,60 @@ impl Pipeline<'_> {
                     continue;
                 }
             };
-            match self.tagger.lexicon_hit(text.text()) {
+            // The gate admits only languages a path covers; a miss here is a skip, never a guess.
+            let Some(path) = text_path::route(&self.text, text.language()) else {
+                parts.language_skipped[i] = true;
+                continue;
+            };
+            to_embed[path].push((i, text, Segments::of(text.text())));
+        }
+        for (path, items) in to_embed.into_iter().enumerate() {
+            if !items.is_empty() {
+                self.tag_on_path(path, items, work, parts, report);
+            }
+        }
+    }
+
+    /// The lexicon, then one embedding batch, on one text path (made now if it is the first
+    /// time it is needed).
+    fn tag_on_path(
+        &mut self,
+        path: usize,
+        items: Vec<(usize, SupportedText<'_>, Segments)>,
+        work: &[Pending],
+        parts: &mut Parts,
+        report: &mut Report,
+    ) {
+        let (got, loading) = self.text[path].get();
+        report.model_load_s += loading.as_secs_f64();
+        let (embedder, tagger) = match got {
+            Ok(got) => got,
+            Err(reason) => {
+                for (i, _, _) in items {
+                    parts.fail(i, &work[i], report, format!("text model unavailable: {reason}"));
+                }
+                return;
+            }
+        };
+        let mut to_embed = Vec::with_capacity(items.len());
+        for (i, text, segs) in items {
+            match tagger.lexicon_hit(text.text()) {
                 Some(category) => {
                     parts.text[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
                 }
-                None => to_embed.push((i, text, Segments::of(text.text()))),
+                None => to_embed.push((i, text, segs)),
             }
         }
         if to_embed.is_empty() {
             return;
         }
         let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
-        match run_in_batches_by_size(self.embedder, &flat, String::len) {
+        match run_in_batches_by_size(embedder, &flat, String::len) {
             Ok(vectors) => {
                 let mut at = 0;
                 for (i, text, segs) in &to_embed {
                     let n = segs.texts.len();
-                    parts.text[*i] = Some(self.tagger.tag(text, segs, &vectors[at..at + n]));
+                    parts.text[*i] = Some(tagger.tag(text, segs, &vectors[at..at + n]));
                     at += n;
                 }
             }
@@ -697,8 +740,8 @@ impl Pipeline<'_> {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, text, segs) in &to_embed {
-                    match run_in_batches(self.embedder, &segs.texts) {
-                        Ok(vectors) => parts.text[*i] = Some(self.tagger.tag(text, segs, &vectors)),
+                    match run_in_batches(embedder, &segs.texts) {
+                        Ok(vectors) => parts.text[*i] = Some(tagger.tag(text, segs, &vectors)),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }

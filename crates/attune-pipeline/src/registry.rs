@@ -11,6 +11,10 @@ pub use attune_infer::TextEmbedder;
 
 pub const DEFAULT_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
 
+/// A run's text models by default, in order of preference: MiniLM for English (its
+/// calibration's one language), multilingual-e5-small for the other supported languages.
+pub const DEFAULT_TEXT_MODELS: [&str; 2] = [attune_model_minilm::MODEL_NAME, attune_model_e5::MODEL_NAME];
+
 /// The text models this build knows, by folder name.
 pub const TEXT_MODELS: [&str; 2] = [attune_model_minilm::MODEL_NAME, attune_model_e5::MODEL_NAME];
 

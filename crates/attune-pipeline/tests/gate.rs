@@ -3,7 +3,7 @@
 
 use attune_event::ManifestSource;
 use attune_infer::{InferError, Model, TextEmbedder};
-use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions};
+use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions, TextPath};
 use attune_policy::Policy;
 use attune_profile::{ProfileStore, Provenance, Scoring, SqliteStore};
 use attune_tag::{Calibration, TextTagger};
@@ -141,7 +141,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     // Items embed orthogonally to every reference vector: admitted items get no topic and are
     // not sensitive, so the counts below depend on the gate alone.
-    let mut spy = Spy { seen: seen.clone(), fail_on: Some("MODEL-FAILS-HERE"), vector: [0.0, 1.0, 0.0] };
+    let spy = Spy { seen: seen.clone(), fail_on: Some("MODEL-FAILS-HERE"), vector: [0.0, 1.0, 0.0] };
     let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
     let tagger = TextTagger::new(&mut reference, spy_calibration()).unwrap();
     let mut store = SqliteStore::open_in_memory().unwrap();
@@ -150,8 +150,7 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
     let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
     let report = Pipeline {
         policy: &policy,
-        embedder: &mut spy,
-        tagger: &tagger,
+        text: vec![TextPath::ready(Box::new(spy), tagger)],
         languages: &languages,
         store: &mut store,
         images: None,
@@ -214,14 +213,13 @@ fn a_stopped_run_reads_no_further_record_and_says_so() {
     let policy = policy();
     let languages = policy.language_gate().unwrap();
     for stop_first in [true, false] {
-        let mut spy = Spy { seen: Arc::default(), fail_on: None, vector: [0.0, 1.0, 0.0] };
+        let spy = Spy { seen: Arc::default(), fail_on: None, vector: [0.0, 1.0, 0.0] };
         let mut store = SqliteStore::open_in_memory().unwrap();
         let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
         let stop = Arc::new(AtomicBool::new(stop_first));
         let report = Pipeline {
             policy: &policy,
-            embedder: &mut spy,
-            tagger: &tagger,
+            text: vec![TextPath::ready(Box::new(spy), tagger.clone())],
             languages: &languages,
             store: &mut store,
             images: None,

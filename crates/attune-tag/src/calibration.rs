@@ -104,6 +104,24 @@ impl Calibration {
         })
     }
 
+    /// What the calibration of text model `name` (any version) declares without the model
+    /// loaded: the languages it holds for, and whether it is validated for runs.
+    pub fn declared(name: &str) -> Result<(Vec<Language>, bool), TagError> {
+        let (_, toml_text, _) = CALIBRATIONS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{name}`")))?;
+        let file: CalibrationFile =
+            toml::from_str(toml_text).map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: {e}")))?;
+        let languages = file
+            .languages
+            .iter()
+            .map(|c| Language::from_code(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: languages: {e}")))?;
+        Ok((languages, file.validated))
+    }
+
     /// For test doubles of a model: the given thresholds and no probe.
     pub fn without_probe(model: &str, dimensions: usize, config: TagConfig) -> Calibration {
         Calibration {
