@@ -364,20 +364,6 @@ fn finish(mut m: Metrics) -> Metrics {
     m
 }
 
-#[cfg(test)]
-mod tests {
-    use super::clopper_pearson_lower;
-
-    #[test]
-    fn clopper_pearson_matches_known_values() {
-        // All of n: alpha^(1/n).
-        assert!((clopper_pearson_lower(30, 30, 0.05) - 0.05f64.powf(1.0 / 30.0)).abs() < 1e-9);
-        // 95 of 100, one-sided 95 %: 0.8975 (R: binom.test(95, 100, alt = "greater")).
-        assert!((clopper_pearson_lower(95, 100, 0.05) - 0.8975).abs() < 5e-4);
-        assert_eq!(clopper_pearson_lower(0, 10, 0.05), 0.0);
-    }
-}
-
 fn line(m: &Metrics) -> String {
     format!(
         "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
@@ -397,4 +383,18 @@ fn line(m: &Metrics) -> String {
         m.sensitive_leaked,
         m.sensitive_kept_out_lower_bound,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clopper_pearson_lower;
+
+    #[test]
+    fn clopper_pearson_matches_known_values() {
+        // All of n: alpha^(1/n).
+        assert!((clopper_pearson_lower(30, 30, 0.05) - 0.05f64.powf(1.0 / 30.0)).abs() < 1e-9);
+        // 95 of 100, one-sided 95 %: 0.8975 (R: binom.test(95, 100, alt = "greater")).
+        assert!((clopper_pearson_lower(95, 100, 0.05) - 0.8975).abs() < 5e-4);
+        assert_eq!(clopper_pearson_lower(0, 10, 0.05), 0.0);
+    }
 }

@@ -411,13 +411,15 @@ static ENGLISH_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 static ENGLISH_WEAK: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| set(&["a", "an", "in", "on", "to", "is", "of", "was", "me", "do", "no", "up", "all"]));
 
-/// Whether English words make up the text: at least two distinct strong words, and strong plus
-/// weak words at least a quarter of the words.
+/// Whether English words make up the text: at least two distinct strong words (one in a line of
+/// at most 8 words: "How do black holes form?"), and strong plus weak words at least a quarter of
+/// the words.
 pub(crate) fn is_english(words: &[String]) -> bool {
     let lettered: Vec<&str> = lettered(words).collect();
     let strong: HashSet<&str> = lettered.iter().copied().filter(|w| ENGLISH_STRONG.contains(w)).collect();
     let hits = lettered.iter().filter(|w| ENGLISH_STRONG.contains(*w) || ENGLISH_WEAK.contains(*w)).count();
-    strong.len() >= 2 && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+    let enough_strong = if lettered.len() <= 8 { 1 } else { 2 };
+    strong.len() >= enough_strong && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub type MakeTextPath<'a> = Box<dyn FnOnce() -> Result<(Box<dyn TextEmbedder>, TextTagger), String> + 'a>;
 
 enum State<'a> {
-    Ready(Box<dyn TextEmbedder + 'a>, TextTagger),
+    Ready(Box<dyn TextEmbedder + 'a>, Box<TextTagger>),
     Later(MakeTextPath<'a>),
     Failed(String),
     /// Only while being made.
@@ -28,7 +28,7 @@ pub struct TextPath<'a> {
 impl<'a> TextPath<'a> {
     /// A loaded model and its tagger; the path serves the languages the tagger is calibrated for.
     pub fn ready(embedder: Box<dyn TextEmbedder + 'a>, tagger: TextTagger) -> TextPath<'a> {
-        TextPath { languages: tagger.languages().to_vec(), state: State::Ready(embedder, tagger) }
+        TextPath { languages: tagger.languages().to_vec(), state: State::Ready(embedder, Box::new(tagger)) }
     }
 
     /// A path made by `make` when a text in `languages` first needs it; if making it fails,
@@ -53,13 +53,13 @@ impl<'a> TextPath<'a> {
             let State::Later(make) = std::mem::replace(&mut self.state, State::Making) else { unreachable!() };
             let started = Instant::now();
             self.state = match make() {
-                Ok((embedder, tagger)) => State::Ready(embedder, tagger),
+                Ok((embedder, tagger)) => State::Ready(embedder, Box::new(tagger)),
                 Err(e) => State::Failed(e),
             };
             took = started.elapsed();
         }
         let got = match &mut self.state {
-            State::Ready(embedder, tagger) => Ok((embedder.as_mut() as &mut dyn TextEmbedder, &*tagger)),
+            State::Ready(embedder, tagger) => Ok((embedder.as_mut() as &mut dyn TextEmbedder, &**tagger)),
             State::Failed(e) => Err(e.clone()),
             State::Later(_) | State::Making => Err("the text model was not made".to_string()),
         };
