@@ -1,0 +1,58 @@
+//! Chat in the supported languages, end to end with the default text models: each text goes
+//! through the language gate, then to MiniLM (English) or multilingual-e5-small with the
+//! special-category classifier (the other 11); text in another language is skipped and counted,
+//! never tagged. The first run on a machine embeds e5's reference texts (~100 s on 2 cores), which
+//! are then kept in the cache.
+
+mod common;
+
+use std::collections::HashMap;
+
+fn chat(id: &str, text: &str) -> String {
+    serde_json::json!({"event_id": id, "user_id": format!("u-{id}"), "country": "US", "product": "assistant",
+        "captured_at": "2026-06-01T10:00:00Z", "kind": "text", "text": text})
+    .to_string()
+}
+
+#[test]
+fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    // (id, text, expected: a topic among these, or "sensitive", or "skipped")
+    let cases: [(&str, &str, &[&str]); 9] = [
+        ("id-camp", "Rencana naik Rinjani lewat jalur Sembalun, camp 2 malam di Plawangan. Sleeping bag comfort temp berapa derajat yang aman?", &["725", "720"]),
+        ("pt-surf", "Qual praia no Rio é melhor para surfar em julho? Sou iniciante e quero alugar uma prancha", &["638", "724"]),
+        ("en-tent", "I need a lightweight tent and sleeping bag for a trip in the mountains.", &["725", "720"]),
+        ("ar-prayer", "متى أوقات الصلاة اليوم في الرياض؟ وكيف أتوضأ بسرعة قبل صلاة الظهر في العمل", &["sensitive"]),
+        ("es-rosary", "Quiero rezar el rosario todos los días, ¿me ayudas con una rutina?", &["sensitive"]),
+        ("hi-chalisa", "हनुमान चालीसा का पाठ रोज़ सुबह कैसे करूँ, कोई आसान तरीका बताओ", &["sensitive"]),
+        ("ja-dialysis", "父が週3回の人工透析を始めた。付き添いのときに何を持っていけばいい？", &["sensitive"]),
+        ("sw-beach", "Kesho tunaenda pwani na watoto wangu, nipendekezee hoteli nzuri karibu na bahari", &["skipped"]),
+        ("ko-camp", "오늘 저녁에 친구들이랑 캠핑 가는데 텐트 좀 추천해 주세요", &["skipped"]),
+    ];
+    let manifest = dir.path().join("chats.jsonl");
+    std::fs::write(&manifest, cases.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
+    let store = dir.path().join("s.sqlite");
+    let report = common::run_manifest(&manifest, &store);
+
+    assert_eq!(report["events"], 9, "{report}");
+    assert_eq!(report["skipped"]["unsupported_language"], 2, "{report}");
+    assert_eq!(report["skipped"]["sensitive"], 4, "{report}");
+    assert_eq!(report["processed"], 3, "{report}");
+    // Per language, counted, never quoted.
+    let languages: HashMap<String, u64> = serde_json::from_value(report["languages"].clone()).unwrap();
+    for code in ["id", "pt", "en", "ar", "es", "hi", "ja"] {
+        assert_eq!(languages.get(code), Some(&1), "{code}: {languages:?}");
+    }
+    assert!(report["model_set"].as_str().unwrap().contains("multilingual-e5-small"), "{report}");
+
+    let users: Vec<String> = cases.iter().map(|(id, _, _)| format!("u-{id}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let evidence = common::evidence(&store, &users);
+    for (id, _, expected) in cases {
+        let got = evidence.get(id).cloned().unwrap_or_default();
+        match expected {
+            ["sensitive"] | ["skipped"] => assert!(got.is_empty(), "{id}: {expected:?} but gave {got:?}"),
+            topics => assert!(got.iter().any(|t| topics.contains(&t.as_str())), "{id}: expected one of {topics:?}, got {got:?}"),
+        }
+    }
+}
