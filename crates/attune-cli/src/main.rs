@@ -13,7 +13,9 @@ use attune_pipeline::{
     DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, TEXT_MODELS,
 };
 use attune_policy::Policy;
-use attune_profile::{openrtb_user, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock};
+use attune_profile::{
+    openrtb_user, OpenRtbOptions, OpenRtbUserId, ProfileStore, Provenance, Scoring, SqliteStore, StoreError, StoreLock,
+};
 use attune_tag::{Calibration, ImageTagConfig, ImageTagger, TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
@@ -151,6 +153,16 @@ enum Command {
         format: Format,
         #[command(flatten)]
         scoring: ScoringArgs,
+        /// OpenRTB `data.name`: the data provider (the spec's examples use the provider's domain).
+        #[arg(long, env = "ATTUNE_OPENRTB_PROVIDER", default_value = "attune")]
+        openrtb_provider: String,
+        /// OpenRTB `user.id`: a keyed hash of the internal id (default), the internal id, or none.
+        #[arg(long, value_enum, default_value_t = UserIdMode::Hashed)]
+        openrtb_user_id: UserIdMode,
+        /// The key of `--openrtb-user-id hashed`, in hex (so several stores hash a user alike);
+        /// default: the store's own random key.
+        #[arg(long, env = "ATTUNE_USER_ID_KEY")]
+        user_id_key: Option<String>,
     },
     /// Show each of a user's topics with the events and products behind it.
     Explain {
@@ -396,8 +408,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::DecodeWorker(args) => done(decode_worker(&args)),
-        Command::Export { store, format, scoring } => {
-            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s)))
+        Command::Export { store, format, scoring, openrtb_provider, openrtb_user_id, user_id_key } => {
+            let openrtb = OpenRtbArgs { provider: openrtb_provider, user_id: openrtb_user_id, key: user_id_key };
+            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s, &openrtb)))
         }
         Command::Explain { user, store, scoring } => {
             done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s)))
@@ -947,15 +960,43 @@ fn run_exit_code(report: &attune_pipeline::Report) -> u8 {
     }
 }
 
-fn export(store_path: &Path, format: Format, scoring: Scoring) -> Result<()> {
+/// `user.id` in OpenRTB exports.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UserIdMode {
+    /// HMAC-SHA256 of the internal id (hex)
+    Hashed,
+    /// The internal id as stored
+    Internal,
+    /// No user.id
+    None,
+}
+
+struct OpenRtbArgs {
+    provider: String,
+    user_id: UserIdMode,
+    key: Option<String>,
+}
+
+fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtbArgs) -> Result<()> {
     let store = open_existing_store(store_path)?;
+    let user_id = match openrtb.user_id {
+        UserIdMode::Internal => OpenRtbUserId::Internal,
+        UserIdMode::None => OpenRtbUserId::None,
+        UserIdMode::Hashed => OpenRtbUserId::Hashed {
+            key: match &openrtb.key {
+                Some(hex) => decode_hex(hex).map_err(not_started)?,
+                None => store.own_key().to_vec(),
+            },
+        },
+    };
+    let options = OpenRtbOptions { provider: openrtb.provider.clone(), user_id };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut broken_pipe = false;
     let result = store.for_each_profile(&scoring, &mut |profile| {
         let line = match format {
             Format::Profile => serde_json::to_string(&profile),
-            Format::Openrtb => serde_json::to_string(&openrtb_user(&profile)),
+            Format::Openrtb => serde_json::to_string(&openrtb_user(&profile, &options)),
         }
         .map_err(|e| StoreError::Stopped(e.to_string()))?;
         writeln!(out, "{line}").map_err(|e| {
@@ -1030,4 +1071,13 @@ fn unforget(store_path: &Path, user: &str) -> Result<()> {
         eprintln!("{user} was not forgotten: nothing to do");
     }
     Ok(())
+}
+
+/// A key given in hex (`--user-id-key`): at least 16 bytes.
+fn decode_hex(hex: &str) -> Result<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.len() % 2 != 0 || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("--user-id-key: expected at least 32 hex digits (16 bytes), an even number");
+    }
+    Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked")).collect())
 }

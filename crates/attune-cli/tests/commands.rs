@@ -231,7 +231,28 @@ fn export_as_of_min_score_and_top_k() {
     let rtb = export(&store, &["--as-of", "2026-06-10T00:00:00Z", "--format", "openrtb", "--top-k", "1"]);
     assert_eq!(rtb[0]["user"]["data"][0]["segment"].as_array().unwrap().len(), 1);
 
-    for bad in [&["--min-score", "1.5"][..], &["--top-k", "0"]] {
+    // OpenRTB `user.id`: a keyed hash by default, never the internal id; the provider named by
+    // the caller.
+    let when = ["--as-of", "2026-06-10T00:00:00Z", "--format", "openrtb"];
+    let hashed = export(&store, &when)[0]["user"].clone();
+    let id = hashed["id"].as_str().unwrap();
+    assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{hashed}");
+    assert_eq!(hashed["data"][0]["name"], "attune");
+    let keyed = |key: &str| export(&store, &[&when[..], &["--user-id-key", key]].concat())[0]["user"]["id"].clone();
+    let (k1, k2) = ("00112233445566778899aabbccddeeff", "ffeeddccbbaa99887766554433221100");
+    assert_eq!(keyed(k1), keyed(k1), "the same key hashes a user alike");
+    assert_ne!(keyed(k1), keyed(k2));
+    assert_ne!(keyed(k1), hashed["id"]);
+    let args = [&when[..], &["--openrtb-user-id", "internal", "--openrtb-provider", "example.com"]].concat();
+    let internal = export(&store, &args)[0]["user"].clone();
+    assert_eq!(internal["id"], "u1");
+    assert_eq!(internal["data"][0]["name"], "example.com");
+    let none = export(&store, &[&when[..], &["--openrtb-user-id", "none"]].concat())[0]["user"].clone();
+    assert!(none.get("id").is_none(), "{none}");
+
+    for bad in
+        [&["--min-score", "1.5"][..], &["--top-k", "0"], &["--user-id-key", "not-hex"], &["--user-id-key", "abcd"]]
+    {
         let out =
             Command::new(env!("CARGO_BIN_EXE_attune")).arg("export").arg("--store").arg(&store).args(bad).output();
         assert_eq!(out.unwrap().status.code(), Some(2), "{bad:?}");

@@ -52,7 +52,10 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
         let got = evidence.get(id).cloned().unwrap_or_default();
         match expected {
             ["sensitive"] | ["skipped"] => assert!(got.is_empty(), "{id}: {expected:?} but gave {got:?}"),
-            topics => assert!(got.iter().any(|t| topics.contains(&t.as_str())), "{id}: expected one of {topics:?}, got {got:?}"),
+            topics => assert!(
+                got.iter().any(|t| topics.contains(&t.as_str())),
+                "{id}: expected one of {topics:?}, got {got:?}"
+            ),
         }
     }
 }

@@ -50,17 +50,53 @@ fn topic_id<S: serde::Serializer>(t: &AllowedTopic, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&t.id().to_string())
 }
 
+/// What an OpenRTB export writes besides the segments.
+#[derive(Debug, Clone)]
+pub struct OpenRtbOptions {
+    /// `data.name`: the data provider (the spec's examples use the provider's domain).
+    pub provider: String,
+    /// `user.id`: the id to write for a user (see [`OpenRtbUserId`]).
+    pub user_id: OpenRtbUserId,
+}
+
+/// Which id an OpenRTB `user` carries. The default is a keyed hash: an exchange never sees the
+/// internal id unless asked for it.
+#[derive(Debug, Clone)]
+pub enum OpenRtbUserId {
+    /// HMAC-SHA256 of the internal id under `key`, in hex, domain-separated from the store's
+    /// suppression hashes (the same user hashes differently there).
+    Hashed { key: Vec<u8> },
+    /// The internal id as the store has it.
+    Internal,
+    /// No `user.id` at all (the caller joins on its own key).
+    None,
+}
+
+impl OpenRtbUserId {
+    fn for_user(&self, user_id: &str) -> Option<String> {
+        match self {
+            OpenRtbUserId::Hashed { key } => {
+                let hash = crate::user_hash(key, &format!("openrtb-user-id\0{user_id}"));
+                Some(hash.iter().map(|b| format!("{b:02x}")).collect())
+            }
+            OpenRtbUserId::Internal => Some(user_id.to_string()),
+            OpenRtbUserId::None => None,
+        }
+    }
+}
+
 /// The profile as an OpenRTB 2.6 `user` object with one `data` entry (segtax 4 = Audience 1.1).
-pub fn openrtb_user(profile: &Profile) -> serde_json::Value {
+pub fn openrtb_user(profile: &Profile, options: &OpenRtbOptions) -> serde_json::Value {
     let segments: Vec<_> = profile
         .topics
         .iter()
         .map(|t| serde_json::json!({"id": t.id.id().to_string(), "name": t.name, "value": format!("{:.4}", t.score)}))
         .collect();
-    serde_json::json!({
-        "user": {
-            "id": profile.user_id,
-            "data": [{"name": "attune", "ext": {"segtax": OPENRTB_SEGTAX}, "segment": segments}]
-        }
-    })
+    let mut user = serde_json::json!({
+        "data": [{"name": options.provider, "ext": {"segtax": OPENRTB_SEGTAX}, "segment": segments}]
+    });
+    if let Some(id) = options.user_id.for_user(&profile.user_id) {
+        user["id"] = id.into();
+    }
+    serde_json::json!({ "user": user })
 }

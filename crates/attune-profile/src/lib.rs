@@ -9,7 +9,7 @@
 mod format;
 mod sqlite;
 
-pub use format::{openrtb_user, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
+pub use format::{openrtb_user, OpenRtbOptions, OpenRtbUserId, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
 pub use sqlite::{SqliteStore, StoreLock, STORE_VERSION};
 
 use attune_event::Product;

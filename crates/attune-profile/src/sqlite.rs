@@ -185,6 +185,12 @@ impl SqliteStore {
         Ok(SqliteStore { conn, suppression_key })
     }
 
+    /// The store's own random key, for ids that must not be the internal ones (OpenRTB
+    /// `user.id`, domain-separated from the suppression hashes).
+    pub fn own_key(&self) -> &[u8] {
+        &self.suppression_key
+    }
+
     /// The keyed hash a suppression is kept under: HMAC-SHA256(store key, user id).
     fn user_hash(&self, user_id: &str) -> [u8; 32] {
         user_hash(&self.suppression_key, user_id)
