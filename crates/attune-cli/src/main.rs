@@ -1076,7 +1076,7 @@ fn unforget(store_path: &Path, user: &str) -> Result<()> {
 /// A key given in hex (`--user-id-key`): at least 16 bytes.
 fn decode_hex(hex: &str) -> Result<Vec<u8>> {
     let hex = hex.trim();
-    if hex.len() % 2 != 0 || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         anyhow::bail!("--user-id-key: expected at least 32 hex digits (16 bytes), an even number");
     }
     Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked")).collect())
