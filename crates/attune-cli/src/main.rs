@@ -171,6 +171,9 @@ enum Command {
         store: PathBuf,
         #[command(flatten)]
         scoring: ScoringArgs,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Erase a user's profile and evidence, and skip their events in every later run until
     /// `attune unforget` (the store keeps a keyed hash of the id, not the id).
@@ -397,12 +400,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ATTUNE_LOG").unwrap_or_else(|_| "warn,ort=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     // Usage errors end here with clap's message and exit code 2 (could not start).
     let done = |r: Result<()>| r.map(|()| exit::OK);
     let result = match Cli::parse().command {
@@ -412,8 +410,8 @@ fn main() -> ExitCode {
             let openrtb = OpenRtbArgs { provider: openrtb_provider, user_id: openrtb_user_id, key: user_id_key };
             done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s, &openrtb)))
         }
-        Command::Explain { user, store, scoring } => {
-            done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s)))
+        Command::Explain { user, store, scoring, json } => {
+            done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s, json)))
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
@@ -1017,13 +1015,42 @@ fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtb
     }
 }
 
-fn explain(store_path: &Path, user: &str, scoring: Scoring) -> Result<()> {
+fn explain(store_path: &Path, user: &str, scoring: Scoring, json: bool) -> Result<()> {
     let store = open_existing_store(store_path)?;
     let Some(profile) = store.profile(user, &scoring)? else {
         bail!("no profile for user {user}");
     };
     let evidence = store.explain(user)?;
     let mut out = std::io::stdout().lock();
+    if json {
+        let topics: Vec<serde_json::Value> = profile
+            .topics
+            .iter()
+            .map(|topic| {
+                let node = topic.id.node();
+                let events: Vec<serde_json::Value> = evidence
+                    .iter()
+                    .filter(|e| e.topic_id == node.id.to_string())
+                    .flat_map(|e| e.events.iter())
+                    .filter(|e| e.captured_at <= scoring.as_of)
+                    .map(|e| {
+                        serde_json::json!({
+                            "event_id": e.event_id,
+                            "product": e.product.as_str(),
+                            "captured_at": e.captured_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            "match": e.score,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({"id": node.id.to_string(), "name": topic.name, "score": topic.score,
+                    "path": node.path, "events": events})
+            })
+            .collect();
+        let doc = serde_json::json!({"user_id": user, "taxonomy": profile.taxonomy, "model_set": profile.model_set,
+            "scored_at": scoring.as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "topics": topics});
+        writeln!(out, "{doc}")?;
+        return Ok(());
+    }
     writeln!(out, "{user}  (taxonomy {}, models {})", profile.taxonomy, profile.model_set)?;
     for topic in &profile.topics {
         let node = topic.id.node();
@@ -1080,4 +1107,19 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>> {
         anyhow::bail!("--user-id-key: expected at least 32 hex digits (16 bytes), an even number");
     }
     Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked")).collect())
+}
+
+/// Logs on stderr: the filter from `ATTUNE_LOG`, else `RUST_LOG`, else warnings (ONNX Runtime's
+/// own only when errors); JSON lines with `ATTUNE_LOG_FORMAT=json` (for log shippers); colour
+/// only on a terminal.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ATTUNE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| "warn,ort=error".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("ATTUNE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }

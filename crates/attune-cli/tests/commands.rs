@@ -250,6 +250,22 @@ fn export_as_of_min_score_and_top_k() {
     let none = export(&store, &[&when[..], &["--openrtb-user-id", "none"]].concat())[0]["user"].clone();
     assert!(none.get("id").is_none(), "{none}");
 
+    // `explain --json`: each topic exported, with the events behind it, as one JSON object.
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args(["explain", "u1", "--json", "--as-of", "2026-06-10T00:00:00Z", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let explained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(explained["user_id"], "u1");
+    let explained_topics = explained["topics"].as_array().unwrap();
+    assert_eq!(explained_topics.len(), all_topics.len());
+    for (t, exported) in explained_topics.iter().zip(&all_topics) {
+        assert_eq!(t["id"], exported["id"]);
+        assert!(!t["events"].as_array().unwrap().is_empty(), "{t}");
+    }
+
     for bad in
         [&["--min-score", "1.5"][..], &["--top-k", "0"], &["--user-id-key", "not-hex"], &["--user-id-key", "abcd"]]
     {
@@ -287,4 +303,31 @@ fn an_unwritable_report_path_stops_the_run_before_it_starts() {
     let (code, err, written) = run(&manifest, &store, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(written.is_some());
+}
+
+/// Logs: `RUST_LOG` is honoured (`ATTUNE_LOG` first), JSON lines with `ATTUNE_LOG_FORMAT=json`,
+/// and no colour codes when stderr is not a terminal.
+#[test]
+fn logs_follow_rust_log_and_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, chat("c1")).unwrap();
+    let run = |envs: &[(&str, &str)], store: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_attune"));
+        cmd.arg("run").arg(&manifest).arg("--store").arg(dir.path().join(store)).env_remove("ATTUNE_LOG");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let quiet = run(&[], "a.sqlite");
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+    let info = run(&[("RUST_LOG", "info")], "b.sqlite");
+    assert!(info.contains("INFO"), "{info}");
+    assert!(!info.contains('\u{1b}'), "colour codes on a pipe: {info}");
+    let json = run(&[("RUST_LOG", "info"), ("ATTUNE_LOG_FORMAT", "json")], "c.sqlite");
+    let lines: Vec<serde_json::Value> = json.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.iter().any(|l| l["level"] == "INFO"), "{json}");
 }
