@@ -209,6 +209,11 @@ def cmd_models(args: argparse.Namespace) -> None:
     manifests = sorted((ROOT / "models").glob("*/model.toml"))
     for manifest in manifests:
         spec = tomllib.loads(manifest.read_text())
+        if "source" not in spec:
+            # Trained here and kept in the repository (a special-category head): compiled into
+            # the binary, with its sha256 checked at load; nothing to install.
+            log(f"model {spec['name']} is part of the build")
+            continue
         dest = args.home / "models" / spec["name"]
         for src in spec["source"]:
             install_source(src, dest, args.home / "cache")
