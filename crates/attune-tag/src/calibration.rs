@@ -62,12 +62,7 @@ impl Calibration {
     /// The calibration for the model `model_id` (`name@version`) with vectors of `dimensions`.
     pub fn for_model(model_id: &str, dimensions: usize) -> Result<Calibration, TagError> {
         let name = model_id.split('@').next().unwrap_or(model_id);
-        let (_, toml_text, probe_text) = CALIBRATIONS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{model_id}`")))?;
-        let file: CalibrationFile =
-            toml::from_str(toml_text).map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: {e}")))?;
+        let (file, languages, probe_text) = shipped(name)?;
         if file.model != model_id {
             return Err(TagError::Calibration(format!(
                 "the tagger is calibrated for `{}`, the model is `{model_id}`: recalibrate (docs/calibration.md)",
@@ -82,15 +77,6 @@ impl Calibration {
                     file.dimensions
                 )));
             }
-        }
-        let languages = file
-            .languages
-            .iter()
-            .map(|c| Language::from_code(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: languages: {e}")))?;
-        if languages.is_empty() {
-            return Err(TagError::Calibration(format!("{name}/calibration.toml: no languages")));
         }
         Ok(Calibration {
             model: file.model,
@@ -107,18 +93,7 @@ impl Calibration {
     /// What the calibration of text model `name` (any version) declares without the model
     /// loaded: the languages it holds for, and whether it is validated for runs.
     pub fn declared(name: &str) -> Result<(Vec<Language>, bool), TagError> {
-        let (_, toml_text, _) = CALIBRATIONS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{name}`")))?;
-        let file: CalibrationFile =
-            toml::from_str(toml_text).map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: {e}")))?;
-        let languages = file
-            .languages
-            .iter()
-            .map(|c| Language::from_code(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TagError::Calibration(format!("{name}/calibration.toml: languages: {e}")))?;
+        let (file, languages, _) = shipped(name)?;
         Ok((languages, file.validated))
     }
 
@@ -141,6 +116,26 @@ impl Calibration {
         self.config = config;
         self
     }
+}
+
+/// The calibration shipped for text model `name`: its file, its languages (checked), its probe.
+fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str), TagError> {
+    let (_, toml_text, probe_text) = CALIBRATIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{name}`")))?;
+    let bad = |message: String| TagError::Calibration(format!("{name}/calibration.toml: {message}"));
+    let file: CalibrationFile = toml::from_str(toml_text).map_err(|e| bad(e.to_string()))?;
+    let languages = file
+        .languages
+        .iter()
+        .map(|c| Language::from_code(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("languages: {e}")))?;
+    if languages.is_empty() {
+        return Err(bad("no languages".into()));
+    }
+    Ok((file, languages, probe_text))
 }
 
 /// A softmax regression over the embedding: `ordinary` and one class per category.
