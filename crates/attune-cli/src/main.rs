@@ -980,11 +980,10 @@ fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtb
     let user_id = match openrtb.user_id {
         UserIdMode::Internal => OpenRtbUserId::Internal,
         UserIdMode::None => OpenRtbUserId::None,
-        UserIdMode::Hashed => OpenRtbUserId::Hashed {
-            key: match &openrtb.key {
-                Some(hex) => decode_hex(hex).map_err(not_started)?,
-                None => store.own_key().to_vec(),
-            },
+        UserIdMode::Hashed => match &openrtb.key {
+            Some(hex) => OpenRtbUserId::hashed_with_hex_key(hex)
+                .map_err(|e| not_started(anyhow::anyhow!("--user-id-key: {e}")))?,
+            None => OpenRtbUserId::Hashed { key: store.own_key().to_vec() },
         },
     };
     let options = OpenRtbOptions { provider: openrtb.provider.clone(), user_id };
@@ -1098,15 +1097,6 @@ fn unforget(store_path: &Path, user: &str) -> Result<()> {
         eprintln!("{user} was not forgotten: nothing to do");
     }
     Ok(())
-}
-
-/// A key given in hex (`--user-id-key`): at least 16 bytes.
-fn decode_hex(hex: &str) -> Result<Vec<u8>> {
-    let hex = hex.trim();
-    if !hex.len().is_multiple_of(2) || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        anyhow::bail!("--user-id-key: expected at least 32 hex digits (16 bytes), an even number");
-    }
-    Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked")).collect())
 }
 
 /// Logs on stderr: the filter from `ATTUNE_LOG`, else `RUST_LOG`, else warnings (ONNX Runtime's

@@ -73,11 +73,18 @@ pub enum OpenRtbUserId {
 }
 
 impl OpenRtbUserId {
+    /// [`OpenRtbUserId::Hashed`] under a key given in hex (at least 16 bytes).
+    pub fn hashed_with_hex_key(key: &str) -> Result<OpenRtbUserId, String> {
+        match crate::unhex(key.trim()) {
+            Some(key) if key.len() >= 16 => Ok(OpenRtbUserId::Hashed { key }),
+            _ => Err("the user id key must be at least 32 hex digits (16 bytes), an even number".into()),
+        }
+    }
+
     fn for_user(&self, user_id: &str) -> Option<String> {
         match self {
             OpenRtbUserId::Hashed { key } => {
-                let hash = crate::user_hash(key, &format!("openrtb-user-id\0{user_id}"));
-                Some(hash.iter().map(|b| format!("{b:02x}")).collect())
+                Some(crate::hex(&crate::user_hash(key, &format!("openrtb-user-id\0{user_id}"))))
             }
             OpenRtbUserId::Internal => Some(user_id.to_string()),
             OpenRtbUserId::None => None,

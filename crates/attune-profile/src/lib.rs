@@ -183,6 +183,17 @@ impl std::fmt::Debug for ForgottenUsers {
 }
 
 /// HMAC-SHA256 of a user id under a store's key: how a suppression names a user.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 pub(crate) fn user_hash(key: &[u8], user_id: &str) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     mac.update(user_id.as_bytes());

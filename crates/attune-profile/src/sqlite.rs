@@ -1,6 +1,6 @@
 use crate::{
-    user_hash, EventRecord, EvidenceItem, Forgotten, ForgottenUsers, Profile, ProfileStore, ProfileTopic, Provenance,
-    Scoring, StoreError, TopicEvidence, PROFILE_SCHEMA_ID,
+    hex, unhex, user_hash, EventRecord, EvidenceItem, Forgotten, ForgottenUsers, Profile, ProfileStore, ProfileTopic,
+    Provenance, Scoring, StoreError, TopicEvidence, PROFILE_SCHEMA_ID,
 };
 use attune_event::Product;
 use attune_taxonomy::Taxonomy;
@@ -71,17 +71,6 @@ fn add_suppression_key(tx: &rusqlite::Transaction) -> HookResult {
     getrandom::fill(&mut key).map_err(|e| HookError::Hook(format!("no random key for the store: {e}")))?;
     tx.execute("INSERT INTO meta (key, value) VALUES ('suppression_key', ?1)", [hex(&key)])?;
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// One writer at a time: an exclusive OS lock on `STORE.lock`, beside the store, held by a run
