@@ -3,7 +3,7 @@
 //! (`--sweep topic_threshold=0.80:0.88:0.01`) at the cost of tagging alone.
 
 use anyhow::{bail, Context, Result};
-use attune_lang::{LanguageGate, SupportedText};
+use attune_lang::{LanguageDecision, LanguageGate, SupportedText};
 use attune_pipeline::TextEmbedder;
 use attune_tag::{Segments, TagConfig, TextTagger, Verdict};
 use attune_taxonomy::Taxonomy;
@@ -149,7 +149,8 @@ pub fn run(
         items.extend(read(path)?);
     }
     // The gate first, as in a run: what it does not admit is never tagged.
-    let admitted: Vec<Option<SupportedText<'_>>> = items.iter().map(|i| gate.admit(&i.text).ok()).collect();
+    let admitted: Vec<Result<SupportedText<'_>, LanguageDecision>> =
+        items.iter().map(|i| gate.admit(&i.text)).collect();
     let started = Instant::now();
     let segments: Vec<Segments> = items.iter().map(|i| Segments::of(&i.text)).collect();
     let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
@@ -164,19 +165,19 @@ pub fn run(
         for ((item, s), text) in items.iter().zip(&segments).zip(&admitted) {
             let v = &vectors[at..at + s.texts.len()];
             at += s.texts.len();
-            let Some(text) = text else {
-                let wrong = count_skipped(&mut all, item);
-                count_skipped(by_lang.entry(item.lang.clone()).or_default(), item);
-                if let (Some(what), true) = (wrong, show.errors && !sweeping) {
-                    println!(
-                        "{what}: [{} {}] not admitted: {:?}\n    {}",
-                        item.lang,
-                        item.expect,
-                        gate.decide(&item.text),
-                        item.text
-                    );
+            let text = match text {
+                Ok(text) => text,
+                Err(decision) => {
+                    let wrong = count_skipped(&mut all, item);
+                    count_skipped(by_lang.entry(item.lang.clone()).or_default(), item);
+                    if let (Some(what), true) = (wrong, show.errors && !sweeping) {
+                        println!(
+                            "{what}: [{} {}] not admitted: {decision:?}\n    {}",
+                            item.lang, item.expect, item.text
+                        );
+                    }
+                    continue;
                 }
-                continue;
             };
             if text.language().code() != item.lang {
                 all.language_other += 1;

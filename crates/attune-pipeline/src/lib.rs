@@ -660,11 +660,7 @@ impl Pipeline<'_> {
             };
             let text = match self.languages.admit(text) {
                 Ok(text) => {
-                    report.count_language(&LanguageDecision::Supported {
-                        language: text.language(),
-                        confidence: text.confidence(),
-                        romanised: text.romanised(),
-                    });
+                    report.count_language(Some(text.language()));
                     text
                 }
                 // Speech with (almost) no words: nothing was said that could be tagged or be
@@ -674,7 +670,7 @@ impl Pipeline<'_> {
                     continue;
                 }
                 Err(decision) => {
-                    report.count_language(&decision);
+                    report.count_language(decision.language());
                     parts.language_skipped[i] = true;
                     continue;
                 }

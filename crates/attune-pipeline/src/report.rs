@@ -166,9 +166,9 @@ impl Report {
         }
     }
 
-    /// Count one text the language gate examined.
-    pub(crate) fn count_language(&mut self, decision: &attune_lang::LanguageDecision) {
-        let key = decision.language().map_or("unidentified", |l| l.code());
+    /// Count one text the language gate examined: its language, `None` when not identified.
+    pub(crate) fn count_language(&mut self, language: Option<attune_lang::Language>) {
+        let key = language.map_or("unidentified", |l| l.code());
         *self.languages.entry(key.to_string()).or_default() += 1;
     }
 
