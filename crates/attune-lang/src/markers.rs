@@ -383,10 +383,24 @@ static TAGALOG_WEAK: LazyLock<HashSet<&'static str>> =
 /// Whether Tagalog words make up the text: at least two distinct strong words, and strong plus
 /// weak words at least a quarter of the words.
 pub(crate) fn is_tagalog(words: &[String]) -> bool {
+    let m = function_words(words, &TAGALOG_STRONG, &TAGALOG_WEAK);
+    m.distinct_strong >= 2 && m.share >= ROMANISED_MIN_SHARE
+}
+
+/// How much of a text a language's function words make: distinct strong words, and the share of
+/// the lettered words that are strong or weak.
+struct FunctionWords {
+    distinct_strong: usize,
+    share: f64,
+    lettered: usize,
+}
+
+fn function_words(words: &[String], strong: &HashSet<&'static str>, weak: &HashSet<&'static str>) -> FunctionWords {
     let lettered: Vec<&str> = lettered(words).collect();
-    let strong: HashSet<&str> = lettered.iter().copied().filter(|w| TAGALOG_STRONG.contains(w)).collect();
-    let hits = lettered.iter().filter(|w| TAGALOG_STRONG.contains(*w) || TAGALOG_WEAK.contains(*w)).count();
-    strong.len() >= 2 && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+    let distinct_strong = lettered.iter().filter(|w| strong.contains(*w)).collect::<HashSet<_>>().len();
+    let hits = lettered.iter().filter(|w| strong.contains(*w) || weak.contains(*w)).count();
+    let share = if lettered.is_empty() { 0.0 } else { hits as f64 / lettered.len() as f64 };
+    FunctionWords { distinct_strong, share, lettered: lettered.len() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,11 +429,9 @@ static ENGLISH_WEAK: LazyLock<HashSet<&'static str>> =
 /// at most 8 words: "How do black holes form?"), and strong plus weak words at least a quarter of
 /// the words.
 pub(crate) fn is_english(words: &[String]) -> bool {
-    let lettered: Vec<&str> = lettered(words).collect();
-    let strong: HashSet<&str> = lettered.iter().copied().filter(|w| ENGLISH_STRONG.contains(w)).collect();
-    let hits = lettered.iter().filter(|w| ENGLISH_STRONG.contains(*w) || ENGLISH_WEAK.contains(*w)).count();
-    let enough_strong = if lettered.len() <= 8 { 1 } else { 2 };
-    strong.len() >= enough_strong && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+    let m = function_words(words, &ENGLISH_STRONG, &ENGLISH_WEAK);
+    let enough_strong = if m.lettered <= 8 { 1 } else { 2 };
+    m.distinct_strong >= enough_strong && m.share >= ROMANISED_MIN_SHARE
 }
 
 // ---------------------------------------------------------------------------------------------
