@@ -14,25 +14,18 @@ The CI does not run this: the trained weights are committed, and `attune eval` m
 """
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
+import vectors
+
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target/release/attune"
 CLASSES = ["ordinary", "political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"]
 
 
 def embed(model: str, path: Path) -> dict[int, list[tuple[str, np.ndarray]]]:
-    """Line number (1-based, blank lines skipped as attune does) -> [(window|clause, vector)]."""
-    out = subprocess.run([str(BINARY), "embed", str(path), "--text-model", model],
-                         check=True, capture_output=True, text=True).stdout
-    by_line: dict[int, list[tuple[str, np.ndarray]]] = {}
-    for row in out.splitlines():
-        v = json.loads(row)
-        by_line.setdefault(v["line"], []).append((v["segment"], np.array(v["vector"], dtype=np.float64)))
-    return by_line
+    return vectors.embed(model, path, dtype=np.float64)
 
 
 def train(x: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float, epochs: int = 8000, lr: float = 1.0):

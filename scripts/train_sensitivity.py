@@ -21,33 +21,16 @@ import argparse
 import hashlib
 import json
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from vectors import embed
+
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target/release/attune"
 CLASSES = ["ordinary", "political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"]
 DATA = ROOT / "fixtures/sensitivity"
-CACHE = ROOT / "target/sensitivity-vectors"
-
-
-def embed(model: str, path: Path) -> dict[int, list[tuple[str, np.ndarray]]]:
-    """Line number (1-based) -> [(window|clause, vector)], cached by the file's content."""
-    digest = hashlib.sha256(path.read_bytes() + model.encode()).hexdigest()[:16]
-    cached = CACHE / f"{path.stem}.{digest}.jsonl"
-    if not cached.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([str(BINARY), "embed", str(path), "--text-model", model],
-                             check=True, capture_output=True, text=True).stdout
-        cached.write_text(out)
-    by_line: dict[int, list[tuple[str, np.ndarray]]] = {}
-    for row in cached.read_text().splitlines():
-        v = json.loads(row)
-        by_line.setdefault(v["line"], []).append((v["segment"], np.array(v["vector"], dtype=np.float32)))
-    return by_line
 
 
 def load(model: str, paths: list[Path]):
