@@ -48,14 +48,18 @@ eval: build
     ./target/release/attune eval fixtures/conversations/tuning.jsonl
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
 
-# Train the special-category classifier (a head on multilingual-e5-small's vectors) on
-# fixtures/sensitivity/*.train.jsonl, choose its thresholds on *.calib.jsonl (never the
-# holdouts), and write models/sensitivity-head-multilingual-e5-small/. Not part of set-up: the
-# trained head is committed. numpy (pinned) in its own venv.
-train-sensitivity *args: build
-    test -x .attune/venvs/train/bin/python || python3 -m venv .attune/venvs/train
-    .attune/venvs/train/bin/pip install -q numpy==2.4.6
-    .attune/venvs/train/bin/python scripts/train_sensitivity.py {{args}}
+# Train the special-category classifier: multilingual-e5-small's top layers fine-tuned with a
+# head, on fixtures/sensitivity/*.train.jsonl, thresholds chosen on *.calib.jsonl (never the
+# holdouts); writes models/sensitivity-multilingual-e5-small/. Not part of set-up: the trained
+# classifier is committed. PyTorch on CPU is Debian's python3-torch (PyPI's wheel needs CUDA
+# to load), in a venv that sees it, with the rest pinned from PyPI. ~25 min on 2 cores.
+train-sensitivity *args: setup build
+    # OpenBLAS: without it Debian's torch multiplies with the reference BLAS, ~20x slower.
+    dpkg -s python3-torch libopenblas0-pthread >/dev/null 2>&1 || apt-get install -y --no-install-recommends python3-torch libopenblas0-pthread
+    test -x .attune/venvs/finetune/bin/python || /usr/bin/python3 -m venv --system-site-packages .attune/venvs/finetune
+    .attune/venvs/finetune/bin/pip install -q tokenizers==0.22.1 onnx==1.17.0 protobuf==5.29.3
+    .attune/venvs/finetune/bin/pip install -q --no-deps onnxruntime==1.32.0
+    .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py {{args}}
 
 # Benchmarks; results go in the README. The per-stage criterion benches (text, photos, voice,
 # video), then attune against the Python baseline (as a user first writes it, and tuned) on

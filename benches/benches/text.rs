@@ -2,7 +2,10 @@
 //! sample manifest (manifest → gate → embed → tag → SQLite). `just bench`.
 
 use attune_infer::{Device, Runtime};
-use attune_pipeline::{load_text_model, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_TEXT_MODEL};
+use attune_pipeline::{
+    load_text_model, special_category_classifier, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder,
+    ENGLISH_TEXT_MODEL,
+};
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
 use attune_tag::{Calibration, Segments, TextTagger};
@@ -23,7 +26,7 @@ fn conversations() -> Vec<String> {
 
 fn model(threads: usize) -> Box<dyn TextEmbedder> {
     let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
-    load_text_model(DEFAULT_TEXT_MODEL, &runtime, None, 32).unwrap()
+    load_text_model(ENGLISH_TEXT_MODEL, &runtime, None, 32).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
@@ -62,7 +65,7 @@ fn bench(c: &mut Criterion) {
             for (t, s) in admitted.iter().zip(&segments) {
                 let n = s.texts.len();
                 if let Some(t) = t {
-                    std::hint::black_box(tagger.tag(t, s, &vectors[at..at + n]));
+                    std::hint::black_box(tagger.tag(t, s, attune_tag::EncodedRef::vectors(&vectors[at..at + n])));
                 }
                 at += n;
             }
@@ -97,7 +100,50 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The multilingual path: multilingual-e5-small with the special-category classifier (its
+/// fine-tuned top layers on the encoder's `hidden_state_10`), on 120 chats of the calibration
+/// split (10 per supported language): the encoder alone on every segment, the same segments
+/// encoded with the classifier (`TextTagger::encode`: one model call gives both), and each chat
+/// encoded once whole (what a plain once-per-chat loop does, checking nothing).
+fn bench_multilingual(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
+    let mut embedder = load_text_model("multilingual-e5-small", &runtime, None, 32).unwrap();
+    let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
+    let classifier = special_category_classifier(embedder.id(), &runtime).expect("a classifier for e5").unwrap();
+    let tagger = TextTagger::new(embedder.as_mut(), calibration)
+        .unwrap()
+        .with_classifier(classifier, embedder.as_ref())
+        .unwrap();
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(root().join("fixtures/sensitivity")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".calib.jsonl") {
+            let file = std::fs::read_to_string(&path).unwrap();
+            texts.extend(
+                file.lines().step_by(10).map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string()
+                }),
+            );
+        }
+    }
+    let flat: Vec<String> = texts.iter().flat_map(|t| Segments::of(t).texts).collect();
+    let mut g = c.benchmark_group("text-multilingual");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function(format!("e5: {} segments of {} chats, encoder alone (chats)", flat.len(), texts.len()), |b| {
+        b.iter(|| attune_infer::run_in_batches_by_size(embedder.as_mut(), &flat, String::len).unwrap())
+    });
+    g.bench_function("e5: the same segments with the special-category classifier (chats)", |b| {
+        b.iter(|| tagger.encode(embedder.as_mut(), &flat).unwrap())
+    });
+    g.bench_function("e5: each chat encoded once whole, nothing checked (chats)", |b| {
+        b.iter(|| attune_infer::run_in_batches_by_size(embedder.as_mut(), &texts, String::len).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_multilingual);
 criterion_main!(benches);
 
 fn policy_default_gate() -> attune_lang::LanguageGate {

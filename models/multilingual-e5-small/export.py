@@ -42,6 +42,7 @@ What it does:
         in   input_ids          int64 [batch, seq]
              attention_mask     int64 [batch, seq]   1 = token, 0 = padding
         out  last_hidden_state  float32 [batch, seq, 384]
+             hidden_state_10    float32 [batch, seq, 384]  the states entering layer 10 (INNER_OUTPUTS)
      No token_type_ids input: the model's type vocabulary has 2 rows, but the XLM-R tokenizer never
      emits segment ids, so row 0 is baked into the position table. Positions are 0 .. seq-1 for
      every row (BERT's fixed position ids), so pad on the right; seq <= 512. Pooling is left out:
@@ -87,6 +88,10 @@ BLOCK_BYTES = 18
 META = "\u2581"
 # MatMulNBits accuracy_level: 0 = float32 compute (as model.onnx), 4 = int8 activations per block.
 Q4_ACCURACY_LEVEL = 4
+# Inner layers whose input the graph also outputs, as `hidden_state_<l>` (the token states after
+# layers 0 .. l-1): the special-category classifier runs its own fine-tuned copy of layers l ..
+# 11 on them, so one encoder pass serves topics and the classifier both.
+INNER_OUTPUTS = (10,)
 EXPECT = dict(H=384, NL=12, NH=12, FF=1536, VOC=250037, MAXP=512, TVS=2, QK=32)
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +308,11 @@ def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
                 domain="com.microsoft", K=nin, N=nout, bits=4, block_size=QK, accuracy_level=Q4_ACCURACY_LEVEL))
         return g.op("Add", [y, f"{name}.bias"], f"{name}.add")
 
+    inner = []
     for l in range(NL):
+        if l in INNER_OUTPUTS:
+            g.nodes.append(helper.make_node("Identity", [x], [f"hidden_state_{l}"], name=f"inner{l}"))
+            inner.append(f"hidden_state_{l}")
         p, n = f"l{l}", f"layer{l}"
         qh = g.op("Transpose", [g.op("Reshape", [linear(f"{n}.q", x, f"{p}.q", H, H), "c.shape_heads"],
                                      f"{n}.q.split")], f"{n}.q.heads", perm=[0, 2, 1, 3])   # [B,NH,S,hd]
@@ -341,7 +350,8 @@ def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
         g.nodes, "multilingual_e5_small",
         inputs=[helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
                 helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
-        outputs=[helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", H])],
+        outputs=[helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq", H])
+                 for name in ["last_hidden_state", *inner]],
         initializer=g.inits)
     opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if q4 else [])
     model = helper.make_model(

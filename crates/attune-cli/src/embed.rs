@@ -22,9 +22,18 @@ struct Vector<'a> {
     vector: &'a [f32],
 }
 
-pub fn run(path: &Path, embedder: &mut dyn TextEmbedder) -> Result<()> {
+#[derive(Serialize)]
+struct SegmentText<'a> {
+    line: usize,
+    segment: &'a str,
+    text: &'a str,
+}
+
+/// The input's texts, blank lines skipped (numbered as `line` counts them: 1, 2, … over the
+/// non-blank lines).
+fn texts(path: &Path) -> Result<Vec<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let texts: Vec<String> = std::io::BufReader::new(file)
+    std::io::BufReader::new(file)
         .lines()
         .enumerate()
         .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
@@ -32,7 +41,26 @@ pub fn run(path: &Path, embedder: &mut dyn TextEmbedder) -> Result<()> {
             let line: Line = serde_json::from_str(&l?).with_context(|| format!("line {}", i + 1))?;
             Ok(line.text)
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// `--segments-only`: each text's windows and clauses, as the tagger cuts them.
+pub fn segments(path: &Path) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (k, text) in texts(path)?.iter().enumerate() {
+        let s = Segments::of(text);
+        for (j, t) in s.texts.iter().enumerate() {
+            let segment = if j < s.windows { "window" } else { "clause" };
+            serde_json::to_writer(&mut out, &SegmentText { line: k + 1, segment, text: t })?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn run(path: &Path, embedder: &mut dyn TextEmbedder) -> Result<()> {
+    let texts = texts(path)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (chunk_start, chunk) in texts.chunks(embedder.max_batch().max(1)).enumerate() {
         let segments: Vec<Segments> = chunk.iter().map(|t| Segments::of(t)).collect();

@@ -154,7 +154,7 @@ pub fn run(
     let started = Instant::now();
     let segments: Vec<Segments> = items.iter().map(|i| Segments::of(&i.text)).collect();
     let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
-    let vectors = attune_infer::run_in_batches(embedder, &flat)?;
+    let encoded = tagger.encode(embedder, &flat)?;
     let embed_s = started.elapsed().as_secs_f64();
     let sweeping = sweeps.iter().any(|(_, v)| v.len() > 1);
     for (label, config) in configs(tagger.config(), sweeps)? {
@@ -163,7 +163,7 @@ pub fn run(
         let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
         let mut all = Metrics::default();
         for ((item, s), text) in items.iter().zip(&segments).zip(&admitted) {
-            let v = &vectors[at..at + s.texts.len()];
+            let v = encoded.slice(at..at + s.texts.len());
             at += s.texts.len();
             let text = match text {
                 Ok(text) => text,

@@ -130,8 +130,9 @@ struct ModelArgs {
     image_batch: usize,
     /// The text models, in order of preference (comma-separated): `run` sends each text to the
     /// first whose calibration covers its language, loading the later ones only when a text
-    /// first needs them (default: minilm-l6-v2 for English, multilingual-e5-small for the other
-    /// 11 languages); `eval` and `embed` use the first.
+    /// first needs them (default: minilm-l6-v2 for English, multilingual-e5-small with its
+    /// special-category classifier for the other 11 languages; `multilingual-e5-small` alone
+    /// takes all 12); `eval` and `embed` use the first.
     #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from),
           value_parser = clap::builder::PossibleValuesParser::new(TEXT_MODELS))]
     text_model: Vec<String>,
@@ -225,6 +226,10 @@ enum Command {
     /// training scripts (scripts/train_probe.py).
     Embed {
         input: PathBuf,
+        /// Only the segments' texts ({"line", "segment", "text"}), no model: what a training
+        /// script that runs the encoder itself needs (scripts/finetune_sensitivity.py).
+        #[arg(long)]
+        segments_only: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -429,7 +434,8 @@ fn main() -> ExitCode {
                 },
             ))
         }
-        Command::Embed { input, model } => done(runtime(&model).and_then(|r| {
+        Command::Embed { input, segments_only: true, .. } => done(embed::segments(&input)),
+        Command::Embed { input, model, .. } => done(runtime(&model).and_then(|r| {
             let mut embedder = load_text_model(&model.text_model[0], &r, model.models.as_deref(), model.model_batch)?;
             embed::run(&input, embedder.as_mut())
         })),
@@ -625,10 +631,10 @@ fn load_text_path(
     let cache = cache_dir().map(|d| d.join("tagger"));
     let mut tagger = TextTagger::with_reference_cache(embedder.as_mut(), calibration, cache.as_deref())
         .context("building the tagger")?;
-    match special_category_classifier(embedder.id()) {
+    match special_category_classifier(embedder.id(), runtime) {
         Some(classifier) => {
             let classifier = classifier.map_err(anyhow::Error::msg).context("the special-category classifier")?;
-            tagger = tagger.with_classifier(classifier, embedder.id(), embedder.dimensions())?;
+            tagger = tagger.with_classifier(classifier, embedder.as_ref())?;
         }
         None if wants_classifier.is_some() => anyhow::bail!(
             "the calibration of {} was measured with the classifier {}, which this build does not have",

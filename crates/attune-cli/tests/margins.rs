@@ -20,7 +20,7 @@ use attune_event::Kind;
 use attune_infer::{Device, ModelDir, Optimization, Runtime};
 use attune_model_whisper::Whisper;
 use attune_pipeline::{load_image_model, load_text_model, ImageClassifier, TextEmbedder};
-use attune_pipeline::{DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL};
+use attune_pipeline::{DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, ENGLISH_TEXT_MODEL};
 use attune_tag::{Calibration, ImageTagConfig, ImageTagger, Margins, Segments, TextTagger, Verdict};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -46,7 +46,7 @@ struct Models {
 impl Models {
     fn load(optimization: Optimization) -> Models {
         let runtime = Runtime::new(2, Device::Cpu).unwrap().with_optimization(optimization);
-        let mut embedder = load_text_model(DEFAULT_TEXT_MODEL, &runtime, None, 32).unwrap();
+        let mut embedder = load_text_model(ENGLISH_TEXT_MODEL, &runtime, None, 32).unwrap();
         let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
         let text = TextTagger::new(embedder.as_mut(), calibration).unwrap();
         let images = load_image_model(DEFAULT_IMAGE_MODEL, &runtime, None, 16).unwrap();
@@ -57,10 +57,10 @@ impl Models {
     /// The text path as the pipeline runs it: lexicon, then segments and their embeddings.
     fn text(&mut self, text: &str) -> (Verdict, Margins) {
         let segments = Segments::of(text);
-        let vectors = self.embedder.run_batch(&segments.texts).unwrap();
+        let encoded = self.text.encode(self.embedder.as_mut(), &segments.texts).unwrap();
         let gate = attune_lang::LanguageGate::with_defaults();
         let text = gate.admit(text).unwrap_or_else(|d| panic!("the language gate skips {text:?}: {d:?}"));
-        (self.text.tag(&text, &segments, &vectors), self.text.margins(&segments, &vectors))
+        (self.text.tag(&text, &segments, encoded.as_ref()), self.text.margins(&segments, encoded.as_ref()))
     }
 
     fn image(&mut self, image: &attune_decode::image::RgbImage) -> Margins {

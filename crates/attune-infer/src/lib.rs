@@ -31,7 +31,7 @@ pub enum InferError {
 
 mod text;
 
-pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, MAX_CALL_TOKENS};
+pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 
 /// A model: a batch of inputs in, one output per input out, in order.
 ///
@@ -197,6 +197,15 @@ impl Runtime {
 
     /// Build a session for an ONNX file with this runtime's threads and providers.
     pub fn session(&self, model: &str, onnx: &Path) -> Result<ort::session::Session, InferError> {
+        self.session_from(model, OnnxSource::File(onnx))
+    }
+
+    /// [`Runtime::session`] for a graph held in memory (one compiled into a model crate).
+    pub fn session_from_memory(&self, model: &str, onnx: &[u8]) -> Result<ort::session::Session, InferError> {
+        self.session_from(model, OnnxSource::Memory(onnx))
+    }
+
+    fn session_from(&self, model: &str, onnx: OnnxSource<'_>) -> Result<ort::session::Session, InferError> {
         let fail = |e: ort::Error| InferError::Session { model: model.to_string(), message: e.to_string() };
         let mut builder = ort::session::Session::builder(self.env)
             .map_err(fail)?
@@ -218,7 +227,7 @@ impl Runtime {
                 .clone()
                 .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
                 .map_err(ort::Error::from)
-                .and_then(|mut b| b.commit_from_file(onnx));
+                .and_then(|b| onnx.commit(b));
             match cuda {
                 Ok(session) => {
                     tracing::info!("{model}: running on CUDA");
@@ -232,7 +241,22 @@ impl Runtime {
                 }
             }
         }
-        builder.commit_from_file(onnx).map_err(fail)
+        onnx.commit(builder).map_err(fail)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum OnnxSource<'a> {
+    File(&'a Path),
+    Memory(&'a [u8]),
+}
+
+impl OnnxSource<'_> {
+    fn commit(self, mut builder: ort::session::builder::SessionBuilder) -> ort::Result<ort::session::Session> {
+        match self {
+            OnnxSource::File(path) => builder.commit_from_file(path),
+            OnnxSource::Memory(bytes) => builder.commit_from_memory(bytes),
+        }
     }
 }
 

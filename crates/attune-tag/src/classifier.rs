@@ -1,8 +1,11 @@
 //! The special-category classifier's seat in the tagger: a model crate (e.g.
-//! `attune-model-sensitivity`) implements [`SensitivityClassifier`] over a text model's segment
-//! vectors, and [`crate::TextTagger::with_classifier`] puts it first among the embedding
-//! detectors. Any window or clause it finds sensitive drops the whole item.
+//! `attune-model-sensitivity`) implements [`SensitivityClassifier`] over the token states of an
+//! inner layer of the tagger's text model, and [`crate::TextTagger::with_classifier`] puts it
+//! first among the embedding detectors. Any window or clause it finds sensitive drops the whole
+//! item. [`crate::TextTagger::encode`] runs the text model once per segment for both the
+//! sentence vector (topics) and the classifier's input.
 
+use attune_infer::TokenStates;
 use attune_lang::Language;
 use attune_taxonomy::SensitiveCategory;
 
@@ -15,16 +18,18 @@ pub struct Assessment {
     pub category: SensitiveCategory,
 }
 
-/// A special-category classifier reading the text model's sentence vectors (one per window and
-/// clause, as the tagger embeds them).
+/// A special-category classifier reading a text model's token states at one inner layer (its
+/// own top layers, fine-tuned for this job, run on them).
 pub trait SensitivityClassifier: Send + Sync {
     /// `name@version`, for the profiles' `model_set`.
     fn id(&self) -> &str;
-    /// The text model whose vectors it was trained on (`name@version`): the tagger refuses any
-    /// other.
+    /// The text model it was trained on (`name@version`): the tagger refuses any other.
     fn features(&self) -> &str;
+    /// The text model's graph output it reads (e.g. `hidden_state_10`).
+    fn inner_output(&self) -> &str;
     fn dimensions(&self) -> usize;
-    fn assess(&self, embedding: &[f32]) -> Assessment;
+    /// One assessment per segment, in order.
+    fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String>;
     /// The p(sensitive) at which a segment of text in `language` is sensitive (calibrated per
     /// language; `None`: the language is not known, the strictest is used).
     fn threshold(&self, language: Option<Language>) -> f32;

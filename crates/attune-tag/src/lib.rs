@@ -26,7 +26,7 @@ pub use classifier::{Assessment, SensitivityClassifier};
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{InferError, TextEmbedder};
+use attune_infer::{run_in_batches_by_size, InferError, TextEmbedder};
 pub use attune_lang::SupportedText;
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
@@ -77,6 +77,40 @@ pub enum Verdict {
     Sensitive { category: SensitiveCategory, detector: Detector },
     /// Zero or more topics, best first.
     Topics(Vec<ScoredTopic>),
+}
+
+/// Segments as [`TextTagger::encode`] encoded them: each one's sentence vector and, when the
+/// tagger has a special-category classifier, its assessment (else none).
+#[derive(Debug, Clone, Default)]
+pub struct Encoded {
+    pub vectors: Vec<Vec<f32>>,
+    pub assessments: Vec<Assessment>,
+}
+
+impl Encoded {
+    /// Segments `range` of the encoded texts (one item's, from a batch of many).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> EncodedRef<'_> {
+        EncodedRef { vectors: &self.vectors[range.clone()], assessments: self.assessments.get(range).unwrap_or(&[]) }
+    }
+
+    pub fn as_ref(&self) -> EncodedRef<'_> {
+        self.slice(0..self.vectors.len())
+    }
+}
+
+/// One item's part of an [`Encoded`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedRef<'a> {
+    pub vectors: &'a [Vec<f32>],
+    pub assessments: &'a [Assessment],
+}
+
+impl<'a> EncodedRef<'a> {
+    /// Vectors alone, for a tagger without a classifier (tests, benchmarks of the embedding
+    /// detectors).
+    pub fn vectors(vectors: &'a [Vec<f32>]) -> EncodedRef<'a> {
+        EncodedRef { vectors, assessments: &[] }
+    }
 }
 
 /// Topics a combined item may keep (a video: the image tagger's 3 plus the text tagger's).
@@ -312,19 +346,29 @@ impl TextTagger {
     }
 
     /// The same tagger with a special-category classifier, which must read this tagger's text
-    /// model's vectors (its `features`), checked here.
+    /// model (its `features`) and an inner output the model has, checked here.
     pub fn with_classifier(
         mut self,
         classifier: std::sync::Arc<dyn SensitivityClassifier>,
-        model: &str,
-        dimensions: usize,
+        model: &dyn TextEmbedder,
     ) -> Result<TextTagger, TagError> {
-        if classifier.features() != model || classifier.dimensions() != dimensions {
+        if classifier.features() != model.id()
+            || classifier.dimensions() != model.dimensions()
+            || !model.has_inner_output(classifier.inner_output())
+        {
             return Err(TagError::Calibration(format!(
-                "the classifier {} reads `{}` ({}-d), the text model is `{model}` ({dimensions}-d)",
+                "the classifier {} reads `{}` of `{}` ({}-d); the text model is `{}` ({}-d){}",
                 classifier.id(),
+                classifier.inner_output(),
                 classifier.features(),
-                classifier.dimensions()
+                classifier.dimensions(),
+                model.id(),
+                model.dimensions(),
+                if model.has_inner_output(classifier.inner_output()) {
+                    ""
+                } else {
+                    " without that output (run `just setup`)"
+                }
             )));
         }
         self.version = version(self.probe_text, &self.config, Some(classifier.as_ref()));
@@ -363,23 +407,59 @@ impl TextTagger {
         self.lexicon.iter().find(|(_, re)| re.is_match(&text)).map(|(c, _)| *c)
     }
 
-    /// The verdict for `text`, given the embeddings of `segments` (made by [`Segments::of`]).
-    /// Only text the language gate admitted can be tagged ([`SupportedText`]).
-    pub fn tag(&self, text: &SupportedText<'_>, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
+    /// Segment texts (of any number of items) through the text model in its batches: each
+    /// one's sentence vector and, when the tagger has a classifier, its assessment, from the
+    /// same model call (the classifier reads the call's inner token states, which are dropped
+    /// batch by batch). What [`TextTagger::tag`] takes.
+    pub fn encode(&self, embedder: &mut dyn TextEmbedder, texts: &[String]) -> Result<Encoded, InferError> {
+        let Some(classifier) = &self.classifier else {
+            return Ok(Encoded {
+                vectors: run_in_batches_by_size(embedder, texts, String::len)?,
+                assessments: Vec::new(),
+            });
+        };
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut vectors = vec![Vec::new(); texts.len()];
+        let mut assessments = vec![None; texts.len()];
+        for rows in order.chunks(embedder.max_batch().max(1)) {
+            let batch: Vec<String> = rows.iter().map(|&i| texts[i].clone()).collect();
+            let (v, states): (Vec<_>, Vec<_>) =
+                embedder.run_batch_with_states(&batch, classifier.inner_output())?.into_iter().unzip();
+            let a = classifier
+                .assess(&states)
+                .map_err(|message| InferError::Run { model: classifier.id().to_string(), message })?;
+            if v.len() != rows.len() || a.len() != rows.len() {
+                return Err(InferError::Run {
+                    model: classifier.id().to_string(),
+                    message: format!("{} inputs gave {} vectors and {} assessments", rows.len(), v.len(), a.len()),
+                });
+            }
+            for ((&i, v), a) in rows.iter().zip(v).zip(a) {
+                vectors[i] = v;
+                assessments[i] = Some(a);
+            }
+        }
+        Ok(Encoded { vectors, assessments: assessments.into_iter().map(|a| a.expect("every row assessed")).collect() })
+    }
+
+    /// The verdict for `text`, given its segments ([`Segments::of`]) as [`TextTagger::encode`]
+    /// encoded them. Only text the language gate admitted can be tagged ([`SupportedText`]).
+    pub fn tag(&self, text: &SupportedText<'_>, segments: &Segments, encoded: EncodedRef<'_>) -> Verdict {
         if let Some(category) = self.lexicon_hit(text.text()) {
             return Verdict::Sensitive { category, detector: Detector::Lexicon };
         }
-        self.tag_segments(text, segments, embeddings)
+        self.tag_segments(text, segments, encoded)
     }
 
-    /// The verdict from segment embeddings alone, without the lexicon: any window or clause
-    /// that is sensitive makes the whole item sensitive; topics come from the mean of the
-    /// windows.
-    pub fn tag_segments(&self, text: &SupportedText<'_>, segments: &Segments, embeddings: &[Vec<f32>]) -> Verdict {
+    /// The verdict from the segments alone, without the lexicon: any window or clause that is
+    /// sensitive makes the whole item sensitive; topics come from the mean of the windows.
+    pub fn tag_segments(&self, text: &SupportedText<'_>, segments: &Segments, encoded: EncodedRef<'_>) -> Verdict {
+        let embeddings = encoded.vectors;
         debug_assert_eq!(segments.texts.len(), embeddings.len());
         if let Some(classifier) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| classifier.threshold(Some(text.language())));
-            if let Some(a) = embeddings.iter().map(|e| classifier.assess(e)).find(|a| a.p_sensitive >= bar) {
+            if let Some(a) = self.assessments(encoded).find(|a| a.p_sensitive >= bar) {
                 return Verdict::Sensitive { category: a.category, detector: Detector::Classifier };
             }
         }
@@ -398,6 +478,14 @@ impl TextTagger {
             }
         }
         self.tag_embedding(&unit_mean(windows))
+    }
+
+    /// The classifier's assessment of each segment. One missing (an `Encoded` not made by
+    /// [`TextTagger::encode`] with this tagger) counts as certainly sensitive: it fails closed.
+    fn assessments<'e>(&self, encoded: EncodedRef<'e>) -> impl Iterator<Item = Assessment> + 'e {
+        let missing = encoded.vectors.len().saturating_sub(encoded.assessments.len());
+        let unassessed = Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] };
+        encoded.assessments.iter().copied().chain(std::iter::repeat_n(unassessed, missing))
     }
 
     /// Detector 2 alone: the embedding against the category descriptions, then the probe.
@@ -449,7 +537,8 @@ impl TextTagger {
     /// other way, on the detectors' own scales (cosine similarity, probe probability). ONNX
     /// Runtime picks its kernels per instruction set, so the same text scores a little
     /// differently from one CPU to another: a decision is only as stable as its margin.
-    pub fn margins(&self, segments: &Segments, embeddings: &[Vec<f32>]) -> Margins {
+    pub fn margins(&self, segments: &Segments, encoded: EncodedRef<'_>) -> Margins {
+        let embeddings = encoded.vectors;
         // The same detectors on the same embeddings as `tag_segments`: clauses and windows
         // against categories and probe; the embedding topics come from also against the nodes.
         let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
@@ -460,8 +549,8 @@ impl TextTagger {
         // The classifier against its strictest (language-blind) threshold.
         if let Some(c) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| c.threshold(None));
-            for e in embeddings {
-                sensitive = sensitive.max(c.assess(e).p_sensitive - bar);
+            for a in self.assessments(encoded) {
+                sensitive = sensitive.max(a.p_sensitive - bar);
             }
         }
         let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
@@ -962,5 +1051,113 @@ mod tests {
             Verdict::Topics(ts) => assert!(ts.iter().all(|s| s.topic.node().sensitive.is_none())),
             Verdict::Sensitive { .. } => {}
         }
+    }
+
+    /// Token states whose length is the text's, and a classifier that finds a segment sensitive
+    /// when it has at least 20 "tokens": the tagger's plumbing, not a model.
+    struct WithStates;
+    impl Model for WithStates {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            "with-states"
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
+        }
+    }
+    impl TextEmbedder for WithStates {
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn has_inner_output(&self, name: &str) -> bool {
+            name == "inner"
+        }
+        fn run_batch_with_states(
+            &mut self,
+            texts: &[String],
+            _inner: &str,
+        ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let tokens = t.len();
+                    (
+                        vec![1.0, 0.0, 0.0],
+                        attune_infer::TokenStates { tokens, dimensions: 3, values: vec![0.0; tokens * 3] },
+                    )
+                })
+                .collect())
+        }
+    }
+    struct LongIsSensitive;
+    impl SensitivityClassifier for LongIsSensitive {
+        fn id(&self) -> &str {
+            "long-is-sensitive@1"
+        }
+        fn features(&self) -> &str {
+            "with-states"
+        }
+        fn inner_output(&self) -> &str {
+            "inner"
+        }
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn assess(&self, segments: &[attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
+            Ok(segments
+                .iter()
+                .map(|s| Assessment {
+                    p_sensitive: if s.tokens >= 20 { 0.9 } else { 0.1 },
+                    category: SensitiveCategory::TradeUnion,
+                })
+                .collect())
+        }
+        fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
+            0.5
+        }
+    }
+
+    #[test]
+    fn the_classifier_reads_each_segments_states_from_the_encoding_call_and_fails_closed() {
+        let tagger = TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, minilm_config()))
+            .unwrap()
+            .with_classifier(std::sync::Arc::new(LongIsSensitive), &WithStates)
+            .unwrap();
+        // Refused: a classifier for another model, or an output the model lacks.
+        assert!(tagger.clone().with_classifier(std::sync::Arc::new(LongIsSensitive), &Constant).is_err());
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let long = "I would like some help planning a hiking trip in the mountains this summer with friends";
+        let text = gate.admit(long).unwrap();
+        // Segments in batches of 2, shortest first; each keeps its own assessment.
+        let texts: Vec<String> = vec![long.into(), "short one".into(), long.into()];
+        let encoded = tagger.encode(&mut WithStates, &texts).unwrap();
+        assert_eq!(encoded.assessments.iter().map(|a| a.p_sensitive).collect::<Vec<_>>(), vec![0.9, 0.1, 0.9]);
+        let segments = Segments::of(long);
+        let verdict = tagger.tag(&text, &segments, encoded.slice(0..1));
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Sensitive { category: SensitiveCategory::TradeUnion, detector: Detector::Classifier }
+            ),
+            "{verdict:?}"
+        );
+        // (The constant vectors match every reference text, so the other detectors may still fire.)
+        let below = tagger.tag(&text, &segments, encoded.slice(1..2));
+        assert!(!matches!(below, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{below:?}");
+        // Vectors without the classifier's assessments (not made by `encode`): dropped, not tagged.
+        let vectors = [vec![1.0, 0.0, 0.0]];
+        assert!(matches!(
+            tagger.tag(&text, &segments, EncodedRef::vectors(&vectors)),
+            Verdict::Sensitive { detector: Detector::Classifier, .. }
+        ));
+        // Without a classifier, `encode` gives vectors only.
+        let plain =
+            TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, minilm_config())).unwrap();
+        let e = plain.encode(&mut WithStates, &texts).unwrap();
+        assert_eq!((e.vectors.len(), e.assessments.len()), (3, 0));
     }
 }
