@@ -53,12 +53,10 @@ impl TokenStates {
         if shape.len() != 3 || row >= shape[0] || tokens > shape[1] {
             return Err(format!("inner output of shape {shape:?} has no row {row} of {tokens} tokens"));
         }
-        let dimensions = shape[2];
-        let mut values = Vec::with_capacity(tokens * dimensions);
-        for col in 0..tokens {
-            values.extend((0..dimensions).map(|d| hidden[[row, col, d]]));
-        }
-        Ok(TokenStates { tokens, dimensions, values })
+        // One slice of the row (not element by element: dynamic-rank indexing in a loop over
+        // every token state of every segment is a hot loop).
+        let values = hidden.slice(ndarray::s![row, ..tokens, ..]).iter().copied().collect();
+        Ok(TokenStates { tokens, dimensions: shape[2], values })
     }
 }
 

@@ -177,12 +177,9 @@ impl SensitivityModel {
             if s.dimensions != d || s.values.len() != s.tokens * d || s.tokens == 0 {
                 return Err(format!("segment {row}: {} tokens of {} dimensions, expected {d}", s.tokens, s.dimensions));
             }
-            for t in 0..s.tokens {
-                mask[[row, t]] = 1;
-                states
-                    .slice_mut(ndarray::s![row, t, ..])
-                    .assign(&ndarray::ArrayView1::from(&s.values[t * d..(t + 1) * d]));
-            }
+            mask.slice_mut(ndarray::s![row, ..s.tokens]).fill(1);
+            let values = ndarray::ArrayView2::from_shape((s.tokens, d), &s.values).map_err(|e| e.to_string())?;
+            states.slice_mut(ndarray::s![row, ..s.tokens, ..]).assign(&values);
         }
         let err = |e: ort::Error| e.to_string();
         let inputs = ort::inputs![
