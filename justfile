@@ -67,6 +67,12 @@ train-sensitivity *args: setup build
 bench sizes="tiny,small": setup fixtures-media
     cargo bench -p attune-benches
     just bench-compare {{sizes}}
+    just bench-speech
+
+# Speech side by side: attune's whole pipeline on Whisper base against faster-whisper's
+# transcription alone (int8 and float32, same weights, same recordings, same cores).
+bench-speech threads="2": build fixtures-media
+    python3 benches/speech_compare.py --threads {{threads}} --json target/bench-results/speech.json
 
 # attune's peak memory on corpora ten times apart, once both have reached steady batches (the
 # large corpus takes ~45 min to generate on 2 cores, then ~15 min to run; no baseline).

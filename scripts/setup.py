@@ -171,7 +171,9 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
 
     One output (`output` + `sha256`): the script is run as `script <input> <output file>`.
     Several (`[[export.outputs]]`, each `file` + `sha256`): as `script <input> <folder>`, and it
-    writes every listed file into that folder.
+    writes every listed file into that folder. `input` may list several files (a model shipped in
+    pieces): they are passed in order. `args`: more arguments, after those. `script` is relative to
+    the manifest's folder (a script several models share lives in scripts/).
     """
     exp = spec["export"]
     outputs = exp.get("outputs") or [{"file": exp["output"], "sha256": exp["sha256"]}]
@@ -190,8 +192,9 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
         target.mkdir()
         produced = {o["file"]: target / o["file"] for o in outputs}
     try:
-        subprocess.run([str(python), str(model_src / exp["script"]), str(dest / exp["input"]), str(target)],
-                       check=True)
+        inputs = exp["input"] if isinstance(exp["input"], list) else [exp["input"]]
+        subprocess.run([str(python), str(model_src / exp["script"]), *(str(dest / i) for i in inputs), str(target),
+                        *exp.get("args", [])], check=True)
         for o in outputs:
             got = sha256(produced[o["file"]]) if produced[o["file"]].exists() else "nothing"
             if got != o["sha256"]:

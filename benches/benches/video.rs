@@ -19,7 +19,7 @@ fn bench(c: &mut Criterion) {
     let mut classifier =
         EfficientNet::load(&runtime, &ModelDir::locate(attune_model_efficientnet::MODEL_NAME, None).unwrap()).unwrap();
     let mut whisper =
-        Whisper::load(&runtime, &ModelDir::locate(attune_model_whisper::MODEL_NAME, None).unwrap()).unwrap();
+        Whisper::load(&runtime, &ModelDir::locate(attune_model_whisper::MULTILINGUAL_MODEL, None).unwrap()).unwrap();
 
     let mut g = c.benchmark_group("video 1080p");
     g.sample_size(10);

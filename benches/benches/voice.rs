@@ -1,9 +1,10 @@
 //! Voice: audio seconds processed per wall-clock second, end to end and per stage (decode,
-//! log-mel front end, encoder, greedy decoder). `just bench`; needs `fixtures/make_audio.py`.
+//! log-mel front end, encoder, greedy decoder), for each Whisper (base, the default, and
+//! tiny.en). `just bench`; needs `fixtures/make_audio.py`.
 
 use attune_decode_audio::{decode_file, AudioLimits};
 use attune_infer::{Device, ModelDir, Runtime};
-use attune_model_whisper::{Whisper, MODEL_NAME};
+use attune_model_whisper::{Whisper, MODEL_NAMES};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::Path;
 
@@ -11,10 +12,16 @@ fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/audio");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
-    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
     let limits = AudioLimits::default();
+    for model in MODEL_NAMES {
+        bench_model(c, &dir, &runtime, &limits, model);
+    }
+}
 
-    let mut g = c.benchmark_group("voice");
+fn bench_model(c: &mut Criterion, dir: &Path, runtime: &Runtime, limits: &AudioLimits, model: &str) {
+    let mut whisper = Whisper::load(runtime, &ModelDir::locate(model, None).unwrap()).unwrap();
+    let limits = *limits;
+    let mut g = c.benchmark_group(format!("voice/{model}"));
     g.sample_size(10);
     // A real voice (Beckett, 10.0 s, 16 kHz WAV) and an MP3 (espeak-ng, 44.1 → 16 kHz).
     for name in ["beckett.wav", "camping.mp3"] {

@@ -10,7 +10,7 @@ use attune_pipeline::TextPath;
 use attune_pipeline::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, ImageStage,
     InProcessDecoder, MediaDecoder, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL,
-    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, TEXT_MODELS,
+    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, SPEECH_MODELS, TEXT_MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{
@@ -136,6 +136,12 @@ struct ModelArgs {
     #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from),
           value_parser = clap::builder::PossibleValuesParser::new(TEXT_MODELS))]
     text_model: Vec<String>,
+    /// The speech model: whisper-base (multilingual, every supported language) or
+    /// whisper-tiny-en (English only, about three times faster; other languages come out as
+    /// English-sounding text, which the language gate then mostly skips).
+    #[arg(long, env = "ATTUNE_SPEECH_MODEL", default_value = DEFAULT_SPEECH_MODEL,
+          value_parser = clap::builder::PossibleValuesParser::new(SPEECH_MODELS))]
+    speech_model: String,
 }
 
 #[derive(Subcommand)]
@@ -267,6 +273,12 @@ struct RunArgs {
     /// Only read, gate and decode, store nothing: the decoding stages' speed alone (benchmarks).
     #[arg(long, hide = true)]
     decode_only: bool,
+    /// Speech transcribed with a lower mean token log-probability is skipped as
+    /// `unintelligible_speech` instead of tagged: misheard speech loses the words that make a
+    /// conversation sensitive. Lower it (-1.0 is faster-whisper's failed-decode mark) for more
+    /// topics from poorly heard speech, at that risk.
+    #[arg(long, default_value_t = attune_pipeline::DEFAULT_MIN_SPEECH_LOGPROB, allow_negative_numbers = true)]
+    min_speech_logprob: f32,
 }
 
 /// How media are decoded: in worker processes (the default) or in this one.
@@ -806,17 +818,24 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     // cores idle. Each is loaded when a batch first needs it (~250 MB each), so a run without
     // recordings loads none.
     let speech_runtime = runtime_with(model, 1)?;
-    let speech =
-        match speech_sessions(DEFAULT_SPEECH_MODEL, &speech_runtime, model.models.as_deref(), total_threads.max(1)) {
-            Ok(speech) => speech,
-            Err(e) if required.speech => {
-                return Err(anyhow::Error::from(e).context("the speech model is required (--require-models)"))
-            }
-            Err(e) => {
-                tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
-                SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
-            }
-        };
+    // Whisper decodes only as the languages the gate admits: nothing else could be tagged.
+    let codes: Vec<&str> = languages.admitted().iter().map(|l| l.code()).collect();
+    let speech = match speech_sessions(
+        &model.speech_model,
+        &speech_runtime,
+        model.models.as_deref(),
+        total_threads.max(1),
+        &codes,
+    ) {
+        Ok(speech) => speech,
+        Err(e) if required.speech => {
+            return Err(anyhow::Error::from(e).context("the speech model is required (--require-models)"))
+        }
+        Err(e) => {
+            tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
+            SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
+        }
+    };
     // After the models (a run that cannot load them leaves nothing beside the store), before the
     // store is opened: a second run on the same store stops here instead of doing the work twice.
     let lock = StoreLock::acquire(store_path)?;
@@ -861,6 +880,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         decode,
         only,
         decode_only: args.decode_only,
+        min_speech_logprob: args.min_speech_logprob,
         cpu_budget: total_threads,
         model_threads,
         ..Default::default()

@@ -152,7 +152,10 @@ fn sigterm_stops_cleanly_with_a_report_and_a_rerun_continues() {
     assert_eq!(events, stopped["processed"].as_u64().unwrap() + skipped + failed, "{stopped}");
     // Everything it read and did not fail or skip at the gate is in the store.
     let judged = |why: &str| stopped["skipped"][why].as_u64().unwrap();
-    let stored = stopped["processed"].as_u64().unwrap() + judged("sensitive") + judged("unsupported_language");
+    let stored = stopped["processed"].as_u64().unwrap()
+        + judged("sensitive")
+        + judged("unsupported_language")
+        + judged("unintelligible_speech");
     let store_has =
         attune_profile::ProfileStore::recorded(&attune_profile::SqliteStore::open_existing(&store).unwrap(), &ids)
             .unwrap()

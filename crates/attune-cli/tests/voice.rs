@@ -114,3 +114,52 @@ fn without_a_speech_model_recordings_fail_with_the_reason_and_text_goes_on() {
     let message = failed.values().next().unwrap();
     assert!(message.contains("speech model") && message.contains("whisper"), "{message}");
 }
+
+/// Spoken conversations in nine languages (`fixtures/audio/languages`: espeak-ng reading lines
+/// of the labelled chat sets, users in a country of each language), beside the same lines typed.
+/// No spoken sensitive conversation may give a topic, in any language: dropped as sensitive, or
+/// skipped as unintelligible (a transcript Whisper was unsure of) or in an unsupported language.
+/// English speech is heard well enough to give the topics its text gives.
+#[test]
+fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
+    let manifest = common::root().join("fixtures/audio/languages/manifest.jsonl");
+    let lines = common::manifest_lines(&manifest, "fixtures/make_audio.py");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("p.sqlite");
+    let report = common::run_manifest(&manifest, &store);
+    assert!(common::failures(&report).is_empty(), "{report}");
+    let users: Vec<String> = lines
+        .iter()
+        .map(|v| v["user_id"].as_str().unwrap().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let evidence = common::evidence(&store, &users.iter().map(String::as_str).collect::<Vec<_>>());
+    let (mut spoken_ordinary, mut tagged, mut agree) = (0, 0, 0);
+    for v in lines.iter().filter(|v| v["kind"] == "audio") {
+        let (id, expect) = (v["event_id"].as_str().unwrap(), &v["expect"]);
+        let got = evidence.get(id).cloned().unwrap_or_default();
+        let typed = evidence.get(&format!("typed-{}", expect["spoken"].as_str().unwrap())).cloned().unwrap_or_default();
+        if expect["outcome"] == "sensitive" {
+            assert!(got.is_empty(), "{id}, a spoken sensitive conversation, gave {got:?}");
+            continue;
+        }
+        spoken_ordinary += 1;
+        if !got.is_empty() {
+            tagged += 1;
+            agree += usize::from(got.iter().any(|t| typed.contains(t)));
+        }
+        if expect["lang"] == "en" {
+            // English transcripts sit at mean log-probabilities of -0.1 to -0.45, far above the floor.
+            assert!(got.iter().any(|t| typed.contains(t)), "{id}: spoken {got:?}, typed {typed:?}");
+        }
+    }
+    // Measured: of 18 ordinary recordings, 3 tagged (both English ones, sharing a topic with
+    // their typed text, and one Portuguese, which does not); 14 skipped as unintelligible_speech.
+    eprintln!(
+        "ordinary spoken conversations: {tagged} of {spoken_ordinary} tagged, {agree} sharing a topic with their typed text; \
+         skipped as unintelligible: {}",
+        report["skipped"]["unintelligible_speech"]
+    );
+    assert!(agree >= 2, "{report}");
+}

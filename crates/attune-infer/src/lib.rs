@@ -29,8 +29,10 @@ pub enum InferError {
     Config(String),
 }
 
+mod speech;
 mod text;
 
+pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
 pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 
 /// A model: a batch of inputs in, one output per input out, in order.

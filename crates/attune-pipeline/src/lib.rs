@@ -26,7 +26,8 @@ mod text_path;
 
 pub use registry::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
-    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, TEXT_MODELS,
+    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, SPEECH_MODELS,
+    TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
 pub use sessions::{MakeSession, SpeechSessions};
@@ -35,7 +36,8 @@ pub use text_path::{MakeTextPath, TextPath};
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
 use attune_event::{Event, EventSource, Origin};
-use attune_lang::{LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
+use attune_infer::{SpeechLanguage, SpeechRequest, SpokenText};
+use attune_lang::{Language, LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
 use attune_policy::{Admitted, Exclusion, Policy};
 use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
 use attune_tag::{ImageTagger, Segments, Verdict};
@@ -79,6 +81,10 @@ pub struct PipelineConfig {
     /// Read, gate and decode, then drop: what the decoding stages do alone (benchmarks).
     /// Nothing reaches a model or the store.
     pub decode_only: bool,
+    /// A transcript whose tokens the speech model chose with a lower mean log-probability than
+    /// this is not tagged: the item is skipped as `unintelligible_speech` (see
+    /// [`DEFAULT_MIN_SPEECH_LOGPROB`]).
+    pub min_speech_logprob: f32,
     /// Set (by a signal handler) to stop the run early: no further record is read, what was
     /// read is finished and stored as usual, and the report says `interrupted`.
     pub stop: Option<Arc<AtomicBool>>,
@@ -98,10 +104,20 @@ impl Default for PipelineConfig {
             cpu_budget: 0,
             model_threads: 1,
             decode_only: false,
+            min_speech_logprob: DEFAULT_MIN_SPEECH_LOGPROB,
             stop: None,
         }
     }
 }
+
+/// The least mean log-probability of a transcript that is tagged. Whisper base on espeak-ng
+/// speech (`fixtures/audio/languages`) gives -0.1 to -0.45 in English and -0.4 to -1.7 in the
+/// other languages; what it gets wrong there loses the words that made a conversation sensitive
+/// ("kết nạp Đảng", joining the Party, heard as "kết hạng" at -0.77; Arabic at -1.1 to -1.3) and
+/// would then be tagged with the topics of what it misheard. faster-whisper treats -1.0 as a
+/// failed decode; a leak being the one failure attune cannot afford, it stops at -0.7, trading
+/// the topics of poorly heard speech for never tagging what it did not understand.
+pub const DEFAULT_MIN_SPEECH_LOGPROB: f32 = -0.7;
 
 /// Where the pipeline is, for progress bars; handed to the observer after every batch.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +191,23 @@ struct DecodeJob {
 
 /// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
 /// would give 5 runs, not 6, for 20 items in runs of at most 4).
+/// Whether a transcript decoded as `decoded` (ISO 639-1) reads as `heard`. Malay and Indonesian
+/// count as one: the gate tells them apart by chat words, Whisper by sound, and either way the
+/// same encoder and lexicons read the text.
+/// A transcript not to be tagged: decoded with too little confidence, or nothing but
+/// repetition loops.
+fn unintelligible(spoken: &SpokenText, min_logprob: f32) -> bool {
+    if spoken.text.trim().is_empty() {
+        spoken.looped_windows > 0
+    } else {
+        spoken.avg_logprob < min_logprob
+    }
+}
+
+fn same_language(decoded: &str, heard: Language) -> bool {
+    decoded == heard.code() || matches!((decoded, heard), ("id", Language::Malay) | ("ms", Language::Indonesian))
+}
+
 fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
     let n = n.clamp(1, items.len().max(1));
     let (base, longer) = (items.len() / n, items.len() % n);
@@ -490,9 +523,14 @@ impl Pipeline<'_> {
             let e = p.event.get();
             let verdict = match judged {
                 Judged::Failed => continue, // in the report and the failure list
-                Judged::UnsupportedLanguage => {
-                    report.skipped.unsupported_language += 1;
-                    let outcome = LedgerOutcome::UnsupportedLanguage;
+                Judged::UnsupportedLanguage | Judged::Unintelligible => {
+                    let outcome = if matches!(judged, Judged::Unintelligible) {
+                        report.skipped.unintelligible_speech += 1;
+                        LedgerOutcome::Unintelligible
+                    } else {
+                        report.skipped.unsupported_language += 1;
+                        LedgerOutcome::UnsupportedLanguage
+                    };
                     records.push(EventRecord {
                         event_id: e.event_id.clone(),
                         user_id: e.user_id.clone(),
@@ -556,6 +594,11 @@ impl Pipeline<'_> {
     /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little
     /// from more intra-op threads and much from running recordings side by side. `None` for
     /// items without speech; with the time spent making sessions.
+    ///
+    /// Each recording's language is the model's to detect, the languages of the user's country
+    /// preferred. A transcript the language gate finds in another supported language than it was
+    /// decoded as is decoded again as that language, once; if the two still disagree the item is
+    /// skipped as in an unsupported language (nonsense in the wrong language is never tagged).
     fn transcribe(
         &mut self,
         work: &[Pending],
@@ -563,7 +606,7 @@ impl Pipeline<'_> {
         report: &mut Report,
         budget: Option<&budget::CpuBudget>,
     ) -> (Vec<Option<String>>, Duration) {
-        let mut out = vec![None; work.len()];
+        let mut out: Vec<Option<String>> = vec![None; work.len()];
         let mut items: Vec<(usize, &[f32])> = work
             .iter()
             .enumerate()
@@ -605,11 +648,29 @@ impl Pipeline<'_> {
         let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(items.len());
         let chunks = even_chunks(&items, groups);
         tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", items.len(), chunks.len());
+        // The supported languages of each user's country, most likely first.
+        let preferred: Vec<Vec<String>> = work
+            .iter()
+            .map(|p| {
+                let country = p.event.get().country.as_ref().map_or("", |c| c.as_str());
+                attune_lang::languages_of_country(country)
+                    .iter()
+                    .filter(|l| self.languages.admitted().contains(l))
+                    .map(|l| l.code().to_string())
+                    .collect()
+            })
+            .collect();
         let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, &[f32])]| {
-            let pcms: Vec<&[f32]> = chunk.iter().map(|(_, pcm)| *pcm).collect();
-            chunk.iter().map(|(i, _)| *i).zip(speech.transcribe_batch(&pcms)).collect::<Vec<_>>()
+            let requests: Vec<SpeechRequest> = chunk
+                .iter()
+                .map(|&(i, pcm)| SpeechRequest {
+                    pcm,
+                    language: SpeechLanguage::Detect { preferred: preferred[i].clone() },
+                })
+                .collect();
+            chunk.iter().map(|(i, _)| *i).zip(speech.transcribe(&requests)).collect::<Vec<_>>()
         };
-        let results: Vec<(usize, Result<String, attune_infer::InferError>)> = if sessions == 1 {
+        let results: Vec<(usize, Result<SpokenText, attune_infer::InferError>)> = if sessions == 1 {
             let speech = &mut speech[0];
             chunks.iter().flat_map(|chunk| transcribe(speech, chunk)).collect()
         } else {
@@ -633,10 +694,52 @@ impl Pipeline<'_> {
                 threads.into_iter().flat_map(|t| t.join().expect("a speech thread panicked")).collect()
             })
         };
+        // The gate's reading of each transcript; a disagreement with the decoded language asks
+        // for a second decode as the language the gate heard.
+        let mut again: Vec<(usize, Language)> = Vec::new();
+        let pcm_of: std::collections::HashMap<usize, &[f32]> = items.iter().copied().collect();
+        let min_logprob = self.config.min_speech_logprob;
         for (i, result) in results {
             match result {
-                Ok(text) => out[i] = Some(text),
+                Ok(spoken) if unintelligible(&spoken, min_logprob) => parts.unintelligible[i] = true,
+                Ok(spoken) => {
+                    if let (Some(decoded), LanguageDecision::Supported { language, .. }) =
+                        (&spoken.language, self.languages.decide(&spoken.text))
+                    {
+                        if !same_language(decoded, language) {
+                            tracing::debug!("speech {i}: decoded as {decoded}, reads as {}", language.code());
+                            again.push((i, language));
+                            continue;
+                        }
+                    }
+                    out[i] = Some(spoken.text);
+                }
                 Err(e) => parts.fail(i, &work[i], report, e.to_string()),
+            }
+        }
+        if !again.is_empty() {
+            let requests: Vec<SpeechRequest> = again
+                .iter()
+                .map(|&(i, language)| SpeechRequest {
+                    pcm: pcm_of[&i],
+                    language: SpeechLanguage::Force(language.code().to_string()),
+                })
+                .collect();
+            report.speech_redecoded += again.len() as u64;
+            for (&(i, language), result) in again.iter().zip(speech[0].transcribe(&requests)) {
+                match result {
+                    Ok(spoken) if unintelligible(&spoken, min_logprob) => parts.unintelligible[i] = true,
+                    Ok(spoken) => match self.languages.decide(&spoken.text) {
+                        LanguageDecision::Supported { language: heard, .. }
+                            if same_language(language.code(), heard) =>
+                        {
+                            out[i] = Some(spoken.text)
+                        }
+                        // Still not the language it was decoded as: what it says is not known.
+                        _ => parts.language_skipped[i] = true,
+                    },
+                    Err(e) => parts.fail(i, &work[i], report, e.to_string()),
+                }
             }
         }
         (out, loading)
@@ -757,7 +860,7 @@ impl Pipeline<'_> {
                     _ => Vec::new(),
                 }
             })
-            .filter(|(i, _)| !parts.failed[*i] && !parts.language_skipped[*i])
+            .filter(|(i, _)| !parts.failed[*i] && !parts.language_skipped[*i] && !parts.unintelligible[*i])
             .collect();
         if items.is_empty() {
             return;
@@ -798,6 +901,8 @@ struct Parts {
     /// The text (or speech) is in a language the gate did not admit: the item is skipped whole
     /// (a video's pictures cannot vouch for what its speech says).
     language_skipped: Vec<bool>,
+    /// The speech was not understood well enough to be tagged: skipped whole, as above.
+    unintelligible: Vec<bool>,
     /// The text's verdict, or the transcript's.
     text: Vec<Option<Verdict>>,
     /// A photo's verdict, or one per sampled video frame.
@@ -809,6 +914,7 @@ impl Parts {
         Parts {
             failed: vec![false; n],
             language_skipped: vec![false; n],
+            unintelligible: vec![false; n],
             text: vec![None; n],
             frames: vec![Vec::new(); n],
         }
@@ -830,6 +936,9 @@ impl Parts {
                 }
                 if self.language_skipped[i] {
                     return Judged::UnsupportedLanguage;
+                }
+                if self.unintelligible[i] {
+                    return Judged::Unintelligible;
                 }
                 let verdict = match work[i].decoded.get() {
                     Decoded::Text(_) | Decoded::Audio(_) => self.text[i].take(),
@@ -855,6 +964,7 @@ enum Judged {
     Failed,
     /// Its text or speech is not in a supported language: skipped, never tagged.
     UnsupportedLanguage,
+    Unintelligible,
     Verdict(Verdict),
 }
 
@@ -949,7 +1059,34 @@ pub type SkipReason = Exclusion;
 
 #[cfg(test)]
 mod tests {
-    use super::even_chunks;
+    use super::{even_chunks, same_language, unintelligible, DEFAULT_MIN_SPEECH_LOGPROB};
+    use attune_infer::SpokenText;
+    use attune_lang::Language;
+
+    #[test]
+    fn unsure_or_looping_speech_is_unintelligible_and_silence_is_not() {
+        let spoken = |text: &str, avg_logprob: f32, looped_windows: usize| SpokenText {
+            text: text.into(),
+            avg_logprob,
+            looped_windows,
+            ..Default::default()
+        };
+        let floor = DEFAULT_MIN_SPEECH_LOGPROB;
+        assert!(!unintelligible(&spoken("what tent should I buy", -0.3, 0), floor));
+        assert!(unintelligible(&spoken("kết hạng mạnh tử kiếm", -0.77, 0), floor));
+        // Nothing but loops: something was said and not understood.
+        assert!(unintelligible(&spoken("", 0.0, 1), floor));
+        // Silence: nothing was said; a video's pictures still speak for it.
+        assert!(!unintelligible(&spoken("", 0.0, 0), floor));
+        assert!(!unintelligible(&spoken("kết hạng", -0.77, 0), -1.0), "the floor is the caller's");
+    }
+
+    #[test]
+    fn malay_and_indonesian_count_as_one_language_for_speech() {
+        assert!(same_language("id", Language::Malay) && same_language("ms", Language::Indonesian));
+        assert!(same_language("es", Language::Spanish));
+        assert!(!same_language("th", Language::Indonesian) && !same_language("en", Language::Hindi));
+    }
 
     #[test]
     fn even_chunks_keep_order_and_differ_by_at_most_one() {

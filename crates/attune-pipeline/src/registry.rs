@@ -7,7 +7,7 @@ use attune_model_efficientnet::{EfficientNet, RgbFrame};
 use attune_model_whisper::Whisper;
 use std::path::Path;
 
-pub use attune_infer::TextEmbedder;
+pub use attune_infer::{SpeechToText, TextEmbedder};
 
 /// The English sentence encoder (its calibration's one language).
 pub const ENGLISH_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
@@ -103,54 +103,35 @@ pub fn load_image_model(
     }
 }
 
-/// Speech to text: 16 kHz mono PCM in, a transcript out (English Whisper now; a multilingual
-/// model is another crate implementing this).
-pub trait SpeechToText: Send {
-    fn id(&self) -> &str;
-    fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError>;
-    /// How many recordings `transcribe_batch` takes to best effect.
-    fn batch(&self) -> usize {
-        1
-    }
-    /// Several recordings at once, one result each, in order. A model that decodes recordings
-    /// together overrides this; the failure of one recording must not fail the others.
-    fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<String, InferError>> {
-        pcms.iter().map(|pcm| self.transcribe(pcm)).collect()
-    }
-}
+/// Multilingual Whisper base: every supported language, English included (`whisper-tiny-en` is
+/// faster, for English-only deployments: `--speech-model whisper-tiny-en`).
+pub const DEFAULT_SPEECH_MODEL: &str = attune_model_whisper::MULTILINGUAL_MODEL;
 
-impl SpeechToText for Whisper {
-    fn id(&self) -> &str {
-        Model::id(self)
-    }
-    fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError> {
-        Whisper::transcribe(self, pcm).map(|t| t.text)
-    }
-    fn batch(&self) -> usize {
-        Model::max_batch(self)
-    }
-    fn transcribe_batch(&mut self, pcms: &[&[f32]]) -> Vec<Result<String, InferError>> {
-        Whisper::transcribe_batch(self, pcms).into_iter().map(|t| t.map(|t| t.text)).collect()
-    }
-}
+/// The speech models this build knows, by folder name.
+pub const SPEECH_MODELS: [&str; 2] = attune_model_whisper::MODEL_NAMES;
 
-pub const DEFAULT_SPEECH_MODEL: &str = attune_model_whisper::MODEL_NAME;
-
-/// Up to `limit` sessions of the speech model `name`, each loaded when a batch first needs it.
-/// The model is found now, so a missing installation is known before the run.
+/// Up to `limit` sessions of the speech model `name`, each loaded when a batch first needs it and
+/// restricted to decoding as `languages` (ISO 639-1: those the text path can tag). The model is
+/// found now, so a missing installation is known before the run.
 pub fn speech_sessions(
     name: &str,
     runtime: &Runtime,
     models_root: Option<&Path>,
     limit: usize,
+    languages: &[&str],
 ) -> Result<SpeechSessions<'static>, InferError> {
     let dir = ModelDir::locate(name, models_root)?;
+    let languages: Vec<String> = languages.iter().map(|l| l.to_string()).collect();
     let (id, make): (String, MakeSession<'static>) = match name {
-        attune_model_whisper::MODEL_NAME => {
+        attune_model_whisper::MULTILINGUAL_MODEL | attune_model_whisper::ENGLISH_MODEL => {
             let runtime = runtime.clone();
             (
                 Whisper::id_for(&dir)?,
-                Box::new(move || Ok(Box::new(Whisper::load(&runtime, &dir)?) as Box<dyn SpeechToText>)),
+                Box::new(move || {
+                    let mut whisper = Whisper::load(&runtime, &dir)?;
+                    whisper.restrict_languages(&languages.iter().map(String::as_str).collect::<Vec<_>>());
+                    Ok(Box::new(whisper) as Box<dyn SpeechToText>)
+                }),
             )
         }
         other => {

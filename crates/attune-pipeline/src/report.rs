@@ -17,6 +17,9 @@ pub struct Report {
     /// ISO 639-1 code, supported or not; `unidentified` for those it could not identify. A count,
     /// never content.
     pub languages: BTreeMap<String, u64>,
+    /// Recordings decoded a second time because the language gate read the first transcript as
+    /// another supported language than the one it was decoded as.
+    pub speech_redecoded: u64,
     /// Processed events that gave at least one topic, and the topics they gave.
     pub tagged: u64,
     pub topics_assigned: u64,
@@ -91,6 +94,9 @@ pub struct Skipped {
     /// Text (or speech) in a language outside the policy's `supported_languages`, or whose
     /// language could not be identified with confidence: never tagged (fail closed).
     pub unsupported_language: u64,
+    /// Speech transcribed with too little confidence (`--min-speech-logprob`), or nothing but
+    /// repetition loops: never tagged (fail closed).
+    pub unintelligible_speech: u64,
     pub duplicate: u64,
     /// Retry runs only: events that had not failed before, left alone.
     pub not_selected: u64,
@@ -104,6 +110,7 @@ impl Skipped {
             + self.forgotten
             + self.sensitive
             + self.unsupported_language
+            + self.unintelligible_speech
             + self.duplicate
             + self.not_selected
     }
@@ -130,6 +137,7 @@ impl Report {
             skipped: Skipped::default(),
             failed: Vec::new(),
             languages: BTreeMap::new(),
+            speech_redecoded: 0,
             tagged: 0,
             topics_assigned: 0,
             elapsed_s: 0.0,

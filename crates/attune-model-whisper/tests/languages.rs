@@ -1,0 +1,120 @@
+//! Whisper base on espeak-ng speech in every supported language espeak-ng has a voice Whisper can
+//! follow (`fixtures/audio/languages`, made by `fixtures/make_audio.py` from the labelled chat
+//! sets): the language each recording is decoded as, given its user's country, and character
+//! error rates per language, printed and bounded.
+
+use attune_decode_audio::{decode_file, AudioLimits};
+use attune_infer::{Device, ModelDir, Runtime, SpeechLanguage, SpeechRequest};
+use attune_model_whisper::{Whisper, MULTILINGUAL_MODEL};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/audio/languages");
+    assert!(p.join("texts.json").exists(), "run `python3 fixtures/make_audio.py` first");
+    p
+}
+
+/// Letters and digits, lower-cased, words separated by one space.
+fn normalise(s: &str) -> Vec<char> {
+    let cleaned: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect()
+}
+
+/// Character error rate: edit distance over the reference's length.
+fn cer(reference: &str, hypothesis: &str) -> f64 {
+    error_rate(&normalise(reference), &normalise(hypothesis))
+}
+
+/// Word error rate, the same over words.
+fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> {
+        normalise(s).into_iter().collect::<String>().split(' ').filter(|w| !w.is_empty()).map(String::from).collect()
+    };
+    error_rate(&words(reference), &words(hypothesis))
+}
+
+fn error_rate<T: PartialEq>(r: &[T], h: &[T]) -> f64 {
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rc) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hc) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// The country's languages as the pipeline passes them (attune_lang::languages_of_country).
+fn preferred(lang: &str) -> Vec<String> {
+    let country = match lang {
+        "en" => "US",
+        "id" => "ID",
+        "ms" => "MY",
+        "es" => "MX",
+        "pt" => "BR",
+        "hi" => "IN",
+        "ar" => "SA",
+        "vi" => "VN",
+        "tr" => "TR",
+        other => panic!("no country for {other}"),
+    };
+    attune_lang::languages_of_country(country).iter().map(|l| l.code().to_string()).collect()
+}
+
+#[test]
+fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
+    let dir = fixtures();
+    let texts: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
+    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MULTILINGUAL_MODEL, None).unwrap()).unwrap();
+    let codes: Vec<&str> = attune_lang::Language::DEFAULT_SUPPORTED.iter().map(|l| l.code()).collect();
+    whisper.restrict_languages(&codes);
+    let mut per_language: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (name, entry) in &texts {
+        let (text, lang) = (entry["text"].as_str().unwrap(), entry["lang"].as_str().unwrap());
+        let pcm = decode_file(&dir.join(name), &AudioLimits::default()).unwrap();
+        let request =
+            SpeechRequest { pcm: &pcm.samples, language: SpeechLanguage::Detect { preferred: preferred(lang) } };
+        let t = whisper.transcribe_requests(&[request]).pop().unwrap().unwrap();
+        let rate = cer(text, &t.text);
+        eprintln!(
+            "{name:<9} {:<3} p {:.3} logprob {:>6.2} loops {} CER {rate:.2}  {}",
+            t.language.as_deref().unwrap_or("-"),
+            t.language_probability,
+            t.avg_logprob,
+            t.repetitive_windows,
+            t.text
+        );
+        // Hindi: Whisper base loops on some of espeak-ng's Hindi and decodes one as English
+        // (the text path then reads it as romanised Hindi and asks for a second decode).
+        if lang != "hi" {
+            assert_eq!(t.language.as_deref(), Some(lang), "{name} decoded as {:?}", t.language);
+        }
+        per_language.entry(lang.to_string()).or_default().push((rate, wer(text, &t.text)));
+    }
+    // Measured on a 2-core EPYC (mean CER per language): en 0.09, es 0.19, id 0.28, tr 0.31,
+    // pt 0.34, vi 0.48, ar 0.50, ms 0.59, hi 0.84 (two of four loop, one comes out in Urdu script). espeak-ng's voices outside English are
+    // harsh, and Whisper base is small: these bound regressions, they are not the quality of
+    // real speech. Bounds leave room for another CPU's kernels choosing another token now and then.
+    let bounds = [
+        ("en", 0.2),
+        ("es", 0.35),
+        ("pt", 0.45),
+        ("id", 0.45),
+        ("ms", 0.75),
+        ("tr", 0.5),
+        ("vi", 0.65),
+        ("ar", 0.7),
+        ("hi", 1.2),
+    ];
+    for (lang, rates) in &per_language {
+        let mean = rates.iter().map(|r| r.0).sum::<f64>() / rates.len() as f64;
+        let mean_wer = rates.iter().map(|r| r.1).sum::<f64>() / rates.len() as f64;
+        eprintln!("{lang}: mean CER {mean:.2}, WER {mean_wer:.2} over {} recordings", rates.len());
+        let bound = bounds.iter().find(|(l, _)| l == lang).unwrap_or_else(|| panic!("no bound for {lang}")).1;
+        assert!(mean <= bound, "{lang}: mean CER {mean:.2} over {bound}");
+    }
+}
