@@ -83,16 +83,20 @@ def seconds(path: Path) -> float:
 
 def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path) -> dict:
     manifest = work / "speech.jsonl"
+    # attune reads media only under the manifest's folder: the clips go beside it.
     with open(manifest, "w") as f:
         for k, (clip, lang) in enumerate(clips):
+            shutil.copyfile(clip, work / clip.name)
             f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": COUNTRY[lang],
                                 "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
-                                "media": str(clip)}) + "\n")
+                                "media": clip.name}) + "\n")
     store, report = work / "bench.sqlite", work / "report.json"
     subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
                     "--report", str(report), "--threads", str(threads)], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     r = json.loads(report.read_text())
+    if r["failed"]:
+        sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
     return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": r["stages"]["speech"]["busy_s"]}
 
 
