@@ -373,15 +373,17 @@ impl Whisper {
             };
             for ((r, k, _), window) in group.iter().zip(decoded) {
                 let Ok(t) = &mut transcripts[*r] else { continue };
-                match window.and_then(|Decoded { ids, min_gap, logprob, steps }| {
+                match window.and_then(|Decoded { ids, min_gap, logprob, steps, looped }| {
                     t.tokens += ids.len();
                     t.min_logit_gap = t.min_logit_gap.min(min_gap);
                     // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
                     let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
-                    Ok((self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?, logprob, steps))
+                    Ok((self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?, logprob, steps, looped))
                 }) {
-                    Ok((text, _, _)) if compression_ratio(&text) > MAX_COMPRESSION_RATIO => t.repetitive_windows += 1,
-                    Ok((text, logprob, steps)) => {
+                    Ok((text, _, _, looped)) if looped || compression_ratio(&text) > MAX_COMPRESSION_RATIO => {
+                        t.repetitive_windows += 1
+                    }
+                    Ok((text, logprob, steps, _)) => {
                         pieces[*r].push((*k, text.trim().to_string()));
                         logprobs[*r].0 += logprob;
                         logprobs[*r].1 += steps;
@@ -615,12 +617,17 @@ impl Whisper {
             offset += tokens.len_of(Axis(1)) as i64;
             let present = outputs["present_kv"].try_extract_array::<f32>().map_err(err)?;
             let last_step = step + 1 == self.max_new_tokens;
-            let keep: Vec<usize> = (0..rows).filter(|&j| next[j] != self.eot && !last_step).collect();
             for (j, &t) in next.iter().enumerate() {
                 if t != self.eot {
-                    out[running[j]].ids.push(t);
+                    let d = &mut out[running[j]];
+                    d.ids.push(t);
+                    d.looped = ends_in_loop(&d.ids);
                 }
             }
+            // A row ends at the end token, at the last step, or once it is caught in a loop
+            // (which would otherwise run on to `max_new_tokens`, ~5 s a window on base).
+            let keep: Vec<usize> =
+                (0..rows).filter(|&j| next[j] != self.eot && !last_step && !out[running[j]].looped).collect();
             if keep.len() == rows {
                 past = present.to_owned();
             } else {
@@ -648,13 +655,30 @@ struct Decoded {
     /// The log-probabilities of the chosen tokens, the end token included, summed; and how many.
     logprob: f64,
     steps: usize,
+    /// Stopped in a repetition loop ([`ends_in_loop`]).
+    looped: bool,
 }
 
 impl Default for Decoded {
     fn default() -> Self {
-        Decoded { ids: Vec::new(), min_gap: f32::INFINITY, logprob: 0.0, steps: 0 }
+        Decoded { ids: Vec::new(), min_gap: f32::INFINITY, logprob: 0.0, steps: 0, looped: false }
     }
 }
+
+/// The last [`LOOP_TOKENS`] tokens repeat one pattern of at most [`LOOP_MAX_PERIOD`] tokens:
+/// Whisper is looping ("विविविवि…", "Chinese letter Chinese letter …") and would go on until
+/// `max_new_tokens`. Speech does not say the same one to eight tokens eight to thirty-two times
+/// in a row.
+fn ends_in_loop(ids: &[usize]) -> bool {
+    if ids.len() < LOOP_TOKENS {
+        return false;
+    }
+    let tail = &ids[ids.len() - LOOP_TOKENS..];
+    (1..=LOOP_MAX_PERIOD).any(|period| tail.iter().enumerate().all(|(i, t)| *t == tail[i % period]))
+}
+
+const LOOP_TOKENS: usize = 32;
+const LOOP_MAX_PERIOD: usize = 8;
 
 /// The index of the largest logit not `banned`, and its lead over the second largest (infinite
 /// when there is no second), in one pass.
@@ -899,6 +923,21 @@ mod tests {
         let id_en = vec!["id".to_string(), "en".to_string()];
         assert_eq!(choose_language(&[0.2, 0.02, 0.78], &languages, &id_en).0, 1);
         assert_eq!(choose_language(&[0.99, 0.004, 0.006], &languages, &id_en).0, 0);
+    }
+
+    #[test]
+    fn a_loop_is_caught_once_32_tokens_repeat_a_short_pattern() {
+        let speech: Vec<usize> = (0..200).collect();
+        assert!(!ends_in_loop(&speech));
+        let mut looping = speech[..20].to_vec();
+        looping.extend([7, 9, 11].iter().cycle().take(31));
+        assert!(!ends_in_loop(&looping), "31 tokens of loop are not yet enough");
+        looping.push(looping[looping.len() - 3]);
+        assert!(ends_in_loop(&looping));
+        // Laughter a few times over is speech.
+        let laughter: Vec<usize> =
+            [1, 2, 3].into_iter().chain([5, 6].iter().copied().cycle().take(16)).chain([8]).collect();
+        assert!(!ends_in_loop(&laughter));
     }
 
     fn tone(seconds: f32) -> Vec<f32> {
