@@ -41,7 +41,6 @@ HOME = Path(os.environ.get("ATTUNE_HOME") or ROOT / ".attune")
 # Top-level pins; pip resolves the rest (huggingface_hub and its HTTP stack, which faster-whisper
 # imports but never uses with a local model folder).
 REQUIREMENTS = ["faster-whisper==1.1.1", "ctranslate2==4.8.5", "requests==2.34.2"]
-COUNTRY = {"en": "US", "id": "ID", "ms": "MY", "es": "MX", "pt": "BR", "hi": "IN", "ar": "SA", "vi": "VN", "tr": "TR"}
 
 
 def venv_python() -> Path:
@@ -82,12 +81,14 @@ def seconds(path: Path) -> float:
 
 
 def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path) -> dict:
+    # Each recording's user is in the country fixtures/make_audio.py gave it.
+    country = {name: entry["country"] for name, entry in json.loads((CORPUS / "texts.json").read_text()).items()}
     manifest = work / "speech.jsonl"
     # attune reads media only under the manifest's folder: the clips go beside it.
     with open(manifest, "w") as f:
         for k, (clip, lang) in enumerate(clips):
             shutil.copyfile(clip, work / clip.name)
-            f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": COUNTRY[lang],
+            f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": country[clip.name],
                                 "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
                                 "media": clip.name}) + "\n")
     store, report = work / "bench.sqlite", work / "report.json"

@@ -797,7 +797,8 @@ const VAD_PAD: usize = SAMPLE_RATE / 4;
 pub fn speech_windows(pcm: &[f32]) -> Vec<Cow<'_, [f32]>> {
     let fixed: Vec<Cow<[f32]>> =
         pcm.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).map(Cow::Borrowed).collect();
-    if fixed.len() < 2 && pcm.len() <= WINDOW_SAMPLES {
+    // Packing can only save a window when at least two are voiced.
+    if fixed.len() < 2 {
         return fixed;
     }
     // Stretches of speech, [start, end) in samples.

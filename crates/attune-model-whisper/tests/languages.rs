@@ -7,13 +7,8 @@ use attune_decode_audio::{decode_file, AudioLimits};
 use attune_infer::{Device, ModelDir, Runtime, SpeechLanguage, SpeechRequest};
 use attune_model_whisper::{Whisper, MULTILINGUAL_MODEL};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-fn fixtures() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/audio/languages");
-    assert!(p.join("texts.json").exists(), "run `python3 fixtures/make_audio.py` first");
-    p
-}
+mod common;
 
 /// Letters and digits, lower-cased, words separated by one space.
 fn normalise(s: &str) -> Vec<char> {
@@ -23,7 +18,7 @@ fn normalise(s: &str) -> Vec<char> {
 
 /// Character error rate: edit distance over the reference's length.
 fn cer(reference: &str, hypothesis: &str) -> f64 {
-    error_rate(&normalise(reference), &normalise(hypothesis))
+    common::error_rate(&normalise(reference), &normalise(hypothesis))
 }
 
 /// Word error rate, the same over words.
@@ -31,41 +26,17 @@ fn wer(reference: &str, hypothesis: &str) -> f64 {
     let words = |s: &str| -> Vec<String> {
         normalise(s).into_iter().collect::<String>().split(' ').filter(|w| !w.is_empty()).map(String::from).collect()
     };
-    error_rate(&words(reference), &words(hypothesis))
+    common::error_rate(&words(reference), &words(hypothesis))
 }
 
-fn error_rate<T: PartialEq>(r: &[T], h: &[T]) -> f64 {
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rc) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hc) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
-
-/// The country's languages as the pipeline passes them (attune_lang::languages_of_country).
-fn preferred(lang: &str) -> Vec<String> {
-    let country = match lang {
-        "en" => "US",
-        "id" => "ID",
-        "ms" => "MY",
-        "es" => "MX",
-        "pt" => "BR",
-        "hi" => "IN",
-        "ar" => "SA",
-        "vi" => "VN",
-        "tr" => "TR",
-        other => panic!("no country for {other}"),
-    };
+/// The languages of the recording's user's country, as the pipeline passes them.
+fn preferred(country: &str) -> Vec<String> {
     attune_lang::languages_of_country(country).iter().map(|l| l.code().to_string()).collect()
 }
 
 #[test]
 fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
-    let dir = fixtures();
+    let dir = common::fixtures("audio/languages");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
     let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
@@ -75,9 +46,10 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
     let mut per_language: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (name, entry) in &texts {
         let (text, lang) = (entry["text"].as_str().unwrap(), entry["lang"].as_str().unwrap());
+        let country = entry["country"].as_str().expect("texts.json from the current fixtures/make_audio.py");
         let pcm = decode_file(&dir.join(name), &AudioLimits::default()).unwrap();
         let request =
-            SpeechRequest { pcm: &pcm.samples, language: SpeechLanguage::Detect { preferred: preferred(lang) } };
+            SpeechRequest { pcm: &pcm.samples, language: SpeechLanguage::Detect { preferred: preferred(country) } };
         let t = whisper.transcribe_requests(&[request]).pop().unwrap().unwrap();
         let rate = cer(text, &t.text);
         eprintln!(

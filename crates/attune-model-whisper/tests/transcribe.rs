@@ -5,13 +5,8 @@
 use attune_decode_audio::{decode_file, AudioError, AudioLimits};
 use attune_infer::{Device, ModelDir, Runtime};
 use attune_model_whisper::{Whisper, ENGLISH_MODEL as MODEL_NAME};
-use std::path::{Path, PathBuf};
 
-fn fixtures() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/audio");
-    assert!(p.join("texts.json").exists(), "run `python3 fixtures/make_audio.py` first");
-    p
-}
+mod common;
 
 fn words(s: &str) -> Vec<String> {
     s.to_lowercase()
@@ -23,21 +18,12 @@ fn words(s: &str) -> Vec<String> {
 
 /// Word error rate: word-level edit distance over the reference's length.
 fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let (r, h) = (words(reference), words(hypothesis));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rw != hw)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
+    common::error_rate(&words(reference), &words(hypothesis))
 }
 
 #[test]
 fn word_error_rates_are_bounded_in_every_format() {
-    let dir = fixtures();
+    let dir = common::fixtures("audio");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
     let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
@@ -60,7 +46,7 @@ fn word_error_rates_are_bounded_in_every_format() {
 
 #[test]
 fn bad_recordings_are_clear_errors() {
-    let dir = fixtures();
+    let dir = common::fixtures("audio");
     let limits = AudioLimits::default();
     assert!(matches!(decode_file(&dir.join("empty.wav"), &limits), Err(AudioError::Empty)));
     assert!(matches!(decode_file(&dir.join("random.mp3"), &limits), Err(AudioError::Unsupported(_))));
@@ -90,7 +76,7 @@ fn log_mel_matches_whisper_on_silence_and_tone() {
 
 #[test]
 fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
-    let dir = fixtures();
+    let dir = common::fixtures("audio");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
     let runtime = Runtime::new(2, Device::Cpu).unwrap();

@@ -189,11 +189,6 @@ struct DecodeJob {
     event: Admitted<Event>,
 }
 
-/// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
-/// would give 5 runs, not 6, for 20 items in runs of at most 4).
-/// Whether a transcript decoded as `decoded` (ISO 639-1) reads as `heard`. Malay and Indonesian
-/// count as one: the gate tells them apart by chat words, Whisper by sound, and either way the
-/// same encoder and lexicons read the text.
 /// A transcript not to be tagged: decoded with too little confidence, or nothing but
 /// repetition loops.
 fn unintelligible(spoken: &SpokenText, min_logprob: f32) -> bool {
@@ -204,10 +199,15 @@ fn unintelligible(spoken: &SpokenText, min_logprob: f32) -> bool {
     }
 }
 
+/// Whether a transcript decoded as `decoded` (ISO 639-1) reads as `heard`. Malay and Indonesian
+/// count as one: the gate tells them apart by chat words, Whisper by sound, and either way the
+/// same encoder and lexicons read the text.
 fn same_language(decoded: &str, heard: Language) -> bool {
     decoded == heard.code() || matches!((decoded, heard), ("id", Language::Malay) | ("ms", Language::Indonesian))
 }
 
+/// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
+/// would give 5 runs, not 6, for 20 items in runs of at most 4).
 fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
     let n = n.clamp(1, items.len().max(1));
     let (base, longer) = (items.len() / n, items.len() % n);
