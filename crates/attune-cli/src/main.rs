@@ -1064,6 +1064,7 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring, json: bool) -> Resul
                             "product": e.product.as_str(),
                             "captured_at": e.captured_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                             "match": e.score,
+                            "from": e.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                         })
                     })
                     .collect();
@@ -1082,13 +1083,15 @@ fn explain(store_path: &Path, user: &str, scoring: Scoring, json: bool) -> Resul
         writeln!(out, "\n{} {}  score {:.4}  ({})", node.id, topic.name, topic.score, node.path.join(" > "))?;
         if let Some(ev) = evidence.iter().find(|e| e.topic_id == node.id.to_string()) {
             for item in ev.events.iter().filter(|e| e.captured_at <= scoring.as_of) {
+                let from: Vec<&str> = item.sources.iter().map(|s| s.as_str()).collect();
                 writeln!(
                     out,
-                    "  {}  {:<9}  {}  match {:.3}",
+                    "  {}  {:<9}  {}  match {:.3}  from {}",
                     item.captured_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     item.product.as_str(),
                     item.event_id,
-                    item.score
+                    item.score,
+                    if from.is_empty() { "(not recorded)".to_string() } else { from.join("+") }
                 )?;
             }
         }

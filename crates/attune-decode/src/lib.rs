@@ -1,14 +1,14 @@
 //! Decoding: an admitted event's payload into what a model takes.
 //!
 //! Every entry point takes an [`Admitted`] event, so nothing the policy excluded is ever opened,
-//! let alone decoded. Text passes through; media paths are resolved inside the manifest's folder
-//! first. Images go through `attune-decode-image`, voice recordings through `attune-decode-audio`,
+//! let alone decoded. Only media are decoded (an event's words need no decoding); media paths
+//! are resolved inside the manifest's folder first. Images go through `attune-decode-image`, voice recordings through `attune-decode-audio`,
 //! videos through `attune-decode-video` (sampled frames and the audio track).
 
 use attune_decode_audio::{AudioError, AudioLimits, Pcm};
 use attune_decode_image::{ImageError, ImageLimits, RgbImage};
 use attune_decode_video::{Video, VideoError, VideoOptions};
-use attune_event::{Event, EventError, Kind, Payload};
+use attune_event::{Event, EventError, Kind};
 use attune_policy::Admitted;
 use std::path::Path;
 
@@ -28,12 +28,13 @@ pub enum DecodeError {
     Video(#[from] VideoError),
     #[error("no {0} decoder in this build yet")]
     NoDecoder(&'static str),
+    #[error("the event has no media to decode")]
+    NoMedia,
 }
 
-/// A decoded payload, ready for a model.
+/// A decoded media file, ready for a model.
 #[derive(Debug, Clone)]
 pub enum Decoded {
-    Text(String),
     Image(RgbImage),
     /// 16 kHz mono.
     Audio(Pcm),
@@ -46,7 +47,6 @@ impl Decoded {
     pub fn bytes(&self) -> usize {
         let pcm = |p: &Pcm| p.samples.len() * std::mem::size_of::<f32>();
         match self {
-            Decoded::Text(t) => t.len(),
             Decoded::Image(img) => img.data.len(),
             Decoded::Audio(p) => pcm(p),
             Decoded::Video(v) => {
@@ -78,12 +78,13 @@ impl Default for DecodeOptions {
     }
 }
 
-/// Decode an admitted event. The result stays [`Admitted`]: it comes from an admitted event.
+/// Decode an admitted event's media. The result stays [`Admitted`]: it comes from an admitted
+/// event.
 pub fn decode(event: &Admitted<Event>, options: &DecodeOptions) -> Result<Admitted<Decoded>, DecodeError> {
-    event.as_ref().try_map(|e| match &e.payload {
-        Payload::Text(text) => Ok(Decoded::Text(text.clone())),
+    event.as_ref().try_map(|e| match &e.media {
+        None => Err(DecodeError::NoMedia),
         // Resolve first: a path that leaves the folder or a missing file is reported as such.
-        Payload::Media { kind, path } => decode_file(*kind, &path.resolve()?, options),
+        Some(media) => decode_file(media.kind, &media.path.resolve()?, options),
     })
 }
 

@@ -3,11 +3,14 @@
 //! A manifest is JSON Lines, one event a line. Parsing never fails as a whole: each line becomes
 //! either an [`Event`] or a [`LineFailure`] that explains why, so one bad line costs one event.
 //! Media paths are confined to the manifest's folder ([`MediaPath`]).
+//!
+//! An event is made of parts, as the products make them: words (a message, a prompt, a caption,
+//! a question, or a chat's turns) and at most one media file (a photo, a recording, a video).
 
 mod manifest;
 mod media_path;
 
-pub use manifest::{open_manifest_reader, ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES};
+pub use manifest::{open_manifest_reader, ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES, MAX_TURNS};
 pub use media_path::MediaPath;
 
 use chrono::{DateTime, Utc};
@@ -113,15 +116,99 @@ impl CountryCode {
     }
 }
 
-/// The content of an event: inline text, or a confined path to a media file.
+/// Who wrote a turn of a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The person: their words carry their interests.
+    User,
+    /// The AI assistant: its words are not the user's interests (an assistant that suggests
+    /// yoga does not make the user a yoga fan), though they can be sensitive.
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::User, Role::Assistant].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One turn of a chat; a prompt, a caption or a question is one user turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+impl Turn {
+    pub fn user(text: impl Into<String>) -> Turn {
+        Turn { role: Role::User, text: text.into() }
+    }
+
+    pub fn assistant(text: impl Into<String>) -> Turn {
+        Turn { role: Role::Assistant, text: text.into() }
+    }
+}
+
+/// The media file of an event: its kind (never [`Kind::Text`]) and its confined path.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    Text(String),
-    Media { kind: Kind, path: MediaPath },
+pub struct Media {
+    pub kind: Kind,
+    pub path: MediaPath,
+}
+
+/// The kind of part a topic came from, recorded as evidence so `attune explain` can say it
+/// (never the content itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The user's own words: a message, a prompt, a caption, a question, the user's turns.
+    Words,
+    /// The assistant's turns (they only ever strengthen a topic the user raised).
+    Assistant,
+    /// What was said in a recording or a video's soundtrack.
+    Speech,
+    /// What a photo or a video's frames show.
+    Picture,
+    /// Text read in a photo or a video's frames.
+    TextInPicture,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] =
+        [Source::Words, Source::Assistant, Source::Speech, Source::Picture, Source::TextInPicture];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Words => "words",
+            Source::Assistant => "assistant",
+            Source::Speech => "speech",
+            Source::Picture => "picture",
+            Source::TextInPicture => "text_in_picture",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One interaction, as the manifest describes it. Holding an `Event` proves nothing about
 /// whether it may be processed: only the policy gate's `Admitted<Event>` does.
+///
+/// An event has words, a media file, or both (the parser refuses a line with neither).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: String,
@@ -130,15 +217,24 @@ pub struct Event {
     pub country: Option<CountryCode>,
     pub product: Product,
     pub captured_at: DateTime<Utc>,
-    pub payload: Payload,
+    /// The event's words in order: one user turn for a message, prompt, caption or question;
+    /// a chat's turns. Empty for media alone.
+    pub turns: Vec<Turn>,
+    pub media: Option<Media>,
 }
 
 impl Event {
+    /// The media's kind, or [`Kind::Text`] for words alone.
     pub fn kind(&self) -> Kind {
-        match &self.payload {
-            Payload::Text(_) => Kind::Text,
-            Payload::Media { kind, .. } => *kind,
-        }
+        self.media.as_ref().map_or(Kind::Text, |m| m.kind)
+    }
+
+    /// The words of one role, joined by new lines (each turn its own line, so no sentence runs
+    /// across two turns); `None` when that role has no words.
+    pub fn words_of(&self, role: Role) -> Option<String> {
+        let turns: Vec<&str> =
+            self.turns.iter().filter(|t| t.role == role && !t.text.trim().is_empty()).map(|t| t.text.trim()).collect();
+        (!turns.is_empty()).then(|| turns.join("\n"))
     }
 }
 

@@ -1,5 +1,6 @@
 use crate::{
-    CountryCode, Event, EventError, EventSource, Kind, LineFailure, MediaPath, Origin, Payload, Product, Record,
+    CountryCode, Event, EventError, EventSource, Kind, LineFailure, Media, MediaPath, Origin, Product, Record, Role,
+    Turn,
 };
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -9,8 +10,11 @@ use std::path::{Path, PathBuf};
 /// The longest manifest line accepted; a longer one is a failure of that line, skipped without
 /// being held in memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
-/// The longest inline `text` accepted.
+/// The most bytes of words an event may carry: its `text`, or all of its `turns` together.
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// The most turns a chat may have. Every turn is checked for special categories, so a longer
+/// chat is refused (a failure of that line) rather than cut.
+pub const MAX_TURNS: usize = 512;
 const MAX_ID_BYTES: usize = 256;
 
 /// A JSON Lines manifest, read one line at a time.
@@ -142,7 +146,8 @@ struct RawEvent {
     product: Option<String>,
     captured_at: Option<String>,
     kind: Option<String>,
-    text: Option<String>,
+    text: Option<serde_json::Value>,
+    turns: Option<serde_json::Value>,
     media: Option<String>,
 }
 
@@ -168,20 +173,67 @@ fn parse_line(line: &str, root: &Path) -> Result<Event, (Option<String>, EventEr
         .map_err(with_id)?;
     let kind = raw.kind.ok_or(EventError::MissingKey("kind")).map_err(with_id)?;
     let kind = Kind::parse(&kind).ok_or_else(|| bad("kind", "must be text, audio, image or video")).map_err(with_id)?;
-    let payload = match (kind, raw.text, raw.media) {
-        (Kind::Text, Some(text), None) => {
-            if text.len() > MAX_TEXT_BYTES {
-                return Err(with_id(bad("text", &format!("longer than {MAX_TEXT_BYTES} bytes"))));
-            }
-            Payload::Text(text)
+    let turns = words(raw.text, raw.turns).map_err(with_id)?;
+    let media = match (kind, raw.media) {
+        (Kind::Text, Some(_)) => {
+            return Err(with_id(bad("media", "a text event has no `media` (give the media's kind instead)")))
         }
-        (Kind::Text, _, Some(_)) => return Err(with_id(bad("media", "a text event carries `text`, not `media`"))),
-        (Kind::Text, None, None) => return Err(with_id(EventError::MissingKey("text"))),
-        (kind, None, Some(media)) => Payload::Media { kind, path: MediaPath::new(root, &media).map_err(with_id)? },
-        (_, Some(_), _) => return Err(with_id(bad("text", "a media event carries `media`, not `text`"))),
-        (_, None, None) => return Err(with_id(EventError::MissingKey("media"))),
+        (Kind::Text, None) if turns.is_empty() => return Err(with_id(EventError::MissingKey("text"))),
+        (Kind::Text, None) => None,
+        (kind, Some(media)) => Some(Media { kind, path: MediaPath::new(root, &media).map_err(with_id)? }),
+        (_, None) => return Err(with_id(EventError::MissingKey("media"))),
     };
-    Ok(Event { event_id, user_id, country, product, captured_at, payload })
+    Ok(Event { event_id, user_id, country, product, captured_at, turns, media })
+}
+
+/// The event's words: `text` (one user turn: a message, a prompt, a caption, a question) or
+/// `turns` (a chat), never both; empty when neither is given.
+fn words(text: Option<serde_json::Value>, turns: Option<serde_json::Value>) -> Result<Vec<Turn>, EventError> {
+    use serde_json::Value;
+    let turns = match (text, turns) {
+        (Some(t), Some(u)) if !t.is_null() && !u.is_null() => {
+            return Err(bad("turns", "give `text` or `turns`, not both"))
+        }
+        (Some(Value::String(text)), _) => vec![Turn::user(text)],
+        (Some(Value::Null) | None, Some(Value::Array(items))) => {
+            if items.len() > MAX_TURNS {
+                return Err(bad("turns", &format!("{} turns; at most {MAX_TURNS} are accepted", items.len())));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(n, item)| {
+                    let Value::Object(mut turn) = item else {
+                        return Err(bad("turns", &format!("turn {n} is not an object with `role` and `text`")));
+                    };
+                    let role = match turn.remove("role") {
+                        Some(Value::String(r)) => Role::parse(&r).ok_or_else(|| {
+                            let shown: String = r.chars().take(32).collect();
+                            bad("turns", &format!("turn {n} has role {shown:?}; it must be user or assistant"))
+                        })?,
+                        _ => return Err(bad("turns", &format!("turn {n} has no `role` string"))),
+                    };
+                    match turn.remove("text") {
+                        Some(Value::String(text)) => Ok(Turn { role, text }),
+                        _ => Err(bad("turns", &format!("turn {n} has no `text` string"))),
+                    }
+                })
+                .collect::<Result<Vec<Turn>, EventError>>()?
+        }
+        (Some(Value::Null) | None, Some(Value::Null) | None) => Vec::new(),
+        (Some(_), _) => return Err(bad("text", "must be a string")),
+        (_, Some(_)) => return Err(bad("turns", "must be an array of {\"role\", \"text\"} objects")),
+    };
+    let bytes: usize = turns.iter().map(|t| t.text.len()).sum();
+    if bytes > MAX_TEXT_BYTES {
+        let key = if turns.len() == 1 { "text" } else { "turns" };
+        return Err(bad(key, &format!("{bytes} bytes of words; at most {MAX_TEXT_BYTES} are accepted")));
+    }
+    if !turns.is_empty() && turns.iter().all(|t| t.text.trim().is_empty()) {
+        let key = if turns.len() == 1 { "text" } else { "turns" };
+        return Err(bad(key, "has no words"));
+    }
+    Ok(turns)
 }
 
 fn bad(key: &'static str, message: &str) -> EventError {
@@ -261,9 +313,11 @@ mod tests {
         let (origin, e) = r.into_iter().next().unwrap().unwrap();
         assert_eq!(origin.line, 1);
         assert_eq!(e.event_id, "e1");
-        assert_eq!(e.country.unwrap().as_str(), "US");
+        assert_eq!(e.country.as_ref().unwrap().as_str(), "US");
         assert_eq!(e.product, Product::Assistant);
-        assert_eq!(e.payload, Payload::Text("hello".into()));
+        assert_eq!(e.turns, [Turn::user("hello")]);
+        assert_eq!(e.media, None);
+        assert_eq!(e.kind(), Kind::Text);
     }
 
     #[test]
@@ -305,10 +359,11 @@ mod tests {
 
     #[test]
     fn text_and_media_must_match_kind() {
-        let both = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"audio","text":"x","media":"a.wav"}"#;
+        let text_with_media = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"text","text":"x","media":"a.wav"}"#;
         let none = r#"{"event_id":"e","user_id":"u","product":"assistant","captured_at":"2026-01-01T00:00:00Z","kind":"text"}"#;
         let abs = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00Z","kind":"audio","media":"/etc/passwd"}"#;
-        for line in [both, none, abs] {
+        let words_without_media = r#"{"event_id":"e","user_id":"u","product":"imagine","captured_at":"2026-01-01T00:00:00Z","kind":"image","text":"a fox"}"#;
+        for line in [text_with_media, none, abs, words_without_media] {
             assert!(records(line.as_bytes())[0].is_err(), "{line}");
         }
         let absent_country = r#"{"event_id":"e","user_id":"u","product":"glasses","captured_at":"2026-01-01T00:00:00+02:00","kind":"audio","media":"a.wav"}"#;
@@ -316,5 +371,63 @@ mod tests {
         assert_eq!(e.country, None);
         assert_eq!(e.kind(), Kind::Audio);
         assert_eq!(e.captured_at.to_rfc3339(), "2025-12-31T22:00:00+00:00");
+    }
+
+    fn line_with(extra: &str) -> String {
+        format!(
+            r#"{{"event_id":"e","user_id":"u","product":"assistant","captured_at":"2026-01-01T00:00:00Z",{extra}}}"#
+        )
+    }
+
+    fn parsed(extra: &str) -> Result<Event, EventError> {
+        records(line_with(extra).as_bytes()).remove(0).map(|(_, e)| e).map_err(|f| f.error)
+    }
+
+    #[test]
+    fn a_prompt_caption_or_question_comes_with_its_media() {
+        let e = parsed(r#""kind":"image","text":"a fox in the snow, watercolour","media":"fox.png""#).unwrap();
+        assert_eq!(e.kind(), Kind::Image);
+        assert_eq!(e.turns, [Turn::user("a fox in the snow, watercolour")]);
+        assert_eq!(e.media.unwrap().path.relative(), std::path::Path::new("fox.png"));
+        let e = parsed(r#""kind":"video","turns":[{"role":"user","text":"what is this?"}],"media":"v.mp4""#).unwrap();
+        assert_eq!((e.kind(), e.turns.len()), (Kind::Video, 1));
+    }
+
+    #[test]
+    fn a_chat_keeps_its_turns_and_roles_in_order() {
+        let e = parsed(
+            r#""kind":"text","turns":[{"role":"user","text":"tents?"},{"role":"assistant","text":"Try a dome tent.","model":"x"},{"role":"user","text":"  "},{"role":"user","text":"thanks"}]"#,
+        )
+        .unwrap();
+        assert_eq!(e.turns.len(), 4);
+        assert_eq!(e.words_of(Role::User).unwrap(), "tents?\nthanks", "blank turns add nothing");
+        assert_eq!(e.words_of(Role::Assistant).unwrap(), "Try a dome tent.");
+        let only_user = parsed(r#""kind":"text","turns":[{"role":"user","text":"hi there"}]"#).unwrap();
+        assert_eq!(only_user.words_of(Role::Assistant), None);
+    }
+
+    #[test]
+    fn malformed_turns_are_a_failure_of_their_line_that_says_why() {
+        let too_many =
+            format!(r#""kind":"text","turns":[{}]"#, vec![r#"{"role":"user","text":"hi"}"#; MAX_TURNS + 1].join(","));
+        let too_long =
+            format!(r#""kind":"text","turns":[{{"role":"user","text":"{}"}}]"#, "a".repeat(MAX_TEXT_BYTES + 1));
+        let cases: Vec<(String, &str)> = vec![
+            (r#""kind":"text","turns":[{"role":"system","text":"be nice"}]"#.into(), "must be user or assistant"),
+            (r#""kind":"text","turns":[{"text":"hi"}]"#.into(), "no `role`"),
+            (r#""kind":"text","turns":[{"role":"user","text":5}]"#.into(), "no `text`"),
+            (r#""kind":"text","turns":["hi"]"#.into(), "not an object"),
+            (r#""kind":"text","turns":"hi""#.into(), "must be an array"),
+            (r#""kind":"text","turns":[]"#.into(), "missing key `text`"),
+            (r#""kind":"text","turns":[{"role":"user","text":"   "}]"#.into(), "has no words"),
+            (r#""kind":"text","text":"hi","turns":[{"role":"user","text":"hi"}]"#.into(), "not both"),
+            (r#""kind":"text","text":["hi"]"#.into(), "must be a string"),
+            (too_many, "at most 512"),
+            (too_long, "bytes of words"),
+        ];
+        for (extra, why) in cases {
+            let err = parsed(&extra).expect_err(&extra[..extra.len().min(80)]).to_string();
+            assert!(err.contains(why), "{why:?} not in {err:?}");
+        }
     }
 }

@@ -521,6 +521,28 @@ impl LanguageGate {
         }
     }
 
+    /// A part of a text the gate admitted (`whole`), such as one side of a chat: read by itself
+    /// when it can be, and as the whole's language when it is too short or too mixed to tell
+    /// alone ("thanks!", "ok, and for two nights?"). A part that reads by itself as another
+    /// language, or in a script or language no model covers, is not admitted.
+    pub fn admit_part<'a>(
+        &self,
+        part: &'a str,
+        whole: &SupportedText<'_>,
+    ) -> Result<SupportedText<'a>, LanguageDecision> {
+        match self.admit(part) {
+            Err(LanguageDecision::Unidentified {
+                reason: UnidentifiedReason::TooShort | UnidentifiedReason::NotConfident,
+            }) => Ok(SupportedText {
+                text: part,
+                language: whole.language,
+                confidence: whole.confidence,
+                romanised: whole.romanised,
+            }),
+            other => other,
+        }
+    }
+
     /// Decides whether `text` may be tagged. Examines at most [`MAX_WINDOWS`] windows of
     /// [`WINDOW_CHARS`] characters, whatever the length of `text`.
     pub fn decide(&self, text: &str) -> LanguageDecision {

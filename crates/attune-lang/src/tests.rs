@@ -368,3 +368,19 @@ fn a_country_hints_at_the_supported_languages_its_users_speak() {
         }
     }
 }
+
+#[test]
+fn a_short_part_of_an_admitted_chat_reads_as_the_chat_and_a_foreign_part_does_not() {
+    let whole = "Quiero acampar en la sierra este fin de semana, ¿qué tienda de campaña me recomiendas?\nok gracias";
+    let admitted = GATE.admit(whole).unwrap();
+    assert_eq!(admitted.language().code(), "es");
+    let short = GATE.admit_part("ok gracias", &admitted).unwrap();
+    assert_eq!((short.text(), short.language().code()), ("ok gracias", "es"));
+    // A side that reads by itself keeps its own reading.
+    let english = GATE.admit_part("I would take a three-season dome tent and a warm sleeping bag.", &admitted);
+    assert_eq!(english.unwrap().language().code(), "en");
+    // One in a language no text path covers is not admitted on the chat's word.
+    let swahili = "Kesho tunaenda pwani na watoto wangu, nipendekezee hoteli nzuri karibu na bahari";
+    assert!(GATE.admit_part(swahili, &admitted).is_err());
+    assert!(GATE.admit_part("오늘 저녁에 친구들이랑 캠핑 가는데 텐트 좀 추천해 주세요", &admitted).is_err());
+}

@@ -16,7 +16,7 @@ use attune_decode::audio::Pcm;
 use attune_decode::image::RgbImage;
 use attune_decode::video::{SampledFrame, Strategy, Video};
 use attune_decode::{DecodeOptions, Decoded};
-use attune_event::{Event, Kind, Payload};
+use attune_event::{Event, Kind};
 use attune_policy::Admitted;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -138,9 +138,9 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 
 impl MediaDecoder for WorkerDecoder {
     fn decode(&mut self, event: &Admitted<Event>) -> Result<Admitted<Decoded>, String> {
-        let (kind, path) = match &event.get().payload {
-            Payload::Text(text) => return Ok(event.as_ref().map(|_| Decoded::Text(text.clone()))),
-            Payload::Media { kind, path } => (*kind, path.resolve().map_err(|e| e.to_string())?),
+        let (kind, path) = match &event.get().media {
+            None => return Err("the event has no media to decode".into()),
+            Some(media) => (media.kind, media.path.resolve().map_err(|e| e.to_string())?),
         };
         if self.worker.is_none() {
             self.worker = Some(self.spawn().map_err(|e| format!("cannot start a decoder process: {e}"))?);
@@ -268,10 +268,6 @@ fn write_reply(out: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
                 }
                 None => out.write_all(&[0]),
             }
-        }
-        Ok(Decoded::Text(_)) => {
-            out.write_all(&[ERR])?;
-            write_bytes(out, b"text is not decoded by workers")
         }
     }
 }

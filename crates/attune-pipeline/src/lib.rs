@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! reader + policy gate ──media──▶ decoder threads (in process, or one worker process each)
-//!        │ text                            │
+//!        │ words alone                     │
 //!        └────────────▶ batcher + models + store writer (the calling thread) ◀┘
 //! ```
 //!
@@ -23,6 +23,7 @@ mod registry;
 mod report;
 mod sessions;
 mod text_path;
+mod verdict;
 
 pub use registry::{
     load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
@@ -35,17 +36,20 @@ pub use text_path::{MakeTextPath, TextPath};
 
 use attune_decode::image::RgbImage;
 use attune_decode::{decode, DecodeOptions, Decoded};
-use attune_event::{Event, EventSource, Origin};
+use attune_event::{Event, EventSource, Origin, Role, Source};
 use attune_infer::{SpeechLanguage, SpeechRequest, SpokenText};
 use attune_lang::{Language, LanguageDecision, LanguageGate, SupportedText, UnidentifiedReason};
 use attune_policy::{Admitted, Exclusion, Policy};
-use attune_profile::{EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError};
+use attune_profile::{
+    DeltaTopic, EventRecord, FailedEvent, LedgerOutcome, ProfileDelta, ProfileStore, Provenance, StoreError,
+};
 use attune_tag::{ImageTagger, Segments, Verdict};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use verdict::EventVerdict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -171,7 +175,8 @@ pub struct Pipeline<'a> {
 
 /// What the reader and the decoders tell the batcher; exactly one per record.
 enum Message {
-    Ready(Pending),
+    /// Boxed: a decoded event is ten times the size of the other messages.
+    Ready(Box<Pending>),
     Skipped(u64, Origin, SkipAs),
     Failed(u64, Origin, Failure),
     SourceFailed(attune_event::EventError),
@@ -267,15 +272,27 @@ impl Watermark {
     }
 }
 
-/// An admitted, decoded event waiting for its model.
+/// An admitted event, its media decoded, waiting for its models.
 pub(crate) struct Pending {
     seq: u64,
     origin: Origin,
     event: Admitted<Event>,
-    decoded: Admitted<Decoded>,
+    /// `None` for words alone.
+    decoded: Option<Admitted<Decoded>>,
     /// Bytes counted against `max_queued_bytes` until the batcher takes it (decoded media; 0
-    /// for text, which the reader sends).
+    /// for words alone, which the reader sends).
     queued_bytes: usize,
+}
+
+impl Pending {
+    fn media(&self) -> Option<&Decoded> {
+        self.decoded.as_ref().map(Admitted::get)
+    }
+
+    /// What the event holds in memory: its decoded media and its words.
+    fn bytes(&self) -> usize {
+        self.media().map_or(0, Decoded::bytes) + self.event.get().turns.iter().map(|t| t.text.len()).sum::<usize>()
+    }
 }
 
 /// The image model and its class table, when the run has one.
@@ -312,7 +329,7 @@ impl Pipeline<'_> {
         let (msg_tx, msg_rx) = bounded::<Message>(batch_size * 2);
         // The selection moves to the reader for the run (the batcher needs `self` mutably).
         let only = self.config.only.take();
-        let (policy, text_options) = (self.policy, self.config.decode);
+        let policy = self.policy;
         let decode_stats = Mutex::new(StageStats::default());
         let budget = (self.config.cpu_budget > 0).then(|| budget::CpuBudget::new(self.config.cpu_budget));
         let budget = budget.as_ref();
@@ -330,9 +347,8 @@ impl Pipeline<'_> {
             let reader_tx = msg_tx.clone();
             let only = &only;
             let stop = self.config.stop.clone();
-            let reader = scope.spawn(move || {
-                read_and_gate(source, policy, only, &text_options, job_tx, reader_tx, gate_stats, stop.as_deref())
-            });
+            let reader = scope
+                .spawn(move || read_and_gate(source, policy, only, job_tx, reader_tx, gate_stats, stop.as_deref()));
             for mut decoder in decoders.drain(..) {
                 let (jobs, results) = (job_rx.clone(), msg_tx.clone());
                 scope.spawn(move || {
@@ -349,7 +365,13 @@ impl Pipeline<'_> {
                                     break; // the batcher stopped
                                 }
                                 let (seq, origin, event) = (job.seq, job.origin, job.event);
-                                Message::Ready(Pending { seq, origin, event, decoded, queued_bytes })
+                                Message::Ready(Box::new(Pending {
+                                    seq,
+                                    origin,
+                                    event,
+                                    decoded: Some(decoded),
+                                    queued_bytes,
+                                }))
                             }
                             Err(why) => {
                                 let e = job.event.get();
@@ -413,9 +435,9 @@ impl Pipeline<'_> {
             let full = match message {
                 Ok(Message::Ready(p)) => {
                     report.events += 1;
-                    batch_bytes += p.decoded.get().bytes();
+                    batch_bytes += p.bytes();
                     oldest.get_or_insert_with(Instant::now);
-                    batch.push(p);
+                    batch.push(*p);
                     batch.len() >= self.config.batch_size || batch_bytes >= self.config.max_batch_bytes
                 }
                 Ok(Message::Skipped(seq, origin, why)) => {
@@ -513,10 +535,10 @@ impl Pipeline<'_> {
         report.stage("speech", t.elapsed().saturating_sub(loading), transcripts.iter().flatten().count());
         let t = Instant::now();
         self.tag_texts(&work, &transcripts, &mut parts, report);
-        report.stage("text", t.elapsed(), parts.text.iter().flatten().count());
+        report.stage("text", t.elapsed(), parts.texts.iter().map(Vec::len).sum());
         let t = Instant::now();
         self.tag_images(&work, &mut parts, report);
-        report.stage("images", t.elapsed(), parts.frames.iter().map(Vec::len).sum());
+        report.stage("images", t.elapsed(), parts.pictures.iter().map(Vec::len).sum());
         let verdicts = parts.verdicts(&work, report);
 
         for (p, judged) in work.iter().zip(verdicts) {
@@ -542,11 +564,11 @@ impl Pipeline<'_> {
                 Judged::Verdict(verdict) => verdict,
             };
             let (outcome, delta) = match verdict {
-                Verdict::Sensitive { .. } => {
+                EventVerdict::Sensitive => {
                     report.skipped.sensitive += 1;
                     (LedgerOutcome::Dropped, None)
                 }
-                Verdict::Topics(topics) => {
+                EventVerdict::Topics(topics) => {
                     report.processed += 1;
                     let outcome = if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged };
                     report.count_topics(topics.len());
@@ -555,7 +577,10 @@ impl Pipeline<'_> {
                         user_id: e.user_id.clone(),
                         product: e.product,
                         captured_at: e.captured_at,
-                        topics: topics.into_iter().map(|t| (t.topic, t.score)).collect(),
+                        topics: topics
+                            .into_iter()
+                            .map(|t| DeltaTopic { topic: t.topic, score: t.score, sources: t.sources })
+                            .collect(),
                     };
                     (outcome, Some(delta))
                 }
@@ -610,7 +635,7 @@ impl Pipeline<'_> {
         let mut items: Vec<(usize, &[f32])> = work
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| match p.decoded.get() {
+            .filter_map(|(i, p)| match p.media()? {
                 Decoded::Audio(pcm) => Some((i, &pcm.samples[..])),
                 Decoded::Video(video) => video.audio.as_ref().map(|pcm| (i, &pcm.samples[..])),
                 _ => None,
@@ -745,46 +770,91 @@ impl Pipeline<'_> {
         (out, loading)
     }
 
-    /// Texts and transcripts: the lexicon first (what it drops is never embedded), then one
-    /// embedding batch.
-    /// Texts and transcripts: the language gate first (text it does not admit is skipped whole,
-    /// never tagged), then the lexicon (what it drops is never embedded), then one embedding
-    /// batch.
+    /// The words of each event (the user's, the assistant's) and its transcript: the language
+    /// gate first (text it does not admit makes the event skipped whole, never tagged), then the
+    /// lexicon (what it drops is never embedded), then one embedding batch per text path.
+    ///
+    /// A chat's language is read from all its words; each side is then read by itself, and
+    /// takes the chat's language when it is too short to tell alone ("thanks!").
     fn tag_texts(&mut self, work: &[Pending], transcripts: &[Option<String>], parts: &mut Parts, report: &mut Report) {
-        // Per text path: the items it embeds.
-        let mut to_embed: Vec<Vec<(usize, SupportedText<'_>, Segments)>> =
+        // Each event's texts, owned here so the gate's admitted views can borrow them.
+        let texts: Vec<EventTexts> = work.iter().zip(transcripts).map(|(p, t)| EventTexts::of(p, t)).collect();
+        // Per text path: the parts it embeds.
+        let mut to_embed: Vec<Vec<(usize, Source, SupportedText<'_>, Segments)>> =
             self.text.iter().map(|_| Vec::new()).collect();
-        for (i, p) in work.iter().enumerate() {
-            let (text, spoken) = match (p.decoded.get(), &transcripts[i]) {
-                (Decoded::Text(text), _) => (text.as_str(), false),
-                (Decoded::Audio(_) | Decoded::Video(_), Some(transcript)) => (transcript.as_str(), true),
-                _ => continue,
+        let gate = self.languages;
+        for (i, t) in texts.iter().enumerate() {
+            let mut admitted: Vec<(Source, SupportedText<'_>)> = Vec::new();
+            let mut counted = false;
+            let mut count = |report: &mut Report, language: Option<Language>| {
+                if !std::mem::replace(&mut counted, true) {
+                    report.count_language(language);
+                }
             };
-            let text = match self.languages.admit(text) {
-                Ok(text) => {
-                    report.count_language(Some(text.language()));
-                    text
+            if let Some(whole) = &t.words {
+                match gate.admit(whole) {
+                    Ok(whole_text) => {
+                        count(report, Some(whole_text.language()));
+                        match (&t.user, &t.assistant) {
+                            (Some(user), Some(assistant)) => {
+                                for (source, side) in [(Source::Words, user), (Source::Assistant, assistant)] {
+                                    match gate.admit_part(side, &whole_text) {
+                                        Ok(side) => admitted.push((source, side)),
+                                        Err(_) => parts.language_skipped[i] = true,
+                                    }
+                                }
+                            }
+                            (None, Some(_)) => admitted.push((Source::Assistant, whole_text)),
+                            _ => admitted.push((Source::Words, whole_text)),
+                        }
+                    }
+                    // Words with (almost) no letters say nothing that could be tagged or be
+                    // sensitive when the event has media; alone, they are an event in no language.
+                    Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::TooShort })
+                        if work[i].decoded.is_some() =>
+                    {
+                        parts.expected[i] += 1;
+                        parts.texts[i].push((Source::Words, Verdict::Topics(Vec::new())));
+                    }
+                    Err(decision) => {
+                        count(report, decision.language());
+                        parts.language_skipped[i] = true;
+                    }
                 }
-                // Speech with (almost) no words: nothing was said that could be tagged or be
-                // sensitive; a video's pictures still speak for it.
-                Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::TooShort }) if spoken => {
-                    parts.text[i] = Some(Verdict::Topics(Vec::new()));
-                    continue;
+            }
+            if let Some(transcript) = &t.speech {
+                match gate.admit(transcript) {
+                    Ok(text) => {
+                        count(report, Some(text.language()));
+                        admitted.push((Source::Speech, text));
+                    }
+                    // Speech with (almost) no words: nothing was said that could be tagged or
+                    // be sensitive; a video's pictures still speak for it.
+                    Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::TooShort }) => {
+                        parts.expected[i] += 1;
+                        parts.texts[i].push((Source::Speech, Verdict::Topics(Vec::new())));
+                    }
+                    Err(decision) => {
+                        count(report, decision.language());
+                        parts.language_skipped[i] = true;
+                    }
                 }
-                Err(decision) => {
-                    report.count_language(decision.language());
+            }
+            if parts.language_skipped[i] {
+                continue; // skipped whole: nothing of it is embedded
+            }
+            for (source, text) in admitted {
+                // The gate admits only languages a path covers; a miss here is a skip, never a guess.
+                let Some(path) = text_path::route(&self.text, text.language()) else {
                     parts.language_skipped[i] = true;
-                    continue;
-                }
-            };
-            // The gate admits only languages a path covers; a miss here is a skip, never a guess.
-            let Some(path) = text_path::route(&self.text, text.language()) else {
-                parts.language_skipped[i] = true;
-                continue;
-            };
-            to_embed[path].push((i, text, Segments::of(text.text())));
+                    break;
+                };
+                parts.expected[i] += 1;
+                to_embed[path].push((i, source, text, Segments::of(text.text())));
+            }
         }
         for (path, items) in to_embed.into_iter().enumerate() {
+            let items: Vec<_> = items.into_iter().filter(|(i, ..)| !parts.language_skipped[*i]).collect();
             if !items.is_empty() {
                 self.tag_on_path(path, items, work, parts, report);
             }
@@ -796,7 +866,7 @@ impl Pipeline<'_> {
     fn tag_on_path(
         &mut self,
         path: usize,
-        items: Vec<(usize, SupportedText<'_>, Segments)>,
+        items: Vec<(usize, Source, SupportedText<'_>, Segments)>,
         work: &[Pending],
         parts: &mut Parts,
         report: &mut Report,
@@ -806,40 +876,39 @@ impl Pipeline<'_> {
         let (embedder, tagger) = match got {
             Ok(got) => got,
             Err(reason) => {
-                for (i, _, _) in items {
+                for (i, ..) in items {
                     parts.fail(i, &work[i], report, format!("text model unavailable: {reason}"));
                 }
                 return;
             }
         };
         let mut to_embed = Vec::with_capacity(items.len());
-        for (i, text, segs) in items {
+        for (i, source, text, segs) in items {
             match tagger.lexicon_hit(text.text()) {
-                Some(category) => {
-                    parts.text[i] = Some(Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })
-                }
-                None => to_embed.push((i, text, segs)),
+                Some(category) => parts.texts[i]
+                    .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
+                None => to_embed.push((i, source, text, segs)),
             }
         }
         if to_embed.is_empty() {
             return;
         }
-        let flat: Vec<String> = to_embed.iter().flat_map(|(_, _, s)| s.texts.iter().cloned()).collect();
+        let flat: Vec<String> = to_embed.iter().flat_map(|(.., s)| s.texts.iter().cloned()).collect();
         match tagger.encode(embedder, &flat) {
             Ok(encoded) => {
                 let mut at = 0;
-                for (i, text, segs) in &to_embed {
+                for (i, source, text, segs) in &to_embed {
                     let n = segs.texts.len();
-                    parts.text[*i] = Some(tagger.tag(text, segs, encoded.slice(at..at + n)));
+                    parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.slice(at..at + n))));
                     at += n;
                 }
             }
             Err(batch_error) => {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
-                for (i, text, segs) in &to_embed {
+                for (i, source, text, segs) in &to_embed {
                     match tagger.encode(embedder, &segs.texts) {
-                        Ok(encoded) => parts.text[*i] = Some(tagger.tag(text, segs, encoded.as_ref())),
+                        Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.as_ref()))),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }
@@ -854,9 +923,9 @@ impl Pipeline<'_> {
             .iter()
             .enumerate()
             .flat_map(|(i, p)| -> Vec<(usize, &RgbImage)> {
-                match p.decoded.get() {
-                    Decoded::Image(img) => vec![(i, img)],
-                    Decoded::Video(video) => video.frames.iter().map(|f| (i, &f.image)).collect(),
+                match p.media() {
+                    Some(Decoded::Image(img)) => vec![(i, img)],
+                    Some(Decoded::Video(video)) => video.frames.iter().map(|f| (i, &f.image)).collect(),
                     _ => Vec::new(),
                 }
             })
@@ -871,12 +940,15 @@ impl Pipeline<'_> {
             }
             return;
         };
+        for (i, _) in &items {
+            parts.expected[*i] += 1;
+        }
         for chunk in items.chunks(stage.classifier.max_batch().max(1)) {
             let images: Vec<&RgbImage> = chunk.iter().map(|(_, img)| *img).collect();
             match stage.classifier.classify(&images) {
                 Ok(probabilities) if probabilities.len() == chunk.len() => {
                     for ((i, _), p) in chunk.iter().zip(probabilities) {
-                        parts.frames[*i].push(stage.tagger.tag(&p));
+                        parts.pictures[*i].push(stage.tagger.tag(&p));
                     }
                 }
                 result => {
@@ -884,7 +956,7 @@ impl Pipeline<'_> {
                     tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
                     for (i, img) in chunk {
                         match stage.classifier.classify(&[*img]) {
-                            Ok(mut p) if p.len() == 1 => parts.frames[*i].push(stage.tagger.tag(&p.remove(0))),
+                            Ok(mut p) if p.len() == 1 => parts.pictures[*i].push(stage.tagger.tag(&p.remove(0))),
                             Ok(_) => parts.fail(*i, &work[*i], report, "image model gave no output".into()),
                             Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                         }
@@ -898,15 +970,18 @@ impl Pipeline<'_> {
 /// What the models said about each item of a batch, until its verdict is assembled.
 struct Parts {
     failed: Vec<bool>,
-    /// The text (or speech) is in a language the gate did not admit: the item is skipped whole
-    /// (a video's pictures cannot vouch for what its speech says).
+    /// Some text of the item (words or speech) is in a language the gate did not admit: the
+    /// item is skipped whole (its other parts cannot vouch for what that text says).
     language_skipped: Vec<bool>,
     /// The speech was not understood well enough to be tagged: skipped whole, as above.
     unintelligible: Vec<bool>,
-    /// The text's verdict, or the transcript's.
-    text: Vec<Option<Verdict>>,
+    /// The verdicts on the item's texts: the user's words, the assistant's, the transcript.
+    texts: Vec<Vec<(Source, Verdict)>>,
     /// A photo's verdict, or one per sampled video frame.
-    frames: Vec<Vec<Verdict>>,
+    pictures: Vec<Vec<Verdict>>,
+    /// How many verdicts the item was sent for; one missing fails it (never a verdict from
+    /// part of what it holds).
+    expected: Vec<usize>,
 }
 
 impl Parts {
@@ -915,8 +990,9 @@ impl Parts {
             failed: vec![false; n],
             language_skipped: vec![false; n],
             unintelligible: vec![false; n],
-            text: vec![None; n],
-            frames: vec![Vec::new(); n],
+            texts: vec![Vec::new(); n],
+            pictures: vec![Vec::new(); n],
+            expected: vec![0; n],
         }
     }
 
@@ -927,7 +1003,7 @@ impl Parts {
         }
     }
 
-    /// One verdict per item; `None` for the failed ones (already in the report).
+    /// One verdict per item.
     fn verdicts(mut self, work: &[Pending], report: &mut Report) -> Vec<Judged> {
         (0..work.len())
             .map(|i| {
@@ -940,21 +1016,43 @@ impl Parts {
                 if self.unintelligible[i] {
                     return Judged::Unintelligible;
                 }
-                let verdict = match work[i].decoded.get() {
-                    Decoded::Text(_) | Decoded::Audio(_) => self.text[i].take(),
-                    Decoded::Image(_) => self.frames[i].pop(),
-                    // Frames and speech are one piece of evidence: any sensitive part drops it all.
-                    Decoded::Video(_) => Some(Verdict::combine([&self.frames[i][..], self.text[i].as_slice()])),
-                };
-                match verdict {
-                    Some(verdict) => Judged::Verdict(verdict),
-                    None => {
-                        self.fail(i, &work[i], report, "no model gave a verdict".into());
-                        Judged::Failed
-                    }
+                let mut all = std::mem::take(&mut self.texts[i]);
+                let given = all.len() + self.pictures[i].len();
+                all.extend(std::mem::take(&mut self.pictures[i]).into_iter().map(|v| (Source::Picture, v)));
+                if given < self.expected[i] || all.is_empty() {
+                    self.fail(i, &work[i], report, "no model gave a verdict".into());
+                    return Judged::Failed;
                 }
+                Judged::Verdict(verdict::assemble(&all))
             })
             .collect()
+    }
+}
+
+/// The texts of one event, as the language gate reads them.
+struct EventTexts {
+    /// All of its words, each turn on its own line: what the chat's language is read from.
+    words: Option<String>,
+    /// The user's turns (a message, prompt, caption, question) and the assistant's; both
+    /// `None` when the event has no words, and `user` alone when it has no assistant turn.
+    user: Option<String>,
+    assistant: Option<String>,
+    speech: Option<String>,
+}
+
+impl EventTexts {
+    fn of(p: &Pending, transcript: &Option<String>) -> EventTexts {
+        let e = p.event.get();
+        let (user, assistant) = (e.words_of(Role::User), e.words_of(Role::Assistant));
+        let words = match (&user, &assistant) {
+            (Some(_), Some(_)) => {
+                let turns: Vec<&str> = e.turns.iter().map(|t| t.text.trim()).filter(|t| !t.is_empty()).collect();
+                Some(turns.join("\n"))
+            }
+            (Some(only), None) | (None, Some(only)) => Some(only.clone()),
+            (None, None) => None,
+        };
+        EventTexts { words, user, assistant, speech: transcript.clone() }
     }
 }
 
@@ -965,7 +1063,7 @@ enum Judged {
     /// Its text or speech is not in a supported language: skipped, never tagged.
     UnsupportedLanguage,
     Unintelligible,
-    Verdict(Verdict),
+    Verdict(EventVerdict),
 }
 
 /// How the reader ended.
@@ -977,15 +1075,14 @@ enum Read {
     Stopped,
 }
 
-/// The first stage: read records, apply the selection and the policy, send text straight to the
-/// batcher and media to the decoders. Stops at the end of the source, when a later stage stops,
+/// The first stage: read records, apply the selection and the policy, send words alone straight
+/// to the batcher and events with media to the decoders. Stops at the end of the source, when a later stage stops,
 /// or when `stop` is set — then between two records, so every record read is accounted for.
 #[allow(clippy::too_many_arguments)]
 fn read_and_gate(
     source: &Mutex<&mut (dyn EventSource + Send)>,
     policy: &Policy,
     only: &Option<HashSet<String>>,
-    text_options: &DecodeOptions,
     jobs: Sender<DecodeJob>,
     messages: Sender<Message>,
     stats: &Mutex<StageStats>,
@@ -1014,25 +1111,15 @@ fn read_and_gate(
         let message = match record {
             Ok((origin, event)) if selected(Some(&event.event_id)) => match policy.admit(event) {
                 Err(reason) => Message::Skipped(seq, origin, SkipAs::Policy(reason)),
-                Ok(event) if event.get().kind() != attune_event::Kind::Text => {
+                Ok(event) if event.get().media.is_some() => {
                     stats.lock().expect("not poisoned").add(t.elapsed(), 1);
                     if jobs.send(DecodeJob { seq, origin, event }).is_err() {
                         break;
                     }
                     continue;
                 }
-                Ok(event) => match decode(&event, text_options) {
-                    Ok(decoded) => Message::Ready(Pending { seq, origin, event, decoded, queued_bytes: 0 }),
-                    Err(e) => {
-                        let failure = Failure {
-                            event_id: event.get().event_id.clone(),
-                            line: Some(origin.line),
-                            message: e.to_string(),
-                            user_id: Some(event.get().user_id.clone()),
-                        };
-                        Message::Failed(seq, origin, failure)
-                    }
-                },
+                // Words alone: nothing to decode.
+                Ok(event) => Message::Ready(Box::new(Pending { seq, origin, event, decoded: None, queued_bytes: 0 })),
             },
             Err(failure) if selected(failure.event_id.as_deref()) => {
                 let report_failure = Failure {

@@ -283,7 +283,7 @@ fn checked_countries(list: &[String]) -> Result<HashSet<String>, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_event::{CountryCode, Payload, Product};
+    use attune_event::{CountryCode, Product, Turn};
 
     fn event(country: Option<&str>, at: &str, user: &str) -> Event {
         Event {
@@ -292,7 +292,8 @@ mod tests {
             country: country.map(CountryCode::new),
             product: Product::Assistant,
             captured_at: DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
-            payload: Payload::Text("hi".into()),
+            turns: vec![Turn::user("hi")],
+            media: None,
         }
     }
 
@@ -409,7 +410,7 @@ mod tests {
     #[test]
     fn admitted_carries_its_proof_through_map() {
         let a = Policy::default().admit(event(Some("US"), "2026-01-01T00:00:00Z", "u")).unwrap();
-        let text = a.map(|e| e.payload);
-        assert_eq!(text.get(), &Payload::Text("hi".into()));
+        let turns = a.map(|e| e.turns);
+        assert_eq!(turns.get(), &[Turn::user("hi")]);
     }
 }

@@ -12,7 +12,7 @@ mod sqlite;
 pub use format::{openrtb_user, OpenRtbOptions, OpenRtbUserId, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
 pub use sqlite::{SqliteStore, StoreLock, STORE_VERSION};
 
-use attune_event::Product;
+use attune_event::{Product, Source};
 use attune_taxonomy::AllowedTopic;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -43,7 +43,15 @@ pub struct ProfileDelta {
     pub user_id: String,
     pub product: Product,
     pub captured_at: DateTime<Utc>,
-    pub topics: Vec<(AllowedTopic, f32)>,
+    pub topics: Vec<DeltaTopic>,
+}
+
+/// One topic of a delta: the topic, its score, and the kinds of part of the event it came from.
+#[derive(Debug, Clone)]
+pub struct DeltaTopic {
+    pub topic: AllowedTopic,
+    pub score: f32,
+    pub sources: Vec<Source>,
 }
 
 /// The outcome recorded for an event in the store's ledger. Sensitive events are recorded as
@@ -131,6 +139,9 @@ pub struct EvidenceItem {
     pub product: Product,
     pub captured_at: DateTime<Utc>,
     pub score: f32,
+    /// The kinds of part of the event the topic came from (`words`, `speech`, `picture` …);
+    /// empty for evidence stored before they were recorded.
+    pub sources: Vec<Source>,
 }
 
 /// An event that failed, kept so a later run can retry just those (`attune run --retry-failed`).

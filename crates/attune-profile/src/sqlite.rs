@@ -2,7 +2,7 @@ use crate::{
     hex, unhex, user_hash, EventRecord, EvidenceItem, Forgotten, ForgottenUsers, Profile, ProfileStore, ProfileTopic,
     Provenance, Scoring, StoreError, TopicEvidence, PROFILE_SCHEMA_ID,
 };
-use attune_event::Product;
+use attune_event::{Product, Source};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -58,11 +58,18 @@ CREATE TABLE suppressions (
 UPDATE meta SET value = '2' WHERE key = 'store_version';
 ";
 
+/// Version 3: each evidence row says which kinds of part of its event the topic came from
+/// (`words,picture`: [`attune_event::Source`]), for `attune explain`; rows from before say ''.
+const SCHEMA_V3: &str = "
+ALTER TABLE evidence ADD COLUMN sources TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '3' WHERE key = 'store_version';
+";
+
 /// The schema version this build writes: the number of migrations.
-pub const STORE_VERSION: usize = 2;
+pub const STORE_VERSION: usize = 3;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up_with_hook(SCHEMA_V2, add_suppression_key)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up_with_hook(SCHEMA_V2, add_suppression_key), M::up(SCHEMA_V3)])
 }
 
 /// A fresh random key for the suppression hashes, made once per store by the migration.
@@ -262,6 +269,7 @@ struct EvidenceRow {
     product: Product,
     captured_at: DateTime<Utc>,
     score: f32,
+    sources: Vec<Source>,
 }
 
 fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, EvidenceRow)> {
@@ -275,11 +283,12 @@ fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, EvidenceRow)
             product: Product::parse(&product).unwrap_or(Product::Assistant),
             captured_at: Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
             score: r.get(5)?,
+            sources: r.get::<_, String>(6)?.split(',').filter_map(Source::parse).collect(),
         },
     ))
 }
 
-const EVIDENCE_COLUMNS: &str = "user_id, topic_id, event_id, product, captured_ms, score";
+const EVIDENCE_COLUMNS: &str = "user_id, topic_id, event_id, product, captured_ms, score, sources";
 
 impl ProfileStore for SqliteStore {
     fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError> {
@@ -300,8 +309,8 @@ impl ProfileStore for SqliteStore {
             let mut ledger =
                 tx.prepare_cached("INSERT OR IGNORE INTO ledger (event_id, user_id, outcome) VALUES (?1, ?2, ?3)")?;
             let mut evidence = tx.prepare_cached(
-                "INSERT OR IGNORE INTO evidence (user_id, topic_id, event_id, product, captured_ms, score)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO evidence (user_id, topic_id, event_id, product, captured_ms, score, sources)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut profile = tx.prepare_cached(
                 "INSERT INTO profiles (user_id, taxonomy, model_set) VALUES (?1, ?2, ?3)
@@ -315,14 +324,16 @@ impl ProfileStore for SqliteStore {
                 no_longer_failed.execute([&rec.event_id])?;
                 new += 1;
                 let Some(delta) = &rec.delta else { continue };
-                for (topic, score) in &delta.topics {
+                for t in &delta.topics {
+                    let sources: Vec<&str> = t.sources.iter().map(|s| s.as_str()).collect();
                     evidence.execute(params![
                         delta.user_id,
-                        topic.id(),
+                        t.topic.id(),
                         delta.event_id,
                         delta.product.as_str(),
                         delta.captured_at.timestamp_millis(),
-                        *score as f64
+                        t.score as f64,
+                        sources.join(",")
                     ])?;
                 }
                 if !delta.topics.is_empty() {
@@ -400,6 +411,7 @@ impl ProfileStore for SqliteStore {
                             product: r.product,
                             captured_at: r.captured_at,
                             score: r.score,
+                            sources: r.sources.clone(),
                         })
                         .collect(),
                 })
@@ -475,7 +487,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LedgerOutcome, ProfileDelta};
+    use crate::{DeltaTopic, LedgerOutcome, ProfileDelta};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -487,7 +499,10 @@ mod tests {
 
     fn rec(event: &str, user: &str, at: &str, product: Product, topics: &[(u32, f32)]) -> EventRecord {
         let tax = Taxonomy::get();
-        let topics: Vec<_> = topics.iter().map(|(id, s)| (tax.allowed(*id).unwrap(), *s)).collect();
+        let topics: Vec<_> = topics
+            .iter()
+            .map(|(id, s)| DeltaTopic { topic: tax.allowed(*id).unwrap(), score: *s, sources: vec![Source::Words] })
+            .collect();
         EventRecord {
             event_id: event.into(),
             user_id: user.into(),
@@ -551,6 +566,8 @@ mod tests {
         let camping = p.topics.iter().find(|t| t.id.id() == 725).unwrap();
         assert_eq!(camping.evidence, 2);
         assert_eq!(camping.products, vec![Product::Glasses, Product::Assistant]);
+        let explained = s.explain("u1").unwrap();
+        assert!(explained.iter().flat_map(|t| &t.events).all(|e| e.sources == [Source::Words]));
         assert_eq!(camping.first_seen, t("2026-01-10T00:00:00Z"));
         assert_eq!(camping.last_seen, t("2026-02-10T00:00:00Z"));
         // 0.5 × 0.5^(50/30) + 0.6 × 0.5^(19/30)
@@ -641,6 +658,8 @@ mod tests {
         assert_eq!(v, STORE_VERSION);
         assert_eq!(s.profile("u1", &scoring()).unwrap().unwrap().topics[0].id.id(), 725);
         assert_eq!(s.recorded(&["e1"]).unwrap(), ["e1"]);
+        // Evidence from before sources were recorded explains with none.
+        assert!(s.explain("u1").unwrap()[0].events[0].sources.is_empty());
         s.forget("u1").unwrap();
         assert!(s.forgotten_users().unwrap().contains("u1"));
         let key: String =

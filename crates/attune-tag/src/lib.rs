@@ -716,14 +716,15 @@ impl Margins {
 }
 
 /// Words per segment: MiniLM reads at most 256 tokens (about 180 words), so longer texts are
-/// embedded in overlapping windows and nothing past the first window goes unread.
+/// embedded in overlapping windows and nothing past the first window goes unread. Every window
+/// and every clause is embedded, however long the text (the manifest bounds its length): a
+/// sensitive sentence deep in a long chat is checked like the first.
 const SEGMENT_WORDS: usize = 160;
 const SEGMENT_OVERLAP: usize = 30;
-/// At most this many windows are embedded per item; the lexicon still reads all of it.
-const MAX_SEGMENTS: usize = 16;
+/// Scripts written without spaces (Chinese characters, kana, Thai, Lao, Khmer, Myanmar) count a
+/// word for every this many letters, so a window of them stays within the models' length too.
+const UNSPACED_CHARS_PER_WORD: usize = 2;
 
-/// At most this many clauses are embedded per item for the sensitivity check.
-const MAX_CLAUSES: usize = 8;
 /// Clauses shorter than this many words are joined to the one before.
 const MIN_CLAUSE_WORDS: usize = 4;
 
@@ -738,41 +739,88 @@ pub struct Segments {
 
 impl Segments {
     pub fn of(text: &str) -> Segments {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let mut texts: Vec<String> = if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
-            vec![text.to_string()]
-        } else {
-            words
-                .windows(SEGMENT_WORDS)
-                .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
-                .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
-                .take(MAX_SEGMENTS)
-                .map(|w| w.join(" "))
-                .collect()
-        };
+        let mut texts = word_windows(text);
         let windows = texts.len();
         let clauses = clauses(text);
         if clauses.len() > 1 {
-            texts.extend(clauses.into_iter().take(MAX_CLAUSES));
+            // A clause too long for the model is read in windows of its own.
+            texts.extend(clauses.iter().flat_map(|c| word_windows(c)));
         }
         Segments { texts, windows }
     }
 }
 
-/// Split at sentence ends, semicolons, dashes and commas; join fragments that are too short
-/// to mean anything alone.
+fn is_unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF      // Thai, Lao
+        | 0x1000..=0x109F    // Myanmar
+        | 0x1780..=0x17FF    // Khmer
+        | 0x3040..=0x30FF    // Hiragana, Katakana
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF // Han
+        | 0xFF66..=0xFF9F    // half-width Katakana
+    )
+}
+
+/// The text's words as byte ranges: whitespace-separated, with runs of an unspaced script cut
+/// into pieces of [`UNSPACED_CHARS_PER_WORD`] letters.
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let base = text.as_ptr() as usize;
+    for word in text.split_whitespace() {
+        let start = word.as_ptr() as usize - base;
+        if !word.chars().any(is_unspaced) {
+            out.push((start, start + word.len()));
+            continue;
+        }
+        let mut piece_start = start;
+        let mut letters = 0;
+        for (at, _) in word.char_indices() {
+            if letters == UNSPACED_CHARS_PER_WORD {
+                out.push((piece_start, start + at));
+                piece_start = start + at;
+                letters = 0;
+            }
+            letters += 1;
+        }
+        out.push((piece_start, start + word.len()));
+    }
+    out
+}
+
+/// The text itself when it is short, else overlapping windows of [`SEGMENT_WORDS`] words, the
+/// last one ending at the text's end; each a slice of the text as written.
+fn word_windows(text: &str) -> Vec<String> {
+    let words = words(text);
+    if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
+        return vec![text.trim().to_string()];
+    }
+    let slice = |w: &[(usize, usize)]| text[w[0].0..w[w.len() - 1].1].to_string();
+    words
+        .windows(SEGMENT_WORDS)
+        .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
+        .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
+        .map(slice)
+        .collect()
+}
+
+/// Split at sentence ends, semicolons, dashes and commas (in the scripts of the supported
+/// languages); join fragments that are too short to mean anything alone.
 fn clauses(text: &str) -> Vec<String> {
+    const ENDS: &[char] = &[
+        '.', '!', '?', ';', ',', '\n', '—', '–', '(', ')', // Latin
+        '。', '、', '！', '？', '，', '；', '（', '）', // Japanese, Chinese (full width)
+        '؟', '،', '؛', // Arabic
+        '।', '॥', // Devanagari
+    ];
+    let size = |s: &str| words(s).len();
     let mut out: Vec<String> = Vec::new();
-    for piece in text.split(['.', '!', '?', ';', ',', '\n', '—', '–', '(', ')']) {
+    for piece in text.split(ENDS) {
         let piece = piece.trim();
         if piece.is_empty() {
             continue;
         }
         match out.last_mut() {
-            Some(last)
-                if last.split_whitespace().count() < MIN_CLAUSE_WORDS
-                    || piece.split_whitespace().count() < MIN_CLAUSE_WORDS =>
-            {
+            Some(last) if size(last) < MIN_CLAUSE_WORDS || size(piece) < MIN_CLAUSE_WORDS => {
                 last.push_str(", ");
                 last.push_str(piece);
             }
@@ -1018,11 +1066,50 @@ mod tests {
         assert_eq!(Segments::of("short text"), Segments { texts: vec!["short text".to_string()], windows: 1 });
         let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
         let segs = Segments::of(&text.join(" "));
-        assert!(segs.windows > 1 && segs.windows <= MAX_SEGMENTS);
+        assert!(segs.windows > 1);
         assert!(segs.texts[0].starts_with("w0 "));
         assert!(segs.texts.iter().all(|s| s.split_whitespace().count() == SEGMENT_WORDS));
         let text: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
         assert!(Segments::of(&text.join(" ")).texts.last().unwrap().ends_with("w399"));
+        // However long: every word is in a window (no cap that silently leaves the end out).
+        let text: Vec<String> = (0..20_000).map(|i| format!("w{i}")).collect();
+        let segs = Segments::of(&text.join(" "));
+        assert!(segs.texts[segs.windows - 1].ends_with("w19999"));
+        assert!(segs.windows > 150);
+    }
+
+    #[test]
+    fn unspaced_scripts_are_windowed_and_split_into_clauses_too() {
+        // 600 characters of Japanese without a space: windows of at most 320 letters.
+        let sentence = "父が週三回の人工透析を始めたので付き添いの準備をしている。";
+        let long = sentence.repeat(25);
+        let segs = Segments::of(&long);
+        assert!(segs.windows > 1, "{segs:?}");
+        assert!(segs.texts[..segs.windows]
+            .iter()
+            .all(|w| w.chars().count() <= SEGMENT_WORDS * UNSPACED_CHARS_PER_WORD));
+        // Every sentence is a clause of its own, checked alone.
+        assert_eq!(segs.texts.len() - segs.windows, 25);
+        assert_eq!(segs.texts[segs.windows], sentence.trim_end_matches('。'));
+        let arabic = Segments::of("متى أوقات الصلاة اليوم في الرياض؟ وكيف أتوضأ بسرعة قبل صلاة الظهر في العمل");
+        assert_eq!(arabic.texts.len(), 3, "{arabic:?}");
+        let clauses = |t: &str| Segments::of(t).texts.len() - 1;
+        assert_eq!(clauses("मुझे कल ट्रेकिंग पर जाना है। मेरी दवा की पर्ची खो गई है। क्या करूँ"), 2);
+    }
+
+    #[test]
+    fn a_sentence_deep_in_a_long_chat_is_a_clause_of_its_own() {
+        let turns: Vec<String> = (0..30)
+            .map(|i| {
+                if i == 16 {
+                    "I was diagnosed with diabetes last week".to_string()
+                } else {
+                    format!("turn {i} is about the tent we might buy")
+                }
+            })
+            .collect();
+        let segs = Segments::of(&turns.join("\n"));
+        assert!(segs.texts[segs.windows..].iter().any(|c| c == "I was diagnosed with diabetes last week"), "{segs:?}");
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! One verdict per event from the verdicts of its parts: the user's words, the assistant's
+//! turns, speech, a photo or a video's frames, text read in pictures.
+//!
+//! Any sensitive part drops the whole event. Topics come from the user's parts; within one kind
+//! of part a topic scores its best piece (frames of one scene are not independent evidence),
+//! and across kinds the scores combine as independent evidence, `1 − Π(1 − s)`. The assistant's
+//! turns only strengthen a topic a user part raised: an assistant that suggests yoga does not
+//! make the user a yoga fan.
+
+use attune_event::Source;
+use attune_tag::Verdict;
+use attune_taxonomy::AllowedTopic;
+
+/// Topics an event may keep (a video: the image tagger's 3 plus the text tagger's).
+const MAX_EVENT_TOPICS: usize = 6;
+
+/// A topic of an event, with the kinds of part that gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct SourcedTopic {
+    pub topic: AllowedTopic,
+    pub score: f32,
+    pub sources: Vec<Source>,
+}
+
+/// What an event comes to.
+#[derive(Debug, Clone)]
+pub(crate) enum EventVerdict {
+    /// Some part touches a special category: the event is dropped whole. Which part and which
+    /// category are not kept: the ledger must not itself become sensitive data.
+    Sensitive,
+    /// Zero or more topics, best first.
+    Topics(Vec<SourcedTopic>),
+}
+
+/// The event's verdict from its parts' (several per source when a video has several frames).
+pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
+    if parts.iter().any(|(_, v)| matches!(v, Verdict::Sensitive { .. })) {
+        return EventVerdict::Sensitive;
+    }
+    // Each source's best score per topic.
+    let best_of = |source: Source| -> Vec<(AllowedTopic, f32)> {
+        let mut best: Vec<(AllowedTopic, f32)> = Vec::new();
+        for (_, verdict) in parts.iter().filter(|(s, _)| *s == source) {
+            let Verdict::Topics(topics) = verdict else { continue };
+            for t in topics {
+                match best.iter_mut().find(|(topic, _)| *topic == t.topic) {
+                    Some((_, score)) => *score = score.max(t.score),
+                    None => best.push((t.topic, t.score)),
+                }
+            }
+        }
+        best
+    };
+    let mut combined: Vec<SourcedTopic> = Vec::new();
+    let mut add = |topic: AllowedTopic, score: f32, source: Source, may_introduce: bool| match combined
+        .iter_mut()
+        .find(|c| c.topic == topic)
+    {
+        Some(c) => {
+            c.score = 1.0 - (1.0 - c.score) * (1.0 - score);
+            c.sources.push(source);
+        }
+        None if may_introduce => combined.push(SourcedTopic { topic, score, sources: vec![source] }),
+        None => {}
+    };
+    for source in Source::ALL.into_iter().filter(|s| *s != Source::Assistant) {
+        for (topic, score) in best_of(source) {
+            add(topic, score, source, true);
+        }
+    }
+    for (topic, score) in best_of(Source::Assistant) {
+        add(topic, score, Source::Assistant, false);
+    }
+    combined.sort_by(|a, b| b.score.total_cmp(&a.score));
+    combined.truncate(MAX_EVENT_TOPICS);
+    EventVerdict::Topics(combined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attune_tag::{Detector, ScoredTopic};
+    use attune_taxonomy::{SensitiveCategory, Taxonomy};
+
+    fn topics(list: &[(u32, f32)]) -> Verdict {
+        let tax = Taxonomy::get();
+        Verdict::Topics(
+            list.iter().map(|&(id, score)| ScoredTopic { topic: tax.allowed(id).unwrap(), score }).collect(),
+        )
+    }
+
+    fn sensitive() -> Verdict {
+        Verdict::Sensitive { category: SensitiveCategory::ALL[0], detector: Detector::Classifier }
+    }
+
+    fn ids(v: &EventVerdict) -> Vec<(u32, Vec<Source>)> {
+        match v {
+            EventVerdict::Topics(t) => t.iter().map(|t| (t.topic.id(), t.sources.clone())).collect(),
+            EventVerdict::Sensitive => panic!("sensitive"),
+        }
+    }
+
+    // An Interest node of the IAB Audience Taxonomy 1.1 (Camping).
+    const CAMPING: u32 = 725;
+
+    #[test]
+    fn any_sensitive_part_drops_the_event_whatever_the_others_say() {
+        for parts in [
+            vec![(Source::Words, sensitive()), (Source::Picture, topics(&[(CAMPING, 0.9)]))],
+            vec![(Source::Words, topics(&[(CAMPING, 0.9)])), (Source::Picture, sensitive())],
+            vec![(Source::Words, topics(&[(CAMPING, 0.9)])), (Source::Assistant, sensitive())],
+            vec![(Source::Picture, topics(&[])), (Source::Picture, sensitive()), (Source::Speech, topics(&[]))],
+        ] {
+            assert!(matches!(assemble(&parts), EventVerdict::Sensitive), "{parts:?}");
+        }
+    }
+
+    #[test]
+    fn the_assistant_strengthens_a_users_topic_but_never_introduces_one() {
+        let other = Taxonomy::get()
+            .nodes()
+            .iter()
+            .map(|n| n.id)
+            .find(|&id| id != CAMPING && Taxonomy::get().allowed(id).is_ok())
+            .unwrap();
+        let v = assemble(&[(Source::Assistant, topics(&[(CAMPING, 0.8), (other, 0.9)]))]);
+        assert!(ids(&v).is_empty(), "assistant-only topics: {:?}", ids(&v));
+        let v = assemble(&[
+            (Source::Words, topics(&[(CAMPING, 0.5)])),
+            (Source::Assistant, topics(&[(CAMPING, 0.5), (other, 0.9)])),
+        ]);
+        assert_eq!(ids(&v), [(CAMPING, vec![Source::Words, Source::Assistant])]);
+        let EventVerdict::Topics(t) = v else { unreachable!() };
+        assert!((t[0].score - 0.75).abs() < 1e-6, "independent evidence: {}", t[0].score);
+    }
+
+    #[test]
+    fn frames_count_once_and_kinds_of_part_combine() {
+        let v = assemble(&[
+            (Source::Picture, topics(&[(CAMPING, 0.5)])),
+            (Source::Picture, topics(&[(CAMPING, 0.6)])),
+            (Source::Words, topics(&[(CAMPING, 0.5)])),
+        ]);
+        let EventVerdict::Topics(t) = &v else { unreachable!() };
+        assert!((t[0].score - 0.8).abs() < 1e-6, "best frame 0.6, then words 0.5: {}", t[0].score);
+        assert_eq!(t[0].sources, [Source::Words, Source::Picture]);
+    }
+}
