@@ -111,6 +111,7 @@ fixtures-media: setup
     python3 fixtures/make_audio.py
     python3 fixtures/make_video.py
     python3 fixtures/make_parts.py
+    python3 fixtures/make_ocr.py
     python3 fixtures/make_hostile.py
 
 # Fuzz each untrusted-input entry point for `seconds` (cargo-fuzz, libFuzzer, AddressSanitizer):

@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
                 text: vec![attune_pipeline::TextPath::borrowing(embedder.as_mut(), tagger.clone())],
                 store: &mut store,
                 images: None,
+                text_in_pictures: attune_pipeline::PictureReading::Off,
                 speech: SpeechSessions::unavailable("no speech model in this bench"),
                 provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
                 config: PipelineConfig::default(),

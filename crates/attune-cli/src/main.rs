@@ -8,9 +8,10 @@ use attune_infer::{Device, Runtime};
 use attune_pipeline::isolate::{WorkerConfig, WorkerDecoder};
 use attune_pipeline::TextPath;
 use attune_pipeline::{
-    load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, ImageStage,
-    InProcessDecoder, MediaDecoder, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder, DEFAULT_IMAGE_MODEL,
-    DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, SPEECH_MODELS, TEXT_MODELS,
+    load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
+    ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder, PictureReading, Pipeline, PipelineConfig,
+    SpeechSessions, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, SPEECH_MODELS, TEXT_IN_PICTURES_MODELS, TEXT_MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{
@@ -142,6 +143,11 @@ struct ModelArgs {
     #[arg(long, env = "ATTUNE_SPEECH_MODEL", default_value = DEFAULT_SPEECH_MODEL,
           value_parser = clap::builder::PossibleValuesParser::new(SPEECH_MODELS))]
     speech_model: String,
+    /// The model that reads text in photos and video frames (PP-OCRv4: Latin letters and Chinese
+    /// characters; README, "Text in pictures").
+    #[arg(long, env = "ATTUNE_TEXT_IN_PICTURES_MODEL", default_value = DEFAULT_TEXT_IN_PICTURES_MODEL,
+          value_parser = clap::builder::PossibleValuesParser::new(TEXT_IN_PICTURES_MODELS))]
+    text_in_pictures_model: String,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +270,10 @@ struct RunArgs {
     /// its events: text, image, speech or all, comma-separated. Text is always required.
     #[arg(long, value_enum, value_delimiter = ',')]
     require_models: Vec<ModelKind>,
+    /// Do not read the text in photos and video frames (faster; a placard, a sign or a pharmacy
+    /// label in a picture then goes unchecked for special categories).
+    #[arg(long)]
+    no_text_in_pictures: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -714,6 +724,8 @@ struct PreparedRun {
     languages: attune_lang::LanguageGate,
     text: Vec<TextPath<'static>>,
     images: Option<(Box<dyn ImageClassifier>, ImageTagger)>,
+    /// `Ok(None)`: not read (`--no-text-in-pictures`); `Err`: why the model could not be had.
+    text_in_pictures: std::result::Result<Option<Box<dyn TextInPictures>>, String>,
     speech: SpeechSessions<'static>,
     store: SqliteStore,
     /// This run is the store's one writer until it ends.
@@ -812,6 +824,21 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
             None
         }
     };
+    let text_in_pictures = if args.no_text_in_pictures {
+        Ok(None)
+    } else {
+        match load_text_in_pictures_model(&model.text_in_pictures_model, &runtime, model.models.as_deref()) {
+            Ok(reader) => Ok(Some(reader)),
+            Err(e) if required.image => {
+                return Err(anyhow::Error::from(e)
+                    .context("the text-in-pictures model is required with the image model (--require-models)"))
+            }
+            Err(e) => {
+                tracing::warn!("text-in-pictures model unavailable, image and video events will fail: {e:#}");
+                Err(e.to_string())
+            }
+        }
+    };
     // Up to one speech session per thread of the budget, each on one thread: recordings are
     // transcribed side by side (Whisper's decoder gains little from intra-op threads). A batch
     // runs as many as it holds CPU permits: `model_threads`, and more while the decoders leave
@@ -857,6 +884,9 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     if let Some((classifier, table)) = &images {
         model_set.extend([classifier.id().to_string(), table.version()]);
     }
+    if let Ok(Some(reader)) = &text_in_pictures {
+        model_set.push(reader.id().to_string());
+    }
     if let Some(id) = speech.id() {
         model_set.push(id.to_string());
     }
@@ -891,6 +921,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         languages,
         text,
         images,
+        text_in_pictures,
         speech,
         store,
         _lock: lock,
@@ -909,6 +940,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
         languages,
         text,
         mut images,
+        mut text_in_pictures,
         speech,
         mut store,
         _lock: _held_until_the_run_ends,
@@ -935,6 +967,11 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
         languages: &languages,
         store: &mut store,
         images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
+        text_in_pictures: match &mut text_in_pictures {
+            Ok(Some(reader)) => PictureReading::Reader(reader.as_mut()),
+            Ok(None) => PictureReading::Off,
+            Err(reason) => PictureReading::Unavailable(reason.clone()),
+        },
         speech,
         provenance,
         config,

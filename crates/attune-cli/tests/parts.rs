@@ -144,7 +144,8 @@ fn the_manifest_schema_matches_the_parser() {
     for line in &parts {
         assert!(validator.is_valid(line), "{line}");
     }
-    let base = r#""event_id":"e","user_id":"u","country":"US","product":"assistant","captured_at":"2026-06-01T10:00:00Z""#;
+    let base =
+        r#""event_id":"e","user_id":"u","country":"US","product":"assistant","captured_at":"2026-06-01T10:00:00Z""#;
     for bad in [
         r#""kind":"text""#,
         r#""kind":"text","text":"hi","media":"a.jpg""#,

@@ -29,9 +29,11 @@ pub enum InferError {
     Config(String),
 }
 
+mod picture_text;
 mod speech;
 mod text;
 
+pub use picture_text::{PictureText, TextLine};
 pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
 pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 

@@ -242,6 +242,8 @@ pub const WINDOW_CHARS: usize = 500;
 pub const MAX_WINDOWS: usize = 3;
 /// Fewer letters than this is too short to identify.
 pub const MIN_LETTERS: usize = 3;
+/// The least confidence of a best guess ([`LanguageGate::admit_best_guess`]).
+pub const BEST_GUESS_MIN_CONFIDENCE: f64 = 0.2;
 /// Supported languages holding at least this share of lingua's confidence are a supported
 /// mixture, accepted as the top language whatever its own confidence.
 pub const MIXTURE_MIN_SUPPORTED_SHARE: f64 = 0.9;
@@ -539,6 +541,28 @@ impl LanguageGate {
                 confidence: whole.confidence,
                 romanised: whole.romanised,
             }),
+            other => other,
+        }
+    }
+
+    /// Text too short to tell its language with confidence, yet meant to be read — a sign, a
+    /// label, a poster in a photo: admitted as lingua's most likely language when that is one
+    /// the gate admits, ranks first among all the languages lingua knows (decoys included) and
+    /// has at least [`BEST_GUESS_MIN_CONFIDENCE`]. Text the gate decides on is treated as by
+    /// [`LanguageGate::admit`]: a confident reading of another language is never overruled.
+    pub fn admit_best_guess<'a>(&self, text: &'a str) -> Result<SupportedText<'a>, LanguageDecision> {
+        match self.admit(text) {
+            Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident }) => {
+                let values = self.detector.compute_language_confidence_values(text);
+                match values.first().and_then(|&(l, c)| Some((Language::from_lingua(l)?, c))) {
+                    Some((language, confidence))
+                        if confidence >= BEST_GUESS_MIN_CONFIDENCE && self.admitted.contains(&language) =>
+                    {
+                        Ok(SupportedText { text, language, confidence, romanised: false })
+                    }
+                    _ => Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident }),
+                }
+            }
             other => other,
         }
     }

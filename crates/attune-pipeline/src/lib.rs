@@ -26,8 +26,9 @@ mod text_path;
 mod verdict;
 
 pub use registry::{
-    load_image_model, load_text_model, special_category_classifier, speech_sessions, ImageClassifier, SpeechToText,
-    TextEmbedder, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, SPEECH_MODELS,
+    load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
+    ImageClassifier, SpeechToText, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, SPEECH_MODELS, TEXT_IN_PICTURES_MODELS,
     TEXT_MODELS,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads};
@@ -163,6 +164,9 @@ pub struct Pipeline<'a> {
     pub store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
     pub images: Option<ImageStage<'a>>,
+    /// Reads the text in photos and video frames, which then goes through the text path like
+    /// the user's words.
+    pub text_in_pictures: PictureReading<'a>,
     /// Speech sessions, made on first use and used side by side (one thread each); when none
     /// can be had, audio events and videos with a soundtrack fail with the reason instead of
     /// being transcribed.
@@ -293,6 +297,17 @@ impl Pending {
     fn bytes(&self) -> usize {
         self.media().map_or(0, Decoded::bytes) + self.event.get().turns.iter().map(|t| t.text.len()).sum::<usize>()
     }
+}
+
+/// Whether a run reads the text in pictures.
+pub enum PictureReading<'a> {
+    Reader(&'a mut dyn TextInPictures),
+    /// Asked not to (`--no-text-in-pictures`): a placard or a pharmacy label in a photo goes
+    /// unchecked.
+    Off,
+    /// The model could not be had: photos and videos fail with this reason rather than be
+    /// tagged with text in them unchecked.
+    Unavailable(String),
 }
 
 /// The image model and its class table, when the run has one.
@@ -534,7 +549,10 @@ impl Pipeline<'_> {
         report.model_load_s += loading.as_secs_f64();
         report.stage("speech", t.elapsed().saturating_sub(loading), transcripts.iter().flatten().count());
         let t = Instant::now();
-        self.tag_texts(&work, &transcripts, &mut parts, report);
+        let (picture_texts, pictures_read) = self.read_pictures(&work, &mut parts, report);
+        report.stage("text in pictures", t.elapsed(), pictures_read);
+        let t = Instant::now();
+        self.tag_texts(&work, &transcripts, &picture_texts, &mut parts, report);
         report.stage("text", t.elapsed(), parts.texts.iter().map(Vec::len).sum());
         let t = Instant::now();
         self.tag_images(&work, &mut parts, report);
@@ -545,13 +563,20 @@ impl Pipeline<'_> {
             let e = p.event.get();
             let verdict = match judged {
                 Judged::Failed => continue, // in the report and the failure list
-                Judged::UnsupportedLanguage | Judged::Unintelligible => {
-                    let outcome = if matches!(judged, Judged::Unintelligible) {
-                        report.skipped.unintelligible_speech += 1;
-                        LedgerOutcome::Unintelligible
-                    } else {
-                        report.skipped.unsupported_language += 1;
-                        LedgerOutcome::UnsupportedLanguage
+                Judged::UnsupportedLanguage | Judged::Unintelligible | Judged::UnreadableText => {
+                    let outcome = match judged {
+                        Judged::Unintelligible => {
+                            report.skipped.unintelligible_speech += 1;
+                            LedgerOutcome::Unintelligible
+                        }
+                        Judged::UnreadableText => {
+                            report.skipped.unreadable_text += 1;
+                            LedgerOutcome::UnreadableText
+                        }
+                        _ => {
+                            report.skipped.unsupported_language += 1;
+                            LedgerOutcome::UnsupportedLanguage
+                        }
                     };
                     records.push(EventRecord {
                         event_id: e.event_id.clone(),
@@ -770,15 +795,86 @@ impl Pipeline<'_> {
         (out, loading)
     }
 
+    /// The text in each item's photo or video frames (each frame's lines, a line seen in several
+    /// frames once), for the text path; with the number of pictures read. A picture whose text
+    /// could not all be read makes its item skipped as `unreadable_text`: text of unknown content
+    /// (a placard in a script the model does not know) cannot be vouched for.
+    fn read_pictures(
+        &mut self,
+        work: &[Pending],
+        parts: &mut Parts,
+        report: &mut Report,
+    ) -> (Vec<Option<String>>, usize) {
+        let mut out: Vec<Option<String>> = vec![None; work.len()];
+        let reader = match &mut self.text_in_pictures {
+            PictureReading::Reader(reader) => &mut **reader,
+            PictureReading::Off => return (out, 0),
+            PictureReading::Unavailable(reason) => {
+                for (i, p) in work.iter().enumerate() {
+                    if matches!(p.media(), Some(Decoded::Image(_) | Decoded::Video(_))) {
+                        parts.fail(i, p, report, format!("no text-in-pictures model in this run: {reason}"));
+                    }
+                }
+                return (out, 0);
+            }
+        };
+        let mut read = 0;
+        for (i, p) in work.iter().enumerate() {
+            let pictures: Vec<&RgbImage> = match p.media() {
+                Some(Decoded::Image(img)) => vec![img],
+                Some(Decoded::Video(video)) => video.frames.iter().map(|f| &f.image).collect(),
+                _ => continue,
+            };
+            if !parts.still_open(i) {
+                continue;
+            }
+            let mut lines: Vec<String> = Vec::new();
+            for picture in pictures {
+                read += 1;
+                match reader.read(picture) {
+                    Ok(text) => {
+                        if text.unread > 0 {
+                            parts.unreadable[i] = true;
+                        }
+                        for line in text.lines {
+                            if !lines.contains(&line.text) {
+                                lines.push(line.text);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        parts.fail(i, &work[i], report, format!("reading the text in its pictures: {e}"));
+                        break;
+                    }
+                }
+                if !parts.still_open(i) {
+                    break;
+                }
+            }
+            if !lines.is_empty() {
+                out[i] = Some(lines.join("\n"));
+            }
+        }
+        (out, read)
+    }
+
     /// The words of each event (the user's, the assistant's) and its transcript: the language
     /// gate first (text it does not admit makes the event skipped whole, never tagged), then the
     /// lexicon (what it drops is never embedded), then one embedding batch per text path.
     ///
     /// A chat's language is read from all its words; each side is then read by itself, and
     /// takes the chat's language when it is too short to tell alone ("thanks!").
-    fn tag_texts(&mut self, work: &[Pending], transcripts: &[Option<String>], parts: &mut Parts, report: &mut Report) {
+    fn tag_texts(
+        &mut self,
+        work: &[Pending],
+        transcripts: &[Option<String>],
+        picture_texts: &[Option<String>],
+        parts: &mut Parts,
+        report: &mut Report,
+    ) {
         // Each event's texts, owned here so the gate's admitted views can borrow them.
-        let texts: Vec<EventTexts> = work.iter().zip(transcripts).map(|(p, t)| EventTexts::of(p, t)).collect();
+        let texts: Vec<EventTexts> =
+            (0..work.len()).map(|i| EventTexts::of(&work[i], &transcripts[i], &picture_texts[i])).collect();
         // Per text path: the parts it embeds.
         let mut to_embed: Vec<Vec<(usize, Source, SupportedText<'_>, Segments)>> =
             self.text.iter().map(|_| Vec::new()).collect();
@@ -792,7 +888,11 @@ impl Pipeline<'_> {
                 }
             };
             if let Some(whole) = &t.words {
-                match gate.admit(whole) {
+                // Words that come with media (a prompt, a caption, a question) are short, like
+                // a sign: the gate's best guess. A chat is read with the gate's full confidence.
+                let whole_text =
+                    if work[i].decoded.is_some() { gate.admit_best_guess(whole) } else { gate.admit(whole) };
+                match whole_text {
                     Ok(whole_text) => {
                         count(report, Some(whole_text.language()));
                         match (&t.user, &t.assistant) {
@@ -822,17 +922,22 @@ impl Pipeline<'_> {
                     }
                 }
             }
-            if let Some(transcript) = &t.speech {
-                match gate.admit(transcript) {
+            // Speech and text in pictures: read by themselves. With (almost) no letters, nothing
+            // was said or written that could be tagged or be sensitive; the rest of the event
+            // still speaks for it. Anything else the gate does not admit skips the event whole.
+            for (source, text) in [(Source::Speech, &t.speech), (Source::TextInPicture, &t.in_pictures)] {
+                let Some(text) = text else { continue };
+                // A sign or a label is too short for the gate to be sure of: its best guess.
+                let admitted_text =
+                    if source == Source::TextInPicture { gate.admit_best_guess(text) } else { gate.admit(text) };
+                match admitted_text {
                     Ok(text) => {
                         count(report, Some(text.language()));
-                        admitted.push((Source::Speech, text));
+                        admitted.push((source, text));
                     }
-                    // Speech with (almost) no words: nothing was said that could be tagged or
-                    // be sensitive; a video's pictures still speak for it.
                     Err(LanguageDecision::Unidentified { reason: UnidentifiedReason::TooShort }) => {
                         parts.expected[i] += 1;
-                        parts.texts[i].push((Source::Speech, Verdict::Topics(Vec::new())));
+                        parts.texts[i].push((source, Verdict::Topics(Vec::new())));
                     }
                     Err(decision) => {
                         count(report, decision.language());
@@ -929,7 +1034,7 @@ impl Pipeline<'_> {
                     _ => Vec::new(),
                 }
             })
-            .filter(|(i, _)| !parts.failed[*i] && !parts.language_skipped[*i] && !parts.unintelligible[*i])
+            .filter(|(i, _)| parts.still_open(*i))
             .collect();
         if items.is_empty() {
             return;
@@ -975,6 +1080,8 @@ struct Parts {
     language_skipped: Vec<bool>,
     /// The speech was not understood well enough to be tagged: skipped whole, as above.
     unintelligible: Vec<bool>,
+    /// A picture holds text that could not be read: skipped whole, as above.
+    unreadable: Vec<bool>,
     /// The verdicts on the item's texts: the user's words, the assistant's, the transcript.
     texts: Vec<Vec<(Source, Verdict)>>,
     /// A photo's verdict, or one per sampled video frame.
@@ -990,10 +1097,16 @@ impl Parts {
             failed: vec![false; n],
             language_skipped: vec![false; n],
             unintelligible: vec![false; n],
+            unreadable: vec![false; n],
             texts: vec![Vec::new(); n],
             pictures: vec![Vec::new(); n],
             expected: vec![0; n],
         }
+    }
+
+    /// Neither failed nor skipped yet: worth the next model's time.
+    fn still_open(&self, i: usize) -> bool {
+        !self.failed[i] && !self.language_skipped[i] && !self.unintelligible[i] && !self.unreadable[i]
     }
 
     /// Record the item's first failure; later ones add nothing (one event, one failure).
@@ -1015,6 +1128,9 @@ impl Parts {
                 }
                 if self.unintelligible[i] {
                     return Judged::Unintelligible;
+                }
+                if self.unreadable[i] {
+                    return Judged::UnreadableText;
                 }
                 let mut all = std::mem::take(&mut self.texts[i]);
                 let given = all.len() + self.pictures[i].len();
@@ -1038,10 +1154,12 @@ struct EventTexts {
     user: Option<String>,
     assistant: Option<String>,
     speech: Option<String>,
+    /// The text read in its photo or video frames.
+    in_pictures: Option<String>,
 }
 
 impl EventTexts {
-    fn of(p: &Pending, transcript: &Option<String>) -> EventTexts {
+    fn of(p: &Pending, transcript: &Option<String>, in_pictures: &Option<String>) -> EventTexts {
         let e = p.event.get();
         let (user, assistant) = (e.words_of(Role::User), e.words_of(Role::Assistant));
         let words = match (&user, &assistant) {
@@ -1052,7 +1170,7 @@ impl EventTexts {
             (Some(only), None) | (None, Some(only)) => Some(only.clone()),
             (None, None) => None,
         };
-        EventTexts { words, user, assistant, speech: transcript.clone() }
+        EventTexts { words, user, assistant, speech: transcript.clone(), in_pictures: in_pictures.clone() }
     }
 }
 
@@ -1063,6 +1181,8 @@ enum Judged {
     /// Its text or speech is not in a supported language: skipped, never tagged.
     UnsupportedLanguage,
     Unintelligible,
+    /// Text in its pictures could not be read: skipped, never tagged.
+    UnreadableText,
     Verdict(EventVerdict),
 }
 

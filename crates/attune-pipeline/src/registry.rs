@@ -87,6 +87,46 @@ impl ImageClassifier for EfficientNet {
 
 pub const DEFAULT_IMAGE_MODEL: &str = attune_model_efficientnet::MODEL_NAME;
 
+/// Reads the text in pictures (photos, video frames): its lines, and how many it found but could
+/// not read.
+pub trait TextInPictures: Send {
+    fn id(&self) -> &str;
+    fn read(&mut self, image: &RgbImage) -> Result<attune_infer::PictureText, InferError>;
+}
+
+impl TextInPictures for attune_model_ppocr::PpOcr {
+    fn id(&self) -> &str {
+        attune_model_ppocr::PpOcr::id(self)
+    }
+    fn read(&mut self, image: &RgbImage) -> Result<attune_infer::PictureText, InferError> {
+        attune_model_ppocr::PpOcr::read(
+            self,
+            &attune_model_ppocr::RgbFrame { width: image.width, height: image.height, data: &image.data },
+        )
+    }
+}
+
+/// PP-OCRv4: Latin and Chinese characters (`models/ppocr-v4/model.toml` says what it cannot read).
+pub const DEFAULT_TEXT_IN_PICTURES_MODEL: &str = attune_model_ppocr::MODEL_NAME;
+
+/// The text-in-pictures models this build knows, by folder name.
+pub const TEXT_IN_PICTURES_MODELS: [&str; 1] = [attune_model_ppocr::MODEL_NAME];
+
+/// Load the text-in-pictures model `name` from `models_root` (or the installed `.attune/models`).
+pub fn load_text_in_pictures_model(
+    name: &str,
+    runtime: &Runtime,
+    models_root: Option<&Path>,
+) -> Result<Box<dyn TextInPictures>, InferError> {
+    let dir = ModelDir::locate(name, models_root)?;
+    match name {
+        attune_model_ppocr::MODEL_NAME => Ok(Box::new(attune_model_ppocr::PpOcr::load(runtime, &dir)?)),
+        other => {
+            Err(InferError::ModelMissing { name: format!("{other} (no such text-in-pictures model)"), dir: dir.dir })
+        }
+    }
+}
+
 /// Load the image model `name` from `models_root` (or the installed `.attune/models`).
 pub fn load_image_model(
     name: &str,

@@ -97,6 +97,9 @@ pub struct Skipped {
     /// Speech transcribed with too little confidence (`--min-speech-logprob`), or nothing but
     /// repetition loops: never tagged (fail closed).
     pub unintelligible_speech: u64,
+    /// A picture holds text that could not be read (a script the OCR model does not know):
+    /// never tagged (fail closed).
+    pub unreadable_text: u64,
     pub duplicate: u64,
     /// Retry runs only: events that had not failed before, left alone.
     pub not_selected: u64,
@@ -111,6 +114,7 @@ impl Skipped {
             + self.sensitive
             + self.unsupported_language
             + self.unintelligible_speech
+            + self.unreadable_text
             + self.duplicate
             + self.not_selected
     }

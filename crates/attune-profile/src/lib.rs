@@ -68,6 +68,9 @@ pub enum LedgerOutcome {
     UnsupportedLanguage,
     /// Skipped whole: its speech was not understood well enough to be tagged.
     Unintelligible,
+    /// Skipped whole: a picture holds text that could not be read (a script the OCR model does
+    /// not know), so what it says cannot be checked.
+    UnreadableText,
 }
 
 impl LedgerOutcome {
@@ -78,6 +81,7 @@ impl LedgerOutcome {
             LedgerOutcome::Dropped => "dropped",
             LedgerOutcome::UnsupportedLanguage => "unsupported_language",
             LedgerOutcome::Unintelligible => "unintelligible_speech",
+            LedgerOutcome::UnreadableText => "unreadable_text",
         }
     }
 }

@@ -1,0 +1,94 @@
+//! PP-OCRv4 on text rendered onto real photos (`fixtures/ocr/`, made by `fixtures/make_ocr.py`):
+//! character accuracy per script, and nothing read in the photos without text. Run with
+//! `--nocapture` for the figures.
+
+use attune_infer::{Device, ModelDir, Runtime};
+use attune_model_ppocr::{PpOcr, RgbFrame, MODEL_NAME};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ocr")
+}
+
+/// Levenshtein distance over characters.
+fn edits(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Lines joined by one space, runs of white space as one: the layout is not what is measured.
+fn normalised(text: &str) -> Vec<char> {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect()
+}
+
+#[test]
+fn latin_text_is_read_and_photos_without_text_give_none() {
+    let manifest = fixtures().join("manifest.jsonl");
+    assert!(manifest.exists(), "{} missing: run `python3 fixtures/make_ocr.py` first", manifest.display());
+    let runtime = Runtime::new(2, Device::Cpu).expect("ONNX Runtime (run `just setup`)");
+    let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
+    let mut ocr = PpOcr::load(&runtime, &dir).unwrap();
+    // script → (edits, characters, pictures with unread lines, pictures)
+    let mut by_script: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
+    for line in std::fs::read_to_string(&manifest).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let expect = &event["expect"];
+        let case = expect["case"].as_str().unwrap();
+        if case == "words-and-text-in-picture" {
+            continue; // the same pictures again, with words
+        }
+        let file = fixtures().join(event["media"].as_str().unwrap());
+        // As the pipeline decodes it: at most twice the image model's 256 on the shorter side.
+        let image = attune_decode_image::shrink(
+            attune_decode_image::decode_file(&file, &Default::default(), 256).unwrap(),
+            512,
+        );
+        let read = ocr.read(&RgbFrame { width: image.width, height: image.height, data: &image.data }).unwrap();
+        if case == "no-text" {
+            assert!(read.lines.is_empty() && read.unread == 0, "{}: {read:?}", file.display());
+            continue;
+        }
+        let want = normalised(expect["text"].as_str().unwrap());
+        let got = normalised(&read.text());
+        let e = edits(&want, &got);
+        println!(
+            "{:<24} {:<10} {:>3} edits / {:>3}  unread {}  {:?}",
+            file.file_name().unwrap().to_string_lossy(),
+            expect["script"].as_str().unwrap(),
+            e,
+            want.len(),
+            read.unread,
+            read.text().replace('\n', " | ")
+        );
+        let entry = by_script.entry(expect["script"].as_str().unwrap().to_string()).or_default();
+        entry.0 += e.min(want.len());
+        entry.1 += want.len();
+        entry.2 += usize::from(read.unread > 0);
+        entry.3 += 1;
+    }
+    for (script, (e, n, unread, pictures)) in &by_script {
+        println!(
+            "{script:<10} character accuracy {:.3} ({e} edits in {n} characters); {unread} of {pictures} pictures with lines it could not read",
+            1.0 - *e as f64 / *n as f64
+        );
+    }
+    let (e, n, _, _) = by_script["latin"];
+    assert!(1.0 - e as f64 / n as f64 >= 0.9, "Latin character accuracy {:.3}", 1.0 - e as f64 / n as f64);
+    // Scripts outside the character table are not read as if they were text: every such
+    // picture has lines it could not read, or reads nothing (never confident nonsense alone).
+    for script in ["arabic", "devanagari", "thai"] {
+        let (_, _, unread, pictures) = by_script[script];
+        assert_eq!(unread, pictures, "{script}: {unread} of {pictures} pictures flagged unread");
+    }
+}
