@@ -59,11 +59,6 @@ fn bench(c: &mut Criterion) {
     // Text in pictures, on the image as the pipeline hands it over (at most 512 on its shorter side).
     let mut ocr = PpOcr::load(&runtime, &ModelDir::locate(attune_model_ppocr::MODEL_NAME, None).unwrap()).unwrap();
     let shrunk = attune_decode_image::shrink(img.clone(), short * 2);
-    let ocr_frame = |i: &attune_decode_image::RgbImage| attune_model_ppocr::RgbFrame {
-        width: i.width,
-        height: i.height,
-        data: &i.data,
-    };
     assert!(ocr.read(&ocr_frame(&shrunk)).unwrap().lines.is_empty(), "the 12 MP photo has no text");
     g.throughput(Throughput::Elements(1));
     g.bench_function("text in pictures: a photo without text (the glance)", |b| {
@@ -89,6 +84,10 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn ocr_frame(i: &attune_decode_image::RgbImage) -> attune_model_ppocr::RgbFrame<'_> {
+    attune_model_ppocr::RgbFrame { width: i.width, height: i.height, data: &i.data }
 }
 
 criterion_group!(benches, bench);

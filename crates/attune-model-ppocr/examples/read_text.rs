@@ -31,7 +31,8 @@ fn main() {
                 for line in &text.lines {
                     println!("    {:.3}  {}", line.score, line.text);
                 }
-                for (text, score, q) in ocr.read_all(&frame).unwrap_or_default() {
+                for line in ocr.read_all(&frame).unwrap_or_default() {
+                    let (text, score, q) = (line.text, line.score, line.corners);
                     let len = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
                     let (w, h) = (len(q[0], q[1]), len(q[1], q[2]));
                     println!("    (every line found) {score:.3}  {text:?}  box {w:.0}x{h:.0}");

@@ -196,12 +196,12 @@ impl PpOcr {
 
     /// Every line detection finds, read, whatever the confidence (for looking into a picture:
     /// `examples/read_text.rs`).
-    pub fn read_all(&mut self, image: &RgbFrame<'_>) -> Result<Vec<(String, f32, [(f32, f32); 4])>, InferError> {
+    pub fn read_all(&mut self, image: &RgbFrame<'_>) -> Result<Vec<TextLine>, InferError> {
         let boxes = self.detect(image)?;
         let mut crops: Vec<Crop> = boxes.iter().map(|q| Crop::cut(image, q)).collect();
         self.turn_upside_down_lines(&mut crops)?;
         let read = self.recognize(&crops)?;
-        Ok(read.into_iter().zip(boxes).map(|((t, s), b)| (t, s, b)).collect())
+        Ok(read.into_iter().zip(boxes).map(|((text, score), corners)| TextLine { text, score, corners }).collect())
     }
 
     /// Where the text is: rotated rectangles in the picture's coordinates, in reading order.
