@@ -123,7 +123,11 @@ fn sigterm_stops_cleanly_with_a_report_and_a_rerun_continues() {
     // Stop it once its first batches are committed.
     let started = Instant::now();
     loop {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be stopped");
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the run ended ({status}) before it could be stopped:\n{stderr}");
+        }
         assert!(started.elapsed().as_secs() < 120, "nothing was committed in two minutes");
         let committed = attune_profile::SqliteStore::open_existing(&store)
             .ok()
