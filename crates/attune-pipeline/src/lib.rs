@@ -548,15 +548,41 @@ impl Pipeline<'_> {
         let (transcripts, loading) = self.transcribe(&work, &mut parts, report, budget);
         report.model_load_s += loading.as_secs_f64();
         report.stage("speech", t.elapsed().saturating_sub(loading), transcripts.iter().flatten().count());
+        // Pictures are read for text beside the image model, on a permit the decoders leave free
+        // (else one after the other): on a batch of photos the two are the batcher's work.
+        let open: Vec<bool> = (0..work.len()).map(|i| parts.still_open(i)).collect();
+        let spare = budget.map(|b| b.spare(1));
+        let side_by_side = spare.as_ref().is_none_or(|p| p.count() > 0);
+        let (readings, images_busy) = {
+            let (reading, images) = (&mut self.text_in_pictures, &mut self.images);
+            let mut tag = |parts: &mut Parts, report: &mut Report| {
+                let t = Instant::now();
+                tag_images(images, &work, parts, report);
+                t.elapsed()
+            };
+            if side_by_side {
+                std::thread::scope(|scope| {
+                    let reader = scope.spawn(|| read_pictures(reading, &work, &open));
+                    let busy = tag(&mut parts, report);
+                    (reader.join().expect("the picture reader does not panic"), busy)
+                })
+            } else {
+                let readings = read_pictures(reading, &work, &open);
+                (readings, tag(&mut parts, report))
+            }
+        };
+        drop(spare);
+        report.stage("images", images_busy, parts.pictures.iter().map(Vec::len).sum());
+        report.stage("text in pictures", readings.busy, readings.read);
+        for (i, why) in readings.failures {
+            parts.fail(i, &work[i], report, why);
+        }
+        for (i, unreadable) in readings.unreadable.into_iter().enumerate() {
+            parts.unreadable[i] |= unreadable;
+        }
         let t = Instant::now();
-        let (picture_texts, pictures_read) = self.read_pictures(&work, &mut parts, report);
-        report.stage("text in pictures", t.elapsed(), pictures_read);
-        let t = Instant::now();
-        self.tag_texts(&work, &transcripts, &picture_texts, &mut parts, report);
+        self.tag_texts(&work, &transcripts, &readings.texts, &mut parts, report);
         report.stage("text", t.elapsed(), parts.texts.iter().map(Vec::len).sum());
-        let t = Instant::now();
-        self.tag_images(&work, &mut parts, report);
-        report.stage("images", t.elapsed(), parts.pictures.iter().map(Vec::len).sum());
         let verdicts = parts.verdicts(&work, report);
 
         for (p, judged) in work.iter().zip(verdicts) {
@@ -795,69 +821,6 @@ impl Pipeline<'_> {
         (out, loading)
     }
 
-    /// The text in each item's photo or video frames (each frame's lines, a line seen in several
-    /// frames once), for the text path; with the number of pictures read. A picture whose text
-    /// could not all be read makes its item skipped as `unreadable_text`: text of unknown content
-    /// (a placard in a script the model does not know) cannot be vouched for.
-    fn read_pictures(
-        &mut self,
-        work: &[Pending],
-        parts: &mut Parts,
-        report: &mut Report,
-    ) -> (Vec<Option<String>>, usize) {
-        let mut out: Vec<Option<String>> = vec![None; work.len()];
-        let reader = match &mut self.text_in_pictures {
-            PictureReading::Reader(reader) => &mut **reader,
-            PictureReading::Off => return (out, 0),
-            PictureReading::Unavailable(reason) => {
-                for (i, p) in work.iter().enumerate() {
-                    if matches!(p.media(), Some(Decoded::Image(_) | Decoded::Video(_))) {
-                        parts.fail(i, p, report, format!("no text-in-pictures model in this run: {reason}"));
-                    }
-                }
-                return (out, 0);
-            }
-        };
-        let mut read = 0;
-        for (i, p) in work.iter().enumerate() {
-            let pictures: Vec<&RgbImage> = match p.media() {
-                Some(Decoded::Image(img)) => vec![img],
-                Some(Decoded::Video(video)) => video.frames.iter().map(|f| &f.image).collect(),
-                _ => continue,
-            };
-            if !parts.still_open(i) {
-                continue;
-            }
-            let mut lines: Vec<String> = Vec::new();
-            for picture in pictures {
-                read += 1;
-                match reader.read(picture) {
-                    Ok(text) => {
-                        if text.unread > 0 {
-                            parts.unreadable[i] = true;
-                        }
-                        for line in text.lines {
-                            if !lines.contains(&line.text) {
-                                lines.push(line.text);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        parts.fail(i, &work[i], report, format!("reading the text in its pictures: {e}"));
-                        break;
-                    }
-                }
-                if !parts.still_open(i) {
-                    break;
-                }
-            }
-            if !lines.is_empty() {
-                out[i] = Some(lines.join("\n"));
-            }
-        }
-        (out, read)
-    }
-
     /// The words of each event (the user's, the assistant's) and its transcript: the language
     /// gate first (text it does not admit makes the event skipped whole, never tagged), then the
     /// lexicon (what it drops is never embedded), then one embedding batch per text path.
@@ -880,6 +843,9 @@ impl Pipeline<'_> {
             self.text.iter().map(|_| Vec::new()).collect();
         let gate = self.languages;
         for (i, t) in texts.iter().enumerate() {
+            if !parts.still_open(i) {
+                continue; // failed, or skipped whole already: nothing of it is tagged
+            }
             let mut admitted: Vec<(Source, SupportedText<'_>)> = Vec::new();
             let mut counted = false;
             let mut count = |report: &mut Report, language: Option<Language>| {
@@ -1020,51 +986,125 @@ impl Pipeline<'_> {
             }
         }
     }
+}
 
-    /// Photos and video frames: classified in batches of the model's size, then tagged through
-    /// the class table.
-    fn tag_images(&mut self, work: &[Pending], parts: &mut Parts, report: &mut Report) {
-        let items: Vec<(usize, &RgbImage)> = work
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| -> Vec<(usize, &RgbImage)> {
-                match p.media() {
-                    Some(Decoded::Image(img)) => vec![(i, img)],
-                    Some(Decoded::Video(video)) => video.frames.iter().map(|f| (i, &f.image)).collect(),
-                    _ => Vec::new(),
-                }
-            })
-            .filter(|(i, _)| parts.still_open(*i))
-            .collect();
-        if items.is_empty() {
-            return;
+/// What reading a batch's pictures found, applied to the batch once done.
+struct PictureReadings {
+    /// The text in each item's photo or video frames (each frame's lines, a line seen in
+    /// several frames once).
+    texts: Vec<Option<String>>,
+    /// Items with a picture holding text that could not all be read: skipped as
+    /// `unreadable_text`, since text of unknown content (a placard in a script the model does
+    /// not know) cannot be vouched for.
+    unreadable: Vec<bool>,
+    failures: Vec<(usize, String)>,
+    /// Pictures read, and the time it took.
+    read: usize,
+    busy: Duration,
+}
+
+/// Read the text in the pictures of the items still `open`.
+fn read_pictures(reading: &mut PictureReading<'_>, work: &[Pending], open: &[bool]) -> PictureReadings {
+    let t = Instant::now();
+    let mut out = PictureReadings {
+        texts: vec![None; work.len()],
+        unreadable: vec![false; work.len()],
+        failures: Vec::new(),
+        read: 0,
+        busy: Duration::ZERO,
+    };
+    let with_pictures = work
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| open[*i] && matches!(p.media(), Some(Decoded::Image(_) | Decoded::Video(_))));
+    let reader = match reading {
+        PictureReading::Reader(reader) => &mut **reader,
+        PictureReading::Off => return out,
+        PictureReading::Unavailable(reason) => {
+            out.failures =
+                with_pictures.map(|(i, _)| (i, format!("no text-in-pictures model in this run: {reason}"))).collect();
+            return out;
         }
-        let Some(stage) = self.images.as_mut() else {
-            for (i, _) in items {
-                parts.fail(i, &work[i], report, "no image model is loaded in this run".into());
-            }
-            return;
+    };
+    for (i, p) in with_pictures {
+        let pictures: Vec<&RgbImage> = match p.media() {
+            Some(Decoded::Image(img)) => vec![img],
+            Some(Decoded::Video(video)) => video.frames.iter().map(|f| &f.image).collect(),
+            _ => continue,
         };
-        for (i, _) in &items {
-            parts.expected[*i] += 1;
-        }
-        for chunk in items.chunks(stage.classifier.max_batch().max(1)) {
-            let images: Vec<&RgbImage> = chunk.iter().map(|(_, img)| *img).collect();
-            match stage.classifier.classify(&images) {
-                Ok(probabilities) if probabilities.len() == chunk.len() => {
-                    for ((i, _), p) in chunk.iter().zip(probabilities) {
-                        parts.pictures[*i].push(stage.tagger.tag(&p));
+        let mut lines: Vec<String> = Vec::new();
+        for picture in pictures {
+            out.read += 1;
+            match reader.read(picture) {
+                // Once a line could not be read, the item is skipped: no need to read on.
+                Ok(text) if text.unread > 0 => {
+                    out.unreadable[i] = true;
+                    break;
+                }
+                Ok(text) => {
+                    for line in text.lines {
+                        if !lines.contains(&line.text) {
+                            lines.push(line.text);
+                        }
                     }
                 }
-                result => {
-                    let why = result.err().map_or_else(|| "wrong number of outputs".to_string(), |e| e.to_string());
-                    tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
-                    for (i, img) in chunk {
-                        match stage.classifier.classify(&[*img]) {
-                            Ok(mut p) if p.len() == 1 => parts.pictures[*i].push(stage.tagger.tag(&p.remove(0))),
-                            Ok(_) => parts.fail(*i, &work[*i], report, "image model gave no output".into()),
-                            Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
-                        }
+                Err(e) => {
+                    out.failures.push((i, format!("reading the text in its pictures: {e}")));
+                    break;
+                }
+            }
+        }
+        if !lines.is_empty() {
+            out.texts[i] = Some(lines.join("\n"));
+        }
+    }
+    out.busy = t.elapsed();
+    out
+}
+
+/// Photos and video frames: classified in batches of the model's size, then tagged through
+/// the class table.
+fn tag_images(images: &mut Option<ImageStage<'_>>, work: &[Pending], parts: &mut Parts, report: &mut Report) {
+    let items: Vec<(usize, &RgbImage)> = work
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| -> Vec<(usize, &RgbImage)> {
+            match p.media() {
+                Some(Decoded::Image(img)) => vec![(i, img)],
+                Some(Decoded::Video(video)) => video.frames.iter().map(|f| (i, &f.image)).collect(),
+                _ => Vec::new(),
+            }
+        })
+        .filter(|(i, _)| parts.still_open(*i))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let Some(stage) = images.as_mut() else {
+        for (i, _) in items {
+            parts.fail(i, &work[i], report, "no image model is loaded in this run".into());
+        }
+        return;
+    };
+    for (i, _) in &items {
+        parts.expected[*i] += 1;
+    }
+    for chunk in items.chunks(stage.classifier.max_batch().max(1)) {
+        let images: Vec<&RgbImage> = chunk.iter().map(|(_, img)| *img).collect();
+        match stage.classifier.classify(&images) {
+            Ok(probabilities) if probabilities.len() == chunk.len() => {
+                for ((i, _), p) in chunk.iter().zip(probabilities) {
+                    parts.pictures[*i].push(stage.tagger.tag(&p));
+                }
+            }
+            result => {
+                let why = result.err().map_or_else(|| "wrong number of outputs".to_string(), |e| e.to_string());
+                tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
+                for (i, img) in chunk {
+                    match stage.classifier.classify(&[*img]) {
+                        Ok(mut p) if p.len() == 1 => parts.pictures[*i].push(stage.tagger.tag(&p.remove(0))),
+                        Ok(_) => parts.fail(*i, &work[*i], report, "image model gave no output".into()),
+                        Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }
             }
