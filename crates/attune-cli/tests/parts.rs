@@ -37,14 +37,7 @@ fn every_part_is_checked_and_only_the_users_parts_give_topics() {
     assert_eq!(report["skipped"]["unsupported_language"], 0, "every language here is supported: {report}");
 
     let db = SqliteStore::open(&store).unwrap();
-    let ledger: HashMap<String, String> = rusqlite::Connection::open(&store)
-        .unwrap()
-        .prepare("SELECT event_id, outcome FROM ledger")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ledger: HashMap<String, String> = common::ledger(&store);
     let mut outcomes: HashMap<String, Outcome> = HashMap::new();
     for line in &lines {
         let (id, user) = (line["event_id"].as_str().unwrap(), line["user_id"].as_str().unwrap());

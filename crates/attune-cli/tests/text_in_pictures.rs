@@ -19,14 +19,7 @@ fn sensitive_text_in_pictures_never_reaches_a_profile() {
     assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
     assert_eq!(report["events"].as_u64().unwrap(), lines.len() as u64);
 
-    let ledger: HashMap<String, String> = rusqlite::Connection::open(&store)
-        .unwrap()
-        .prepare("SELECT event_id, outcome FROM ledger")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ledger: HashMap<String, String> = common::ledger(&store);
     let db = SqliteStore::open(&store).unwrap();
     let mut problems = Vec::new();
     let mut kept_out: HashMap<&str, usize> = HashMap::new();

@@ -232,8 +232,17 @@ impl Event {
     /// The words of one role, joined by new lines (each turn its own line, so no sentence runs
     /// across two turns); `None` when that role has no words.
     pub fn words_of(&self, role: Role) -> Option<String> {
+        self.joined(|t| t.role == role)
+    }
+
+    /// All the words, each turn on its own line; `None` when there are none.
+    pub fn words(&self) -> Option<String> {
+        self.joined(|_| true)
+    }
+
+    fn joined(&self, keep: impl Fn(&Turn) -> bool) -> Option<String> {
         let turns: Vec<&str> =
-            self.turns.iter().filter(|t| t.role == role && !t.text.trim().is_empty()).map(|t| t.text.trim()).collect();
+            self.turns.iter().filter(|t| keep(t) && !t.text.trim().is_empty()).map(|t| t.text.trim()).collect();
         (!turns.is_empty()).then(|| turns.join("\n"))
     }
 }

@@ -129,7 +129,7 @@ impl PpOcr {
     }
 
     fn err(&self, message: impl ToString) -> InferError {
-        InferError::Run { model: self.id.clone(), message: message.to_string() }
+        run_error(&self.id)(message)
     }
 
     /// Read the text of one picture.
@@ -178,13 +178,8 @@ impl PpOcr {
         let pixels = resize_rgb(image, w, h).map_err(|e| self.err(e))?;
         let tensor = normalized(&pixels, w, h, w);
         let input = TensorRef::from_array_view(&tensor).map_err(|e| self.err(e))?;
-        let outputs = self
-            .det
-            .run(ort::inputs![input])
-            .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
-        let map = outputs[0]
-            .try_extract_array::<f32>()
-            .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
+        let outputs = self.det.run(ort::inputs![input]).map_err(run_error(&self.id))?;
+        let map = outputs[0].try_extract_array::<f32>().map_err(run_error(&self.id))?;
         if map.shape() != [1, 1, h as usize, w as usize] {
             return Err(InferError::Run {
                 model: self.id.clone(),
@@ -241,8 +236,7 @@ impl PpOcr {
             }
             let rect = imageproc::geometry::min_area_rect(&points);
             let Some(quad) = unclip(rect, s.unclip_ratio, s.min_box_side) else { continue };
-            let len = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-            let (bw, bh) = (len(quad[0], quad[1]), len(quad[1], quad[2]));
+            let (bw, bh) = (distance(quad[0], quad[1]), distance(quad[1], quad[2]));
             if bw.max(bh) < MIN_LINE_ELONGATION * bw.min(bh) {
                 continue; // a blob, not a line: a cup's rim read as "O"
             }
@@ -271,13 +265,8 @@ impl PpOcr {
                 crop.write_into(&mut batch, i, h, CLS_WIDTH).map_err(|e| self.err(e))?;
             }
             let input = TensorRef::from_array_view(&batch).map_err(|e| self.err(e))?;
-            let outputs = self
-                .cls
-                .run(ort::inputs![input])
-                .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
-            let p = outputs[0]
-                .try_extract_array::<f32>()
-                .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
+            let outputs = self.cls.run(ort::inputs![input]).map_err(run_error(&self.id))?;
+            let p = outputs[0].try_extract_array::<f32>().map_err(run_error(&self.id))?;
             if p.shape() != [chunk.len(), 2] {
                 return Err(InferError::Run {
                     model: self.id.clone(),
@@ -308,13 +297,8 @@ impl PpOcr {
                 crops[i].write_into(&mut batch, k, s.rec_height, width).map_err(|e| self.err(e))?;
             }
             let input = TensorRef::from_array_view(&batch).map_err(|e| self.err(e))?;
-            let outputs = self
-                .rec
-                .run(ort::inputs![input])
-                .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
-            let p = outputs[0]
-                .try_extract_array::<f32>()
-                .map_err(|e| InferError::Run { model: self.id.clone(), message: e.to_string() })?;
+            let outputs = self.rec.run(ort::inputs![input]).map_err(run_error(&self.id))?;
+            let p = outputs[0].try_extract_array::<f32>().map_err(run_error(&self.id))?;
             if p.ndim() != 3 || p.shape()[0] != chunk.len() || p.shape()[2] != self.characters.len() {
                 return Err(InferError::Run {
                     model: self.id.clone(),
@@ -355,13 +339,23 @@ fn ctc_greedy(best: impl Iterator<Item = (usize, f32)>, characters: &[String]) -
     (text, if kept == 0 { 0.0 } else { sum / kept as f32 })
 }
 
+/// An error of a model call, for `map_err` (a closure that holds only the id, so it can be
+/// built while a session is borrowed).
+fn run_error<E: ToString>(id: &str) -> impl Fn(E) -> InferError + '_ {
+    move |e| InferError::Run { model: id.to_string(), message: e.to_string() }
+}
+
+/// The distance between two points.
+fn distance(a: (f32, f32), b: (f32, f32)) -> f32 {
+    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+}
+
 /// DBNet's regions hug the text's core; the box is grown by `area · ratio / perimeter` on every
 /// side (PaddleOCR's unclip). Corners ordered top-left, top-right, bottom-right, bottom-left;
 /// `None` for a box thinner than `min_side` (+2 after growing, as PaddleOCR has it).
 fn unclip(rect: [Point<i32>; 4], ratio: f32, min_side: f32) -> Option<[(f32, f32); 4]> {
     let p: Vec<(f32, f32)> = rect.iter().map(|p| (p.x as f32, p.y as f32)).collect();
-    let len = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-    let (w, h) = (len(p[0], p[1]), len(p[1], p[2]));
+    let (w, h) = (distance(p[0], p[1]), distance(p[1], p[2]));
     // A region one pixel wide has a degenerate rectangle: count pixels, not distances between them.
     let (w, h) = (w + 1.0, h + 1.0);
     if w.min(h) < min_side {
@@ -370,7 +364,7 @@ fn unclip(rect: [Point<i32>; 4], ratio: f32, min_side: f32) -> Option<[(f32, f32
     let d = w * h * ratio / (2.0 * (w + h));
     let centre = ((p[0].0 + p[2].0) / 2.0, (p[0].1 + p[2].1) / 2.0);
     let unit = |a: (f32, f32), b: (f32, f32)| {
-        let l = len(a, b).max(1e-6);
+        let l = distance(a, b).max(1e-6);
         ((b.0 - a.0) / l, (b.1 - a.1) / l)
     };
     let (u, v) = (unit(p[0], p[1]), unit(p[1], p[2]));
@@ -406,9 +400,8 @@ impl Crop {
     /// Sample the rotated rectangle `q` (bilinear); a line much taller than wide is turned to lie
     /// flat (vertical text, or a sign turned 90°).
     fn cut(image: &RgbFrame<'_>, q: &[(f32, f32); 4]) -> Crop {
-        let len = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-        let width = len(q[0], q[1]).max(len(q[3], q[2])).round().max(1.0) as u32;
-        let height = len(q[0], q[3]).max(len(q[1], q[2])).round().max(1.0) as u32;
+        let width = distance(q[0], q[1]).max(distance(q[3], q[2])).round().max(1.0) as u32;
+        let height = distance(q[0], q[3]).max(distance(q[1], q[2])).round().max(1.0) as u32;
         let mut data = Vec::with_capacity((width * height * 3) as usize);
         for y in 0..height {
             let t = (y as f32 + 0.5) / height as f32;

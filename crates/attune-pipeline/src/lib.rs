@@ -1202,14 +1202,7 @@ impl EventTexts {
     fn of(p: &Pending, transcript: &Option<String>, in_pictures: &Option<String>) -> EventTexts {
         let e = p.event.get();
         let (user, assistant) = (e.words_of(Role::User), e.words_of(Role::Assistant));
-        let words = match (&user, &assistant) {
-            (Some(_), Some(_)) => {
-                let turns: Vec<&str> = e.turns.iter().map(|t| t.text.trim()).filter(|t| !t.is_empty()).collect();
-                Some(turns.join("\n"))
-            }
-            (Some(only), None) | (None, Some(only)) => Some(only.clone()),
-            (None, None) => None,
-        };
+        let words = e.words();
         EventTexts { words, user, assistant, speech: transcript.clone(), in_pictures: in_pictures.clone() }
     }
 }

@@ -68,6 +68,18 @@ pub fn failures(report: &Value) -> HashMap<String, String> {
         .collect()
 }
 
+/// Event id → its outcome in the store's ledger (`tagged`, `dropped`, `unreadable_text` …).
+pub fn ledger(store: &Path) -> HashMap<String, String> {
+    rusqlite::Connection::open(store)
+        .unwrap()
+        .prepare("SELECT event_id, outcome FROM ledger")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Event id → the topic ids it is evidence for, over the given users.
 pub fn evidence(store: &Path, users: &[&str]) -> HashMap<String, Vec<String>> {
     let db = SqliteStore::open(store).unwrap();
