@@ -112,7 +112,7 @@ fn main() {
     let lingua_dir = args.iter().position(|a| a == "--lingua-testdata").map(|i| PathBuf::from(&args[i + 1]));
 
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixtures = crate_dir.join("../../fixtures/conversations/multilingual");
+    let fixtures = crate_dir.join("../../fixtures");
 
     let arg = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].parse::<f64>().expect(name));
     let started = Instant::now();
@@ -137,13 +137,21 @@ fn main() {
         d
     };
 
-    println!("## Labelled sets (fixtures/conversations/multilingual)\n");
+    println!("## Labelled sets (fixtures/conversations/multilingual, fixtures/sensitivity)\n");
     println!("| set | lang | lines | right | wrong | skip | romanised right | wrong as | skipped as |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for set in ["tuning", "holdout"] {
+    // Tuning and calibration lines may be looked at (--show-misses); holdouts are only counted.
+    let sets = [
+        ("conversations/multilingual", "tuning"),
+        ("conversations/multilingual", "holdout"),
+        ("sensitivity", "calib"),
+        ("sensitivity", "holdout"),
+    ];
+    for (folder, set) in sets {
+        let label = if folder == "sensitivity" { format!("sensitivity {set}") } else { set.to_string() };
         let mut total = Tally::default();
         for &language in Language::DEFAULT_SUPPORTED {
-            let path = fixtures.join(format!("{}.{set}.jsonl", language.code()));
+            let path = fixtures.join(folder).join(format!("{}.{set}.jsonl", language.code()));
             let mut t = Tally::default();
             for (lang, text) in read_jsonl(&path) {
                 assert_eq!(lang, language.code(), "{}", path.display());
@@ -168,7 +176,7 @@ fn main() {
                         *t.unidentified.entry(reason(r).to_string()).or_default() += 1
                     }
                 }
-                if miss && show_misses && set == "tuning" {
+                if miss && show_misses && set != "holdout" {
                     let values: Vec<String> = gate
                         .confidence_values(&text)
                         .into_iter()
@@ -204,7 +212,7 @@ fn main() {
             skipped.insert(k.clone(), *v);
         }
         println!(
-            "| **{set}** | all | {} | {} ({:.1} %) | {} | {} | {}/{} | {} | {} |",
+            "| **{label}** | all | {} | {} ({:.1} %) | {} | {} | {}/{} | {} | {} |",
             total.lines,
             total.right,
             100.0 * total.right as f64 / total.lines as f64,

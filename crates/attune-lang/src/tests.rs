@@ -384,3 +384,11 @@ fn a_short_part_of_an_admitted_chat_reads_as_the_chat_and_a_foreign_part_does_no
     assert!(GATE.admit_part(swahili, &admitted).is_err());
     assert!(GATE.admit_part("오늘 저녁에 친구들이랑 캠핑 가는데 텐트 좀 추천해 주세요", &admitted).is_err());
 }
+
+#[test]
+fn a_supported_language_with_its_remainder_spread_over_decoys_is_accepted() {
+    // es 0.57 with Catalan 0.11, Tagalog 0.09, Portuguese 0.06: Spanish share 0.73 < 0.8 before.
+    assert_supported("¿Cómo hago pan de masa madre sin que me quede tan denso?", "es");
+    // Catalan itself puts its weight on one decoy (ca 0.32): never passed as Spanish.
+    assert_not_supported("Com puc fer pa de massa mare sense que quedi tan dens?");
+}
