@@ -99,6 +99,18 @@ bench-agree: build bench-venv
     python3 benches/baseline/baseline.py text target/bench-agree/tuning.jsonl --style tuned --out target/bench-agree/tuning-baseline.jsonl
     python3 benches/baseline/agree.py compare target/bench-agree/tuning-baseline.jsonl target/bench-agree/tuning.sqlite
 
+# The text models' reference embeddings compiled into attune-tag (crates/attune-tag/data/references/),
+# made anew after the taxonomy, the node examples or the category descriptions change (the test
+# `shipped_reference_embeddings_are_todays` says when): one English and one Spanish chat build
+# both taggers into an empty cache, whose files replace the shipped ones.
+references: build
+    rm -rf target/references && mkdir -p target/references
+    printf '%s\n' '{"event_id":"r1","user_id":"u1","country":"US","captured_at":"2026-06-01T10:00:00Z","product":"assistant","kind":"text","text":"I need a lightweight tent for a trip in the mountains."}' '{"event_id":"r2","user_id":"u2","country":"MX","captured_at":"2026-06-01T10:00:00Z","product":"assistant","kind":"text","text":"Necesito una tienda de campaña ligera para un viaje a la montaña."}' > target/references/manifest.jsonl
+    ATTUNE_CACHE=target/references/cache ./target/release/attune run target/references/manifest.jsonl --store target/references/store.sqlite
+    rm -f crates/attune-tag/data/references/reference-*.bin
+    cp target/references/cache/tagger/reference-*.bin crates/attune-tag/data/references/
+    ls -l crates/attune-tag/data/references/
+
 # Rebuild the sample manifest from the labelled conversations.
 fixtures:
     python3 fixtures/make_sample.py

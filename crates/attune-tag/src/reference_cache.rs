@@ -4,6 +4,13 @@
 //!
 //! A cache is only a shortcut: a file that is missing, truncated, altered or for other texts is
 //! ignored and written anew, and a cache that cannot be written leaves the run as it was.
+//!
+//! The shipped models' reference embeddings are also compiled in ([`SHIPPED`], made by `just
+//! references`), so that a fresh host (a new worker of a fleet, a CI machine) does not spend
+//! its first ~100 s embedding e5's 3,100 reference texts. They are files of the same name and
+//! format, used only where a cache is in use (`ATTUNE_CACHE=` computes everything, as the
+//! other-kernels test run wants); when the texts or the model change, their names no longer
+//! match and the references are computed as before (a test says so before that ships).
 
 use attune_infer::{InferError, TextEmbedder};
 use sha2::{Digest, Sha256};
@@ -52,7 +59,12 @@ where
     if let Some(vectors) = read(&path, texts.len()) {
         return Ok(vectors);
     }
-    let vectors = compute(embedder)?;
+    // Kept in the cache as well, so that the cache holds every reference set a run used (what
+    // `just references` collects).
+    let vectors = match shipped(&path, texts.len()) {
+        Some(vectors) => vectors,
+        None => compute(embedder)?,
+    };
     if let Err(e) = write(&path, &vectors) {
         tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
     }
@@ -71,12 +83,27 @@ pub(crate) fn file_for(dir: &Path, model_id: &str, texts: &[String]) -> PathBuf 
     dir.join(format!("reference-{key}.bin"))
 }
 
+/// The reference embeddings of the shipped models, by file name (`file_for`'s): every file of
+/// `data/references/` (build.rs).
+pub(crate) const SHIPPED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/shipped_references.rs"));
+
+/// The compiled-in vectors of the file `path` names, when there are `count` of them.
+fn shipped(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
+    let name = path.file_name()?.to_str()?;
+    let (_, bytes) = SHIPPED.iter().find(|(n, _)| *n == name)?;
+    parse(bytes, count)
+}
+
 /// The vectors in `path` when it is a whole, unaltered file of `count` finite vectors.
 fn read(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
     if std::fs::metadata(path).ok()?.len() > MAX_FILE_BYTES {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
+    parse(&std::fs::read(path).ok()?, count)
+}
+
+/// The vectors of a cache file's bytes when they are whole, unaltered and `count` finite vectors.
+fn parse(bytes: &[u8], count: usize) -> Option<Vec<Vec<f32>>> {
     let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if Sha256::digest(body)[..] != digest[..] {
         return None;
