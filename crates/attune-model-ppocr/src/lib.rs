@@ -165,8 +165,16 @@ impl PpOcr {
     /// Whether the picture may hold text: detection on a small copy (a few ms), any pixel over
     /// the threshold. Only a picture that may is looked at in full.
     pub fn may_hold_text(&mut self, image: &RgbFrame<'_>) -> Result<bool, InferError> {
+        Ok(self.glance_peak(image)? > self.settings.det_threshold)
+    }
+
+    /// The highest text probability detection gives any pixel of the glance's small copy. It is
+    /// all or nothing: ~1.0 where detection sees text at that size, 0.000 elsewhere (the glance
+    /// sizes of `examples/glance_cost.rs`), so a lower threshold would not let a smaller glance
+    /// see small text.
+    pub fn glance_peak(&mut self, image: &RgbFrame<'_>) -> Result<f32, InferError> {
         let (probability, _, _) = self.probability_map(image, self.settings.glance_side)?;
-        Ok(probability.iter().any(|&p| p > self.settings.det_threshold))
+        Ok(probability.iter().copied().fold(0.0, f32::max))
     }
 
     /// Detection's text probability per pixel of the picture scaled to at most `max_side`
