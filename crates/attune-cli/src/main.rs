@@ -256,6 +256,11 @@ struct RunArgs {
     /// Write the run's report (JSON) here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// When standard error is not a terminal (a scheduler's log), write a progress line at most
+    /// this often, in seconds (0: after every batch). On a terminal a progress bar shows the same
+    /// with an ETA.
+    #[arg(long, env = "ATTUNE_PROGRESS_EVERY", default_value_t = 30.0, value_name = "SECONDS")]
+    progress_every: f64,
     /// A TOML policy file (defaults: EU/EEA, UK and KR excluded; start 2025-12-16).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -932,6 +937,23 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
     })
 }
 
+/// "120 of 283 events (42%), 35.2 events/s, about 5 s left", or without a total "120 events,
+/// 35.2 events/s".
+fn progress_line(events: u64, total: Option<u64>, elapsed: std::time::Duration) -> String {
+    let rate = events as f64 / elapsed.as_secs_f64().max(1e-3);
+    match total {
+        Some(total) if total > 0 => {
+            let left = total.saturating_sub(events);
+            let eta = if rate > 0.0 { format!("about {:.0} s left", left as f64 / rate) } else { "ETA unknown".into() };
+            format!(
+                "{events} of {total} events ({:.0}%), {rate:.1} events/s, {eta}",
+                100.0 * events as f64 / total as f64
+            )
+        }
+        _ => format!("{events} events, {rate:.1} events/s"),
+    }
+}
+
 /// Run the pipeline over the manifest, write the report; the exit code the report calls for.
 fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Result<u8> {
     let PreparedRun {
@@ -951,16 +973,33 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     } = prepared;
     config.stop = Some(Arc::clone(&stop.requested));
     let decoder_threads = decoders.len();
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}")
+    // The total, for an ETA: the manifest's records, when it is a plain file.
+    let total = attune_event::count_records(&args.manifest);
+    let terminal = std::io::stderr().is_terminal();
+    let bar = match (terminal, total) {
+        (true, Some(total)) => {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} events ({per_sec}, {elapsed} elapsed, ETA {eta}) {msg}",
+                )
                 .expect("static template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
+            );
+            bar
+        }
+        (true, None) => {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}")
+                    .expect("static template"),
+            );
+            bar
+        }
+        (false, _) => ProgressBar::hidden(),
     };
+    let started = std::time::Instant::now();
+    let mut last_line: Option<std::time::Instant> = None;
+    let every = std::time::Duration::from_secs_f64(args.progress_every.max(0.0));
     let mut pipeline = Pipeline {
         policy: &policy,
         text,
@@ -981,13 +1020,12 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
         bar.set_position(p.events);
         let stages: Vec<String> =
             p.stages.iter().filter(|(_, s)| s.items > 0).map(|(n, s)| format!("{n} {:.0}/s", s.per_s())).collect();
-        bar.set_message(format!(
-            "processed {} skipped {} failed {} | {}",
-            p.processed,
-            p.skipped,
-            p.failed,
-            stages.join(", ")
-        ));
+        let counts = format!("processed {} skipped {} failed {}", p.processed, p.skipped, p.failed);
+        bar.set_message(format!("{counts} | {}", stages.join(", ")));
+        if !terminal && last_line.is_none_or(|t| t.elapsed() >= every) {
+            last_line = Some(std::time::Instant::now());
+            eprintln!("progress: {} ({counts})", progress_line(p.events, total, started.elapsed()));
+        }
     })?;
     bar.finish_and_clear();
     let mut report = report;

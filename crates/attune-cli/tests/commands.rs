@@ -155,6 +155,26 @@ fn require_models_refuses_to_start_without_them() {
     }
 }
 
+/// In a scheduler's log (standard error not a terminal) the run writes progress lines with the
+/// manifest's total and an estimate of the time left; `--progress-every 0` after every batch.
+#[test]
+fn progress_lines_give_a_total_and_the_time_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let lines: Vec<String> = (0..6).map(|i| chat(&format!("p{i}"))).collect();
+    std::fs::write(&manifest, lines.join("\n\n") + "\n").unwrap();
+    let (code, stderr, _) =
+        run(&manifest, &dir.path().join("s.sqlite"), &["--progress-every", "0", "--batch-size", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("progress: ")).collect();
+    assert!(!progress.is_empty(), "{stderr}");
+    assert!(progress.iter().all(|l| l.contains(" of 6 events (") && l.contains("left")), "{progress:?}");
+    assert!(progress.last().unwrap().starts_with("progress: 6 of 6 events (100%)"), "{progress:?}");
+    // The default (30 s) writes the first line only, on a run this short.
+    let (_, stderr, _) = run(&manifest, &dir.path().join("t.sqlite"), &[]);
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("progress: ")).count(), 1, "{stderr}");
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     for args in [&["--help"][..], &["run", "--help"]] {

@@ -10,7 +10,7 @@
 mod manifest;
 mod media_path;
 
-pub use manifest::{open_manifest_reader, ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES, MAX_TURNS};
+pub use manifest::{count_records, open_manifest_reader, ManifestSource, MAX_LINE_BYTES, MAX_TEXT_BYTES, MAX_TURNS};
 pub use media_path::MediaPath;
 
 use chrono::{DateTime, Utc};

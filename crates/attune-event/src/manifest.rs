@@ -53,6 +53,38 @@ pub fn open_manifest_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, Even
     Ok(reader)
 }
 
+/// How many records a manifest file holds (its lines that are not blank), for a progress bar's
+/// total: one pass over the bytes (~1 GB/s). `None` for standard input and for compressed
+/// files, which would have to be decompressed twice to tell.
+pub fn count_records(path: &Path) -> Option<u64> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path).ok()?);
+    let head = reader.fill_buf().ok()?;
+    if head.starts_with(GZIP_MAGIC) || head.starts_with(ZSTD_MAGIC) {
+        return None;
+    }
+    let (mut records, mut blank) = (0u64, true);
+    loop {
+        let chunk = reader.fill_buf().ok()?;
+        if chunk.is_empty() {
+            break;
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                records += u64::from(!blank);
+                blank = true;
+            } else if !b.is_ascii_whitespace() {
+                blank = false;
+            }
+        }
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    Some(records + u64::from(!blank))
+}
+
 impl ManifestSource {
     /// Open a manifest (a file, gzip- or Zstandard-compressed or not, or `-` for standard
     /// input); media paths in it are confined to its folder (the working directory for `-`).
@@ -259,6 +291,21 @@ fn id_value(v: Option<serde_json::Value>, key: &'static str) -> Result<String, E
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn records_are_counted_without_blank_lines_and_not_for_compressed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("m.jsonl");
+        std::fs::write(&plain, "{\"a\":1}\n\n   \n{\"a\":2}\r\n{\"a\":3}").unwrap();
+        assert_eq!(super::count_records(&plain), Some(3));
+        std::fs::write(&plain, "").unwrap();
+        assert_eq!(super::count_records(&plain), Some(0));
+        let gz = dir.path().join("m.jsonl.gz");
+        std::fs::write(&gz, [0x1f, 0x8b, 0, 0]).unwrap();
+        assert_eq!(super::count_records(&gz), None);
+        assert_eq!(super::count_records(std::path::Path::new("-")), None);
+        assert_eq!(super::count_records(&dir.path().join("missing.jsonl")), None);
+    }
+
     use super::*;
     use std::io::Cursor;
 
