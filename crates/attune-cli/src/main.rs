@@ -20,7 +20,7 @@ use attune_profile::{
 use attune_tag::{Calibration, ImageTagConfig, ImageTagger, TagConfig, TextTagger};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -107,6 +107,11 @@ impl From<&[ModelKind]> for RequiredModels {
     after_help = EXIT_CODES_HELP
 )]
 struct Cli {
+    /// Settings from a TOML file, named as the long flags (`batch-size = 32`, `text-model =
+    /// ["multilingual-e5-small"]`, `store = "profiles.sqlite"`). A flag beats its ATTUNE_*
+    /// variable, which beats the file, which beats the default; an unknown name is an error.
+    #[arg(long, global = true, env = "ATTUNE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,16 +123,16 @@ struct ModelArgs {
     models: Option<PathBuf>,
     /// CPU threads (default: the cores present): for `run`, one budget that decoders and model
     /// calls share; for `eval`, ONNX Runtime's.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_THREADS")]
     threads: Option<usize>,
     /// Use CUDA where ONNX Runtime's CUDA provider loads, CPU otherwise.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_GPU")]
     gpu: bool,
     /// Texts per model call.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "ATTUNE_MODEL_BATCH", default_value_t = 32)]
     model_batch: usize,
     /// Images per model call.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "ATTUNE_IMAGE_BATCH", default_value_t = 16)]
     image_batch: usize,
     /// The text models, in order of preference (comma-separated): `run` sends each text to the
     /// first whose calibration covers its language, loading the later ones only when a text
@@ -160,9 +165,11 @@ enum Command {
     DecodeWorker(WorkerArgs),
     /// Print every profile as JSON Lines on stdout.
     Export {
-        #[arg(long, default_value = "attune.sqlite")]
+        /// The profile store (SQLite; only `run` creates one).
+        #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Profile)]
+        /// profile: the shared profile format; openrtb: OpenRTB `user.data` segments.
+        #[arg(long, env = "ATTUNE_FORMAT", value_enum, default_value_t = Format::Profile)]
         format: Format,
         #[command(flatten)]
         scoring: ScoringArgs,
@@ -170,7 +177,7 @@ enum Command {
         #[arg(long, env = "ATTUNE_OPENRTB_PROVIDER", default_value = "attune")]
         openrtb_provider: String,
         /// OpenRTB `user.id`: a keyed hash of the internal id (default), the internal id, or none.
-        #[arg(long, value_enum, default_value_t = UserIdMode::Hashed)]
+        #[arg(long, env = "ATTUNE_OPENRTB_USER_ID", value_enum, default_value_t = UserIdMode::Hashed)]
         openrtb_user_id: UserIdMode,
         /// The key of `--openrtb-user-id hashed`, in hex (so several stores hash a user alike);
         /// default: the store's own random key.
@@ -180,7 +187,8 @@ enum Command {
     /// Show each of a user's topics with the events and products behind it.
     Explain {
         user: String,
-        #[arg(long, default_value = "attune.sqlite")]
+        /// The profile store (SQLite; only `run` creates one).
+        #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: PathBuf,
         #[command(flatten)]
         scoring: ScoringArgs,
@@ -192,13 +200,15 @@ enum Command {
     /// `attune unforget` (the store keeps a keyed hash of the id, not the id).
     Forget {
         user: String,
-        #[arg(long, default_value = "attune.sqlite")]
+        /// The profile store (SQLite; only `run` creates one).
+        #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: PathBuf,
     },
     /// Let later runs process a forgotten user's events again (nothing erased comes back).
     Unforget {
         user: String,
-        #[arg(long, default_value = "attune.sqlite")]
+        /// The profile store (SQLite; only `run` creates one).
+        #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: PathBuf,
     },
     /// Measure the text tagger on labelled sets (lines of {"text", "expect", "topics", "lang",
@@ -226,7 +236,7 @@ enum Command {
         margins: bool,
         /// The policy whose language gate the items go through first, as in a run (default:
         /// the default policy's 12 supported languages).
-        #[arg(long)]
+        #[arg(long, env = "ATTUNE_POLICY")]
         policy: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
@@ -250,11 +260,13 @@ enum Command {
 #[derive(clap::Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 struct RunArgs {
+    /// The manifest: JSON Lines of events, plain, gzip or Zstandard, or `-` for standard input.
     manifest: PathBuf,
-    #[arg(long, default_value = "attune.sqlite")]
+    /// The profile store (SQLite; created when missing).
+    #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
     store: PathBuf,
     /// Write the run's report (JSON) here.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_REPORT")]
     report: Option<PathBuf>,
     /// When standard error is not a terminal (a scheduler's log), write a progress line at most
     /// this often, in seconds (0: after every batch). On a terminal a progress bar shows the same
@@ -262,22 +274,22 @@ struct RunArgs {
     #[arg(long, env = "ATTUNE_PROGRESS_EVERY", default_value_t = 30.0, value_name = "SECONDS")]
     progress_every: f64,
     /// A TOML policy file (defaults: EU/EEA, UK and KR excluded; start 2025-12-16).
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_POLICY")]
     policy: Option<PathBuf>,
     /// Events per store transaction.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "ATTUNE_BATCH_SIZE", default_value_t = 64)]
     batch_size: usize,
     /// Process only the events of this manifest that failed in earlier runs (the store keeps
     /// their ids); everything else is left alone.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_RETRY_FAILED")]
     retry_failed: bool,
     /// Refuse to start (exit 2) when one of these models is missing, instead of failing each of
     /// its events: text, image, speech or all, comma-separated. Text is always required.
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, env = "ATTUNE_REQUIRE_MODELS", value_enum, value_delimiter = ',')]
     require_models: Vec<ModelKind>,
     /// Do not read the text in photos and video frames (faster; a placard, a sign or a pharmacy
     /// label in a picture then goes unchecked for special categories).
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_NO_TEXT_IN_PICTURES")]
     no_text_in_pictures: bool,
     #[command(flatten)]
     model: ModelArgs,
@@ -292,7 +304,7 @@ struct RunArgs {
     /// `unintelligible_speech` instead of tagged: misheard speech loses the words that make a
     /// conversation sensitive. Lower it (-1.0 is faster-whisper's failed-decode mark) for more
     /// topics from poorly heard speech, at that risk.
-    #[arg(long, default_value_t = attune_pipeline::DEFAULT_MIN_SPEECH_LOGPROB, allow_negative_numbers = true)]
+    #[arg(long, env = "ATTUNE_MIN_SPEECH_LOGPROB", default_value_t = attune_pipeline::DEFAULT_MIN_SPEECH_LOGPROB, allow_negative_numbers = true)]
     min_speech_logprob: f32,
 }
 
@@ -301,16 +313,16 @@ struct RunArgs {
 struct DecodeArgs {
     /// Decoder threads, each with its own worker process (default: `--threads` when the manifest
     /// has photos or videos, else 1). Decoders and model calls share the `--threads` budget.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_DECODERS")]
     decoders: Option<usize>,
     /// Decode in this process: faster to start, but a decoder crash ends the run.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_IN_PROCESS_DECODING")]
     in_process_decoding: bool,
     /// Seconds one media event may take to decode before its worker is stopped.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, env = "ATTUNE_DECODE_TIMEOUT", default_value_t = 300)]
     decode_timeout: u64,
     /// Memory (address space) limit of each decoder process, in MiB.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "ATTUNE_DECODE_MEMORY_MB", default_value_t = 4096)]
     decode_memory_mb: u64,
 }
 
@@ -329,13 +341,13 @@ struct WorkerArgs {
 struct VideoArgs {
     /// auto: keyframes only where they come at least every 1.5 intervals, else every frame
     /// decoded; keyframes; every-frame.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, env = "ATTUNE_VIDEO_SAMPLING", default_value = "auto")]
     video_sampling: attune_decode::video::Sampling,
     /// Seconds between the frames sampled from a video.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, env = "ATTUNE_VIDEO_INTERVAL", default_value_t = 1.0)]
     video_interval: f64,
     /// Frames per video at most (longer videos are sampled more sparsely).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "ATTUNE_VIDEO_MAX_FRAMES", default_value_t = 32)]
     video_max_frames: usize,
 }
 
@@ -383,17 +395,17 @@ impl TagArgs {
 struct ScoringArgs {
     /// Profiles as of this instant (RFC 3339; default: now): evidence captured after it is left
     /// out, and scores are decayed to it.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_AS_OF")]
     as_of: Option<DateTime<Utc>>,
     /// Evidence loses half its weight in this many days.
-    #[arg(long, default_value_t = Scoring::DEFAULT_HALF_LIFE_DAYS)]
+    #[arg(long, env = "ATTUNE_HALF_LIFE_DAYS", default_value_t = Scoring::DEFAULT_HALF_LIFE_DAYS)]
     half_life_days: f64,
     /// Leave out topics scoring below this (0 to 1). The default leaves out only topics that
     /// decayed to 0.0000; a profile left with no topic is not exported.
-    #[arg(long, default_value_t = Scoring::DEFAULT_MIN_SCORE)]
+    #[arg(long, env = "ATTUNE_MIN_SCORE", default_value_t = Scoring::DEFAULT_MIN_SCORE)]
     min_score: f64,
     /// At most this many topics per profile, the strongest.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_TOP_K")]
     top_k: Option<usize>,
 }
 
@@ -425,6 +437,63 @@ enum Format {
     Openrtb,
 }
 
+/// `--config FILE` (or `ATTUNE_CONFIG`): each setting of the TOML file becomes its flag's
+/// ATTUNE_* variable, where that variable is not set already, before the arguments are parsed;
+/// so clap applies flag > variable > file > default, and `--help` documents one set of names.
+fn apply_config_file() -> Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let from_flag = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--config") {
+            Some("") => args.get(i + 1).map(PathBuf::from),
+            Some(rest) => rest.strip_prefix('=').map(PathBuf::from),
+            None => None,
+        }
+    });
+    let Some(path) = from_flag.or_else(|| std::env::var_os("ATTUNE_CONFIG").map(PathBuf::from)) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the config file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("the config file {} is not valid TOML", path.display()))?;
+    // Every variable some flag of some command reads.
+    fn variables(command: &clap::Command, out: &mut std::collections::HashSet<String>) {
+        out.extend(command.get_arguments().filter_map(|a| a.get_env()?.to_str().map(String::from)));
+        command.get_subcommands().for_each(|c| variables(c, out));
+    }
+    let mut known = std::collections::HashSet::new();
+    variables(&Cli::command(), &mut known);
+    let mut settings = Vec::new();
+    for (key, value) in &table {
+        let variable = format!("ATTUNE_{}", key.to_uppercase().replace('-', "_"));
+        if !known.contains(&variable) || variable == "ATTUNE_CONFIG" {
+            bail!(
+                "unknown setting `{key}` in {} (settings are named as the long flags, e.g. `batch-size`)",
+                path.display()
+            );
+        }
+        let scalar = |v: &toml::Value| match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            toml::Value::Boolean(b) => Ok(b.to_string()),
+            other => Err(anyhow::anyhow!("setting `{key}` in {}: {other} is not a value", path.display())),
+        };
+        let value = match value {
+            toml::Value::Array(items) => items.iter().map(scalar).collect::<Result<Vec<_>>>()?.join(","),
+            v => scalar(v)?,
+        };
+        settings.push((variable, value));
+    }
+    for (variable, value) in settings {
+        if std::env::var_os(&variable).is_none() {
+            // SAFETY (edition 2021: safe): before any thread is started.
+            std::env::set_var(variable, value);
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of stdout goes away
     // (`attune export | head`) instead of failing on every write after it.
@@ -433,6 +502,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     init_logging();
+    if let Err(e) = apply_config_file() {
+        eprintln!("attune: {}", one_line(&e));
+        return ExitCode::from(exit::COULD_NOT_START);
+    }
     // Usage errors end here with clap's message and exit code 2 (could not start).
     let done = |r: Result<()>| r.map(|()| exit::OK);
     let result = match Cli::parse().command {

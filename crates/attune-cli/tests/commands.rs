@@ -175,6 +175,45 @@ fn progress_lines_give_a_total_and_the_time_left() {
     assert_eq!(stderr.lines().filter(|l| l.starts_with("progress: ")).count(), 1, "{stderr}");
 }
 
+/// Settings come from flags, ATTUNE_* variables and a `--config` TOML file, in that order.
+#[test]
+fn settings_from_a_config_file_and_variables_give_way_to_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, (0..4).map(|i| chat(&format!("c{i}"))).collect::<Vec<_>>().join("\n")).unwrap();
+    let config = dir.path().join("attune.toml");
+    std::fs::write(&config, "progress-every = 0\nbatch-size = 1\nrequire-models = [\"text\"]\n").unwrap();
+    let lines = |out: &Output| stderr(out).lines().filter(|l| l.starts_with("progress: ")).count();
+    let attune = |store: &str, args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_attune"))
+            .arg("run")
+            .arg(&manifest)
+            .arg("--store")
+            .arg(dir.path().join(store))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let config_arg = config.to_str().unwrap();
+    // The file: a batch per event, a line after each.
+    let out = attune("a.sqlite", &["--config", config_arg], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(lines(&out) >= 4, "{}", stderr(&out));
+    // The same file named by ATTUNE_CONFIG; a variable beats the file…
+    let out = attune("b.sqlite", &[], &[("ATTUNE_CONFIG", config_arg), ("ATTUNE_PROGRESS_EVERY", "3600")]);
+    assert_eq!(lines(&out), 1, "{}", stderr(&out));
+    // …and a flag beats both.
+    let out = attune("c.sqlite", &["--config", config_arg, "--progress-every", "3600"], &[]);
+    assert_eq!(lines(&out), 1, "{}", stderr(&out));
+    // A name that is no flag's stops the run before it starts.
+    std::fs::write(&config, "batch-sise = 1\n").unwrap();
+    let out = attune("d.sqlite", &["--config", config_arg], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown setting `batch-sise`"), "{}", stderr(&out));
+    assert!(!dir.path().join("d.sqlite").exists());
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     for args in [&["--help"][..], &["run", "--help"]] {
