@@ -2,6 +2,7 @@
 
 mod embed;
 mod eval;
+mod report_html;
 
 use anyhow::{bail, Context, Result};
 use attune_infer::{Device, Runtime};
@@ -204,6 +205,14 @@ enum Command {
         #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: PathBuf,
     },
+    /// A run's JSON report (`run --report`) as one self-contained HTML page with charts.
+    Report {
+        /// The JSON report.
+        report: PathBuf,
+        /// Where to write the page.
+        #[arg(long)]
+        html: PathBuf,
+    },
     /// Let later runs process a forgotten user's events again (nothing erased comes back).
     Unforget {
         user: String,
@@ -268,6 +277,10 @@ struct RunArgs {
     /// Write the run's report (JSON) here.
     #[arg(long, env = "ATTUNE_REPORT")]
     report: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts here (no network needed to
+    /// view it; `attune report` makes one from a JSON report).
+    #[arg(long, env = "ATTUNE_REPORT_HTML")]
+    report_html: Option<PathBuf>,
     /// When standard error is not a terminal (a scheduler's log), write a progress line at most
     /// this often, in seconds (0: after every batch). On a terminal a progress bar shows the same
     /// with an ETA.
@@ -519,6 +532,7 @@ fn main() -> ExitCode {
             done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s, json)))
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
+        Command::Report { report, html } => done(html_report(&report, &html)),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
         Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, policy, model, tag } => {
             done(sweep.iter().map(|s| eval::parse_sweep(s)).collect::<Result<Vec<_>>>().map_err(not_started).and_then(
@@ -856,6 +870,17 @@ impl StopSignals {
     }
 }
 
+/// `attune report REPORT.json --html FILE`.
+fn html_report(report: &Path, html: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(report)
+        .with_context(|| format!("reading the report {}", report.display()))
+        .map_err(not_started)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON report", report.display()))
+        .map_err(not_started)?;
+    std::fs::write(html, report_html::render(&value)).with_context(|| format!("writing {}", html.display()))
+}
+
 /// Find out before the run, not after all its work, whether its report can be written: open it
 /// for appending (which changes nothing), and take away a file that was not there before.
 fn check_report_path(path: &Path) -> Result<()> {
@@ -879,7 +904,7 @@ fn prepare_run(args: &RunArgs) -> Result<PreparedRun> {
         None => Policy::default(),
     };
     let source = attune_event::ManifestSource::open(manifest)?;
-    if let Some(report) = &args.report {
+    for report in args.report.iter().chain(&args.report_html) {
         check_report_path(report)?;
     }
     let required = RequiredModels::from(&args.require_models[..]);
@@ -1107,6 +1132,10 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
+    }
+    if let Some(path) = &args.report_html {
+        let page = report_html::render(&serde_json::to_value(&report)?);
+        std::fs::write(path, page).with_context(|| format!("writing the report {}", path.display()))?;
     }
     eprintln!("{}", report.summary());
     eprintln!("stages (busy time per stage; decode is summed over {decoder_threads} decoder threads):");

@@ -38,7 +38,7 @@ pub use registry::{
     DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, SPEECH_MODELS, TEXT_IN_PICTURES_MODELS,
     TEXT_MODELS,
 };
-pub use report::{Failure, Report, Skipped, StageStats, Threads};
+pub use report::{Failure, Report, Skipped, StageStats, Threads, TimelinePoint, MAX_TIMELINE_POINTS};
 pub use sessions::{MakeSession, SpeechSessions};
 pub use text_path::{MakeTextPath, TextPath};
 
@@ -350,7 +350,8 @@ impl Pipeline<'_> {
         let mut oldest: Option<Instant> = None;
         let mut failures_kept = 0usize;
         let mut watermark = Watermark::default();
-        let progress = |report: &Report| {
+        let progress = |report: &mut Report| {
+            report.mark_time();
             let mut p = report.progress();
             p.stages.extend(stats());
             p
@@ -391,11 +392,11 @@ impl Pipeline<'_> {
                 self.finish_batch(&mut batch, report, &mut watermark, &mut failures_kept, source, budget)?;
                 batch_bytes = 0;
                 oldest = None;
-                observe(&progress(report));
+                observe(&progress(&mut *report));
             }
         }
         self.finish_batch(&mut batch, report, &mut watermark, &mut failures_kept, source, budget)?;
-        observe(&progress(report));
+        observe(&progress(&mut *report));
         Ok(())
     }
 
@@ -533,9 +534,9 @@ impl Pipeline<'_> {
                     (LedgerOutcome::Dropped, None)
                 }
                 EventVerdict::Topics(topics) => {
-                    report.processed += 1;
                     let outcome = if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged };
-                    report.count_topics(topics.len());
+                    let branches = topics.iter().map(|t| t.topic.node().path.first().map_or("", String::as_str));
+                    report.count_processed(e.product.as_str(), branches);
                     let delta = ProfileDelta {
                         event_id: e.event_id.clone(),
                         user_id: e.user_id.clone(),

@@ -2,7 +2,7 @@ use attune_policy::Exclusion;
 use attune_profile::Provenance;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What happened to every event of a run (`attune run --report FILE`).
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +41,26 @@ pub struct Report {
     /// The signal that stopped it, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// Processed events per product (`glasses`, `vibes`, `imagine`, `assistant`).
+    pub products: BTreeMap<String, u64>,
+    /// Topics assigned per tier-1 branch of the Interest taxonomy (`Sports`, `Travel` …).
+    pub topics_by_branch: BTreeMap<String, u64>,
+    /// Where the run was after each batch: at most [`MAX_TIMELINE_POINTS`], thinned evenly on a
+    /// long run (every other point dropped when full).
+    pub timeline: Vec<TimelinePoint>,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+/// The most points a report's timeline keeps.
+pub const MAX_TIMELINE_POINTS: usize = 512;
+
+/// Events read and processed by `elapsed_s` seconds into the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    pub elapsed_s: f64,
+    pub events: u64,
+    pub processed: u64,
 }
 
 /// The threads of a run (`--threads` and how it was divided).
@@ -153,7 +173,24 @@ impl Report {
             threads: Threads::default(),
             interrupted: false,
             signal: None,
+            products: BTreeMap::new(),
+            topics_by_branch: BTreeMap::new(),
+            timeline: Vec::new(),
+            started: Some(Instant::now()),
         }
+    }
+
+    /// A point of the timeline, now.
+    pub(crate) fn mark_time(&mut self) {
+        let elapsed_s = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        if self.timeline.len() >= MAX_TIMELINE_POINTS {
+            let mut k = 0;
+            self.timeline.retain(|_| {
+                k += 1;
+                k % 2 == 1
+            });
+        }
+        self.timeline.push(TimelinePoint { elapsed_s, events: self.events, processed: self.processed });
     }
 
     pub(crate) fn fail_event(&mut self, event: &attune_event::Event, line: u64, message: String) {
@@ -190,10 +227,18 @@ impl Report {
         }
     }
 
-    pub(crate) fn count_topics(&mut self, n: usize) {
+    /// A processed event of `product`, with the tier-1 branches of the topics it gave.
+    pub(crate) fn count_processed<'b>(&mut self, product: &str, branches: impl IntoIterator<Item = &'b str>) {
+        self.processed += 1;
+        *self.products.entry(product.to_string()).or_default() += 1;
+        let mut n = 0u64;
+        for branch in branches {
+            *self.topics_by_branch.entry(branch.to_string()).or_default() += 1;
+            n += 1;
+        }
         if n > 0 {
             self.tagged += 1;
-            self.topics_assigned += n as u64;
+            self.topics_assigned += n;
         }
     }
 
@@ -248,5 +293,38 @@ impl Report {
             self.elapsed_s,
             self.events_per_s
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report::new(&Provenance { taxonomy: "t".into(), model_set: "m".into() })
+    }
+
+    #[test]
+    fn processed_events_are_counted_by_product_and_their_topics_by_branch() {
+        let mut r = report();
+        r.count_processed("assistant", ["Sports", "Travel", "Sports"]);
+        r.count_processed("glasses", []);
+        assert_eq!((r.processed, r.tagged, r.topics_assigned), (2, 1, 3));
+        assert_eq!(r.products, BTreeMap::from([("assistant".into(), 1), ("glasses".into(), 1)]));
+        assert_eq!(r.topics_by_branch, BTreeMap::from([("Sports".into(), 2), ("Travel".into(), 1)]));
+    }
+
+    #[test]
+    fn the_timeline_stays_bounded_and_keeps_its_ends() {
+        let mut r = report();
+        for k in 0..(3 * MAX_TIMELINE_POINTS as u64) {
+            r.events = k;
+            r.mark_time();
+        }
+        assert!(r.timeline.len() <= MAX_TIMELINE_POINTS);
+        assert!(r.timeline.len() >= MAX_TIMELINE_POINTS / 2);
+        assert_eq!(r.timeline.first().unwrap().events, 0);
+        assert_eq!(r.timeline.last().unwrap().events, 3 * MAX_TIMELINE_POINTS as u64 - 1);
+        assert!(r.timeline.windows(2).all(|w| w[0].events < w[1].events && w[0].elapsed_s <= w[1].elapsed_s));
     }
 }
