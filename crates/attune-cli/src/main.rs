@@ -184,6 +184,14 @@ enum Command {
         /// default: the store's own random key.
         #[arg(long, env = "ATTUNE_USER_ID_KEY")]
         user_id_key: Option<String>,
+        /// Incremental: only the profiles a run gave new evidence after this instant (RFC 3339;
+        /// when the evidence was written, not when it was captured), e.g. the previous export's
+        /// start.
+        #[arg(long)]
+        since: Option<DateTime<Utc>>,
+        /// Only this user's profile (repeatable).
+        #[arg(long = "user", value_name = "USER_ID")]
+        users: Vec<String>,
     },
     /// Show each of a user's topics with the events and products behind it.
     Explain {
@@ -524,9 +532,10 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::DecodeWorker(args) => done(decode_worker(&args)),
-        Command::Export { store, format, scoring, openrtb_provider, openrtb_user_id, user_id_key } => {
+        Command::Export { store, format, scoring, openrtb_provider, openrtb_user_id, user_id_key, since, users } => {
             let openrtb = OpenRtbArgs { provider: openrtb_provider, user_id: openrtb_user_id, key: user_id_key };
-            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s, &openrtb)))
+            let selection = Selection { since, users };
+            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s, &openrtb, &selection)))
         }
         Command::Explain { user, store, scoring, json } => {
             done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s, json)))
@@ -1178,7 +1187,19 @@ struct OpenRtbArgs {
     key: Option<String>,
 }
 
-fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtbArgs) -> Result<()> {
+/// Which profiles `export` writes: all, or those changed since an instant, or some users'.
+struct Selection {
+    since: Option<DateTime<Utc>>,
+    users: Vec<String>,
+}
+
+fn export(
+    store_path: &Path,
+    format: Format,
+    scoring: Scoring,
+    openrtb: &OpenRtbArgs,
+    selection: &Selection,
+) -> Result<()> {
     let store = open_existing_store(store_path)?;
     let user_id = match openrtb.user_id {
         UserIdMode::Internal => OpenRtbUserId::Internal,
@@ -1193,7 +1214,7 @@ fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtb
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut broken_pipe = false;
-    let result = store.for_each_profile(&scoring, &mut |profile| {
+    let mut write = |profile: attune_profile::Profile| {
         let line = match format {
             Format::Profile => serde_json::to_string(&profile),
             Format::Openrtb => serde_json::to_string(&openrtb_user(&profile, &options)),
@@ -1203,7 +1224,25 @@ fn export(store_path: &Path, format: Format, scoring: Scoring, openrtb: &OpenRtb
             broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
             StoreError::Stopped(e.to_string())
         })
-    });
+    };
+    let result = if selection.since.is_none() && selection.users.is_empty() {
+        store.for_each_profile(&scoring, &mut write)
+    } else {
+        // The users asked for, or all that changed since; both: those of them that changed.
+        let mut users: Vec<String> = match selection.since {
+            Some(since) => store.users_changed_since(since)?,
+            None => selection.users.clone(),
+        };
+        if selection.since.is_some() && !selection.users.is_empty() {
+            users.retain(|u| selection.users.contains(u));
+        }
+        users.sort();
+        users.dedup();
+        users.iter().try_for_each(|user| match store.profile(user, &scoring)? {
+            Some(profile) => write(profile),
+            None => Ok(()),
+        })
+    };
     match result.and_then(|()| {
         out.flush().map_err(|e| {
             broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;

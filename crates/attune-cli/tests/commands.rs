@@ -175,6 +175,35 @@ fn progress_lines_give_a_total_and_the_time_left() {
     assert_eq!(stderr.lines().filter(|l| l.starts_with("progress: ")).count(), 1, "{stderr}");
 }
 
+/// `export --since T` sends again only the profiles a run changed after T (an incremental
+/// feed), `--user U` one user's; together, those of the users that changed.
+#[test]
+fn incremental_and_per_user_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    let line = |id: &str, user: &str| chat(id).replace(r#""user_id":"u1""#, &format!(r#""user_id":"{user}""#));
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, [line("i1", "ana"), line("i2", "ben")].join("\n")).unwrap();
+    assert_eq!(run(&first, &store, &[]).0, Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between = chrono::Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(&second, [line("i3", "ben"), line("i4", "cy")].join("\n")).unwrap();
+    assert_eq!(run(&second, &store, &[]).0, Some(0));
+    let users = |args: &[&str]| -> Vec<String> {
+        export(&store, args).iter().map(|p| p["user_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(users(&[]), ["ana", "ben", "cy"]);
+    assert_eq!(users(&["--since", &between]), ["ben", "cy"]);
+    assert_eq!(users(&["--user", "ana"]), ["ana"]);
+    assert_eq!(users(&["--user", "ana", "--user", "cy", "--since", &between]), ["cy"]);
+    assert_eq!(users(&["--user", "nobody"]), Vec::<String>::new());
+    // The profile of a user who changed is whole, not only the new evidence.
+    let ben = &export(&store, &["--since", &between])[0];
+    assert_eq!(ben["topics"][0]["evidence"], 2, "{ben}");
+}
+
 /// Settings come from flags, ATTUNE_* variables and a `--config` TOML file, in that order.
 #[test]
 fn settings_from_a_config_file_and_variables_give_way_to_flags() {

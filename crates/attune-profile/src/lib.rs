@@ -242,6 +242,10 @@ pub trait ProfileStore {
         sink: &mut dyn FnMut(Profile) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
+    /// The users whose profiles a run gave new evidence after `since` (when it was written, not
+    /// when it was captured), in user-id order: what an incremental export sends again.
+    fn users_changed_since(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+
     /// The events and products behind each of a user's topics.
     fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError>;
 

@@ -65,11 +65,24 @@ ALTER TABLE evidence ADD COLUMN sources TEXT NOT NULL DEFAULT '';
 UPDATE meta SET value = '3' WHERE key = 'store_version';
 ";
 
+/// Version 4: when a run last gave each profile new evidence (wall clock, ms), for incremental
+/// exports (`attune export --since`); profiles from before say 0 (changed before any `--since`).
+const SCHEMA_V4: &str = "
+ALTER TABLE profiles ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX profiles_changed ON profiles (changed_ms);
+UPDATE meta SET value = '4' WHERE key = 'store_version';
+";
+
 /// The schema version this build writes: the number of migrations.
-pub const STORE_VERSION: usize = 3;
+pub const STORE_VERSION: usize = 4;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up_with_hook(SCHEMA_V2, add_suppression_key), M::up(SCHEMA_V3)])
+    Migrations::new(vec![
+        M::up(SCHEMA_V1),
+        M::up_with_hook(SCHEMA_V2, add_suppression_key),
+        M::up(SCHEMA_V3),
+        M::up(SCHEMA_V4),
+    ])
 }
 
 /// A fresh random key for the suppression hashes, made once per store by the migration.
@@ -313,9 +326,11 @@ impl ProfileStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut profile = tx.prepare_cached(
-                "INSERT INTO profiles (user_id, taxonomy, model_set) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (user_id) DO UPDATE SET taxonomy = excluded.taxonomy, model_set = excluded.model_set",
+                "INSERT INTO profiles (user_id, taxonomy, model_set, changed_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id) DO UPDATE SET taxonomy = excluded.taxonomy, model_set = excluded.model_set,
+                 changed_ms = excluded.changed_ms",
             )?;
+            let now_ms = chrono::Utc::now().timestamp_millis();
             let mut no_longer_failed = tx.prepare_cached("DELETE FROM failures WHERE event_id = ?1")?;
             for rec in records {
                 if ledger.execute(params![rec.event_id, rec.user_id, rec.outcome.as_str()])? == 0 {
@@ -337,7 +352,7 @@ impl ProfileStore for SqliteStore {
                     ])?;
                 }
                 if !delta.topics.is_empty() {
-                    profile.execute(params![delta.user_id, provenance.taxonomy, provenance.model_set])?;
+                    profile.execute(params![delta.user_id, provenance.taxonomy, provenance.model_set, now_ms])?;
                 }
             }
         }
@@ -388,6 +403,13 @@ impl ProfileStore for SqliteStore {
                 None => return Ok(()),
             }
         }
+    }
+
+    fn users_changed_since(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT user_id FROM profiles WHERE changed_ms > ?1 ORDER BY user_id")?;
+        let users = stmt.query_map([since.timestamp_millis()], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(users)
     }
 
     fn explain(&self, user_id: &str) -> Result<Vec<TopicEvidence>, StoreError> {
@@ -530,6 +552,24 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    #[test]
+    fn profiles_changed_since_are_those_a_later_run_gave_evidence_to() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.record(&[rec("e1", "u1", "2026-01-10T00:00:00Z", Product::Assistant, &[(725, 0.5)])], &prov()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let between = Utc::now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Captured long ago (a backfill), written now: it counts as changed now.
+        let late = [
+            rec("e2", "u2", "2025-12-20T00:00:00Z", Product::Glasses, &[(725, 0.6)]),
+            rec("e3", "u3", "2026-01-11T00:00:00Z", Product::Assistant, &[]),
+        ];
+        s.record(&late, &prov()).unwrap();
+        assert_eq!(s.users_changed_since(between).unwrap(), ["u2"], "u3 gave no topic: no profile changed");
+        assert_eq!(s.users_changed_since(t("2020-01-01T00:00:00Z")).unwrap(), ["u1", "u2"]);
+        assert!(s.users_changed_since(Utc::now()).unwrap().is_empty());
     }
 
     fn batch() -> Vec<EventRecord> {
