@@ -35,13 +35,13 @@ run manifest="fixtures/sample/manifest.jsonl" policy="fixtures/sample/policy.tom
 
 # Every test of the workspace, with the real models and media fixtures.
 test: setup fixtures-media
-    cargo test --workspace --locked
+    cargo test --workspace --locked --features attune-cli/fault-injection
 
 # The workspace's tests again with ONNX Runtime's graph fusions off: other kernels, other rounding,
 # as on a CPU with other instruction sets (AVX2 / AVX-512 / VNNI). `tests/margins.rs` compares the
 # two within one run; this shows the end-to-end tests pass on the other kernels as a whole.
 test-kernels: setup fixtures-media
-    ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked
+    ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked --features attune-cli/fault-injection
 
 # The tagger's figures on the labelled sets (tuning: calibrated on; holdout: never tuned on).
 eval: build

@@ -10,6 +10,15 @@ use serde_json::json;
 use std::process::Command;
 use std::time::Instant;
 
+/// The faults are compiled in only with the feature (`just test` passes it): without it this
+/// file fails rather than pass without testing anything.
+#[cfg(not(feature = "fault-injection"))]
+#[test]
+fn fault_injection_is_compiled_in() {
+    panic!("tests/isolation.rs needs `--features attune-cli/fault-injection` (`just test` passes it)");
+}
+
+#[cfg(feature = "fault-injection")]
 #[test]
 fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     let photo = common::root().join("fixtures/images/coffee.png");

@@ -194,10 +194,15 @@ fn decode_request(line: &str, options: &DecodeOptions) -> Reply {
     attune_decode::decode_file(kind, file, options).map_err(|e| e.to_string())
 }
 
+/// Without the `fault-injection` feature (release builds): nothing.
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection(_file: &Path) {}
+
 /// Tests of the isolation itself need a decoder that crashes, hangs or eats memory on demand;
-/// real decoders do that only on inputs nobody can name in advance. Only with
-/// `ATTUNE_WORKER_FAULTS=1` in the worker's environment, and only for files that start with
-/// `ATTUNE-FAULT:`.
+/// real decoders do that only on inputs nobody can name in advance. Only in builds with the
+/// `fault-injection` feature (`just test`), only with `ATTUNE_WORKER_FAULTS=1` in the worker's
+/// environment, and only for files that start with `ATTUNE-FAULT:`.
+#[cfg(feature = "fault-injection")]
 fn fault_injection(file: &Path) {
     if std::env::var_os("ATTUNE_WORKER_FAULTS").as_deref() != Some("1".as_ref()) {
         return;
