@@ -83,7 +83,13 @@ pub fn render(report: &Value) -> String {
 
     let stages: Vec<(String, f64, &str)> = report["stages"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (stage_label(k, v), num(&v["busy_s"]), USED)).collect())
+        .map(|m| {
+            // A stage that handled nothing (decode on a run of words alone) is left out.
+            m.iter()
+                .filter(|(_, v)| num(&v["items"]) > 0.0)
+                .map(|(k, v)| (stage_label(k, v), num(&v["busy_s"]), USED))
+                .collect()
+        })
         .unwrap_or_default();
     section(&mut page, "Busy time per stage", &bars(&stages, |v| format!("{v:.2} s")));
 
@@ -222,7 +228,7 @@ mod tests {
             "failed": [{"event_id": "x", "line": 3, "message": "bad"}],
             "languages": {"en": 4, "es": 2}, "elapsed_s": 2.0, "events_per_s": 5.0, "model_load_s": 0.0,
             "taxonomy": "iab", "model_set": "m<script>alert(1)</script>",
-            "stages": {"text": {"busy_s": 0.5, "items": 6}},
+            "stages": {"text": {"busy_s": 0.5, "items": 6}, "decode": {"busy_s": 0.0, "items": 0}},
             "threads": {"budget": 2, "decoders": 1, "model_threads": 2, "speech_sessions_made": 0},
             "interrupted": false,
             "products": {"assistant": 6}, "topics_by_branch": {"Sports": 4, "Travel": 3},
@@ -247,6 +253,7 @@ mod tests {
             page.contains("skipped: jurisdiction") && !page.contains("skipped: duplicate"),
             "only reasons that occurred"
         );
+        assert!(page.contains("text: 6 items") && !page.contains("decode: 0 items"), "only stages that ran");
         assert_eq!(page.matches("<polyline").count(), 2);
         assert!(
             !page.contains("http") && !page.contains("src=") && !page.contains("<script"),

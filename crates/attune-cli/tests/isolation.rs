@@ -6,10 +6,6 @@
 
 mod common;
 
-use serde_json::json;
-use std::process::Command;
-use std::time::Instant;
-
 /// The faults are compiled in only with the feature (`just test` passes it): without it this
 /// file fails rather than pass without testing anything.
 #[cfg(not(feature = "fault-injection"))]
@@ -21,6 +17,10 @@ fn fault_injection_is_compiled_in() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
+    use serde_json::json;
+    use std::process::Command;
+    use std::time::Instant;
+
     let photo = common::root().join("fixtures/images/coffee.png");
     assert!(photo.exists(), "run `python3 fixtures/make_images.py` first");
     let dir = tempfile::tempdir().unwrap();
