@@ -204,6 +204,29 @@ fn incremental_and_per_user_exports() {
     assert_eq!(ben["topics"][0]["evidence"], 2, "{ben}");
 }
 
+/// `attune eval` measures one text model (the first `--text-model`): items in languages it is
+/// not calibrated for are skipped by its gate, and it says so and how to measure them.
+#[test]
+fn eval_says_which_languages_its_model_does_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = dir.path().join("l.jsonl");
+    std::fs::write(
+        &labelled,
+        [
+            r#"{"text":"¿Qué raqueta de pádel me compro si juego dos veces por semana?","expect":"ordinary","topics":["669"],"lang":"es"}"#,
+            r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_attune")).args(["eval".as_ref(), labelled.as_os_str()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("1 items are in languages minilm-l6-v2") && err.contains("(es 1)"), "{err}");
+    assert!(err.contains("--text-model multilingual-e5-small"), "{err}");
+}
+
 /// Settings come from flags, ATTUNE_* variables and a `--config` TOML file, in that order.
 #[test]
 fn settings_from_a_config_file_and_variables_give_way_to_flags() {
