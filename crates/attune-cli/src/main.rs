@@ -1084,25 +1084,15 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     let total = attune_event::count_records(&args.manifest);
     let terminal = std::io::stderr().is_terminal();
     let bar = match (terminal, total) {
-        (true, Some(total)) => {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} events ({per_sec}, {elapsed} elapsed, ETA {eta}) {msg}",
-                )
-                .expect("static template"),
-            );
-            bar
-        }
-        (true, None) => {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}")
-                    .expect("static template"),
-            );
-            bar
-        }
         (false, _) => ProgressBar::hidden(),
+        (true, Some(total)) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} events ({per_sec}, {elapsed} elapsed, ETA {eta}) {msg}")
+                .expect("static template"),
+        ),
+        (true, None) => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {pos} events ({per_sec}) {msg}")
+                .expect("static template"),
+        ),
     };
     let started = std::time::Instant::now();
     let mut last_line: Option<std::time::Instant> = None;
@@ -1139,6 +1129,7 @@ fn execute_run(args: &RunArgs, prepared: PreparedRun, stop: &StopSignals) -> Res
     let interrupted = if report.interrupted { stop.received() } else { None };
     report.signal = interrupted.map(|(name, _)| name.to_string());
     if let Some(path) = &args.report {
+        // From the struct, not through serde_json::Value, which would sort the keys.
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing the report {}", path.display()))?;
     }

@@ -291,23 +291,23 @@ fn id_value(v: Option<serde_json::Value>, key: &'static str) -> Result<String, E
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::io::Cursor;
+
     #[test]
     fn records_are_counted_without_blank_lines_and_not_for_compressed_files() {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("m.jsonl");
         std::fs::write(&plain, "{\"a\":1}\n\n   \n{\"a\":2}\r\n{\"a\":3}").unwrap();
-        assert_eq!(super::count_records(&plain), Some(3));
+        assert_eq!(count_records(&plain), Some(3));
         std::fs::write(&plain, "").unwrap();
-        assert_eq!(super::count_records(&plain), Some(0));
+        assert_eq!(count_records(&plain), Some(0));
         let gz = dir.path().join("m.jsonl.gz");
         std::fs::write(&gz, [0x1f, 0x8b, 0, 0]).unwrap();
-        assert_eq!(super::count_records(&gz), None);
-        assert_eq!(super::count_records(std::path::Path::new("-")), None);
-        assert_eq!(super::count_records(&dir.path().join("missing.jsonl")), None);
+        assert_eq!(count_records(&gz), None);
+        assert_eq!(count_records(std::path::Path::new("-")), None);
+        assert_eq!(count_records(&dir.path().join("missing.jsonl")), None);
     }
-
-    use super::*;
-    use std::io::Cursor;
 
     fn records(input: &[u8]) -> Vec<Record> {
         let mut src = ManifestSource::from_reader(Cursor::new(input.to_vec()), PathBuf::from("/data"));

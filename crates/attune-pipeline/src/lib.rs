@@ -237,7 +237,6 @@ impl Pipeline<'_> {
         source: &mut (dyn EventSource + Send),
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<Report, PipelineError> {
-        let started = Instant::now();
         let mut report = Report::new(&self.provenance);
         let mut decoders = std::mem::take(&mut self.decoders);
         if decoders.is_empty() {
@@ -329,7 +328,7 @@ impl Pipeline<'_> {
         result?;
         report.threads.speech_sessions_made = self.speech.made();
         report.stages.extend(stats());
-        report.finish(started.elapsed());
+        report.finish();
         Ok(report)
     }
 

@@ -48,8 +48,9 @@ pub struct Report {
     /// Where the run was after each batch: at most [`MAX_TIMELINE_POINTS`], thinned evenly on a
     /// long run (every other point dropped when full).
     pub timeline: Vec<TimelinePoint>,
+    /// When the run started: `elapsed_s` and the timeline count from here.
     #[serde(skip)]
-    started: Option<Instant>,
+    started: Instant,
 }
 
 /// The most points a report's timeline keeps.
@@ -176,13 +177,13 @@ impl Report {
             products: BTreeMap::new(),
             topics_by_branch: BTreeMap::new(),
             timeline: Vec::new(),
-            started: Some(Instant::now()),
+            started: Instant::now(),
         }
     }
 
     /// A point of the timeline, now.
     pub(crate) fn mark_time(&mut self) {
-        let elapsed_s = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let elapsed_s = self.started.elapsed().as_secs_f64();
         if self.timeline.len() >= MAX_TIMELINE_POINTS {
             let mut k = 0;
             self.timeline.retain(|_| {
@@ -242,8 +243,8 @@ impl Report {
         }
     }
 
-    pub(crate) fn finish(&mut self, elapsed: Duration) {
-        self.elapsed_s = elapsed.as_secs_f64();
+    pub(crate) fn finish(&mut self) {
+        self.elapsed_s = self.started.elapsed().as_secs_f64();
         self.events_per_s = if self.elapsed_s > 0.0 { self.events as f64 / self.elapsed_s } else { 0.0 };
     }
 
