@@ -6,10 +6,17 @@
 //! [`AllowedTopic`]s with scores. Sensitive topics cannot be represented, and topics read back
 //! from a store are checked against the taxonomy again before they are exported.
 
+mod evidence;
 mod format;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod throwaway;
 
 pub use format::{openrtb_user, OpenRtbOptions, OpenRtbUserId, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
+#[cfg(feature = "postgres")]
+pub use postgres_store::{redacted_url, PostgresStore, PG_STORE_VERSION};
 pub use sqlite::{SqliteStore, StoreLock, STORE_VERSION};
 
 use attune_event::{Product, Source};
@@ -25,6 +32,11 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("profile store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[cfg(feature = "postgres")]
+    #[error("profile store (PostgreSQL): {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("profile store holds a malformed value: {0}")]
     Corrupt(String),
     #[error("profile store {path} does not exist (only `attune run` creates a store)")]
@@ -74,7 +86,7 @@ pub enum LedgerOutcome {
 }
 
 impl LedgerOutcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             LedgerOutcome::Tagged => "tagged",
             LedgerOutcome::NoTopic => "no_topic",
@@ -224,7 +236,11 @@ pub(crate) fn user_hash(key: &[u8], user_id: &str) -> [u8; 32] {
 /// once, in one transaction with the ledger, so re-running a batch or delivering an event twice
 /// changes nothing. Profiles are computed from the stored evidence, so the order events arrive
 /// in does not matter either.
-pub trait ProfileStore {
+pub trait ProfileStore: Send {
+    /// The store's own random key (made when the store was created, kept in it): the key of the
+    /// suppression hashes, and, domain-separated, of hashed OpenRTB `user.id`s.
+    fn own_key(&self) -> &[u8];
+
     /// The subset of `event_ids` already in the ledger.
     fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError>;
 
@@ -274,4 +290,84 @@ pub trait ProfileStore {
 pub struct Provenance {
     pub taxonomy: String,
     pub model_set: String,
+}
+
+/// Where a store lives, as `--store` names it: a SQLite file, or a PostgreSQL database
+/// (`postgres://…` or `postgresql://…`, libpq's URL form) that many workers share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAddress {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+/// How a store is opened: only a run creates one; the other commands need it to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+/// An open store, with the lock a SQLite store's writer holds until it is dropped (PostgreSQL
+/// takes many writers: its ledger applies each event once whoever writes it).
+pub struct OpenStore {
+    pub store: Box<dyn ProfileStore>,
+    pub lock: Option<StoreLock>,
+}
+
+impl StoreAddress {
+    pub fn parse(text: &str) -> StoreAddress {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            StoreAddress::Postgres(text.to_string())
+        } else {
+            StoreAddress::Sqlite(std::path::PathBuf::from(text))
+        }
+    }
+
+    /// For messages and reports: a PostgreSQL URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            StoreAddress::Sqlite(path) => path.display().to_string(),
+            #[cfg(feature = "postgres")]
+            StoreAddress::Postgres(url) => redacted_url(url),
+            #[cfg(not(feature = "postgres"))]
+            StoreAddress::Postgres(_) => "a PostgreSQL store".to_string(),
+        }
+    }
+
+    /// Open the store; `lock`: take a SQLite store's writer lock first (runs, `forget`,
+    /// `unforget`), failing at once when another process holds it.
+    pub fn open(&self, mode: OpenMode, lock: bool) -> Result<OpenStore, StoreError> {
+        match self {
+            StoreAddress::Sqlite(path) => {
+                if mode == OpenMode::MustExist && !path.is_file() {
+                    return Err(StoreError::Missing { path: path.display().to_string() });
+                }
+                let lock = if lock { Some(StoreLock::acquire(path)?) } else { None };
+                let store = match mode {
+                    OpenMode::CreateIfMissing => SqliteStore::open(path)?,
+                    OpenMode::MustExist => SqliteStore::open_existing(path)?,
+                };
+                Ok(OpenStore { store: Box::new(store), lock })
+            }
+            #[cfg(feature = "postgres")]
+            StoreAddress::Postgres(url) => {
+                let store = match mode {
+                    OpenMode::CreateIfMissing => PostgresStore::open(url)?,
+                    OpenMode::MustExist => PostgresStore::open_existing(url)?,
+                };
+                Ok(OpenStore { store: Box::new(store), lock: None })
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreAddress::Postgres(_) => {
+                Err(StoreError::Unsupported("this build has no PostgreSQL store (feature `postgres`)".into()))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for StoreAddress {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<StoreAddress, Self::Err> {
+        Ok(StoreAddress::parse(text))
+    }
 }

@@ -1,13 +1,11 @@
+use crate::evidence::{assemble, explain_rows, EvidenceRow};
 use crate::{
-    hex, unhex, user_hash, EventRecord, EvidenceItem, Forgotten, ForgottenUsers, Profile, ProfileStore, ProfileTopic,
-    Provenance, Scoring, StoreError, TopicEvidence, PROFILE_SCHEMA_ID,
+    hex, unhex, user_hash, EventRecord, Forgotten, ForgottenUsers, Profile, ProfileStore, Provenance, Scoring,
+    StoreError, TopicEvidence,
 };
-use attune_event::{Product, Source};
-use attune_taxonomy::Taxonomy;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{HookError, HookResult, Migrations, M};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Version 1: the store as it was before migrations (those stores have `user_version` 0 and
@@ -194,116 +192,33 @@ impl SqliteStore {
         Ok(SqliteStore { conn, suppression_key })
     }
 
-    /// The store's own random key, for ids that must not be the internal ones (OpenRTB
-    /// `user.id`, domain-separated from the suppression hashes).
-    pub fn own_key(&self) -> &[u8] {
-        &self.suppression_key
-    }
-
     /// The keyed hash a suppression is kept under: HMAC-SHA256(store key, user id).
     fn user_hash(&self, user_id: &str) -> [u8; 32] {
         user_hash(&self.suppression_key, user_id)
     }
 
-    /// Build profiles from evidence rows sorted by (user, topic, event).
-    fn assemble(&self, user_id: &str, rows: &[EvidenceRow], scoring: &Scoring) -> Result<Option<Profile>, StoreError> {
-        // A point in time: what was captured after `as_of` was not known then.
-        let rows: Vec<&EvidenceRow> = rows.iter().filter(|r| r.captured_at <= scoring.as_of).collect();
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let taxonomy = Taxonomy::get();
-        let (tax_version, model_set): (String, String) = self
+    /// A user's recorded provenance (taxonomy version, model set), if a run gave them topics.
+    fn provenance_of(&self, user_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
             .conn
             .prepare_cached("SELECT taxonomy, model_set FROM profiles WHERE user_id = ?1")?
             .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .unwrap_or_else(|| (taxonomy.version().to_string(), String::new()));
-        let mut topics = Vec::new();
-        for group in rows.chunk_by(|a, b| a.topic_id == b.topic_id) {
-            // Checked again on the way out: a node marked sensitive after it was stored, or a
-            // row written by something else, never reaches an export.
-            let Ok(topic) = taxonomy.allowed(group[0].topic_id) else { continue };
-            let mut weight = 0.0f64;
-            let mut products = BTreeSet::new();
-            for row in group {
-                let age_days = (scoring.as_of - row.captured_at).num_milliseconds().max(0) as f64 / 86_400_000.0;
-                weight += row.score as f64 * 0.5f64.powf(age_days / scoring.half_life_days);
-                products.insert(row.product);
-            }
-            topics.push(ProfileTopic {
-                id: topic,
-                name: topic.name(),
-                score: score(weight),
-                evidence: group.len() as u64,
-                first_seen: group.iter().map(|r| r.captured_at).min().expect("non-empty group"),
-                last_seen: group.iter().map(|r| r.captured_at).max().expect("non-empty group"),
-                products: products.into_iter().collect(),
-            });
-        }
-        // The scores are multiples of 0.0001; the margin keeps `--min-score 0.0003` from
-        // leaving out a 0.0003 that f64 holds a hair below it.
-        topics.retain(|t| t.score + 1e-9 >= scoring.min_score);
-        if topics.is_empty() {
-            return Ok(None);
-        }
-        topics.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.id().cmp(&b.id.id())));
-        if let Some(k) = scoring.top_k {
-            topics.truncate(k.max(1));
-        }
-        Ok(Some(Profile {
-            schema: PROFILE_SCHEMA_ID,
-            user_id: user_id.to_string(),
-            updated_at: topics.iter().map(|t| t.last_seen).max().expect("non-empty"),
-            scored_at: scoring.as_of,
-            half_life_days: scoring.half_life_days,
-            taxonomy: tax_version,
-            model_set,
-            topics,
-        }))
+            .optional()?)
     }
 }
 
-/// Decimal places of an exported score.
-const SCORE_STEPS: f64 = 10_000.0;
-
-/// A topic's exported score from its decayed evidence weight: `1 − e^(−weight)` rounded *down* to
-/// 4 decimals, so it stays in [0, 1) as the schema promises — rounding to nearest gave 1.0 from a
-/// weight of 9.9 on (about 25 chats on one topic), and in f64 `1 − e^(−w)` is exactly 1 from
-/// w ≈ 37 — and never falls as evidence is added (it levels off at 0.9999).
-pub(crate) fn score(weight: f64) -> f64 {
-    let exact = -(-weight.max(0.0)).exp_m1();
-    (exact * SCORE_STEPS).floor().clamp(0.0, SCORE_STEPS - 1.0) / SCORE_STEPS
-}
-
-struct EvidenceRow {
-    topic_id: u32,
-    event_id: String,
-    product: Product,
-    captured_at: DateTime<Utc>,
-    score: f32,
-    sources: Vec<Source>,
-}
-
 fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, EvidenceRow)> {
-    let product: String = r.get(3)?;
-    let ms: i64 = r.get(4)?;
-    Ok((
-        r.get(0)?,
-        EvidenceRow {
-            topic_id: r.get(1)?,
-            event_id: r.get(2)?,
-            product: Product::parse(&product).unwrap_or(Product::Assistant),
-            captured_at: Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
-            score: r.get(5)?,
-            sources: r.get::<_, String>(6)?.split(',').filter_map(Source::parse).collect(),
-        },
-    ))
+    let (product, sources): (String, String) = (r.get(3)?, r.get(6)?);
+    Ok((r.get(0)?, EvidenceRow::from_columns(r.get(1)?, r.get(2)?, &product, r.get(4)?, r.get(5)?, &sources)))
 }
 
 const EVIDENCE_COLUMNS: &str = "user_id, topic_id, event_id, product, captured_ms, score, sources";
 
 impl ProfileStore for SqliteStore {
+    fn own_key(&self) -> &[u8] {
+        &self.suppression_key
+    }
+
     fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT 1 FROM ledger WHERE event_id = ?1")?;
         let mut found = Vec::new();
@@ -366,7 +281,7 @@ impl ProfileStore for SqliteStore {
         ))?;
         let rows =
             stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
-        self.assemble(user_id, &rows, scoring)
+        Ok(assemble(user_id, &rows, || self.provenance_of(user_id), scoring)?)
     }
 
     fn for_each_profile(
@@ -390,7 +305,7 @@ impl ProfileStore for SqliteStore {
             };
             if boundary {
                 let user = current.take().expect("boundary implies a current user");
-                if let Some(p) = self.assemble(&user, &group, scoring)? {
+                if let Some(p) = assemble(&user, &group, || self.provenance_of(&user), scoring)? {
                     sink(p)?;
                 }
                 group.clear();
@@ -418,27 +333,7 @@ impl ProfileStore for SqliteStore {
         ))?;
         let rows =
             stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
-        let taxonomy = Taxonomy::get();
-        Ok(rows
-            .chunk_by(|a, b| a.topic_id == b.topic_id)
-            .filter_map(|group| {
-                let topic = taxonomy.allowed(group[0].topic_id).ok()?;
-                Some(TopicEvidence {
-                    topic_id: topic.id().to_string(),
-                    name: topic.name().to_string(),
-                    events: group
-                        .iter()
-                        .map(|r| EvidenceItem {
-                            event_id: r.event_id.clone(),
-                            product: r.product,
-                            captured_at: r.captured_at,
-                            score: r.score,
-                            sources: r.sources.clone(),
-                        })
-                        .collect(),
-                })
-            })
-            .collect())
+        Ok(explain_rows(&rows))
     }
 
     fn record_failures(&mut self, failures: &[crate::FailedEvent]) -> Result<(), StoreError> {
@@ -509,7 +404,10 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::score;
     use crate::{DeltaTopic, LedgerOutcome, ProfileDelta};
+    use attune_event::{Product, Source};
+    use attune_taxonomy::Taxonomy;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
