@@ -198,6 +198,25 @@ fn decode_request(line: &str, options: &DecodeOptions) -> Reply {
 #[cfg(not(feature = "fault-injection"))]
 fn fault_injection(_file: &Path) {}
 
+/// Without the `fault-injection` feature (release builds): nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn crash_before_commit() {}
+
+/// The effectively-once tests (`crates/attune-py/tests`) kill a worker with its batch decoded
+/// and tagged but not committed: with `ATTUNE_FAULT_CRASH_BEFORE_COMMIT=FILE`, the first process
+/// to get here creates FILE and dies at once; later ones find it and go on. Only in builds with
+/// the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn crash_before_commit() {
+    let Some(marker) = std::env::var_os("ATTUNE_FAULT_CRASH_BEFORE_COMMIT") else { return };
+    // `create_new`: exactly one process, once, whatever else runs at the same time.
+    if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
+        eprintln!("fault injection: exiting before the store commit");
+        std::process::abort();
+    }
+}
+
 /// Tests of the isolation itself need a decoder that crashes, hangs or eats memory on demand;
 /// real decoders do that only on inputs nobody can name in advance. Only in builds with the
 /// `fault-injection` feature (`just test`), only with `ATTUNE_WORKER_FAULTS=1` in the worker's

@@ -160,11 +160,13 @@ impl MediaDecoder for InProcessDecoder {
 }
 
 /// The stages a batch goes through, wired to the models, the taggers and one store.
-pub struct Pipeline<'a> {
+/// `'a`: what the pipeline borrows for a run; `'m`: what it owns (text paths, speech sessions,
+/// decoders), which a caller may take back after [`Pipeline::run`] for the next run.
+pub struct Pipeline<'a, 'm> {
     pub policy: &'a Policy,
     /// Text models and their taggers, in order of preference: each admitted text goes to the
     /// first whose calibration covers its language.
-    pub text: Vec<TextPath<'a>>,
+    pub text: Vec<TextPath<'m>>,
     /// Decides which texts (chats, transcripts) may be tagged: those in the policy's supported
     /// languages that a text path covers, identified with confidence. The rest are skipped,
     /// never tagged.
@@ -178,11 +180,11 @@ pub struct Pipeline<'a> {
     /// Speech sessions, made on first use and used side by side (one thread each); when none
     /// can be had, audio events and videos with a soundtrack fail with the reason instead of
     /// being transcribed.
-    pub speech: SpeechSessions<'a>,
+    pub speech: SpeechSessions<'m>,
     pub provenance: Provenance,
     pub config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
-    pub decoders: Vec<Box<dyn MediaDecoder + 'a>>,
+    pub decoders: Vec<Box<dyn MediaDecoder + 'm>>,
 }
 
 /// What the reader and the decoders tell the batcher; exactly one per record.
@@ -229,7 +231,7 @@ impl Pending {
     }
 }
 
-impl Pipeline<'_> {
+impl Pipeline<'_, '_> {
     /// Run every record of `source` through the stages. Only a failing source or store stops
     /// the run; everything else is a per-event outcome in the report.
     pub fn run(
@@ -276,52 +278,60 @@ impl Pipeline<'_> {
             let stop = self.config.stop.clone();
             let reader = scope
                 .spawn(move || read_and_gate(source, policy, only, job_tx, reader_tx, gate_stats, stop.as_deref()));
-            for mut decoder in decoders.drain(..) {
-                let (jobs, results) = (job_rx.clone(), msg_tx.clone());
-                scope.spawn(move || {
-                    for job in jobs {
-                        let permit = budget.map(|b| b.for_decoder());
-                        let t = Instant::now();
-                        let outcome = decoder.decode(&job.event);
-                        drop(permit);
-                        decode_stats.lock().expect("not poisoned").add(t.elapsed(), 1);
-                        let message = match outcome {
-                            Ok(decoded) => {
-                                let queued_bytes = decoded.get().bytes();
-                                if !queue_bytes.enqueue(queued_bytes) {
-                                    break; // the batcher stopped
+            let decoder_threads: Vec<_> = decoders
+                .drain(..)
+                .map(|mut decoder| {
+                    let (jobs, results) = (job_rx.clone(), msg_tx.clone());
+                    scope.spawn(move || {
+                        for job in jobs {
+                            let permit = budget.map(|b| b.for_decoder());
+                            let t = Instant::now();
+                            let outcome = decoder.decode(&job.event);
+                            drop(permit);
+                            decode_stats.lock().expect("not poisoned").add(t.elapsed(), 1);
+                            let message = match outcome {
+                                Ok(decoded) => {
+                                    let queued_bytes = decoded.get().bytes();
+                                    if !queue_bytes.enqueue(queued_bytes) {
+                                        break; // the batcher stopped
+                                    }
+                                    let (seq, origin, event) = (job.seq, job.origin, job.event);
+                                    Message::Ready(Box::new(Pending {
+                                        seq,
+                                        origin,
+                                        event,
+                                        decoded: Some(decoded),
+                                        queued_bytes,
+                                    }))
                                 }
-                                let (seq, origin, event) = (job.seq, job.origin, job.event);
-                                Message::Ready(Box::new(Pending {
-                                    seq,
-                                    origin,
-                                    event,
-                                    decoded: Some(decoded),
-                                    queued_bytes,
-                                }))
+                                Err(why) => {
+                                    let e = job.event.get();
+                                    let failure = Failure {
+                                        event_id: e.event_id.clone(),
+                                        line: Some(job.origin.line),
+                                        message: why,
+                                        user_id: Some(e.user_id.clone()),
+                                    };
+                                    Message::Failed(job.seq, job.origin, failure)
+                                }
+                            };
+                            if results.send(message).is_err() {
+                                break; // the batcher stopped (store error): stop too
                             }
-                            Err(why) => {
-                                let e = job.event.get();
-                                let failure = Failure {
-                                    event_id: e.event_id.clone(),
-                                    line: Some(job.origin.line),
-                                    message: why,
-                                    user_id: Some(e.user_id.clone()),
-                                };
-                                Message::Failed(job.seq, job.origin, failure)
-                            }
-                        };
-                        if results.send(message).is_err() {
-                            break; // the batcher stopped (store error): stop too
                         }
-                    }
-                });
-            }
+                        decoder
+                    })
+                })
+                .collect();
             drop((msg_tx, job_rx));
             let inbox = Inbox { messages: msg_rx, queue_bytes };
             let stored = self.batch_and_store(inbox, source, &mut report, &stats, budget, observe);
             queue_bytes.close(); // a decoder waiting to queue its result must not wait forever
             report.interrupted = reader.join().expect("the reader does not panic") == Read::Stopped;
+            // Kept for the next run on this pipeline (an embedded worker runs batch after batch;
+            // its decoder processes stay up between them).
+            self.decoders =
+                decoder_threads.into_iter().map(|t| t.join().expect("a decoder thread does not panic")).collect();
             stored
         });
         self.config.only = only;
@@ -552,13 +562,14 @@ impl Pipeline<'_> {
             records.push(EventRecord { event_id: e.event_id.clone(), user_id: e.user_id.clone(), outcome, delta });
         }
         let t = Instant::now();
+        isolate::crash_before_commit();
         self.store.record(&records, &self.provenance)?;
         report.stage("store", t.elapsed(), records.len());
         Ok(done)
     }
 }
 
-impl Pipeline<'_> {
+impl Pipeline<'_, '_> {
     /// Hand the failures since the last call to the store, so `--retry-failed` can find them.
     /// Lines without a readable event id (`line:N`) cannot be retried and are not kept.
     fn keep_failures(&mut self, report: &Report, kept: &mut usize) -> Result<(), PipelineError> {

@@ -40,7 +40,7 @@ pub(crate) fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
         .collect()
 }
 
-impl Pipeline<'_> {
+impl Pipeline<'_, '_> {
     /// Voice recordings and video soundtracks to transcripts. Recordings go to the model in groups
     /// of similar length (Whisper decodes a group's windows in one batch), and the groups are
     /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little

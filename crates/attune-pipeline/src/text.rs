@@ -6,7 +6,7 @@ use attune_event::{Role, Source};
 use attune_lang::{Language, LanguageDecision, SupportedText, UnidentifiedReason};
 use attune_tag::{Segments, Verdict};
 
-impl Pipeline<'_> {
+impl Pipeline<'_, '_> {
     /// The words of each event (the user's, the assistant's) and its transcript: the language
     /// gate first (text it does not admit makes the event skipped whole, never tagged), then the
     /// lexicon (what it drops is never embedded), then one embedding batch per text path.

@@ -9,7 +9,7 @@ use attune_tag::TextTagger;
 use std::time::{Duration, Instant};
 
 /// What makes a path's model and tagger when it is first needed.
-pub type MakeTextPath<'a> = Box<dyn FnOnce() -> Result<(Box<dyn TextEmbedder>, TextTagger), String> + 'a>;
+pub type MakeTextPath<'a> = Box<dyn FnOnce() -> Result<(Box<dyn TextEmbedder>, TextTagger), String> + Send + 'a>;
 
 enum State<'a> {
     Ready(Box<dyn TextEmbedder + 'a>, Box<TextTagger>),

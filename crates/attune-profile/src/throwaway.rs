@@ -68,7 +68,14 @@ impl ThrowawayCluster {
                 cluster.dir.path().display()
             );
             let log = cluster.dir.path().join("server.log");
-            match run(cluster.server_command("pg_ctl").arg("-D").arg(&data).args(["-o", &options, "-l"]).arg(&log).args(["-w", "start"])) {
+            match run(cluster
+                .server_command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-o", &options, "-l"])
+                .arg(&log)
+                .args(["-w", "start"]))
+            {
                 Ok(()) => return Ok(cluster),
                 Err(e) => last = Some(e),
             }

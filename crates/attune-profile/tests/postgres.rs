@@ -114,7 +114,9 @@ fn same_bytes_as_sqlite(cluster: &ThrowawayCluster) {
 fn redelivery_and_concurrent_writers_apply_each_event_once(cluster: &ThrowawayCluster) {
     let url = cluster.create_database("once").unwrap();
     let records: Vec<EventRecord> = (0..400)
-        .map(|i| rec(&format!("e{i:03}"), &format!("u{}", i % 7), "2026-02-01T00:00:00Z", Product::Assistant, &[(725, 0.5)]))
+        .map(|i| {
+            rec(&format!("e{i:03}"), &format!("u{}", i % 7), "2026-02-01T00:00:00Z", Product::Assistant, &[(725, 0.5)])
+        })
         .collect();
     // Four workers given overlapping batches in different orders, at once.
     let new: usize = std::thread::scope(|s| {
@@ -185,8 +187,12 @@ fn failures_are_kept_until_the_event_succeeds(cluster: &ThrowawayCluster) {
         user_id: user.map(String::from),
         message: message.into(),
     };
-    s.record_failures(&[failed("e1", Some("a-user"), "boom"), failed("x", None, "bad line"), failed("e9", Some("u9"), "boom")])
-        .unwrap();
+    s.record_failures(&[
+        failed("e1", Some("a-user"), "boom"),
+        failed("x", None, "bad line"),
+        failed("e9", Some("u9"), "boom"),
+    ])
+    .unwrap();
     s.record_failures(&[failed("x", None, "again"), failed("x", None, "last")]).unwrap();
     assert_eq!(s.failed_events().unwrap(), ["e1", "e9", "x"]);
     s.record(&batches()[0], &prov()).unwrap(); // e1 succeeds now

@@ -1,0 +1,4 @@
+from attune.dist import main
+import sys
+
+sys.exit(main())
