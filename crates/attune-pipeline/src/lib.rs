@@ -187,6 +187,13 @@ pub struct Pipeline<'a, 'm> {
     pub decoders: Vec<Box<dyn MediaDecoder + 'm>>,
 }
 
+/// How a recorded event counts in the report: skipped with its ledger outcome, or processed
+/// (its product and the top-level branches of its topics).
+enum Counted {
+    Skipped(LedgerOutcome),
+    Processed(&'static str, Vec<&'static str>),
+}
+
 /// What the reader and the decoders tell the batcher; exactly one per record.
 enum Message {
     /// Boxed: a decoded event is ten times the size of the other messages.
@@ -508,25 +515,19 @@ impl Pipeline<'_, '_> {
         report.stage("text", t.elapsed(), parts.texts.iter().map(Vec::len).sum());
         let verdicts = parts.verdicts(&work, report);
 
+        // How each record counts in the report, once the store has taken it.
+        let mut counted: Vec<Counted> = Vec::with_capacity(work.len());
         for (p, judged) in work.iter().zip(verdicts) {
             let e = p.event.get();
             let verdict = match judged {
                 Judged::Failed => continue, // in the report and the failure list
                 Judged::UnsupportedLanguage | Judged::Unintelligible | Judged::UnreadableText => {
                     let outcome = match judged {
-                        Judged::Unintelligible => {
-                            report.skipped.unintelligible_speech += 1;
-                            LedgerOutcome::Unintelligible
-                        }
-                        Judged::UnreadableText => {
-                            report.skipped.unreadable_text += 1;
-                            LedgerOutcome::UnreadableText
-                        }
-                        _ => {
-                            report.skipped.unsupported_language += 1;
-                            LedgerOutcome::UnsupportedLanguage
-                        }
+                        Judged::Unintelligible => LedgerOutcome::Unintelligible,
+                        Judged::UnreadableText => LedgerOutcome::UnreadableText,
+                        _ => LedgerOutcome::UnsupportedLanguage,
                     };
+                    counted.push(Counted::Skipped(outcome));
                     records.push(EventRecord {
                         event_id: e.event_id.clone(),
                         user_id: e.user_id.clone(),
@@ -539,13 +540,14 @@ impl Pipeline<'_, '_> {
             };
             let (outcome, delta) = match verdict {
                 EventVerdict::Sensitive => {
-                    report.skipped.sensitive += 1;
+                    counted.push(Counted::Skipped(LedgerOutcome::Dropped));
                     (LedgerOutcome::Dropped, None)
                 }
                 EventVerdict::Topics(topics) => {
                     let outcome = if topics.is_empty() { LedgerOutcome::NoTopic } else { LedgerOutcome::Tagged };
-                    let branches = topics.iter().map(|t| t.topic.node().path.first().map_or("", String::as_str));
-                    report.count_processed(e.product.as_str(), branches);
+                    let branches =
+                        topics.iter().map(|t| t.topic.node().path.first().map_or("", String::as_str)).collect();
+                    counted.push(Counted::Processed(e.product.as_str(), branches));
                     let delta = ProfileDelta {
                         event_id: e.event_id.clone(),
                         user_id: e.user_id.clone(),
@@ -563,8 +565,22 @@ impl Pipeline<'_, '_> {
         }
         let t = Instant::now();
         isolate::crash_before_commit();
-        self.store.record(&records, &self.provenance)?;
+        let recorded = self.store.record(&records, &self.provenance)?;
         report.stage("store", t.elapsed(), records.len());
+        // Counted once committed: an event another writer recorded between our ledger check and
+        // this commit (workers sharing a store, a batch delivered again) was not applied here,
+        // and is a duplicate in this report as it would be in a later run's.
+        let already: HashSet<&str> = recorded.already.iter().map(String::as_str).collect();
+        for (record, counted) in records.iter().zip(counted) {
+            match counted {
+                _ if already.contains(record.event_id.as_str()) => report.skipped.duplicate += 1,
+                Counted::Skipped(LedgerOutcome::Unintelligible) => report.skipped.unintelligible_speech += 1,
+                Counted::Skipped(LedgerOutcome::UnreadableText) => report.skipped.unreadable_text += 1,
+                Counted::Skipped(LedgerOutcome::Dropped) => report.skipped.sensitive += 1,
+                Counted::Skipped(_) => report.skipped.unsupported_language += 1,
+                Counted::Processed(product, branches) => report.count_processed(product, branches.into_iter()),
+            }
+        }
         Ok(done)
     }
 }

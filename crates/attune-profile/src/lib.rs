@@ -244,9 +244,9 @@ pub trait ProfileStore: Send {
     /// The subset of `event_ids` already in the ledger.
     fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError>;
 
-    /// Record a batch in one transaction; events already in the ledger are left alone.
-    /// Returns how many were new.
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<usize, StoreError>;
+    /// Record a batch in one transaction; events already in the ledger are left alone (the
+    /// first record of an id in the batch is the one applied).
+    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError>;
 
     /// One user's profile, or `None` when nothing is known of them.
     fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError>;
@@ -283,6 +283,16 @@ pub trait ProfileStore: Send {
 
     /// The ids of the events that failed and have not succeeded since.
     fn failed_events(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// What [`ProfileStore::record`] did with a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Events applied now.
+    pub new: usize,
+    /// The batch's events that were not applied: the ledger already held them (a batch
+    /// delivered again, another writer first) or they came earlier in the batch.
+    pub already: Vec<String>,
 }
 
 /// Which taxonomy and which models produced a batch's tags; recorded in profiles.

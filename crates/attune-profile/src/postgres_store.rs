@@ -12,7 +12,7 @@
 use crate::evidence::{assemble, explain_rows, EvidenceRow};
 use crate::{
     hex, unhex, user_hash, EventRecord, FailedEvent, Forgotten, ForgottenUsers, Profile, ProfileStore, Provenance,
-    Scoring, StoreError, TopicEvidence,
+    Recorded, Scoring, StoreError, TopicEvidence,
 };
 use chrono::{DateTime, Utc};
 use postgres::fallible_iterator::FallibleIterator;
@@ -179,11 +179,20 @@ impl ProfileStore for PostgresStore {
         Ok(event_ids.iter().filter(|id| found.contains(**id)).map(|id| id.to_string()).collect())
     }
 
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<usize, StoreError> {
+    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError> {
         // The first record of an id wins (as in SQLite); ids in byte order, so two transactions
         // given overlapping batches take their row locks in one order and cannot deadlock.
         let mut seen = HashSet::new();
-        let mut batch: Vec<&EventRecord> = records.iter().filter(|r| seen.insert(r.event_id.as_str())).collect();
+        let mut repeated = Vec::new();
+        let mut batch: Vec<&EventRecord> = records
+            .iter()
+            .filter(|r| {
+                seen.insert(r.event_id.as_str()) || {
+                    repeated.push(r.event_id.clone());
+                    false
+                }
+            })
+            .collect();
         batch.sort_by(|a, b| a.event_id.cmp(&b.event_id));
         let ids: Vec<&str> = batch.iter().map(|r| r.event_id.as_str()).collect();
         let users: Vec<&str> = batch.iter().map(|r| r.user_id.as_str()).collect();
@@ -200,7 +209,8 @@ impl ProfileStore for PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let applied: Vec<&EventRecord> = batch.into_iter().filter(|r| new.contains(&r.event_id)).collect();
+        let (applied, not_applied): (Vec<&EventRecord>, Vec<&EventRecord>) =
+            batch.into_iter().partition(|r| new.contains(&r.event_id));
         let new_ids: Vec<&str> = applied.iter().map(|r| r.event_id.as_str()).collect();
         tx.execute("DELETE FROM attune.failures WHERE event_id = ANY($1)", &[&new_ids])?;
         let mut columns = EvidenceColumns::default();
@@ -237,7 +247,9 @@ impl ProfileStore for PostgresStore {
             &[&changed, &provenance.taxonomy, &provenance.model_set, &now_ms],
         )?;
         tx.commit()?;
-        Ok(new.len())
+        let mut already: Vec<String> = not_applied.into_iter().map(|r| r.event_id.clone()).collect();
+        already.extend(repeated);
+        Ok(Recorded { new: new.len(), already })
     }
 
     fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError> {

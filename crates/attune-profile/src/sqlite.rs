@@ -1,7 +1,7 @@
 use crate::evidence::{assemble, explain_rows, EvidenceRow};
 use crate::{
-    hex, unhex, user_hash, EventRecord, Forgotten, ForgottenUsers, Profile, ProfileStore, Provenance, Scoring,
-    StoreError, TopicEvidence,
+    hex, unhex, user_hash, EventRecord, Forgotten, ForgottenUsers, Profile, ProfileStore, Provenance, Recorded,
+    Scoring, StoreError, TopicEvidence,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -230,9 +230,9 @@ impl ProfileStore for SqliteStore {
         Ok(found)
     }
 
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<usize, StoreError> {
+    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut new = 0;
+        let mut recorded = Recorded::default();
         {
             let mut ledger =
                 tx.prepare_cached("INSERT OR IGNORE INTO ledger (event_id, user_id, outcome) VALUES (?1, ?2, ?3)")?;
@@ -249,10 +249,11 @@ impl ProfileStore for SqliteStore {
             let mut no_longer_failed = tx.prepare_cached("DELETE FROM failures WHERE event_id = ?1")?;
             for rec in records {
                 if ledger.execute(params![rec.event_id, rec.user_id, rec.outcome.as_str()])? == 0 {
-                    continue; // already applied: idempotent
+                    recorded.already.push(rec.event_id.clone()); // already applied: idempotent
+                    continue;
                 }
                 no_longer_failed.execute([&rec.event_id])?;
-                new += 1;
+                recorded.new += 1;
                 let Some(delta) = &rec.delta else { continue };
                 for t in &delta.topics {
                     let sources: Vec<&str> = t.sources.iter().map(|s| s.as_str()).collect();
@@ -272,7 +273,7 @@ impl ProfileStore for SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(new)
+        Ok(recorded)
     }
 
     fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError> {
@@ -482,10 +483,10 @@ mod tests {
     #[test]
     fn merge_is_idempotent_and_order_independent() {
         let mut once = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(once.record(&batch(), &prov()).unwrap(), 4);
+        assert_eq!(once.record(&batch(), &prov()).unwrap(), Recorded { new: 4, already: vec![] });
         let mut twice = SqliteStore::open_in_memory().unwrap();
         twice.record(&batch(), &prov()).unwrap();
-        assert_eq!(twice.record(&batch(), &prov()).unwrap(), 0);
+        assert_eq!(twice.record(&batch(), &prov()).unwrap().new, 0);
         let mut reversed = SqliteStore::open_in_memory().unwrap();
         let mut b = batch();
         b.reverse();

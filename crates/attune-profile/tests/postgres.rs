@@ -132,7 +132,10 @@ fn redelivery_and_concurrent_writers_apply_each_event_once(cluster: &ThrowawayCl
                         mine.reverse();
                     }
                     for chunk in mine.chunks(32 + w * 7) {
-                        new += store.record(chunk, &prov()).unwrap();
+                        let recorded = store.record(chunk, &prov()).unwrap();
+                        // Each of the chunk's events was applied here or is named as not.
+                        assert_eq!(recorded.new + recorded.already.len(), chunk.len());
+                        new += recorded.new;
                     }
                     new
                 })

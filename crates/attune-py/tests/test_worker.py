@@ -1,0 +1,97 @@
+"""The Python API over the pipeline, in this process (no Ray): `attune.Worker`."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+import attune
+
+
+@pytest.fixture(scope="module")
+def sample(root):
+    folder = root / "fixtures/sample"
+    return folder, (folder / "manifest.jsonl").read_bytes().splitlines()
+
+
+def test_batches_through_one_worker_add_up_to_a_run(sample, tmp_path, attune_binary, root):
+    folder, lines = sample
+    worker = attune.Worker(str(tmp_path / "p.sqlite"), policy=folder / "policy.toml", threads=2,
+                           attune_binary=attune_binary)
+    taxonomy, model_set = worker.provenance
+    assert taxonomy.startswith("iab-audience-1.1") and "minilm" in model_set
+    reports = [worker.process_lines(lines[i:i + 100], folder) for i in range(0, len(lines), 100)]
+    merged = attune.merge_reports(reports)
+    assert merged["events"] == len([l for l in lines if l.strip()])
+    assert merged["events"] == merged["processed"] + sum(merged["skipped"].values()) + len(merged["failed"])
+    assert merged["processed"] > 100 and merged["skipped"]["sensitive"] > 0 and merged["failed"]
+    # What `attune run` reports for the same manifest.
+    report = tmp_path / "run.json"
+    done = __import__("subprocess").run(
+        [attune_binary, "run", str(folder / "manifest.jsonl"), "--store", str(tmp_path / "run.sqlite"),
+         "--policy", str(folder / "policy.toml"), "--report", str(report)], capture_output=True, cwd=root)
+    assert done.returncode == 3, done.stderr
+    expected = json.loads(report.read_text())
+    for key in ("events", "processed", "skipped", "tagged", "topics_assigned"):
+        assert merged[key] == expected[key], key
+    # The same batch again: every event is now a duplicate, nothing is applied twice.
+    again = worker.process_lines(lines[:100], folder)
+    assert again["processed"] == 0 and again["skipped"]["duplicate"] > 0
+    # The store holds ids and topics; no report holds content.
+    rows = sqlite3.connect(tmp_path / "p.sqlite").execute("SELECT count(*) FROM evidence").fetchone()[0]
+    assert rows > 0
+    text = json.dumps(reports)
+    checked = 0
+    for line in lines[:40]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("text"), str) and len(event["text"]) > 20:
+            checked += 1
+            assert event["text"] not in text
+    assert checked > 20
+
+
+def test_records_and_arrow_tables_are_events_too(sample, tmp_path, attune_binary):
+    pa = pytest.importorskip("pyarrow")
+    folder, lines = sample
+    chats = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("kind") == "text":
+            chats.append(event)
+    chats = chats[:30]
+    worker = attune.Worker(str(tmp_path / "p.sqlite"), threads=1, attune_binary=attune_binary)
+    from_records = worker.process_records(chats[:15], folder)
+    from_arrow = worker.process_arrow(pa.Table.from_pylist(chats[15:]), folder)
+    assert from_records["events"] == 15 and from_arrow["events"] == 15
+    assert not from_arrow["failed"], from_arrow["failed"]
+
+
+def test_mistakes_are_explained(tmp_path, attune_binary, monkeypatch):
+    with pytest.raises(RuntimeError, match="--no-such-flag"):
+        attune.Worker(str(tmp_path / "p.sqlite"), attune_binary=attune_binary, flags=["--no-such-flag"])
+    with pytest.raises(RuntimeError, match="cannot connect"):
+        attune.Worker("postgresql://attune:secret@127.0.0.1:1/none", attune_binary=attune_binary)
+    monkeypatch.delenv("ATTUNE_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="decoded in processes"):
+        attune.Worker(str(tmp_path / "p.sqlite"))
+    with pytest.raises(FileNotFoundError, match="not an executable"):
+        attune.Worker(str(tmp_path / "p.sqlite"), attune_binary=tmp_path / "missing")
+
+
+def test_merge_reports_keeps_the_totals():
+    a = {"events": 3, "processed": 1, "skipped": {"sensitive": 1}, "failed": [{"event_id": "x"}], "tagged": 1,
+         "topics_assigned": 2, "stages": {"text": {"busy_s": 0.5, "items": 1}}, "taxonomy": "t", "model_set": "m"}
+    b = {"events": 2, "processed": 2, "skipped": {}, "failed": [], "tagged": 0, "topics_assigned": 0,
+         "stages": {"text": {"busy_s": 0.25, "items": 2}}}
+    m = attune.merge_reports([a, b], elapsed_s=2.0)
+    assert (m["events"], m["processed"], m["skipped"], len(m["failed"])) == (5, 3, {"sensitive": 1}, 1)
+    assert m["stages"]["text"] == {"busy_s": 0.75, "items": 3}
+    assert m["events_per_s"] == 2.5 and m["taxonomy"] == "t" and m["batches"] == 2
