@@ -54,6 +54,20 @@ wheel profile="dev" features="": setup-ray
     .attune/venvs/ray/bin/maturin build --locked --profile {{profile}} -m crates/attune-py/Cargo.toml --auditwheel skip -o target/wheels {{ if features == "" { "" } else { "--features " + features } }}
     .attune/venvs/ray/bin/pip install --quiet --force-reinstall --no-deps target/wheels/attune-*.whl
 
+# A manifest (or Parquet tables, folders of them) through attune on a local Ray cluster of this
+# host into a PostgreSQL store, e.g. `just dist-run events/ postgresql://attune@db/profiles
+# --actors 2`; `python -m attune.dist run --help` lists the flags (docs/distributed.md).
+dist-run input store *flags: build
+    just wheel release
+    ATTUNE_BIN=target/release/attune .attune/venvs/ray/bin/python -m attune.dist run {{input}} --store {{store}} {{flags}}
+
+# attune on Ray Data (1 actor, and one per core) against `attune run`, on the sample ×8, and
+# where the PostgreSQL store stops (rows/s by 1, 2 and 4 writers); docs/distributed.md.
+bench-dist: build setup-postgres
+    just wheel release
+    .attune/venvs/ray/bin/python benches/dist_throughput.py
+    cargo bench -p attune-benches --bench store
+
 # The Python package's tests (pytest): the Worker API, and attune.dist on a 2-node Ray cluster of
 # this machine into a throwaway PostgreSQL, crashes included (~4 min on 2 cores).
 test-dist: setup setup-postgres fixtures-media
@@ -62,7 +76,7 @@ test-dist: setup setup-postgres fixtures-media
     ATTUNE_BIN=target/debug/attune RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 .attune/venvs/ray/bin/python -m pytest -q --durations=5 crates/attune-py/tests
 
 # The workspace's tests again with ONNX Runtime's graph fusions off: other kernels, other rounding,
-# as on a CPU with other instruction sets (AVX2 / AVX-512 / VNNI). `tests/margins.rs` compares the
+# as on a CPU with other instruction sets (AVX2 / AVX-512 / VNNI). `tests/it/margins.rs` compares the
 # two within one run; this shows the end-to-end tests pass on the other kernels as a whole.
 test-kernels: setup fixtures-media
     ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked --features attune-cli/fault-injection
@@ -141,7 +155,7 @@ fixtures:
 
 # Photos, recordings and videos (registry packages, espeak-ng, ffmpeg) and the bad files made from
 # them (fixtures/images/, fixtures/audio/, fixtures/video/, git-ignored), then the hostile-input
-# corpus built from them (fixtures/hostile/, git-ignored; crates/attune-cli/tests/hostile.rs).
+# corpus built from them (fixtures/hostile/, git-ignored; crates/attune-cli/tests/it/hostile.rs).
 fixtures-media: setup
     python3 fixtures/make_images.py
     python3 fixtures/make_audio.py

@@ -132,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
         # folder of ours, not the shared /tmp.
         if args.spill_dir:
             Path(args.spill_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-            init["_system_config"] = {"object_spilling_config": json.dumps(
-                {"type": "filesystem", "params": {"directory_path": str(Path(args.spill_dir).resolve())}})}
+            init["object_spilling_directory"] = str(Path(args.spill_dir).resolve())
         if args.num_cpus:
             init["num_cpus"] = args.num_cpus
     ray.init(**init)

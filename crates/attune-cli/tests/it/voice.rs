@@ -2,7 +2,7 @@
 //! `fixtures/make_audio.py`). Spoken conversations give the interests their text gives, in every
 //! format; the spoken sensitive conversation is dropped; bad files fail alone.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! profiles of an uninterrupted run — nothing lost, nothing counted twice. Each batch's ledger
 //! rows and evidence commit in one SQLite transaction, and a rerun skips what is in the ledger.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Instant;

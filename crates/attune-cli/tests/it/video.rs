@@ -3,7 +3,7 @@
 //! both, in every codec/container pair, as one piece of evidence per video; the video with sensitive
 //! speech is dropped whole; refused and broken files fail alone, with their reason.
 
-mod common;
+use crate::common;
 
 #[test]
 fn videos_give_the_interests_of_what_is_shown_and_what_is_said() {

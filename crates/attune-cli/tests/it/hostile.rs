@@ -3,9 +3,9 @@
 //! processed — the run exits 0, the report's buckets add up, and every good event interleaved
 //! with the hostile ones lands in the store with its interest.
 //!
-//! `cargo test -p attune-cli --test hostile -- --nocapture` prints a table of case → outcome.
+//! `cargo test -p attune-cli --test it hostile:: -- --nocapture` prints a table of case → outcome.
 
-mod common;
+use crate::common;
 
 use attune_profile::{ProfileStore, SqliteStore};
 use serde_json::{Map, Value};

@@ -2,7 +2,7 @@
 //! `fixtures/make_images.py`). Each good photo gives its expected interest; each bad file is a
 //! clear failure of its own event while the rest of the batch is processed.
 
-mod common;
+use crate::common;
 
 #[test]
 fn photos_become_interests_and_bad_files_fail_alone() {

@@ -4,7 +4,7 @@
 //! never tagged. The first run on a machine embeds e5's reference texts (~100 s on 2 cores), which
 //! are then kept in the cache.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -6,7 +6,7 @@
 //! how parts combine — any sensitive part drops the event, the assistant never introduces a topic,
 //! a picture keeps its topic beside harmless words — never on where a model's score falls.
 
-mod common;
+use crate::common;
 
 use attune_profile::{ProfileStore, SqliteStore};
 use serde_json::Value;

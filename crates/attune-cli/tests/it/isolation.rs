@@ -4,14 +4,14 @@
 //! Real decoders do these things only on inputs nobody can name in advance, so the worker's fault
 //! injection (`ATTUNE_WORKER_FAULTS=1`, files starting with `ATTUNE-FAULT:`) stands in for them.
 
-mod common;
+use crate::common;
 
 /// The faults are compiled in only with the feature (`just test` passes it): without it this
 /// file fails rather than pass without testing anything.
 #[cfg(not(feature = "fault-injection"))]
 #[test]
 fn fault_injection_is_compiled_in() {
-    panic!("tests/isolation.rs needs `--features attune-cli/fault-injection` (`just test` passes it)");
+    panic!("tests/it/isolation.rs needs `--features attune-cli/fault-injection` (`just test` passes it)");
 }
 
 #[cfg(feature = "fault-injection")]
@@ -28,7 +28,7 @@ fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     let faults = [
         ("abort", "crashed: the decoder process was killed by SIGABRT"),
         ("segv", "crashed: the decoder process was killed by SIGSEGV"),
-        ("hang", "timeout: no result within 3 s"),
+        ("hang", "timeout: no result within 10 s"),
         ("oom", "too large: the decoder ran out of its memory limit"),
     ];
     let mut lines = Vec::new();
@@ -56,7 +56,7 @@ fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     let out = Command::new(env!("CARGO_BIN_EXE_attune"))
         .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
         .args(["--report", report_path.to_str().unwrap()])
-        .args(["--decoders", "1", "--decode-timeout", "3", "--decode-memory-mb", "1024"])
+        .args(["--decoders", "1", "--decode-timeout", "10", "--decode-memory-mb", "1024"])
         .env("ATTUNE_WORKER_FAULTS", "1")
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! `attune run --retry-failed`: only the events that failed before are processed again; once
 //! one succeeds it leaves the failure list.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! by a real browser — headless Chromium renders it and the screenshot must show the charts'
 //! bars (setup/apt.txt installs `chromium`; `CHROMIUM` names another binary).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! never reaches a profile; an ordinary sign adds its topics; a photo without text is tagged as
 //! before, from its picture alone.
 
-mod common;
+use crate::common;
 
 use attune_profile::{ProfileStore, SqliteStore};
 use std::collections::HashMap;

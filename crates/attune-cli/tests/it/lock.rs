@@ -1,7 +1,7 @@
 //! One writer per store: a second `attune run` (or a `forget`) on a store a run is writing to
 //! does not start — it says so in one line and exits 2 — instead of doing all the work twice.
 
-mod common;
+use crate::common;
 
 use attune_profile::StoreLock;
 use std::path::Path;

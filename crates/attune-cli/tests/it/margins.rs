@@ -11,9 +11,9 @@
 //! It also measures how far the scores move when ONNX Runtime runs other kernels on this machine
 //! (the graphs unfused, `Optimization::Disable`, against every fusion), and requires each margin
 //! to be at least [`OVER_MOVEMENT`] times that, and the transcripts to be the same both ways.
-//! `cargo test -p attune-cli --test margins -- --nocapture` prints every margin.
+//! `cargo test -p attune-cli --test it margins:: -- --nocapture` prints every margin.
 
-mod common;
+use crate::common;
 
 use attune_decode::{decode_file, DecodeOptions, Decoded};
 use attune_event::Kind;
