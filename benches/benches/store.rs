@@ -34,7 +34,13 @@ fn records(writer: usize, batch: usize) -> Vec<EventRecord> {
                 event_id: event.clone(),
                 user_id: user.clone(),
                 outcome: LedgerOutcome::Tagged,
-                delta: Some(ProfileDelta { event_id: event, user_id: user, product: Product::Assistant, captured_at: captured, topics }),
+                delta: Some(ProfileDelta {
+                    event_id: event,
+                    user_id: user,
+                    product: Product::Assistant,
+                    captured_at: captured,
+                    topics,
+                }),
             }
         })
         .collect()
@@ -54,7 +60,7 @@ fn load(writers: usize, open: &(dyn Fn() -> Box<dyn ProfileStore> + Sync)) -> f6
             s.spawn(move || {
                 let mut store = open();
                 for batch in mine {
-                    assert_eq!(store.record(batch, &provenance()).unwrap().new, BATCH);
+                    assert_eq!(store.record(batch, &[], &provenance()).unwrap().new, BATCH);
                 }
             });
         }

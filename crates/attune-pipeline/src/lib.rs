@@ -187,6 +187,18 @@ pub struct Pipeline<'a, 'm> {
     pub decoders: Vec<Box<dyn MediaDecoder + 'm>>,
 }
 
+/// The report's failures since `kept` (which moves past them) that a store can keep: lines
+/// without a readable event id (`line:N`) cannot be retried and are not kept.
+fn new_failures(report: &Report, kept: &mut usize) -> Vec<FailedEvent> {
+    let new = report.failed[*kept..]
+        .iter()
+        .filter(|f| !f.event_id.starts_with("line:"))
+        .map(|f| FailedEvent { event_id: f.event_id.clone(), user_id: f.user_id.clone(), message: f.message.clone() })
+        .collect();
+    *kept = report.failed.len();
+    new
+}
+
 /// How a recorded event counts in the report: skipped with its ledger outcome, or processed
 /// (its product and the top-level branches of its topics).
 enum Counted {
@@ -428,7 +440,7 @@ impl Pipeline<'_, '_> {
         budget: Option<&budget::CpuBudget>,
     ) -> Result<(), PipelineError> {
         let permits = budget.map(|b| b.for_models(self.config.model_threads));
-        let done = self.flush(batch, report, budget)?;
+        let done = self.flush(batch, report, failures_kept, budget)?;
         drop(permits);
         for (seq, origin) in done {
             watermark.done(seq, origin);
@@ -446,6 +458,7 @@ impl Pipeline<'_, '_> {
         &mut self,
         batch: &mut Vec<Pending>,
         report: &mut Report,
+        failures_kept: &mut usize,
         budget: Option<&budget::CpuBudget>,
     ) -> Result<Vec<(u64, Origin)>, PipelineError> {
         if batch.is_empty() {
@@ -565,7 +578,10 @@ impl Pipeline<'_, '_> {
         }
         let t = Instant::now();
         isolate::crash_before_commit();
-        let recorded = self.store.record(&records, &self.provenance)?;
+        // The failures so far go in the batch's transaction: a worker that dies after it loses
+        // neither the batch nor the record of what failed (for `--retry-failed`).
+        let failures = new_failures(report, failures_kept);
+        let recorded = self.store.record(&records, &failures, &self.provenance)?;
         report.stage("store", t.elapsed(), records.len());
         // Counted once committed: an event another writer recorded between our ledger check and
         // this commit (workers sharing a store, a batch delivered again) was not applied here,
@@ -586,19 +602,10 @@ impl Pipeline<'_, '_> {
 }
 
 impl Pipeline<'_, '_> {
-    /// Hand the failures since the last call to the store, so `--retry-failed` can find them.
-    /// Lines without a readable event id (`line:N`) cannot be retried and are not kept.
+    /// Hand the store the failures no batch transaction took (those after the last batch, or of
+    /// a flush with nothing to store), so `--retry-failed` can find them.
     fn keep_failures(&mut self, report: &Report, kept: &mut usize) -> Result<(), PipelineError> {
-        let new: Vec<FailedEvent> = report.failed[*kept..]
-            .iter()
-            .filter(|f| !f.event_id.starts_with("line:"))
-            .map(|f| FailedEvent {
-                event_id: f.event_id.clone(),
-                user_id: f.user_id.clone(),
-                message: f.message.clone(),
-            })
-            .collect();
-        *kept = report.failed.len();
+        let new = new_failures(report, kept);
         if !new.is_empty() {
             self.store.record_failures(&new)?;
         }

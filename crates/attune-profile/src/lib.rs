@@ -244,9 +244,15 @@ pub trait ProfileStore: Send {
     /// The subset of `event_ids` already in the ledger.
     fn recorded(&self, event_ids: &[&str]) -> Result<Vec<String>, StoreError>;
 
-    /// Record a batch in one transaction; events already in the ledger are left alone (the
-    /// first record of an id in the batch is the one applied).
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError>;
+    /// Record a batch in one transaction: its events' ledger entries and evidence, and the
+    /// batch's failures (kept as [`ProfileStore::record_failures`] keeps them). Events already in
+    /// the ledger are left alone (the first record of an id in the batch is the one applied).
+    fn record(
+        &mut self,
+        records: &[EventRecord],
+        failures: &[FailedEvent],
+        provenance: &Provenance,
+    ) -> Result<Recorded, StoreError>;
 
     /// One user's profile, or `None` when nothing is known of them.
     fn profile(&self, user_id: &str, scoring: &Scoring) -> Result<Option<Profile>, StoreError>;

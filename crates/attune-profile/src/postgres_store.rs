@@ -179,7 +179,12 @@ impl ProfileStore for PostgresStore {
         Ok(event_ids.iter().filter(|id| found.contains(**id)).map(|id| id.to_string()).collect())
     }
 
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError> {
+    fn record(
+        &mut self,
+        records: &[EventRecord],
+        failures: &[FailedEvent],
+        provenance: &Provenance,
+    ) -> Result<Recorded, StoreError> {
         // The first record of an id wins (as in SQLite); ids in byte order, so two transactions
         // given overlapping batches take their row locks in one order and cannot deadlock.
         let mut seen = HashSet::new();
@@ -199,6 +204,7 @@ impl ProfileStore for PostgresStore {
         let outcomes: Vec<&str> = batch.iter().map(|r| r.outcome.as_str()).collect();
         let mut client = self.client.borrow_mut();
         let mut tx = client.transaction()?;
+        upsert_failures(&mut tx, failures)?;
         let new: HashSet<String> = tx
             .query(
                 "INSERT INTO attune.ledger (event_id, user_id, outcome)
@@ -352,22 +358,10 @@ impl ProfileStore for PostgresStore {
     }
 
     fn record_failures(&mut self, failures: &[FailedEvent]) -> Result<(), StoreError> {
-        // The last message of an id wins, as with SQLite's one upsert per failure.
-        let mut latest: std::collections::BTreeMap<&str, &FailedEvent> = std::collections::BTreeMap::new();
-        for f in failures {
-            let kept = latest.entry(f.event_id.as_str()).or_insert(f);
-            *kept = f;
-        }
-        let ids: Vec<&str> = latest.keys().copied().collect();
-        let users: Vec<Option<&str>> = latest.values().map(|f| f.user_id.as_deref()).collect();
-        let messages: Vec<&str> = latest.values().map(|f| f.message.as_str()).collect();
-        self.client.borrow_mut().execute(
-            "INSERT INTO attune.failures (event_id, user_id, message)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-             ON CONFLICT (event_id) DO UPDATE SET message = excluded.message,
-                 user_id = COALESCE(excluded.user_id, failures.user_id)",
-            &[&ids, &users, &messages],
-        )?;
+        let mut client = self.client.borrow_mut();
+        let mut tx = client.transaction()?;
+        upsert_failures(&mut tx, failures)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -375,6 +369,29 @@ impl ProfileStore for PostgresStore {
         let rows = self.client.borrow_mut().query("SELECT event_id FROM attune.failures ORDER BY event_id", &[])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// Keep failures in the caller's transaction; the last message of an id wins, as with SQLite's
+/// one upsert per failure.
+fn upsert_failures(tx: &mut postgres::Transaction<'_>, failures: &[FailedEvent]) -> Result<(), StoreError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let mut latest: std::collections::BTreeMap<&str, &FailedEvent> = std::collections::BTreeMap::new();
+    for f in failures {
+        latest.insert(f.event_id.as_str(), f);
+    }
+    let ids: Vec<&str> = latest.keys().copied().collect();
+    let users: Vec<Option<&str>> = latest.values().map(|f| f.user_id.as_deref()).collect();
+    let messages: Vec<&str> = latest.values().map(|f| f.message.as_str()).collect();
+    tx.execute(
+        "INSERT INTO attune.failures (event_id, user_id, message)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+         ON CONFLICT (event_id) DO UPDATE SET message = excluded.message,
+             user_id = COALESCE(excluded.user_id, failures.user_id)",
+        &[&ids, &users, &messages],
+    )?;
+    Ok(())
 }
 
 /// A batch's evidence as one array per column, for one `unnest` insert.

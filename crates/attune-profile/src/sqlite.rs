@@ -230,9 +230,15 @@ impl ProfileStore for SqliteStore {
         Ok(found)
     }
 
-    fn record(&mut self, records: &[EventRecord], provenance: &Provenance) -> Result<Recorded, StoreError> {
+    fn record(
+        &mut self,
+        records: &[EventRecord],
+        failures: &[crate::FailedEvent],
+        provenance: &Provenance,
+    ) -> Result<Recorded, StoreError> {
         let tx = self.conn.transaction()?;
         let mut recorded = Recorded::default();
+        upsert_failures(&tx, failures)?;
         {
             let mut ledger =
                 tx.prepare_cached("INSERT OR IGNORE INTO ledger (event_id, user_id, outcome) VALUES (?1, ?2, ?3)")?;
@@ -387,19 +393,23 @@ impl ProfileStore for SqliteStore {
 impl SqliteStore {
     fn failures_impl(&mut self, failures: &[crate::FailedEvent]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO failures (event_id, user_id, message) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (event_id) DO UPDATE SET message = excluded.message,
-                     user_id = COALESCE(excluded.user_id, failures.user_id)",
-            )?;
-            for f in failures {
-                stmt.execute(params![f.event_id, f.user_id, f.message])?;
-            }
-        }
+        upsert_failures(&tx, failures)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Keep failures (replacing an earlier message for the same id), in the caller's transaction.
+fn upsert_failures(tx: &rusqlite::Transaction<'_>, failures: &[crate::FailedEvent]) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO failures (event_id, user_id, message) VALUES (?1, ?2, ?3)
+         ON CONFLICT (event_id) DO UPDATE SET message = excluded.message,
+             user_id = COALESCE(excluded.user_id, failures.user_id)",
+    )?;
+    for f in failures {
+        stmt.execute(params![f.event_id, f.user_id, f.message])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -456,7 +466,7 @@ mod tests {
     #[test]
     fn profiles_changed_since_are_those_a_later_run_gave_evidence_to() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&[rec("e1", "u1", "2026-01-10T00:00:00Z", Product::Assistant, &[(725, 0.5)])], &prov()).unwrap();
+        s.record(&[rec("e1", "u1", "2026-01-10T00:00:00Z", Product::Assistant, &[(725, 0.5)])], &[], &prov()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         let between = Utc::now();
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -465,7 +475,7 @@ mod tests {
             rec("e2", "u2", "2025-12-20T00:00:00Z", Product::Glasses, &[(725, 0.6)]),
             rec("e3", "u3", "2026-01-11T00:00:00Z", Product::Assistant, &[]),
         ];
-        s.record(&late, &prov()).unwrap();
+        s.record(&late, &[], &prov()).unwrap();
         assert_eq!(s.users_changed_since(between).unwrap(), ["u2"], "u3 gave no topic: no profile changed");
         assert_eq!(s.users_changed_since(t("2020-01-01T00:00:00Z")).unwrap(), ["u1", "u2"]);
         assert!(s.users_changed_since(Utc::now()).unwrap().is_empty());
@@ -483,15 +493,15 @@ mod tests {
     #[test]
     fn merge_is_idempotent_and_order_independent() {
         let mut once = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(once.record(&batch(), &prov()).unwrap(), Recorded { new: 4, already: vec![] });
+        assert_eq!(once.record(&batch(), &[], &prov()).unwrap(), Recorded { new: 4, already: vec![] });
         let mut twice = SqliteStore::open_in_memory().unwrap();
-        twice.record(&batch(), &prov()).unwrap();
-        assert_eq!(twice.record(&batch(), &prov()).unwrap().new, 0);
+        twice.record(&batch(), &[], &prov()).unwrap();
+        assert_eq!(twice.record(&batch(), &[], &prov()).unwrap().new, 0);
         let mut reversed = SqliteStore::open_in_memory().unwrap();
         let mut b = batch();
         b.reverse();
-        reversed.record(&b[..2], &prov()).unwrap();
-        reversed.record(&b[2..], &prov()).unwrap();
+        reversed.record(&b[..2], &[], &prov()).unwrap();
+        reversed.record(&b[2..], &[], &prov()).unwrap();
         assert_eq!(all(&once), all(&twice));
         assert_eq!(all(&once), all(&reversed));
         assert_eq!(all(&once).len(), 2);
@@ -500,7 +510,7 @@ mod tests {
     #[test]
     fn scores_decay_and_evidence_is_counted() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         let p = s.profile("u1", &scoring()).unwrap().unwrap();
         let camping = p.topics.iter().find(|t| t.id.id() == 725).unwrap();
         assert_eq!(camping.evidence, 2);
@@ -524,7 +534,7 @@ mod tests {
     #[test]
     fn forget_erases_profile_evidence_and_ledger() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         let f = s.forget("u1").unwrap();
         assert_eq!(f, Forgotten { evidence_rows: 3, ledger_rows: 2, already_forgotten: false });
         assert!(s.profile("u1", &scoring()).unwrap().is_none());
@@ -538,7 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.sqlite");
         let mut s = SqliteStore::open(&path).unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         assert!(s.forgotten_users().unwrap().is_empty());
         s.forget("u1").unwrap();
         assert!(s.forget("u1").unwrap().already_forgotten);
@@ -569,7 +579,7 @@ mod tests {
         assert!(!s.unforget("u1").unwrap());
         assert!(!s.forgotten_users().unwrap().contains("u1"));
         assert!(s.profile("u1", &scoring()).unwrap().is_none());
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         assert!(s.profile("u1", &scoring()).unwrap().is_some());
     }
 
@@ -659,7 +669,7 @@ mod tests {
         let records: Vec<_> = (0..80)
             .map(|i| rec(&format!("e{i}"), "u1", "2026-02-28T12:00:00Z", Product::Assistant, &[(725, 0.55)]))
             .collect();
-        s.record(&records, &prov()).unwrap();
+        s.record(&records, &[], &prov()).unwrap();
         let p = s.profile("u1", &scoring()).unwrap().unwrap();
         assert_eq!(p.topics[0].evidence, 80);
         assert!(p.topics[0].score < 1.0, "score {}", p.topics[0].score);
@@ -693,7 +703,7 @@ mod tests {
     #[test]
     fn evidence_after_as_of_is_left_out() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         let jan20 = Scoring::as_of(t("2026-01-20T00:00:00Z"));
         let p = s.profile("u1", &jan20).unwrap().unwrap();
         let camping = p.topics.iter().find(|t| t.id.id() == 725).unwrap();
@@ -718,7 +728,7 @@ mod tests {
     #[test]
     fn min_score_and_top_k_trim_topics() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         let years_later = Scoring::as_of(t("2030-01-01T00:00:00Z"));
         assert!(s.profile("u1", &years_later).unwrap().is_none(), "decayed to 0.0000, still exported");
         let all = s.profile("u1", &Scoring { min_score: 0.0, ..years_later }).unwrap().unwrap();
@@ -739,7 +749,7 @@ mod tests {
     #[test]
     fn explain_lists_events_and_products_per_topic() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         let e = s.explain("u1").unwrap();
         let camping = e.iter().find(|t| t.topic_id == "725").unwrap();
         let ids: Vec<_> = camping.events.iter().map(|e| e.event_id.as_str()).collect();
@@ -749,7 +759,7 @@ mod tests {
     #[test]
     fn a_sensitive_row_written_behind_the_store_is_never_exported() {
         let mut s = SqliteStore::open_in_memory().unwrap();
-        s.record(&batch(), &prov()).unwrap();
+        s.record(&batch(), &[], &prov()).unwrap();
         // 466 is Medical Health: no AllowedTopic can name it, so plant it with raw SQL.
         s.conn
             .execute(
@@ -772,17 +782,29 @@ mod tests {
         };
         s.record_failures(&[failed("e1", Some("u1")), failed("x", None), failed("e9", Some("u9"))]).unwrap();
         assert_eq!(s.failed_events().unwrap(), ["e1", "e9", "x"]);
-        s.record(&batch(), &prov()).unwrap(); // e1 succeeds now
+        s.record(&batch(), &[], &prov()).unwrap(); // e1 succeeds now
         assert_eq!(s.failed_events().unwrap(), ["e9", "x"]);
         s.forget("u9").unwrap();
         assert_eq!(s.failed_events().unwrap(), ["x"]);
+    }
+
+    /// A batch's failures are kept in the batch's own transaction.
+    #[test]
+    fn a_batch_keeps_its_failures_with_its_events() {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        let failed = crate::FailedEvent { event_id: "f1".into(), user_id: Some("u1".into()), message: "boom".into() };
+        s.record(&batch(), std::slice::from_ref(&failed), &prov()).unwrap();
+        assert_eq!(s.failed_events().unwrap(), ["f1"]);
+        assert_eq!(s.recorded(&["e1", "f1"]).unwrap(), ["e1"]);
+        s.forget("u1").unwrap();
+        assert!(s.failed_events().unwrap().is_empty());
     }
 
     #[test]
     fn store_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.sqlite");
-        SqliteStore::open(&path).unwrap().record(&batch(), &prov()).unwrap();
+        SqliteStore::open(&path).unwrap().record(&batch(), &[], &prov()).unwrap();
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(all(&s).len(), 2);
         assert_eq!(s.recorded(&["e4", "nope"]).unwrap(), vec!["e4".to_string()]);

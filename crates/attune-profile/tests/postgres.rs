@@ -86,7 +86,7 @@ fn same_bytes_as_sqlite(cluster: &ThrowawayCluster) {
     let mut pg = PostgresStore::open(&url).unwrap();
     let mut lite = SqliteStore::open_in_memory().unwrap();
     for batch in batches() {
-        assert_eq!(pg.record(&batch, &prov()).unwrap(), lite.record(&batch, &prov()).unwrap());
+        assert_eq!(pg.record(&batch, &[], &prov()).unwrap(), lite.record(&batch, &[], &prov()).unwrap());
     }
     let (a, b) = (export(&pg, &scoring()), export(&lite, &scoring()));
     assert_eq!(a, b);
@@ -132,7 +132,7 @@ fn redelivery_and_concurrent_writers_apply_each_event_once(cluster: &ThrowawayCl
                         mine.reverse();
                     }
                     for chunk in mine.chunks(32 + w * 7) {
-                        let recorded = store.record(chunk, &prov()).unwrap();
+                        let recorded = store.record(chunk, &[], &prov()).unwrap();
                         // Each of the chunk's events was applied here or is named as not.
                         assert_eq!(recorded.new + recorded.already.len(), chunk.len());
                         new += recorded.new;
@@ -146,7 +146,7 @@ fn redelivery_and_concurrent_writers_apply_each_event_once(cluster: &ThrowawayCl
     assert_eq!(new, 400, "each event applied by exactly one worker");
     let store = PostgresStore::open(&url).unwrap();
     let mut lite = SqliteStore::open_in_memory().unwrap();
-    lite.record(&records, &prov()).unwrap();
+    lite.record(&records, &[], &prov()).unwrap();
     assert_eq!(export(&store, &scoring()), export(&lite, &scoring()));
 }
 
@@ -154,7 +154,7 @@ fn forget_lasts_and_keeps_no_id(cluster: &ThrowawayCluster) {
     let url = cluster.create_database("forget").unwrap();
     let mut s = PostgresStore::open(&url).unwrap();
     for batch in batches() {
-        s.record(&batch, &prov()).unwrap();
+        s.record(&batch, &[], &prov()).unwrap();
     }
     let f = s.forget("a-user").unwrap();
     assert_eq!((f.evidence_rows, f.ledger_rows, f.already_forgotten), (3, 2, false));
@@ -198,8 +198,10 @@ fn failures_are_kept_until_the_event_succeeds(cluster: &ThrowawayCluster) {
     .unwrap();
     s.record_failures(&[failed("x", None, "again"), failed("x", None, "last")]).unwrap();
     assert_eq!(s.failed_events().unwrap(), ["e1", "e9", "x"]);
-    s.record(&batches()[0], &prov()).unwrap(); // e1 succeeds now
-    assert_eq!(s.failed_events().unwrap(), ["e9", "x"]);
+    // e1 succeeds now, and the batch keeps its own failure in the same transaction.
+    s.record(&batches()[0], &[failed("f1", Some("u9"), "decoder crashed")], &prov()).unwrap();
+    assert_eq!(s.failed_events().unwrap(), ["e9", "f1", "x"]);
+    s.record_failures(&[]).unwrap();
     s.forget("u9").unwrap();
     assert_eq!(s.failed_events().unwrap(), ["x"]);
 }
