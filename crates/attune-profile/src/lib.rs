@@ -1,6 +1,7 @@
 //! Interest profiles: what the pipeline hands the store ([`ProfileDelta`]), the store trait
-//! ([`ProfileStore`]) with its embedded SQLite implementation ([`SqliteStore`]), and the two
-//! export formats (`attune.profile.v1`, OpenRTB `user.data`).
+//! ([`ProfileStore`]) with its embedded SQLite implementation ([`SqliteStore`]) and its shared
+//! PostgreSQL one (`PostgresStore`, feature `postgres`), and the two export formats
+//! (`attune.profile.v1`, OpenRTB `user.data`).
 //!
 //! Nothing derived from content reaches this crate: a delta holds ids, a product, a time and
 //! [`AllowedTopic`]s with scores. Sensitive topics cannot be represented, and topics read back
@@ -230,7 +231,7 @@ pub(crate) fn user_hash(key: &[u8], user_id: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Where profiles live: SQLite now, PostgreSQL for many workers later.
+/// Where profiles live: a SQLite file for one worker, PostgreSQL for many.
 ///
 /// Merging is idempotent per `event_id`: [`ProfileStore::record`] applies each event at most
 /// once, in one transaction with the ledger, so re-running a batch or delivering an event twice
