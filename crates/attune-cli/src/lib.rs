@@ -840,6 +840,32 @@ struct PreparedRun {
     _runtime: Runtime,
 }
 
+impl PreparedRun {
+    /// A pipeline over these parts. The text paths, speech sessions and decoders are moved into
+    /// it; a caller that runs again takes them back from the pipeline afterwards.
+    fn pipeline(&mut self) -> Pipeline<'_, 'static> {
+        Pipeline {
+            policy: &self.policy,
+            text: std::mem::take(&mut self.text),
+            languages: &self.languages,
+            store: self.store.as_mut(),
+            images: self
+                .images
+                .as_mut()
+                .map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
+            text_in_pictures: match &mut self.text_in_pictures {
+                Ok(Some(reader)) => PictureReading::Reader(reader.as_mut()),
+                Ok(None) => PictureReading::Off,
+                Err(reason) => PictureReading::Unavailable(reason.clone()),
+            },
+            speech: std::mem::replace(&mut self.speech, SpeechSessions::unavailable("in use by a pipeline")),
+            provenance: self.provenance.clone(),
+            config: self.config.clone(),
+            decoders: std::mem::take(&mut self.decoders),
+        }
+    }
+}
+
 fn run(args: &RunArgs) -> Result<u8> {
     // Before the models load, so a signal while they do is not the default (an exit without a
     // report) either.
@@ -1071,25 +1097,11 @@ fn progress_line(events: u64, total: Option<u64>, elapsed: std::time::Duration) 
 fn execute_run(
     args: &RunArgs,
     mut source: attune_event::ManifestSource,
-    prepared: PreparedRun,
+    mut prepared: PreparedRun,
     stop: &StopSignals,
 ) -> Result<u8> {
-    let PreparedRun {
-        policy,
-        languages,
-        text,
-        mut images,
-        mut text_in_pictures,
-        speech,
-        mut store,
-        _lock: _held_until_the_run_ends,
-        provenance,
-        mut config,
-        decoders,
-        _runtime,
-    } = prepared;
-    config.stop = Some(Arc::clone(&stop.requested));
-    let decoder_threads = decoders.len();
+    prepared.config.stop = Some(Arc::clone(&stop.requested));
+    let decoder_threads = prepared.decoders.len();
     // The total, for an ETA: the manifest's records, when it is a plain file.
     let total = attune_event::count_records(&args.manifest);
     let terminal = std::io::stderr().is_terminal();
@@ -1107,22 +1119,7 @@ fn execute_run(
     let started = std::time::Instant::now();
     let mut last_line: Option<std::time::Instant> = None;
     let every = std::time::Duration::from_secs_f64(args.progress_every.max(0.0));
-    let mut pipeline = Pipeline {
-        policy: &policy,
-        text,
-        languages: &languages,
-        store: store.as_mut(),
-        images: images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
-        text_in_pictures: match &mut text_in_pictures {
-            Ok(Some(reader)) => PictureReading::Reader(reader.as_mut()),
-            Ok(None) => PictureReading::Off,
-            Err(reason) => PictureReading::Unavailable(reason.clone()),
-        },
-        speech,
-        provenance,
-        config,
-        decoders,
-    };
+    let mut pipeline = prepared.pipeline();
     let report = pipeline.run(&mut source, &mut |p| {
         bar.set_position(p.events);
         let stages: Vec<String> =
@@ -1394,29 +1391,11 @@ impl EmbeddedRun {
     /// are resolved, and confined, under `media_root` as a manifest's are under its folder.
     pub fn process(&mut self, records: Vec<u8>, media_root: &Path) -> Result<attune_pipeline::Report> {
         let mut source = attune_event::ManifestSource::from_reader(std::io::Cursor::new(records), media_root.into());
-        let p = &mut self.prepared;
-        let mut pipeline = Pipeline {
-            policy: &p.policy,
-            text: std::mem::take(&mut p.text),
-            languages: &p.languages,
-            store: p.store.as_mut(),
-            images: p
-                .images
-                .as_mut()
-                .map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
-            text_in_pictures: match &mut p.text_in_pictures {
-                Ok(Some(reader)) => PictureReading::Reader(reader.as_mut()),
-                Ok(None) => PictureReading::Off,
-                Err(reason) => PictureReading::Unavailable(reason.clone()),
-            },
-            speech: std::mem::replace(&mut p.speech, SpeechSessions::unavailable("in use")),
-            provenance: p.provenance.clone(),
-            config: p.config.clone(),
-            decoders: std::mem::take(&mut p.decoders),
-        };
+        let mut pipeline = self.prepared.pipeline();
         let report = pipeline.run(&mut source, &mut |_| {});
         // The models, speech sessions and decoder processes stay for the next batch.
         let Pipeline { text, speech, decoders, .. } = pipeline;
+        let p = &mut self.prepared;
         (p.text, p.speech, p.decoders) = (text, speech, decoders);
         Ok(report?)
     }

@@ -16,6 +16,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def assert_no_event_text(reports: object, manifest_lines: list) -> None:
+    """No chat text of the manifest's first 50 lines appears in `reports` (ids, counts and reasons
+    only); at least 20 texts are checked, so the check cannot pass by finding none."""
+    text = json.dumps(reports)
+    checked = 0
+    for line in manifest_lines[:50]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("text"), str) and len(event["text"]) > 20:
+            checked += 1
+            assert event["text"] not in text
+    assert checked > 20
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

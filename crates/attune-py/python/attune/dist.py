@@ -156,12 +156,17 @@ def run(args: argparse.Namespace) -> int:
         num_gpus=1 if args.gpu else 0,
     )
     reports = []
+    # Running totals for the progress lines; the reports are merged once, at the end.
+    events = processed = skipped = failed = 0
     for row in out.iter_rows():
-        reports.append(json.loads(row["report"]))
+        batch = json.loads(row["report"])
+        reports.append(batch)
         if not args.quiet:
-            done = attune.merge_reports(reports)
-            print(f"progress: {done['events']} events, processed {done['processed']} "
-                  f"skipped {sum(done['skipped'].values())} failed {len(done['failed'])}",
+            events += batch["events"]
+            processed += batch["processed"]
+            skipped += sum(batch["skipped"].values())
+            failed += len(batch["failed"])
+            print(f"progress: {events} events, processed {processed} skipped {skipped} failed {failed}",
                   file=sys.stderr, flush=True)
     report = attune.merge_reports(reports, elapsed_s=time.monotonic() - started)
     report["engine"] = {"name": "ray", "actors": args.actors, "actor_cpus": args.actor_cpus,
