@@ -170,7 +170,8 @@ enum Command {
         /// The profile store: a SQLite file, or `postgresql://…` (only `run` creates one).
         #[arg(long, env = "ATTUNE_STORE", default_value = "attune.sqlite")]
         store: StoreAddress,
-        /// profile: the shared profile format; openrtb: OpenRTB `user.data` segments.
+        /// profile: the shared profile format (JSON Lines); parquet: the same as a Parquet file;
+        /// openrtb: OpenRTB `user.data` segments (JSON Lines).
         #[arg(long, env = "ATTUNE_FORMAT", value_enum, default_value_t = Format::Profile)]
         format: Format,
         #[command(flatten)]
@@ -193,6 +194,10 @@ enum Command {
         /// Only this user's profile (repeatable).
         #[arg(long = "user", value_name = "USER_ID")]
         users: Vec<String>,
+        /// Write to this file instead of standard output. It appears whole or not at all: it is
+        /// written beside its final name and renamed when the export has finished.
+        #[arg(long, short = 'o', env = "ATTUNE_OUTPUT", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Show each of a user's topics with the events and products behind it.
     Explain {
@@ -463,6 +468,9 @@ enum Format {
     Profile,
     /// OpenRTB 2.6 user object with user.data (segtax 4)
     Openrtb,
+    /// attune.profile.v1 as Parquet: a row per user, `topics` a list of structs (README, *Export*)
+    #[cfg(feature = "parquet")]
+    Parquet,
 }
 
 /// `--config FILE` (or `ATTUNE_CONFIG`): each setting of the TOML file becomes its flag's
@@ -540,10 +548,25 @@ pub fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::DecodeWorker(args) => done(decode_worker(&args)),
-        Command::Export { store, format, scoring, openrtb_provider, openrtb_user_id, user_id_key, since, users } => {
+        Command::Export {
+            store,
+            format,
+            scoring,
+            openrtb_provider,
+            openrtb_user_id,
+            user_id_key,
+            since,
+            users,
+            output,
+        } => {
             let openrtb = OpenRtbArgs { provider: openrtb_provider, user_id: openrtb_user_id, key: user_id_key };
             let selection = Selection { since, users };
-            done(scoring.scoring().map_err(not_started).and_then(|s| export(&store, format, s, &openrtb, &selection)))
+            done(
+                scoring
+                    .scoring()
+                    .map_err(not_started)
+                    .and_then(|s| export(&store, format, s, &openrtb, &selection, output.as_deref())),
+            )
         }
         Command::Explain { user, store, scoring, json } => {
             done(scoring.scoring().map_err(not_started).and_then(|s| explain(&store, &user, s, json)))
@@ -1197,6 +1220,7 @@ fn export(
     scoring: Scoring,
     openrtb: &OpenRtbArgs,
     selection: &Selection,
+    output: Option<&Path>,
 ) -> Result<()> {
     let store = open_existing_store(store_path)?;
     let user_id = match openrtb.user_id {
@@ -1209,22 +1233,33 @@ fn export(
         },
     };
     let options = OpenRtbOptions { provider: openrtb.provider.clone(), user_id };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut broken_pipe = false;
-    let mut write = |profile: attune_profile::Profile| {
-        let line = match format {
-            Format::Profile => serde_json::to_string(&profile),
-            Format::Openrtb => serde_json::to_string(&openrtb_user(&profile, &options)),
+    #[cfg(feature = "parquet")]
+    if matches!(format, Format::Parquet) && output.is_none() && std::io::stdout().is_terminal() {
+        return Err(not_started(anyhow::anyhow!(
+            "--format parquet writes a binary file: give --output FILE or redirect standard output"
+        )));
+    }
+    // A file is written beside its final name and renamed at the end, so a reader never sees
+    // half an export, and a failed export leaves the previous file as it was.
+    let partial = match output {
+        Some(path) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let partial = tempfile::Builder::new()
+                .prefix(".attune-export-")
+                .tempfile_in(dir)
+                .with_context(|| format!("--output {}: cannot write in {}", path.display(), dir.display()))
+                .map_err(not_started)?;
+            Some((path, partial))
         }
-        .map_err(|e| StoreError::Stopped(e.to_string()))?;
-        writeln!(out, "{line}").map_err(|e| {
-            broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
-            StoreError::Stopped(e.to_string())
-        })
+        None => None,
     };
+    let sink: Box<dyn Write + Send> = match &partial {
+        Some((_, file)) => Box::new(file.as_file().try_clone().context("--output")?),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut sink = ExportSink::new(format, options, std::io::BufWriter::with_capacity(1 << 16, sink))?;
     let result = if selection.since.is_none() && selection.users.is_empty() {
-        store.for_each_profile(&scoring, &mut write)
+        store.for_each_profile(&scoring, &mut |profile| sink.write(profile))
     } else {
         // The users asked for, or all that changed since; both: those of them that changed.
         let mut users: Vec<String> = match selection.since {
@@ -1237,20 +1272,90 @@ fn export(
         users.sort();
         users.dedup();
         users.iter().try_for_each(|user| match store.profile(user, &scoring)? {
-            Some(profile) => write(profile),
+            Some(profile) => sink.write(profile),
             None => Ok(()),
         })
     };
-    match result.and_then(|()| {
-        out.flush().map_err(|e| {
-            broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
-            StoreError::Stopped(e.to_string())
-        })
-    }) {
-        Ok(()) => Ok(()),
+    let broken_pipe = sink.broken_pipe;
+    match result.and_then(|()| sink.finish()) {
+        Ok(profiles) => {
+            if let Some((path, partial)) = partial {
+                partial.as_file().sync_all().with_context(|| format!("--output {}", path.display()))?;
+                partial.persist(path).with_context(|| format!("--output {}", path.display()))?;
+                eprintln!("exported {profiles} profiles to {}", path.display());
+            }
+            Ok(())
+        }
         // `attune export | head` is a normal way to look at a store.
         Err(_) if broken_pipe => Ok(()),
         Err(e) => Err(e).context("exporting profiles"),
+    }
+}
+
+type ExportOut = std::io::BufWriter<Box<dyn Write + Send>>;
+
+/// What `export` writes profiles into: JSON Lines (either format) or a Parquet file.
+struct ExportSink {
+    writer: ExportWriter,
+    profiles: u64,
+    /// The reader of standard output went away (`attune export | head`).
+    broken_pipe: bool,
+}
+
+enum ExportWriter {
+    Lines {
+        out: ExportOut,
+        openrtb: Option<OpenRtbOptions>,
+    },
+    #[cfg(feature = "parquet")]
+    Parquet(Box<attune_profile::ParquetProfileWriter<ExportOut>>),
+}
+
+impl ExportSink {
+    fn new(format: Format, options: OpenRtbOptions, out: ExportOut) -> Result<ExportSink> {
+        let writer = match format {
+            Format::Profile => ExportWriter::Lines { out, openrtb: None },
+            Format::Openrtb => ExportWriter::Lines { out, openrtb: Some(options) },
+            #[cfg(feature = "parquet")]
+            Format::Parquet => ExportWriter::Parquet(Box::new(attune_profile::ParquetProfileWriter::new(out)?)),
+        };
+        Ok(ExportSink { writer, profiles: 0, broken_pipe: false })
+    }
+
+    fn write(&mut self, profile: attune_profile::Profile) -> Result<(), StoreError> {
+        self.profiles += 1;
+        match &mut self.writer {
+            ExportWriter::Lines { out, openrtb } => {
+                let line = match openrtb {
+                    None => serde_json::to_string(&profile),
+                    Some(options) => serde_json::to_string(&openrtb_user(&profile, options)),
+                }
+                .map_err(|e| StoreError::Stopped(e.to_string()))?;
+                writeln!(out, "{line}").map_err(|e| self.io_error(e))
+            }
+            #[cfg(feature = "parquet")]
+            ExportWriter::Parquet(writer) => writer.write(profile),
+        }
+    }
+
+    /// Flushes everything; the number of profiles written.
+    fn finish(self) -> Result<u64, StoreError> {
+        let out = match self.writer {
+            ExportWriter::Lines { out, .. } => out,
+            #[cfg(feature = "parquet")]
+            ExportWriter::Parquet(writer) => writer.finish()?.1,
+        };
+        match out.into_inner() {
+            Ok(_) => Ok(self.profiles),
+            // The reader of standard output has what it wanted (`attune export | head`).
+            Err(e) if e.error().kind() == std::io::ErrorKind::BrokenPipe => Ok(self.profiles),
+            Err(e) => Err(StoreError::Stopped(e.into_error().to_string())),
+        }
+    }
+
+    fn io_error(&mut self, e: std::io::Error) -> StoreError {
+        self.broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
+        StoreError::Stopped(e.to_string())
     }
 }
 

@@ -594,7 +594,7 @@ impl Pipeline<'_, '_> {
                 Counted::Skipped(LedgerOutcome::UnreadableText) => report.skipped.unreadable_text += 1,
                 Counted::Skipped(LedgerOutcome::Dropped) => report.skipped.sensitive += 1,
                 Counted::Skipped(_) => report.skipped.unsupported_language += 1,
-                Counted::Processed(product, branches) => report.count_processed(product, branches.into_iter()),
+                Counted::Processed(product, branches) => report.count_processed(product, branches),
             }
         }
         Ok(done)

@@ -1,7 +1,7 @@
 //! Interest profiles: what the pipeline hands the store ([`ProfileDelta`]), the store trait
 //! ([`ProfileStore`]) with its embedded SQLite implementation ([`SqliteStore`]) and its shared
 //! PostgreSQL one (`PostgresStore`, feature `postgres`), and the two export formats
-//! (`attune.profile.v1`, OpenRTB `user.data`).
+//! (`attune.profile.v1` as JSON Lines or Parquet (feature `parquet`), OpenRTB `user.data`).
 //!
 //! Nothing derived from content reaches this crate: a delta holds ids, a product, a time and
 //! [`AllowedTopic`]s with scores. Sensitive topics cannot be represented, and topics read back
@@ -9,6 +9,8 @@
 
 mod evidence;
 mod format;
+#[cfg(feature = "parquet")]
+mod parquet_export;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod sqlite;
@@ -16,6 +18,8 @@ mod sqlite;
 pub mod throwaway;
 
 pub use format::{openrtb_user, OpenRtbOptions, OpenRtbUserId, Profile, ProfileTopic, PROFILE_SCHEMA_ID};
+#[cfg(feature = "parquet")]
+pub use parquet_export::{profile_arrow_schema, ParquetProfileWriter, PARQUET_SCHEMA_KEY, ROWS_PER_GROUP};
 #[cfg(feature = "postgres")]
 pub use postgres_store::{redacted_url, PostgresStore, PG_STORE_VERSION};
 pub use sqlite::{SqliteStore, StoreLock, STORE_VERSION};

@@ -288,7 +288,7 @@ impl ProfileStore for SqliteStore {
         ))?;
         let rows =
             stmt.query_map([user_id], evidence_row)?.map(|r| r.map(|(_, row)| row)).collect::<Result<Vec<_>, _>>()?;
-        Ok(assemble(user_id, &rows, || self.provenance_of(user_id), scoring)?)
+        assemble(user_id, &rows, || self.provenance_of(user_id), scoring)
     }
 
     fn for_each_profile(

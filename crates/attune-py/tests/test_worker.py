@@ -1,8 +1,10 @@
 """The Python API over the pipeline, in this process (no Ray): `attune.Worker`."""
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -62,6 +64,31 @@ def test_records_and_arrow_tables_are_events_too(sample, tmp_path, attune_binary
     from_arrow = worker.process_arrow(pa.Table.from_pylist(chats[15:]), folder)
     assert from_records["events"] == 15 and from_arrow["events"] == 15
     assert not from_arrow["failed"], from_arrow["failed"]
+
+    # The profiles as Parquet, read as a data platform reads them (pyarrow), are the JSON export.
+    pq = pytest.importorskip("pyarrow.parquet")
+
+    def export(*args):
+        return subprocess.run([attune_binary, "export", "--store", str(tmp_path / "p.sqlite"),
+                               "--as-of", "2026-12-01T00:00:00Z", *args], capture_output=True, check=True)
+
+    expected = [json.loads(line) for line in export().stdout.splitlines()]
+    assert expected and any(p["topics"] for p in expected)
+    export("--format", "parquet", "--output", str(tmp_path / "p.parquet"))
+    table = pq.read_table(tmp_path / "p.parquet")
+    assert pq.read_metadata(tmp_path / "p.parquet").metadata[b"attune.schema"] == b"attune.profile.v1"
+    assert str(table.schema.field("updated_at").type) == "timestamp[ms, tz=UTC]"
+
+    def as_json(value):
+        if isinstance(value, datetime.datetime):
+            return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if isinstance(value, dict):
+            return {k: as_json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [as_json(v) for v in value]
+        return value
+
+    assert [as_json(row) for row in table.to_pylist()] == expected
 
 
 def test_mistakes_are_explained(tmp_path, attune_binary, monkeypatch):

@@ -51,6 +51,57 @@ fn export(store: &Path, format: &str) -> String {
     attune(&["export", "--store", store.to_str().unwrap(), "--format", format, "--as-of", AS_OF]).0
 }
 
+/// A Parquet export read back with the Arrow reader, each row as the JSON profile it stands for.
+fn parquet_profiles(path: &Path) -> Vec<Value> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+    use arrow_array::Array;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let time = |a: &dyn Array, i: usize| -> Value {
+        let ms = a.as_primitive::<TimestampMillisecondType>().value(i);
+        let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into()
+    };
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let text = |name: &str, i: usize| -> Value { col(name).as_string::<i32>().value(i).into() };
+        for i in 0..batch.num_rows() {
+            let topics = col("topics").as_list::<i32>().value(i);
+            let topics = topics.as_struct();
+            let field = |name: &str| topics.column_by_name(name).unwrap().clone();
+            let topics: Vec<Value> = (0..topics.len())
+                .map(|t| {
+                    let products = field("products").as_list::<i32>().value(t);
+                    let products: Vec<Value> = products.as_string::<i32>().iter().map(|p| p.unwrap().into()).collect();
+                    serde_json::json!({
+                        "id": field("id").as_string::<i32>().value(t),
+                        "name": field("name").as_string::<i32>().value(t),
+                        "score": field("score").as_primitive::<Float64Type>().value(t),
+                        "evidence": field("evidence").as_primitive::<Int64Type>().value(t),
+                        "first_seen": time(&field("first_seen"), t),
+                        "last_seen": time(&field("last_seen"), t),
+                        "products": products,
+                    })
+                })
+                .collect();
+            rows.push(serde_json::json!({
+                "schema": text("schema", i),
+                "user_id": text("user_id", i),
+                "updated_at": time(&col("updated_at"), i),
+                "scored_at": time(&col("scored_at"), i),
+                "half_life_days": col("half_life_days").as_primitive::<Float64Type>().value(i),
+                "taxonomy": text("taxonomy", i),
+                "model_set": text("model_set", i),
+                "topics": topics,
+            }));
+        }
+    }
+    rows
+}
+
 struct Line {
     event_id: Option<String>,
     user_id: Option<String>,
@@ -190,6 +241,22 @@ fn sample_manifest_end_to_end() {
     let data = &rtb[0]["user"]["data"][0];
     assert_eq!(data["ext"]["segtax"], 4);
     assert!(data["segment"][0]["id"].is_string());
+
+    // Parquet: the same profiles, field by field; `--output` writes what stdout would.
+    let parquet = dir.path().join("profiles.parquet");
+    let store_arg = store.to_str().unwrap();
+    let out_arg = |path: &Path| path.to_str().unwrap().to_string();
+    attune(&["export", "--store", store_arg, "--format", "parquet", "--as-of", AS_OF, "-o", &out_arg(&parquet)]);
+    assert_eq!(parquet_profiles(&parquet), profiles);
+    let lines = dir.path().join("profiles.jsonl");
+    attune(&["export", "--store", store_arg, "--as-of", AS_OF, "--output", &out_arg(&lines)]);
+    assert_eq!(std::fs::read_to_string(&lines).unwrap(), exported);
+    // An output that cannot be written is found before anything is exported (exit 2).
+    let nowhere = dir.path().join("no-such-dir/profiles.parquet");
+    let (code, _, err) =
+        attune_status(&["export", "--store", store_arg, "--format", "parquet", "-o", &out_arg(&nowhere)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--output"), "{err}");
 
     // Idempotent: the same manifest again changes nothing.
     let before = export(&store, "profile");
