@@ -9,12 +9,8 @@ use attune_pipeline::{
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
 use attune_tag::{Calibration, Segments, TextTagger};
+use attune_testkit::repo_root as root;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn conversations() -> Vec<String> {
     std::fs::read_to_string(root().join("fixtures/conversations/tuning.jsonl"))

@@ -1,26 +1,62 @@
-//! Compiles in every file of `data/references/` (the shipped models' reference embeddings, made
-//! by `just references`) as `(file name, bytes)`: replacing the folder's files is all it takes.
+//! Compiles in what `data/` holds per model, so adding a file is all it takes:
+//! - every file of `data/references/` (the shipped models' reference embeddings, made by
+//!   `just references`) as `(file name, bytes)`;
+//! - every text model's calibration, `data/<model>/calibration.toml` with its `probe.tsv`, as
+//!   `(model name, calibration, probe)`.
 
 use std::fmt::Write;
+use std::path::Path;
 
 fn main() {
-    let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("data/references");
+    let data = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("data");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).to_path_buf();
+
+    let dir = data.join("references");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with("reference-") && n.ends_with(".bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names = sorted_names(&dir, |n, _| n.starts_with("reference-") && n.ends_with(".bin"));
     let mut table = String::from("&[\n");
     for name in &names {
         println!("cargo:rerun-if-changed={}", dir.join(name).display());
         writeln!(table, "    ({name:?}, include_bytes!({:?})),", dir.join(name).display().to_string()).unwrap();
     }
     table.push(']');
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("shipped_references.rs");
-    std::fs::write(out, table).unwrap();
+    std::fs::write(out.join("shipped_references.rs"), table).unwrap();
+
+    // A folder is a model's calibration when it has calibration.toml; its probe.tsv must be
+    // beside it (a missing one fails the build here, not a run later).
+    println!("cargo:rerun-if-changed={}", data.display());
+    let models = sorted_names(&data, |_, path| path.join("calibration.toml").is_file());
+    let mut table = String::from("&[\n");
+    for model in &models {
+        let (calibration, probe) = (data.join(model).join("calibration.toml"), data.join(model).join("probe.tsv"));
+        println!("cargo:rerun-if-changed={}", calibration.display());
+        println!("cargo:rerun-if-changed={}", probe.display());
+        assert!(probe.is_file(), "{} has no probe.tsv beside its calibration.toml", data.join(model).display());
+        writeln!(
+            table,
+            "    ({model:?}, include_str!({:?}), include_str!({:?})),",
+            calibration.display().to_string(),
+            probe.display().to_string()
+        )
+        .unwrap();
+    }
+    table.push(']');
+    std::fs::write(out.join("shipped_calibrations.rs"), table).unwrap();
+}
+
+/// The names in `dir` that `keep` accepts, sorted.
+fn sorted_names(dir: &Path, keep: impl Fn(&str, &Path) -> bool) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    let e = e.ok()?;
+                    let name = e.file_name().into_string().ok()?;
+                    keep(&name, &e.path()).then_some(name)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

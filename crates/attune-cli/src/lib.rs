@@ -11,8 +11,8 @@ use attune_pipeline::TextPath;
 use attune_pipeline::{
     load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
     ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder, PictureReading, Pipeline, PipelineConfig,
-    SpeechSessions, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
-    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, SPEECH_MODELS, TEXT_IN_PICTURES_MODELS, TEXT_MODELS,
+    SpeechSessions, Task, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{
@@ -141,19 +141,19 @@ struct ModelArgs {
     /// first needs them (default: minilm-l6-v2 for English, multilingual-e5-small with its
     /// special-category classifier for the other 11 languages; `multilingual-e5-small` alone
     /// takes all 12); `eval` and `embed` use the first.
-    #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from),
-          value_parser = clap::builder::PossibleValuesParser::new(TEXT_MODELS))]
+    #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from))]
     text_model: Vec<String>,
+    /// The image classifier (`attune models` lists what is installed).
+    #[arg(long, env = "ATTUNE_IMAGE_MODEL", default_value = DEFAULT_IMAGE_MODEL)]
+    image_model: String,
     /// The speech model: whisper-base (multilingual, every supported language) or
     /// whisper-tiny-en (English only, about three times faster; other languages come out as
     /// English-sounding text, which the language gate then mostly skips).
-    #[arg(long, env = "ATTUNE_SPEECH_MODEL", default_value = DEFAULT_SPEECH_MODEL,
-          value_parser = clap::builder::PossibleValuesParser::new(SPEECH_MODELS))]
+    #[arg(long, env = "ATTUNE_SPEECH_MODEL", default_value = DEFAULT_SPEECH_MODEL)]
     speech_model: String,
     /// The model that reads text in photos and video frames (PP-OCRv4: Latin letters and Chinese
     /// characters; README, "Text in pictures").
-    #[arg(long, env = "ATTUNE_TEXT_IN_PICTURES_MODEL", default_value = DEFAULT_TEXT_IN_PICTURES_MODEL,
-          value_parser = clap::builder::PossibleValuesParser::new(TEXT_IN_PICTURES_MODELS))]
+    #[arg(long, env = "ATTUNE_TEXT_IN_PICTURES_MODEL", default_value = DEFAULT_TEXT_IN_PICTURES_MODEL)]
     text_in_pictures_model: String,
 }
 
@@ -278,6 +278,13 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// List the installed models: name, task, the crate that runs it (and whether this build
+    /// has it), and the id profiles record.
+    Models {
+        /// Folder of installed models (default: .attune/models found from here or the binary).
+        #[arg(long, env = "ATTUNE_MODELS")]
+        models: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -361,12 +368,8 @@ struct DecodeArgs {
 
 #[derive(clap::Args)]
 struct WorkerArgs {
-    #[arg(long, default_value_t = 256)]
-    image_short_side: u32,
     #[arg(long, default_value_t = 4096)]
     memory_mb: u64,
-    #[command(flatten)]
-    video: VideoArgs,
 }
 
 /// How videos are sampled.
@@ -573,6 +576,7 @@ pub fn main() -> ExitCode {
         }
         Command::Forget { user, store } => done(forget(&store, &user)),
         Command::Report { report, html } => done(html_report(&report, &html)),
+        Command::Models { models } => done(list_models(models.as_deref())),
         Command::Unforget { user, store } => done(unforget(&store, &user)),
         Command::Eval { labelled, sweep, show_errors, json, no_lexicon, margins, policy, model, tag } => {
             done(sweep.iter().map(|s| eval::parse_sweep(s)).collect::<Result<Vec<_>>>().map_err(not_started).and_then(
@@ -664,10 +668,9 @@ fn decode_worker(args: &WorkerArgs) -> Result<()> {
     if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
         bail!("cannot set the decoder's memory limit: {}", std::io::Error::last_os_error());
     }
-    let options = decode_options(args.image_short_side, &args.video, 1);
     let stdin = std::io::stdin().lock();
     let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    attune_pipeline::isolate::serve(stdin, stdout, &options)?;
+    attune_pipeline::isolate::serve(stdin, stdout)?;
     Ok(())
 }
 
@@ -689,26 +692,6 @@ fn decode_options(image_short_side: u32, video: &VideoArgs, threads: usize) -> a
         },
         ..defaults
     }
-}
-
-/// The arguments that make `attune decode-worker` decode as `options` says.
-fn worker_args(image_short_side: u32, video: &VideoArgs, memory_mb: u64) -> Vec<String> {
-    [
-        "decode-worker",
-        "--image-short-side",
-        &image_short_side.to_string(),
-        "--memory-mb",
-        &memory_mb.to_string(),
-        "--video-sampling",
-        video.video_sampling.as_str(),
-        "--video-interval",
-        &video.video_interval.to_string(),
-        "--video-max-frames",
-        &video.video_max_frames.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// The first text model and a tagger built with it and its calibration (thresholds from `tag`
@@ -735,8 +718,12 @@ fn text_paths(runtime: &Runtime, args: &ModelArgs) -> Result<(Vec<TextPath<'stat
     for name in args.text_model.iter().skip(1) {
         let (languages, validated) = Calibration::declared(name)?;
         let languages: Vec<_> = languages.into_iter().filter(|l| !covered.contains(l)).collect();
-        let installed = attune_infer::ModelDir::locate(name, args.models.as_deref());
+        let installed = MODELS.check(name, Task::TextEmbedding, args.models.as_deref());
         match (&installed, validated, languages.is_empty()) {
+            // Installed, but not a text model this build runs: a mistake in the arguments.
+            (Err(e @ attune_infer::InferError::Manifest { .. }), _, _) => {
+                return Err(not_started(anyhow::anyhow!("--text-model {name}: {e}")))
+            }
             (_, _, true) => continue,
             (Err(e), _, _) => {
                 tracing::warn!("text model {name} not installed ({e}): its languages will be skipped");
@@ -831,9 +818,31 @@ fn cache_dir() -> Option<PathBuf> {
     }
 }
 
+/// `attune models`: one line per installed model.
+fn list_models(models_root: Option<&Path>) -> Result<()> {
+    let installed = attune_infer::ModelDir::installed(models_root);
+    if installed.is_empty() {
+        bail!("no model is installed (run `just setup`, or give --models DIR)");
+    }
+    println!("{:<36} {:<22} {:<28} id", "model", "task", "crate");
+    for dir in installed {
+        let registered = MODELS.crates().iter().any(|c| c.name == dir.crate_name);
+        let crate_name =
+            if registered { dir.crate_name.clone() } else { format!("{} (not in this build)", dir.crate_name) };
+        println!("{:<36} {:<22} {:<28} {}", dir.name, dir.task.as_str(), crate_name, dir.id());
+    }
+    Ok(())
+}
+
+/// An installed model that cannot serve where it was named (another task, a crate this build
+/// lacks, a manifest that does not read): a mistake to stop at, unlike a model not installed.
+fn misconfigured(e: &attune_infer::InferError) -> bool {
+    matches!(e, attune_infer::InferError::Manifest { .. })
+}
+
 /// The image model and its class table.
 fn load_image_models(runtime: &Runtime, args: &ModelArgs) -> Result<(Box<dyn ImageClassifier>, ImageTagger)> {
-    let classifier = load_image_model(DEFAULT_IMAGE_MODEL, runtime, args.models.as_deref(), args.image_batch)?;
+    let classifier = load_image_model(&args.image_model, runtime, args.models.as_deref(), args.image_batch)?;
     Ok((classifier, ImageTagger::new(ImageTagConfig::default())?))
 }
 
@@ -982,6 +991,7 @@ fn prepare_run(args: &RunArgs, pictures: bool) -> Result<PreparedRun> {
     let images = match load_image_models(&runtime, model) {
         Ok(images) => Some(images),
         Err(e) if required.image => return Err(e.context("the image model is required (--require-models)")),
+        Err(e) if e.downcast_ref().is_some_and(misconfigured) => return Err(e.context("--image-model")),
         Err(e) => {
             tracing::warn!("image model unavailable, image events will fail: {e:#}");
             None
@@ -996,6 +1006,7 @@ fn prepare_run(args: &RunArgs, pictures: bool) -> Result<PreparedRun> {
                 return Err(anyhow::Error::from(e)
                     .context("the text-in-pictures model is required with the image model (--require-models)"))
             }
+            Err(e) if misconfigured(&e) => return Err(anyhow::Error::from(e).context("--text-in-pictures-model")),
             Err(e) => {
                 tracing::warn!("text-in-pictures model unavailable, image and video events will fail: {e:#}");
                 Err(e.to_string())
@@ -1021,6 +1032,7 @@ fn prepare_run(args: &RunArgs, pictures: bool) -> Result<PreparedRun> {
         Err(e) if required.speech => {
             return Err(anyhow::Error::from(e).context("the speech model is required (--require-models)"))
         }
+        Err(e) if misconfigured(&e) => return Err(anyhow::Error::from(e).context("--speech-model")),
         Err(e) => {
             tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
             SpeechSessions::unavailable(format!("no speech model in this run: {e}"))
@@ -1068,8 +1080,13 @@ fn prepare_run(args: &RunArgs, pictures: bool) -> Result<PreparedRun> {
                     Some(program) => program.clone(),
                     None => std::env::current_exe().context("finding the attune binary for decoder processes")?,
                 },
-                args: worker_args(image_short_side, video, args.decode.decode_memory_mb),
+                args: vec![
+                    "decode-worker".to_string(),
+                    "--memory-mb".to_string(),
+                    args.decode.decode_memory_mb.to_string(),
+                ],
                 timeout: std::time::Duration::from_secs(args.decode.decode_timeout.max(1)),
+                options: decode,
             })))
         })
         .collect::<Result<_>>()?;

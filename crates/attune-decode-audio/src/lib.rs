@@ -60,7 +60,8 @@ pub enum AudioError {
 }
 
 /// Bounds on untrusted recordings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AudioLimits {
     pub max_file_bytes: u64,
     pub max_seconds: f64,

@@ -37,7 +37,8 @@ pub enum ImageError {
 }
 
 /// Bounds on untrusted images, checked before decoding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageLimits {
     pub max_file_bytes: u64,
     /// Width × height as the header claims it.

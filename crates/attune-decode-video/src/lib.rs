@@ -57,7 +57,8 @@ impl From<ff::Error> for VideoError {
 }
 
 /// Bounds on untrusted videos.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoLimits {
     pub max_file_bytes: u64,
     pub max_seconds: f64,
@@ -75,7 +76,8 @@ impl Default for VideoLimits {
 }
 
 /// How frames are picked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Sampling {
     /// Keyframes only when the longest gap between keyframes is at most 1.5 intervals,
     /// otherwise every frame.
@@ -110,7 +112,8 @@ impl std::str::FromStr for Sampling {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoOptions {
     pub limits: VideoLimits,
     pub sampling: Sampling,

@@ -57,7 +57,9 @@ impl Decoded {
 }
 
 /// What the decoders need to know about the models downstream, and the limits on input.
-#[derive(Debug, Clone, Copy)]
+/// (Serializable: a decoder process gets them with each request.)
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeOptions {
     pub image_limits: ImageLimits,
     pub audio_limits: AudioLimits,

@@ -2,7 +2,10 @@
 //! - [`Model`], the one trait a model crate implements (like ripgrep's `Matcher`);
 //! - [`Runtime`], the one place that finds ONNX Runtime, sets the thread budget and the execution
 //!   providers, and builds sessions, so model crates never touch those details;
-//! - [`ModelDir`], a model's installed folder with its `model.toml` manifest.
+//! - [`ModelDir`], a model's installed folder with its `model.toml` manifest;
+//! - the capability traits model crates implement ([`TextEmbedder`], [`ImageClassifier`],
+//!   [`SpeechToText`], [`TextInPictures`]) and their registration ([`ModelCrate`], [`Registry`]),
+//!   dispatched on the manifest's `task` and `crate`.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -29,11 +32,15 @@ pub enum InferError {
     Config(String),
 }
 
+mod image;
 mod picture_text;
+mod registration;
 mod speech;
 mod text;
 
-pub use picture_text::{PictureText, TextLine};
+pub use image::{ImageClassifier, RgbFrame};
+pub use picture_text::{PictureText, TextInPictures, TextLine};
+pub use registration::{Load, LoadOptions, Loader, ModelCrate, Registry, Task};
 pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
 pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 
@@ -341,46 +348,97 @@ pub fn attune_homes() -> Vec<PathBuf> {
 pub struct ModelDir {
     pub name: String,
     pub dir: PathBuf,
-    /// The manifest's `[runtime]` table, for the model crate to read.
-    pub runtime: toml::Table,
+    /// What the model does (`task`), and the crate that runs it (`crate`).
+    pub task: Task,
+    pub crate_name: String,
+    /// `[runtime].version`, which every model has: the model's id is `name@version` ([`ModelDir::id`]).
+    pub version: String,
+    /// The manifest's `[runtime]` table: read only through [`ModelDir::config`], into the model
+    /// crate's own typed, `deny_unknown_fields` settings.
+    runtime: toml::Table,
+}
+
+/// The keys of `model.toml` that say which crate runs the model; the rest (sources, licence)
+/// are set-up's, and `[runtime]` is the model crate's.
+#[derive(serde::Deserialize)]
+struct ManifestHead {
+    name: String,
+    #[serde(rename = "crate")]
+    crate_name: String,
+    task: Task,
+    runtime: Option<toml::Table>,
 }
 
 impl ModelDir {
     /// Find model `name` in `models_root` (when given) or in the `.attune/models` folders.
     pub fn locate(name: &str, models_root: Option<&Path>) -> Result<ModelDir, InferError> {
-        let roots: Vec<PathBuf> = match models_root {
-            Some(r) => vec![r.to_path_buf()],
-            None => attune_homes().into_iter().map(|h| h.join("models")).collect(),
-        };
+        let roots = model_roots(models_root);
         let dir = roots.iter().map(|r| r.join(name)).find(|d| d.join("model.toml").is_file()).ok_or_else(|| {
             InferError::ModelMissing { name: name.to_string(), dir: roots.first().cloned().unwrap_or_default() }
         })?;
+        ModelDir::read(name, dir)
+    }
+
+    /// Every model installed in `models_root` (or the `.attune/models` folders) whose manifest
+    /// reads; the first of each name.
+    pub fn installed(models_root: Option<&Path>) -> Vec<ModelDir> {
+        let mut found: Vec<ModelDir> = Vec::new();
+        for root in model_roots(models_root) {
+            let Ok(entries) = std::fs::read_dir(&root) else { continue };
+            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            dirs.sort();
+            for dir in dirs {
+                let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                if dir.join("model.toml").is_file() && !found.iter().any(|d| d.name == name) {
+                    if let Ok(model) = ModelDir::read(&name, dir) {
+                        found.push(model);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn read(name: &str, dir: PathBuf) -> Result<ModelDir, InferError> {
         let manifest = dir.join("model.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .map_err(|e| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| InferError::Manifest { path: manifest.clone(), message: e.to_string() })?;
-        let runtime = match table.remove("runtime") {
-            Some(toml::Value::Table(t)) => t,
-            _ => return Err(InferError::Manifest { path: manifest, message: "no [runtime] table".into() }),
+        let bad = |message: String| InferError::Manifest { path: manifest.clone(), message };
+        let text = std::fs::read_to_string(&manifest).map_err(|e| bad(e.to_string()))?;
+        let head: ManifestHead = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if head.name != name {
+            return Err(bad(format!("names the model `{}`, but its folder is `{name}`", head.name)));
+        }
+        let runtime = head.runtime.ok_or_else(|| bad("no [runtime] table".into()))?;
+        let version = match runtime.get("version") {
+            Some(toml::Value::String(v)) if !v.is_empty() => v.clone(),
+            _ => return Err(bad("[runtime].version missing".into())),
         };
-        Ok(ModelDir { name: name.to_string(), dir, runtime })
+        Ok(ModelDir { name: name.to_string(), dir, task: head.task, crate_name: head.crate_name, version, runtime })
     }
 
-    /// A string from `[runtime]`.
-    pub fn str(&self, key: &str) -> Result<&str, InferError> {
-        self.runtime.get(key).and_then(|v| v.as_str()).ok_or_else(|| self.missing(key))
+    /// `name@version`: what profiles record as the model (`model_set`), known before loading.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
     }
 
-    /// An integer from `[runtime]`.
-    pub fn usize(&self, key: &str) -> Result<usize, InferError> {
-        self.runtime.get(key).and_then(|v| v.as_integer()).map(|v| v as usize).ok_or_else(|| self.missing(key))
+    /// The `[runtime]` table as the model crate's settings type (which should deny unknown
+    /// fields, so a misspelt or stale key is an error at load, never a setting silently unused).
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, InferError> {
+        toml::Value::Table(self.runtime.clone()).try_into().map_err(|e: toml::de::Error| InferError::Manifest {
+            path: self.dir.join("model.toml"),
+            message: format!("[runtime]: {}", e.message()),
+        })
     }
 
-    /// A file named by `[runtime].key`, which must exist in the model's folder.
-    pub fn file(&self, key: &str) -> Result<PathBuf, InferError> {
-        let p = self.dir.join(self.str(key)?);
+    /// A file of the model's folder named in its settings: it must exist, and stay inside the
+    /// folder (no absolute path, no `..`).
+    pub fn file(&self, relative: &str) -> Result<PathBuf, InferError> {
+        let path = Path::new(relative);
+        let inside = !relative.is_empty()
+            && path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if !inside {
+            return Err(self.invalid(format!("`{relative}` is not a file inside the model's folder")));
+        }
+        let p = self.dir.join(path);
         if p.is_file() {
             Ok(p)
         } else {
@@ -388,8 +446,16 @@ impl ModelDir {
         }
     }
 
-    fn missing(&self, key: &str) -> InferError {
-        InferError::Manifest { path: self.dir.join("model.toml"), message: format!("[runtime].{key} missing") }
+    /// An error about this model's manifest.
+    pub fn invalid(&self, message: impl Into<String>) -> InferError {
+        InferError::Manifest { path: self.dir.join("model.toml"), message: message.into() }
+    }
+}
+
+fn model_roots(models_root: Option<&Path>) -> Vec<PathBuf> {
+    match models_root {
+        Some(r) => vec![r.to_path_buf()],
+        None => attune_homes().into_iter().map(|h| h.join("models")).collect(),
     }
 }
 

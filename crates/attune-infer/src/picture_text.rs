@@ -26,3 +26,10 @@ impl PictureText {
         self.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n")
     }
 }
+
+/// Reads the text in pictures (photos, video frames): its lines, and how many it found but could
+/// not read.
+pub trait TextInPictures: Send {
+    fn id(&self) -> &str;
+    fn read(&mut self, image: &crate::RgbFrame<'_>) -> Result<PictureText, crate::InferError>;
+}

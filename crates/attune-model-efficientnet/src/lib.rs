@@ -6,20 +6,49 @@
 //! resized to 224×224 with a bilinear (convolution) filter in one step, in f32, then
 //! `(x/255 − 0.5)/0.5` per channel, NCHW.
 
-use attune_infer::{InferError, Model, ModelDir, Runtime};
+use attune_infer::{ImageClassifier, InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use ndarray::Array4;
 use ort::session::Session;
 use ort::value::TensorRef;
+use sha2::{Digest, Sha256};
 
 pub const MODEL_NAME: &str = "efficientnet-lite0";
 
-/// An image ready for the classifier: upright 8-bit RGB, interleaved.
-pub struct RgbFrame<'a> {
-    pub width: u32,
-    pub height: u32,
-    pub data: &'a [u8],
+pub use attune_infer::RgbFrame;
+
+/// This crate as the model registry sees it: an image classifier.
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::ImageClassification(load_image_classifier) };
+
+fn load_image_classifier(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    options: &LoadOptions,
+) -> Result<Box<dyn ImageClassifier>, InferError> {
+    let model = EfficientNet::load(runtime, dir)?;
+    Ok(Box::new(match options.max_batch {
+        Some(n) => model.with_max_batch(n),
+        None => model,
+    }))
+}
+
+/// `[runtime]` of `model.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    onnx: String,
+    input: String,
+    output: String,
+    input_size: u32,
+    resize_shorter: u32,
+    mean: [f32; 3],
+    std: [f32; 3],
+    labels: String,
+    labels_sha256: String,
+    num_classes: usize,
+    version: String,
 }
 
 /// Probabilities of the 1000 classes, in class order.
@@ -49,31 +78,27 @@ impl Tensor {
 
 impl EfficientNet {
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<EfficientNet, InferError> {
-        let bad = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
-        let labels: Vec<String> = std::fs::read_to_string(dir.file("labels")?)
-            .map_err(|e| bad(format!("labels: {e}")))?
-            .lines()
-            .map(str::to_string)
-            .collect();
-        let classes = dir.usize("num_classes")?;
-        if labels.len() != classes {
-            return Err(bad(format!("{} labels for {classes} classes", labels.len())));
+        let settings: Settings = dir.config()?;
+        let bad = |message: String| dir.invalid(message);
+        let labels = std::fs::read(dir.file(&settings.labels)?).map_err(|e| bad(format!("labels: {e}")))?;
+        let got = format!("{:x}", Sha256::digest(&labels));
+        if got != settings.labels_sha256 {
+            return Err(bad(format!("{} has sha256 {got}, not labels_sha256", settings.labels)));
         }
-        let triple = |key: &str| -> Result<[f32; 3], InferError> {
-            let v = dir.runtime.get(key).and_then(|v| v.as_array()).ok_or_else(|| bad(format!("{key} missing")))?;
-            let f: Vec<f32> = v.iter().filter_map(|x| x.as_float()).map(|x| x as f32).collect();
-            f.try_into().map_err(|_| bad(format!("{key} must be three numbers")))
-        };
+        let labels: Vec<String> = String::from_utf8_lossy(&labels).lines().map(str::to_string).collect();
+        if labels.len() != settings.num_classes {
+            return Err(bad(format!("{} labels for {} classes", labels.len(), settings.num_classes)));
+        }
         Ok(EfficientNet {
-            session: runtime.session(MODEL_NAME, &dir.file("onnx")?)?,
+            session: runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?,
             labels,
-            size: dir.usize("input_size")? as u32,
-            resize_shorter: dir.usize("resize_shorter")? as u32,
-            mean: triple("mean")?,
-            std: triple("std")?,
-            input: dir.str("input")?.to_string(),
-            output: dir.str("output")?.to_string(),
-            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+            size: settings.input_size,
+            resize_shorter: settings.resize_shorter,
+            mean: settings.mean,
+            std: settings.std,
+            input: settings.input,
+            output: settings.output,
+            id: format!("{MODEL_NAME}@{}", settings.version),
             max_batch: 16,
         })
     }
@@ -185,14 +210,28 @@ impl Model for EfficientNet {
     }
 }
 
+impl ImageClassifier for EfficientNet {
+    fn id(&self) -> &str {
+        Model::id(self)
+    }
+    fn max_batch(&self) -> usize {
+        Model::max_batch(self)
+    }
+    fn min_short_side(&self) -> u32 {
+        EfficientNet::min_short_side(self)
+    }
+    fn classify(&mut self, images: &[RgbFrame<'_>]) -> Result<Vec<Vec<f32>>, InferError> {
+        let tensors = images.iter().map(|i| self.preprocess(i)).collect::<Result<Vec<_>, _>>()?;
+        EfficientNet::classify(self, &tensors.iter().collect::<Vec<_>>())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn model() -> EfficientNet {
-        let runtime = Runtime::new(2, attune_infer::Device::Cpu).expect("ONNX Runtime (run `just setup`)");
-        let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
-        EfficientNet::load(&runtime, &dir).unwrap()
+        EfficientNet::load(&attune_testkit::cpu_runtime(2), &attune_testkit::installed_model(MODEL_NAME)).unwrap()
     }
 
     #[test]

@@ -3,13 +3,8 @@
 //! output is committed): same top-5 labels, probabilities within 1e-3.
 
 use attune_decode_image::{decode_file, ImageLimits};
-use attune_infer::{Device, ModelDir, Runtime};
 use attune_model_efficientnet::{top_k, EfficientNet, RgbFrame, MODEL_NAME};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use attune_testkit::{cpu_runtime, installed_model, repo_root as root};
 
 #[test]
 fn top5_matches_onnxruntime_python_within_1e_3() {
@@ -17,8 +12,7 @@ fn top5_matches_onnxruntime_python_within_1e_3() {
         &std::fs::read_to_string(root().join("models/efficientnet-lite0/reference-top5.json")).unwrap(),
     )
     .unwrap();
-    let runtime = Runtime::new(2, Device::Cpu).expect("ONNX Runtime (run `just setup`)");
-    let mut model = EfficientNet::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
+    let mut model = EfficientNet::load(&cpu_runtime(2), &installed_model(MODEL_NAME)).unwrap();
     let mut worst = 0f32;
     let mut tensors = Vec::new();
     let names: Vec<&String> = reference.as_object().unwrap().keys().collect();

@@ -3,7 +3,9 @@
 //!
 //! Installed by `just setup` from `models/minilm-l6-v2/model.toml`.
 
-use attune_infer::{in_token_calls, mean_pool_unit, InferError, Model, ModelDir, Runtime, TextEmbedder};
+use attune_infer::{
+    in_token_calls, mean_pool_unit, InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime, TextEmbedder,
+};
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -11,6 +13,42 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 /// The name of this model's folder under `models/`.
 pub const MODEL_NAME: &str = "minilm-l6-v2";
+
+/// This crate as the model registry sees it: a text embedder.
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::TextEmbedding(load_text_embedder) };
+
+fn load_text_embedder(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    options: &LoadOptions,
+) -> Result<Box<dyn TextEmbedder>, InferError> {
+    let model = MiniLm::load(runtime, dir)?;
+    Ok(Box::new(match options.max_batch {
+        Some(n) => model.with_max_batch(n),
+        None => model,
+    }))
+}
+
+/// `[runtime]` of `model.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    onnx: String,
+    tokenizer: String,
+    max_tokens: usize,
+    dimensions: usize,
+    #[allow(dead_code)] // read to be checked: mean is the one pooling there is
+    pooling: Pooling,
+    normalize: bool,
+    version: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Pooling {
+    Mean,
+}
 
 /// A unit-length sentence embedding.
 pub type Embedding = Vec<f32>;
@@ -26,22 +64,21 @@ pub struct MiniLm {
 impl MiniLm {
     /// Load the installed model from `dir` with `runtime`'s threads and providers.
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<MiniLm, InferError> {
-        let manifest_err = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
-        let max_tokens = dir.usize("max_tokens")?;
-        let dimensions = dir.usize("dimensions")?;
-        if dir.str("pooling")? != "mean" {
-            return Err(manifest_err("only mean pooling is implemented".into()));
+        let settings: Settings = dir.config()?;
+        if !settings.normalize {
+            return Err(dir.invalid("only unit-length (normalize = true) embeddings are implemented"));
         }
-        let mut tokenizer =
-            Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
+        let manifest_err = |message: String| dir.invalid(message);
+        let mut tokenizer = Tokenizer::from_file(dir.file(&settings.tokenizer)?)
+            .map_err(|e| manifest_err(format!("tokenizer: {e}")))?;
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+            .with_truncation(Some(TruncationParams { max_length: settings.max_tokens, ..Default::default() }))
             .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
         // No padding here: `run_batch` pads each session call to its own longest text.
         tokenizer.with_padding(None);
-        let session = runtime.session(MODEL_NAME, &dir.file("onnx")?)?;
-        let id = format!("{MODEL_NAME}@{}", dir.str("version")?);
-        Ok(MiniLm { session, tokenizer, dimensions, id, max_batch: 32 })
+        let session = runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?;
+        let id = format!("{MODEL_NAME}@{}", settings.version);
+        Ok(MiniLm { session, tokenizer, dimensions: settings.dimensions, id, max_batch: 32 })
     }
 
     /// Set the largest batch sent to the session in one call.
@@ -138,9 +175,7 @@ mod tests {
     use super::*;
 
     fn model() -> MiniLm {
-        let runtime = Runtime::new(2, attune_infer::Device::Cpu).expect("ONNX Runtime (run `just setup`)");
-        let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
-        MiniLm::load(&runtime, &dir).unwrap()
+        MiniLm::load(&attune_testkit::cpu_runtime(2), &attune_testkit::installed_model(MODEL_NAME)).unwrap()
     }
 
     #[test]

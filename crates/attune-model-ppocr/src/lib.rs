@@ -11,7 +11,7 @@
 //! Devanagari, Thai or kana. `PictureText::unread` counts the lines it found and could not read,
 //! so a caller can tell a picture without text from one whose text it cannot check.
 
-use attune_infer::{InferError, ModelDir, Runtime};
+use attune_infer::{InferError, LoadOptions, Loader, ModelCrate, ModelDir, Runtime, TextInPictures};
 pub use attune_infer::{PictureText, TextLine};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -23,14 +23,51 @@ use ort::value::TensorRef;
 
 pub const MODEL_NAME: &str = "ppocr-v4";
 
-/// An image to read: upright 8-bit RGB, interleaved.
-pub struct RgbFrame<'a> {
-    pub width: u32,
-    pub height: u32,
-    pub data: &'a [u8],
+pub use attune_infer::RgbFrame;
+
+/// This crate as the model registry sees it: a text-in-pictures reader.
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::TextInPictures(load_text_in_pictures) };
+
+fn load_text_in_pictures(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    _: &LoadOptions,
+) -> Result<Box<dyn TextInPictures>, InferError> {
+    Ok(Box::new(PpOcr::load(runtime, dir)?))
 }
 
-/// The settings of `[runtime]` in the model's manifest.
+impl TextInPictures for PpOcr {
+    fn id(&self) -> &str {
+        PpOcr::id(self)
+    }
+    fn read(&mut self, image: &RgbFrame<'_>) -> Result<PictureText, InferError> {
+        PpOcr::read(self, image)
+    }
+}
+
+/// `[runtime]` of `model.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    det: String,
+    cls: String,
+    rec: String,
+    glance_side: u32,
+    det_max_side: u32,
+    det_threshold: f32,
+    box_threshold: f32,
+    unclip_ratio: f32,
+    min_box_side: f32,
+    cls_threshold: f32,
+    rec_height: u32,
+    rec_min_width: u32,
+    rec_max_width: u32,
+    text_score: f32,
+    version: String,
+}
+
+/// The reading settings of the manifest.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     glance_side: u32,
@@ -70,31 +107,25 @@ pub struct PpOcr {
 
 impl PpOcr {
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<PpOcr, InferError> {
-        let bad = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
-        let float = |key: &str| -> Result<f32, InferError> {
-            dir.runtime
-                .get(key)
-                .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-                .map(|v| v as f32)
-                .ok_or_else(|| bad(format!("`{key}` missing or not a number")))
-        };
+        let bad = |message: String| dir.invalid(message);
+        let manifest: Manifest = dir.config()?;
         let settings = Settings {
-            glance_side: dir.usize("glance_side")? as u32,
-            det_max_side: dir.usize("det_max_side")? as u32,
-            det_threshold: float("det_threshold")?,
-            box_threshold: float("box_threshold")?,
-            unclip_ratio: float("unclip_ratio")?,
-            min_box_side: float("min_box_side")?,
-            cls_threshold: float("cls_threshold")?,
-            rec_height: dir.usize("rec_height")? as u32,
-            rec_min_width: dir.usize("rec_min_width")? as u32,
-            rec_max_width: dir.usize("rec_max_width")? as u32,
-            text_score: float("text_score")?,
+            glance_side: manifest.glance_side,
+            det_max_side: manifest.det_max_side,
+            det_threshold: manifest.det_threshold,
+            box_threshold: manifest.box_threshold,
+            unclip_ratio: manifest.unclip_ratio,
+            min_box_side: manifest.min_box_side,
+            cls_threshold: manifest.cls_threshold,
+            rec_height: manifest.rec_height,
+            rec_min_width: manifest.rec_min_width,
+            rec_max_width: manifest.rec_max_width,
+            text_score: manifest.text_score,
         };
         if settings.det_max_side < 32 || settings.rec_height == 0 || settings.rec_max_width < settings.rec_min_width {
             return Err(bad(format!("implausible settings {settings:?}")));
         }
-        let rec = runtime.session(MODEL_NAME, &dir.file("rec")?)?;
+        let rec = runtime.session(MODEL_NAME, &dir.file(&manifest.rec)?)?;
         let table = rec
             .metadata()
             .map_err(|e| bad(format!("recognition model metadata: {e}")))?
@@ -104,12 +135,12 @@ impl PpOcr {
         characters.extend(table.split('\n').map(str::to_string));
         characters.push(" ".into());
         Ok(PpOcr {
-            det: runtime.session(MODEL_NAME, &dir.file("det")?)?,
-            cls: runtime.session(MODEL_NAME, &dir.file("cls")?)?,
+            det: runtime.session(MODEL_NAME, &dir.file(&manifest.det)?)?,
+            cls: runtime.session(MODEL_NAME, &dir.file(&manifest.cls)?)?,
             rec,
             characters,
             settings,
-            id: format!("{MODEL_NAME}@{}", dir.str("version")?),
+            id: format!("{MODEL_NAME}@{}", manifest.version),
         })
     }
 

@@ -2,7 +2,6 @@
 //! character accuracy per script, and nothing read in the photos without text. Run with
 //! `--nocapture` for the figures.
 
-use attune_infer::{Device, ModelDir, Runtime};
 use attune_model_ppocr::{PpOcr, RgbFrame, MODEL_NAME};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,8 +35,8 @@ fn normalised(text: &str) -> Vec<char> {
 fn latin_text_is_read_and_photos_without_text_give_none() {
     let manifest = fixtures().join("manifest.jsonl");
     assert!(manifest.exists(), "{} missing: run `python3 fixtures/make_ocr.py` first", manifest.display());
-    let runtime = Runtime::new(2, Device::Cpu).expect("ONNX Runtime (run `just setup`)");
-    let dir = ModelDir::locate(MODEL_NAME, None).expect("model installed (run `just setup`)");
+    let runtime = attune_testkit::cpu_runtime(2);
+    let dir = attune_testkit::installed_model(MODEL_NAME);
     let mut ocr = PpOcr::load(&runtime, &dir).unwrap();
     // script → (edits, characters, pictures with unread lines, pictures)
     let mut by_script: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();

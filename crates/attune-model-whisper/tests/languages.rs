@@ -4,7 +4,7 @@
 //! error rates per language, printed and bounded.
 
 use attune_decode_audio::{decode_file, AudioLimits};
-use attune_infer::{Device, ModelDir, Runtime, SpeechLanguage, SpeechRequest};
+use attune_infer::{SpeechLanguage, SpeechRequest};
 use attune_model_whisper::{Whisper, MULTILINGUAL_MODEL};
 use std::collections::BTreeMap;
 
@@ -39,8 +39,8 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
     let dir = common::fixtures("audio/languages");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
-    let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
-    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MULTILINGUAL_MODEL, None).unwrap()).unwrap();
+    let runtime = attune_testkit::cpu_runtime(2);
+    let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MULTILINGUAL_MODEL)).unwrap();
     let codes: Vec<&str> = attune_lang::Language::DEFAULT_SUPPORTED.iter().map(|l| l.code()).collect();
     whisper.restrict_languages(&codes);
     let mut per_language: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();

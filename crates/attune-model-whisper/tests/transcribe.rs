@@ -3,7 +3,7 @@
 //! Word error rates are printed and bounded.
 
 use attune_decode_audio::{decode_file, AudioError, AudioLimits};
-use attune_infer::{Device, ModelDir, Runtime};
+
 use attune_model_whisper::{Whisper, ENGLISH_MODEL as MODEL_NAME};
 
 mod common;
@@ -26,8 +26,8 @@ fn word_error_rates_are_bounded_in_every_format() {
     let dir = common::fixtures("audio");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
-    let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
-    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
+    let runtime = attune_testkit::cpu_runtime(2);
+    let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MODEL_NAME)).unwrap();
     let mut total = (0.0, 0usize);
     let mut names: Vec<&String> = texts.keys().collect();
     names.sort();
@@ -60,8 +60,8 @@ fn bad_recordings_are_clear_errors() {
 
 #[test]
 fn log_mel_matches_whisper_on_silence_and_tone() {
-    let runtime = Runtime::new(1, Device::Cpu).unwrap();
-    let whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
+    let runtime = attune_testkit::cpu_runtime(1);
+    let whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MODEL_NAME)).unwrap();
     // Silence: every value is log10(1e-10) = -10, floored to max-8 = -10, so (−10+4)/4 = −1.5.
     let mel = whisper.log_mel().compute(&[]);
     assert_eq!(mel.len(), 80 * 3000);
@@ -79,8 +79,8 @@ fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
     let dir = common::fixtures("audio");
     let texts: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
-    let runtime = Runtime::new(2, Device::Cpu).unwrap();
-    let mut whisper = Whisper::load(&runtime, &ModelDir::locate(MODEL_NAME, None).unwrap()).unwrap();
+    let runtime = attune_testkit::cpu_runtime(2);
+    let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MODEL_NAME)).unwrap();
     let mut names: Vec<&String> = texts.keys().collect();
     names.sort();
     let mut pcms: Vec<Vec<f32>> =

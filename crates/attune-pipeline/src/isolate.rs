@@ -35,6 +35,9 @@ pub struct WorkerConfig {
     pub args: Vec<String>,
     /// Wall-clock limit for one event.
     pub timeout: Duration,
+    /// How to decode: sent with each request, so a worker decodes as the run does without
+    /// being told it by arguments.
+    pub options: DecodeOptions,
 }
 
 /// One child process and the thread that reads its replies.
@@ -146,7 +149,7 @@ impl MediaDecoder for WorkerDecoder {
             self.worker = Some(self.spawn().map_err(|e| format!("cannot start a decoder process: {e}"))?);
         }
         let w = self.worker.as_mut().expect("spawned above");
-        let request = serde_json::json!({ "kind": kind.as_str(), "file": path });
+        let request = serde_json::json!({ "kind": kind.as_str(), "file": path, "options": self.config.options });
         if writeln!(w.stdin, "{request}").and_then(|_| w.stdin.flush()).is_err() {
             // The previous event left it dead; say so, then replace it for the next event.
             return Err(self.bury(false));
@@ -170,28 +173,37 @@ impl Drop for WorkerDecoder {
 }
 
 /// The worker's side: read requests from `input` until it closes, decode each, write replies to
-/// `output`. Called by `attune decode-worker` after it has set its memory limit.
-pub fn serve(input: impl BufRead, mut output: impl Write, options: &DecodeOptions) -> std::io::Result<()> {
+/// `output`, each request decoded with the options it carries. Called by `attune decode-worker`
+/// after it has set its memory limit.
+pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
     for line in input.lines() {
         let line = line?;
-        let reply = decode_request(&line, options);
+        let reply = decode_request(&line);
         write_reply(&mut output, &reply)?;
         output.flush()?;
     }
     Ok(())
 }
 
-fn decode_request(line: &str, options: &DecodeOptions) -> Reply {
-    let request: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
-    let file = Path::new(request["file"].as_str().ok_or("bad request: no file")?);
-    let kind = match request["kind"].as_str() {
-        Some("image") => Kind::Image,
-        Some("audio") => Kind::Audio,
-        Some("video") => Kind::Video,
+/// One line of the parent's: what to decode, and how.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    kind: String,
+    file: PathBuf,
+    options: DecodeOptions,
+}
+
+fn decode_request(line: &str) -> Reply {
+    let request: Request = serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
+    let kind = match request.kind.as_str() {
+        "image" => Kind::Image,
+        "audio" => Kind::Audio,
+        "video" => Kind::Video,
         other => return Err(format!("bad request: kind {other:?}")),
     };
-    fault_injection(file);
-    attune_decode::decode_file(kind, file, options).map_err(|e| e.to_string())
+    fault_injection(&request.file);
+    attune_decode::decode_file(kind, &request.file, &request.options).map_err(|e| e.to_string())
 }
 
 /// Without the `fault-injection` feature (release builds): nothing.

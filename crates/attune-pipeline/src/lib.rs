@@ -31,12 +31,12 @@ mod text;
 mod text_path;
 mod verdict;
 
+pub use attune_infer::{ImageClassifier, RgbFrame, SpeechToText, Task, TextEmbedder, TextInPictures};
 pub use pictures::{ImageStage, PictureReading};
 pub use registry::{
     load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
-    ImageClassifier, SpeechToText, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
-    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL, SPEECH_MODELS, TEXT_IN_PICTURES_MODELS,
-    TEXT_MODELS,
+    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL,
+    MODELS, MODEL_CRATES,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads, TimelinePoint, MAX_TIMELINE_POINTS};
 pub use sessions::{MakeSession, SpeechSessions};

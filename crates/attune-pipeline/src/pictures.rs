@@ -1,6 +1,6 @@
 //! Pictures: the image model's classes, and the text read in photos and video frames.
 
-use crate::{ImageClassifier, Parts, Pending, Report, TextInPictures};
+use crate::{ImageClassifier, Parts, Pending, Report, RgbFrame, TextInPictures};
 use attune_decode::image::RgbImage;
 use attune_decode::Decoded;
 use attune_tag::ImageTagger;
@@ -70,7 +70,7 @@ pub(crate) fn read_pictures(reading: &mut PictureReading<'_>, work: &[Pending], 
         let mut lines: Vec<String> = Vec::new();
         for picture in pictures {
             out.read += 1;
-            match reader.read(picture) {
+            match reader.read(&frame(picture)) {
                 // Once a line could not be read, the item is skipped: no need to read on.
                 Ok(text) if text.unread > 0 => {
                     out.unreadable[i] = true;
@@ -95,6 +95,11 @@ pub(crate) fn read_pictures(reading: &mut PictureReading<'_>, work: &[Pending], 
     }
     out.busy = t.elapsed();
     out
+}
+
+/// A decoded picture as the image models take it.
+fn frame(image: &RgbImage) -> RgbFrame<'_> {
+    RgbFrame { width: image.width, height: image.height, data: &image.data }
 }
 
 /// Photos and video frames: classified in batches of the model's size, then tagged through
@@ -130,7 +135,7 @@ pub(crate) fn tag_images(
         parts.expected[*i] += 1;
     }
     for chunk in items.chunks(stage.classifier.max_batch().max(1)) {
-        let images: Vec<&RgbImage> = chunk.iter().map(|(_, img)| *img).collect();
+        let images: Vec<RgbFrame<'_>> = chunk.iter().map(|(_, img)| frame(img)).collect();
         match stage.classifier.classify(&images) {
             Ok(probabilities) if probabilities.len() == chunk.len() => {
                 for ((i, _), p) in chunk.iter().zip(probabilities) {
@@ -141,7 +146,7 @@ pub(crate) fn tag_images(
                 let why = result.err().map_or_else(|| "wrong number of outputs".to_string(), |e| e.to_string());
                 tracing::warn!("image batch of {} failed ({why}); retrying one by one", chunk.len());
                 for (i, img) in chunk {
-                    match stage.classifier.classify(&[*img]) {
+                    match stage.classifier.classify(&[frame(img)]) {
                         Ok(mut p) if p.len() == 1 => parts.pictures[*i].push(stage.tagger.tag(&p.remove(0))),
                         Ok(_) => parts.fail(*i, &work[*i], report, "image model gave no output".into()),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),

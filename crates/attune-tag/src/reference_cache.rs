@@ -150,32 +150,11 @@ fn write(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_infer::Model;
+    use attune_testkit::ScriptedEmbedder;
 
-    /// A text's length and word count as its vector; counts its calls.
-    struct Counting {
-        id: &'static str,
-        inputs: usize,
-    }
-    impl Model for Counting {
-        type Input = String;
-        type Output = Vec<f32>;
-        fn id(&self) -> &str {
-            self.id
-        }
-        fn max_batch(&self) -> usize {
-            8
-        }
-        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-            self.inputs += inputs.len();
-            Ok(inputs.iter().map(|t| vec![t.len() as f32, t.split_whitespace().count() as f32, 0.5]).collect())
-        }
-    }
-
-    impl TextEmbedder for Counting {
-        fn dimensions(&self) -> usize {
-            3
-        }
+    /// A text's length and word count as its vector; counts what it embeds.
+    fn counting() -> ScriptedEmbedder {
+        ScriptedEmbedder::new("counting@1", 3, |t| vec![t.len() as f32, t.split_whitespace().count() as f32, 0.5])
     }
 
     fn texts() -> Vec<String> {
@@ -185,11 +164,11 @@ mod tests {
     #[test]
     fn the_second_build_reads_what_the_first_computed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let mut model = counting();
         let first = embed(&mut model, &texts(), Some(dir.path())).unwrap();
-        assert_eq!(model.inputs, 4);
+        assert_eq!(model.embedded(), 4);
         let second = embed(&mut model, &texts(), Some(dir.path())).unwrap();
-        assert_eq!(model.inputs, 4, "read, not computed");
+        assert_eq!(model.embedded(), 4, "read, not computed");
         assert_eq!(first, second);
         assert_eq!(first, embed(&mut model, &texts(), None).unwrap());
     }
@@ -210,7 +189,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_computed_and_written_anew() {
         let dir = tempfile::tempdir().unwrap();
-        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let mut model = counting();
         let want = embed(&mut model, &texts(), Some(dir.path())).unwrap();
         let path = file_for(dir.path(), "counting@1", &texts());
         let whole = std::fs::read(&path).unwrap();
@@ -218,9 +197,9 @@ mod tests {
         flipped[20] ^= 1;
         for damaged in [whole[..whole.len() - 1].to_vec(), flipped, Vec::new(), b"ATREF01\n".to_vec()] {
             std::fs::write(&path, damaged).unwrap();
-            let before = model.inputs;
+            let before = model.embedded();
             assert_eq!(embed(&mut model, &texts(), Some(dir.path())).unwrap(), want);
-            assert_eq!(model.inputs, before + 4, "computed again");
+            assert_eq!(model.embedded(), before + 4, "computed again");
             assert_eq!(std::fs::read(&path).unwrap(), whole, "written anew");
         }
     }
@@ -230,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, b"x").unwrap();
-        let mut model = Counting { id: "counting@1", inputs: 0 };
+        let mut model = counting();
         let got = embed(&mut model, &texts(), Some(&blocker.join("cache"))).unwrap();
         assert_eq!(got, embed(&mut model, &texts(), None).unwrap());
     }

@@ -442,3 +442,45 @@ fn logs_follow_rust_log_and_can_be_json() {
     let lines: Vec<serde_json::Value> = json.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(lines.iter().any(|l| l["level"] == "INFO"), "{json}");
 }
+
+/// Models are chosen by the names `attune models` lists; a model named for a task it does not
+/// do (a text encoder as the image model, an image classifier as the text model, a speech model
+/// reading pictures) stops the run before anything is read or stored (exit 2), saying what it is.
+#[test]
+fn models_are_listed_and_a_model_of_another_task_does_not_start_a_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_attune")).arg("models").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for (name, task) in [
+        ("minilm-l6-v2", "text-embedding"),
+        ("multilingual-e5-small", "text-embedding"),
+        ("efficientnet-lite0", "image-classification"),
+        ("whisper-base", "speech-to-text"),
+        ("whisper-tiny-en", "speech-to-text"),
+        ("ppocr-v4", "text-in-pictures"),
+    ] {
+        assert!(listed.lines().any(|l| l.starts_with(name) && l.contains(task)), "{name}:\n{listed}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, chat("c1")).unwrap();
+    for (flag, model, says) in [
+        ("--image-model", "minilm-l6-v2", "is a text-embedding model, not a image-classification model"),
+        ("--text-model", "efficientnet-lite0", "is a image-classification model, not a text-embedding model"),
+        ("--text-in-pictures-model", "whisper-base", "is a speech-to-text model, not a text-in-pictures model"),
+        ("--speech-model", "ppocr-v4", "is a text-in-pictures model, not a speech-to-text model"),
+    ] {
+        let store = dir.path().join(format!("{}.sqlite", &flag[2..]));
+        let (code, err, report) = run(&manifest, &store, &[flag, model]);
+        assert_eq!(code, Some(2), "{flag} {model}: {err}");
+        assert!(err.contains(says), "{flag} {model}: {err}");
+        assert!(report.is_none() && !store.exists(), "{flag} {model}: the run started");
+    }
+    // A name that is not installed at all: the first text model is required, so no start either,
+    // and the message lists what is.
+    let store = dir.path().join("absent.sqlite");
+    let (code, err, _) = run(&manifest, &store, &["--text-model", "no-such-model"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("installed text-embedding models: minilm-l6-v2, multilingual-e5-small"), "{err}");
+}

@@ -64,7 +64,8 @@ impl Models {
     }
 
     fn image(&mut self, image: &attune_decode::image::RgbImage) -> Margins {
-        let probabilities = self.images.classify(&[image]).unwrap().remove(0);
+        let frame = attune_pipeline::RgbFrame { width: image.width, height: image.height, data: &image.data };
+        let probabilities = self.images.classify(&[frame]).unwrap().remove(0);
         self.image_tagger.margins(&probabilities)
     }
 

@@ -2,6 +2,7 @@
 //! `fixtures/make_sample.py`): topics found, sensitive and excluded items absent, idempotent
 //! reruns, halves in either order, forget.
 
+use crate::common::root;
 use attune_profile::{ProfileStore, SqliteStore};
 use attune_taxonomy::Taxonomy;
 use serde_json::Value;
@@ -10,10 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const AS_OF: &str = "2026-12-01T00:00:00Z";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// `attune ARGS…` from the repository root; its exit code, stdout and stderr.
 fn attune_status(args: &[&str]) -> (Option<i32>, String, String) {

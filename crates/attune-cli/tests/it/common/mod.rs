@@ -1,18 +1,16 @@
 //! What the end-to-end tests share: running the binary on a manifest and reading back what the
 //! store and the report say about each event.
 
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // each test module uses its own subset
 
 use attune_profile::{ProfileStore, SqliteStore};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+pub use attune_testkit::repo_root as root;
 
 /// The lines of a JSON Lines fixture, which must exist (made by a script in `fixtures/`).
 pub fn manifest_lines(manifest: &Path, made_by: &str) -> Vec<Value> {
