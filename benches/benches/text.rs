@@ -3,8 +3,7 @@
 
 use attune_infer::{Device, Runtime};
 use attune_pipeline::{
-    load_text_model, special_category_classifier, Pipeline, PipelineConfig, SpeechSessions, TextEmbedder,
-    ENGLISH_TEXT_MODEL,
+    load_text_model, special_category_classifier, Pipeline, SpeechSessions, TextEmbedder, ENGLISH_TEXT_MODEL,
 };
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
@@ -77,20 +76,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut store = SqliteStore::open_in_memory().unwrap();
             let mut source = attune_event::ManifestSource::open(&manifest).unwrap();
-            let report = Pipeline {
-                policy: &policy,
-                languages: &languages,
-                text: vec![attune_pipeline::TextPath::borrowing(embedder.as_mut(), tagger.clone())],
-                store: &mut store,
-                images: None,
-                text_in_pictures: attune_pipeline::PictureReading::Off,
-                speech: SpeechSessions::unavailable("no speech model in this bench"),
-                provenance: Provenance { taxonomy: "bench".into(), model_set: "bench".into() },
-                config: PipelineConfig::default(),
-                decoders: Vec::new(),
-            }
-            .run(&mut source, &mut |_| {})
-            .unwrap();
+            let provenance = Provenance { taxonomy: "bench".into(), model_set: "bench".into() };
+            let report = Pipeline::builder(&policy, &languages, &mut store, provenance)
+                .text_paths(vec![attune_pipeline::TextPath::borrowing(embedder.as_mut(), tagger.clone())])
+                .text_in_pictures(attune_pipeline::PictureReading::Off)
+                .speech(SpeechSessions::unavailable("no speech model in this bench"))
+                .build()
+                .run(&mut source, &mut |_| {})
+                .unwrap();
             assert_eq!(report.events, events);
         })
     });

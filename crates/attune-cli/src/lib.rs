@@ -689,9 +689,9 @@ impl EmbeddedRun {
         let mut pipeline = self.prepared.pipeline();
         let report = pipeline.run(&mut source, &mut |_| {});
         // The models, speech sessions and decoder processes stay for the next batch.
-        let Pipeline { text, speech, decoders, .. } = pipeline;
+        let parts = pipeline.into_reusable_parts();
         let p = &mut self.prepared;
-        (p.text, p.speech, p.decoders) = (text, speech, decoders);
+        (p.text, p.speech, p.decoders) = (parts.text, parts.speech, parts.decoders);
         Ok(report?)
     }
 }

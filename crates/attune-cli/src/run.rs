@@ -96,25 +96,20 @@ impl RunPlan {
     /// A pipeline over these parts. The text paths, speech sessions and decoders are moved into
     /// it; a caller that runs again takes them back from the pipeline afterwards.
     pub(crate) fn pipeline(&mut self) -> Pipeline<'_, 'static> {
-        Pipeline {
-            policy: &self.policy,
-            text: std::mem::take(&mut self.text),
-            languages: &self.languages,
-            store: self.store.as_mut(),
-            images: self
-                .images
-                .as_mut()
-                .map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
-            text_in_pictures: match &mut self.text_in_pictures {
+        Pipeline::builder(&self.policy, &self.languages, self.store.as_mut(), self.provenance.clone())
+            .text_paths(std::mem::take(&mut self.text))
+            .images(
+                self.images.as_mut().map(|(classifier, tagger)| ImageStage { classifier: classifier.as_mut(), tagger }),
+            )
+            .text_in_pictures(match &mut self.text_in_pictures {
                 Ok(Some(reader)) => PictureReading::Reader(reader.as_mut()),
                 Ok(None) => PictureReading::Off,
                 Err(reason) => PictureReading::Unavailable(reason.clone()),
-            },
-            speech: std::mem::replace(&mut self.speech, SpeechSessions::unavailable("in use by a pipeline")),
-            provenance: self.provenance.clone(),
-            config: self.config.clone(),
-            decoders: std::mem::take(&mut self.decoders),
-        }
+            })
+            .speech(std::mem::replace(&mut self.speech, SpeechSessions::unavailable("in use by a pipeline")))
+            .config(self.config.clone())
+            .decoders(std::mem::take(&mut self.decoders))
+            .build()
     }
 }
 

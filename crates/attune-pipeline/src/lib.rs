@@ -163,28 +163,112 @@ impl MediaDecoder for InProcessDecoder {
 /// `'a`: what the pipeline borrows for a run; `'m`: what it owns (text paths, speech sessions,
 /// decoders), which a caller may take back after [`Pipeline::run`] for the next run.
 pub struct Pipeline<'a, 'm> {
-    pub policy: &'a Policy,
+    pub(crate) policy: &'a Policy,
     /// Text models and their taggers, in order of preference: each admitted text goes to the
     /// first whose calibration covers its language.
-    pub text: Vec<TextPath<'m>>,
+    pub(crate) text: Vec<TextPath<'m>>,
     /// Decides which texts (chats, transcripts) may be tagged: those in the policy's supported
     /// languages that a text path covers, identified with confidence. The rest are skipped,
     /// never tagged.
-    pub languages: &'a LanguageGate,
-    pub store: &'a mut dyn ProfileStore,
+    pub(crate) languages: &'a LanguageGate,
+    pub(crate) store: &'a mut dyn ProfileStore,
     /// `None`: image events fail with an explanation instead of being classified.
-    pub images: Option<ImageStage<'a>>,
+    pub(crate) images: Option<ImageStage<'a>>,
     /// Reads the text in photos and video frames, which then goes through the text path like
     /// the user's words.
-    pub text_in_pictures: PictureReading<'a>,
+    pub(crate) text_in_pictures: PictureReading<'a>,
     /// Speech sessions, made on first use and used side by side (one thread each); when none
     /// can be had, audio events and videos with a soundtrack fail with the reason instead of
     /// being transcribed.
-    pub speech: SpeechSessions<'m>,
-    pub provenance: Provenance,
-    pub config: PipelineConfig,
+    pub(crate) speech: SpeechSessions<'m>,
+    pub(crate) provenance: Provenance,
+    pub(crate) config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
+    pub(crate) decoders: Vec<Box<dyn MediaDecoder + 'm>>,
+}
+
+/// Builds a [`Pipeline`]: what every run needs up front, the rest as the run has it. Left out,
+/// a part fails closed: no image model fails image events, no text-in-pictures model fails
+/// events with pictures (their text could be sensitive), no speech model fails recordings, and
+/// media are decoded in this process with `config.decode`.
+pub struct PipelineBuilder<'a, 'm> {
+    pipeline: Pipeline<'a, 'm>,
+}
+
+impl<'a, 'm> Pipeline<'a, 'm> {
+    pub fn builder(
+        policy: &'a Policy,
+        languages: &'a LanguageGate,
+        store: &'a mut dyn ProfileStore,
+        provenance: Provenance,
+    ) -> PipelineBuilder<'a, 'm> {
+        PipelineBuilder {
+            pipeline: Pipeline {
+                policy,
+                text: Vec::new(),
+                languages,
+                store,
+                images: None,
+                text_in_pictures: PictureReading::Unavailable("no text-in-pictures model in this pipeline".into()),
+                speech: SpeechSessions::unavailable("no speech model in this pipeline"),
+                provenance,
+                config: PipelineConfig::default(),
+                decoders: Vec::new(),
+            },
+        }
+    }
+
+    /// What a caller that runs again keeps for the next run: the text paths (with the models
+    /// they loaded), the speech sessions and the decoders (with their processes).
+    pub fn into_reusable_parts(self) -> ReusableParts<'m> {
+        ReusableParts { text: self.text, speech: self.speech, decoders: self.decoders }
+    }
+}
+
+/// The parts of a [`Pipeline`] worth keeping between runs ([`Pipeline::into_reusable_parts`]).
+pub struct ReusableParts<'m> {
+    pub text: Vec<TextPath<'m>>,
+    pub speech: SpeechSessions<'m>,
     pub decoders: Vec<Box<dyn MediaDecoder + 'm>>,
+}
+
+impl<'a, 'm> PipelineBuilder<'a, 'm> {
+    /// The text paths, in order of preference: each admitted text goes to the first whose
+    /// calibration covers its language.
+    pub fn text_paths(mut self, paths: Vec<TextPath<'m>>) -> Self {
+        self.pipeline.text = paths;
+        self
+    }
+
+    pub fn images(mut self, images: Option<ImageStage<'a>>) -> Self {
+        self.pipeline.images = images;
+        self
+    }
+
+    pub fn text_in_pictures(mut self, reading: PictureReading<'a>) -> Self {
+        self.pipeline.text_in_pictures = reading;
+        self
+    }
+
+    pub fn speech(mut self, speech: SpeechSessions<'m>) -> Self {
+        self.pipeline.speech = speech;
+        self
+    }
+
+    pub fn config(mut self, config: PipelineConfig) -> Self {
+        self.pipeline.config = config;
+        self
+    }
+
+    /// One per decoder thread (e.g. [`isolate::WorkerDecoder`]s); none: one in-process decoder.
+    pub fn decoders(mut self, decoders: Vec<Box<dyn MediaDecoder + 'm>>) -> Self {
+        self.pipeline.decoders = decoders;
+        self
+    }
+
+    pub fn build(self) -> Pipeline<'a, 'm> {
+        self.pipeline
+    }
 }
 
 /// The report's failures since `kept` (which moves past them) that a store can keep: lines

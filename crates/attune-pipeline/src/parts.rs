@@ -45,7 +45,7 @@ impl Parts {
     /// Record the item's first failure; later ones add nothing (one event, one failure).
     pub(crate) fn fail(&mut self, i: usize, p: &Pending, report: &mut Report, message: String) {
         if !std::mem::replace(&mut self.failed[i], true) {
-            report.fail_pending(p, message);
+            report.fail_event(p.event.get(), p.origin.line, message);
         }
     }
 

@@ -203,10 +203,6 @@ impl Report {
         });
     }
 
-    pub(crate) fn fail_pending(&mut self, p: &crate::Pending, message: String) {
-        self.fail_event(p.event.get(), p.origin.line, message);
-    }
-
     pub(crate) fn skip(&mut self, reason: Exclusion) {
         match reason {
             Exclusion::Jurisdiction => self.skipped.jurisdiction += 1,

@@ -120,20 +120,15 @@ fn excluded_events_never_reach_the_model_and_every_record_is_accounted_for() {
     let policy = policy();
     let languages = policy.language_gate().unwrap();
     let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
-    let report = Pipeline {
-        policy: &policy,
-        text: vec![TextPath::ready(Box::new(spy), tagger)],
-        languages: &languages,
-        store: &mut store,
-        images: None,
-        text_in_pictures: attune_pipeline::PictureReading::Off,
-        speech: SpeechSessions::unavailable("no speech model in this test"),
-        provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
-        config: PipelineConfig { batch_size: 4, ..Default::default() },
-        decoders: Vec::new(),
-    }
-    .run(&mut source, &mut |_| {})
-    .unwrap();
+    let report =
+        Pipeline::builder(&policy, &languages, &mut store, Provenance { taxonomy: "t".into(), model_set: "m".into() })
+            .text_paths(vec![TextPath::ready(Box::new(spy), tagger)])
+            .text_in_pictures(attune_pipeline::PictureReading::Off)
+            .speech(SpeechSessions::unavailable("no speech model in this test"))
+            .config(PipelineConfig { batch_size: 4, ..Default::default() })
+            .build()
+            .run(&mut source, &mut |_| {})
+            .unwrap();
 
     let seen = seen.lock().unwrap();
     assert!(seen.iter().any(|t| t.contains("ADMITTED-ONE")));
@@ -190,20 +185,14 @@ fn a_stopped_run_reads_no_further_record_and_says_so() {
         let mut store = SqliteStore::open_in_memory().unwrap();
         let mut source = ManifestSource::from_reader(Cursor::new(manifest().into_bytes()), PathBuf::from("/nowhere"));
         let stop = Arc::new(AtomicBool::new(stop_first));
-        let report = Pipeline {
-            policy: &policy,
-            text: vec![TextPath::ready(Box::new(spy), tagger.clone())],
-            languages: &languages,
-            store: &mut store,
-            images: None,
-            text_in_pictures: attune_pipeline::PictureReading::Off,
-            speech: SpeechSessions::unavailable("no speech model in this test"),
-            provenance: Provenance { taxonomy: "t".into(), model_set: "m".into() },
-            config: PipelineConfig { batch_size: 4, stop: Some(stop), ..Default::default() },
-            decoders: Vec::new(),
-        }
-        .run(&mut source, &mut |_| {})
-        .unwrap();
+        let provenance = Provenance { taxonomy: "t".into(), model_set: "m".into() };
+        let report = Pipeline::builder(&policy, &languages, &mut store, provenance)
+            .text_paths(vec![TextPath::ready(Box::new(spy), tagger.clone())])
+            .text_in_pictures(attune_pipeline::PictureReading::Off)
+            .config(PipelineConfig { batch_size: 4, stop: Some(stop), ..Default::default() })
+            .build()
+            .run(&mut source, &mut |_| {})
+            .unwrap();
         assert_eq!(report.interrupted, stop_first);
         assert_eq!(report.events, if stop_first { 0 } else { 16 });
         assert_eq!(report.events, report.processed + report.skipped.total() + report.failed.len() as u64);

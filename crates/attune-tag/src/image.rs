@@ -52,9 +52,7 @@ impl ImageTagger {
     pub fn new(config: ImageTagConfig) -> Result<ImageTagger, TagError> {
         let taxonomy = Taxonomy::get();
         let mut targets = Vec::with_capacity(1000);
-        for (i, line) in TABLE_TSV.lines().enumerate().skip(1) {
-            let row = i + 1;
-            let cols: Vec<&str> = line.split('\t').collect();
+        for (row, cols) in attune_taxonomy::data_rows(TABLE_TSV) {
             let bad = |message: String| TagError::Data { row, message };
             let index: usize = cols.first().and_then(|c| c.parse().ok()).ok_or_else(|| bad("bad index".into()))?;
             if index != targets.len() {
@@ -83,7 +81,7 @@ impl ImageTagger {
     }
 
     pub fn version(&self) -> String {
-        format!("imagetable.{:08x}", crc(TABLE_TSV.as_bytes()) ^ crc(format!("{:?}", self.config).as_bytes()))
+        format!("imagetable.{}", crate::content_hash(&[TABLE_TSV.as_bytes(), format!("{:?}", self.config).as_bytes()]))
     }
 
     /// The probability summed per special category and per topic, over the classes at or above
@@ -138,11 +136,6 @@ impl ImageTagger {
         topics.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         crate::Margins { sensitive: sensitive - c.sensitive_threshold, topics, max_topics: c.max_topics }
     }
-}
-
-/// A small checksum for the version string (not security).
-fn crc(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]

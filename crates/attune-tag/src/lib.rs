@@ -28,6 +28,7 @@ pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
 use attune_infer::{run_in_batches_by_size, InferError, TextEmbedder};
 pub use attune_lang::SupportedText;
+use attune_taxonomy::data_rows;
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
 use regex::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -597,14 +598,6 @@ impl TextTagger {
         let bar = c.topic_threshold.max(best - c.topic_margin);
         scored.into_iter().map(|(id, s)| (id, s - bar)).collect()
     }
-
-    /// The `k` best nodes (sensitive ones included) for an embedding: for explaining a verdict.
-    pub fn nearest(&self, embedding: &[f32], k: usize) -> Vec<(u32, f32)> {
-        let mut scored: Vec<(u32, f32)> = self.nodes.iter().map(|n| (n.id, dot(&n.vector, embedding))).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        scored.truncate(k);
-        scored
-    }
 }
 
 /// Moves each node with labelled example chats towards their mean, as items embed:
@@ -649,19 +642,23 @@ where
 
 /// The tagger's version: a digest of everything that decides its verdicts besides the model.
 fn version(probe_text: &str, config: &TagConfig, classifier: Option<&dyn SensitivityClassifier>) -> String {
-    let mut h = Sha256::new();
-    h.update(LEXICON_TSV.as_bytes());
-    h.update(PROTOTYPES_TSV.as_bytes());
+    let config_text = format!("{config:?}");
+    let mut parts: Vec<&[u8]> = vec![LEXICON_TSV.as_bytes(), PROTOTYPES_TSV.as_bytes()];
     if config.node_examples > 0.0 {
-        h.update(NODE_EXAMPLES_TSV.as_bytes());
+        parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
-    h.update(probe_text.as_bytes());
-    h.update(format!("{config:?}").as_bytes());
+    parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
     if let Some(c) = classifier {
-        h.update(c.id().as_bytes());
+        parts.push(c.id().as_bytes());
     }
-    let d = h.finalize();
-    format!("tagger.{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+    format!("tagger.{}", content_hash(&parts))
+}
+
+/// The content hash of the tagger's and the image table's versions: the first 4 bytes of
+/// SHA-256 over `parts`, in hex.
+pub(crate) fn content_hash(parts: &[&[u8]]) -> String {
+    let digest = parts.iter().fold(Sha256::new(), |h, part| h.chain_update(part)).finalize();
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How close the decisions behind one text's verdict came to going the other way
@@ -832,14 +829,6 @@ fn clauses(text: &str) -> Vec<String> {
 
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub(crate) fn data_rows(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static str>)> {
-    text.lines()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| (i + 1, l.split('\t').collect()))
 }
 
 fn category(cols: &[&str], row: usize) -> Result<SensitiveCategory, TagError> {

@@ -146,19 +146,19 @@ impl Taxonomy {
     }
 
     fn parse() -> Result<Taxonomy, String> {
-        let descriptions: HashMap<u32, &str> = tsv_rows(DESCRIPTIONS_TSV)
+        let descriptions: HashMap<u32, &str> = data_rows(DESCRIPTIONS_TSV)
+            .map(|(_, cols)| cols)
             .map(|cols| Ok((num(cols.first())?, *cols.get(1).ok_or("description missing")?)))
             .collect::<Result<_, String>>()?;
         let mut marked: HashMap<u32, SensitiveCategory> = HashMap::new();
-        for cols in tsv_rows(SENSITIVE_TSV) {
+        for (_, cols) in data_rows(SENSITIVE_TSV) {
             let id = num(cols.first())?;
             let cat = cols.get(1).and_then(|c| SensitiveCategory::parse(c.trim()));
             marked.insert(id, cat.ok_or_else(|| format!("sensitive node {id}: unknown category"))?);
         }
         let mut nodes = Vec::new();
         let mut index = HashMap::new();
-        for line in AUDIENCE_TSV.lines().skip(1) {
-            let cols: Vec<&str> = line.trim_end_matches('\r').split('\t').collect();
+        for (_, cols) in data_rows(AUDIENCE_TSV) {
             if cols.get(4).map(|s| s.trim()) != Some("Interest") {
                 continue;
             }
@@ -218,8 +218,16 @@ impl Taxonomy {
     }
 }
 
-fn tsv_rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.trim_end_matches('\r').split('\t').collect())
+/// The rows of one of attune's TSV data files (the taxonomy's, the tagger's tables): the header
+/// line skipped, blank lines and `#` comments left out, a Windows `\r` trimmed; each row's columns
+/// with its 1-based line number, for messages. The one TSV reader of the workspace.
+pub fn data_rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(row, l)| (row, l.split('\t').collect()))
 }
 
 fn num(col: Option<&&str>) -> Result<u32, String> {
