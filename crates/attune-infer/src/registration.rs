@@ -103,7 +103,7 @@ impl Registry {
         if dir.task != task {
             return Err(InferError::Manifest {
                 path: manifest(),
-                message: format!("`{}` is a {} model, not a {task} model", dir.name, dir.task),
+                message: format!("`{}` is a model for {}, not for {task}", dir.name, dir.task),
             });
         }
         let model_crate =
@@ -115,7 +115,7 @@ impl Registry {
             return Err(InferError::Manifest {
                 path: manifest(),
                 message: format!(
-                    "crate `{}` gives a {} model, not a {task} model",
+                    "crate `{}` runs models for {}, not for {task}",
                     model_crate.name,
                     model_crate.load.task()
                 ),
@@ -282,7 +282,7 @@ mod tests {
 
         let message = |r: Result<ModelDir, InferError>| r.unwrap_err().to_string();
         assert!(message(REGISTRY.check("pics", Task::TextEmbedding, Some(root)))
-            .contains("is a image-classification model"));
+            .contains("is a model for image-classification, not for text-embedding"));
         assert!(message(REGISTRY.check("ears", Task::SpeechToText, Some(root))).contains("not part of this build"));
         assert!(message(REGISTRY.check("moved", Task::TextEmbedding, Some(root))).contains("its folder is `moved`"));
         assert!(message(REGISTRY.check("unversioned", Task::TextEmbedding, Some(root))).contains("version missing"));

@@ -466,10 +466,10 @@ fn models_are_listed_and_a_model_of_another_task_does_not_start_a_run() {
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, chat("c1")).unwrap();
     for (flag, model, says) in [
-        ("--image-model", "minilm-l6-v2", "is a text-embedding model, not a image-classification model"),
-        ("--text-model", "efficientnet-lite0", "is a image-classification model, not a text-embedding model"),
-        ("--text-in-pictures-model", "whisper-base", "is a speech-to-text model, not a text-in-pictures model"),
-        ("--speech-model", "ppocr-v4", "is a text-in-pictures model, not a speech-to-text model"),
+        ("--image-model", "minilm-l6-v2", "is a model for text-embedding, not for image-classification"),
+        ("--text-model", "efficientnet-lite0", "is a model for image-classification, not for text-embedding"),
+        ("--text-in-pictures-model", "whisper-base", "is a model for speech-to-text, not for text-in-pictures"),
+        ("--speech-model", "ppocr-v4", "is a model for text-in-pictures, not for speech-to-text"),
     ] {
         let store = dir.path().join(format!("{}.sqlite", &flag[2..]));
         let (code, err, report) = run(&manifest, &store, &[flag, model]);
