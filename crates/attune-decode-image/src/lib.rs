@@ -163,21 +163,23 @@ fn with_image_crate(bytes: &[u8], format: image::ImageFormat, limits: &ImageLimi
 /// Shrink `img` so its shorter side is `max_short_side` when it is larger (bilinear, aspect kept);
 /// smaller images are returned as they are.
 pub fn shrink(img: RgbImage, max_short_side: u32) -> RgbImage {
-    use fast_image_resize::images::{Image, ImageRef};
-    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    // Typed to RGB8: the untyped `Resizer::resize` compiles the convolution for 13 pixel formats.
+    use fast_image_resize::images::{TypedImage, TypedImageRef};
+    use fast_image_resize::pixels::U8x3;
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
     let short = img.width.min(img.height);
     if max_short_side == 0 || short <= max_short_side {
         return img;
     }
     let f = max_short_side as f64 / short as f64;
     let (w, h) = (((img.width as f64 * f).round() as u32).max(1), ((img.height as f64 * f).round() as u32).max(1));
-    let mut dst = Image::new(w, h, PixelType::U8x3);
+    let mut dst = TypedImage::<U8x3>::new(w, h);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    let resized = ImageRef::new(img.width, img.height, &img.data, PixelType::U8x3)
+    let resized = TypedImageRef::<U8x3>::from_buffer(img.width, img.height, &img.data)
         .map_err(|e| e.to_string())
-        .and_then(|src| Resizer::new().resize(&src, &mut dst, &options).map_err(|e| e.to_string()));
+        .and_then(|src| Resizer::new().resize_typed(&src, &mut dst, &options).map_err(|e| e.to_string()));
     match resized {
-        Ok(()) => RgbImage { width: w, height: h, data: dst.into_vec() },
+        Ok(()) => RgbImage { width: w, height: h, data: dst.pixels().iter().flat_map(|p| p.0).collect() },
         Err(_) => img, // the buffer did not match its size: leave it for the model to refuse
     }
 }

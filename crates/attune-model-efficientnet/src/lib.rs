@@ -7,8 +7,9 @@
 //! `(x/255 − 0.5)/0.5` per channel, NCHW.
 
 use attune_infer::{ImageClassifier, InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::F32x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use ndarray::Array4;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -125,22 +126,22 @@ impl EfficientNet {
             return Err(bad(format!("{}x{} image with {} bytes", image.width, image.height, image.data.len())));
         }
         // Resampled in f32, so no rounding to 8 bits between the two passes (or after them).
-        let floats: Vec<u8> = image.data.iter().flat_map(|&v| (v as f32).to_ne_bytes()).collect();
-        let src =
-            ImageRef::new(image.width, image.height, &floats, PixelType::F32x3).map_err(|e| bad(e.to_string()))?;
+        // Typed: the untyped `Resizer::resize` compiles the convolution for 13 pixel formats.
+        let floats: Vec<F32x3> =
+            image.data.chunks_exact(3).map(|p| F32x3::new([p[0] as f32, p[1] as f32, p[2] as f32])).collect();
+        let src = TypedImageRef::new(image.width, image.height, &floats).map_err(|e| bad(e.to_string()))?;
         let short = image.width.min(image.height) as f64;
         let side = short * self.size as f64 / self.resize_shorter as f64;
         let left = (image.width as f64 - side) / 2.0;
         let top = (image.height as f64 - side) / 2.0;
-        let mut dst = Image::new(self.size, self.size, PixelType::F32x3);
+        let mut dst = TypedImage::<F32x3>::new(self.size, self.size);
         let options =
             ResizeOptions::new().crop(left, top, side, side).resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| bad(e.to_string()))?;
+        Resizer::new().resize_typed(&src, &mut dst, &options).map_err(|e| bad(e.to_string()))?;
         let plane = (self.size * self.size) as usize;
         let mut t = vec![0f32; 3 * plane];
-        for (i, px) in dst.buffer().chunks_exact(12).enumerate() {
-            for c in 0..3 {
-                let v = f32::from_ne_bytes(px[c * 4..c * 4 + 4].try_into().expect("4 bytes"));
+        for (i, px) in dst.pixels().iter().enumerate() {
+            for (c, v) in px.0.iter().enumerate() {
                 t[c * plane + i] = (v / 255.0 - self.mean[c]) / self.std[c];
             }
         }

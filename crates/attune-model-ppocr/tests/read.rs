@@ -91,3 +91,49 @@ fn latin_text_is_read_and_photos_without_text_give_none() {
         assert_eq!(unread, pictures, "{script}: {unread} of {pictures} pictures flagged unread");
     }
 }
+
+/// The detection graph attune runs (`det-folded.onnx`: `models/ppocr-v4/export.py` folded its
+/// scalar layers into the convolutions) against the graph the wheel ships (`det.onnx`, installed
+/// beside it): on every OCR fixture the glance's peak agrees, and every fourth is read in full
+/// (detection at 960 px, angle, recognition) to the same lines (all of them doubled the test's time).
+#[test]
+fn the_folded_detection_graph_reads_what_the_shipped_one_does() {
+    let runtime = attune_testkit::cpu_runtime(2);
+    let installed = attune_testkit::installed_model(MODEL_NAME);
+    // A copy of the model's folder whose manifest names the shipped graph.
+    let root = tempfile::tempdir().unwrap();
+    let copy = root.path().join(MODEL_NAME);
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&installed.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::os::unix::fs::symlink(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(installed.dir.join("model.toml")).unwrap();
+    assert!(manifest.contains("det = \"det-folded.onnx\""), "the manifest no longer runs the folded graph");
+    std::fs::remove_file(copy.join("model.toml")).unwrap();
+    std::fs::write(copy.join("model.toml"), manifest.replace("det = \"det-folded.onnx\"", "det = \"det.onnx\""))
+        .unwrap();
+    let mut folded = PpOcr::load(&runtime, &installed).unwrap();
+    let mut shipped =
+        PpOcr::load(&runtime, &attune_infer::ModelDir::locate(MODEL_NAME, Some(root.path())).unwrap()).unwrap();
+
+    let mut pictures = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    let pictures_of_fixtures = entries.iter().filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"));
+    for (i, file) in pictures_of_fixtures.enumerate() {
+        let image =
+            attune_decode_image::shrink(attune_decode_image::decode_file(file, &Default::default(), 256).unwrap(), 512);
+        let frame = RgbFrame { width: image.width, height: image.height, data: &image.data };
+        let (a, b) = (folded.glance_peak(&frame).unwrap(), shipped.glance_peak(&frame).unwrap());
+        assert!((a - b).abs() < 1e-3, "{}: glance peak {a} folded, {b} shipped", file.display());
+        if i % 4 == 0 {
+            let (a, b) = (folded.read(&frame).unwrap(), shipped.read(&frame).unwrap());
+            assert_eq!((a.text(), a.unread), (b.text(), b.unread), "{}", file.display());
+        }
+        pictures += 1;
+    }
+    assert!(pictures >= 30, "only {pictures} OCR fixtures: run `python3 fixtures/make_ocr.py`");
+}
