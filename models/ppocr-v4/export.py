@@ -13,8 +13,8 @@ around them took half of detection's time. Here:
   its weights and bias (exact algebra);
 - the four-operator HardSwish becomes ONNX's HardSwish (opset 14; the same function);
 - a scalar multiply + add whose only consumers are 1x1 convolutions without padding goes into
-  their weights (bias + d * sum of each filter's weights); one that feeds a padded convolution
-  stays, since the padding's zeros would not be shifted by d.
+  their weights (bias + d * sum of each filter's weights); before a padded convolution only the
+  multiply goes in (c h + d = c (h + d / c): the padding's zeros scale but would not shift).
 
 Every sum is exactly rounded (math.fsum) and every product a single IEEE rounding, so the file is
 the same bytes on every CPU and its sha256 can be pinned. attune-model-ppocr's tests compare its
@@ -81,7 +81,12 @@ def main(src: str, dst: str) -> None:
                     n.input[i] = kept
         nodes.remove(node)
 
-    folded = {"scale or shift into a convolution": 0, "HardSwish": 0, "scale and shift into 1x1 convolutions": 0}
+    folded = {
+        "scale or shift into a convolution": 0,
+        "HardSwish": 0,
+        "scale and shift into 1x1 convolutions": 0,
+        "scale into padded convolutions": 0,
+    }
 
     # 1. A convolution's only consumer a scalar multiply or a (scalar or per-channel) add.
     changed = True
@@ -143,16 +148,27 @@ def main(src: str, dst: str) -> None:
         convs = consumers(add.output[0])
         if not convs or add.output[0] in outputs or mul.output[0] in outputs:
             continue
-        if not all(
-            n.op_type == "Conv"
-            and n.input[0] == add.output[0]
-            and consts[n.input[1]].shape[2:] == (1, 1)
-            and attribute(n, "group", 1) == 1
-            and not any(attribute(n, "pads", [0]))
-            for n in convs
-        ):
+        if not all(n.op_type == "Conv" and n.input[0] == add.output[0] for n in convs):
             continue
         c, d = scalar(other(mul, x)), scalar(other(add, mul.output[0]))
+        if not all(
+            consts[n.input[1]].shape[2:] == (1, 1) and attribute(n, "group", 1) == 1 and not any(attribute(n, "pads", [0]))
+            for n in convs
+        ):
+            # A padded convolution: its zero padding scales but does not shift, so only the
+            # multiply goes into its weights: conv_W(c h + d) = conv_cW(h + d / c).
+            if c == 0.0:
+                continue
+            for conv in convs:
+                w, b = weights(conv)
+                set_weights(conv, w * c, b)
+            mul_output = mul.output[0]
+            add.input[list(add.input).index(mul_output)] = x
+            shift = other(add, x)
+            add.input[list(add.input).index(shift)] = add_const(np.array(d / c), shift)
+            nodes.remove(mul)
+            folded["scale into padded convolutions"] += 1
+            continue
         for conv in convs:
             w, b = weights(conv)
             filters = consts[conv.input[1]]

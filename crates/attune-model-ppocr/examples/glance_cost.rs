@@ -4,7 +4,7 @@
 //! `[THREADS=N] cargo run --release -p attune-model-ppocr --example glance_cost -- FILE…`.
 //!
 //! On the 2-core AMD EPYC, plain photos at 256: 11.8 ms with 2 threads, 17.7 ms with 1 with the
-//! shipped detection graph; 6.3-8.9 ms with 2 threads with the folded one. The peaks are ~1.0 or
+//! shipped detection graph; ~6 ms with 2 threads with the folded one. The peaks are ~1.0 or
 //! 0.000, and 224 already misses the small camping sign.
 
 use attune_infer::{Device, ModelDir, Runtime};
