@@ -207,7 +207,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         // One intra-op thread: pictures are read beside the image model on the one permit the
         // decoders leave free (`Pipeline::run`'s batches). On two threads the glance's sessions
         // competed with the image model and the decoders for both cores: 192 photos ran at 0.69×
-        // the speed without text in pictures, on one thread at 0.86× (docs/benchmarks.md).
+        // the speed without text in pictures, on one thread at 0.84× (docs/benchmarks.md).
         let one_thread = runtime.clone().with_intra_threads(1);
         match load_text_in_pictures_model(&model.text_in_pictures_model, &one_thread, model.models.as_deref()) {
             Ok(reader) => Ok(Some(reader)),
