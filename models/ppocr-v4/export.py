@@ -17,10 +17,11 @@ around them took half of detection's time. Here:
   multiply goes in (c h + d = c (h + d / c): the padding's zeros scale but would not shift).
 
 Every sum is exactly rounded (math.fsum) and every product a single IEEE rounding, so the file is
-the same bytes on every CPU and its sha256 can be pinned. attune-model-ppocr's tests compare its
-probability maps with the original graph's on the OCR fixtures.
+the same bytes on every CPU and its sha256 can be pinned. attune-model-ppocr's `tests/read.rs`
+runs both graphs on the OCR fixtures and requires the same glance peaks and the same lines read.
 """
 
+import itertools
 import math
 import sys
 
@@ -40,7 +41,7 @@ def main(src: str, dst: str) -> None:
         else:
             nodes.append(n)
     outputs = {o.name for o in graph.output}
-    counter = iter(range(1 << 30))
+    counter = itertools.count()
 
     def consumers(name):
         return [n for n in nodes if name in n.input]
@@ -102,10 +103,13 @@ def main(src: str, dst: str) -> None:
                 continue
             c = other(op, y)
             channels = consts[conv.input[1]].shape[0]
-            w, b = weights(conv)
+            # A shift per output channel broadcasts as [1, C, 1, 1] (or [C, 1, 1]), not along width.
+            per_channel = c in consts and tuple(consts[c].shape) in ((1, channels, 1, 1), (channels, 1, 1))
             if op.op_type == "Mul" and scalar(c) is not None:
+                w, b = weights(conv)
                 set_weights(conv, w * scalar(c), b * scalar(c))
-            elif op.op_type == "Add" and c in consts and consts[c].size in (1, channels):
+            elif op.op_type == "Add" and (scalar(c) is not None or per_channel):
+                w, b = weights(conv)
                 set_weights(conv, w, b + consts[c].astype(np.float64).ravel())
             else:
                 continue

@@ -208,7 +208,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         // decoders leave free (`Pipeline::run`'s batches). On two threads the glance's sessions
         // competed with the image model and the decoders for both cores: 192 photos ran at 0.69×
         // the speed without text in pictures, on one thread at 0.84× (docs/benchmarks.md).
-        let one_thread = runtime.clone().with_intra_threads(1);
+        let one_thread = runtime_with(model, 1)?;
         match load_text_in_pictures_model(&model.text_in_pictures_model, &one_thread, model.models.as_deref()) {
             Ok(reader) => Ok(Some(reader)),
             Err(e) if required.image => {

@@ -173,13 +173,14 @@ pub fn shrink(img: RgbImage, max_short_side: u32) -> RgbImage {
     }
     let f = max_short_side as f64 / short as f64;
     let (w, h) = (((img.width as f64 * f).round() as u32).max(1), ((img.height as f64 * f).round() as u32).max(1));
-    let mut dst = TypedImage::<U8x3>::new(w, h);
+    let mut data = vec![0u8; w as usize * h as usize * 3];
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     let resized = TypedImageRef::<U8x3>::from_buffer(img.width, img.height, &img.data)
+        .and_then(|src| Ok((src, TypedImage::<U8x3>::from_buffer(w, h, &mut data)?)))
         .map_err(|e| e.to_string())
-        .and_then(|src| Resizer::new().resize_typed(&src, &mut dst, &options).map_err(|e| e.to_string()));
+        .and_then(|(src, mut dst)| Resizer::new().resize_typed(&src, &mut dst, &options).map_err(|e| e.to_string()));
     match resized {
-        Ok(()) => RgbImage { width: w, height: h, data: dst.pixels().iter().flat_map(|p| p.0).collect() },
+        Ok(()) => RgbImage { width: w, height: h, data },
         Err(_) => img, // the buffer did not match its size: leave it for the model to refuse
     }
 }

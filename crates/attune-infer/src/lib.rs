@@ -200,12 +200,6 @@ impl Runtime {
         self.intra_threads
     }
 
-    /// The same runtime, its sessions running on `threads` intra-op threads.
-    pub fn with_intra_threads(mut self, threads: usize) -> Runtime {
-        self.intra_threads = threads.max(1);
-        self
-    }
-
     /// The same runtime, building its sessions at another optimisation level.
     pub fn with_optimization(mut self, optimization: Optimization) -> Runtime {
         self.optimization = optimization;

@@ -528,10 +528,11 @@ fn resize_rgb(image: &RgbFrame<'_>, w: u32, h: u32) -> Result<Vec<u8>, String> {
         return Ok(image.data.to_vec());
     }
     let src = TypedImageRef::<U8x3>::from_buffer(image.width, image.height, image.data).map_err(|e| e.to_string())?;
-    let mut dst = TypedImage::<U8x3>::new(w, h);
+    let mut out = vec![0u8; w as usize * h as usize * 3];
+    let mut dst = TypedImage::<U8x3>::from_buffer(w, h, &mut out).map_err(|e| e.to_string())?;
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new().resize_typed(&src, &mut dst, &options).map_err(|e| e.to_string())?;
-    Ok(dst.pixels().iter().flat_map(|p| p.0).collect())
+    Ok(out)
 }
 
 /// `[1, 3, h, padded_w]`, `(x / 255 − 0.5) / 0.5`, the image at the left, zeros to its right.

@@ -119,11 +119,14 @@ fn the_folded_detection_graph_reads_what_the_shipped_one_does() {
     let mut shipped =
         PpOcr::load(&runtime, &attune_infer::ModelDir::locate(MODEL_NAME, Some(root.path())).unwrap()).unwrap();
 
-    let mut pictures = 0;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
-    entries.sort();
-    let pictures_of_fixtures = entries.iter().filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"));
-    for (i, file) in pictures_of_fixtures.enumerate() {
+    let mut pictures: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
+        .collect();
+    pictures.sort();
+    assert!(pictures.len() >= 30, "only {} OCR fixtures: run `python3 fixtures/make_ocr.py`", pictures.len());
+    for (i, file) in pictures.iter().enumerate() {
         let image =
             attune_decode_image::shrink(attune_decode_image::decode_file(file, &Default::default(), 256).unwrap(), 512);
         let frame = RgbFrame { width: image.width, height: image.height, data: &image.data };
@@ -133,7 +136,5 @@ fn the_folded_detection_graph_reads_what_the_shipped_one_does() {
             let (a, b) = (folded.read(&frame).unwrap(), shipped.read(&frame).unwrap());
             assert_eq!((a.text(), a.unread), (b.text(), b.unread), "{}", file.display());
         }
-        pictures += 1;
     }
-    assert!(pictures >= 30, "only {pictures} OCR fixtures: run `python3 fixtures/make_ocr.py`");
 }
