@@ -172,13 +172,15 @@ def load(paths: list[Path]):
     return out
 
 
-def joined_chats(items, pairs: float, mixed_pairs: float, seed: int):
-    """Two-message chats made of the training items, in their language: two ordinary ones (an
-    ordinary chat, so that length and a second request are not taken for sensitivity), and
-    a sensitive one with an ordinary one in either order (its category: one sensitive part
-    drops the whole). `pairs` and `mixed_pairs` are how many per ordinary and per sensitive
-    item. Segmented by the tagger like any text; only the whole is taught."""
-    if pairs <= 0 and mixed_pairs <= 0:
+def joined_chats(items, pairs: float, mixed_pairs: float, seed: int, triples: float = 0.0,
+                 mixed_triples: float = 0.0):
+    """Two- and three-message chats made of the training items, in their language: ordinary
+    ones only (an ordinary chat, so that length, a second request and a chatty aside are not
+    taken for sensitivity), and a sensitive one among ordinary ones, anywhere (its category: one
+    sensitive part drops the whole). `pairs`/`triples` are how many per ordinary item,
+    `mixed_pairs`/`mixed_triples` per sensitive item. Segmented by the tagger like any text;
+    only the whole is taught."""
+    if pairs <= 0 and mixed_pairs <= 0 and triples <= 0 and mixed_triples <= 0:
         return []
     rng = random.Random(seed)
     by_lang: dict[str, list[dict]] = {}
@@ -188,21 +190,22 @@ def joined_chats(items, pairs: float, mixed_pairs: float, seed: int):
     rows = []
     for it, _ in items:
         pool = by_lang.get(it.get("lang", "en"), [])
-        if len(pool) < 2:
+        if len(pool) < 3:
             continue
-        wanted = pairs if it["expect"] == "ordinary" else mixed_pairs
-        for _ in range(int(wanted) + (rng.random() < wanted % 1)):
-            other = rng.choice(pool)
-            if other is it:
-                continue
-            first, second = (it, other) if rng.random() < 0.5 else (other, it)
-            rows.append({"text": f"{first['text'].strip()} {second['text'].strip()}", "expect": it["expect"],
-                         "topics": [], "lang": it.get("lang", "en"),
-                         "kind": it.get("kind") if it["expect"] == "ordinary" else "mixed"})
-    path = CACHE / f"joined-{seed}-{pairs}-{mixed_pairs}.jsonl"
+        ordinary = it["expect"] == "ordinary"
+        for size, wanted in ((2, pairs if ordinary else mixed_pairs), (3, triples if ordinary else mixed_triples)):
+            for _ in range(int(wanted) + (rng.random() < wanted % 1)):
+                others = rng.sample(pool, size - 1)
+                if any(o is it for o in others):
+                    continue
+                others.insert(rng.randrange(size), it)
+                rows.append({"text": " ".join(o["text"].strip() for o in others), "expect": it["expect"],
+                             "topics": [], "lang": it.get("lang", "en"),
+                             "kind": it.get("kind") if ordinary else "mixed"})
+    path = CACHE / f"joined-{seed}-{pairs}-{mixed_pairs}-{triples}-{mixed_triples}.jsonl"
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    # Only the whole is taught (its clauses are the two items' own), so only it is encoded.
+    # Only the whole is taught (its clauses are the items' own), so only it is encoded.
     return [(dict(it, _joined=True), [s for s in segs if s[0] == "window"]) for it, segs in load([path])]
 
 
@@ -321,6 +324,10 @@ def main():
                     help="two-message ordinary chats joined from the training items, per ordinary item")
     ap.add_argument("--mixed-pairs", type=float, default=0.0,
                     help="a sensitive item joined with an ordinary one, per sensitive item")
+    ap.add_argument("--triples", type=float, default=0.0,
+                    help="three-message ordinary chats joined from the training items, per ordinary item")
+    ap.add_argument("--mixed-triples", type=float, default=0.0,
+                    help="a sensitive item among two ordinary ones, per sensitive item")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="(it floors every p(sensitive) above 0, which costs the low thresholds recall needs)")
     ap.add_argument("--mixed-as-bags", action="store_true",
@@ -350,8 +357,8 @@ def main():
     assert not any("holdout" in p.name for p in train_paths + calib_paths)
     train_items, calib_items = load(train_paths), load(calib_paths)
     written = len(train_items)
-    train_items += joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed)
-    print(f"train: {written} items and {len(train_items) - written} joined from two of them; "
+    train_items += joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed, args.triples, args.mixed_triples)
+    print(f"train: {written} items and {len(train_items) - written} joined from two or three of them; "
           f"calibration: {len(calib_items)}", file=sys.stderr)
 
     c = Container(str(MODEL_DIR / "e5-small-q4.bin"))
@@ -523,7 +530,7 @@ def main():
 # Trained by scripts/finetune_sensitivity.py {argv} (PyTorch {torch.__version__}, CPU)
 # on fixtures/sensitivity/*.train.jsonl plus fixtures/conversations/{{train,train2,tuning}}.jsonl and
 # fixtures/conversations/multilingual/*.tuning.jsonl ({len(ys)} segments and {len(bags)} mixed items as bags of
-# clauses, of {written} items and {len(train_items) - written} two-message chats joined from them);
+# clauses, of {written} items and {len(train_items) - written} chats joined from two or three of them);
 # threshold chosen on fixtures/sensitivity/*.calib.jsonl for recall {args.recall} of its 576 sensitive items,
 # all languages pooled (at most {args.max_threshold});
 # the holdouts were never read. Weights stored float16, computed float32.

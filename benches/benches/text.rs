@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(batch.len() as u64));
     g.bench_function("embed 32 conversations (one model call)", |b| b.iter(|| embedder.run_batch(&batch).unwrap()));
 
-    let segments: Vec<Segments> = texts.iter().map(|t| Segments::of(t)).collect();
+    let segments: Vec<Segments> = texts.iter().map(|t| tagger.segments(t)).collect();
     let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
     let mut vectors = Vec::new();
     for chunk in flat.chunks(32) {
@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
 
 /// The multilingual path: multilingual-e5-small with the special-category classifier (its
 /// fine-tuned top layers on the encoder's `hidden_state_10`), on 120 chats of the calibration
-/// split (10 per supported language): the encoder alone on every segment, the same segments
+/// split (10 per supported language): the encoder alone on the segments the tagger embeds, the same segments
 /// encoded with the classifier (`TextTagger::encode`: one model call gives both), and each chat
 /// encoded once whole (what a plain once-per-chat loop does, checking nothing).
 fn bench_multilingual(c: &mut Criterion) {
@@ -117,7 +117,9 @@ fn bench_multilingual(c: &mut Criterion) {
             );
         }
     }
-    let flat: Vec<String> = texts.iter().flat_map(|t| Segments::of(t).texts).collect();
+    // What the tagger embeds: each chat's windows, and the clauses of chats long enough for its
+    // calibration to check them on their own.
+    let flat: Vec<String> = texts.iter().flat_map(|t| tagger.segments(t).texts).collect();
     let mut g = c.benchmark_group("text-multilingual");
     g.sample_size(10);
     g.throughput(Throughput::Elements(texts.len() as u64));

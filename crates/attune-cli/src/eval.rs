@@ -152,7 +152,7 @@ pub fn run(
     let admitted: Vec<Result<SupportedText<'_>, LanguageDecision>> =
         items.iter().map(|i| gate.admit(&i.text)).collect();
     let started = Instant::now();
-    let segments: Vec<Segments> = items.iter().map(|i| Segments::of(&i.text)).collect();
+    let segments: Vec<Segments> = items.iter().map(|i| tagger.segments(&i.text)).collect();
     let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
     let encoded = tagger.encode(embedder, &flat)?;
     let embed_s = started.elapsed().as_secs_f64();

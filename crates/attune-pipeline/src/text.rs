@@ -4,7 +4,7 @@
 use crate::{text_path, Parts, Pending, Pipeline, Report};
 use attune_event::{Role, Source};
 use attune_lang::{Language, LanguageDecision, SupportedText, UnidentifiedReason};
-use attune_tag::{Segments, Verdict};
+use attune_tag::Verdict;
 
 impl Pipeline<'_, '_> {
     /// The words of each event (the user's, the assistant's) and its transcript: the language
@@ -25,8 +25,7 @@ impl Pipeline<'_, '_> {
         let texts: Vec<EventTexts> =
             (0..work.len()).map(|i| EventTexts::of(&work[i], &transcripts[i], &picture_texts[i])).collect();
         // Per text path: the parts it embeds.
-        let mut to_embed: Vec<Vec<(usize, Source, SupportedText<'_>, Segments)>> =
-            self.text.iter().map(|_| Vec::new()).collect();
+        let mut to_embed: Vec<Vec<(usize, Source, SupportedText<'_>)>> = self.text.iter().map(|_| Vec::new()).collect();
         let gate = self.languages;
         for (i, t) in texts.iter().enumerate() {
             if !parts.still_open(i) {
@@ -107,7 +106,7 @@ impl Pipeline<'_, '_> {
                     break;
                 };
                 parts.expected[i] += 1;
-                to_embed[path].push((i, source, text, Segments::of(text.text())));
+                to_embed[path].push((i, source, text));
             }
         }
         for (path, items) in to_embed.into_iter().enumerate() {
@@ -123,7 +122,7 @@ impl Pipeline<'_, '_> {
     pub(crate) fn tag_on_path(
         &mut self,
         path: usize,
-        items: Vec<(usize, Source, SupportedText<'_>, Segments)>,
+        items: Vec<(usize, Source, SupportedText<'_>)>,
         work: &[Pending],
         parts: &mut Parts,
         report: &mut Report,
@@ -140,11 +139,14 @@ impl Pipeline<'_, '_> {
             }
         };
         let mut to_embed = Vec::with_capacity(items.len());
-        for (i, source, text, segs) in items {
+        for (i, source, text) in items {
             match tagger.lexicon_hit(text.text()) {
                 Some(category) => parts.texts[i]
                     .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
-                None => to_embed.push((i, source, text, segs)),
+                None => {
+                    let segs = tagger.segments(text.text());
+                    to_embed.push((i, source, text, segs))
+                }
             }
         }
         if to_embed.is_empty() {

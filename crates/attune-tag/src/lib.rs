@@ -180,6 +180,11 @@ pub struct TagConfig {
     /// own per-language ones (`attune eval --sweep classifier_threshold=…`).
     #[serde(default)]
     pub classifier_threshold: Option<f32>,
+    /// Clauses are embedded and checked on their own only in texts of at least this many words
+    /// (0: in every text of more than one clause). A fine-tuned classifier reads a short chat
+    /// whole as well as clause by clause, and each clause pass costs a whole encoder call.
+    #[serde(default)]
+    pub clauses_from_words: usize,
 }
 
 #[derive(Clone)]
@@ -395,6 +400,12 @@ impl TextTagger {
 
     pub fn config(&self) -> &TagConfig {
         &self.config
+    }
+
+    /// What this tagger embeds for `text`: its windows, and its clauses when the text is long
+    /// enough for its calibration to check them on their own.
+    pub fn segments(&self, text: &str) -> Segments {
+        Segments::cut(text, self.config.clauses_from_words)
     }
 
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
@@ -735,9 +746,18 @@ pub struct Segments {
 }
 
 impl Segments {
+    /// Windows and every clause (what MiniLM's detectors need, and what training reads).
     pub fn of(text: &str) -> Segments {
+        Segments::cut(text, 0)
+    }
+
+    /// Windows, and the clauses only when the text has at least `clauses_from_words` words.
+    pub fn cut(text: &str, clauses_from_words: usize) -> Segments {
         let mut texts = word_windows(text);
         let windows = texts.len();
+        if clauses_from_words > 0 && words(text).len() < clauses_from_words {
+            return Segments { texts, windows };
+        }
         let clauses = clauses(text);
         if clauses.len() > 1 {
             // A clause too long for the model is read in windows of its own.
@@ -1122,6 +1142,22 @@ mod tests {
         // A fragment under four words joins its neighbour.
         let s = Segments::of("Yes. I want new running shoes for my marathon");
         assert_eq!(s.texts.len(), 1);
+    }
+
+    #[test]
+    fn a_calibration_can_leave_the_clauses_of_short_texts_to_the_whole() {
+        let short = "Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.";
+        // 17 words: under a bar of 30 the text is read whole only, at 0 clause by clause too.
+        assert_eq!(Segments::cut(short, 30).texts, [short]);
+        assert_eq!(Segments::cut(short, 0), Segments::of(short));
+        assert_eq!(Segments::cut(short, 17).texts.len(), 4, "a text of exactly the bar's words is split");
+        // A long chat keeps its clauses: a sensitive sentence in it is still read on its own.
+        let long = format!(
+            "{} I was diagnosed with diabetes last week, what snacks should I pack?",
+            "We want a tent for two, light enough to carry for three days in the hills. ".repeat(3)
+        );
+        let segs = Segments::cut(&long, 30);
+        assert!(segs.texts[segs.windows..].iter().any(|c| c == "I was diagnosed with diabetes last week"), "{segs:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use attune_infer::{Device, ModelDir, Optimization, Runtime};
 use attune_model_whisper::Whisper;
 use attune_pipeline::{load_image_model, load_text_model, ImageClassifier, TextEmbedder};
 use attune_pipeline::{DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, ENGLISH_TEXT_MODEL};
-use attune_tag::{Calibration, ImageTagConfig, ImageTagger, Margins, Segments, TextTagger, Verdict};
+use attune_tag::{Calibration, ImageTagConfig, ImageTagger, Margins, TextTagger, Verdict};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,7 +56,7 @@ impl Models {
 
     /// The text path as the pipeline runs it: lexicon, then segments and their embeddings.
     fn text(&mut self, text: &str) -> (Verdict, Margins) {
-        let segments = Segments::of(text);
+        let segments = self.text.segments(text);
         let encoded = self.text.encode(self.embedder.as_mut(), &segments.texts).unwrap();
         let gate = attune_lang::LanguageGate::with_defaults();
         let text = gate.admit(text).unwrap_or_else(|d| panic!("the language gate skips {text:?}: {d:?}"));
