@@ -435,6 +435,106 @@ pub(crate) fn is_english(words: &[String]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Spanish, Portuguese and Vietnamese in short chat
+
+/// Spanish words that Catalan, Italian, Portuguese and Galician write otherwise (Catalan "i",
+/// "els", "però", "molt"; Italian "e", "gli", "molto"; Portuguese "os", "muito", "não").
+static SPANISH_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "y", "los", "muy", "pero", "qué", "cómo", "cuál", "cuáles", "dónde", "cuándo", "cuánto", "cuánta", "estoy",
+        "tengo", "tiene", "quiero", "puedo", "hay", "mejor", "también", "hacer", "hago", "mis", "tus", "sus", "ella",
+        "ellos", "usted", "ahora", "después", "bueno", "así", "unos", "unas", "eso", "esto", "voy", "necesito", "dame",
+        "hola", "gracias", "algún", "alguna", "ningún", "donde", "cuanto", "sirve", "busco", "conviene",
+    ])
+});
+/// Spanish words other languages share (Portuguese "para", "de", "que", "algo", "nada"; Italian
+/// "con", "la", "del"; Catalan "del", "una").
+static SPANISH_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "el", "la", "las", "de", "del", "que", "en", "un", "una", "para", "con", "por", "mi", "me", "se", "lo", "le",
+        "es", "o", "a", "al", "no", "su", "tu", "algo", "nada", "esta", "este", "vamos", "está", "porque", "como",
+        "gente", "nos", "dos", "mas", "aqui",
+    ])
+});
+
+/// Portuguese words that Spanish, Catalan, Italian and Galician write otherwise (Spanish "no",
+/// "muy", "y"; Galician "non", "moito", "unha").
+static PORTUGUESE_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "não", "você", "vocês", "pra", "pro", "pras", "pros", "uma", "um", "meu", "minha", "meus", "minhas", "tem",
+        "têm", "é", "muito", "muita", "isso", "essa", "esse", "também", "quero", "preciso", "das", "ao", "aos", "com",
+        "os", "qual", "quais", "fazer", "mais", "ou", "sem", "já", "tá", "vou", "bem", "melhor", "onde", "seu", "sua",
+        "ele", "ela", "eles", "tenho", "posso", "pode", "então", "depois", "agora", "né", "vai", "tô", "estou", "num",
+        "numa", "dá", "olá", "obrigado", "obrigada", "algum", "alguma", "nenhum", "dicas",
+    ])
+});
+/// Portuguese words other languages share (Spanish "para", "de", "que", "como", "dos"…; Italian
+/// "quanto").
+static PORTUGUESE_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "de", "do", "da", "dos", "que", "no", "na", "nas", "nos", "o", "a", "e", "para", "por", "se", "me", "em", "as",
+        "vale", "pena", "como", "mas", "está", "porque", "quanto", "aqui", "gente", "algo", "nada", "esta", "este",
+    ])
+});
+
+/// Vietnamese typed without its diacritics (as much chat is): words and chat abbreviations rare
+/// elsewhere (not Tagalog "ko", Indonesian "di", English "the").
+static VIETNAMESE_STRONG: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "khong", "dc", "duoc", "nguoi", "nhung", "nhieu", "muon", "roi", "chua", "cung", "giup", "gium", "ngay",
+        "thang", "minh", "voi", "cua", "nen", "biet", "dang", "nhe", "vay", "bao", "nhiu", "ntn", "hok", "hong",
+        "trong", "duoi", "tren", "nhu", "nay", "thi", "lam", "tien", "mua", "choi", "ngon", "dep", "gio", "tuoi",
+    ])
+});
+static VIETNAMESE_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "co", "ko", "k", "la", "ma", "cho", "di", "ve", "toi", "ban", "em", "anh", "chi", "oi", "gi", "the", "tai",
+        "vi", "can", "do", "nha", "hay", "nao", "sao", "xe", "o", "mot", "hai", "ba", "cai", "con", "ra", "vao", "len",
+    ])
+});
+
+/// Whether Spanish words make up the text (as [`is_tagalog`]), or it asks or exclaims the Spanish
+/// way (¿ ¡, which no other language the gate sees uses); by words only with fewer of
+/// Portuguese's own words than Spanish's.
+pub(crate) fn is_spanish(text: &str, words: &[String]) -> bool {
+    let m = function_words(words, &SPANISH_STRONG, &SPANISH_WEAK);
+    let portuguese = function_words(words, &PORTUGUESE_STRONG, &PORTUGUESE_WEAK);
+    text.contains(['¿', '¡'])
+        || (m.distinct_strong >= 2 && m.share >= ROMANISED_MIN_SHARE && portuguese.distinct_strong < m.distinct_strong)
+}
+
+/// Whether Portuguese words make up the text (as [`is_tagalog`]), or it has the letters only
+/// Portuguese writes among the languages the gate sees (ã, õ; ç, which Catalan, French and
+/// Turkish share, only where lingua already leads with Portuguese); with fewer of Spanish's own words.
+pub(crate) fn is_portuguese(words: &[String]) -> bool {
+    let m = function_words(words, &PORTUGUESE_STRONG, &PORTUGUESE_WEAK);
+    let spanish = function_words(words, &SPANISH_STRONG, &SPANISH_WEAK);
+    let tilde = words.iter().any(|w| w.contains(['ã', 'õ']));
+    let cedilla = words.iter().any(|w| w.contains('ç'));
+    let by_letters =
+        (tilde && (m.distinct_strong >= 1 || m.share >= ROMANISED_MIN_SHARE)) || (cedilla && m.distinct_strong >= 1);
+    (by_letters || (m.distinct_strong >= 2 && m.share >= ROMANISED_MIN_SHARE))
+        && spanish.distinct_strong < m.distinct_strong.max(1)
+}
+
+/// Whether the text is Vietnamese by its letters (two words with a letter only Vietnamese
+/// writes: ơ ư đ, or a vowel with a hook or a tone mark from Unicode's Vietnamese block, Yoruba's
+/// ẹ ọ aside) or, typed without them, by its words.
+pub(crate) fn is_vietnamese(words: &[String]) -> bool {
+    let vietnamese_letter = |c: char| {
+        matches!(c, 'ơ' | 'ư' | 'đ' | 'ă')
+            || (matches!(c as u32, 0x1EA0..=0x1EF9) && !matches!(c, 'ẹ' | 'ọ' | 'Ẹ' | 'Ọ'))
+    };
+    let lettered_words = words.iter().filter(|w| w.chars().any(vietnamese_letter)).count();
+    let m = function_words(words, &VIETNAMESE_STRONG, &VIETNAMESE_WEAK);
+    lettered_words >= 2 || (m.distinct_strong >= 3 && m.share >= VIETNAMESE_MIN_SHARE)
+}
+
+/// Unaccented Vietnamese's syllables look like Swahili's, Yoruba's and Tagalog's to lingua, which
+/// may rank it anywhere in its top five: it takes three distinct strong words and this share.
+const VIETNAMESE_MIN_SHARE: f64 = 0.3;
+
+// ---------------------------------------------------------------------------------------------
 // Languages lingua does not model, next to a supported one
 
 /// A language lingua has no model for, which its closest supported neighbour would absorb.

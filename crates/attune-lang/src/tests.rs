@@ -392,3 +392,22 @@ fn a_supported_language_with_its_remainder_spread_over_decoys_is_accepted() {
     // Catalan itself puts its weight on one decoy (ca 0.32): never passed as Spanish.
     assert_not_supported("Com puc fer pa de massa mare sense que quedi tan dens?");
 }
+
+#[test]
+fn short_chat_where_lingua_is_spread_is_confirmed_by_its_own_words_or_letters() {
+    // Lines of the training sets (fixtures/sensitivity/*.train.jsonl) the gate skipped before:
+    // lingua leads with the language at 0.2-0.4, or ranks it fourth behind Swahili and Yoruba.
+    assert_supported("CarPlay sem fio funciona bem no HB20 2023 ou vale comprar adaptador?", "pt"); // es 0.37, pt 0.34
+    assert_supported("co game dt nao choi chung voi nguoi yeu o xa dc ko, nhe nhe thoi", "vi"); // sw 0.21, vi 0.17
+    assert_supported("Nhạc R&B êm kiểu Luther Vandross, Anita Baker cho bữa tiệc tối ở nhà", "vi"); // vi 0.43, yo 0.13
+                                                                                                    // Spain's question mark settles Spanish against Portuguese look-alikes ("vale", "pro").
+    assert_supported("¿Vale la pena la PS4 Pro o espero?", "es");
+    // Portuguese by its words, not Spanish by its lead.
+    assert_supported("Qual panela de pressão vale mais a pena?", "pt");
+    // Catalan with a ç and one Romance article is not Portuguese (pt 0.47, ca 0.40).
+    assert_not_supported("S'exilià a França.");
+    // The decoys' own lines stay out.
+    assert_not_supported("Mtoto wangu anapenda mpira wa miguu sana");
+    assert_not_supported("Ẹ kú àárọ̀, ṣé dáadáa ni?");
+    assert_not_supported("Com puc fer pa de massa mare sense que quedi tan dens?");
+}
