@@ -17,9 +17,10 @@ OUT = ROOT / "crates/attune-tag/data/node-examples.tsv"
 def main() -> None:
     rows = []
     for path in sorted((ROOT / "fixtures/sensitivity").glob("*.train.jsonl")):
-        # The chatty files were written to teach the classifier that chatty is not sensitive;
-        # what they do to topics as node examples is not measured yet, so they are left out.
-        if path.name.endswith(".chatty.train.jsonl"):
+        # The chatty and cue-word files were written to teach the classifier (chatty is not
+        # sensitive; a cue word is not its category); what they do to topics as node examples is
+        # not measured yet, so they are left out.
+        if path.name.endswith((".chatty.train.jsonl", ".cues.train.jsonl")):
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
