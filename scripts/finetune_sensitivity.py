@@ -338,6 +338,8 @@ def main():
     ap.add_argument("--per-language", action="store_true",
                     help="also a stricter threshold for a language whose own items need one (48 a language: a noisy minimum)")
     ap.add_argument("--max-threshold", type=float, default=0.5)
+    ap.add_argument("--ordinary-share", type=float, default=0.5,
+                    help="of the total training weight, ordinary's (the six categories share the rest equally)")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the classifier")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--version", default="4", help="written into model.toml: bump it with every retrain")
@@ -405,8 +407,11 @@ def main():
     counts = torch.zeros(len(CLASSES), dtype=torch.float64)
     for label, weight in zip(labels, ws + [b[2] for b in bags]):
         counts[label] += weight
-    # Ordinary weighs as much as all six categories together.
-    share = torch.tensor([0.5] + [0.5 / 6.0] * 6, dtype=torch.float64)
+    # Ordinary weighs as much as all six categories together (by default): each sensitive line then
+    # weighs ~3.5x an ordinary one, and ordinary words that co-occur with a category's lines
+    # ("what should I pack" beside umrah and mission trips) can be pulled towards it.
+    o = args.ordinary_share
+    share = torch.tensor([o] + [(1.0 - o) / 6.0] * 6, dtype=torch.float64)
     total = float(counts.sum())
     scale = lambda label, weight: weight * float(share[label] / counts[label]) * total  # noqa: E731
     y = torch.tensor(ys)
