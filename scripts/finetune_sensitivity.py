@@ -347,6 +347,8 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
+    if not 0.0 < args.ordinary_share < 1.0:
+        ap.error("--ordinary-share must be between 0 and 1 (exclusive)")
     torch.set_num_threads(2)
     from tokenizers import Tokenizer
 
@@ -407,11 +409,10 @@ def main():
     counts = torch.zeros(len(CLASSES), dtype=torch.float64)
     for label, weight in zip(labels, ws + [b[2] for b in bags]):
         counts[label] += weight
-    # Ordinary weighs as much as all six categories together (by default): each sensitive line then
-    # weighs ~3.5x an ordinary one, and ordinary words that co-occur with a category's lines
-    # ("what should I pack" beside umrah and mission trips) can be pulled towards it.
-    o = args.ordinary_share
-    share = torch.tensor([o] + [(1.0 - o) / 6.0] * 6, dtype=torch.float64)
+    # By default ordinary weighs as much as all six categories together (0.7 was measured no better:
+    # README, "Chat in every language").
+    ordinary = args.ordinary_share
+    share = torch.tensor([ordinary] + [(1.0 - ordinary) / 6.0] * 6, dtype=torch.float64)
     total = float(counts.sum())
     scale = lambda label, weight: weight * float(share[label] / counts[label]) * total  # noqa: E731
     y = torch.tensor(ys)
