@@ -149,26 +149,32 @@ def states_below(layers, emb, ids: list[list[int]], first: int) -> list[torch.Te
     return out
 
 
-def segments(path: Path) -> dict[int, list[tuple[str, str]]]:
-    """Line number -> [(window|clause, text)], cut by the tagger (`attune embed --segments-only`)."""
+def segments(path: Path):
+    """Line number -> [(window|clause, text)], cut by the tagger (`attune embed --segments-only`),
+    and line number -> [(window, start, end)]: the clauses as read in place, characters of a window."""
     out = subprocess.run([str(BINARY), "embed", "--segments-only", str(path)], check=True, capture_output=True,
                          text=True).stdout
     by_line: dict[int, list[tuple[str, str]]] = {}
+    in_place: dict[int, list[tuple[int, int, int]]] = {}
     for row in out.splitlines():
         v = json.loads(row)
-        by_line.setdefault(v["line"], []).append((v["segment"], v["text"]))
-    return by_line
+        if v["segment"] == "in_place":
+            in_place.setdefault(v["line"], []).append((v["window"], v["start"], v["end"]))
+        else:
+            by_line.setdefault(v["line"], []).append((v["segment"], v["text"]))
+    return by_line, in_place
 
 
 def load(paths: list[Path]):
-    """[(item, [(kind, text)])] for every labelled line, each item's file in `item["_file"]`."""
+    """[(item, [(kind, text)])] for every labelled line, each item's file in `item["_file"]` and its
+    clauses as read in place in `item["_in_place"]`."""
     out = []
     for path in paths:
         items = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-        segs = segments(path)
+        segs, in_place = segments(path)
         for k, it in enumerate(items, start=1):
             if it.get("expect") in CLASSES:
-                out.append((dict(it, _file=str(path)), segs[k]))
+                out.append((dict(it, _file=str(path), _in_place=in_place.get(k, [])), segs[k]))
     return out
 
 
@@ -199,9 +205,14 @@ def joined_chats(items, pairs: float, mixed_pairs: float, seed: int, triples: fl
                 if any(o is it for o in others):
                     continue
                 others.insert(rng.randrange(size), it)
+                parts, at = [], 0
+                for o in others:
+                    t = o["text"].strip()
+                    parts.append([at, at + len(t), o["expect"]])
+                    at += len(t) + 1
                 rows.append({"text": " ".join(o["text"].strip() for o in others), "expect": it["expect"],
                              "topics": [], "lang": it.get("lang", "en"),
-                             "kind": it.get("kind") if ordinary else "mixed"})
+                             "kind": it.get("kind") if ordinary else "mixed", "parts": parts})
     path = CACHE / f"joined-{seed}-{pairs}-{mixed_pairs}-{triples}-{mixed_triples}.jsonl"
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -244,6 +255,47 @@ def pad(seqs):
         x[i, : t.shape[0]] = t
         m[i, : t.shape[0]] = 1
     return x, m
+
+
+def span_rows(offsets, lo: int, hi: int) -> list[int]:
+    """Token rows of characters lo..hi of the text (offsets of PREFIX + text; <s> and </s> out)."""
+    shift = len(PREFIX)
+    return [i for i, (a, b) in enumerate(offsets[1:-1], start=1) if b > a and a < hi + shift and b > lo + shift]
+
+
+def in_place(window: torch.Tensor, offsets, lo: int, hi: int):
+    """A clause read in place: <s>, the prefix's rows, the clause's rows, </s> of the whole text's
+    states (what the crate gathers at run time), or None when no token falls in it."""
+    rows = span_rows(offsets, lo, hi)
+    if not rows:
+        return None
+    n = window.shape[0]
+    prefix = [i for i, (a, b) in enumerate(offsets[1:-1], start=1) if b <= len(PREFIX)]
+    return torch.cat([window[0:1], window[prefix], window[rows[0] : rows[-1] + 1], window[n - 1 : n]])
+
+
+def with_spans(tokenizer, items, states):
+    """Per item: its windows' states, [(clause's character range, its state read in place)] and
+    the first window's token offsets. A text of several windows (over 190 words; rare in chat)
+    also keeps its clauses encoded alone (the tagger does so only for a clause no window holds
+    whole)."""
+    out, at = [], 0
+    for it, segs in items:
+        st = states[at : at + len(segs)]
+        at += len(segs)
+        windows = [s for (kind, _), s in zip(segs, st) if kind == "window"]
+        wtexts = [t for kind, t in segs if kind == "window"]
+        encs = [tokenizer.encode(PREFIX + t) for t in wtexts]
+        clauses = []
+        for w, lo, hi in it["_in_place"]:
+            s = in_place(windows[w], encs[w].offsets, lo, hi) if len(encs[w].ids) == windows[w].shape[0] else None
+            if s is not None:
+                clauses.append(((lo, hi) if w == 0 else None, s))
+        if len(windows) > 1:
+            alone = [s for (kind, _), s in zip(segs, st) if kind == "clause"]
+            clauses += [(None, s) for s in alone]
+        out.append((windows, clauses, encs[0].offsets if len(windows) == 1 else None))
+    return out
 
 
 def p_sensitive(model: Classifier, states: list[torch.Tensor]) -> np.ndarray:
@@ -340,6 +392,9 @@ def main():
     ap.add_argument("--max-threshold", type=float, default=0.5)
     ap.add_argument("--ordinary-share", type=float, default=0.5,
                     help="of the total training weight, ordinary's (the six categories share the rest equally)")
+    ap.add_argument("--spans", action="store_true",
+                    help="clauses read in place: their rows of the whole text's states (one encoder pass a text), "
+                         "and a joined chat's messages taught in place, each with its own label")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the classifier")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--version", default="4", help="written into model.toml: bump it with every retrain")
@@ -383,7 +438,39 @@ def main():
     # at most N of them, drawn once, are taught.
     xs, ys, ws, bags, at = [], [], [], [], 0
     pick = random.Random(args.seed + 1)
-    for it, segs in train_items:
+    if args.spans:
+        calib_sp = with_spans(tokenizer, calib_items, calib_states)
+        for (it, segs), (windows, clauses, offsets) in zip(train_items, with_spans(tokenizer, train_items, train_states)):
+            label = CLASSES.index(it["expect"])
+            weight = args.hard_negative_weight if it.get("kind") == "hard_negative" else 1.0
+            for s_ in windows:
+                xs.append(s_)
+                ys.append(label)
+                ws.append(weight)
+            ordinary, sensitive = [], []
+            if it.get("_joined"):
+                # A clause inside an ordinary message is ordinary wherever it stands; the
+                # sensitive message, read in place, carries the chat's category.
+                parts = it["parts"]
+                for r, s_ in clauses:
+                    if r is not None and any(a <= r[0] and r[1] <= b and e == "ordinary" for a, b, e in parts):
+                        ordinary.append(s_)
+                if label != 0 and offsets is not None:
+                    a, b, _ = next(p_ for p_ in parts if p_[2] != "ordinary")
+                    s_ = in_place(windows[0], offsets, a, b)
+                    if s_ is not None:
+                        sensitive.append(s_)
+            elif label == 0:
+                ordinary = [s_ for _, s_ in clauses]
+            if args.max_clauses and len(ordinary) > args.max_clauses:
+                ordinary = [ordinary[j] for j in sorted(pick.sample(range(len(ordinary)), args.max_clauses))]
+            taught = [(s_, 0) for s_ in ordinary] + [(s_, label) for s_ in sensitive]
+            for s_, l_ in taught:
+                xs.append(s_)
+                ys.append(l_)
+                ws.append(weight * (args.clause_weight if args.clause_weight is not None else 1.0) / len(taught)
+                          if args.clause_weight is not None else weight)
+    for it, segs in ([] if args.spans else train_items):
         label = CLASSES.index(it["expect"])
         weight = args.hard_negative_weight if it.get("kind") == "hard_negative" else 1.0
         clauses = [train_states[at + j] for j, (kind, _) in enumerate(segs) if kind == "clause"]
@@ -470,7 +557,23 @@ def main():
         for p in model.parameters():
             if p.numel() >= 1024:
                 p.copy_(p.half().float())
-    scores = item_scores(calib_items, p_sensitive(model, calib_states))
+    if args.spans:
+        flat = [s_ for w_, c_, _ in calib_sp for s_ in w_ + [x for _, x in c_]]
+        p_flat, scores, at = p_sensitive(model, flat), [], 0
+        for w_, c_, _ in calib_sp:
+            n = len(w_) + len(c_)
+            scores.append(p_flat[at : at + n].max())
+            at += n
+        scores = np.array(scores)
+        calib_states = flat
+    else:
+        scores = item_scores(calib_items, p_sensitive(model, calib_states))
+    sens_ = np.array([it["expect"] != "ordinary" for it, _ in calib_items])
+    hard_ = np.array([it.get("kind") == "hard_negative" for it, _ in calib_items])
+    for leaks in (0, 1, 2, 3, 5):
+        bar = np.sort(scores[sens_])[leaks]
+        print(f"  {leaks} leaks: threshold {bar:.3f}, ordinary dropped {(scores[~sens_] >= bar).sum()}/{(~sens_).sum()} "
+              f"(hard negatives {(scores[hard_] >= bar).sum()}/{hard_.sum()})")
 
     def at_recall(idx):
         s = np.sort(scores[idx])
@@ -517,18 +620,26 @@ def main():
 
     # Reference texts for the crate's test: PyTorch's p(sensitive) from the text itself (the
     # frozen layers included), one or two per language from the training split.
-    picks, seen = [], {}
-    for it, _ in train_items:
+    picks, seen, placed = [], {}, []
+    for it, segs in train_items:
         lang = it.get("lang", "en")
         if seen.get((lang, sens(it)), 0) < 1:
             seen[(lang, sens(it))] = 1
             picks.append(it["text"])
+            windows = [t for kind, t in segs if kind == "window"]
+            if args.spans and len(windows) == 1 and it["_in_place"]:
+                # Its last clause read in place (characters of the window, the text trimmed).
+                placed.append((windows[0], it["_in_place"][-1][1:]))
     ref_states = states_below(layers, emb, token_ids(tokenizer, picks), first)
     ref_p = p_sensitive(model, ref_states)
+    refs = [{"text": t, "p_sensitive": round(float(p), 6)} for t, p in zip(picks, ref_p)]
+    if placed:
+        window_states = states_below(layers, emb, token_ids(tokenizer, [w for w, _ in placed]), first)
+        parts = [in_place(s_, tokenizer.encode(PREFIX + w).offsets, lo, hi) for s_, (w, (lo, hi)) in zip(window_states, placed)]
+        refs += [{"text": w, "in_place": [lo, hi], "p_sensitive": round(float(p), 6)}
+                 for (w, (lo, hi)), p in zip(placed, p_sensitive(model, parts))]
     (out / "reference.json").write_text(json.dumps(
-        {"made_by": "scripts/finetune_sensitivity.py", "items": [{"text": t, "p_sensitive": round(float(p), 6)}
-                                                                 for t, p in zip(picks, ref_p)]},
-        ensure_ascii=False, indent=1) + "\n")
+        {"made_by": "scripts/finetune_sensitivity.py", "items": refs}, ensure_ascii=False, indent=1) + "\n")
     argv = " ".join(sys.argv[1:])
     (out / "model.toml").write_text(f"""# The special-category classifier: {TEXT_MODEL}'s layers {first}..{NL - 1}, fine-tuned, then the mean over
 # tokens and a linear head (softmax over ordinary and the six categories; p(sensitive) = 1 - p(ordinary)),
@@ -553,7 +664,10 @@ sha256 = "{sha}"
 # An item is dropped when any of its segments reaches the threshold (a language listed under
 # [thresholds] uses its own, stricter one).
 threshold = {threshold:.4f}
-
+""" + ("""# Clauses are read in place: their rows of the whole text's states (TokenStates::in_place), one encoder
+# pass a text.
+clauses = "in-place"
+""" if args.spans else "") + """
 [thresholds]
 """ + "".join(f"{l} = {t:.4f}\n" for l, t in stricter.items()))
     print(f"wrote {out}/model.toml, classifier.onnx ({len(onnx_bytes)} bytes), reference.json")

@@ -29,6 +29,18 @@ struct SegmentText<'a> {
     text: &'a str,
 }
 
+/// A clause as a classifier that reads clauses in place reads it: characters `start..end` of
+/// window `window` (counted in Unicode scalar values, as Python counts them).
+#[derive(Serialize)]
+struct InPlaceClause<'a> {
+    line: usize,
+    segment: &'a str,
+    window: usize,
+    start: usize,
+    end: usize,
+    text: &'a str,
+}
+
 /// The input's texts, blank lines skipped (numbered as `line` counts them: 1, 2, … over the
 /// non-blank lines).
 fn texts(path: &Path) -> Result<Vec<String>> {
@@ -44,7 +56,9 @@ fn texts(path: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
-/// `--segments-only`: each text's windows and clauses, as the tagger cuts them.
+/// `--segments-only`: each text's windows and clauses, as the tagger cuts them: windows and
+/// clauses encoded alone, then each clause a window holds as `in_place` (where a classifier
+/// that reads clauses in place finds it).
 pub fn segments(path: &Path) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (k, text) in texts(path)?.iter().enumerate() {
@@ -52,6 +66,21 @@ pub fn segments(path: &Path) -> Result<()> {
         for (j, t) in s.texts.iter().enumerate() {
             let segment = if j < s.windows { "window" } else { "clause" };
             serde_json::to_writer(&mut out, &SegmentText { line: k + 1, segment, text: t })?;
+            out.write_all(b"\n")?;
+        }
+        let placed = Segments::cut(text, 0, true);
+        for c in &placed.in_place {
+            let window = &placed.texts[c.window];
+            let chars = |bytes: usize| window[..bytes].chars().count();
+            let clause = InPlaceClause {
+                line: k + 1,
+                segment: "in_place",
+                window: c.window,
+                start: chars(c.range.start),
+                end: chars(c.range.end),
+                text: &window[c.range.clone()],
+            };
+            serde_json::to_writer(&mut out, &clause)?;
             out.write_all(b"\n")?;
         }
     }

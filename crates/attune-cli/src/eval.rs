@@ -153,18 +153,15 @@ pub fn run(
         items.iter().map(|i| gate.admit(&i.text)).collect();
     let started = Instant::now();
     let segments: Vec<Segments> = items.iter().map(|i| tagger.segments(&i.text)).collect();
-    let flat: Vec<String> = segments.iter().flat_map(|s| s.texts.iter().cloned()).collect();
-    let encoded = tagger.encode(embedder, &flat)?;
+    let encoded = tagger.encode(embedder, &segments)?;
     let embed_s = started.elapsed().as_secs_f64();
     let sweeping = sweeps.iter().any(|(_, v)| v.len() > 1);
     for (label, config) in configs(tagger.config(), sweeps)? {
         let tagger = tagger.with_config(config);
-        let mut at = 0;
         let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
         let mut all = Metrics::default();
-        for ((item, s), text) in items.iter().zip(&segments).zip(&admitted) {
-            let v = encoded.slice(at..at + s.texts.len());
-            at += s.texts.len();
+        for (k, ((item, s), text)) in items.iter().zip(&segments).zip(&admitted).enumerate() {
+            let v = encoded.item(k);
             let text = match text {
                 Ok(text) => text,
                 Err(decision) => {

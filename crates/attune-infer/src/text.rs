@@ -43,20 +43,60 @@ pub struct TokenStates {
     pub dimensions: usize,
     /// Row-major `[tokens][dimensions]`.
     pub values: Vec<f32>,
+    /// Each token's byte range in the text as the caller gave it; `None` for what the model
+    /// adds (the start and end markers, a prefix such as E5's "query: "). Empty when the
+    /// encoder does not say.
+    pub offsets: Vec<Option<(usize, usize)>>,
 }
 
 impl TokenStates {
     /// Rows `row` of a `[rows, seq, dimensions]` output, its first `tokens` positions (right
-    /// padding is dropped).
-    pub fn from_output(hidden: &ArrayViewD<f32>, row: usize, tokens: usize) -> Result<TokenStates, String> {
+    /// padding is dropped), with each token's byte range in the caller's text (`offsets`, one
+    /// per token, or empty).
+    pub fn from_output(
+        hidden: &ArrayViewD<f32>,
+        row: usize,
+        tokens: usize,
+        offsets: Vec<Option<(usize, usize)>>,
+    ) -> Result<TokenStates, String> {
         let shape = hidden.shape();
         if shape.len() != 3 || row >= shape[0] || tokens > shape[1] {
             return Err(format!("inner output of shape {shape:?} has no row {row} of {tokens} tokens"));
         }
+        if !offsets.is_empty() && offsets.len() != tokens {
+            return Err(format!("{} token offsets for {tokens} tokens", offsets.len()));
+        }
         // One slice of the row (not element by element: dynamic-rank indexing in a loop over
         // every token state of every segment is a hot loop).
         let values = hidden.slice(ndarray::s![row, ..tokens, ..]).iter().copied().collect();
-        Ok(TokenStates { tokens, dimensions: shape[2], values })
+        Ok(TokenStates { tokens, dimensions: shape[2], values, offsets })
+    }
+
+    /// A part of the text (bytes `range` of it) read in place: the rows of the tokens from the
+    /// first to the last that overlap it, after the rows the model added before the text (the
+    /// start marker, a prefix) and before those it added after (the end marker), in their
+    /// order. The part's states are those of the whole text's pass, so it is read in its
+    /// context, at no encoder cost of its own. `None` when no token of the text overlaps
+    /// `range` (a part cut off by the model's length limit) or the offsets are not known.
+    pub fn in_place(&self, range: std::ops::Range<usize>) -> Option<TokenStates> {
+        if self.offsets.len() != self.tokens {
+            return None;
+        }
+        let overlaps =
+            |o: &Option<(usize, usize)>| matches!(o, Some((a, b)) if b > a && *a < range.end && *b > range.start);
+        let first = self.offsets.iter().position(overlaps)?;
+        let last = self.offsets.iter().rposition(overlaps)?;
+        let own = |o: &Option<(usize, usize)>| o.is_some();
+        let before = (0..first).filter(|&i| !own(&self.offsets[i]));
+        let after = (last + 1..self.tokens).filter(|&i| !own(&self.offsets[i]));
+        let rows: Vec<usize> = before.chain(first..=last).chain(after).collect();
+        let d = self.dimensions;
+        let mut values = Vec::with_capacity(rows.len() * d);
+        for &r in &rows {
+            values.extend_from_slice(&self.values[r * d..(r + 1) * d]);
+        }
+        let offsets = rows.iter().map(|&r| self.offsets[r]).collect();
+        Some(TokenStates { tokens: rows.len(), dimensions: d, values, offsets })
     }
 }
 
@@ -167,11 +207,39 @@ mod tests {
     fn token_states_keep_a_rows_own_tokens() {
         let hidden =
             ndarray::arr3(&[[[1.0f32, 2.0], [3.0, 4.0], [9.0, 9.0]], [[5.0, 6.0], [9.0, 9.0], [9.0, 9.0]]]).into_dyn();
-        let a = TokenStates::from_output(&hidden.view(), 0, 2).unwrap();
-        assert_eq!(a, TokenStates { tokens: 2, dimensions: 2, values: vec![1.0, 2.0, 3.0, 4.0] });
-        let b = TokenStates::from_output(&hidden.view(), 1, 1).unwrap();
+        let a = TokenStates::from_output(&hidden.view(), 0, 2, vec![]).unwrap();
+        assert_eq!(a, TokenStates { tokens: 2, dimensions: 2, values: vec![1.0, 2.0, 3.0, 4.0], offsets: vec![] });
+        let b = TokenStates::from_output(&hidden.view(), 1, 1, vec![None]).unwrap();
         assert_eq!(b.values, vec![5.0, 6.0]);
-        assert!(TokenStates::from_output(&hidden.view(), 2, 1).is_err());
-        assert!(TokenStates::from_output(&hidden.view(), 0, 4).is_err());
+        assert!(TokenStates::from_output(&hidden.view(), 2, 1, vec![]).is_err());
+        assert!(TokenStates::from_output(&hidden.view(), 0, 4, vec![]).is_err());
+        assert!(TokenStates::from_output(&hidden.view(), 0, 2, vec![None]).is_err(), "an offset per token");
+    }
+
+    #[test]
+    fn a_part_read_in_place_keeps_the_markers_and_its_own_rows() {
+        // <s> "query:" | "I" "like" "tents" "," "my" "knee" "hurts" | </s>, one dimension: the
+        // row number. The text is "I like tents, my knee hurts".
+        let offsets = vec![
+            None,
+            None,
+            Some((0, 1)),
+            Some((1, 6)),
+            Some((6, 12)),
+            Some((12, 13)),
+            Some((13, 16)),
+            Some((16, 21)),
+            Some((21, 27)),
+            None,
+        ];
+        let s = TokenStates { tokens: 10, dimensions: 1, values: (0..10).map(|v| v as f32).collect(), offsets };
+        let knee = s.in_place(14..27).unwrap();
+        assert_eq!(knee.values, vec![0.0, 1.0, 6.0, 7.0, 8.0, 9.0]);
+        assert_eq!(knee.tokens, 6);
+        let tents = s.in_place(0..12).unwrap();
+        assert_eq!(tents.values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 9.0]);
+        // Nothing of the text there (cut off by the length limit), or offsets unknown.
+        assert!(s.in_place(40..50).is_none());
+        assert!(TokenStates { offsets: vec![], ..s.clone() }.in_place(0..5).is_none());
     }
 }

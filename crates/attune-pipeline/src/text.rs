@@ -4,7 +4,7 @@
 use crate::{text_path, Parts, Pending, Pipeline, Report};
 use attune_event::{Role, Source};
 use attune_lang::{Language, LanguageDecision, SupportedText, UnidentifiedReason};
-use attune_tag::Verdict;
+use attune_tag::{Segments, Verdict};
 
 impl Pipeline<'_, '_> {
     /// The words of each event (the user's, the assistant's) and its transcript: the language
@@ -152,22 +152,19 @@ impl Pipeline<'_, '_> {
         if to_embed.is_empty() {
             return;
         }
-        let flat: Vec<String> = to_embed.iter().flat_map(|(.., s)| s.texts.iter().cloned()).collect();
-        match tagger.encode(embedder, &flat) {
+        let all: Vec<Segments> = to_embed.iter().map(|(.., s)| s.clone()).collect();
+        match tagger.encode(embedder, &all) {
             Ok(encoded) => {
-                let mut at = 0;
-                for (i, source, text, segs) in &to_embed {
-                    let n = segs.texts.len();
-                    parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.slice(at..at + n))));
-                    at += n;
+                for (k, (i, source, text, segs)) in to_embed.iter().enumerate() {
+                    parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(k))));
                 }
             }
             Err(batch_error) => {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, source, text, segs) in &to_embed {
-                    match tagger.encode(embedder, &segs.texts) {
-                        Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.as_ref()))),
+                    match tagger.encode(embedder, std::slice::from_ref(segs)) {
+                        Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(0)))),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }

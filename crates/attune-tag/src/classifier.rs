@@ -28,6 +28,12 @@ pub trait SensitivityClassifier: Send + Sync {
     /// The text model's graph output it reads (e.g. `hidden_state_10`).
     fn inner_output(&self) -> &str;
     fn dimensions(&self) -> usize;
+    /// Whether it was trained on clauses read in place (their rows of the whole text's states,
+    /// [`attune_infer::TokenStates::in_place`]) rather than encoded alone: then a clause costs
+    /// no encoder pass of its own.
+    fn reads_clauses_in_place(&self) -> bool {
+        false
+    }
     /// One assessment per segment, in order.
     fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String>;
     /// The p(sensitive) at which a segment of text in `language` is sensitive (calibrated per

@@ -80,22 +80,26 @@ pub enum Verdict {
     Topics(Vec<ScoredTopic>),
 }
 
-/// Segments as [`TextTagger::encode`] encoded them: each one's sentence vector and, when the
-/// tagger has a special-category classifier, its assessment (else none).
+/// Items' segments as [`TextTagger::encode`] encoded them: each segment's sentence vector and,
+/// when the tagger has a special-category classifier, an assessment of each segment and then of
+/// each clause read in place ([`Segments::in_place`]); item by item.
 #[derive(Debug, Clone, Default)]
 pub struct Encoded {
     pub vectors: Vec<Vec<f32>>,
     pub assessments: Vec<Assessment>,
+    /// Item k's vectors and assessments.
+    items: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
 impl Encoded {
-    /// Segments `range` of the encoded texts (one item's, from a batch of many).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> EncodedRef<'_> {
-        EncodedRef { vectors: &self.vectors[range.clone()], assessments: self.assessments.get(range).unwrap_or(&[]) }
+    /// Item `k`'s part (the `k`th of the segments given to [`TextTagger::encode`]).
+    pub fn item(&self, k: usize) -> EncodedRef<'_> {
+        let (v, a) = self.items[k].clone();
+        EncodedRef { vectors: &self.vectors[v], assessments: self.assessments.get(a).unwrap_or(&[]) }
     }
 
-    pub fn as_ref(&self) -> EncodedRef<'_> {
-        self.slice(0..self.vectors.len())
+    pub fn items(&self) -> usize {
+        self.items.len()
     }
 }
 
@@ -405,7 +409,17 @@ impl TextTagger {
     /// What this tagger embeds for `text`: its windows, and its clauses when the text is long
     /// enough for its calibration to check them on their own.
     pub fn segments(&self, text: &str) -> Segments {
-        Segments::cut(text, self.config.clauses_from_words)
+        let in_place =
+            self.classifier.as_ref().is_some_and(|c| c.reads_clauses_in_place()) && !self.clause_vectors_needed();
+        Segments::cut(text, self.config.clauses_from_words, in_place)
+    }
+
+    /// Whether a detector reads clauses' own sentence vectors (the category descriptions and the
+    /// probe; a calibration turns them off with a bar above 1). When none does and the classifier
+    /// reads clauses in place, a clause costs no encoder pass of its own.
+    fn clause_vectors_needed(&self) -> bool {
+        (!self.prototypes.is_empty() && self.config.category_threshold <= 1.0)
+            || (self.probe.is_some() && self.config.probe_threshold <= 1.0)
     }
 
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
@@ -419,40 +433,88 @@ impl TextTagger {
         self.lexicon.iter().find(|(_, re)| re.is_match(&text)).map(|(c, _)| *c)
     }
 
-    /// Segment texts (of any number of items) through the text model in its batches: each
-    /// one's sentence vector and, when the tagger has a classifier, its assessment, from the
-    /// same model call (the classifier reads the call's inner token states, which are dropped
-    /// batch by batch). What [`TextTagger::tag`] takes.
-    pub fn encode(&self, embedder: &mut dyn TextEmbedder, texts: &[String]) -> Result<Encoded, InferError> {
+    /// Items' segments through the text model in its batches: each segment's sentence vector
+    /// and, when the tagger has a classifier, its assessment, from the same model call (the
+    /// classifier reads the call's inner token states, which are dropped batch by batch), and
+    /// the assessment of each clause read in place, gathered from its window's states. What
+    /// [`TextTagger::tag`] takes, item by item ([`Encoded::item`]).
+    pub fn encode(&self, embedder: &mut dyn TextEmbedder, items: &[Segments]) -> Result<Encoded, InferError> {
+        let texts: Vec<&String> = items.iter().flat_map(|s| &s.texts).collect();
         let Some(classifier) = &self.classifier else {
-            return Ok(Encoded {
-                vectors: run_in_batches_by_size(embedder, texts, String::len)?,
-                assessments: Vec::new(),
-            });
+            let owned: Vec<String> = texts.iter().map(|t| (*t).clone()).collect();
+            let vectors = run_in_batches_by_size(embedder, &owned, String::len)?;
+            let mut ranges = Vec::with_capacity(items.len());
+            let mut at = 0;
+            for s in items {
+                ranges.push((at..at + s.texts.len(), 0..0));
+                at += s.texts.len();
+            }
+            return Ok(Encoded { vectors, assessments: Vec::new(), items: ranges });
         };
+        // Where each item's vectors and assessments go, and which in-place clauses each text
+        // (a window) carries: (assessment slot, byte range).
+        let mut ranges = Vec::with_capacity(items.len());
+        let mut carried: Vec<Vec<(usize, std::ops::Range<usize>)>> = vec![Vec::new(); texts.len()];
+        let mut text_slot = Vec::with_capacity(texts.len());
+        let (mut v_at, mut a_at) = (0, 0);
+        for s in items {
+            let n = s.texts.len();
+            text_slot.extend(a_at..a_at + n);
+            for (j, c) in s.in_place.iter().enumerate() {
+                if c.window < n {
+                    carried[v_at + c.window].push((a_at + n + j, c.range.clone()));
+                }
+            }
+            ranges.push((v_at..v_at + n, a_at..a_at + n + s.in_place.len()));
+            v_at += n;
+            a_at += n + s.in_place.len();
+        }
+        let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let mut vectors = vec![Vec::new(); texts.len()];
-        let mut assessments = vec![None; texts.len()];
+        let mut assessments = vec![None; a_at];
         for rows in order.chunks(embedder.max_batch().max(1)) {
             let batch: Vec<String> = rows.iter().map(|&i| texts[i].clone()).collect();
-            let (v, states): (Vec<_>, Vec<_>) =
+            let (v, mut states): (Vec<_>, Vec<_>) =
                 embedder.run_batch_with_states(&batch, classifier.inner_output())?.into_iter().unzip();
-            let a = classifier
-                .assess(&states)
-                .map_err(|message| InferError::Run { model: classifier.id().to_string(), message })?;
-            if v.len() != rows.len() || a.len() != rows.len() {
-                return Err(InferError::Run {
-                    model: classifier.id().to_string(),
-                    message: format!("{} inputs gave {} vectors and {} assessments", rows.len(), v.len(), a.len()),
-                });
+            if v.len() != rows.len() || states.len() != rows.len() {
+                return Err(fail(format!("{} inputs gave {} vectors", rows.len(), v.len())));
             }
-            for ((&i, v), a) in rows.iter().zip(v).zip(a) {
+            let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
+            let mut unreadable = Vec::new();
+            for (k, &i) in rows.iter().enumerate() {
+                for (slot, range) in &carried[i] {
+                    match states[k].in_place(range.clone()) {
+                        Some(part) => {
+                            states.push(part);
+                            slots.push(*slot);
+                        }
+                        // Cut off by the model's length limit: never read, so never vouched for.
+                        None => unreadable.push(*slot),
+                    }
+                }
+            }
+            let a = classifier.assess(&states).map_err(&fail)?;
+            if a.len() != states.len() {
+                return Err(fail(format!("{} segments gave {} assessments", states.len(), a.len())));
+            }
+            for (&i, v) in rows.iter().zip(v) {
                 vectors[i] = v;
-                assessments[i] = Some(a);
+            }
+            for (slot, a) in slots.into_iter().zip(a) {
+                assessments[slot] = Some(a);
+            }
+            for slot in unreadable {
+                assessments[slot] = Some(Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] });
             }
         }
-        Ok(Encoded { vectors, assessments: assessments.into_iter().map(|a| a.expect("every row assessed")).collect() })
+        // A slot left empty would be an in-place clause of a window its item does not have.
+        let missing = assessments.iter().filter(|a| a.is_none()).count();
+        if missing > 0 {
+            return Err(fail(format!("{missing} of {a_at} segments had no window to be read in")));
+        }
+        Ok(Encoded { vectors, assessments: assessments.into_iter().flatten().collect(), items: ranges })
     }
 
     /// The verdict for `text`, given its segments ([`Segments::of`]) as [`TextTagger::encode`]
@@ -471,7 +533,7 @@ impl TextTagger {
         debug_assert_eq!(segments.texts.len(), embeddings.len());
         if let Some(classifier) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| classifier.threshold(Some(text.language())));
-            if let Some(a) = self.assessments(encoded).find(|a| a.p_sensitive >= bar) {
+            if let Some(a) = self.assessments(segments, encoded).find(|a| a.p_sensitive >= bar) {
                 return Verdict::Sensitive { category: a.category, detector: Detector::Classifier };
             }
         }
@@ -494,8 +556,9 @@ impl TextTagger {
 
     /// The classifier's assessment of each segment. One missing (an `Encoded` not made by
     /// [`TextTagger::encode`] with this tagger) counts as certainly sensitive: it fails closed.
-    fn assessments<'e>(&self, encoded: EncodedRef<'e>) -> impl Iterator<Item = Assessment> + 'e {
-        let missing = encoded.vectors.len().saturating_sub(encoded.assessments.len());
+    fn assessments<'e>(&self, segments: &Segments, encoded: EncodedRef<'e>) -> impl Iterator<Item = Assessment> + 'e {
+        let expected = segments.texts.len().max(encoded.vectors.len()) + segments.in_place.len();
+        let missing = expected.saturating_sub(encoded.assessments.len());
         let unassessed = Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] };
         encoded.assessments.iter().copied().chain(std::iter::repeat_n(unassessed, missing))
     }
@@ -561,7 +624,7 @@ impl TextTagger {
         // The classifier against its strictest (language-blind) threshold.
         if let Some(c) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| c.threshold(None));
-            for a in self.assessments(encoded) {
+            for a in self.assessments(segments, encoded) {
                 sensitive = sensitive.max(a.p_sensitive - bar);
             }
         }
@@ -738,32 +801,58 @@ const MIN_CLAUSE_WORDS: usize = 4;
 
 /// What to embed for one text: `windows` for topics (the text itself when short, else
 /// overlapping word windows), then its clauses, each checked on its own for sensitive content
-/// so that "running shoes after my knee surgery" is not averaged away by the shoes.
+/// so that "running shoes after my knee surgery" is not averaged away by the shoes. A clause is
+/// either encoded alone (one of `texts`) or, for a classifier that reads clauses in place, a
+/// byte range of a window (`in_place`): its rows of the window's own states, in context and at
+/// no encoder cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segments {
     pub texts: Vec<String>,
     pub windows: usize,
+    pub in_place: Vec<InPlace>,
+}
+
+/// A clause read in place: bytes `range` of window `window` of its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InPlace {
+    pub window: usize,
+    pub range: std::ops::Range<usize>,
 }
 
 impl Segments {
-    /// Windows and every clause (what MiniLM's detectors need, and what training reads).
+    /// Windows and every clause, each encoded alone (what MiniLM's detectors need).
     pub fn of(text: &str) -> Segments {
-        Segments::cut(text, 0)
+        Segments::cut(text, 0, false)
     }
 
-    /// Windows, and the clauses only when the text has at least `clauses_from_words` words.
-    pub fn cut(text: &str, clauses_from_words: usize) -> Segments {
-        let mut texts = word_windows(text);
-        let windows = texts.len();
+    /// Windows, and the clauses only when the text has at least `clauses_from_words` words;
+    /// with `in_place`, a clause inside a window is read there, and only one that no window
+    /// holds whole (in a text of several windows) is encoded alone.
+    pub fn cut(text: &str, clauses_from_words: usize, in_place: bool) -> Segments {
+        let windows = word_window_ranges(text);
+        let mut texts: Vec<String> = windows.iter().map(|w| text[w.clone()].to_string()).collect();
+        let n_windows = texts.len();
+        let mut out = Segments { texts: Vec::new(), windows: n_windows, in_place: Vec::new() };
         if clauses_from_words > 0 && words(text).len() < clauses_from_words {
-            return Segments { texts, windows };
+            out.texts = texts;
+            return out;
         }
         let clauses = clauses(text);
         if clauses.len() > 1 {
-            // A clause too long for the model is read in windows of its own.
-            texts.extend(clauses.iter().flat_map(|c| word_windows(c)));
+            for (clause, c) in clauses {
+                let holder = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
+                match holder {
+                    Some(w) if in_place => out.in_place.push(InPlace {
+                        window: w,
+                        range: clause.start - windows[w].start..clause.end - windows[w].start,
+                    }),
+                    // A clause too long for the model is read in windows of its own.
+                    _ => texts.extend(word_windows(&c)),
+                }
+            }
         }
-        Segments { texts, windows }
+        out.texts = texts;
+        out
     }
 }
 
@@ -807,41 +896,55 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 /// The text itself when it is short, else overlapping windows of [`SEGMENT_WORDS`] words, the
 /// last one ending at the text's end; each a slice of the text as written.
 fn word_windows(text: &str) -> Vec<String> {
+    word_window_ranges(text).into_iter().map(|r| text[r].to_string()).collect()
+}
+
+/// [`word_windows`] as byte ranges of `text` (the whole text trimmed, when short).
+fn word_window_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
     let words = words(text);
     if words.len() <= SEGMENT_WORDS + SEGMENT_OVERLAP {
-        return vec![text.trim().to_string()];
+        let start = text.len() - text.trim_start().len();
+        let whole = start..start.max(text.trim_end().len());
+        return vec![whole];
     }
-    let slice = |w: &[(usize, usize)]| text[w[0].0..w[w.len() - 1].1].to_string();
+    let range = |w: &[(usize, usize)]| w[0].0..w[w.len() - 1].1;
     words
         .windows(SEGMENT_WORDS)
         .step_by(SEGMENT_WORDS - SEGMENT_OVERLAP)
         .chain(std::iter::once(&words[words.len() - SEGMENT_WORDS..]))
-        .map(slice)
+        .map(range)
         .collect()
 }
 
-/// Split at sentence ends, semicolons, dashes and commas (in the scripts of the supported
-/// languages); join fragments that are too short to mean anything alone.
-fn clauses(text: &str) -> Vec<String> {
-    const ENDS: &[char] = &[
-        '.', '!', '?', ';', ',', '\n', '—', '–', '(', ')', // Latin
-        '。', '、', '！', '？', '，', '；', '（', '）', // Japanese, Chinese (full width)
-        '؟', '،', '؛', // Arabic
-        '।', '॥', // Devanagari
-    ];
+/// Where clauses end: sentence ends, semicolons, dashes, commas and brackets in the scripts of
+/// the supported languages.
+const CLAUSE_ENDS: &[char] = &[
+    '.', '!', '?', ';', ',', '\n', '—', '–', '(', ')', // Latin
+    '。', '、', '！', '？', '，', '；', '（', '）', // Japanese, Chinese (full width)
+    '؟', '،', '؛', // Arabic
+    '।', '॥', // Devanagari
+];
+
+/// Split at [`CLAUSE_ENDS`]; join fragments that are too short to mean anything alone. Each
+/// clause as a byte range of the text (from its first piece's start to its last piece's end)
+/// and as the text it is encoded alone as (its pieces joined by ", ").
+fn clauses(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
     let size = |s: &str| words(s).len();
-    let mut out: Vec<String> = Vec::new();
-    for piece in text.split(ENDS) {
+    let mut out: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let base = text.as_ptr() as usize;
+    for piece in text.split(CLAUSE_ENDS) {
         let piece = piece.trim();
         if piece.is_empty() {
             continue;
         }
+        let start = piece.as_ptr() as usize - base;
         match out.last_mut() {
-            Some(last) if size(last) < MIN_CLAUSE_WORDS || size(piece) < MIN_CLAUSE_WORDS => {
+            Some((range, last)) if size(last) < MIN_CLAUSE_WORDS || size(piece) < MIN_CLAUSE_WORDS => {
                 last.push_str(", ");
                 last.push_str(piece);
+                range.end = start + piece.len();
             }
-            _ => out.push(piece.to_string()),
+            _ => out.push((start..start + piece.len(), piece.to_string())),
         }
     }
     out
@@ -1078,7 +1181,10 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_into_overlapping_windows_that_cover_the_end() {
-        assert_eq!(Segments::of("short text"), Segments { texts: vec!["short text".to_string()], windows: 1 });
+        assert_eq!(
+            Segments::of("short text"),
+            Segments { texts: vec!["short text".to_string()], windows: 1, in_place: vec![] }
+        );
         let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
         let segs = Segments::of(&text.join(" "));
         assert!(segs.windows > 1);
@@ -1145,18 +1251,54 @@ mod tests {
     }
 
     #[test]
+    fn clauses_read_in_place_are_byte_ranges_of_their_window() {
+        let text = "  Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.";
+        let s = Segments::cut(text, 0, true);
+        assert_eq!(s.texts, [text.trim()], "only the window is encoded");
+        let window = &s.texts[0];
+        let read: Vec<&str> = s.in_place.iter().map(|c| &window[c.range.clone()]).collect();
+        assert_eq!(
+            read,
+            ["Which trail shoes are best for muddy routes", "I had knee surgery in May", "so I need cushioning"]
+        );
+        // Pieces too short alone are one range, separators included (the text as written).
+        let s = Segments::cut(
+            "Main pakka left wala hoon yaar, CPI(M) ko hi support karta hoon. Kitaabein batao na please yaar",
+            0,
+            true,
+        );
+        let read: Vec<&str> = s.in_place.iter().map(|c| &s.texts[0][c.range.clone()]).collect();
+        assert_eq!(
+            read,
+            ["Main pakka left wala hoon yaar, CPI(M", "ko hi support karta hoon", "Kitaabein batao na please yaar"]
+        );
+        // The same clauses as when they are encoded alone, one for one.
+        let alone = Segments::cut(text, 0, false);
+        assert_eq!(alone.texts.len() - 1, Segments::cut(text, 0, true).in_place.len());
+        // A long text: clauses inside a window are read there; none is lost.
+        let turns: Vec<String> = (0..30).map(|i| format!("turn {i} is about the tent we might buy")).collect();
+        let long = turns.join("\n");
+        let s = Segments::cut(&long, 0, true);
+        assert!(s.windows > 1);
+        assert_eq!(s.in_place.len() + s.texts.len() - s.windows, Segments::of(&long).texts.len() - s.windows);
+        for c in &s.in_place {
+            assert!(s.texts[c.window][c.range.clone()].starts_with("turn "), "{c:?}");
+        }
+    }
+
+    #[test]
     fn a_calibration_can_leave_the_clauses_of_short_texts_to_the_whole() {
         let short = "Which trail shoes are best for muddy routes? I had knee surgery in May, so I need cushioning.";
         // 17 words: under a bar of 30 the text is read whole only, at 0 clause by clause too.
-        assert_eq!(Segments::cut(short, 30).texts, [short]);
-        assert_eq!(Segments::cut(short, 0), Segments::of(short));
-        assert_eq!(Segments::cut(short, 17).texts.len(), 4, "a text of exactly the bar's words is split");
+        assert_eq!(Segments::cut(short, 30, false).texts, [short]);
+        assert_eq!(Segments::cut(short, 0, false), Segments::of(short));
+        assert_eq!(Segments::cut(short, 17, false).texts.len(), 4, "a text of exactly the bar's words is split");
         // A long chat keeps its clauses: a sensitive sentence in it is still read on its own.
         let long = format!(
             "{} I was diagnosed with diabetes last week, what snacks should I pack?",
             "We want a tent for two, light enough to carry for three days in the hills. ".repeat(3)
         );
-        let segs = Segments::cut(&long, 30);
+        let segs = Segments::cut(&long, 30, false);
         assert!(segs.texts[segs.windows..].iter().any(|c| c == "I was diagnosed with diabetes last week"), "{segs:?}");
     }
 
@@ -1205,7 +1347,12 @@ mod tests {
                     let tokens = t.len();
                     (
                         vec![1.0, 0.0, 0.0],
-                        attune_infer::TokenStates { tokens, dimensions: 3, values: vec![0.0; tokens * 3] },
+                        attune_infer::TokenStates {
+                            tokens,
+                            dimensions: 3,
+                            values: vec![0.0; tokens * 3],
+                            offsets: vec![],
+                        },
                     )
                 })
                 .collect())
@@ -1251,11 +1398,11 @@ mod tests {
         let long = "I would like some help planning a hiking trip in the mountains this summer with friends";
         let text = gate.admit(long).unwrap();
         // Segments in batches of 2, shortest first; each keeps its own assessment.
-        let texts: Vec<String> = vec![long.into(), "short one".into(), long.into()];
-        let encoded = tagger.encode(&mut WithStates, &texts).unwrap();
-        assert_eq!(encoded.assessments.iter().map(|a| a.p_sensitive).collect::<Vec<_>>(), vec![0.9, 0.1, 0.9]);
-        let segments = Segments::of(long);
-        let verdict = tagger.tag(&text, &segments, encoded.slice(0..1));
+        let items: Vec<Segments> = [long, "short one", long].iter().map(|t| Segments::cut(t, 0, false)).collect();
+        let encoded = tagger.encode(&mut WithStates, &items).unwrap();
+        assert_eq!(encoded.items(), 3);
+        assert_eq!(encoded.item(1).assessments.iter().map(|a| a.p_sensitive).collect::<Vec<_>>(), vec![0.1]);
+        let verdict = tagger.tag(&text, &items[0], encoded.item(0));
         assert!(
             matches!(
                 verdict,
@@ -1264,18 +1411,137 @@ mod tests {
             "{verdict:?}"
         );
         // (The constant vectors match every reference text, so the other detectors may still fire.)
-        let below = tagger.tag(&text, &segments, encoded.slice(1..2));
+        let below = tagger.tag(&text, &items[1], encoded.item(1));
         assert!(!matches!(below, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{below:?}");
         // Vectors without the classifier's assessments (not made by `encode`): dropped, not tagged.
         let vectors = [vec![1.0, 0.0, 0.0]];
         assert!(matches!(
-            tagger.tag(&text, &segments, EncodedRef::vectors(&vectors)),
+            tagger.tag(&text, &items[1], EncodedRef::vectors(&vectors)),
             Verdict::Sensitive { detector: Detector::Classifier, .. }
         ));
         // Without a classifier, `encode` gives vectors only.
         let plain =
             TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, minilm_config())).unwrap();
-        let e = plain.encode(&mut WithStates, &texts).unwrap();
-        assert_eq!((e.vectors.len(), e.assessments.len()), (3, 0));
+        let e = plain.encode(&mut WithStates, &items).unwrap();
+        assert_eq!((e.vectors.len(), e.assessments.len()), (items.iter().map(|s| s.texts.len()).sum(), 0));
+    }
+
+    /// One token per byte of the text between two markers; each token's one state is its byte.
+    struct BytesAsTokens;
+    impl Model for BytesAsTokens {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            "with-states"
+        }
+        fn max_batch(&self) -> usize {
+            4
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
+        }
+    }
+    impl TextEmbedder for BytesAsTokens {
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn has_inner_output(&self, name: &str) -> bool {
+            name == "inner"
+        }
+        fn run_batch_with_states(
+            &mut self,
+            texts: &[String],
+            _inner: &str,
+        ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut values = vec![0.0];
+                    values.extend(t.bytes().map(f32::from));
+                    values.push(0.0);
+                    let mut offsets = vec![None];
+                    offsets.extend((0..t.len()).map(|i| Some((i, i + 1))));
+                    offsets.push(None);
+                    let states = attune_infer::TokenStates { tokens: t.len() + 2, dimensions: 1, values, offsets };
+                    (vec![1.0, 0.0, 0.0], states)
+                })
+                .collect())
+        }
+    }
+    /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
+    struct MostlyX;
+    impl SensitivityClassifier for MostlyX {
+        fn id(&self) -> &str {
+            "mostly-x@1"
+        }
+        fn features(&self) -> &str {
+            "with-states"
+        }
+        fn inner_output(&self) -> &str {
+            "inner"
+        }
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn reads_clauses_in_place(&self) -> bool {
+            true
+        }
+        fn assess(&self, segments: &[attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
+            Ok(segments
+                .iter()
+                .map(|s| {
+                    let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
+                    let p_sensitive = if 3 * x > s.tokens { 0.9 } else { 0.1 };
+                    Assessment { p_sensitive, category: SensitiveCategory::Health }
+                })
+                .collect())
+        }
+        fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
+            0.5
+        }
+    }
+
+    #[test]
+    fn clauses_read_in_place_cost_no_encoder_pass_and_a_sensitive_one_drops_the_item() {
+        // As e5's calibration: no detector reads clauses' own vectors.
+        let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
+        let with_clause_vectors =
+            TextTagger::new(&mut BytesAsTokens, Calibration::without_probe("with-states", 3, minilm_config()))
+                .unwrap()
+                .with_classifier(std::sync::Arc::new(MostlyX), &BytesAsTokens)
+                .unwrap();
+        let tagger = with_clause_vectors.with_config(config.clone());
+        // Where the category descriptions still read clause vectors, clauses are encoded alone.
+        assert!(with_clause_vectors
+            .segments("I would like some help, with three good friends today")
+            .in_place
+            .is_empty());
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let mixed = "I would like some help planning a hiking trip in the mountains, XXXX XXXX XXXX XXXX";
+        let plain = "I would like some help planning a hiking trip in the mountains, with three good friends";
+        let items: Vec<Segments> = [mixed, plain].iter().map(|t| tagger.segments(t)).collect();
+        assert!(items.iter().all(|s| s.texts.len() == 1 && s.in_place.len() == 2), "{items:?}");
+        let encoded = tagger.encode(&mut BytesAsTokens, &items).unwrap();
+        // One vector per text; an assessment for the window and each clause.
+        assert_eq!((encoded.vectors.len(), encoded.assessments.len()), (2, 6));
+        let whole = encoded.item(0).assessments[0].p_sensitive;
+        assert_eq!(whole, 0.1, "the whole is mostly not X");
+        let verdict = tagger.tag(&gate.admit(mixed).unwrap(), &items[0], encoded.item(0));
+        assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(1));
+        assert!(!matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        // States without offsets: the clauses cannot be read in place, so they fail closed.
+        let blind = TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, config))
+            .unwrap()
+            .with_classifier(std::sync::Arc::new(MostlyX), &WithStates)
+            .unwrap();
+        let encoded = blind.encode(&mut WithStates, &items[1..]).unwrap();
+        let verdict = blind.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
+        assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        // Missing in-place assessments (an `Encoded` of the window alone) fail closed too.
+        let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![] };
+        let encoded = tagger.encode(&mut BytesAsTokens, std::slice::from_ref(&window_only)).unwrap();
+        let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
+        assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
     }
 }

@@ -57,10 +57,10 @@ impl Models {
     /// The text path as the pipeline runs it: lexicon, then segments and their embeddings.
     fn text(&mut self, text: &str) -> (Verdict, Margins) {
         let segments = self.text.segments(text);
-        let encoded = self.text.encode(self.embedder.as_mut(), &segments.texts).unwrap();
+        let encoded = self.text.encode(self.embedder.as_mut(), std::slice::from_ref(&segments)).unwrap();
         let gate = attune_lang::LanguageGate::with_defaults();
         let text = gate.admit(text).unwrap_or_else(|d| panic!("the language gate skips {text:?}: {d:?}"));
-        (self.text.tag(&text, &segments, encoded.as_ref()), self.text.margins(&segments, encoded.as_ref()))
+        (self.text.tag(&text, &segments, encoded.item(0)), self.text.margins(&segments, encoded.item(0)))
     }
 
     fn image(&mut self, image: &attune_decode::image::RgbImage) -> Margins {
