@@ -395,6 +395,9 @@ def main():
     ap.add_argument("--spans", action="store_true",
                     help="clauses read in place: their rows of the whole text's states (one encoder pass a text), "
                          "and a joined chat's messages taught in place, each with its own label")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="with --spans: a classifier.onnx that reads clauses alone (an earlier version); a sensitive "
+                         "item's clause it finds of the item's category (p >= 0.5) is taught in place with that label")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the classifier")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--version", default="4", help="written into model.toml: bump it with every retrain")
@@ -440,7 +443,29 @@ def main():
     pick = random.Random(args.seed + 1)
     if args.spans:
         calib_sp = with_spans(tokenizer, calib_items, calib_states)
-        for (it, segs), (windows, clauses, offsets) in zip(train_items, with_spans(tokenizer, train_items, train_states)):
+        train_sp = with_spans(tokenizer, train_items, train_states)
+        # A sensitive item's clauses have no labels of their own (a clause of it may be
+        # harmless); a teacher that reads clauses alone names the ones that carry its category.
+        taught_by_teacher: dict[int, list[int]] = {}
+        if args.teacher:
+            import onnxruntime as ort
+
+            teacher = ort.InferenceSession(str(args.teacher), providers=["CPUExecutionProvider"])
+            asked, at_ = [], 0
+            for k, ((it, segs), (windows, clauses, _)) in enumerate(zip(train_items, train_sp)):
+                alone = [train_states[at_ + j] for j, (kind, _) in enumerate(segs) if kind == "clause"]
+                at_ += len(segs)
+                if it["expect"] != "ordinary" and not it.get("_joined") and len(windows) == 1 and len(alone) == len(clauses) > 1:
+                    asked += [(k, j, s_) for j, s_ in enumerate(alone)]
+            for b in range(0, len(asked), 64):
+                x, m = pad([s_ for _, _, s_ in asked[b : b + 64]])
+                p = teacher.run(["probabilities"], {"hidden_states": x.numpy(), "attention_mask": m.numpy()})[0]
+                for (k, j, _), row in zip(asked[b : b + 64], p):
+                    if row[CLASSES.index(train_items[k][0]["expect"])] >= 0.5:
+                        taught_by_teacher.setdefault(k, []).append(j)
+            print(f"teacher: {sum(map(len, taught_by_teacher.values()))} clauses of {len(taught_by_teacher)} sensitive items "
+                  f"taught in place (of {len(asked)} clauses asked)", file=sys.stderr)
+        for k, ((it, segs), (windows, clauses, offsets)) in enumerate(zip(train_items, train_sp)):
             label = CLASSES.index(it["expect"])
             weight = args.hard_negative_weight if it.get("kind") == "hard_negative" else 1.0
             for s_ in windows:
@@ -462,6 +487,8 @@ def main():
                         sensitive.append(s_)
             elif label == 0:
                 ordinary = [s_ for _, s_ in clauses]
+            else:
+                sensitive = [clauses[j][1] for j in taught_by_teacher.get(k, [])]
             if args.max_clauses and len(ordinary) > args.max_clauses:
                 ordinary = [ordinary[j] for j in sorted(pick.sample(range(len(ordinary)), args.max_clauses))]
             taught = [(s_, 0) for s_ in ordinary] + [(s_, label) for s_ in sensitive]

@@ -455,6 +455,9 @@ impl TextTagger {
         // (a window) carries: (assessment slot, byte range).
         let mut ranges = Vec::with_capacity(items.len());
         let mut carried: Vec<Vec<(usize, std::ops::Range<usize>)>> = vec![Vec::new(); texts.len()];
+        // Clauses their window's pass did not reach (cut off by the model's length limit): encoded
+        // alone afterwards, as every clause once was.
+        let mut unreached: Vec<(usize, String)> = Vec::new();
         let mut text_slot = Vec::with_capacity(texts.len());
         let (mut v_at, mut a_at) = (0, 0);
         for s in items {
@@ -482,7 +485,6 @@ impl TextTagger {
                 return Err(fail(format!("{} inputs gave {} vectors", rows.len(), v.len())));
             }
             let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
-            let mut unreadable = Vec::new();
             for (k, &i) in rows.iter().enumerate() {
                 for (slot, range) in &carried[i] {
                     match states[k].in_place(range.clone()) {
@@ -490,8 +492,7 @@ impl TextTagger {
                             states.push(part);
                             slots.push(*slot);
                         }
-                        // Cut off by the model's length limit: never read, so never vouched for.
-                        None => unreadable.push(*slot),
+                        None => unreached.push((*slot, texts[i].get(range.clone()).unwrap_or_default().to_string())),
                     }
                 }
             }
@@ -505,8 +506,20 @@ impl TextTagger {
             for (slot, a) in slots.into_iter().zip(a) {
                 assessments[slot] = Some(a);
             }
-            for slot in unreadable {
-                assessments[slot] = Some(Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] });
+        }
+        for chunk in unreached.chunks(embedder.max_batch().max(1)) {
+            let batch: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
+            let states: Vec<_> = embedder
+                .run_batch_with_states(&batch, classifier.inner_output())?
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect();
+            let a = classifier.assess(&states).map_err(&fail)?;
+            if a.len() != chunk.len() {
+                return Err(fail(format!("{} clauses gave {} assessments", chunk.len(), a.len())));
+            }
+            for ((slot, _), a) in chunk.iter().zip(a) {
+                assessments[*slot] = Some(a);
             }
         }
         // A slot left empty would be an in-place clause of a window its item does not have.
@@ -1468,6 +1481,38 @@ mod tests {
                 .collect())
         }
     }
+    /// [`BytesAsTokens`] without the offsets: nothing can be read in place.
+    struct WithoutOffsets(BytesAsTokens);
+    impl Model for WithoutOffsets {
+        type Input = String;
+        type Output = Vec<f32>;
+        fn id(&self) -> &str {
+            self.0.id()
+        }
+        fn max_batch(&self) -> usize {
+            self.0.max_batch()
+        }
+        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+            self.0.run_batch(inputs)
+        }
+    }
+    impl TextEmbedder for WithoutOffsets {
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn has_inner_output(&self, name: &str) -> bool {
+            self.0.has_inner_output(name)
+        }
+        fn run_batch_with_states(
+            &mut self,
+            texts: &[String],
+            inner: &str,
+        ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
+            let mut out = self.0.run_batch_with_states(texts, inner)?;
+            out.iter_mut().for_each(|(_, s)| s.offsets.clear());
+            Ok(out)
+        }
+    }
     /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
     struct MostlyX;
     impl SensitivityClassifier for MostlyX {
@@ -1530,13 +1575,12 @@ mod tests {
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(1));
         assert!(!matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
-        // States without offsets: the clauses cannot be read in place, so they fail closed.
-        let blind = TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, config))
-            .unwrap()
-            .with_classifier(std::sync::Arc::new(MostlyX), &WithStates)
-            .unwrap();
-        let encoded = blind.encode(&mut WithStates, &items[1..]).unwrap();
-        let verdict = blind.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
+        // A clause its window's pass did not reach (here: an encoder that gives no offsets) is
+        // encoded alone and read so.
+        let mixed_states = Segments::cut(mixed, 0, true);
+        let encoded = tagger.encode(&mut WithoutOffsets(BytesAsTokens), std::slice::from_ref(&mixed_states)).unwrap();
+        assert_eq!((encoded.vectors.len(), encoded.assessments.len()), (1, 3));
+        let verdict = tagger.tag(&gate.admit(mixed).unwrap(), &mixed_states, encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         // Missing in-place assessments (an `Encoded` of the window alone) fail closed too.
         let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![] };
