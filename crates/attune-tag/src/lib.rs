@@ -26,7 +26,7 @@ pub use classifier::{Assessment, SensitivityClassifier};
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
-use attune_infer::{run_in_batches_by_size, InferError, TextEmbedder};
+use attune_infer::{run_in_batches_by_size, InferError, TextEmbedder, TokenStates};
 pub use attune_lang::SupportedText;
 use attune_taxonomy::data_rows;
 use attune_taxonomy::{AllowedTopic, SensitiveCategory, Taxonomy, INTEREST_ROOT};
@@ -496,10 +496,7 @@ impl TextTagger {
                     }
                 }
             }
-            let a = classifier.assess(&states).map_err(&fail)?;
-            if a.len() != states.len() {
-                return Err(fail(format!("{} segments gave {} assessments", states.len(), a.len())));
-            }
+            let a = assess_within_budget(classifier.as_ref(), &states).map_err(&fail)?;
             for (&i, v) in rows.iter().zip(v) {
                 vectors[i] = v;
             }
@@ -514,10 +511,7 @@ impl TextTagger {
                 .into_iter()
                 .map(|(_, s)| s)
                 .collect();
-            let a = classifier.assess(&states).map_err(&fail)?;
-            if a.len() != chunk.len() {
-                return Err(fail(format!("{} clauses gave {} assessments", chunk.len(), a.len())));
-            }
+            let a = assess_within_budget(classifier.as_ref(), &states).map_err(&fail)?;
             for ((slot, _), a) in chunk.iter().zip(a) {
                 assessments[*slot] = Some(a);
             }
@@ -797,6 +791,28 @@ impl Margins {
             }
         }
     }
+}
+
+/// The classifier's assessments of `states`, in calls of at most
+/// [`attune_infer::MAX_CALL_TOKENS`] rows × longest (a window's clauses read in place can be many
+/// rows: a call stays bounded whatever the text), one per state, in order.
+fn assess_within_budget(
+    classifier: &dyn SensitivityClassifier,
+    states: &[TokenStates],
+) -> Result<Vec<Assessment>, String> {
+    let tokens: Vec<usize> = states.iter().map(|s| s.tokens).collect();
+    attune_infer::in_token_calls(&tokens, |rows| {
+        let part: Vec<TokenStates> = rows.iter().map(|&r| states[r].clone()).collect();
+        let a = classifier.assess(&part).map_err(InferError::Config)?;
+        if a.len() != rows.len() {
+            return Err(InferError::Config(format!("{} segments gave {} assessments", rows.len(), a.len())));
+        }
+        Ok(a)
+    })
+    .map_err(|e| match e {
+        InferError::Config(message) => message,
+        other => other.to_string(),
+    })
 }
 
 /// Words per segment: MiniLM reads at most 256 tokens (about 180 words), so longer texts are
