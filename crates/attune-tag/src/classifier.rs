@@ -35,7 +35,7 @@ pub trait SensitivityClassifier: Send + Sync {
         false
     }
     /// One assessment per segment, in order.
-    fn assess(&self, segments: &[TokenStates]) -> Result<Vec<Assessment>, String>;
+    fn assess(&self, segments: &[&TokenStates]) -> Result<Vec<Assessment>, String>;
     /// The p(sensitive) at which a segment of text in `language` is sensitive (calibrated per
     /// language; `None`: the language is not known, the strictest is used).
     fn threshold(&self, language: Option<Language>) -> f32;

@@ -496,7 +496,7 @@ impl TextTagger {
                     }
                 }
             }
-            let a = assess_within_budget(classifier.as_ref(), &states).map_err(&fail)?;
+            let a = assess_within_budget(classifier.as_ref(), &states)?;
             for (&i, v) in rows.iter().zip(v) {
                 vectors[i] = v;
             }
@@ -511,7 +511,7 @@ impl TextTagger {
                 .into_iter()
                 .map(|(_, s)| s)
                 .collect();
-            let a = assess_within_budget(classifier.as_ref(), &states).map_err(&fail)?;
+            let a = assess_within_budget(classifier.as_ref(), &states)?;
             for ((slot, _), a) in chunk.iter().zip(a) {
                 assessments[*slot] = Some(a);
             }
@@ -799,19 +799,16 @@ impl Margins {
 fn assess_within_budget(
     classifier: &dyn SensitivityClassifier,
     states: &[TokenStates],
-) -> Result<Vec<Assessment>, String> {
+) -> Result<Vec<Assessment>, InferError> {
+    let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
     let tokens: Vec<usize> = states.iter().map(|s| s.tokens).collect();
     attune_infer::in_token_calls(&tokens, |rows| {
-        let part: Vec<TokenStates> = rows.iter().map(|&r| states[r].clone()).collect();
-        let a = classifier.assess(&part).map_err(InferError::Config)?;
+        let part: Vec<&TokenStates> = rows.iter().map(|&r| &states[r]).collect();
+        let a = classifier.assess(&part).map_err(fail)?;
         if a.len() != rows.len() {
-            return Err(InferError::Config(format!("{} segments gave {} assessments", rows.len(), a.len())));
+            return Err(fail(format!("{} segments gave {} assessments", rows.len(), a.len())));
         }
         Ok(a)
-    })
-    .map_err(|e| match e {
-        InferError::Config(message) => message,
-        other => other.to_string(),
     })
 }
 
@@ -860,18 +857,14 @@ impl Segments {
     pub fn cut(text: &str, clauses_from_words: usize, in_place: bool) -> Segments {
         let windows = word_window_ranges(text);
         let mut texts: Vec<String> = windows.iter().map(|w| text[w.clone()].to_string()).collect();
-        let n_windows = texts.len();
-        let mut out = Segments { texts: Vec::new(), windows: n_windows, in_place: Vec::new() };
-        if clauses_from_words > 0 && words(text).len() < clauses_from_words {
-            out.texts = texts;
-            return out;
-        }
-        let clauses = clauses(text);
+        let mut placed = Vec::new();
+        let clauses =
+            if clauses_from_words > 0 && words(text).len() < clauses_from_words { vec![] } else { clauses(text) };
         if clauses.len() > 1 {
             for (clause, c) in clauses {
                 let holder = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
                 match holder {
-                    Some(w) if in_place => out.in_place.push(InPlace {
+                    Some(w) if in_place => placed.push(InPlace {
                         window: w,
                         range: clause.start - windows[w].start..clause.end - windows[w].start,
                     }),
@@ -880,8 +873,7 @@ impl Segments {
                 }
             }
         }
-        out.texts = texts;
-        out
+        Segments { texts, windows: windows.len(), in_place: placed }
     }
 }
 
@@ -1342,23 +1334,26 @@ mod tests {
         }
     }
 
-    /// Token states whose length is the text's, and a classifier that finds a segment sensitive
-    /// when it has at least 20 "tokens": the tagger's plumbing, not a model.
-    struct WithStates;
-    impl Model for WithStates {
+    /// A stand-in text model for the tagger's plumbing, not a model: constant vectors, token
+    /// states made by `states` from each text, `max_batch` texts a call.
+    struct StatesOf {
+        states: fn(&str) -> attune_infer::TokenStates,
+        max_batch: usize,
+    }
+    impl Model for StatesOf {
         type Input = String;
         type Output = Vec<f32>;
         fn id(&self) -> &str {
             "with-states"
         }
         fn max_batch(&self) -> usize {
-            2
+            self.max_batch
         }
         fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
             Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
         }
     }
-    impl TextEmbedder for WithStates {
+    impl TextEmbedder for StatesOf {
         fn dimensions(&self) -> usize {
             3
         }
@@ -1370,23 +1365,43 @@ mod tests {
             texts: &[String],
             _inner: &str,
         ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let tokens = t.len();
-                    (
-                        vec![1.0, 0.0, 0.0],
-                        attune_infer::TokenStates {
-                            tokens,
-                            dimensions: 3,
-                            values: vec![0.0; tokens * 3],
-                            offsets: vec![],
-                        },
-                    )
-                })
-                .collect())
+            Ok(texts.iter().map(|t| (vec![1.0, 0.0, 0.0], (self.states)(t))).collect())
         }
     }
+
+    /// As many zero states as the text has bytes, no offsets; 2 texts a call. With
+    /// [`LongIsSensitive`], a segment is sensitive when it has at least 20 "tokens".
+    fn with_states() -> StatesOf {
+        let states = |t: &str| attune_infer::TokenStates {
+            tokens: t.len(),
+            dimensions: 3,
+            values: vec![0.0; t.len() * 3],
+            offsets: vec![],
+        };
+        StatesOf { states, max_batch: 2 }
+    }
+
+    /// One token per byte of the text between two markers; each token's one state is its byte.
+    fn bytes_as_tokens() -> StatesOf {
+        StatesOf { states: byte_states, max_batch: 4 }
+    }
+
+    fn byte_states(t: &str) -> attune_infer::TokenStates {
+        let mut values = vec![0.0];
+        values.extend(t.bytes().map(f32::from));
+        values.push(0.0);
+        let mut offsets = vec![None];
+        offsets.extend((0..t.len()).map(|i| Some((i, i + 1))));
+        offsets.push(None);
+        attune_infer::TokenStates { tokens: t.len() + 2, dimensions: 1, values, offsets }
+    }
+
+    /// [`bytes_as_tokens`] without the offsets: nothing can be read in place.
+    fn bytes_without_offsets() -> StatesOf {
+        let states = |t: &str| attune_infer::TokenStates { offsets: vec![], ..byte_states(t) };
+        StatesOf { states, max_batch: 4 }
+    }
+
     struct LongIsSensitive;
     impl SensitivityClassifier for LongIsSensitive {
         fn id(&self) -> &str {
@@ -1401,7 +1416,7 @@ mod tests {
         fn dimensions(&self) -> usize {
             3
         }
-        fn assess(&self, segments: &[attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
+        fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
             Ok(segments
                 .iter()
                 .map(|s| Assessment {
@@ -1417,9 +1432,9 @@ mod tests {
 
     #[test]
     fn the_classifier_reads_each_segments_states_from_the_encoding_call_and_fails_closed() {
-        let tagger = TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, minilm_config()))
+        let tagger = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
             .unwrap()
-            .with_classifier(std::sync::Arc::new(LongIsSensitive), &WithStates)
+            .with_classifier(std::sync::Arc::new(LongIsSensitive), &with_states())
             .unwrap();
         // Refused: a classifier for another model, or an output the model lacks.
         assert!(tagger.clone().with_classifier(std::sync::Arc::new(LongIsSensitive), &constant()).is_err());
@@ -1428,7 +1443,7 @@ mod tests {
         let text = gate.admit(long).unwrap();
         // Segments in batches of 2, shortest first; each keeps its own assessment.
         let items: Vec<Segments> = [long, "short one", long].iter().map(|t| Segments::cut(t, 0, false)).collect();
-        let encoded = tagger.encode(&mut WithStates, &items).unwrap();
+        let encoded = tagger.encode(&mut with_states(), &items).unwrap();
         assert_eq!(encoded.items(), 3);
         assert_eq!(encoded.item(1).assessments.iter().map(|a| a.p_sensitive).collect::<Vec<_>>(), vec![0.1]);
         let verdict = tagger.tag(&text, &items[0], encoded.item(0));
@@ -1450,85 +1465,11 @@ mod tests {
         ));
         // Without a classifier, `encode` gives vectors only.
         let plain =
-            TextTagger::new(&mut WithStates, Calibration::without_probe("with-states", 3, minilm_config())).unwrap();
-        let e = plain.encode(&mut WithStates, &items).unwrap();
+            TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config())).unwrap();
+        let e = plain.encode(&mut with_states(), &items).unwrap();
         assert_eq!((e.vectors.len(), e.assessments.len()), (items.iter().map(|s| s.texts.len()).sum(), 0));
     }
 
-    /// One token per byte of the text between two markers; each token's one state is its byte.
-    struct BytesAsTokens;
-    impl Model for BytesAsTokens {
-        type Input = String;
-        type Output = Vec<f32>;
-        fn id(&self) -> &str {
-            "with-states"
-        }
-        fn max_batch(&self) -> usize {
-            4
-        }
-        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-            Ok(inputs.iter().map(|_| vec![1.0, 0.0, 0.0]).collect())
-        }
-    }
-    impl TextEmbedder for BytesAsTokens {
-        fn dimensions(&self) -> usize {
-            3
-        }
-        fn has_inner_output(&self, name: &str) -> bool {
-            name == "inner"
-        }
-        fn run_batch_with_states(
-            &mut self,
-            texts: &[String],
-            _inner: &str,
-        ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut values = vec![0.0];
-                    values.extend(t.bytes().map(f32::from));
-                    values.push(0.0);
-                    let mut offsets = vec![None];
-                    offsets.extend((0..t.len()).map(|i| Some((i, i + 1))));
-                    offsets.push(None);
-                    let states = attune_infer::TokenStates { tokens: t.len() + 2, dimensions: 1, values, offsets };
-                    (vec![1.0, 0.0, 0.0], states)
-                })
-                .collect())
-        }
-    }
-    /// [`BytesAsTokens`] without the offsets: nothing can be read in place.
-    struct WithoutOffsets(BytesAsTokens);
-    impl Model for WithoutOffsets {
-        type Input = String;
-        type Output = Vec<f32>;
-        fn id(&self) -> &str {
-            self.0.id()
-        }
-        fn max_batch(&self) -> usize {
-            self.0.max_batch()
-        }
-        fn run_batch(&mut self, inputs: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
-            self.0.run_batch(inputs)
-        }
-    }
-    impl TextEmbedder for WithoutOffsets {
-        fn dimensions(&self) -> usize {
-            3
-        }
-        fn has_inner_output(&self, name: &str) -> bool {
-            self.0.has_inner_output(name)
-        }
-        fn run_batch_with_states(
-            &mut self,
-            texts: &[String],
-            inner: &str,
-        ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
-            let mut out = self.0.run_batch_with_states(texts, inner)?;
-            out.iter_mut().for_each(|(_, s)| s.offsets.clear());
-            Ok(out)
-        }
-    }
     /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
     struct MostlyX;
     impl SensitivityClassifier for MostlyX {
@@ -1547,7 +1488,7 @@ mod tests {
         fn reads_clauses_in_place(&self) -> bool {
             true
         }
-        fn assess(&self, segments: &[attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
+        fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
             Ok(segments
                 .iter()
                 .map(|s| {
@@ -1567,9 +1508,9 @@ mod tests {
         // As e5's calibration: no detector reads clauses' own vectors.
         let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
         let with_clause_vectors =
-            TextTagger::new(&mut BytesAsTokens, Calibration::without_probe("with-states", 3, minilm_config()))
+            TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, minilm_config()))
                 .unwrap()
-                .with_classifier(std::sync::Arc::new(MostlyX), &BytesAsTokens)
+                .with_classifier(std::sync::Arc::new(MostlyX), &bytes_as_tokens())
                 .unwrap();
         let tagger = with_clause_vectors.with_config(config.clone());
         // Where the category descriptions still read clause vectors, clauses are encoded alone.
@@ -1582,7 +1523,7 @@ mod tests {
         let plain = "I would like some help planning a hiking trip in the mountains, with three good friends";
         let items: Vec<Segments> = [mixed, plain].iter().map(|t| tagger.segments(t)).collect();
         assert!(items.iter().all(|s| s.texts.len() == 1 && s.in_place.len() == 2), "{items:?}");
-        let encoded = tagger.encode(&mut BytesAsTokens, &items).unwrap();
+        let encoded = tagger.encode(&mut bytes_as_tokens(), &items).unwrap();
         // One vector per text; an assessment for the window and each clause.
         assert_eq!((encoded.vectors.len(), encoded.assessments.len()), (2, 6));
         let whole = encoded.item(0).assessments[0].p_sensitive;
@@ -1594,13 +1535,13 @@ mod tests {
         // A clause its window's pass did not reach (here: an encoder that gives no offsets) is
         // encoded alone and read so.
         let mixed_states = Segments::cut(mixed, 0, true);
-        let encoded = tagger.encode(&mut WithoutOffsets(BytesAsTokens), std::slice::from_ref(&mixed_states)).unwrap();
+        let encoded = tagger.encode(&mut bytes_without_offsets(), std::slice::from_ref(&mixed_states)).unwrap();
         assert_eq!((encoded.vectors.len(), encoded.assessments.len()), (1, 3));
         let verdict = tagger.tag(&gate.admit(mixed).unwrap(), &mixed_states, encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         // Missing in-place assessments (an `Encoded` of the window alone) fail closed too.
         let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![] };
-        let encoded = tagger.encode(&mut BytesAsTokens, std::slice::from_ref(&window_only)).unwrap();
+        let encoded = tagger.encode(&mut bytes_as_tokens(), std::slice::from_ref(&window_only)).unwrap();
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
     }
