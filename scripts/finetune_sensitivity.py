@@ -472,31 +472,30 @@ def main():
                 xs.append(s_)
                 ys.append(label)
                 ws.append(weight)
-            ordinary, sensitive = [], []
+            plain, sensitive = [], []
             if it.get("_joined"):
                 # A clause inside an ordinary message is ordinary wherever it stands; the
                 # sensitive message, read in place, carries the chat's category.
                 parts = it["parts"]
                 for r, s_ in clauses:
                     if r is not None and any(a <= r[0] and r[1] <= b and e == "ordinary" for a, b, e in parts):
-                        ordinary.append(s_)
+                        plain.append(s_)
                 if label != 0 and offsets is not None:
                     a, b, _ = next(p_ for p_ in parts if p_[2] != "ordinary")
                     s_ = in_place(windows[0], offsets, a, b)
                     if s_ is not None:
                         sensitive.append(s_)
             elif label == 0:
-                ordinary = [s_ for _, s_ in clauses]
+                plain = [s_ for _, s_ in clauses]
             else:
                 sensitive = [clauses[j][1] for j in taught_by_teacher.get(k, [])]
-            if args.max_clauses and len(ordinary) > args.max_clauses:
-                ordinary = [ordinary[j] for j in sorted(pick.sample(range(len(ordinary)), args.max_clauses))]
-            taught = [(s_, 0) for s_ in ordinary] + [(s_, label) for s_ in sensitive]
+            if args.max_clauses and len(plain) > args.max_clauses:
+                plain = [plain[j] for j in sorted(pick.sample(range(len(plain)), args.max_clauses))]
+            taught = [(s_, 0) for s_ in plain] + [(s_, label) for s_ in sensitive]
             for s_, l_ in taught:
                 xs.append(s_)
                 ys.append(l_)
-                ws.append(weight * (args.clause_weight if args.clause_weight is not None else 1.0) / len(taught)
-                          if args.clause_weight is not None else weight)
+                ws.append(weight * args.clause_weight / len(taught) if args.clause_weight is not None else weight)
     for it, segs in ([] if args.spans else train_items):
         label = CLASSES.index(it["expect"])
         weight = args.hard_negative_weight if it.get("kind") == "hard_negative" else 1.0
