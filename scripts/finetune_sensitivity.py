@@ -7,7 +7,7 @@ reference.json) for the crate attune-model-sensitivity, which runs it on the sam
 `hidden_state_<layer>` output: one encoder pass per segment serves topics and the classifier.
 
     just train-sensitivity                # or, in the venv that recipe makes:
-    .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py [--layers 2] [--epochs 4]
+    .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py [--layers 4] [--epochs 4]
 
 Data (fixtures/sensitivity/README.md): `*.train.jsonl` (plus the tuning sets of
 fixtures/conversations/) trains, `*.calib.jsonl` chooses the thresholds for the recall asked;
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models/multilingual-e5-small"))
-from export import Container  # noqa: E402  (the container reader the set-up uses)
+from export import INNER_OUTPUTS, Container  # noqa: E402  (the container reader the set-up uses)
 
 CLASSES = ["ordinary", "political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"]
 TEXT_MODEL = "multilingual-e5-small"
@@ -358,7 +358,9 @@ def export_onnx(model: Classifier, path: Path, example) -> bytes:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--layers", type=int, default=2, help="top layers fine-tuned (the rest stay frozen and shared)")
+    ap.add_argument("--layers", type=int, default=4,
+                    help="top layers fine-tuned (the rest stay frozen and shared); the e5 graph must output the "
+                         "states entering the first of them (INNER_OUTPUTS in models/multilingual-e5-small/export.py)")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=4e-5, help="for the layers (the head: 25x)")
     ap.add_argument("--batch", type=int, default=32)
@@ -411,6 +413,9 @@ def main():
     from tokenizers import Tokenizer
 
     first = NL - args.layers
+    if first not in INNER_OUTPUTS:
+        ap.error(f"--layers {args.layers} needs the e5 graph's hidden_state_{first}, which it does not output "
+                 f"(INNER_OUTPUTS = {INNER_OUTPUTS} in models/multilingual-e5-small/export.py)")
     data = ROOT / "fixtures"
     train_paths = (sorted((data / "sensitivity").glob("*.train.jsonl"))
                    + [data / "conversations" / f for f in ("train.jsonl", "train2.jsonl", "tuning.jsonl")]

@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The multilingual path: multilingual-e5-small with the special-category classifier (its
-/// fine-tuned top layers on the encoder's `hidden_state_10`), on 120 chats of the calibration
+/// fine-tuned top layers on the encoder's `hidden_state_8`), on 120 chats of the calibration
 /// split (10 per supported language): the encoder alone on the segments the tagger embeds, the same segments
 /// encoded with the classifier (`TextTagger::encode`: one model call gives both), and each chat
 /// encoded once whole (what a plain once-per-chat loop does, checking nothing).

@@ -42,7 +42,7 @@ What it does:
         in   input_ids          int64 [batch, seq]
              attention_mask     int64 [batch, seq]   1 = token, 0 = padding
         out  last_hidden_state  float32 [batch, seq, 384]
-             hidden_state_10    float32 [batch, seq, 384]  the states entering layer 10 (INNER_OUTPUTS)
+             hidden_state_8     float32 [batch, seq, 384]  the states entering layer 8 (INNER_OUTPUTS)
      No token_type_ids input: the model's type vocabulary has 2 rows, but the XLM-R tokenizer never
      emits segment ids, so row 0 is baked into the position table. Positions are 0 .. seq-1 for
      every row (BERT's fixed position ids), so pad on the right; seq <= 512. Pooling is left out:
@@ -91,7 +91,7 @@ Q4_ACCURACY_LEVEL = 4
 # Inner layers whose input the graph also outputs, as `hidden_state_<l>` (the token states after
 # layers 0 .. l-1): the special-category classifier runs its own fine-tuned copy of layers l ..
 # 11 on them, so one encoder pass serves topics and the classifier both.
-INNER_OUTPUTS = (10,)
+INNER_OUTPUTS = (8,)
 EXPECT = dict(H=384, NL=12, NH=12, FF=1536, VOC=250037, MAXP=512, TVS=2, QK=32)
 
 # ---------------------------------------------------------------------------------------------

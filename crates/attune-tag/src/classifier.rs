@@ -25,7 +25,7 @@ pub trait SensitivityClassifier: Send + Sync {
     fn id(&self) -> &str;
     /// The text model it was trained on (`name@version`): the tagger refuses any other.
     fn features(&self) -> &str;
-    /// The text model's graph output it reads (e.g. `hidden_state_10`).
+    /// The text model's graph output it reads (e.g. `hidden_state_8`).
     fn inner_output(&self) -> &str;
     fn dimensions(&self) -> usize;
     /// Whether it was trained on clauses read in place (their rows of the whole text's states,
