@@ -475,15 +475,20 @@ impl TextTagger {
         let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
+        let max_batch = embedder.max_batch().max(1);
         let mut vectors = vec![Vec::new(); texts.len()];
         let mut assessments = vec![None; a_at];
-        for rows in order.chunks(embedder.max_batch().max(1)) {
-            let batch: Vec<String> = rows.iter().map(|&i| texts[i].clone()).collect();
-            let (v, mut states): (Vec<_>, Vec<_>) =
+        // One model call: each text's vector and its token states, one of each per text.
+        let mut with_states = |batch: Vec<String>| -> Result<(Vec<Vec<f32>>, Vec<TokenStates>), InferError> {
+            let (v, states): (Vec<_>, Vec<_>) =
                 embedder.run_batch_with_states(&batch, classifier.inner_output())?.into_iter().unzip();
-            if v.len() != rows.len() || states.len() != rows.len() {
-                return Err(fail(format!("{} inputs gave {} vectors", rows.len(), v.len())));
+            if v.len() != batch.len() || states.len() != batch.len() {
+                return Err(fail(format!("{} inputs gave {} vectors", batch.len(), v.len())));
             }
+            Ok((v, states))
+        };
+        for rows in order.chunks(max_batch) {
+            let (v, mut states) = with_states(rows.iter().map(|&i| texts[i].clone()).collect())?;
             let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
             for (k, &i) in rows.iter().enumerate() {
                 for (slot, range) in &carried[i] {
@@ -492,7 +497,13 @@ impl TextTagger {
                             states.push(part);
                             slots.push(*slot);
                         }
-                        None => unreached.push((*slot, texts[i].get(range.clone()).unwrap_or_default().to_string())),
+                        None => {
+                            // Never an empty clause read as harmless: a range outside its window is a bug.
+                            let clause = texts[i].get(range.clone()).ok_or_else(|| {
+                                fail(format!("clause {range:?} is not within its window of {} bytes", texts[i].len()))
+                            })?;
+                            unreached.push((*slot, clause.to_string()));
+                        }
                     }
                 }
             }
@@ -504,13 +515,8 @@ impl TextTagger {
                 assessments[slot] = Some(a);
             }
         }
-        for chunk in unreached.chunks(embedder.max_batch().max(1)) {
-            let batch: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
-            let states: Vec<_> = embedder
-                .run_batch_with_states(&batch, classifier.inner_output())?
-                .into_iter()
-                .map(|(_, s)| s)
-                .collect();
+        for chunk in unreached.chunks(max_batch) {
+            let (_, states) = with_states(chunk.iter().map(|(_, t)| t.clone()).collect())?;
             let a = assess_within_budget(classifier.as_ref(), &states)?;
             for ((slot, _), a) in chunk.iter().zip(a) {
                 assessments[*slot] = Some(a);
