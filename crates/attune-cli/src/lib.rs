@@ -145,9 +145,9 @@ struct ModelArgs {
     image_batch: usize,
     /// The text models, in order of preference (comma-separated): `run` sends each text to the
     /// first whose calibration covers its language, loading the later ones only when a text
-    /// first needs them (default: minilm-l6-v2 for English, multilingual-e5-small with its
-    /// special-category classifier for the other 11 languages; `multilingual-e5-small` alone
-    /// takes all 12); `eval` and `embed` use the first.
+    /// first needs them (default: multilingual-e5-small with its special-category classifier,
+    /// for all 12 languages; `minilm-l6-v2,multilingual-e5-small` sends English to MiniLM, about
+    /// twice as fast but leakier); `eval` and `embed` use the first.
     #[arg(long, env = "ATTUNE_TEXT_MODEL", value_delimiter = ',', default_values_t = DEFAULT_TEXT_MODELS.map(String::from))]
     text_model: Vec<String>,
     /// The image classifier (`attune models` lists what is installed).

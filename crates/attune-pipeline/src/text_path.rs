@@ -1,7 +1,8 @@
 //! Text models and their taggers, one per set of languages: each admitted text goes to the first
-//! path whose calibration covers its language (English to MiniLM, the other supported languages
-//! to multilingual-e5-small). A path may be made on first use, so a run of English chats never
-//! loads the multilingual model.
+//! path whose calibration covers its language (by default one path, multilingual-e5-small, takes
+//! all of them; `--text-model minilm-l6-v2,multilingual-e5-small` sends English to MiniLM and the
+//! rest to e5). A later path may be made on first use, so such a run of English chats never loads
+//! the multilingual model.
 
 use attune_infer::TextEmbedder;
 use attune_lang::Language;

@@ -219,8 +219,10 @@ fn eval_says_which_languages_its_model_does_not_cover() {
         .join("\n"),
     )
     .unwrap();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_attune")).args(["eval".as_ref(), labelled.as_os_str()]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args(["eval".as_ref(), "--text-model".as_ref(), "minilm-l6-v2".as_ref(), labelled.as_os_str()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("1 items are in languages minilm-l6-v2") && err.contains("(es 1)"), "{err}");

@@ -1,8 +1,6 @@
 //! Chat in the supported languages, end to end with the default text models: each text goes
-//! through the language gate, then to MiniLM (English) or multilingual-e5-small with the
-//! special-category classifier (the other 11); text in another language is skipped and counted,
-//! never tagged. The first run on a machine embeds e5's reference texts (~100 s on 2 cores), which
-//! are then kept in the cache.
+//! through the language gate, then to multilingual-e5-small with the special-category classifier
+//! (all 12 supported languages); text in another language is skipped and counted, never tagged.
 
 use crate::common;
 
@@ -36,14 +34,12 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
 
     assert_eq!(report["events"], 9, "{report}");
     assert_eq!(report["skipped"]["unsupported_language"], 2, "{report}");
-    // The four sensitive chats are dropped; the ordinary ones are tagged, except that the
-    // Indonesian camping chat may be dropped too: the special-category classifier (version 5)
-    // scores the chat whole ~0.33 against its bar of 0.2, though each of its two clauses passes
-    // (a false positive the calibration's 99.5 % recall costs; issue 18 is open on it). Never
-    // tagged with anything but camping.
-    let sensitive = report["skipped"]["sensitive"].as_u64().unwrap();
-    assert!(sensitive == 4 || sensitive == 5, "{report}");
-    assert_eq!(report["processed"].as_u64().unwrap() + sensitive, 7, "{report}");
+    // The four sensitive chats are dropped (the lexicon), the three ordinary ones tagged: the
+    // classifier (version 10) scores each of them under 0.04 against its bar of 0.12 (`attune
+    // eval --sweep classifier_threshold=0.02:0.2:0.02` on them; version 5 dropped the Indonesian
+    // camping chat at ~0.33 against 0.2).
+    assert_eq!(report["skipped"]["sensitive"], 4, "{report}");
+    assert_eq!(report["processed"], 3, "{report}");
     // Per language, counted, never quoted.
     let languages: HashMap<String, u64> = serde_json::from_value(report["languages"].clone()).unwrap();
     for code in ["id", "pt", "en", "ar", "es", "hi", "ja"] {
@@ -58,7 +54,6 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
         let got = evidence.get(id).cloned().unwrap_or_default();
         match expected {
             ["sensitive"] | ["skipped"] => assert!(got.is_empty(), "{id}: {expected:?} but gave {got:?}"),
-            topics if id == "id-camp" && sensitive == 5 => assert!(got.is_empty(), "{id}: {topics:?}, got {got:?}"),
             topics => assert!(
                 got.iter().any(|t| topics.contains(&t.as_str())),
                 "{id}: expected one of {topics:?}, got {got:?}"

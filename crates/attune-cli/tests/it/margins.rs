@@ -19,8 +19,8 @@ use attune_decode::{decode_file, DecodeOptions, Decoded};
 use attune_event::Kind;
 use attune_infer::{Device, ModelDir, Optimization, Runtime};
 use attune_model_whisper::Whisper;
-use attune_pipeline::{load_image_model, load_text_model, ImageClassifier, TextEmbedder};
-use attune_pipeline::{DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, ENGLISH_TEXT_MODEL};
+use attune_pipeline::{load_image_model, load_text_model, special_category_classifier, ImageClassifier, TextEmbedder};
+use attune_pipeline::{DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODELS};
 use attune_tag::{Calibration, ImageTagConfig, ImageTagger, Margins, TextTagger, Verdict};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -46,9 +46,13 @@ struct Models {
 impl Models {
     fn load(optimization: Optimization) -> Models {
         let runtime = Runtime::new(2, Device::Cpu).unwrap().with_optimization(optimization);
-        let mut embedder = load_text_model(ENGLISH_TEXT_MODEL, &runtime, None, 32).unwrap();
+        // The run's default text model, with its special-category classifier when it has one.
+        let mut embedder = load_text_model(DEFAULT_TEXT_MODELS[0], &runtime, None, 32).unwrap();
         let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
-        let text = TextTagger::new(embedder.as_mut(), calibration).unwrap();
+        let mut text = TextTagger::new(embedder.as_mut(), calibration).unwrap();
+        if let Some(classifier) = special_category_classifier(embedder.id(), &runtime) {
+            text = text.with_classifier(classifier.unwrap(), embedder.as_ref()).unwrap();
+        }
         let images = load_image_model(DEFAULT_IMAGE_MODEL, &runtime, None, 16).unwrap();
         let speech = Whisper::load(&runtime, &ModelDir::locate(DEFAULT_SPEECH_MODEL, None).unwrap()).unwrap();
         Models { embedder, text, images, image_tagger: ImageTagger::new(ImageTagConfig::default()).unwrap(), speech }
