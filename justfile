@@ -81,10 +81,14 @@ test-dist: setup setup-postgres fixtures-media
 test-kernels: setup fixtures-media
     ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked --features attune-cli/fault-injection
 
-# The tagger's figures on the labelled sets (tuning: calibrated on; holdout: never tuned on).
+# The tagger's figures on the labelled sets, with the default text model (tuning and calib:
+# calibrated on; holdout: never tuned on): English, then all 12 languages, per language.
 eval: build
     ./target/release/attune eval fixtures/conversations/tuning.jsonl
     ./target/release/attune eval fixtures/conversations/holdout.jsonl
+    ./target/release/attune eval fixtures/sensitivity/*.calib.jsonl
+    ./target/release/attune eval fixtures/conversations/multilingual/*.holdout.jsonl
+    ./target/release/attune eval fixtures/sensitivity/*.holdout.jsonl
 
 # Train the special-category classifier: multilingual-e5-small's top layers fine-tuned with a
 # head, on fixtures/sensitivity/*.train.jsonl, thresholds chosen on *.calib.jsonl (never the

@@ -402,13 +402,16 @@ def main():
                          "item's clause it finds of the item's category (p >= 0.5) is taught in place with that label")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the classifier")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--version", default="4", help="written into model.toml: bump it with every retrain")
+    ap.add_argument("--version", default=None,
+                    help="written into model.toml: the next number with every retrain (required unless --dry-run)")
     ap.add_argument("--dry-run", action="store_true", help="train and report; write nothing")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     if not 0.0 < args.ordinary_share < 1.0:
         ap.error("--ordinary-share must be between 0 and 1 (exclusive)")
+    if args.version is None and not args.dry_run:
+        ap.error("--version is required: the shipped model.toml's version plus one")
     torch.set_num_threads(2)
     from tokenizers import Tokenizer
 

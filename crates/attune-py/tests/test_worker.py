@@ -23,7 +23,7 @@ def test_batches_through_one_worker_add_up_to_a_run(sample, tmp_path, attune_bin
     worker = attune.Worker(str(tmp_path / "p.sqlite"), policy=folder / "policy.toml", threads=2,
                            attune_binary=attune_binary)
     taxonomy, model_set = worker.provenance
-    assert taxonomy.startswith("iab-audience-1.1") and "minilm" in model_set
+    assert taxonomy.startswith("iab-audience-1.1") and "multilingual-e5-small" in model_set
     reports = [worker.process_lines(lines[i:i + 100], folder) for i in range(0, len(lines), 100)]
     merged = attune.merge_reports(reports)
     assert merged["events"] == len([l for l in lines if l.strip()])
