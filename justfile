@@ -94,7 +94,9 @@ eval: build
 # head, on fixtures/sensitivity/*.train.jsonl, thresholds chosen on *.calib.jsonl (never the
 # holdouts); writes models/sensitivity-multilingual-e5-small/. Not part of set-up: the trained
 # classifier is committed. PyTorch on CPU is Debian's python3-torch (PyPI's wheel needs CUDA
-# to load), in a venv that sees it, with the rest pinned from PyPI. ~40 min on 2 cores.
+# to load), in a venv that sees it, with the rest pinned from PyPI. ~60 min on 2 cores. The
+# shipped version's recipe is in its model.toml; `--version` (the next number) is required:
+# `just train-sensitivity --version 12 --layers 4 --epochs 3 …`.
 train-sensitivity *args: setup build
     # OpenBLAS: without it Debian's torch multiplies with the reference BLAS, ~20x slower.
     dpkg -s python3-torch libopenblas0-pthread >/dev/null 2>&1 || apt-get install -y --no-install-recommends python3-torch libopenblas0-pthread
