@@ -6,8 +6,8 @@ models/sensitivity-multilingual-e5-small/ (classifier.onnx with float16 weights,
 reference.json) for the crate attune-model-sensitivity, which runs it on the same text model's
 `hidden_state_<layer>` output: one encoder pass per segment serves topics and the classifier.
 
-    just train-sensitivity                # or, in the venv that recipe makes:
-    .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py [--layers 4] [--epochs 4]
+    just train-sensitivity --version N    # or, in the venv that recipe makes:
+    .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py --version N [--layers 4] [--epochs 3]
 
 Data (fixtures/sensitivity/README.md): `*.train.jsonl` (plus the tuning sets of
 fixtures/conversations/) trains, `*.calib.jsonl` chooses the thresholds for the recall asked;

@@ -4,6 +4,7 @@
 use attune_infer::{Device, Runtime};
 use attune_pipeline::{
     load_text_model, special_category_classifier, Pipeline, SpeechSessions, TextEmbedder, ENGLISH_TEXT_MODEL,
+    MULTILINGUAL_TEXT_MODEL,
 };
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
@@ -98,7 +99,7 @@ fn bench(c: &mut Criterion) {
 fn bench_multilingual(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
-    let mut embedder = load_text_model("multilingual-e5-small", &runtime, None, 32).unwrap();
+    let mut embedder = load_text_model(MULTILINGUAL_TEXT_MODEL, &runtime, None, 32).unwrap();
     let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
     let classifier = special_category_classifier(embedder.id(), &runtime).expect("a classifier for e5").unwrap();
     let tagger = TextTagger::new(embedder.as_mut(), calibration)

@@ -24,13 +24,13 @@ pub const MODELS: Registry = Registry::new(MODEL_CRATES);
 
 /// The multilingual sentence encoder, with its special-category classifier: every supported
 /// language, English included.
-pub const MULTILINGUAL_TEXT_MODEL: &str = "multilingual-e5-small";
+pub const MULTILINGUAL_TEXT_MODEL: &str = attune_model_e5::MODEL_NAME;
 
 /// The English-only sentence encoder (its calibration's one language): about twice as fast on
 /// English as e5 with its classifier, but it leaks more special-category chats and finds topics
 /// less often (README, "Chat in every language"), so it is only used when asked for
 /// (`--text-model minilm-l6-v2,multilingual-e5-small`: MiniLM for English, e5 for the rest).
-pub const ENGLISH_TEXT_MODEL: &str = "minilm-l6-v2";
+pub const ENGLISH_TEXT_MODEL: &str = attune_model_minilm::MODEL_NAME;
 
 /// A run's text models by default, in order of preference: multilingual-e5-small with its
 /// special-category classifier for all 12 supported languages.
