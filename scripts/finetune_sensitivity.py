@@ -698,6 +698,9 @@ sha256 = "{sha}"
 # An item is dropped when any of its segments reaches the threshold (a language listed under
 # [thresholds] uses its own, stricter one).
 threshold = {threshold:.4f}
+# lexicon_confirmation: not chosen here (it needs the lexicon, which is the Rust tagger's): choose it on the
+# calibration split with `attune eval --sweep lexicon_confirmation=0:0.02:0.0025` as half the smallest p of a
+# sensitive item there that the lexicon alone catches. Without it every lexicon match drops its text.
 """ + ("""# Clauses are read in place: their rows of the whole text's states (TokenStates::in_place), one encoder
 # pass a text.
 clauses = "in-place"

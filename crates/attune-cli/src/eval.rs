@@ -113,6 +113,7 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         "sensitive_node_threshold" => config.sensitive_node_threshold = value,
         "sensitive_node_margin" => config.sensitive_node_margin = value,
         "classifier_threshold" => config.classifier_threshold = Some(value),
+        "lexicon_confirmation" => config.lexicon_confirmation = Some(value),
         other => bail!("--sweep: no threshold `{other}`"),
     }
     Ok(())
@@ -181,7 +182,11 @@ pub fn run(
                 by_lang.entry(item.lang.clone()).or_default().language_other += 1;
             }
             let verdict = if no_lexicon { tagger.tag_segments(text, s, v) } else { tagger.tag(text, s, v) };
-            let margin = tagger.margins(s, v).of_verdict(&verdict);
+            let mut margins = tagger.margins(text.text(), s, v);
+            if no_lexicon {
+                margins.lexicon = None;
+            }
+            let margin = margins.of_verdict(&verdict);
             if show.margins && !sweeping {
                 let outcome = match &verdict {
                     Verdict::Sensitive { category, .. } => format!("sensitive {category}"),

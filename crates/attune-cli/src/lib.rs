@@ -415,6 +415,9 @@ struct TagArgs {
     /// One threshold for the special-category classifier in every language.
     #[arg(long)]
     classifier_threshold: Option<f32>,
+    /// The classifier's p(sensitive) that must confirm a lexicon match (0: every match drops).
+    #[arg(long)]
+    lexicon_confirmation: Option<f32>,
     /// Check clauses on their own only in texts of at least this many words (0: every text).
     #[arg(long)]
     clauses_from_words: Option<usize>,
@@ -432,6 +435,7 @@ impl TagArgs {
             sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
             node_examples: self.node_examples.unwrap_or(d.node_examples),
             classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
+            lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),
             ..d
         }

@@ -58,6 +58,9 @@ struct Manifest {
     threshold: f32,
     #[serde(default)]
     thresholds: BTreeMap<String, f32>,
+    /// The p(sensitive) that confirms a lexicon match ([`SensitivityClassifier::lexicon_confirmation`]).
+    #[serde(default)]
+    lexicon_confirmation: Option<f32>,
     /// How it was trained to read a clause: encoded alone, or in place (its rows of the whole
     /// text's states).
     #[serde(default)]
@@ -83,6 +86,7 @@ pub struct SensitivityModel {
     classes: Vec<Option<SensitiveCategory>>,
     threshold: f32,
     per_language: BTreeMap<Language, f32>,
+    lexicon_confirmation: Option<f32>,
     clauses: ClauseReading,
 }
 
@@ -94,6 +98,7 @@ impl std::fmt::Debug for SensitivityModel {
             .field("inner_output", &self.inner_output)
             .field("threshold", &self.threshold)
             .field("per_language", &self.per_language)
+            .field("lexicon_confirmation", &self.lexicon_confirmation)
             .finish()
     }
 }
@@ -139,6 +144,12 @@ fn check(name: &str, manifest: &str, onnx: &[u8]) -> Result<Checked, Sensitivity
         let language = Language::from_code(code).map_err(|e| bad(e.to_string()))?;
         per_language.insert(language, in_range(code, *t)?);
     }
+    if let Some(t) = m.lexicon_confirmation {
+        in_range("lexicon_confirmation", t)?;
+        if per_language.values().any(|bar| t >= *bar) || t >= m.threshold {
+            return Err(bad(format!("lexicon_confirmation {t} must be below every threshold")));
+        }
+    }
     Ok(Checked { manifest: m, classes, per_language })
 }
 
@@ -167,6 +178,7 @@ impl SensitivityModel {
             classes,
             threshold: m.threshold,
             per_language,
+            lexicon_confirmation: m.lexicon_confirmation,
             clauses: m.clauses,
         })
     }
@@ -255,6 +267,10 @@ impl SensitivityClassifier for SensitivityModel {
             None => self.per_language.values().copied().fold(self.threshold, f32::min),
         }
     }
+
+    fn lexicon_confirmation(&self) -> Option<f32> {
+        self.lexicon_confirmation
+    }
 }
 
 #[cfg(test)]
@@ -326,6 +342,12 @@ mod tests {
         let bad = manifest.replace("threshold = ", "threshold = 1");
         assert!(check(name, &bad, onnx).is_err());
         let bad = manifest.replace("\"ordinary\", ", "");
+        assert!(check(name, &bad, onnx).is_err());
+        // The lexicon's confirmation bar must sit below every threshold (else a match the
+        // classifier already drops would be the only kind confirmed: the lexicon would add nothing).
+        let confirmation = check(name, manifest, onnx).unwrap().manifest.lexicon_confirmation;
+        assert!(confirmation.is_some_and(|t| t > 0.0 && t < 0.05), "{confirmation:?}");
+        let bad = manifest.replace("lexicon_confirmation = ", "lexicon_confirmation = 0.5 #");
         assert!(check(name, &bad, onnx).is_err());
     }
 

@@ -140,7 +140,7 @@ impl Pipeline<'_, '_> {
         };
         let mut to_embed = Vec::with_capacity(items.len());
         for (i, source, text) in items {
-            match tagger.lexicon_hit(text.text()) {
+            match tagger.lexicon_hit(text.text()).filter(|_| tagger.lexicon_decides()) {
                 Some(category) => parts.texts[i]
                     .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
                 None => {

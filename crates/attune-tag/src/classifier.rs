@@ -39,4 +39,12 @@ pub trait SensitivityClassifier: Send + Sync {
     /// The p(sensitive) at which a segment of text in `language` is sensitive (calibrated per
     /// language; `None`: the language is not known, the strictest is used).
     fn threshold(&self, language: Option<Language>) -> f32;
+    /// The p(sensitive) at which it confirms the lexicon: a text the lexicon matches is dropped
+    /// only when one of its segments reaches this (far below [`Self::threshold`]); the words
+    /// alone, in a text the classifier reads as plainly ordinary ("the EastEnders episode where
+    /// Phil gets his diagnosis", "a metro strike in Paris"), do not drop it. `None`: every
+    /// lexicon match drops its text, unread.
+    fn lexicon_confirmation(&self) -> Option<f32> {
+        None
+    }
 }

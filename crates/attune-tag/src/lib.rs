@@ -184,6 +184,11 @@ pub struct TagConfig {
     /// own per-language ones (`attune eval --sweep classifier_threshold=…`).
     #[serde(default)]
     pub classifier_threshold: Option<f32>,
+    /// The classifier's p(sensitive) that confirms a lexicon match, in place of its own
+    /// ([`SensitivityClassifier::lexicon_confirmation`]; 0: every match drops its text, as without
+    /// a classifier).
+    #[serde(default)]
+    pub lexicon_confirmation: Option<f32>,
     /// Clauses are embedded and checked on their own only in texts of at least this many words
     /// (0: in every text of more than one clause). A fine-tuned classifier reads a short chat
     /// whole as well as clause by clause, and each clause pass costs a whole encoder call.
@@ -422,6 +427,19 @@ impl TextTagger {
             || (self.probe.is_some() && self.config.probe_threshold <= 1.0)
     }
 
+    /// The p(sensitive) of the classifier that must confirm a lexicon match, when one must.
+    fn lexicon_confirmation(&self) -> Option<f32> {
+        let classifier = self.classifier.as_ref()?;
+        self.config.lexicon_confirmation.or_else(|| classifier.lexicon_confirmation()).filter(|t| *t > 0.0)
+    }
+
+    /// Whether a lexicon match drops its text by itself, so that the text need not be encoded
+    /// ([`TextTagger::tag`] then gives `Sensitive` without reading the encoding). When false,
+    /// a matched text goes through [`TextTagger::encode`] like any other.
+    pub fn lexicon_decides(&self) -> bool {
+        self.lexicon_confirmation().is_none()
+    }
+
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
     pub fn lexicon_hit(&self, text: &str) -> Option<SensitiveCategory> {
         let mut text = std::borrow::Cow::Borrowed(text);
@@ -534,7 +552,15 @@ impl TextTagger {
     /// encoded them. Only text the language gate admitted can be tagged ([`SupportedText`]).
     pub fn tag(&self, text: &SupportedText<'_>, segments: &Segments, encoded: EncodedRef<'_>) -> Verdict {
         if let Some(category) = self.lexicon_hit(text.text()) {
-            return Verdict::Sensitive { category, detector: Detector::Lexicon };
+            // A missing assessment reads as certain (`assessments`), so a match is never
+            // waved through for want of one.
+            let confirmed = match self.lexicon_confirmation() {
+                None => true,
+                Some(bar) => self.assessments(segments, encoded).any(|a| a.p_sensitive >= bar),
+            };
+            if confirmed {
+                return Verdict::Sensitive { category, detector: Detector::Lexicon };
+            }
         }
         self.tag_segments(text, segments, encoded)
     }
@@ -625,7 +651,14 @@ impl TextTagger {
     /// other way, on the detectors' own scales (cosine similarity, probe probability). ONNX
     /// Runtime picks its kernels per instruction set, so the same text scores a little
     /// differently from one CPU to another: a decision is only as stable as its margin.
-    pub fn margins(&self, segments: &Segments, encoded: EncodedRef<'_>) -> Margins {
+    pub fn margins(&self, text: &str, segments: &Segments, encoded: EncodedRef<'_>) -> Margins {
+        // A lexicon match the classifier must confirm is a scored decision too.
+        let lexicon = match (self.lexicon_hit(text), self.lexicon_confirmation()) {
+            (Some(_), Some(bar)) => {
+                Some(self.assessments(segments, encoded).map(|a| a.p_sensitive - bar).fold(f32::NEG_INFINITY, f32::max))
+            }
+            _ => None,
+        };
         let embeddings = encoded.vectors;
         // The same detectors on the same embeddings as `tag_segments`: clauses and windows
         // against categories and probe; the embedding topics come from also against the nodes.
@@ -643,7 +676,7 @@ impl TextTagger {
         }
         let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
         sensitive = sensitive.max(self.sensitive_excess(&topics_from, true));
-        Margins { sensitive, topics: self.topic_excess(&topics_from), max_topics: self.config.max_topics }
+        Margins { sensitive, lexicon, topics: self.topic_excess(&topics_from), max_topics: self.config.max_topics }
     }
 
     /// The largest amount by which a score passed its bar among detector 2 (and 3, the
@@ -735,8 +768,11 @@ fn version(probe_text: &str, config: &TagConfig, classifier: Option<&dyn Sensiti
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
-    if let Some(c) = classifier {
-        parts.push(c.id().as_bytes());
+    // The classifier's bars decide as much as its weights do.
+    let classifier_text =
+        classifier.map(|c| format!("{} {} {:?}", c.id(), c.threshold(None), c.lexicon_confirmation()));
+    if let Some(c) = &classifier_text {
+        parts.push(c.as_bytes());
     }
     format!("tagger.{}", content_hash(&parts))
 }
@@ -749,12 +785,16 @@ pub(crate) fn content_hash(parts: &[&[u8]]) -> String {
 }
 
 /// How close the decisions behind one text's verdict came to going the other way
-/// ([`TextTagger::margins`]). The lexicon is not scored: it matches or it does not.
+/// ([`TextTagger::margins`]). A lexicon match is not scored (it matches or it does not), but
+/// the classifier's confirmation of one is.
 #[derive(Debug, Clone)]
 pub struct Margins {
     /// The largest excess of a sensitivity score over its bar, over every clause and window:
     /// positive, the item is dropped by that much; negative, it was that far from being dropped.
     pub sensitive: f32,
+    /// When the lexicon matched and the classifier must confirm it: the largest excess of a
+    /// segment's p(sensitive) over the confirmation bar (positive: confirmed, dropped).
+    pub lexicon: Option<f32>,
     /// Allowed nodes with their score less the bar a topic must clear, best first: a topic
     /// given has an excess ≥ 0 (and a rank within `max_topics`).
     pub topics: Vec<(u32, f32)>,
@@ -790,11 +830,14 @@ impl Margins {
     /// the lexicon made.
     pub fn of_verdict(&self, verdict: &Verdict) -> f32 {
         match verdict {
-            Verdict::Sensitive { detector: Detector::Lexicon, .. } => f32::INFINITY,
+            Verdict::Sensitive { detector: Detector::Lexicon, .. } => self.lexicon.unwrap_or(f32::INFINITY),
             Verdict::Sensitive { .. } => self.sensitive,
-            Verdict::Topics(_) => {
-                self.topics.iter().map(|(id, _)| self.topic_presence(*id).abs()).fold(-self.sensitive, f32::min)
-            }
+            Verdict::Topics(_) => self
+                .topics
+                .iter()
+                .map(|(id, _)| self.topic_presence(*id).abs())
+                .fold(-self.sensitive, f32::min)
+                .min(self.lexicon.map_or(f32::INFINITY, |l| -l)),
         }
     }
 }
@@ -1550,5 +1593,91 @@ mod tests {
         let encoded = tagger.encode(&mut bytes_as_tokens(), std::slice::from_ref(&window_only)).unwrap();
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+    }
+
+    /// Confirms the lexicon: p(sensitive) 0.2 for a segment with an 'X' in it, 0.01 otherwise,
+    /// both under its threshold; lexicon matches need 0.05.
+    struct ConfirmsOnX;
+    impl SensitivityClassifier for ConfirmsOnX {
+        fn id(&self) -> &str {
+            "confirms-on-x@1"
+        }
+        fn features(&self) -> &str {
+            "with-states"
+        }
+        fn inner_output(&self) -> &str {
+            "inner"
+        }
+        fn dimensions(&self) -> usize {
+            3
+        }
+        fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
+            let has_x = |s: &attune_infer::TokenStates| s.values.contains(&f32::from(b'X'));
+            Ok(segments
+                .iter()
+                .map(|s| Assessment {
+                    p_sensitive: if has_x(s) { 0.2 } else { 0.01 },
+                    category: SensitiveCategory::Health,
+                })
+                .collect())
+        }
+        fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
+            0.5
+        }
+        fn lexicon_confirmation(&self) -> Option<f32> {
+            Some(0.05)
+        }
+    }
+
+    #[test]
+    fn a_lexicon_match_the_classifier_must_confirm_drops_only_when_confirmed_and_fails_closed() {
+        // Only the lexicon and the classifier can drop here (the constant vectors would match
+        // every category description and sensitive node).
+        let config = TagConfig {
+            category_threshold: 2.0,
+            probe_threshold: 2.0,
+            sensitive_node_threshold: 2.0,
+            ..minilm_config()
+        };
+        let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
+            .unwrap()
+            .with_classifier(std::sync::Arc::new(ConfirmsOnX), &bytes_as_tokens())
+            .unwrap();
+        assert!(!tagger.lexicon_decides(), "matched texts must be encoded to be confirmed");
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let unconfirmed = "my therapist recommended a hiking trip in the mountains this summer";
+        let confirmed = "my therapist recommended a hiking trip in the mountains this summer XX";
+        assert!(tagger.lexicon_hit(unconfirmed).is_some() && tagger.lexicon_hit(confirmed).is_some());
+        let items: Vec<Segments> = [unconfirmed, confirmed].iter().map(|t| tagger.segments(t)).collect();
+        let encoded = tagger.encode(&mut bytes_as_tokens(), &items).unwrap();
+        let verdict = |tagger: &TextTagger, k: usize, text: &str, e: EncodedRef<'_>| {
+            (tagger.tag(&gate.admit(text).unwrap(), &items[k], e), tagger.margins(text, &items[k], e))
+        };
+
+        let (v, m) = verdict(&tagger, 0, unconfirmed, encoded.item(0));
+        assert!(matches!(v, Verdict::Topics(_)), "{v:?}");
+        assert!((m.lexicon.unwrap() + 0.04).abs() < 1e-6, "{m:?}");
+        assert!(m.of_verdict(&v) <= 0.04 + 1e-6, "the confirmation is one of the decisions: {m:?}");
+        let (v, m) = verdict(&tagger, 1, confirmed, encoded.item(1));
+        assert!(
+            matches!(v, Verdict::Sensitive { category: SensitiveCategory::Health, detector: Detector::Lexicon }),
+            "{v:?}"
+        );
+        assert!((m.of_verdict(&v) - 0.15).abs() < 1e-6, "{m:?}");
+
+        // Without the classifier's assessments (not made by `encode`), a match drops its text.
+        let vectors = vec![vec![1.0, 0.0, 0.0]; items[0].texts.len()];
+        let (v, _) = verdict(&tagger, 0, unconfirmed, EncodedRef::vectors(&vectors));
+        assert!(matches!(v, Verdict::Sensitive { .. }), "{v:?}");
+
+        // A bar of 0 (`--lexicon-confirmation 0`) or no classifier: every match drops, unread.
+        let unread = tagger.with_config(TagConfig { lexicon_confirmation: Some(0.0), ..tagger.config().clone() });
+        assert!(unread.lexicon_decides());
+        let (v, m) = verdict(&unread, 0, unconfirmed, encoded.item(0));
+        assert!(matches!(v, Verdict::Sensitive { detector: Detector::Lexicon, .. }), "{v:?}");
+        assert_eq!((m.lexicon, m.of_verdict(&v)), (None, f32::INFINITY));
+        assert!(TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, minilm_config()))
+            .unwrap()
+            .lexicon_decides());
     }
 }

@@ -64,7 +64,7 @@ impl Models {
         let encoded = self.text.encode(self.embedder.as_mut(), std::slice::from_ref(&segments)).unwrap();
         let gate = attune_lang::LanguageGate::with_defaults();
         let text = gate.admit(text).unwrap_or_else(|d| panic!("the language gate skips {text:?}: {d:?}"));
-        (self.text.tag(&text, &segments, encoded.item(0)), self.text.margins(&segments, encoded.item(0)))
+        (self.text.tag(&text, &segments, encoded.item(0)), self.text.margins(text.text(), &segments, encoded.item(0)))
     }
 
     fn image(&mut self, image: &attune_decode::image::RgbImage) -> Margins {
@@ -93,6 +93,9 @@ struct Check {
 impl Check {
     fn note_movement(&mut self, a: &Margins, b: &Margins) {
         self.moved = self.moved.max((a.sensitive - b.sensitive).abs());
+        if let (Some(x), Some(y)) = (a.lexicon, b.lexicon) {
+            self.moved = self.moved.max((x - y).abs());
+        }
         let b_topics: HashMap<u32, f32> = b.topics.iter().copied().collect();
         for (id, e) in &a.topics {
             self.moved = self.moved.max((e - b_topics[id]).abs());
