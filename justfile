@@ -89,6 +89,9 @@ eval: build
     ./target/release/attune eval fixtures/sensitivity/*.calib.jsonl
     ./target/release/attune eval fixtures/conversations/multilingual/*.holdout.jsonl
     ./target/release/attune eval fixtures/sensitivity/*.holdout.jsonl
+    # Sessions of 5-10 messages made of the calibration and holdout lines (fixtures/make_long_chats.py).
+    ./target/release/attune eval fixtures/long_chats/calib.jsonl
+    ./target/release/attune eval fixtures/long_chats/holdout.jsonl
 
 # Train the special-category classifier: multilingual-e5-small's top layers fine-tuned with a
 # head, on fixtures/sensitivity/*.train.jsonl, thresholds chosen on *.calib.jsonl (never the

@@ -910,7 +910,17 @@ impl Segments {
         let clauses =
             if clauses_from_words > 0 && words(text).len() < clauses_from_words { vec![] } else { clauses(text) };
         if clauses.len() > 1 {
-            for (clause, c) in clauses {
+            // A chat of several messages, one a line: each message of more than one clause is
+            // read whole too. The classifier learnt messages; in a session a message is otherwise
+            // only its clauses (which may each be harmless) and a window of many other messages
+            // (which dilutes it).
+            let mut parts: Vec<(std::ops::Range<usize>, String)> = messages(text)
+                .into_iter()
+                .filter(|m| clauses.iter().filter(|(c, _)| m.start <= c.start && c.end <= m.end).count() > 1)
+                .map(|m| (m.clone(), text[m].to_string()))
+                .collect();
+            parts.extend(clauses);
+            for (clause, c) in parts {
                 let holder = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
                 match holder {
                     Some(w) if in_place => placed.push(InPlace {
@@ -1018,6 +1028,26 @@ fn clauses(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
         }
     }
     out
+}
+
+/// The messages of a text of several lines (a chat's turns, one a line), trimmed, as byte
+/// ranges; none for a text of one line.
+fn messages(text: &str) -> Vec<std::ops::Range<usize>> {
+    let base = text.as_ptr() as usize;
+    let lines: Vec<std::ops::Range<usize>> = text
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let start = l.as_ptr() as usize - base;
+            start..start + l.len()
+        })
+        .collect();
+    if lines.len() > 1 {
+        lines
+    } else {
+        Vec::new()
+    }
 }
 
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -1301,6 +1331,23 @@ mod tests {
             .collect();
         let segs = Segments::of(&turns.join("\n"));
         assert!(segs.texts[segs.windows..].iter().any(|c| c == "I was diagnosed with diabetes last week"), "{segs:?}");
+    }
+
+    #[test]
+    fn each_message_of_a_chat_is_read_whole_as_well_as_clause_by_clause() {
+        let message = "Our local voted last night. Should I bring snacks to the picket line tomorrow?";
+        let tent = "Which tent is best for two people, and how heavy is it?";
+        let chat = [tent, message, "Thanks for all the help today"].join("\n");
+        let segs = Segments::of(&chat);
+        assert_eq!(segs.windows, 1);
+        let read: Vec<&str> = segs.texts[segs.windows..].iter().map(String::as_str).collect();
+        // The two messages of more than one clause whole, then every clause.
+        assert_eq!(read[..2], [tent, message]);
+        assert!(read.contains(&"Our local voted last night"), "{read:?}");
+        // A message of one clause is read as that clause, once.
+        assert_eq!(read.iter().filter(|t| t.contains("Thanks for all")).count(), 1, "{read:?}");
+        // One line: no messages.
+        assert_eq!(Segments::of(&chat.replace('\n', " ")).texts.len(), segs.texts.len() - 2);
     }
 
     #[test]
