@@ -139,13 +139,33 @@ impl Pipeline<'_, '_> {
             }
         };
         let mut to_embed = Vec::with_capacity(items.len());
+        let mut matched = Vec::new();
         for (i, source, text) in items {
-            match tagger.lexicon_hit(text.text()).filter(|_| tagger.lexicon_decides()) {
-                Some(category) => parts.texts[i]
+            match tagger.lexicon_hit(text.text()) {
+                Some(category) if tagger.lexicon_decides() => parts.texts[i]
                     .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
+                Some(category) => matched.push((i, source, text, category)),
                 None => {
                     let segs = tagger.segments(text.text());
                     to_embed.push((i, source, text, segs))
+                }
+            }
+        }
+        // Matches the classifier must confirm: their windows first; only those not confirmed
+        // there are encoded whole (a failed call sends them all that way, to fail one by one).
+        if !matched.is_empty() {
+            let texts: Vec<&str> = matched.iter().map(|(_, _, text, _)| text.text()).collect();
+            let confirmed = match tagger.confirm_on_windows(embedder, &texts) {
+                Some(Ok(confirmed)) => confirmed,
+                _ => vec![false; matched.len()],
+            };
+            for ((i, source, text, category), confirmed) in matched.into_iter().zip(confirmed) {
+                if confirmed {
+                    parts.texts[i]
+                        .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon }));
+                } else {
+                    let segs = tagger.segments(text.text());
+                    to_embed.push((i, source, text, segs));
                 }
             }
         }

@@ -440,6 +440,36 @@ impl TextTagger {
         self.lexicon_confirmation().is_none()
     }
 
+    /// For texts the lexicon matched: whether the classifier confirms each on its windows
+    /// alone (one encoder pass over the windows, none over the clauses). A confirmed text is
+    /// sensitive whatever its clauses say, as [`TextTagger::tag`] would decide it; one not
+    /// confirmed here must go through [`TextTagger::encode`] whole (a clause may still confirm
+    /// it, or the classifier drop it). Matches are common in long chats, whose clauses cost the
+    /// most to encode. `None` for a tagger whose lexicon decides alone.
+    pub fn confirm_on_windows(
+        &self,
+        embedder: &mut dyn TextEmbedder,
+        texts: &[&str],
+    ) -> Option<Result<Vec<bool>, InferError>> {
+        let bar = self.lexicon_confirmation()?;
+        let windows: Vec<Segments> = texts
+            .iter()
+            .map(|t| {
+                let ranges = word_window_ranges(t);
+                Segments {
+                    texts: ranges.iter().map(|r| t[r.clone()].to_string()).collect(),
+                    windows: ranges.len(),
+                    in_place: vec![],
+                }
+            })
+            .collect();
+        Some(self.encode(embedder, &windows).map(|encoded| {
+            (0..windows.len())
+                .map(|k| self.assessments(&windows[k], encoded.item(k)).any(|a| a.p_sensitive >= bar))
+                .collect()
+        }))
+    }
+
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
     pub fn lexicon_hit(&self, text: &str) -> Option<SensitiveCategory> {
         let mut text = std::borrow::Cow::Borrowed(text);
@@ -875,8 +905,9 @@ const UNSPACED_CHARS_PER_WORD: usize = 2;
 const MIN_CLAUSE_WORDS: usize = 4;
 
 /// What to embed for one text: `windows` for topics (the text itself when short, else
-/// overlapping word windows), then its clauses, each checked on its own for sensitive content
-/// so that "running shoes after my knee surgery" is not averaged away by the shoes. A clause is
+/// overlapping word windows), then, in a text of several lines, each line (message) of more than
+/// one clause, then its clauses, each checked on its own for sensitive content so that "running
+/// shoes after my knee surgery" is not averaged away by the shoes. A message or clause is
 /// either encoded alone (one of `texts`) or, for a classifier that reads clauses in place, a
 /// byte range of a window (`in_place`): its rows of the window's own states, in context and at
 /// no encoder cost.
@@ -1712,6 +1743,10 @@ mod tests {
         );
         assert!((m.of_verdict(&v) - 0.15).abs() < 1e-6, "{m:?}");
 
+        // The pipeline's shortcut, windows first, decides as `tag` does on what it confirms.
+        let on_windows = tagger.confirm_on_windows(&mut bytes_as_tokens(), &[unconfirmed, confirmed]);
+        assert_eq!(on_windows.unwrap().unwrap(), [false, true]);
+
         // Without the classifier's assessments (not made by `encode`), a match drops its text.
         let vectors = vec![vec![1.0, 0.0, 0.0]; items[0].texts.len()];
         let (v, _) = verdict(&tagger, 0, unconfirmed, EncodedRef::vectors(&vectors));
@@ -1719,7 +1754,7 @@ mod tests {
 
         // A bar of 0 (`--lexicon-confirmation 0`) or no classifier: every match drops, unread.
         let unread = tagger.with_config(TagConfig { lexicon_confirmation: Some(0.0), ..tagger.config().clone() });
-        assert!(unread.lexicon_decides());
+        assert!(unread.lexicon_decides() && unread.confirm_on_windows(&mut bytes_as_tokens(), &[confirmed]).is_none());
         let (v, m) = verdict(&unread, 0, unconfirmed, encoded.item(0));
         assert!(matches!(v, Verdict::Sensitive { detector: Detector::Lexicon, .. }), "{v:?}");
         assert_eq!((m.lexicon, m.of_verdict(&v)), (None, f32::INFINITY));
