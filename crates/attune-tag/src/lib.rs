@@ -452,17 +452,8 @@ impl TextTagger {
         texts: &[&str],
     ) -> Option<Result<Vec<bool>, InferError>> {
         let bar = self.lexicon_confirmation()?;
-        let windows: Vec<Segments> = texts
-            .iter()
-            .map(|t| {
-                let ranges = word_window_ranges(t);
-                Segments {
-                    texts: ranges.iter().map(|r| t[r.clone()].to_string()).collect(),
-                    windows: ranges.len(),
-                    in_place: vec![],
-                }
-            })
-            .collect();
+        // No text reaches `usize::MAX` words, so none is cut into clauses: windows alone.
+        let windows: Vec<Segments> = texts.iter().map(|t| Segments::cut(t, usize::MAX, false)).collect();
         Some(self.encode(embedder, &windows).map(|encoded| {
             (0..windows.len())
                 .map(|k| self.assessments(&windows[k], encoded.item(k)).any(|a| a.p_sensitive >= bar))
@@ -1497,7 +1488,7 @@ mod tests {
     }
 
     /// As many zero states as the text has bytes, no offsets; 2 texts a call. With
-    /// [`LongIsSensitive`], a segment is sensitive when it has at least 20 "tokens".
+    /// [`long_is_sensitive`], a segment is sensitive when it has at least 20 "tokens".
     fn with_states() -> StatesOf {
         let states = |t: &str| attune_infer::TokenStates {
             tokens: t.len(),
@@ -1529,10 +1520,17 @@ mod tests {
         StatesOf { states, max_batch: 4 }
     }
 
-    struct LongIsSensitive;
-    impl SensitivityClassifier for LongIsSensitive {
+    /// A stand-in special-category classifier over [`StatesOf`]'s states: `p` scores a segment,
+    /// threshold 0.5 in every language.
+    struct StandIn {
+        p: fn(&attune_infer::TokenStates) -> f32,
+        category: SensitiveCategory,
+        in_place: bool,
+        confirmation: Option<f32>,
+    }
+    impl SensitivityClassifier for StandIn {
         fn id(&self) -> &str {
-            "long-is-sensitive@1"
+            "stand-in@1"
         }
         fn features(&self) -> &str {
             "with-states"
@@ -1543,28 +1541,59 @@ mod tests {
         fn dimensions(&self) -> usize {
             3
         }
+        fn reads_clauses_in_place(&self) -> bool {
+            self.in_place
+        }
         fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
-            Ok(segments
-                .iter()
-                .map(|s| Assessment {
-                    p_sensitive: if s.tokens >= 20 { 0.9 } else { 0.1 },
-                    category: SensitiveCategory::TradeUnion,
-                })
-                .collect())
+            Ok(segments.iter().map(|s| Assessment { p_sensitive: (self.p)(s), category: self.category }).collect())
         }
         fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
             0.5
         }
+        fn lexicon_confirmation(&self) -> Option<f32> {
+            self.confirmation
+        }
+    }
+
+    /// Sensitive when a segment has at least 20 "tokens".
+    fn long_is_sensitive() -> std::sync::Arc<StandIn> {
+        let p = |s: &attune_infer::TokenStates| if s.tokens >= 20 { 0.9 } else { 0.1 };
+        std::sync::Arc::new(StandIn { p, category: SensitiveCategory::TradeUnion, in_place: false, confirmation: None })
+    }
+
+    /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
+    fn mostly_x() -> std::sync::Arc<StandIn> {
+        let p = |s: &attune_infer::TokenStates| {
+            let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
+            if 3 * x > s.tokens {
+                0.9
+            } else {
+                0.1
+            }
+        };
+        std::sync::Arc::new(StandIn { p, category: SensitiveCategory::Health, in_place: true, confirmation: None })
+    }
+
+    /// Confirms the lexicon: p(sensitive) 0.2 for a segment with an 'X' in it, 0.01 otherwise,
+    /// both under its threshold; lexicon matches need 0.05.
+    fn confirms_on_x() -> std::sync::Arc<StandIn> {
+        let p = |s: &attune_infer::TokenStates| if s.values.contains(&f32::from(b'X')) { 0.2 } else { 0.01 };
+        std::sync::Arc::new(StandIn {
+            p,
+            category: SensitiveCategory::Health,
+            in_place: false,
+            confirmation: Some(0.05),
+        })
     }
 
     #[test]
     fn the_classifier_reads_each_segments_states_from_the_encoding_call_and_fails_closed() {
         let tagger = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
             .unwrap()
-            .with_classifier(std::sync::Arc::new(LongIsSensitive), &with_states())
+            .with_classifier(long_is_sensitive(), &with_states())
             .unwrap();
         // Refused: a classifier for another model, or an output the model lacks.
-        assert!(tagger.clone().with_classifier(std::sync::Arc::new(LongIsSensitive), &constant()).is_err());
+        assert!(tagger.clone().with_classifier(long_is_sensitive(), &constant()).is_err());
         let gate = attune_lang::LanguageGate::with_defaults();
         let long = "I would like some help planning a hiking trip in the mountains this summer with friends";
         let text = gate.admit(long).unwrap();
@@ -1597,39 +1626,6 @@ mod tests {
         assert_eq!((e.vectors.len(), e.assessments.len()), (items.iter().map(|s| s.texts.len()).sum(), 0));
     }
 
-    /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
-    struct MostlyX;
-    impl SensitivityClassifier for MostlyX {
-        fn id(&self) -> &str {
-            "mostly-x@1"
-        }
-        fn features(&self) -> &str {
-            "with-states"
-        }
-        fn inner_output(&self) -> &str {
-            "inner"
-        }
-        fn dimensions(&self) -> usize {
-            3
-        }
-        fn reads_clauses_in_place(&self) -> bool {
-            true
-        }
-        fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
-            Ok(segments
-                .iter()
-                .map(|s| {
-                    let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
-                    let p_sensitive = if 3 * x > s.tokens { 0.9 } else { 0.1 };
-                    Assessment { p_sensitive, category: SensitiveCategory::Health }
-                })
-                .collect())
-        }
-        fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
-            0.5
-        }
-    }
-
     #[test]
     fn clauses_read_in_place_cost_no_encoder_pass_and_a_sensitive_one_drops_the_item() {
         // As e5's calibration: no detector reads clauses' own vectors.
@@ -1637,7 +1633,7 @@ mod tests {
         let with_clause_vectors =
             TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, minilm_config()))
                 .unwrap()
-                .with_classifier(std::sync::Arc::new(MostlyX), &bytes_as_tokens())
+                .with_classifier(mostly_x(), &bytes_as_tokens())
                 .unwrap();
         let tagger = with_clause_vectors.with_config(config.clone());
         // Where the category descriptions still read clause vectors, clauses are encoded alone.
@@ -1673,40 +1669,6 @@ mod tests {
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
     }
 
-    /// Confirms the lexicon: p(sensitive) 0.2 for a segment with an 'X' in it, 0.01 otherwise,
-    /// both under its threshold; lexicon matches need 0.05.
-    struct ConfirmsOnX;
-    impl SensitivityClassifier for ConfirmsOnX {
-        fn id(&self) -> &str {
-            "confirms-on-x@1"
-        }
-        fn features(&self) -> &str {
-            "with-states"
-        }
-        fn inner_output(&self) -> &str {
-            "inner"
-        }
-        fn dimensions(&self) -> usize {
-            3
-        }
-        fn assess(&self, segments: &[&attune_infer::TokenStates]) -> Result<Vec<Assessment>, String> {
-            let has_x = |s: &attune_infer::TokenStates| s.values.contains(&f32::from(b'X'));
-            Ok(segments
-                .iter()
-                .map(|s| Assessment {
-                    p_sensitive: if has_x(s) { 0.2 } else { 0.01 },
-                    category: SensitiveCategory::Health,
-                })
-                .collect())
-        }
-        fn threshold(&self, _: Option<attune_lang::Language>) -> f32 {
-            0.5
-        }
-        fn lexicon_confirmation(&self) -> Option<f32> {
-            Some(0.05)
-        }
-    }
-
     #[test]
     fn a_lexicon_match_the_classifier_must_confirm_drops_only_when_confirmed_and_fails_closed() {
         // Only the lexicon and the classifier can drop here (the constant vectors would match
@@ -1719,7 +1681,7 @@ mod tests {
         };
         let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
             .unwrap()
-            .with_classifier(std::sync::Arc::new(ConfirmsOnX), &bytes_as_tokens())
+            .with_classifier(confirms_on_x(), &bytes_as_tokens())
             .unwrap();
         assert!(!tagger.lexicon_decides(), "matched texts must be encoded to be confirmed");
         let gate = attune_lang::LanguageGate::with_defaults();
