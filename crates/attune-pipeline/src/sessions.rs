@@ -1,11 +1,13 @@
 //! Speech sessions made on first use. A Whisper session holds about 250 MB, and a run may use
 //! one per thread of its budget; a manifest without recordings never needs one, and a run whose
-//! batches keep only two busy should not pay for sixteen.
+//! batches keep only two busy should not pay for sixteen. The sessions a batch wants are made
+//! side by side: making one is mostly ONNX Runtime copying and rewriting the graph on one thread
+//! (Whisper base: 1-4 s each), and a short run pays for it in full.
 
 use attune_infer::{InferError, SpeechToText};
 
-/// Makes one more session of the speech model.
-pub type MakeSession<'a> = Box<dyn FnMut() -> Result<Box<dyn SpeechToText>, InferError> + Send + 'a>;
+/// Makes one more session of the speech model; called from several threads at once.
+pub type MakeSession<'a> = Box<dyn Fn() -> Result<Box<dyn SpeechToText>, InferError> + Send + Sync + 'a>;
 
 /// Up to `limit` sessions of one speech model, made as batches first need them and kept for
 /// the run.
@@ -52,35 +54,50 @@ impl<'a> SpeechSessions<'a> {
     }
 
     /// At least one and at most `wanted` sessions (never more than the limit), making the missing
-    /// ones now. A session that cannot be made lowers the limit to those made; when none can be,
-    /// the reason, which every later call repeats.
+    /// ones now, side by side. A session that cannot be made lowers the limit to those made; when
+    /// none can be, the reason, which every later call repeats without trying again.
     pub fn get(&mut self, wanted: usize) -> Result<&mut [Box<dyn SpeechToText>], String> {
         let wanted = wanted.max(1);
-        while self.made.len() < wanted.min(self.limit) && self.unavailable.is_none() {
-            let Some(make) = self.make.as_mut() else { break };
+        let missing = wanted.min(self.limit).saturating_sub(self.made.len());
+        if let (Some(make), true, None) = (self.make.as_ref(), missing > 0, self.unavailable.as_ref()) {
             let started = std::time::Instant::now();
-            match make() {
-                Ok(session) => {
-                    tracing::info!(
-                        "speech session {} of at most {} made in {:.2} s",
-                        self.made.len() + 1,
-                        self.limit,
-                        started.elapsed().as_secs_f64()
-                    );
-                    self.made.push(session);
+            let made: Vec<Result<Box<dyn SpeechToText>, InferError>> = if missing == 1 {
+                vec![make()]
+            } else {
+                std::thread::scope(|scope| {
+                    let makers: Vec<_> = (0..missing).map(|_| scope.spawn(make)).collect();
+                    makers
+                        .into_iter()
+                        .map(|m| {
+                            m.join()
+                                .unwrap_or_else(|_| Err(InferError::Config("making a speech session panicked".into())))
+                        })
+                        .collect()
+                })
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            for result in made {
+                match result {
+                    Ok(session) => {
+                        self.made.push(session);
+                        tracing::info!(
+                            "speech session {} of at most {} made ({missing} side by side in {seconds:.2} s)",
+                            self.made.len(),
+                            self.limit
+                        );
+                    }
+                    Err(e) if self.made.is_empty() && self.unavailable.is_none() => {
+                        tracing::warn!("speech model unavailable, audio events will fail: {e}");
+                        self.unavailable = Some(format!("the speech model could not be loaded: {e}"));
+                    }
+                    Err(e) => tracing::warn!("a speech session could not be made ({e})"),
                 }
-                Err(e) if self.made.is_empty() => {
-                    tracing::warn!("speech model unavailable, audio events will fail: {e}");
-                    self.unavailable = Some(format!("the speech model could not be loaded: {e}"));
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "speech session {} could not be made ({e}); going on with {}",
-                        self.made.len() + 1,
-                        self.made.len()
-                    );
-                    self.limit = self.made.len();
-                }
+            }
+            if !self.made.is_empty() && self.made.len() < wanted.min(self.limit) {
+                // A session that cannot be made now will not be made later: go on with those made.
+                tracing::warn!("going on with {} speech session(s)", self.made.len());
+                self.limit = self.made.len();
+                self.unavailable = None;
             }
         }
         match wanted.min(self.made.len()) {
@@ -135,13 +152,33 @@ mod tests {
     }
 
     #[test]
-    fn a_model_that_cannot_load_fails_every_call_with_its_reason_and_is_tried_once() {
+    fn a_model_that_cannot_load_fails_every_call_with_its_reason_and_is_not_tried_again() {
         let (calls, make) = counting(0);
         let mut sessions = SpeechSessions::on_demand("echo@1".into(), 2, make);
         let first = sessions.get(2).err().unwrap();
         assert!(first.contains("could not be loaded") && first.contains("echo"), "{first}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the two wanted were tried side by side");
         assert_eq!(sessions.get(1).err().unwrap(), first);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(sessions.get(2).err().unwrap(), first);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "and never again");
+    }
+
+    #[test]
+    fn sessions_wanted_together_are_made_side_by_side() {
+        // Each maker waits until the other has started: made one after the other, they would
+        // wait for ever (bounded here by a timeout that fails the test).
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let make: MakeSession<'static> = Box::new(move || {
+            barrier.wait();
+            Ok(Box::new(Echo) as Box<dyn SpeechToText>)
+        });
+        std::thread::spawn(move || {
+            let mut sessions = SpeechSessions::on_demand("echo@1".into(), 2, make);
+            let n = sessions.get(2).map(|s| s.len()).unwrap_or(0);
+            tx.send(n).unwrap();
+        });
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)), Ok(2));
     }
 
     #[test]
@@ -150,8 +187,9 @@ mod tests {
         let mut sessions = SpeechSessions::on_demand("echo@1".into(), 3, make);
         assert_eq!(sessions.get(3).unwrap().len(), 1);
         assert_eq!(sessions.limit(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "the three wanted were tried side by side");
         assert_eq!(sessions.get(3).unwrap().len(), 1);
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "not tried again");
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "not tried again");
     }
 
     #[test]
