@@ -61,3 +61,52 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
         }
     }
 }
+
+/// A session of several messages, one of them special-category: the whole session is dropped
+/// (or, in a language the gate does not admit, skipped), never tagged, in every language. Its
+/// sensitive message is often diluted in the session's window and harmless clause by clause;
+/// each message of more than one clause is read whole too (`Segments::cut`).
+#[test]
+fn one_sensitive_message_drops_a_long_session_in_every_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = common::mixed_long_sessions(SESSIONS_PER_LANGUAGE);
+    assert_eq!(sessions.len(), 12 * SESSIONS_PER_LANGUAGE);
+    let ids: Vec<String> = (0..sessions.len()).map(|k| format!("session-{k}")).collect();
+    let lines: Vec<String> = ids.iter().zip(&sessions).map(|(id, s)| chat(id, s["text"].as_str().unwrap())).collect();
+    let manifest = dir.path().join("sessions.jsonl");
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    let store = dir.path().join("s.sqlite");
+    let report = common::run_manifest(&manifest, &store);
+
+    assert_eq!(report["events"], sessions.len(), "{report}");
+    assert_eq!(report["processed"], 0, "a session with a sensitive message was tagged: {report}");
+    let dropped = report["skipped"]["sensitive"].as_u64().unwrap();
+    let unsupported = report["skipped"]["unsupported_language"].as_u64().unwrap();
+    assert_eq!(dropped + unsupported, sessions.len() as u64, "{report}");
+    assert!(dropped as usize >= sessions.len() - 2, "the language gate skipped {unsupported}: {report}");
+    let users: Vec<String> = ids.iter().map(|id| format!("u-{id}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert!(common::evidence(&store, &users).is_empty(), "a profile holds a topic of a sensitive session");
+}
+
+/// The sessions above (and `just eval`'s) are what `fixtures/make_long_chats.py` makes of the
+/// labelled lines today: a labelled line edited without the sessions made again would leave
+/// them measuring text that is no longer in the sets.
+#[test]
+fn long_chat_fixtures_are_what_their_script_makes() {
+    let out = std::process::Command::new("python3")
+        .arg(common::root().join("fixtures/make_long_chats.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "fixtures/long_chats differ from what fixtures/make_long_chats.py makes (run it): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sessions per language in the test above (and in `margins.rs`, which checks each is dropped
+/// by a margin).
+pub const SESSIONS_PER_LANGUAGE: usize = 4;

@@ -258,6 +258,16 @@ fn every_model_decision_the_end_to_end_tests_assert_holds_by_a_margin() {
         check.dropped(line["event_id"].as_str().unwrap(), &verdict, &margins);
     }
 
+    // Long sessions with one sensitive message (tests/languages.rs): each dropped.
+    for (k, session) in common::mixed_long_sessions(crate::languages::SESSIONS_PER_LANGUAGE).iter().enumerate() {
+        let text = session["text"].as_str().unwrap();
+        if gate.admit(text).is_err() {
+            continue;
+        }
+        let (verdict, margins) = check.text(text, text);
+        check.dropped(&format!("long session {k} ({})", session["lang"]), &verdict, &margins);
+    }
+
     let moved = check.moved;
     println!("largest score movement between fused and unfused kernels: {moved:.2e}");
     let mut failures = Vec::new();

@@ -91,3 +91,20 @@ pub fn evidence(store: &Path, users: &[&str]) -> HashMap<String, Vec<String>> {
     }
     out
 }
+
+/// Long chat sessions, each with one special-category message among 4-9 ordinary ones
+/// (`fixtures/long_chats/holdout.jsonl`, made by `fixtures/make_long_chats.py` from the holdout
+/// lines): the first `per_language` of each language, in file order.
+pub fn mixed_long_sessions(per_language: usize) -> Vec<Value> {
+    let path = root().join("fixtures/long_chats/holdout.jsonl");
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    manifest_lines(&path, "fixtures/make_long_chats.py")
+        .into_iter()
+        .filter(|s| s["expect"] != "ordinary")
+        .filter(|s| {
+            let n = taken.entry(s["lang"].as_str().unwrap().to_string()).or_default();
+            *n += 1;
+            *n <= per_language
+        })
+        .collect()
+}
