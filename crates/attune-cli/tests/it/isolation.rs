@@ -4,8 +4,6 @@
 //! Real decoders do these things only on inputs nobody can name in advance, so the worker's fault
 //! injection (`ATTUNE_WORKER_FAULTS=1`, files starting with `ATTUNE-FAULT:`) stands in for them.
 
-use crate::common;
-
 /// The faults are compiled in only with the feature (`just test` passes it): without it this
 /// file fails rather than pass without testing anything.
 #[cfg(not(feature = "fault-injection"))]
@@ -17,6 +15,7 @@ fn fault_injection_is_compiled_in() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
+    use crate::common;
     use serde_json::json;
     use std::process::Command;
     use std::time::Instant;
