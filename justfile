@@ -114,7 +114,15 @@ train-sensitivity *args: setup build
 bench sizes="tiny,small": setup fixtures-media
     cargo bench -p attune-benches
     just bench-compare {{sizes}}
+    just bench-text
     just bench-speech
+
+# Chat text side by side: attune's default text path (e5, language gate, special-category
+# classifier) against a Python loop encoding each chat once with the same e5 through
+# onnxruntime-python, on the bench corpus's 2,000 chats and on the 12 languages' holdouts.
+bench-text threads="2": build bench-venv
+    python3 benches/text_compare.py --threads {{threads}} --json target/bench-results/text.json
+    python3 benches/text_compare.py --threads {{threads}} --corpus multilingual --json target/bench-results/text-multilingual.json
 
 # Speech side by side: attune's whole pipeline on Whisper base against faster-whisper's
 # transcription alone (int8 and float32, same weights, same recordings, same cores).

@@ -205,6 +205,14 @@ pub fn run(
                     describe(&verdict),
                     item.text
                 );
+                if let Some((segment, a)) = tagger.likeliest_sensitive_segment(text.text(), s, v) {
+                    println!(
+                        "    likeliest sensitive segment: p {:.4} {} ({} words): {segment}",
+                        a.p_sensitive,
+                        a.category,
+                        segment.split_whitespace().count()
+                    );
+                }
             }
         }
         if show.json {

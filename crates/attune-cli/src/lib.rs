@@ -250,7 +250,8 @@ enum Command {
         /// (repeatable: every combination); one line of figures per setting.
         #[arg(long)]
         sweep: Vec<String>,
-        /// Print the items it got wrong.
+        /// Print the items it got wrong, each with the segment (window, message or clause) the
+        /// special-category classifier found likeliest to be sensitive and its p.
         #[arg(long)]
         show_errors: bool,
         /// Print the metrics as JSON.

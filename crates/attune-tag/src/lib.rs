@@ -614,6 +614,33 @@ impl TextTagger {
         self.tag_embedding(&unit_mean(windows))
     }
 
+    /// The segment the classifier found likeliest to be sensitive, with its assessment: what an
+    /// operator reads to see why a text was dropped or how close a leak came (`attune eval
+    /// --show-errors`). `None` without a classifier or for a text with no segment.
+    pub fn likeliest_sensitive_segment(
+        &self,
+        text: &str,
+        segments: &Segments,
+        encoded: EncodedRef<'_>,
+    ) -> Option<(String, Assessment)> {
+        self.classifier.as_ref()?;
+        let (k, a) = self
+            .assessments(segments, encoded)
+            .enumerate()
+            .max_by(|(_, a), (_, b)| a.p_sensitive.total_cmp(&b.p_sensitive))?;
+        let windows = word_window_ranges(text);
+        let segment = match k.checked_sub(segments.texts.len()) {
+            None => segments.texts[k].clone(),
+            Some(j) => segments
+                .in_place
+                .get(j)
+                .and_then(|c| text.get(windows.get(c.window)?.clone())?.get(c.range.clone()))
+                .unwrap_or("")
+                .to_string(),
+        };
+        Some((segment, a))
+    }
+
     /// The classifier's assessment of each segment. One missing (an `Encoded` not made by
     /// [`TextTagger::encode`] with this tagger) counts as certainly sensitive: it fails closed.
     fn assessments<'e>(&self, segments: &Segments, encoded: EncodedRef<'e>) -> impl Iterator<Item = Assessment> + 'e {
@@ -1610,6 +1637,9 @@ mod tests {
             ),
             "{verdict:?}"
         );
+        // The segment encoded alone that decided, as text.
+        let (segment, a) = tagger.likeliest_sensitive_segment(long, &items[0], encoded.item(0)).unwrap();
+        assert_eq!((segment.as_str(), a.p_sensitive), (long, 0.9));
         // (The constant vectors match every reference text, so the other detectors may still fire.)
         let below = tagger.tag(&text, &items[1], encoded.item(1));
         assert!(!matches!(below, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{below:?}");
@@ -1655,6 +1685,9 @@ mod tests {
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(1));
         assert!(!matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        // What `attune eval --show-errors` prints: the clause read in place that decided, as text.
+        let (segment, a) = tagger.likeliest_sensitive_segment(mixed, &items[0], encoded.item(0)).unwrap();
+        assert_eq!((segment.as_str(), a.p_sensitive), ("XXXX XXXX XXXX XXXX", 0.9));
         // A clause its window's pass did not reach (here: an encoder that gives no offsets) is
         // encoded alone and read so.
         let mixed_states = Segments::cut(mixed, 0, true);
