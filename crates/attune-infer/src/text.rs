@@ -32,6 +32,14 @@ pub trait TextEmbedder: Model<Input = String, Output = Vec<f32>> {
     ) -> Result<Vec<(Vec<f32>, TokenStates)>, InferError> {
         Err(InferError::Config(format!("{} has no inner output `{inner}`", self.id())))
     }
+
+    /// The token states at `inner` alone, for segments whose sentence vector nobody reads. A
+    /// model with a graph that stops at that layer runs only the layers below it; by default,
+    /// [`TextEmbedder::run_batch_with_states`] with the vectors dropped. Either way the states
+    /// are the same.
+    fn run_batch_states_only(&mut self, texts: &[String], inner: &str) -> Result<Vec<TokenStates>, InferError> {
+        Ok(self.run_batch_with_states(texts, inner)?.into_iter().map(|(_, s)| s).collect())
+    }
 }
 
 /// One text's token states at an inner layer of its encoder (its own tokens only, no padding),

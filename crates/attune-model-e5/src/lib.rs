@@ -58,6 +58,22 @@ struct Settings {
     passage_prefix: String,
     version: String,
     version_q4: String,
+    /// The encoder cut in two at the inner output `split_at`: the layers below it
+    /// (`model-lower8.onnx`) and those from it on (`model-upper8.onnx`). Run in place of `onnx`
+    /// when given: a segment that needs no vector stops after the lower part.
+    #[serde(default)]
+    onnx_lower: Option<String>,
+    #[serde(default)]
+    onnx_upper: Option<String>,
+    #[serde(default)]
+    split_at: Option<String>,
+}
+
+/// The graphs a call runs: the whole encoder, or the encoder cut in two at an inner output,
+/// whose lower part alone gives the token states there (the same values as the whole graph's).
+enum Graphs {
+    Whole(Session),
+    Split { lower: Session, upper: Session, at: String },
 }
 
 #[derive(serde::Deserialize)]
@@ -67,7 +83,7 @@ enum Pooling {
 }
 
 pub struct E5 {
-    session: Session,
+    graphs: Graphs,
     tokenizer: Tokenizer,
     dimensions: usize,
     pad_id: i64,
@@ -94,8 +110,19 @@ impl E5 {
             .map_err(|e| manifest_err(format!("tokenizer truncation: {e}")))?;
         // No padding here: each session call is padded to its own longest text.
         tokenizer.with_padding(None);
+        // Its graphs and the classifier take turns call by call (Runtime::without_spinning).
+        let runtime = &runtime.clone().without_spinning();
+        let graphs = match (&settings.onnx_lower, &settings.onnx_upper, &settings.split_at) {
+            (Some(lower), Some(upper), Some(at)) => Graphs::Split {
+                lower: runtime.session(MODEL_NAME, &dir.file(lower)?)?,
+                upper: runtime.session(MODEL_NAME, &dir.file(upper)?)?,
+                at: at.clone(),
+            },
+            (None, None, None) => Graphs::Whole(runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?),
+            _ => return Err(dir.invalid("`onnx_lower`, `onnx_upper` and `split_at` come together")),
+        };
         Ok(E5 {
-            session: runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?,
+            graphs,
             tokenizer,
             dimensions: settings.dimensions,
             pad_id: settings.pad_id,
@@ -114,12 +141,15 @@ impl E5 {
 
     /// Texts with `prefix`, tokenized, run shortest first in calls of at most
     /// [`attune_infer::MAX_CALL_TOKENS`], each padded to its own longest; vectors (and, when
-    /// `inner` names an inner layer output, each text's token states there) in the order of `texts`.
+    /// `inner` names an inner layer output, each text's token states there) in the order of
+    /// `texts`. Without `vectors`, a split encoder stops after its lower part and the vectors
+    /// are empty.
     fn embed_prefixed(
         &mut self,
         texts: &[String],
         prefix: &str,
         inner: Option<&str>,
+        vectors: bool,
     ) -> Result<Vec<Encoded>, InferError> {
         let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self
@@ -128,7 +158,8 @@ impl E5 {
             .map_err(|e| InferError::Input { model: self.id.clone(), message: e.to_string() })?;
         let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
         in_token_calls(&tokens, |rows| {
-            self.embed_encoded(&rows.iter().map(|&i| &encodings[i]).collect::<Vec<_>>(), inner, prefix.len())
+            let rows: Vec<&tokenizers::Encoding> = rows.iter().map(|&i| &encodings[i]).collect();
+            self.embed_encoded(&rows, inner, prefix.len(), vectors)
         })
     }
 
@@ -144,12 +175,13 @@ impl E5 {
             .collect()
     }
 
-    /// One session call on tokenized texts, padded to the longest of them.
+    /// One call on tokenized texts, padded to the longest of them (right-padded ids and mask).
     fn embed_encoded(
         &mut self,
         encodings: &[&tokenizers::Encoding],
         inner: Option<&str>,
         prefix_bytes: usize,
+        want_vectors: bool,
     ) -> Result<Vec<Encoded>, InferError> {
         let rows = encodings.len();
         let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
@@ -163,35 +195,81 @@ impl E5 {
         }
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        // E5 (XLM-R's tokenizer) has no segment ids: the graph takes ids and mask only.
-        let inputs = ort::inputs![
-            "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
-            "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
-        ];
-        let outputs = self.session.run(inputs).map_err(err)?;
-        let hidden = outputs["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
-        let flat_mask = mask.as_slice().expect("standard layout");
         let run_err = |message: String| InferError::Run { model: id.clone(), message };
-        let vectors = mean_pool_unit(&hidden.view(), flat_mask, self.dimensions).map_err(run_err)?;
-        let Some(inner) = inner else {
-            return Ok(vectors.into_iter().map(|v| (v, None)).collect());
+        let flat_mask = mask.as_slice().expect("standard layout");
+        let dimensions = self.dimensions;
+        // Each row's states at `inner`, from an output of a call.
+        let states_of = |states: &ndarray::ArrayViewD<'_, f32>| -> Result<Vec<TokenStates>, InferError> {
+            encodings
+                .iter()
+                .enumerate()
+                .map(|(row, enc)| {
+                    let offsets = E5::text_offsets(enc, prefix_bytes);
+                    TokenStates::from_output(states, row, enc.get_ids().len(), offsets).map_err(run_err)
+                })
+                .collect()
         };
-        let states = outputs
-            .get(inner)
-            .ok_or_else(|| run_err(format!("the graph has no output `{inner}`")))?
-            .try_extract_array::<f32>()
-            .map_err(err)?;
-        vectors
-            .into_iter()
-            .zip(encodings)
-            .enumerate()
-            .map(|(row, (v, enc))| {
-                let offsets = E5::text_offsets(enc, prefix_bytes);
-                let states =
-                    TokenStates::from_output(&states.view(), row, enc.get_ids().len(), offsets).map_err(run_err)?;
-                Ok((v, Some(states)))
-            })
-            .collect()
+        let pool =
+            |hidden: &ndarray::ArrayViewD<'_, f32>| mean_pool_unit(hidden, flat_mask, dimensions).map_err(run_err);
+        // E5 (XLM-R's tokenizer) has no segment ids: the graph takes ids and mask only.
+        let (vectors, states) = match &mut self.graphs {
+            Graphs::Whole(session) => {
+                let inputs = ort::inputs![
+                    "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
+                    "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+                ];
+                let outputs = session.run(inputs).map_err(err)?;
+                let hidden = outputs["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
+                let vectors = pool(&hidden.view())?;
+                let states = match inner {
+                    None => None,
+                    Some(inner) => {
+                        let states = outputs
+                            .get(inner)
+                            .ok_or_else(|| run_err(format!("the graph has no output `{inner}`")))?
+                            .try_extract_array::<f32>()
+                            .map_err(err)?;
+                        Some(states_of(&states.view())?)
+                    }
+                };
+                (vectors, states)
+            }
+            Graphs::Split { lower, upper, at } => {
+                if let Some(inner) = inner.filter(|i| i != at) {
+                    return Err(run_err(format!("the split graph has no output `{inner}`, only `{at}`")));
+                }
+                let inputs = ort::inputs![
+                    "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
+                    "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+                ];
+                let lower_out = lower.run(inputs).map_err(err)?;
+                let cut = lower_out
+                    .get(at.as_str())
+                    .ok_or_else(|| run_err(format!("the lower graph has no output `{at}`")))?
+                    .try_extract_array::<f32>()
+                    .map_err(err)?;
+                let vectors = if want_vectors {
+                    let inputs = ort::inputs![
+                        at.as_str() => TensorRef::from_array_view(cut.view()).map_err(err)?,
+                        "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+                    ];
+                    let upper_out = upper.run(inputs).map_err(err)?;
+                    let hidden = upper_out["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
+                    pool(&hidden.view())?
+                } else {
+                    vec![Vec::new(); rows]
+                };
+                let states = match inner {
+                    None => None,
+                    Some(_) => Some(states_of(&cut.view())?),
+                };
+                (vectors, states)
+            }
+        };
+        Ok(match states {
+            None => vectors.into_iter().map(|v| (v, None)).collect(),
+            Some(states) => vectors.into_iter().zip(states).map(|(v, s)| (v, Some(s))).collect(),
+        })
     }
 
     fn vectors(pairs: Vec<Encoded>) -> Vec<Vec<f32>> {
@@ -214,7 +292,7 @@ impl Model for E5 {
     /// Items, embedded as queries.
     fn run_batch(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let prefix = self.query_prefix.clone();
-        self.embed_prefixed(texts, &prefix, None).map(E5::vectors)
+        self.embed_prefixed(texts, &prefix, None, true).map(E5::vectors)
     }
 }
 
@@ -225,11 +303,14 @@ impl TextEmbedder for E5 {
 
     fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let prefix = self.passage_prefix.clone();
-        self.embed_prefixed(texts, &prefix, None).map(E5::vectors)
+        self.embed_prefixed(texts, &prefix, None, true).map(E5::vectors)
     }
 
     fn has_inner_output(&self, name: &str) -> bool {
-        name != "last_hidden_state" && self.session.outputs().iter().any(|o| o.name() == name)
+        match &self.graphs {
+            Graphs::Whole(session) => name != "last_hidden_state" && session.outputs().iter().any(|o| o.name() == name),
+            Graphs::Split { at, .. } => name == at,
+        }
     }
 
     fn run_batch_with_states(
@@ -241,8 +322,17 @@ impl TextEmbedder for E5 {
             return Err(InferError::Config(format!("{} has no inner output `{inner}` (run `just setup`)", self.id)));
         }
         let prefix = self.query_prefix.clone();
-        let pairs = self.embed_prefixed(texts, &prefix, Some(inner))?;
+        let pairs = self.embed_prefixed(texts, &prefix, Some(inner), true)?;
         Ok(pairs.into_iter().map(|(v, s)| (v, s.expect("asked for states"))).collect())
+    }
+
+    fn run_batch_states_only(&mut self, texts: &[String], inner: &str) -> Result<Vec<TokenStates>, InferError> {
+        if !self.has_inner_output(inner) {
+            return Err(InferError::Config(format!("{} has no inner output `{inner}` (run `just setup`)", self.id)));
+        }
+        let prefix = self.query_prefix.clone();
+        let pairs = self.embed_prefixed(texts, &prefix, Some(inner), false)?;
+        Ok(pairs.into_iter().map(|(_, s)| s.expect("asked for states")).collect())
     }
 }
 
@@ -323,6 +413,45 @@ mod tests {
         // "query: " + a short text, <s> and </s>: fewer tokens than the longer text (no padding kept).
         assert!(with[0].1.tokens < with[1].1.tokens);
         assert!(m.run_batch_with_states(&t, "hidden_state_3").is_err());
+    }
+
+    /// The installed model run as the one whole graph (`model.onnx`), as before the split.
+    fn whole_model() -> E5 {
+        let dir = attune_testkit::installed_model(MODEL_NAME);
+        let session = attune_testkit::cpu_runtime(2).session(MODEL_NAME, &dir.file("model.onnx").unwrap()).unwrap();
+        E5 { graphs: Graphs::Whole(session), ..model() }
+    }
+
+    #[test]
+    fn the_split_graphs_give_the_whole_graphs_states_bit_for_bit_and_its_vectors() {
+        let mut split = model();
+        assert!(matches!(split.graphs, Graphs::Split { .. }), "the manifest runs the split graphs");
+        let mut whole = whole_model();
+        // Several lengths in one call (padding), scripts with and without spaces.
+        let t = texts(&[
+            "Saya mau mendaki Rinjani",
+            "a tent and sleeping bag for a trip in the mountains",
+            "ช่วยแนะนำร้านกาแฟแถวอารีย์หน่อย",
+            "मुझे दिल्ली में अच्छी बिरयानी कहाँ मिलेगी",
+        ]);
+        let reference = whole.run_batch_with_states(&t, "hidden_state_8").unwrap();
+        let both = split.run_batch_with_states(&t, "hidden_state_8").unwrap();
+        let lower_only = split.run_batch_states_only(&t, "hidden_state_8").unwrap();
+        assert_eq!(lower_only.len(), t.len());
+        for (((v_ref, s_ref), (v, s)), lower) in reference.iter().zip(&both).zip(&lower_only) {
+            // The classifier's input: the same tokens, offsets and values.
+            assert_eq!(s_ref, s);
+            assert_eq!(s_ref, lower);
+            // Topics' input: the fused layer-8 boundary moves a coordinate by ~1e-7 at most.
+            let moved = v_ref.iter().zip(v).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(moved < 1e-5, "{moved}");
+        }
+        // The same vectors as `run_batch`, which goes through both parts too.
+        assert_eq!(split.run_batch(&t).unwrap(), both.into_iter().map(|(v, _)| v).collect::<Vec<_>>());
+        // The split offers its one inner output only.
+        assert!(!split.has_inner_output("hidden_state_3") && !split.has_inner_output("last_hidden_state"));
+        assert!(split.run_batch_states_only(&t, "hidden_state_3").is_err());
+        assert!(split.run_batch_with_states(&t, "hidden_state_3").is_err());
     }
 
     #[test]

@@ -168,7 +168,8 @@ impl SensitivityModel {
             )));
         }
         let id = format!("{}@{}.{}", m.name, m.version, &m.sha256[..8]);
-        let session = runtime.session_from_memory(&m.name, onnx)?;
+        // It takes turns with the text encoder's sessions call by call (Runtime::without_spinning).
+        let session = runtime.clone().without_spinning().session_from_memory(&m.name, onnx)?;
         Ok(SensitivityModel {
             id,
             features: m.features,

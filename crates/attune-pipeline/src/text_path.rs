@@ -98,6 +98,23 @@ impl TextEmbedder for Borrowed<'_> {
     fn embed_passages(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, attune_infer::InferError> {
         self.0.embed_passages(texts)
     }
+    fn has_inner_output(&self, name: &str) -> bool {
+        self.0.has_inner_output(name)
+    }
+    fn run_batch_with_states(
+        &mut self,
+        texts: &[String],
+        inner: &str,
+    ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, attune_infer::InferError> {
+        self.0.run_batch_with_states(texts, inner)
+    }
+    fn run_batch_states_only(
+        &mut self,
+        texts: &[String],
+        inner: &str,
+    ) -> Result<Vec<attune_infer::TokenStates>, attune_infer::InferError> {
+        self.0.run_batch_states_only(texts, inner)
+    }
 }
 
 impl<'a> TextPath<'a> {

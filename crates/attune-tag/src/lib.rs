@@ -82,7 +82,9 @@ pub enum Verdict {
 
 /// Items' segments as [`TextTagger::encode`] encoded them: each segment's sentence vector and,
 /// when the tagger has a special-category classifier, an assessment of each segment and then of
-/// each clause read in place ([`Segments::in_place`]); item by item.
+/// each clause read in place ([`Segments::in_place`]); item by item. A message or clause that
+/// only the classifier reads (no detector of the calibration reads its vector) has an empty
+/// vector: its pass stopped at the classifier's layer.
 #[derive(Debug, Clone, Default)]
 pub struct Encoded {
     pub vectors: Vec<Vec<f32>>,
@@ -498,9 +500,15 @@ impl TextTagger {
         // alone afterwards, as every clause once was.
         let mut unreached: Vec<(usize, String)> = Vec::new();
         let mut text_slot = Vec::with_capacity(texts.len());
+        // Which texts need their sentence vector: windows (topics) always; messages and clauses
+        // only for a detector that reads their vectors. The rest need only the classifier's
+        // states, from a pass that can stop at the classifier's layer (their vector stays empty).
+        let clause_vectors = self.clause_vectors_needed();
+        let mut needs_vector = Vec::with_capacity(texts.len());
         let (mut v_at, mut a_at) = (0, 0);
         for s in items {
             let n = s.texts.len();
+            needs_vector.extend((0..n).map(|k| clause_vectors || k < s.windows));
             text_slot.extend(a_at..a_at + n);
             for (j, c) in s.in_place.iter().enumerate() {
                 if c.window < n {
@@ -512,22 +520,31 @@ impl TextTagger {
             a_at += n + s.in_place.len();
         }
         let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
+        // Shortest first, those that need a vector apart from those that do not.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| (!needs_vector[i], texts[i].len()));
         let max_batch = embedder.max_batch().max(1);
         let mut vectors = vec![Vec::new(); texts.len()];
         let mut assessments = vec![None; a_at];
-        // One model call: each text's vector and its token states, one of each per text.
-        let mut with_states = |batch: Vec<String>| -> Result<(Vec<Vec<f32>>, Vec<TokenStates>), InferError> {
-            let (v, states): (Vec<_>, Vec<_>) =
-                embedder.run_batch_with_states(&batch, classifier.inner_output())?.into_iter().unzip();
-            if v.len() != batch.len() || states.len() != batch.len() {
-                return Err(fail(format!("{} inputs gave {} vectors", batch.len(), v.len())));
-            }
-            Ok((v, states))
-        };
-        for rows in order.chunks(max_batch) {
-            let (v, mut states) = with_states(rows.iter().map(|&i| texts[i].clone()).collect())?;
+        // One model call: each text's token states and, when `vectors`, its vector (else empty).
+        let mut with_states =
+            |batch: Vec<String>, vectors: bool| -> Result<(Vec<Vec<f32>>, Vec<TokenStates>), InferError> {
+                let (v, states): (Vec<_>, Vec<_>) = if vectors {
+                    embedder.run_batch_with_states(&batch, classifier.inner_output())?.into_iter().unzip()
+                } else {
+                    let states = embedder.run_batch_states_only(&batch, classifier.inner_output())?;
+                    (vec![Vec::new(); states.len()], states)
+                };
+                if v.len() != batch.len() || states.len() != batch.len() {
+                    return Err(fail(format!("{} inputs gave {} outputs", batch.len(), states.len())));
+                }
+                Ok((v, states))
+            };
+        let split = order.partition_point(|&i| needs_vector[i]);
+        let (with_vectors, states_only) = order.split_at(split);
+        let calls = with_vectors.chunks(max_batch).map(|rows| (rows, true));
+        for (rows, vectors_wanted) in calls.chain(states_only.chunks(max_batch).map(|rows| (rows, false))) {
+            let (v, mut states) = with_states(rows.iter().map(|&i| texts[i].clone()).collect(), vectors_wanted)?;
             let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
             for (k, &i) in rows.iter().enumerate() {
                 for (slot, range) in &carried[i] {
@@ -555,7 +572,7 @@ impl TextTagger {
             }
         }
         for chunk in unreached.chunks(max_batch) {
-            let (_, states) = with_states(chunk.iter().map(|(_, t)| t.clone()).collect())?;
+            let (_, states) = with_states(chunk.iter().map(|(_, t)| t.clone()).collect(), false)?;
             let a = assess_within_budget(classifier.as_ref(), &states)?;
             for ((slot, _), a) in chunk.iter().zip(a) {
                 assessments[*slot] = Some(a);
@@ -598,7 +615,8 @@ impl TextTagger {
             }
         }
         let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
-        for e in clauses {
+        // A clause without a vector is one only the classifier reads (`encode`).
+        for e in clauses.iter().filter(|e| !e.is_empty()) {
             if let Some(v) = self.sensitive_embedding(e) {
                 return v;
             }
@@ -712,7 +730,7 @@ impl TextTagger {
         // against categories and probe; the embedding topics come from also against the nodes.
         let (windows, clauses) = embeddings.split_at(segments.windows.min(embeddings.len()));
         let mut sensitive = f32::NEG_INFINITY;
-        for e in clauses.iter().chain(windows) {
+        for e in clauses.iter().chain(windows).filter(|e| !e.is_empty()) {
             sensitive = sensitive.max(self.sensitive_excess(e, false));
         }
         // The classifier against its strictest (language-blind) threshold.
@@ -1484,6 +1502,8 @@ mod tests {
     struct StatesOf {
         states: fn(&str) -> attune_infer::TokenStates,
         max_batch: usize,
+        /// The texts asked for states alone (no vector), in call order.
+        states_only: Vec<String>,
     }
     impl Model for StatesOf {
         type Input = String;
@@ -1512,6 +1532,14 @@ mod tests {
         ) -> Result<Vec<(Vec<f32>, attune_infer::TokenStates)>, InferError> {
             Ok(texts.iter().map(|t| (vec![1.0, 0.0, 0.0], (self.states)(t))).collect())
         }
+        fn run_batch_states_only(
+            &mut self,
+            texts: &[String],
+            _inner: &str,
+        ) -> Result<Vec<attune_infer::TokenStates>, InferError> {
+            self.states_only.extend(texts.iter().cloned());
+            Ok(texts.iter().map(|t| (self.states)(t)).collect())
+        }
     }
 
     /// As many zero states as the text has bytes, no offsets; 2 texts a call. With
@@ -1523,12 +1551,12 @@ mod tests {
             values: vec![0.0; t.len() * 3],
             offsets: vec![],
         };
-        StatesOf { states, max_batch: 2 }
+        StatesOf { states, max_batch: 2, states_only: vec![] }
     }
 
     /// One token per byte of the text between two markers; each token's one state is its byte.
     fn bytes_as_tokens() -> StatesOf {
-        StatesOf { states: byte_states, max_batch: 4 }
+        StatesOf { states: byte_states, max_batch: 4, states_only: vec![] }
     }
 
     fn byte_states(t: &str) -> attune_infer::TokenStates {
@@ -1544,7 +1572,7 @@ mod tests {
     /// [`bytes_as_tokens`] without the offsets: nothing can be read in place.
     fn bytes_without_offsets() -> StatesOf {
         let states = |t: &str| attune_infer::TokenStates { offsets: vec![], ..byte_states(t) };
-        StatesOf { states, max_batch: 4 }
+        StatesOf { states, max_batch: 4, states_only: vec![] }
     }
 
     /// A stand-in special-category classifier over [`StatesOf`]'s states: `p` scores a segment,
@@ -1654,6 +1682,42 @@ mod tests {
             TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config())).unwrap();
         let e = plain.encode(&mut with_states(), &items).unwrap();
         assert_eq!((e.vectors.len(), e.assessments.len()), (items.iter().map(|s| s.texts.len()).sum(), 0));
+    }
+
+    #[test]
+    fn clauses_no_detector_reads_the_vector_of_are_encoded_for_their_states_alone() {
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let chat = "I would like some help planning a hiking trip in the mountains this summer\n\
+                    My knee is not great, so short days please, and a hut rather than a tent";
+        let text = gate.admit(chat).unwrap();
+        // As e5's calibration: no detector reads clauses' own vectors.
+        let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
+        let base = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
+            .unwrap()
+            .with_classifier(long_is_sensitive(), &with_states())
+            .unwrap();
+        let tagger = base.with_config(config);
+        let segments = tagger.segments(chat);
+        assert!(segments.windows == 1 && segments.texts.len() > 3, "{segments:?}");
+        let mut model = with_states();
+        let encoded = tagger.encode(&mut model, std::slice::from_ref(&segments)).unwrap();
+        // Every message and clause went to the states-only pass, the window did not; every
+        // segment still has its assessment, and only the window a vector.
+        let mut asked = model.states_only.clone();
+        asked.sort();
+        let mut clauses = segments.texts[segments.windows..].to_vec();
+        clauses.sort();
+        assert_eq!(asked, clauses);
+        assert_eq!(encoded.assessments.len(), segments.texts.len());
+        assert!(!encoded.vectors[0].is_empty() && encoded.vectors[1..].iter().all(Vec::is_empty));
+        // The verdict reads the same assessments: a clause of 20 or more bytes is "sensitive".
+        let verdict = tagger.tag(&text, &segments, encoded.item(0));
+        assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        // Where the category descriptions still read clause vectors, every segment gets one.
+        let mut model = with_states();
+        let encoded = base.encode(&mut model, std::slice::from_ref(&segments)).unwrap();
+        assert!(model.states_only.is_empty());
+        assert!(encoded.vectors.iter().all(|v| v.len() == 3));
     }
 
     #[test]
