@@ -75,7 +75,7 @@ def multilingual_corpus(out: Path) -> Path:
                 if not line.strip():
                     continue
                 row = json.loads(line)
-                lang = row.get("lang") or row.get("language") or default_lang
+                lang = row.get("lang") or default_lang
                 f.write(json.dumps({"event_id": f"m-{n:06d}", "user_id": f"u-{n % 400:04d}",
                                     "country": COUNTRY.get(lang, "US"), "product": "assistant",
                                     "captured_at": "2026-03-01T12:00:00Z", "kind": "text",

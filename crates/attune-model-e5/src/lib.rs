@@ -113,11 +113,15 @@ impl E5 {
         // Its graphs and the classifier take turns call by call (Runtime::without_spinning).
         let runtime = &runtime.clone().without_spinning();
         let graphs = match (&settings.onnx_lower, &settings.onnx_upper, &settings.split_at) {
-            (Some(lower), Some(upper), Some(at)) => Graphs::Split {
-                lower: runtime.session(MODEL_NAME, &dir.file(lower)?)?,
-                upper: runtime.session(MODEL_NAME, &dir.file(upper)?)?,
-                at: at.clone(),
-            },
+            (Some(lower), Some(upper), Some(at)) => {
+                let lower = runtime.session(MODEL_NAME, &dir.file(lower)?)?;
+                let upper = runtime.session(MODEL_NAME, &dir.file(upper)?)?;
+                // Refused at load, not at the first call: graphs that do not meet at `split_at`.
+                if !lower.outputs().iter().any(|o| o.name() == at) || !upper.inputs().iter().any(|i| i.name() == at) {
+                    return Err(dir.invalid(format!("the lower graph must output, and the upper take, `{at}`")));
+                }
+                Graphs::Split { lower, upper, at: at.clone() }
+            }
             (None, None, None) => Graphs::Whole(runtime.session(MODEL_NAME, &dir.file(&settings.onnx)?)?),
             _ => return Err(dir.invalid("`onnx_lower`, `onnx_upper` and `split_at` come together")),
         };
@@ -142,14 +146,14 @@ impl E5 {
     /// Texts with `prefix`, tokenized, run shortest first in calls of at most
     /// [`attune_infer::MAX_CALL_TOKENS`], each padded to its own longest; vectors (and, when
     /// `inner` names an inner layer output, each text's token states there) in the order of
-    /// `texts`. Without `vectors`, a split encoder stops after its lower part and the vectors
+    /// `texts`. Without `want_vectors`, a split encoder stops after its lower part and the vectors
     /// are empty.
     fn embed_prefixed(
         &mut self,
         texts: &[String],
         prefix: &str,
         inner: Option<&str>,
-        vectors: bool,
+        want_vectors: bool,
     ) -> Result<Vec<Encoded>, InferError> {
         let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self
@@ -159,7 +163,7 @@ impl E5 {
         let tokens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
         in_token_calls(&tokens, |rows| {
             let rows: Vec<&tokenizers::Encoding> = rows.iter().map(|&i| &encodings[i]).collect();
-            self.embed_encoded(&rows, inner, prefix.len(), vectors)
+            self.embed_encoded(&rows, inner, prefix.len(), want_vectors)
         })
     }
 
@@ -212,12 +216,13 @@ impl E5 {
         let pool =
             |hidden: &ndarray::ArrayViewD<'_, f32>| mean_pool_unit(hidden, flat_mask, dimensions).map_err(run_err);
         // E5 (XLM-R's tokenizer) has no segment ids: the graph takes ids and mask only.
+        // (The callers check that `inner` is an output the graphs give.)
+        let inputs = ort::inputs![
+            "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
+            "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
+        ];
         let (vectors, states) = match &mut self.graphs {
             Graphs::Whole(session) => {
-                let inputs = ort::inputs![
-                    "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
-                    "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
-                ];
                 let outputs = session.run(inputs).map_err(err)?;
                 let hidden = outputs["last_hidden_state"].try_extract_array::<f32>().map_err(err)?;
                 let vectors = pool(&hidden.view())?;
@@ -235,13 +240,6 @@ impl E5 {
                 (vectors, states)
             }
             Graphs::Split { lower, upper, at } => {
-                if let Some(inner) = inner.filter(|i| i != at) {
-                    return Err(run_err(format!("the split graph has no output `{inner}`, only `{at}`")));
-                }
-                let inputs = ort::inputs![
-                    "input_ids" => TensorRef::from_array_view(&ids).map_err(err)?,
-                    "attention_mask" => TensorRef::from_array_view(&mask).map_err(err)?,
-                ];
                 let lower_out = lower.run(inputs).map_err(err)?;
                 let cut = lower_out
                     .get(at.as_str())

@@ -542,8 +542,9 @@ impl TextTagger {
             };
         let split = order.partition_point(|&i| needs_vector[i]);
         let (with_vectors, states_only) = order.split_at(split);
-        let calls = with_vectors.chunks(max_batch).map(|rows| (rows, true));
-        for (rows, vectors_wanted) in calls.chain(states_only.chunks(max_batch).map(|rows| (rows, false))) {
+        let calls = (with_vectors.chunks(max_batch).map(|rows| (rows, true)))
+            .chain(states_only.chunks(max_batch).map(|rows| (rows, false)));
+        for (rows, vectors_wanted) in calls {
             let (v, mut states) = with_states(rows.iter().map(|&i| texts[i].clone()).collect(), vectors_wanted)?;
             let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
             for (k, &i) in rows.iter().enumerate() {
@@ -646,13 +647,12 @@ impl TextTagger {
             .assessments(segments, encoded)
             .enumerate()
             .max_by(|(_, a), (_, b)| a.p_sensitive.total_cmp(&b.p_sensitive))?;
-        let windows = word_window_ranges(text);
         let segment = match k.checked_sub(segments.texts.len()) {
             None => segments.texts[k].clone(),
             Some(j) => segments
                 .in_place
                 .get(j)
-                .and_then(|c| text.get(windows.get(c.window)?.clone())?.get(c.range.clone()))
+                .and_then(|c| text.get(word_window_ranges(text).get(c.window)?.clone())?.get(c.range.clone()))
                 .unwrap_or("")
                 .to_string(),
         };
