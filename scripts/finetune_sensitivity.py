@@ -24,6 +24,7 @@ The CI does not run this: the trained classifier is committed; `attune eval` and
 measure it.
 """
 import argparse
+import fnmatch
 import hashlib
 import json
 import math
@@ -405,6 +406,9 @@ def main():
     ap.add_argument("--version", default=None,
                     help="written into model.toml: the next number with every retrain (required unless --dry-run)")
     ap.add_argument("--dry-run", action="store_true", help="train and report; write nothing")
+    ap.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                    help="leave out the training files whose name matches (repeatable), e.g. "
+                         "'*.named.train.jsonl' to train on an earlier version's data")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -423,6 +427,7 @@ def main():
     train_paths = (sorted((data / "sensitivity").glob("*.train.jsonl"))
                    + [data / "conversations" / f for f in ("train.jsonl", "train2.jsonl", "tuning.jsonl")]
                    + sorted((data / "conversations/multilingual").glob("*.tuning.jsonl")))
+    train_paths = [p for p in train_paths if not any(fnmatch.fnmatch(p.name, g) for g in args.exclude)]
     calib_paths = sorted((data / "sensitivity").glob("*.calib.jsonl"))
     assert not any("holdout" in p.name for p in train_paths + calib_paths)
     train_items, calib_items = load(train_paths), load(calib_paths)
