@@ -406,6 +406,9 @@ def main():
     ap.add_argument("--version", default=None,
                     help="written into model.toml: the next number with every retrain (required unless --dry-run)")
     ap.add_argument("--dry-run", action="store_true", help="train and report; write nothing")
+    ap.add_argument("--check", type=Path, default=ROOT / "fixtures/product_examples.jsonl",
+                    help="ordinary chats the product must tag (its own examples, the integration suite's typed "
+                         "chats): each one's p is printed after training, and any at or above the threshold named")
     ap.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                     help="leave out the training files whose name matches (repeatable), e.g. "
                          "'*.named.train.jsonl' to train on an earlier version's data")
@@ -634,6 +637,15 @@ def main():
         h_ = [i for i in o_ if calib_items[i][0].get("kind") == "hard_negative"]
         print(f"  {lang:>3}: caught {sum(scores[i] >= bar[i] for i in s_)}/{len(s_)}, ordinary dropped "
               f"{sum(scores[i] >= bar[i] for i in o_)}/{len(o_)} (hard negatives {sum(scores[i] >= bar[i] for i in h_)}/{len(h_)})")
+    if args.check.exists():
+        # Never trained or calibrated on: a recipe that learns a cue word ("what should I pack" of
+        # the religious and ethnic-origin trips) shows here, before the hour of measuring it.
+        check_items = load([args.check])
+        check_scores = item_scores(check_items, p_sensitive(model, encode_all(layers, emb, tokenizer, check_items, first)))
+        over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
+        print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
+              f"{threshold:.4f} (highest p {check_scores.max():.4f}); dropped: "
+              + ("none" if not over else "; ".join(f"{s_:.4f} {t}" for s_, t in sorted(over, reverse=True))))
     if args.dry_run:
         return
 
