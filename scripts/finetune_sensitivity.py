@@ -644,8 +644,9 @@ def main():
         check_scores = item_scores(check_items, p_sensitive(model, encode_all(layers, emb, tokenizer, check_items, first)))
         over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
         print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
-              f"{threshold:.4f} (highest p {check_scores.max():.4f}); dropped: "
-              + ("none" if not over else "; ".join(f"{s_:.4f} {t}" for s_, t in sorted(over, reverse=True))))
+              f"{threshold:.4f} (highest p {check_scores.max():.4f})" + ("; dropped:" if over else ""))
+        for s_, t in sorted(over, reverse=True):
+            print(f"  p {s_:.4f}  {t}")
     if args.dry_run:
         return
 
