@@ -408,11 +408,13 @@ def main():
     ap.add_argument("--dry-run", action="store_true", help="train and report; write nothing")
     ap.add_argument("--check", type=Path, default=ROOT / "fixtures/product_examples.jsonl",
                     help="ordinary chats the product must tag (its own examples, the integration suite's typed "
-                         "chats): each one's p is printed after training, and any at or above the threshold named")
+                         "chats): after training, those at or above the pooled threshold are named with their p")
     ap.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                     help="leave out the training files whose name matches (repeatable), e.g. "
                          "'*.named.train.jsonl' to train on an earlier version's data")
     args = ap.parse_args()
+    if not args.check.exists():
+        ap.error(f"--check {args.check}: no such file")
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     if not 0.0 < args.ordinary_share < 1.0:
@@ -637,16 +639,15 @@ def main():
         h_ = [i for i in o_ if calib_items[i][0].get("kind") == "hard_negative"]
         print(f"  {lang:>3}: caught {sum(scores[i] >= bar[i] for i in s_)}/{len(s_)}, ordinary dropped "
               f"{sum(scores[i] >= bar[i] for i in o_)}/{len(o_)} (hard negatives {sum(scores[i] >= bar[i] for i in h_)}/{len(h_)})")
-    if args.check.exists():
-        # Never trained or calibrated on: a recipe that learns a cue word ("what should I pack" of
-        # the religious and ethnic-origin trips) shows here, before the hour of measuring it.
-        check_items = load([args.check])
-        check_scores = item_scores(check_items, p_sensitive(model, encode_all(layers, emb, tokenizer, check_items, first)))
-        over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
-        print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
-              f"{threshold:.4f} (highest p {check_scores.max():.4f})" + ("; dropped:" if over else ""))
-        for s_, t in sorted(over, reverse=True):
-            print(f"  p {s_:.4f}  {t}")
+    # Never trained or calibrated on: a recipe that learns a cue word ("what should I pack" of
+    # the religious and ethnic-origin trips) shows here, before the hour of measuring it.
+    check_items = load([args.check])
+    check_scores = item_scores(check_items, p_sensitive(model, encode_all(layers, emb, tokenizer, check_items, first)))
+    over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
+    print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
+          f"{threshold:.4f} (highest p {check_scores.max():.4f})" + ("; dropped:" if over else ""))
+    for s_, t in sorted(over, reverse=True):
+        print(f"  p {s_:.4f}  {t}")
     if args.dry_run:
         return
 
