@@ -412,6 +412,10 @@ def main():
     ap.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                     help="leave out the training files whose name matches (repeatable), e.g. "
                          "'*.named.train.jsonl' to train on an earlier version's data")
+    ap.add_argument("--unjoined", action="append", default=[], metavar="GLOB",
+                    help="training files whose lines are taught on their own, never drawn into the joined chats "
+                         "(repeatable): loaded after the others, so the joined chats stay an earlier run's and "
+                         "their cached states (~30 min of encoding) are reused")
     args = ap.parse_args()
     if not args.check.exists():
         ap.error(f"--check {args.check}: no such file")
@@ -435,11 +439,16 @@ def main():
     train_paths = [p for p in train_paths if not any(fnmatch.fnmatch(p.name, g) for g in args.exclude)]
     calib_paths = sorted((data / "sensitivity").glob("*.calib.jsonl"))
     assert not any("holdout" in p.name for p in train_paths + calib_paths)
-    train_items, calib_items = load(train_paths), load(calib_paths)
+    unjoined = [p for p in train_paths if any(fnmatch.fnmatch(p.name, g) for g in args.unjoined)]
+    train_items = load([p for p in train_paths if p not in unjoined])
+    calib_items = load(calib_paths)
+    joined = joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed, args.triples, args.mixed_triples)
+    train_items += load(unjoined)
     written = len(train_items)
-    train_items += joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed, args.triples, args.mixed_triples)
-    print(f"train: {written} items and {len(train_items) - written} joined from two or three of them; "
-          f"calibration: {len(calib_items)}", file=sys.stderr)
+    train_items += joined
+    alone = sum(1 for it, _ in train_items if Path(it["_file"]) in unjoined)
+    print(f"train: {written} items ({alone} of them never joined) and {len(joined)} chats joined from two or "
+          f"three of them; calibration: {len(calib_items)}", file=sys.stderr)
 
     c = Container(str(MODEL_DIR / "e5-small-q4.bin"))
     tokenizer = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))

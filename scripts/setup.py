@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -202,7 +203,10 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
     """
     exp = spec["export"]
     outputs = exp.get("outputs") or [{"file": exp["output"], "sha256": exp["sha256"]}]
+    record = dest / ".export-outputs.json"  # what the last export wrote, so a renamed output's old file goes
+    wrote = sorted(o["file"] for o in outputs)
     if all((dest / o["file"]).exists() and sha256(dest / o["file"]) == o["sha256"] for o in outputs):
+        record.write_text(json.dumps(wrote) + "\n")
         return
     python = export_venv(home, exp["requires"])
     names = ", ".join(o["file"] for o in outputs)
@@ -226,6 +230,15 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
                 sys.exit(f'setup: export of {spec["name"]} gave {o["file"]} with sha256 {got}, expected {o["sha256"]}')
         for o in outputs:
             os.replace(produced[o["file"]], dest / o["file"])
+        # A manifest whose output names changed (a graph cut at another layer) would otherwise
+        # leave the old files beside the new ones: remove what the previous export wrote and
+        # this one did not.
+        if record.exists():
+            for old in json.loads(record.read_text()):
+                if old not in wrote and (dest / old).is_file():
+                    log(f"removing {spec['name']}'s earlier export output {old}")
+                    (dest / old).unlink()
+        record.write_text(json.dumps(wrote) + "\n")
     finally:
         if target.is_dir():
             shutil.rmtree(target)
