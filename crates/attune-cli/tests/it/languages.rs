@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 fn chat(id: &str, text: &str) -> String {
     serde_json::json!({"event_id": id, "user_id": format!("u-{id}"), "country": "US", "product": "assistant",
@@ -12,21 +12,23 @@ fn chat(id: &str, text: &str) -> String {
     .to_string()
 }
 
+/// (id, text, expected: a topic among these, or "sensitive", or "skipped")
+const SHORT_CHATS: [(&str, &str, &[&str]); 9] = [
+    ("id-camp", "Rencana naik Rinjani lewat jalur Sembalun, camp 2 malam di Plawangan. Sleeping bag comfort temp berapa derajat yang aman?", &["725", "720"]),
+    ("pt-surf", "Qual praia no Rio é melhor para surfar em julho? Sou iniciante e quero alugar uma prancha", &["638", "724"]),
+    ("en-tent", "I need a lightweight tent and sleeping bag for a trip in the mountains.", &["725", "720"]),
+    ("ar-prayer", "متى أوقات الصلاة اليوم في الرياض؟ وكيف أتوضأ بسرعة قبل صلاة الظهر في العمل", &["sensitive"]),
+    ("es-rosary", "Quiero rezar el rosario todos los días, ¿me ayudas con una rutina?", &["sensitive"]),
+    ("hi-chalisa", "हनुमान चालीसा का पाठ रोज़ सुबह कैसे करूँ, कोई आसान तरीका बताओ", &["sensitive"]),
+    ("ja-dialysis", "父が週3回の人工透析を始めた。付き添いのときに何を持っていけばいい？", &["sensitive"]),
+    ("sw-beach", "Kesho tunaenda pwani na watoto wangu, nipendekezee hoteli nzuri karibu na bahari", &["skipped"]),
+    ("ko-camp", "오늘 저녁에 친구들이랑 캠핑 가는데 텐트 좀 추천해 주세요", &["skipped"]),
+];
+
 #[test]
 fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    // (id, text, expected: a topic among these, or "sensitive", or "skipped")
-    let cases: [(&str, &str, &[&str]); 9] = [
-        ("id-camp", "Rencana naik Rinjani lewat jalur Sembalun, camp 2 malam di Plawangan. Sleeping bag comfort temp berapa derajat yang aman?", &["725", "720"]),
-        ("pt-surf", "Qual praia no Rio é melhor para surfar em julho? Sou iniciante e quero alugar uma prancha", &["638", "724"]),
-        ("en-tent", "I need a lightweight tent and sleeping bag for a trip in the mountains.", &["725", "720"]),
-        ("ar-prayer", "متى أوقات الصلاة اليوم في الرياض؟ وكيف أتوضأ بسرعة قبل صلاة الظهر في العمل", &["sensitive"]),
-        ("es-rosary", "Quiero rezar el rosario todos los días, ¿me ayudas con una rutina?", &["sensitive"]),
-        ("hi-chalisa", "हनुमान चालीसा का पाठ रोज़ सुबह कैसे करूँ, कोई आसान तरीका बताओ", &["sensitive"]),
-        ("ja-dialysis", "父が週3回の人工透析を始めた。付き添いのときに何を持っていけばいい？", &["sensitive"]),
-        ("sw-beach", "Kesho tunaenda pwani na watoto wangu, nipendekezee hoteli nzuri karibu na bahari", &["skipped"]),
-        ("ko-camp", "오늘 저녁에 친구들이랑 캠핑 가는데 텐트 좀 추천해 주세요", &["skipped"]),
-    ];
+    let cases = SHORT_CHATS;
     let manifest = dir.path().join("chats.jsonl");
     std::fs::write(&manifest, cases.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
     let store = dir.path().join("s.sqlite");
@@ -59,6 +61,40 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
                 "{id}: expected one of {topics:?}, got {got:?}"
             ),
         }
+    }
+}
+
+/// `fixtures/product_examples.jsonl` (what `scripts/finetune_sensitivity.py` checks a newly
+/// trained classifier on, and `attune eval` a built one) holds every ordinary chat the
+/// end-to-end tests ask to be tagged: this module's and the typed texts of the ordinary
+/// recordings (`fixtures/make_audio.py`, which the voice, video and margins tests share). A
+/// classifier that drops one of them then shows at training, not an hour later in this suite.
+#[test]
+fn the_product_examples_hold_every_ordinary_chat_the_suite_tags() {
+    let root = common::root();
+    let examples: HashSet<String> = common::manifest_lines(
+        &root.join("fixtures/product_examples.jsonl"),
+        "(written by hand, see fixtures/sensitivity/README.md)",
+    )
+    .iter()
+    .map(|l| l["text"].as_str().unwrap().to_owned())
+    .collect();
+    let mut wanted: Vec<String> = SHORT_CHATS
+        .iter()
+        .filter(|(_, _, expected)| !matches!(expected, ["sensitive"] | ["skipped"]))
+        .map(|(_, text, _)| text.to_string())
+        .collect();
+    let audio = root.join("fixtures/audio");
+    let texts: HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(audio.join("texts.json")).unwrap()).unwrap();
+    for line in common::manifest_lines(&audio.join("manifest.jsonl"), "fixtures/make_audio.py") {
+        if line["expect"]["outcome"] == "processed" && line["expect"]["spoken"].is_string() {
+            wanted.push(texts[line["media"].as_str().unwrap()].clone());
+        }
+    }
+    assert!(wanted.len() >= 6, "{wanted:?}");
+    for text in wanted {
+        assert!(examples.contains(&text), "fixtures/product_examples.jsonl lacks {text:?}");
     }
 }
 
