@@ -443,11 +443,11 @@ def main():
     train_items = load([p for p in train_paths if p not in unjoined])
     calib_items = load(calib_paths)
     joined = joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed, args.triples, args.mixed_triples)
-    train_items += load(unjoined)
+    alone = load(unjoined)
+    train_items += alone
     written = len(train_items)
     train_items += joined
-    alone = sum(1 for it, _ in train_items if Path(it["_file"]) in unjoined)
-    print(f"train: {written} items ({alone} of them never joined) and {len(joined)} chats joined from two or "
+    print(f"train: {written} items ({len(alone)} of them never joined) and {len(joined)} chats joined from two or "
           f"three of them; calibration: {len(calib_items)}", file=sys.stderr)
 
     c = Container(str(MODEL_DIR / "e5-small-q4.bin"))

@@ -192,6 +192,22 @@ def export_venv(home: Path, requires: list[str]) -> Path:
     return python
 
 
+def forget_earlier_outputs(name: str, dest: Path, outputs: list[dict]) -> None:
+    """Remove the files an earlier export wrote into `dest` that the manifest no longer names (a
+    graph cut at another layer would otherwise leave the old files beside the new ones), and
+    record the current names in `dest/.export-outputs.json` for the next set-up."""
+    record = dest / ".export-outputs.json"
+    wrote = sorted(o["file"] for o in outputs)
+    earlier = json.loads(record.read_text()) if record.exists() else []
+    for old in earlier:
+        # Only plain file names inside `dest`: the record is ours, but a path is never followed out.
+        if old not in wrote and Path(old).name == old and (dest / old).is_file():
+            log(f"removing {name}'s earlier export output {old}")
+            (dest / old).unlink()
+    if earlier != wrote:
+        record.write_text(json.dumps(wrote) + "\n")
+
+
 def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
     """Turn an installed source file into the model file(s) with the manifest's export script.
 
@@ -203,10 +219,8 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
     """
     exp = spec["export"]
     outputs = exp.get("outputs") or [{"file": exp["output"], "sha256": exp["sha256"]}]
-    record = dest / ".export-outputs.json"  # what the last export wrote, so a renamed output's old file goes
-    wrote = sorted(o["file"] for o in outputs)
     if all((dest / o["file"]).exists() and sha256(dest / o["file"]) == o["sha256"] for o in outputs):
-        record.write_text(json.dumps(wrote) + "\n")
+        forget_earlier_outputs(spec["name"], dest, outputs)
         return
     python = export_venv(home, exp["requires"])
     names = ", ".join(o["file"] for o in outputs)
@@ -230,15 +244,7 @@ def run_export(spec: dict, model_src: Path, dest: Path, home: Path) -> None:
                 sys.exit(f'setup: export of {spec["name"]} gave {o["file"]} with sha256 {got}, expected {o["sha256"]}')
         for o in outputs:
             os.replace(produced[o["file"]], dest / o["file"])
-        # A manifest whose output names changed (a graph cut at another layer) would otherwise
-        # leave the old files beside the new ones: remove what the previous export wrote and
-        # this one did not.
-        if record.exists():
-            for old in json.loads(record.read_text()):
-                if old not in wrote and (dest / old).is_file():
-                    log(f"removing {spec['name']}'s earlier export output {old}")
-                    (dest / old).unlink()
-        record.write_text(json.dumps(wrote) + "\n")
+        forget_earlier_outputs(spec["name"], dest, outputs)
     finally:
         if target.is_dir():
             shutil.rmtree(target)
