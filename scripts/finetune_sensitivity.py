@@ -383,6 +383,11 @@ def main():
                     help="three-message ordinary chats joined from the training items, per ordinary item")
     ap.add_argument("--mixed-triples", type=float, default=0.0,
                     help="a sensitive item among two ordinary ones, per sensitive item")
+    ap.add_argument("--more-pairs", type=float, default=0.0,
+                    help="ordinary two-message chats beyond --pairs, per ordinary item, drawn apart "
+                         "(their own file: an earlier run's joined chats and their cached states stay)")
+    ap.add_argument("--more-triples", type=float, default=0.0,
+                    help="ordinary three-message chats beyond --triples, likewise")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="(it floors every p(sensitive) above 0, which costs the low thresholds recall needs)")
     ap.add_argument("--mixed-as-bags", action="store_true",
@@ -443,6 +448,9 @@ def main():
     train_items = load([p for p in train_paths if p not in unjoined])
     calib_items = load(calib_paths)
     joined = joined_chats(train_items, args.pairs, args.mixed_pairs, args.seed, args.triples, args.mixed_triples)
+    # Ordinary only, another seed, another file: more plain chats against "two plain requests
+    # together look sensitive" without re-encoding the chats above.
+    joined += joined_chats(train_items, args.more_pairs, 0.0, args.seed + 7919, args.more_triples, 0.0)
     alone = load(unjoined)
     train_items += alone
     written = len(train_items)
