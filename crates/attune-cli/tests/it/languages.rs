@@ -28,9 +28,8 @@ const SHORT_CHATS: [(&str, &str, &[&str]); 9] = [
 #[test]
 fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let cases = SHORT_CHATS;
     let manifest = dir.path().join("chats.jsonl");
-    std::fs::write(&manifest, cases.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&manifest, SHORT_CHATS.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
     let store = dir.path().join("s.sqlite");
     let report = common::run_manifest(&manifest, &store);
 
@@ -49,10 +48,10 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
     }
     assert!(report["model_set"].as_str().unwrap().contains("multilingual-e5-small"), "{report}");
 
-    let users: Vec<String> = cases.iter().map(|(id, _, _)| format!("u-{id}")).collect();
+    let users: Vec<String> = SHORT_CHATS.iter().map(|(id, _, _)| format!("u-{id}")).collect();
     let users: Vec<&str> = users.iter().map(String::as_str).collect();
     let evidence = common::evidence(&store, &users);
-    for (id, _, expected) in cases {
+    for (id, _, expected) in SHORT_CHATS {
         let got = evidence.get(id).cloned().unwrap_or_default();
         match expected {
             ["sensitive"] | ["skipped"] => assert!(got.is_empty(), "{id}: {expected:?} but gave {got:?}"),
@@ -85,8 +84,7 @@ fn the_product_examples_hold_every_ordinary_chat_the_suite_tags() {
         .map(|(_, text, _)| text.to_string())
         .collect();
     let audio = root.join("fixtures/audio");
-    let texts: HashMap<String, String> =
-        serde_json::from_str(&std::fs::read_to_string(audio.join("texts.json")).unwrap()).unwrap();
+    let texts = common::typed_texts(&audio);
     for line in common::manifest_lines(&audio.join("manifest.jsonl"), "fixtures/make_audio.py") {
         if line["expect"]["outcome"] == "processed" && line["expect"]["spoken"].is_string() {
             wanted.push(texts[line["media"].as_str().unwrap()].clone());

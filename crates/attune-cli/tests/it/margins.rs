@@ -178,8 +178,7 @@ fn every_model_decision_the_end_to_end_tests_assert_holds_by_a_margin() {
     // text's topic. That test asks 85% of them to agree; here every one counted must agree by a
     // margin, and enough of them must for 85%.
     let (dir, lines) = fixture("fixtures/audio/manifest.jsonl", "fixtures/make_audio.py");
-    let texts: HashMap<String, String> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let texts = common::typed_texts(&dir);
     let (mut spoken, mut agreeing) = (0, 0);
     for line in lines.iter().filter(|l| l["kind"] == "audio") {
         let media = line["media"].as_str().unwrap();

@@ -18,6 +18,13 @@ pub fn manifest_lines(manifest: &Path, made_by: &str) -> Vec<Value> {
     std::fs::read_to_string(manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// What each recording of `fixtures/audio/` says, typed (`texts.json`, by media name).
+pub fn typed_texts(audio: &Path) -> HashMap<String, String> {
+    let path = audio.join("texts.json");
+    assert!(path.exists(), "{} missing: run `python3 fixtures/make_audio.py` first", path.display());
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// `attune run MANIFEST --store STORE --report …`; the report.
 pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
     run_manifest_with::<&str>(manifest, store, &[])
