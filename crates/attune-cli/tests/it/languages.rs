@@ -29,7 +29,8 @@ const SHORT_CHATS: [(&str, &str, &[&str]); 9] = [
 fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("chats.jsonl");
-    std::fs::write(&manifest, SHORT_CHATS.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&manifest, SHORT_CHATS.iter().map(|(id, text, _)| chat(id, text)).collect::<Vec<_>>().join("\n"))
+        .unwrap();
     let store = dir.path().join("s.sqlite");
     let report = common::run_manifest(&manifest, &store);
 
