@@ -575,6 +575,10 @@ def main():
     steps = args.epochs * (math.ceil(len(xs) / args.batch) + math.ceil(len(bags) / bag_batch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / max(1, 0.06 * steps)) * max(0.0, 1 - s / steps))
     rng = random.Random(args.seed)
+    # The product examples after every epoch (float32, before the float16 rounding): which epoch
+    # a recipe starts to read two plain requests together as sensitive shows here.
+    check_items = load([args.check])
+    check_states = encode_all(layers, emb, tokenizer, check_items, first)
     started = time.time()
     for epoch in range(args.epochs):
         model.train()
@@ -612,6 +616,13 @@ def main():
             total += loss.item() * len(b)
         print(f"  epoch {epoch + 1}/{args.epochs}: loss {total / (len(xs) + len(bags)):.4f} ({time.time() - started:.0f} s)",
               file=sys.stderr)
+        if not args.spans:
+            calib_s = item_scores(calib_items, p_sensitive(model, calib_states))
+            sens_s = np.sort(calib_s[[it["expect"] != "ordinary" for it, _ in calib_items]])
+            bar = float(min(sens_s[int(np.floor((1.0 - args.recall) * len(sens_s)))], args.max_threshold))
+            check_s = item_scores(check_items, p_sensitive(model, check_states))
+            print(f"    {args.check.name}: {(check_s >= bar).sum()} of {len(check_items)} over the recall-{args.recall} "
+                  f"bar {bar:.4f}; highest p {check_s.max():.4f}", file=sys.stderr)
 
     # What ships is float16: round now, so thresholds and references are the shipped model's.
     with torch.no_grad():
@@ -658,8 +669,7 @@ def main():
               f"{sum(scores[i] >= bar[i] for i in o_)}/{len(o_)} (hard negatives {sum(scores[i] >= bar[i] for i in h_)}/{len(h_)})")
     # Never trained or calibrated on: a recipe that learns a cue word ("what should I pack" of
     # the religious and ethnic-origin trips) shows here, before the hour of measuring it.
-    check_items = load([args.check])
-    check_scores = item_scores(check_items, p_sensitive(model, encode_all(layers, emb, tokenizer, check_items, first)))
+    check_scores = item_scores(check_items, p_sensitive(model, check_states))
     over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
     print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
           f"{threshold:.4f} (highest p {check_scores.max():.4f})" + ("; dropped:" if over else ""))
