@@ -10,6 +10,15 @@ use std::collections::BTreeMap;
 
 mod common;
 
+/// One recording's entry in `fixtures/audio/languages/texts.json`.
+#[derive(serde::Deserialize)]
+struct SpokenLine {
+    text: String,
+    lang: String,
+    /// The country of the user the line was written for (its language preferred in detection).
+    country: String,
+}
+
 /// Letters and digits, lower-cased, words separated by one space.
 fn normalise(s: &str) -> Vec<char> {
     let cleaned: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
@@ -37,16 +46,15 @@ fn preferred(country: &str) -> Vec<String> {
 #[test]
 fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
     let dir = common::fixtures("audio/languages");
-    let texts: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let texts: BTreeMap<String, SpokenLine> = common::texts(&dir);
     let runtime = attune_testkit::cpu_runtime(2);
     let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MULTILINGUAL_MODEL)).unwrap();
     let codes: Vec<&str> = attune_lang::Language::DEFAULT_SUPPORTED.iter().map(|l| l.code()).collect();
     whisper.restrict_languages(&codes);
     let mut per_language: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (name, entry) in &texts {
-        let (text, lang) = (entry["text"].as_str().unwrap(), entry["lang"].as_str().unwrap());
-        let country = entry["country"].as_str().expect("texts.json from the current fixtures/make_audio.py");
+        let SpokenLine { text, lang, country } = entry;
+        let (text, lang) = (text.as_str(), lang.as_str());
         let pcm = decode_file(&dir.join(name), &AudioLimits::default()).unwrap();
         let request =
             SpeechRequest { pcm: &pcm.samples, language: SpeechLanguage::Detect { preferred: preferred(country) } };

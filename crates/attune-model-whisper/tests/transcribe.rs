@@ -5,6 +5,7 @@
 use attune_decode_audio::{decode_file, AudioError, AudioLimits};
 
 use attune_model_whisper::{Whisper, ENGLISH_MODEL as MODEL_NAME};
+use std::collections::BTreeMap;
 
 mod common;
 
@@ -24,17 +25,14 @@ fn wer(reference: &str, hypothesis: &str) -> f64 {
 #[test]
 fn word_error_rates_are_bounded_in_every_format() {
     let dir = common::fixtures("audio");
-    let texts: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let texts: BTreeMap<String, String> = common::texts(&dir);
     let runtime = attune_testkit::cpu_runtime(2);
     let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MODEL_NAME)).unwrap();
     let mut total = (0.0, 0usize);
-    let mut names: Vec<&String> = texts.keys().collect();
-    names.sort();
-    for name in names {
+    for (name, text) in &texts {
         let pcm = decode_file(&dir.join(name), &AudioLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let t = whisper.transcribe(&pcm.samples).unwrap();
-        let w = wer(texts[name].as_str().unwrap(), &t.text);
+        let w = wer(text, &t.text);
         eprintln!("{name:<16} WER {w:.3}  {}", t.text);
         // espeak-ng's robotic voice is hard for tiny.en; a real voice must do much better.
         let bound = if name == "beckett.wav" { 0.15 } else { 0.35 };
@@ -77,12 +75,10 @@ fn log_mel_matches_whisper_on_silence_and_tone() {
 #[test]
 fn batched_decoding_gives_the_same_transcripts_as_one_at_a_time() {
     let dir = common::fixtures("audio");
-    let texts: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("texts.json")).unwrap()).unwrap();
+    let texts: BTreeMap<String, String> = common::texts(&dir);
     let runtime = attune_testkit::cpu_runtime(2);
     let mut whisper = Whisper::load(&runtime, &attune_testkit::installed_model(MODEL_NAME)).unwrap();
-    let mut names: Vec<&String> = texts.keys().collect();
-    names.sort();
+    let names: Vec<&String> = texts.keys().collect();
     let mut pcms: Vec<Vec<f32>> =
         names.iter().map(|n| decode_file(&dir.join(n), &AudioLimits::default()).unwrap().samples).collect();
     // A recording longer than one window, and a silent one, in the same batch.

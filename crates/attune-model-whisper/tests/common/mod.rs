@@ -1,5 +1,6 @@
 //! What the transcription tests share.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `fixtures/<sub>`, which `fixtures/make_audio.py` must have made.
@@ -7,6 +8,13 @@ pub fn fixtures(sub: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(sub);
     assert!(p.join("texts.json").exists(), "run `python3 fixtures/make_audio.py` first");
     p
+}
+
+/// What each recording of a fixtures folder says (its `texts.json`, by media name, in name order).
+pub fn texts<T: serde::de::DeserializeOwned>(dir: &Path) -> BTreeMap<String, T> {
+    let path = dir.join("texts.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e} (remake it: `python3 fixtures/make_audio.py`)", path.display()))
 }
 
 /// Edit distance between two sequences over the reference's length (word or character error
