@@ -40,7 +40,7 @@ mod text;
 
 pub use image::{ImageClassifier, RgbFrame};
 pub use picture_text::{PictureText, TextInPictures, TextLine};
-pub use registration::{Load, LoadOptions, Loader, ModelCrate, Registry, Task};
+pub use registration::{Check, Load, LoadOptions, Loader, ModelCrate, Registry, Task};
 pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
 pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 

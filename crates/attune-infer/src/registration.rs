@@ -49,12 +49,21 @@ pub struct LoadOptions {
 /// A loader of one capability: the runtime, the installed folder, the options; the model.
 pub type Load<T> = fn(&Runtime, &ModelDir, &LoadOptions) -> Result<Box<T>, InferError>;
 
+/// A check of an installed folder (its manifest's settings and files) that makes no session.
+pub type Check = fn(&ModelDir) -> Result<(), InferError>;
+
 /// A model crate's loader, typed by the capability it gives.
 #[derive(Clone, Copy)]
 pub enum Loader {
     TextEmbedding(Load<dyn TextEmbedder>),
     ImageClassification(Load<dyn ImageClassifier>),
-    SpeechToText(Load<dyn SpeechToText>),
+    /// A run makes speech sessions when a batch first needs one, so the registry runs `check`
+    /// when the model is named: a broken installation refuses the run at its start rather than
+    /// failing every recording in it.
+    SpeechToText {
+        check: Check,
+        load: Load<dyn SpeechToText>,
+    },
     TextInPictures(Load<dyn TextInPictures>),
 }
 
@@ -63,7 +72,7 @@ impl Loader {
         match self {
             Loader::TextEmbedding(_) => Task::TextEmbedding,
             Loader::ImageClassification(_) => Task::ImageClassification,
-            Loader::SpeechToText(_) => Task::SpeechToText,
+            Loader::SpeechToText { .. } => Task::SpeechToText,
             Loader::TextInPictures(_) => Task::TextInPictures,
         }
     }
@@ -127,7 +136,9 @@ impl Registry {
     /// The installed model `name`, checked to be a model of `task` that a crate of this build runs.
     pub fn check(&self, name: &str, task: Task, models_root: Option<&std::path::Path>) -> Result<ModelDir, InferError> {
         let dir = ModelDir::locate(name, models_root)?;
-        self.loader(&dir, task)?;
+        if let Loader::SpeechToText { check, .. } = self.loader(&dir, task)? {
+            check(&dir)?;
+        }
         Ok(dir)
     }
 
@@ -175,8 +186,9 @@ impl Registry {
         }
     }
 
-    /// The speech model `name`: its folder, and the loader that makes a session of it (a run
-    /// makes sessions as batches need them, so the model is found now and loaded later).
+    /// The speech model `name`: its folder, checked by its crate, and the loader that makes a
+    /// session of it (a run makes sessions as batches need them, so the model is found and
+    /// checked now and loaded later).
     pub fn speech_to_text(
         &self,
         name: &str,
@@ -184,7 +196,10 @@ impl Registry {
     ) -> Result<(ModelDir, Load<dyn SpeechToText>), InferError> {
         let dir = ModelDir::locate(name, models_root)?;
         match self.loader(&dir, Task::SpeechToText)? {
-            Loader::SpeechToText(load) => Ok((dir, load)),
+            Loader::SpeechToText { check, load } => {
+                check(&dir)?;
+                Ok((dir, load))
+            }
             _ => unreachable!("loader checks the task"),
         }
     }
@@ -215,9 +230,25 @@ mod tests {
         Err(InferError::Config("not loaded in this test".into()))
     }
 
+    fn never_speech(_: &Runtime, _: &ModelDir, _: &LoadOptions) -> Result<Box<dyn SpeechToText>, InferError> {
+        Err(InferError::Config("not loaded in this test".into()))
+    }
+    /// A speech crate's check: its `[runtime] graph` must be there.
+    fn graph_present(dir: &ModelDir) -> Result<(), InferError> {
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            graph: String,
+        }
+        dir.file(&dir.config::<Settings>()?.graph).map(drop)
+    }
+
     const CRATES: &[ModelCrate] = &[
         ModelCrate { name: "attune-model-words", load: Loader::TextEmbedding(never_text) },
         ModelCrate { name: "attune-model-pictures", load: Loader::ImageClassification(never_image) },
+        ModelCrate {
+            name: "attune-model-listener",
+            load: Loader::SpeechToText { check: graph_present, load: never_speech },
+        },
     ];
     const REGISTRY: Registry = Registry::new(CRATES);
 
@@ -306,5 +337,31 @@ mod tests {
         assert_eq!(REGISTRY.installed(Task::TextEmbedding, Some(root)), ["stale", "words"]);
         assert_eq!(REGISTRY.installed(Task::ImageClassification, Some(root)), ["pics"]);
         assert!(REGISTRY.installed(Task::SpeechToText, Some(root)).is_empty());
+    }
+
+    /// Speech sessions are made when a recording first needs one; the crate's check runs when
+    /// the model is named, so a broken installation is known before the run, not per recording.
+    #[test]
+    fn speech_models_are_checked_when_named_not_when_first_loaded() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let listener = |name: &str| {
+            manifest(name, "attune-model-listener", "speech-to-text", "graph = \"g.onnx\"\nversion = \"1\"\n")
+        };
+        install(root, "whole", &listener("whole"));
+        std::fs::write(root.join("whole/g.onnx"), b"").unwrap();
+        install(root, "broken", &listener("broken"));
+
+        let (dir, _load) = REGISTRY.speech_to_text("whole", Some(root)).unwrap();
+        assert_eq!(dir.id(), "whole@1");
+        assert!(REGISTRY.check("whole", Task::SpeechToText, Some(root)).is_ok());
+
+        for r in [
+            REGISTRY.speech_to_text("broken", Some(root)).map(|(d, _)| d),
+            REGISTRY.check("broken", Task::SpeechToText, Some(root)),
+        ] {
+            assert!(matches!(r, Err(InferError::ModelMissing { .. })), "{:?}", r.map(|d| d.id()));
+        }
+        assert_eq!(REGISTRY.installed(Task::SpeechToText, Some(root)), ["broken", "whole"]);
     }
 }

@@ -44,8 +44,10 @@ pub const ENGLISH_MODEL: &str = "whisper-tiny-en";
 pub const MODEL_NAMES: [&str; 2] = [MULTILINGUAL_MODEL, ENGLISH_MODEL];
 
 /// This crate as the model registry sees it: speech to text (both Whisper folders).
-pub const MODEL_CRATE: ModelCrate =
-    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::SpeechToText(load_speech_to_text) };
+pub const MODEL_CRATE: ModelCrate = ModelCrate {
+    name: env!("CARGO_PKG_NAME"),
+    load: Loader::SpeechToText { check: check_installation, load: load_speech_to_text },
+};
 
 fn load_speech_to_text(
     runtime: &Runtime,
@@ -278,8 +280,21 @@ pub struct Transcript {
     pub min_logit_gap: f32,
 }
 
-impl Whisper {
-    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<Whisper, InferError> {
+/// Everything of an installed Whisper folder but its ONNX sessions: the manifest agreed with
+/// this crate's front end, the mel filters checked, the tokenizer read, the prompt settled.
+/// Reading it is cheap, so a run checks the installation when it starts although its sessions
+/// are made when the first recording needs one.
+struct Installation {
+    settings: Settings,
+    filters: Vec<f32>,
+    tokenizer: Tokenizer,
+    task: Option<[i64; 2]>,
+    known_languages: Vec<(String, i64)>,
+    prompt: Vec<i64>,
+}
+
+impl Installation {
+    fn read(dir: &ModelDir) -> Result<Installation, InferError> {
         let bad = |message: String| dir.invalid(message);
         let m = Settings::read(dir)?;
         let bytes = std::fs::read(dir.file(&m.mel_filters)?).map_err(|e| bad(format!("mel filters: {e}")))?;
@@ -303,6 +318,22 @@ impl Whisper {
             let prompt = m.prompt.clone().ok_or_else(|| bad("an English-only model needs its prompt".into()))?;
             (None, Vec::new(), prompt)
         };
+        // The graphs are opened when a session is made; that they are there is known now.
+        dir.file(&m.encoder)?;
+        dir.file(&m.decoder)?;
+        Ok(Installation { settings: m, filters, tokenizer, task, known_languages, prompt })
+    }
+}
+
+/// The registry's check of an installed Whisper folder, before any session is made.
+fn check_installation(dir: &ModelDir) -> Result<(), InferError> {
+    Installation::read(dir).map(drop)
+}
+
+impl Whisper {
+    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<Whisper, InferError> {
+        let bad = |message: String| dir.invalid(message);
+        let Installation { settings: m, filters, tokenizer, task, known_languages, prompt } = Installation::read(dir)?;
         let decoder = runtime.session(&dir.name, &dir.file(&m.decoder)?)?;
         let layers = m.layers;
         let cross_inputs: Vec<String> =

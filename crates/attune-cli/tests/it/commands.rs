@@ -486,3 +486,32 @@ fn models_are_listed_and_a_model_of_another_task_does_not_start_a_run() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("installed text-embedding models: minilm-l6-v2, multilingual-e5-small"), "{err}");
 }
+
+/// Speech sessions are made when the first recording needs one, but the speech model's
+/// installation is checked when the run starts: a manifest that disagrees with the crate's audio
+/// front end stops the run (exit 2) before a store exists, instead of failing every recording.
+#[test]
+fn a_broken_speech_installation_stops_the_run_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_without(dir.path(), &["whisper-base"]);
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.attune/models/whisper-base");
+    let broken = models.join("whisper-base");
+    std::fs::create_dir(&broken).unwrap();
+    for entry in std::fs::read_dir(&installed).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "model.toml" {
+            std::os::unix::fs::symlink(entry.path(), broken.join(entry.file_name())).unwrap();
+        }
+    }
+    let toml = std::fs::read_to_string(installed.join("model.toml")).unwrap();
+    assert!(toml.contains("\nn_mels = 80\n"), "the installed manifest changed shape");
+    std::fs::write(broken.join("model.toml"), toml.replace("\nn_mels = 80\n", "\nn_mels = 128\n")).unwrap();
+
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, chat("c1")).unwrap();
+    let store = dir.path().join("p.sqlite");
+    let (code, err, report) = run(&manifest, &store, &["--models", models.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("n_mels = 128"), "{err}");
+    assert!(report.is_none() && !store.exists(), "the run started: {err}");
+}
