@@ -10,7 +10,7 @@ lines of the labelled chat sets in nine languages, 16 kHz mono WAV, 36 recording
 - attune: `target/release/attune run` on a manifest of those recordings (users in a country of
   each recording's language), `--threads N`: decode, language choice, Whisper base, language
   gate, tagging and the store; audio seconds per second of the run, model loading included and
-  not.
+  not; with the int8 encoder (the CPU's default) and again with the float32 one.
 - faster-whisper (PyPI faster-whisper==1.1.1 on ctranslate2==4.8.5, in its own virtual
   environment under .attune/venvs/), the same CTranslate2 model.bin attune's export starts from:
   greedy (beam 1), no timestamps, temperature 0 only, no VAD, no conditioning on previous text;
@@ -80,7 +80,7 @@ def seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path) -> dict:
+def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path, encoder: str) -> dict:
     # Each recording's user is in the country fixtures/make_audio.py gave it.
     country = {name: entry["country"] for name, entry in json.loads((CORPUS / "texts.json").read_text()).items()}
     manifest = work / "speech.jsonl"
@@ -91,10 +91,12 @@ def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path) -> dict:
             f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": country[clip.name],
                                 "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
                                 "media": clip.name}) + "\n")
-    store, report = work / "bench.sqlite", work / "report.json"
+    # A store of its own for each run: a second run into one store would find every event done.
+    store, report = work / f"bench-{encoder}.sqlite", work / f"report-{encoder}.json"
     subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
                     "--report", str(report), "--threads", str(threads)], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "ATTUNE_WHISPER_ENCODER": encoder})
     r = json.loads(report.read_text())
     if r["failed"]:
         sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
@@ -146,9 +148,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        a = run_attune(clips, args.threads, work)
-        rows.append(("attune, whole pipeline (Whisper base float32 ONNX)", audio / a["elapsed_s"]))
+        a = run_attune(clips, args.threads, work, "int8")
+        rows.append(("attune, whole pipeline (Whisper base ONNX, encoder int8)", audio / a["elapsed_s"]))
         rows.append(("attune, whole pipeline, model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"])))
+        f = run_attune(clips, args.threads, work, "float32")
+        rows.append(("attune, whole pipeline, encoder float32 (`ATTUNE_WHISPER_ENCODER=float32`)", audio / f["elapsed_s"]))
         folder = ct2_folder(work / "ct2")
         n = args.threads
         for compute in ("int8", "float32"):

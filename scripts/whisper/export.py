@@ -67,6 +67,10 @@ OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17; fixed so the bytes do not depend on onnx's default
 LN_EPS = 1e-5
 N_AUDIO_FRAMES = 3000  # 30 s of 10 ms hops
+# The int8 encoder's weights span [-63, 63], not [-127, 127]: on CPUs without VNNI, ONNX Runtime
+# multiplies uint8 by int8 with AVX2's vpmaddubsw, which saturates a pair of products at 32,767;
+# 255 x 63 x 2 cannot reach it, so the integer sums are exact, and the same, on every CPU.
+INT8_WEIGHT_MAX = 63
 MASK_VALUE = -1e9  # added to scores of positions a token may not see (exp() underflows to exactly 0)
 
 # ---------------------------------------------------------------------------------------------
@@ -221,10 +225,12 @@ class Whisper:
 
 
 class Graph:
-    def __init__(self):
+    def __init__(self, int8: bool = False):
         self.nodes: list = []
         self.inits: list = []
         self.names: set[str] = set()
+        # Linear layers as int8 (see `linear_int8`) unless a call says otherwise.
+        self.int8 = int8
 
     def const(self, name: str, arr: np.ndarray) -> str:
         assert name not in self.names, name
@@ -245,12 +251,53 @@ class Graph:
 
     # --- layers -------------------------------------------------------------------------------
 
-    def linear(self, name: str, x: str, w: np.ndarray, b: np.ndarray | None) -> str:
-        """x @ w.T + b, w as CTranslate2 stores it ([out, in])."""
-        y = self.op("MatMul", [x, self.const(f"{name}.weight", np.ascontiguousarray(w.T))], f"{name}.matmul")
+    def linear(self, name: str, x: str, w: np.ndarray, b: np.ndarray | None, int8: bool = True) -> str:
+        """x @ w.T + b, w as CTranslate2 stores it ([out, in]); in int8 when the graph is and
+        `int8` does not say otherwise."""
+        if self.int8 and int8:
+            y = self.linear_int8(name, x, w)
+        else:
+            y = self.op("MatMul", [x, self.const(f"{name}.weight", np.ascontiguousarray(w.T))], f"{name}.matmul")
         if b is not None:
             y = self.op("Add", [y, self.const(f"{name}.bias", b)], f"{name}.add")
         return y
+
+    def linear_int8(self, name: str, x: str, w: np.ndarray) -> str:
+        """x @ w.T in int8 as CTranslate2 computes it: each row of x (one position) scaled by its
+        own largest |value| to [-127, 127] and stored as uint8 around 128, the weights per output
+        column to [-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX]; integer products summed exactly in int32,
+        then both scales applied. One scale for the whole input (ONNX Runtime's dynamic
+        quantisation) lets a few loud positions crush the rest: Whisper then mishears (README)."""
+        wt = np.ascontiguousarray(w.T)  # [in, out]
+        k, n = wt.shape
+        scale = np.abs(wt).max(axis=0) / INT8_WEIGHT_MAX
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(wt / scale), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+        rows = self.op("Reshape", [x, self.i64(f"{name}.rows_shape", [-1, k])], f"{name}.rows")
+        peak = self.op("ReduceMax", [self.op("Abs", [rows], f"{name}.abs")], f"{name}.peak", axes=[-1], keepdims=1)
+        row_scale = self.op("Mul", [self.op("Max", [peak, "c.int8_floor"], f"{name}.peak_floor"), "c.int8_step"],
+                            f"{name}.row_scale")
+        flat_scale = self.op("Reshape", [row_scale, "c.int8_flat"], f"{name}.row_scale_flat")
+        zero = self.op("ConstantOfShape", [self.op("Shape", [flat_scale], f"{name}.n_rows")], f"{name}.row_zero",
+                       value=numpy_helper.from_array(np.array([128], dtype=np.uint8)))
+        xq = self.op("QuantizeLinear", [rows, flat_scale, zero], f"{name}.rows_uint8", axis=0)
+        y = self.op("MatMulIntegerToFloat",
+                    [xq, self.const(f"{name}.weight_int8", q), "c.one",
+                     self.const(f"{name}.weight_scale", scale.astype(np.float32)), "c.int8_zero"],
+                    f"{name}.matmul_int8", domain="com.microsoft")
+        y = self.op("Mul", [y, row_scale], f"{name}.rescaled")
+        lead = self.op("Slice", [self.op("Shape", [x], f"{name}.in_shape"), "c.int8_s0", "c.int8_sm1"],
+                       f"{name}.lead_shape")
+        shape = self.op("Concat", [lead, self.i64(f"{name}.out_width", [n])], f"{name}.out_shape", axis=0)
+        return self.op("Reshape", [y, shape], f"{name}.matmul")
+
+    def int8_consts(self) -> None:
+        self.const("c.int8_zero", np.array(128, dtype=np.uint8))
+        self.const("c.int8_step", np.array(1.0 / 127.0, dtype=np.float32))
+        self.const("c.int8_floor", np.array(1e-12, dtype=np.float32))
+        self.i64("c.int8_flat", [-1])
+        self.i64("c.int8_s0", [0])
+        self.i64("c.int8_sm1", [-1])
 
     def layer_norm(self, name: str, x: str, m: Whisper, scope: str) -> str:
         g = m.f32(f"{scope}/gamma", (m.d,))
@@ -319,9 +366,11 @@ def _scale_check(m: Whisper) -> None:
         raise ValueError("head_dim is not a power of 4: folding the attention scale would round")
 
 
-def build_encoder(m: Whisper) -> onnx.ModelProto:
-    g = Graph()
+def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
+    g = Graph(int8)
     g.common_consts(m)
+    if int8:
+        g.int8_consts()
     d, L = m.d, m.dec_layers
     # Conv front end: [N, n_mels, 3000] -> [N, d, 1500]
     x = g.op("Conv", ["mel", g.const("conv1.weight", m.f32("encoder/conv1/weight", (d, m.n_mels, 3))),
@@ -352,7 +401,8 @@ def build_encoder(m: Whisper) -> onnx.ModelProto:
         s = f"decoder/layer_{i}/attention"
         ws.append(m.f32(f"{s}/linear_1/weight", (2 * d, d)))  # [k; v]
         bs.append(m.f32(f"{s}/linear_1/bias", (2 * d,)))
-    kv = g.linear("cross_kv.proj", x, np.concatenate(ws, axis=0), np.concatenate(bs, axis=0))
+    # Float32 even in the int8 encoder: these are what every decoder step attends to.
+    kv = g.linear("cross_kv.proj", x, np.concatenate(ws, axis=0), np.concatenate(bs, axis=0), int8=False)
     kv = g.op("Reshape", [kv, g.i64("cross_kv.shape6", [0, 0, L, 2, m.dec_heads, m.head_dim])], "cross_kv.split_heads")
     kv = g.op("Transpose", [kv], "cross_kv.transpose", perm=[2, 3, 0, 4, 1, 5])  # [L, 2, N, H, 1500, hd]
     g.op("Reshape", [kv, g.i64("cross_kv.shape5", [2 * L, -1, m.dec_heads, m.audio_ctx, m.head_dim])], "cross_kv")
@@ -363,9 +413,9 @@ def build_encoder(m: Whisper) -> onnx.ModelProto:
         outputs=[helper.make_tensor_value_info("cross_kv", TensorProto.FLOAT,
                                                [2 * L, "N", m.dec_heads, m.audio_ctx, m.head_dim])],
         initializer=g.inits)
-    return _model(graph, f"{m.title} encoder. Input: log-mel [N, 80, 3000]. "
+    return _model(graph, f"{m.title} encoder{' (int8 linear layers)' if int8 else ''}. Input: log-mel [N, 80, 3000]. "
                          "Output: cross-attention keys/values of every decoder layer, [2L, N, H, 1500, 64], "
-                         "[2l] = keys and [2l+1] = values of decoder layer l.")
+                         "[2l] = keys and [2l+1] = values of decoder layer l.", int8)
 
 
 def build_decoder(m: Whisper) -> onnx.ModelProto:
@@ -457,11 +507,16 @@ def zero_axes(g: Graph) -> str:
     return "c.axes0"
 
 
-def _model(graph, doc: str) -> onnx.ModelProto:
+def _model(graph, doc: str, int8: bool = False) -> onnx.ModelProto:
+    opsets = [helper.make_opsetid("", OPSET)]
+    if int8:
+        # MatMulIntegerToFloat: ONNX Runtime's contrib op, int8 product and scales in one kernel.
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+        graph, opset_imports=opsets, ir_version=IR_VERSION,
         producer_name="attune scripts/whisper/export.py", producer_version="1", doc_string=doc)
-    onnx.checker.check_model(model, full_check=True)
+    # The full check infers shapes, which the onnx package cannot do for a contrib op.
+    onnx.checker.check_model(model, full_check=not int8)
     return model
 
 
@@ -479,6 +534,8 @@ def main() -> None:
     ap.add_argument("weights", nargs="+", help="model.bin (CTranslate2 Whisper), or its pieces in order")
     ap.add_argument("output_dir", help="folder to write encoder.onnx and decoder.onnx into (created if missing)")
     ap.add_argument("--title", default="Whisper", help="what the graphs' doc strings call the model")
+    ap.add_argument("--int8-encoder", action="store_true",
+                    help="also write encoder-int8.onnx: the encoder's linear layers in int8 (see linear_int8)")
     args = ap.parse_args()
 
     spec, revision, variables = load_ct2(args.weights)
@@ -494,6 +551,9 @@ def main() -> None:
     os.makedirs(args.output_dir, exist_ok=True)
     _write(os.path.join(args.output_dir, "encoder.onnx"), encoder.SerializeToString(deterministic=True))
     _write(os.path.join(args.output_dir, "decoder.onnx"), decoder.SerializeToString(deterministic=True))
+    if args.int8_encoder:
+        _write(os.path.join(args.output_dir, "encoder-int8.onnx"),
+               build_encoder(m, int8=True).SerializeToString(deterministic=True))
 
 
 if __name__ == "__main__":

@@ -204,6 +204,12 @@ impl Runtime {
         self.intra_threads
     }
 
+    /// Where this runtime's sessions run: a model with a graph made for one (an int8 graph for
+    /// the CPU) picks it by this.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// The same runtime, building its sessions at another optimisation level.
     pub fn with_optimization(mut self, optimization: Optimization) -> Runtime {
         self.optimization = optimization;

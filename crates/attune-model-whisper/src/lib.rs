@@ -24,8 +24,8 @@
 //! exported to ONNX by `scripts/whisper/export.py`).
 
 use attune_infer::{
-    InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime, SpeechLanguage, SpeechRequest, SpeechToText,
-    SpokenText,
+    Device, InferError, LoadOptions, Loader, Model, ModelCrate, ModelDir, Runtime, SpeechLanguage, SpeechRequest,
+    SpeechToText, SpokenText,
 };
 use ndarray::{s, Array2, Array5, ArrayD, Axis, IxDyn};
 use ort::session::Session;
@@ -67,6 +67,9 @@ fn load_speech_to_text(
 #[serde(deny_unknown_fields)]
 struct Settings {
     encoder: String,
+    /// The encoder with its linear layers in int8 (`scripts/whisper/export.py --int8-encoder`),
+    /// run in place of `encoder` on the CPU; CUDA runs `encoder`.
+    encoder_int8: Option<String>,
     decoder: String,
     tokenizer: String,
     mel_filters: String,
@@ -127,6 +130,33 @@ impl Settings {
             }
         }
         Ok(m)
+    }
+}
+
+/// Which of an installation's encoders a session runs. The int8 one is CTranslate2's kind of
+/// int8 (per-position input scales, per-column weight scales): on the 36 espeak-ng recordings in
+/// nine languages it keeps each language's character error rate within a few hundredths of the
+/// float32 encoder's and runs a window in ~0.6× the time on one core (README, *Speech in every
+/// language*). CUDA runs float32: its int8 kernels are another matter, and not measured.
+/// `ATTUNE_WHISPER_ENCODER=float32` runs the float32 encoder on the CPU too (to compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EncoderPrecision {
+    Float32,
+    Int8,
+}
+
+impl EncoderPrecision {
+    fn wanted(runtime: &Runtime) -> Result<EncoderPrecision, InferError> {
+        let default = match runtime.device() {
+            Device::Cpu => EncoderPrecision::Int8,
+            Device::CudaIfAvailable => EncoderPrecision::Float32,
+        };
+        match std::env::var("ATTUNE_WHISPER_ENCODER").as_deref() {
+            Err(_) | Ok("") => Ok(default),
+            Ok("float32") => Ok(EncoderPrecision::Float32),
+            Ok("int8") => Ok(EncoderPrecision::Int8),
+            Ok(other) => Err(InferError::Config(format!("ATTUNE_WHISPER_ENCODER={other}: expected float32 or int8"))),
+        }
     }
 }
 
@@ -320,6 +350,9 @@ impl Installation {
         };
         // The graphs are opened when a session is made; that they are there is known now.
         dir.file(&m.encoder)?;
+        if let Some(encoder) = &m.encoder_int8 {
+            dir.file(encoder)?;
+        }
         dir.file(&m.decoder)?;
         Ok(Installation { settings: m, filters, tokenizer, task, known_languages, prompt })
     }
@@ -345,8 +378,12 @@ impl Whisper {
             return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
         }
         let suppress: Vec<usize> = m.suppress_tokens.clone();
+        let (encoder, id) = match (&m.encoder_int8, EncoderPrecision::wanted(runtime)?) {
+            (Some(int8), EncoderPrecision::Int8) => (int8, format!("{}+int8-encoder", dir.id())),
+            _ => (&m.encoder, dir.id()),
+        };
         Ok(Whisper {
-            encoder: runtime.session(&dir.name, &dir.file(&m.encoder)?)?,
+            encoder: runtime.session(&dir.name, &dir.file(encoder)?)?,
             decoder,
             tokenizer,
             mel: LogMel::new(filters),
@@ -364,7 +401,7 @@ impl Whisper {
             head_dim: m.head_dim,
             cross_inputs,
             cross: Vec::new(),
-            id: dir.id(),
+            id,
         })
     }
 
