@@ -10,7 +10,7 @@ lines of the labelled chat sets in nine languages, 16 kHz mono WAV, 36 recording
 - attune: `target/release/attune run` on a manifest of those recordings (users in a country of
   each recording's language), `--threads N`: decode, language choice, Whisper base, language
   gate, tagging and the store; audio seconds per second of the run, model loading included and
-  not; with the int8 encoder (the CPU's default) and again with the float32 one.
+  not; and again with the int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`).
 - faster-whisper (PyPI faster-whisper==1.1.1 on ctranslate2==4.8.5, in its own virtual
   environment under .attune/venvs/), the same CTranslate2 model.bin attune's export starts from:
   greedy (beam 1), no timestamps, temperature 0 only, no VAD, no conditioning on previous text;
@@ -148,11 +148,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        a = run_attune(clips, args.threads, work, "int8")
-        rows.append(("attune, whole pipeline (Whisper base ONNX, encoder int8)", audio / a["elapsed_s"]))
+        a = run_attune(clips, args.threads, work, "float32")
+        rows.append(("attune, whole pipeline (Whisper base float32 ONNX)", audio / a["elapsed_s"]))
         rows.append(("attune, whole pipeline, model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"])))
-        f = run_attune(clips, args.threads, work, "float32")
-        rows.append(("attune, whole pipeline, encoder float32 (`ATTUNE_WHISPER_ENCODER=float32`)", audio / f["elapsed_s"]))
+        q = run_attune(clips, args.threads, work, "int8")
+        rows.append(("attune, whole pipeline, int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`)", audio / q["elapsed_s"]))
         folder = ct2_folder(work / "ct2")
         n = args.threads
         for compute in ("int8", "float32"):
