@@ -136,7 +136,7 @@ impl Settings {
 /// Which of an installation's encoders a session runs: float32 unless
 /// `ATTUNE_WHISPER_ENCODER=int8` asks for the int8 one (on the CPU; CUDA always runs float32).
 /// The int8 encoder is CTranslate2's kind of int8 (per-position input scales, per-column weight
-/// scales): a window in ~0.75× the time on one core, whole runs 4–7 % faster, character error
+/// scales): a window in 0.65–0.75× the time on one core, whole runs 4–7 % faster, character error
 /// rates within a few hundredths (README, *Speech in every language*). Not the default: it
 /// decides a token of the camping fixture's transcript by 0.015 logit ("shall" over "should"),
 /// under the margin `tests/it/margins.rs` asks of every decision the tests assert, so that
