@@ -415,7 +415,7 @@ def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
         initializer=g.inits)
     return _model(graph, f"{m.title} encoder{' (int8 linear layers)' if int8 else ''}. Input: log-mel [N, 80, 3000]. "
                          "Output: cross-attention keys/values of every decoder layer, [2L, N, H, 1500, 64], "
-                         "[2l] = keys and [2l+1] = values of decoder layer l.", int8)
+                         "[2l] = keys and [2l+1] = values of decoder layer l.")
 
 
 def build_decoder(m: Whisper) -> onnx.ModelProto:
@@ -507,16 +507,17 @@ def zero_axes(g: Graph) -> str:
     return "c.axes0"
 
 
-def _model(graph, doc: str, int8: bool = False) -> onnx.ModelProto:
+def _model(graph, doc: str) -> onnx.ModelProto:
     opsets = [helper.make_opsetid("", OPSET)]
-    if int8:
-        # MatMulIntegerToFloat: ONNX Runtime's contrib op, int8 product and scales in one kernel.
+    # ONNX Runtime's contrib ops (MatMulIntegerToFloat in the int8 encoder) need their domain.
+    contrib = any(n.domain == "com.microsoft" for n in graph.node)
+    if contrib:
         opsets.append(helper.make_opsetid("com.microsoft", 1))
     model = helper.make_model(
         graph, opset_imports=opsets, ir_version=IR_VERSION,
         producer_name="attune scripts/whisper/export.py", producer_version="1", doc_string=doc)
     # The full check infers shapes, which the onnx package cannot do for a contrib op.
-    onnx.checker.check_model(model, full_check=not int8)
+    onnx.checker.check_model(model, full_check=not contrib)
     return model
 
 
