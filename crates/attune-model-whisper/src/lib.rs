@@ -148,14 +148,18 @@ enum EncoderPrecision {
 }
 
 impl EncoderPrecision {
+    /// What `ATTUNE_WHISPER_ENCODER` asks for.
+    fn asked() -> Result<EncoderPrecision, InferError> {
+        match std::env::var("ATTUNE_WHISPER_ENCODER").as_deref() {
+            Err(_) | Ok("") | Ok("float32") => Ok(EncoderPrecision::Float32),
+            Ok("int8") => Ok(EncoderPrecision::Int8),
+            Ok(other) => Err(InferError::Config(format!("ATTUNE_WHISPER_ENCODER={other}: expected float32 or int8"))),
+        }
+    }
+
+    /// The encoder a session on `runtime` runs.
     fn wanted(runtime: &Runtime) -> Result<EncoderPrecision, InferError> {
-        let asked = match std::env::var("ATTUNE_WHISPER_ENCODER").as_deref() {
-            Err(_) | Ok("") | Ok("float32") => EncoderPrecision::Float32,
-            Ok("int8") => EncoderPrecision::Int8,
-            Ok(other) => {
-                return Err(InferError::Config(format!("ATTUNE_WHISPER_ENCODER={other}: expected float32 or int8")))
-            }
-        };
+        let asked = EncoderPrecision::asked()?;
         Ok(match runtime.device() {
             Device::Cpu => asked,
             Device::CudaIfAvailable => EncoderPrecision::Float32,
@@ -361,9 +365,23 @@ impl Installation {
     }
 }
 
-/// The registry's check of an installed Whisper folder, before any session is made.
+/// The registry's check of an installed Whisper folder, before any session is made; with it,
+/// that the encoder `ATTUNE_WHISPER_ENCODER` asks for is one the folder has.
 fn check_installation(dir: &ModelDir) -> Result<(), InferError> {
-    Installation::read(dir).map(drop)
+    let installation = Installation::read(dir)?;
+    match (EncoderPrecision::asked()?, &installation.settings.encoder_int8) {
+        (EncoderPrecision::Int8, None) => Err(no_int8_encoder(dir)),
+        _ => Ok(()),
+    }
+}
+
+/// A mistake to stop the run at (a manifest error), not a model missing.
+fn no_int8_encoder(dir: &ModelDir) -> InferError {
+    dir.invalid(format!(
+        "ATTUNE_WHISPER_ENCODER=int8 asks for an int8 encoder, and {} has none (no encoder_int8); unset it or use \
+         whisper-base",
+        dir.name
+    ))
 }
 
 impl Whisper {
@@ -383,7 +401,9 @@ impl Whisper {
         let suppress: Vec<usize> = m.suppress_tokens.clone();
         let (encoder, id) = match (&m.encoder_int8, EncoderPrecision::wanted(runtime)?) {
             (Some(int8), EncoderPrecision::Int8) => (int8, format!("{}+int8-encoder", dir.id())),
-            _ => (&m.encoder, dir.id()),
+            // Asked for and not there (whisper-tiny-en has none): checked when the run starts.
+            (None, EncoderPrecision::Int8) => return Err(no_int8_encoder(dir)),
+            (_, EncoderPrecision::Float32) => (&m.encoder, dir.id()),
         };
         Ok(Whisper {
             encoder: runtime.session(&dir.name, &dir.file(encoder)?)?,
