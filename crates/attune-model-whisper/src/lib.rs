@@ -369,7 +369,9 @@ impl Installation {
 /// that the encoder `ATTUNE_WHISPER_ENCODER` asks for is one the folder has.
 fn check_installation(dir: &ModelDir) -> Result<(), InferError> {
     let installation = Installation::read(dir)?;
-    match (EncoderPrecision::asked()?, &installation.settings.encoder_int8) {
+    // A setting the run cannot honour stops it (a manifest error), as a broken manifest does.
+    let asked = EncoderPrecision::asked().map_err(|e| dir.invalid(e.to_string()))?;
+    match (asked, &installation.settings.encoder_int8) {
         (EncoderPrecision::Int8, None) => Err(no_int8_encoder(dir)),
         _ => Ok(()),
     }
