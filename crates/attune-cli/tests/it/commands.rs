@@ -491,24 +491,6 @@ fn models_are_listed_and_a_model_of_another_task_does_not_start_a_run() {
 /// installation is checked when the run starts: a manifest that disagrees with the crate's audio
 /// front end stops the run (exit 2) before a store exists, instead of failing every recording.
 #[test]
-fn an_int8_encoder_asked_of_a_speech_model_without_one_stops_the_run_before_it_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("m.jsonl");
-    std::fs::write(&manifest, chat("c1")).unwrap();
-    let store = dir.path().join("p.sqlite");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
-        .args(["--speech-model", "whisper-tiny-en"])
-        .env("ATTUNE_WHISPER_ENCODER", "int8")
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("whisper-tiny-en has none (no encoder_int8)"), "{err}");
-    assert!(!store.exists(), "the run started: {err}");
-}
-
-#[test]
 fn a_broken_speech_installation_stops_the_run_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let models = models_without(dir.path(), &["whisper-base"]);
@@ -532,4 +514,24 @@ fn a_broken_speech_installation_stops_the_run_before_it_starts() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("n_mels = 128"), "{err}");
     assert!(report.is_none() && !store.exists(), "the run started: {err}");
+}
+
+/// The same check holds for what the environment asks of the model: an int8 encoder that the
+/// named model does not have stops the run before it starts, rather than running float32 unsaid.
+#[test]
+fn an_int8_encoder_asked_of_a_speech_model_without_one_stops_the_run_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(&manifest, chat("c1")).unwrap();
+    let store = dir.path().join("p.sqlite");
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
+        .args(["--speech-model", "whisper-tiny-en"])
+        .env("ATTUNE_WHISPER_ENCODER", "int8")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("whisper-tiny-en has none (no encoder_int8)"), "{err}");
+    assert!(!store.exists(), "the run started: {err}");
 }
