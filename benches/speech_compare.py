@@ -80,17 +80,22 @@ def seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path, encoder: str) -> dict:
-    # Each recording's user is in the country fixtures/make_audio.py gave it.
+def write_manifest(clips: list[tuple[Path, str]], work: Path) -> Path:
+    """The recordings as a manifest in `work`, the clips beside it (attune reads media only under
+    the manifest's folder); each recording's user in the country fixtures/make_audio.py gave it."""
     country = {name: entry["country"] for name, entry in json.loads((CORPUS / "texts.json").read_text()).items()}
     manifest = work / "speech.jsonl"
-    # attune reads media only under the manifest's folder: the clips go beside it.
     with open(manifest, "w") as f:
         for k, (clip, lang) in enumerate(clips):
             shutil.copyfile(clip, work / clip.name)
             f.write(json.dumps({"event_id": f"bench-{k}", "user_id": f"u-{lang}", "country": country[clip.name],
                                 "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
                                 "media": clip.name}) + "\n")
+    return manifest
+
+
+def run_attune(manifest: Path, threads: int, encoder: str) -> dict:
+    work = manifest.parent
     # A store of its own for each run: a second run into one store would find every event done.
     store, report = work / f"bench-{encoder}.sqlite", work / f"report-{encoder}.json"
     subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
@@ -100,7 +105,9 @@ def run_attune(clips: list[tuple[Path, str]], threads: int, work: Path, encoder:
     r = json.loads(report.read_text())
     if r["failed"]:
         sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
-    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": r["stages"]["speech"]["busy_s"]}
+    # A run that kept no transcript (every recording unintelligible) reports no speech stage.
+    speech = r["stages"].get("speech", {}).get("busy_s", 0.0)
+    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech}
 
 
 WORKER = r'''
@@ -148,10 +155,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        a = run_attune(clips, args.threads, work, "float32")
+        manifest = write_manifest(clips, work)
+        a = run_attune(manifest, args.threads, "float32")
         rows.append(("attune, whole pipeline (Whisper base float32 ONNX)", audio / a["elapsed_s"]))
         rows.append(("attune, whole pipeline, model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"])))
-        q = run_attune(clips, args.threads, work, "int8")
+        q = run_attune(manifest, args.threads, "int8")
         rows.append(("attune, whole pipeline, int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`)", audio / q["elapsed_s"]))
         folder = ct2_folder(work / "ct2")
         n = args.threads
