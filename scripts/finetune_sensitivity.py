@@ -434,9 +434,15 @@ def main():
     from tokenizers import Tokenizer
 
     first = NL - args.layers
+    # Training reads its states from its own copy of the lower layers, so any depth trains; only
+    # the shipped classifier must read an output the set-up's e5 graph has.
     if first not in INNER_OUTPUTS:
-        ap.error(f"--layers {args.layers} needs the e5 graph's hidden_state_{first}, which it does not output "
+        needs = (f"--layers {args.layers} needs the e5 graph's hidden_state_{first}, which it does not output "
                  f"(INNER_OUTPUTS = {INNER_OUTPUTS} in models/multilingual-e5-small/export.py)")
+        if not args.dry_run and args.out.resolve() == OUT.resolve():
+            ap.error(needs + "; train into another --out, or export e5 with that output first")
+        print(f"note: {needs}: to run this classifier, export e5 with it (README, \"Chat in every language\")",
+              file=sys.stderr)
     data = ROOT / "fixtures"
     train_paths = (sorted((data / "sensitivity").glob("*.train.jsonl"))
                    + [data / "conversations" / f for f in ("train.jsonl", "train2.jsonl", "tuning.jsonl")]
