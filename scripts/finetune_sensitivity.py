@@ -360,8 +360,10 @@ def export_onnx(model: Classifier, path: Path, example) -> bytes:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=4,
-                    help="top layers fine-tuned (the rest stay frozen and shared); the e5 graph must output the "
-                         "states entering the first of them (INNER_OUTPUTS in models/multilingual-e5-small/export.py)")
+                    help="top layers fine-tuned (the rest stay frozen and shared); any depth trains, but to run "
+                         "it the e5 graph must output the states entering the first of them (INNER_OUTPUTS in "
+                         "models/multilingual-e5-small/export.py), so only such a depth may be written over the "
+                         "shipped classifier")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=4e-5, help="for the layers (the head: 25x)")
     ap.add_argument("--batch", type=int, default=32)
