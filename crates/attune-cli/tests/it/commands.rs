@@ -1,6 +1,7 @@
 //! The command line around the pipeline: which commands may create a store, and how each
 //! command ends (exit codes a scheduler can act on, one-line errors).
 
+use crate::common;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -46,16 +47,7 @@ fn photo(id: &str, media: &str) -> String {
 fn run(manifest: &Path, store: &Path, args: &[&str]) -> (Option<i32>, String, Option<serde_json::Value>) {
     let report = store.with_extension("report.json");
     let _ = std::fs::remove_file(&report);
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(manifest)
-        .arg("--store")
-        .arg(store)
-        .arg("--report")
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::attune_run(manifest, store).arg("--report").arg(&report).args(args).output().unwrap();
     let report = std::fs::read_to_string(&report).ok().map(|r| serde_json::from_str(&r).unwrap());
     (out.status.code(), stderr(&out), report)
 }
@@ -239,15 +231,7 @@ fn settings_from_a_config_file_and_variables_give_way_to_flags() {
     std::fs::write(&config, "progress-every = 0\nbatch-size = 1\nrequire-models = [\"text\"]\n").unwrap();
     let lines = |out: &Output| stderr(out).lines().filter(|l| l.starts_with("progress: ")).count();
     let attune = |store: &str, args: &[&str], env: &[(&str, &str)]| {
-        Command::new(env!("CARGO_BIN_EXE_attune"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--store")
-            .arg(dir.path().join(store))
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
+        common::attune_run(&manifest, &dir.path().join(store)).args(args).envs(env.iter().copied()).output().unwrap()
     };
     let config_arg = config.to_str().unwrap();
     // The file: a batch per event, a line after each.
@@ -399,15 +383,7 @@ fn an_unwritable_report_path_stops_the_run_before_it_starts() {
     let folder = dir.path().join("a-folder");
     std::fs::create_dir(&folder).unwrap();
     for report in [dir.path().join("no/such/folder/report.json"), folder] {
-        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--store")
-            .arg(&store)
-            .arg("--report")
-            .arg(&report)
-            .output()
-            .unwrap();
+        let out = common::attune_run(&manifest, &store).arg("--report").arg(&report).output().unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("cannot be written"), "{err}");
@@ -426,8 +402,8 @@ fn logs_follow_rust_log_and_can_be_json() {
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, chat("c1")).unwrap();
     let run = |envs: &[(&str, &str)], store: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_attune"));
-        cmd.arg("run").arg(&manifest).arg("--store").arg(dir.path().join(store)).env_remove("ATTUNE_LOG");
+        let mut cmd = common::attune_run(&manifest, &dir.path().join(store));
+        cmd.env_remove("ATTUNE_LOG");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -524,8 +500,7 @@ fn an_int8_encoder_asked_of_a_speech_model_without_one_stops_the_run_before_it_s
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, chat("c1")).unwrap();
     let store = dir.path().join("p.sqlite");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
+    let out = common::attune_run(&manifest, &store)
         .args(["--speech-model", "whisper-tiny-en"])
         .env("ATTUNE_WHISPER_ENCODER", "int8")
         .output()

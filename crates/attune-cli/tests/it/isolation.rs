@@ -17,7 +17,6 @@ fn fault_injection_is_compiled_in() {
 fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     use crate::common;
     use serde_json::json;
-    use std::process::Command;
     use std::time::Instant;
 
     let photo = common::root().join("fixtures/images/coffee.png");
@@ -52,8 +51,7 @@ fn a_crashing_hanging_or_bloating_decoder_costs_one_event() {
     let store = dir.path().join("p.sqlite");
     let report_path = dir.path().join("report.json");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
+    let out = common::attune_run(&manifest, &store)
         .args(["--report", report_path.to_str().unwrap()])
         .args(["--decoders", "1", "--decode-timeout", "10", "--decode-memory-mb", "1024"])
         .env("ATTUNE_WORKER_FAULTS", "1")

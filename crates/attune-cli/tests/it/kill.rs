@@ -58,15 +58,8 @@ fn killed_runs_resume_to_identical_profiles() {
     let mut mid_batch_kills = 0;
     for (k, fraction) in [0.35, 0.65, 0.9].into_iter().enumerate() {
         let store = dir.path().join(format!("killed-{k}.sqlite"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--store")
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            common::attune_run(&manifest, &store).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(full_run.mul_f64(fraction));
         let still_running = child.try_wait().unwrap().is_none();
         child.kill().unwrap(); // SIGKILL
@@ -109,11 +102,7 @@ fn sigterm_stops_cleanly_with_a_report_and_a_rerun_continues() {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let store = dir.path().join("s.sqlite");
     let report_path = dir.path().join("stopped.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(&manifest)
-        .arg("--store")
-        .arg(&store)
+    let mut child = common::attune_run(&manifest, &store)
         .arg("--report")
         .arg(&report_path)
         .stdout(Stdio::null())

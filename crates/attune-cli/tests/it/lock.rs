@@ -43,11 +43,7 @@ fn a_second_run_on_a_store_in_use_does_not_start() {
     let manifest = long_manifest(dir.path(), 2);
     let store = dir.path().join("s.sqlite");
     let report = dir.path().join("first.json");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(&manifest)
-        .arg("--store")
-        .arg(&store)
+    let mut first = common::attune_run(&manifest, &store)
         .arg("--report")
         .arg(&report)
         .stdout(Stdio::null())
@@ -62,15 +58,7 @@ fn a_second_run_on_a_store_in_use_does_not_start() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = dir.path().join("second.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(&manifest)
-        .arg("--store")
-        .arg(&store)
-        .arg("--report")
-        .arg(&second)
-        .output()
-        .unwrap();
+    let out = common::attune_run(&manifest, &store).arg("--report").arg(&second).output().unwrap();
     let still_running = first.try_wait().unwrap().is_none();
     refused(&out, "a second run");
     assert!(!second.exists(), "the refused run wrote a report");
@@ -84,7 +72,7 @@ fn a_second_run_on_a_store_in_use_does_not_start() {
 
     // Whoever holds the lock, a run waits for nobody: it does not start.
     let held = StoreLock::acquire(&store).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_attune")).arg("run").arg(&manifest).arg("--store").arg(&store).output();
+    let out = common::attune_run(&manifest, &store).output();
     refused(&out.unwrap(), "a run while the lock is held");
     refused(&attune(&["unforget", "user-001"], &store), "unforget while the lock is held");
     drop(held);

@@ -3,8 +3,6 @@
 
 use crate::common;
 
-use std::process::Command;
-
 #[test]
 fn only_failed_events_are_retried() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,16 +34,8 @@ fn only_failed_events_are_retried() {
     // The photo arrives; retry only what failed.
     std::fs::copy(photos.join("chelsea.png"), dir.path().join("cat.png")).unwrap();
     let report = store.with_extension("retry.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(&manifest)
-        .arg("--retry-failed")
-        .arg("--store")
-        .arg(&store)
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
+    let out =
+        common::attune_run(&manifest, &store).arg("--retry-failed").arg("--report").arg(&report).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "some events fail: {}", String::from_utf8_lossy(&out.stderr));
     let retry: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(retry["processed"], 1, "the photo, and only the photo");

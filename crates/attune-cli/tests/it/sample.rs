@@ -2,7 +2,7 @@
 //! `fixtures/make_sample.py`): topics found, sensitive and excluded items absent, idempotent
 //! reruns, halves in either order, forget.
 
-use crate::common::root;
+use crate::common::{self, root};
 use attune_profile::{ProfileStore, SqliteStore};
 use attune_taxonomy::Taxonomy;
 use serde_json::Value;
@@ -398,8 +398,7 @@ fn a_run_from_the_reference_cache_gives_the_same_profiles() {
     let policy = root().join("fixtures/sample/policy.toml");
     let run_with_cache = |cache: &str, name: &str| {
         let store = dir.path().join(format!("{name}.sqlite"));
-        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-            .args(["run", manifest.to_str().unwrap(), "--store", store.to_str().unwrap()])
+        let out = common::attune_run(&manifest, &store)
             .args(["--policy", policy.to_str().unwrap()])
             .env("ATTUNE_CACHE", cache)
             .current_dir(root())

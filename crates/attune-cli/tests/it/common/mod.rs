@@ -30,21 +30,19 @@ pub fn run_manifest(manifest: &Path, store: &Path) -> Value {
     run_manifest_with::<&str>(manifest, store, &[])
 }
 
+/// `attune run MANIFEST --store STORE`, for a test to add arguments, environment or pipes to.
+pub fn attune_run(manifest: &Path, store: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attune"));
+    command.arg("run").arg(manifest).arg("--store").arg(store);
+    command
+}
+
 /// `attune run MANIFEST --store STORE --report … ARGS…` (e.g. `--policy FILE`); the report.
 /// The run must finish with the exit code its report calls for: 0 without failures, 3 with
 /// some, 4 when every event failed.
 pub fn run_manifest_with<S: AsRef<OsStr>>(manifest: &Path, store: &Path, args: &[S]) -> Value {
     let report = store.with_extension("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .arg("run")
-        .arg(manifest)
-        .arg("--store")
-        .arg(store)
-        .arg("--report")
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = attune_run(manifest, store).arg("--report").arg(&report).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("no report ({e}): {stderr}")))
