@@ -299,15 +299,31 @@ def with_spans(tokenizer, items, states):
     return out
 
 
-def p_sensitive(model: Classifier, states: list[torch.Tensor]) -> np.ndarray:
+def probabilities(model: Classifier, states: list[torch.Tensor]) -> np.ndarray:
+    """Each segment's probabilities over CLASSES, [segments, classes]."""
     model.eval()
-    out = np.zeros(len(states), dtype=np.float64)
+    out = np.zeros((len(states), len(CLASSES)), dtype=np.float64)
     order = sorted(range(len(states)), key=lambda i: states[i].shape[0])
     with torch.no_grad():
         for b in range(0, len(order), 64):
             rows = order[b : b + 64]
-            p = model(*pad([states[i] for i in rows]))
-            out[rows] = (1.0 - p[:, 0]).numpy()
+            out[rows] = model(*pad([states[i] for i in rows])).numpy()
+    return out
+
+
+def p_sensitive(model: Classifier, states: list[torch.Tensor]) -> np.ndarray:
+    return 1.0 - probabilities(model, states)[:, 0]
+
+
+def likeliest_categories(items, probs: np.ndarray) -> list[tuple[str, float]]:
+    """Per item: the category its most sensitive segment leans to, with that class's p."""
+    out, at = [], 0
+    for _, segs in items:
+        seg = probs[at : at + len(segs)]
+        row = seg[int((1.0 - seg[:, 0]).argmax())]
+        k = 1 + int(row[1:].argmax())
+        out.append((CLASSES[k], float(row[k])))
+        at += len(segs)
     return out
 
 
@@ -677,12 +693,15 @@ def main():
               f"{sum(scores[i] >= bar[i] for i in o_)}/{len(o_)} (hard negatives {sum(scores[i] >= bar[i] for i in h_)}/{len(h_)})")
     # Never trained or calibrated on: a recipe that learns a cue word ("what should I pack" of
     # the religious and ethnic-origin trips) shows here, before the hour of measuring it.
-    check_scores = item_scores(check_items, p_sensitive(model, check_states))
-    over = [(s_, it["text"]) for s_, (it, _) in zip(check_scores, check_items) if s_ >= threshold]
+    # Each dropped one with the category it reads as: the cue it was taken for.
+    check_probs = probabilities(model, check_states)
+    check_scores = item_scores(check_items, 1.0 - check_probs[:, 0])
+    leaning = likeliest_categories(check_items, check_probs)
+    over = [(s_, it["text"], lean) for s_, (it, _), lean in zip(check_scores, check_items, leaning) if s_ >= threshold]
     print(f"{args.check.name}: {len(check_items) - len(over)} of {len(check_items)} ordinary examples pass "
           f"{threshold:.4f} (highest p {check_scores.max():.4f})" + ("; dropped:" if over else ""))
-    for s_, t in sorted(over, reverse=True):
-        print(f"  p {s_:.4f}  {t}")
+    for s_, t, (category, p_category) in sorted(over, reverse=True):
+        print(f"  p {s_:.4f}  as {category} ({p_category:.3f})  {t}")
     if args.dry_run:
         return
 
