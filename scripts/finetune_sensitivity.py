@@ -425,7 +425,15 @@ def main():
                     help="with --spans: a classifier.onnx that reads clauses alone (an earlier version); a sensitive "
                          "item's clause it finds of the item's category (p >= 0.5) is taught in place with that label")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the classifier")
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7,
+                    help="draws the joined chats, the clauses taught and the head's first weights")
+    ap.add_argument("--order-seed", type=int, default=None,
+                    help="shuffles the batches (default: --seed); another one trains the same data and the same "
+                         "starting weights in another order, e.g. for --average")
+    ap.add_argument("--average", type=Path, nargs="+", default=None, metavar="PT",
+                    help="train nothing: average these classifiers' weights (state dicts saved by earlier runs "
+                         "with the same --layers, from the same starting weights), then calibrate, check and "
+                         "export the average as any trained one")
     ap.add_argument("--version", default=None,
                     help="written into model.toml: the next number with every retrain (required unless --dry-run)")
     ap.add_argument("--dry-run", action="store_true", help="train and report; write nothing")
@@ -598,7 +606,16 @@ def main():
     bag_batch = max(1, args.batch // 4)
     steps = args.epochs * (math.ceil(len(xs) / args.batch) + math.ceil(len(bags) / bag_batch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / max(1, 0.06 * steps)) * max(0.0, 1 - s / steps))
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
+    if args.average:
+        # A uniform "model soup" (Wortsman et al., 2022): classifiers fine-tuned from the same
+        # weights on other data or in another order, averaged weight by weight. It costs nothing at
+        # run time, and where the runs disagree (the scores of plain chats moved by more than
+        # their margin from recipe to recipe) the average sits between them.
+        dicts = [torch.load(p_, map_location="cpu") for p_ in args.average]
+        model.load_state_dict({k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]})
+        args.epochs = 0
+        print(f"averaged {len(dicts)} classifiers: {', '.join(str(p_) for p_ in args.average)}", file=sys.stderr)
     # The product examples after every epoch (float32, before the float16 rounding): which epoch
     # a recipe starts to read two plain requests together as sensitive shows here.
     check_items = load([args.check])
@@ -707,7 +724,8 @@ def main():
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), CACHE / f"model-{args.layers}-{args.seed}.pt")
+    saved = f"model-{args.layers}-{args.seed}" + (f"-{args.order_seed}" if args.order_seed is not None else "")
+    torch.save(model.state_dict(), CACHE / f"{saved}{'-average' if args.average else ''}.pt")
     example = pad(calib_states[:2])
     onnx_bytes = export_onnx(model, out / "classifier.onnx", example)
     sha = hashlib.sha256(onnx_bytes).hexdigest()
