@@ -610,8 +610,8 @@ def main():
     if args.average:
         # A uniform "model soup" (Wortsman et al., 2022): classifiers fine-tuned from the same
         # weights on other data or in another order, averaged weight by weight. It costs nothing at
-        # run time, and where the runs disagree (the scores of plain chats moved by more than
-        # their margin from recipe to recipe) the average sits between them.
+        # run time; where runs disagree (one epoch's batch order alone moved the product examples
+        # over the bar from 8 to 31 of 55) the average lands between them.
         dicts = [torch.load(p_, map_location="cpu") for p_ in args.average]
         model.load_state_dict({k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]})
         args.epochs = 0
@@ -776,7 +776,9 @@ def main():
 # threshold chosen on fixtures/sensitivity/*.calib.jsonl for recall {args.recall} of its 576 sensitive items,
 # all languages pooled (at most {args.max_threshold});
 # the holdouts were never read. Weights stored float16, computed float32.
-name = "sensitivity-{TEXT_MODEL}"
+""" + (f"""# --average: nothing trained in this run; the weights are the mean of {len(args.average)} classifiers' weights,
+# each trained by its own run (the counts above are this run's data, not necessarily theirs).
+""" if args.average else "") + f"""name = "sensitivity-{TEXT_MODEL}"
 version = "{args.version}"
 task = "special-category"
 crate = "attune-model-sensitivity"
