@@ -614,14 +614,14 @@ def main():
         # over the bar from 8 to 31 of 55) the average lands between them.
         dicts = [torch.load(p_, map_location="cpu") for p_ in args.average]
         model.load_state_dict({k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]})
-        args.epochs = 0
         print(f"averaged {len(dicts)} classifiers: {', '.join(str(p_) for p_ in args.average)}", file=sys.stderr)
     # The product examples after every epoch (float32, before the float16 rounding): which epoch
     # a recipe starts to read two plain requests together as sensitive shows here.
     check_items = load([args.check])
     check_states = encode_all(layers, emb, tokenizer, check_items, first)
     started = time.time()
-    for epoch in range(args.epochs):
+    epochs = 0 if args.average else args.epochs
+    for epoch in range(epochs):
         model.train()
         idx = list(range(len(xs)))
         rng.shuffle(idx)
@@ -655,7 +655,7 @@ def main():
             opt.step()
             sched.step()
             total += loss.item() * len(b)
-        print(f"  epoch {epoch + 1}/{args.epochs}: loss {total / (len(xs) + len(bags)):.4f} ({time.time() - started:.0f} s)",
+        print(f"  epoch {epoch + 1}/{epochs}: loss {total / (len(xs) + len(bags)):.4f} ({time.time() - started:.0f} s)",
               file=sys.stderr)
         if not args.spans:
             calib_s = item_scores(calib_items, p_sensitive(model, calib_states))
