@@ -387,7 +387,7 @@ def main():
     # Tried for version 4 (`--clause-weight 0.5 --max-clauses 2 --pairs 0.4 --mixed-pairs 0.25
     # --epochs 3`, with the broad training files): better on the calibration split at every
     # threshold, but it leaked more on the holdouts than version 3, so it was not shipped
-    # (README, "Chat in every language").
+    # (docs/sensitivity-classifier.md).
     ap.add_argument("--clause-weight", type=float, default=None,
                     help="what an ordinary item's clauses weigh together, against its whole text's 1 "
                          "(default: each clause 1)")
@@ -467,7 +467,7 @@ def main():
                  f"(INNER_OUTPUTS = {INNER_OUTPUTS} in models/multilingual-e5-small/export.py)")
         if not args.dry_run and args.out.resolve() == OUT.resolve():
             ap.error(needs + "; train into another --out, or export e5 with that output first")
-        print(f"note: {needs}: to run this classifier, export e5 with it (README, \"Chat in every language\")",
+        print(f"note: {needs}: to run this classifier, export e5 with it (docs/sensitivity-classifier.md)",
               file=sys.stderr)
     data = ROOT / "fixtures"
     train_paths = (sorted((data / "sensitivity").glob("*.train.jsonl"))
@@ -590,7 +590,7 @@ def main():
     for label, weight in zip(labels, ws + [b[2] for b in bags]):
         counts[label] += weight
     # By default ordinary weighs as much as all six categories together (0.7 was measured no better:
-    # README, "Chat in every language").
+    # docs/sensitivity-classifier.md).
     ordinary = args.ordinary_share
     share = torch.tensor([ordinary] + [(1.0 - ordinary) / 6.0] * 6, dtype=torch.float64)
     total = float(counts.sum())
