@@ -413,6 +413,12 @@ struct TagArgs {
     /// How much labelled example chats pull each node's vector (0: descriptions only).
     #[arg(long)]
     node_examples: Option<f32>,
+    /// How many of a node's nearest example chats score it as a topic beside its vector (0: its vector alone).
+    #[arg(long)]
+    node_neighbours: Option<usize>,
+    /// The node's own vector's share of its topic score beside its nearest example chats.
+    #[arg(long)]
+    node_vector_share: Option<f32>,
     /// One threshold for the special-category classifier in every language.
     #[arg(long)]
     classifier_threshold: Option<f32>,
@@ -435,6 +441,8 @@ impl TagArgs {
             sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
             sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
             node_examples: self.node_examples.unwrap_or(d.node_examples),
+            node_neighbours: self.node_neighbours.unwrap_or(d.node_neighbours),
+            node_vector_share: self.node_vector_share.unwrap_or(d.node_vector_share),
             classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
             lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),

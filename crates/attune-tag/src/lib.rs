@@ -182,6 +182,16 @@ pub struct TagConfig {
     /// than two chats about the same thing.
     #[serde(default)]
     pub node_examples: f32,
+    /// How many of a node's labelled example chats, the nearest to the item, score it as a
+    /// topic beside its own vector (0: its vector alone). A node's chats are spread over many
+    /// ways of talking about it; the nearest few say more than their mean (`node_examples`'
+    /// pull), which stays what the sensitive-node detector reads.
+    #[serde(default)]
+    pub node_neighbours: usize,
+    /// With `node_neighbours`: the node's own vector's (its description and name) share of its
+    /// topic score; the rest is the mean similarity of those nearest examples.
+    #[serde(default)]
+    pub node_vector_share: f32,
     /// One threshold for the special-category classifier in every language, in place of its
     /// own per-language ones (`attune eval --sweep classifier_threshold=…`).
     #[serde(default)]
@@ -202,7 +212,12 @@ pub struct TagConfig {
 struct NodeVector {
     id: u32,
     sensitive: Option<SensitiveCategory>,
+    /// Its description and name, pulled towards its example chats (`node_examples`).
     vector: Vec<f32>,
+    /// Its description and name alone, for the topic score beside its nearest examples.
+    own: Vec<f32>,
+    /// Its labelled example chats' vectors, one after another (`node_neighbours` > 0 only).
+    examples: std::sync::Arc<[f32]>,
 }
 
 /// Tags text with a text-embedding model's outputs.
@@ -306,11 +321,24 @@ impl TextTagger {
         let nodes = nodes
             .iter()
             .zip(vectors.into_iter().zip(name_vectors))
-            .map(|(n, (a, b))| NodeVector { id: n.id, sensitive: n.sensitive, vector: unit_mean(&[a, b]) })
+            .map(|(n, (a, b))| {
+                let vector = unit_mean(&[a, b]);
+                NodeVector { id: n.id, sensitive: n.sensitive, own: vector.clone(), vector, examples: Vec::new().into() }
+            })
             .collect();
         let mut nodes: Vec<NodeVector> = nodes;
-        if config.node_examples > 0.0 {
-            pull_towards_examples(embedder, &mut nodes, config.node_examples, cache)?;
+        if config.node_examples > 0.0 || config.node_neighbours > 0 {
+            let examples = node_examples(embedder, cache)?;
+            if config.node_examples > 0.0 {
+                pull_towards_examples(&mut nodes, &examples, config.node_examples);
+            }
+            if config.node_neighbours > 0 {
+                for node in nodes.iter_mut() {
+                    if let Some(vectors) = examples.get(&node.id) {
+                        node.examples = vectors.iter().flatten().copied().collect();
+                    }
+                }
+            }
         }
         let prototypes = proto_cats.into_iter().zip(prototype_vectors).collect();
 
@@ -704,13 +732,49 @@ impl TextTagger {
             return Verdict::Sensitive { category, detector: Detector::SensitiveNode };
         }
 
+        let scored = self.topic_scores(embedding);
+        let best = scored.first().map_or(0.0, |(s, _)| *s);
         let topics = scored
             .iter()
-            .filter(|(s, n)| n.sensitive.is_none() && *s >= c.topic_threshold && *s >= best_allowed - c.topic_margin)
+            .filter(|(s, _)| *s >= c.topic_threshold && *s >= best - c.topic_margin)
             .take(c.max_topics)
             .filter_map(|(s, n)| self.taxonomy.allowed(n.id).ok().map(|topic| ScoredTopic { topic, score: *s }))
             .collect();
         Verdict::Topics(topics)
+    }
+
+    /// Every allowed node's topic score for `embedding`, best first: its vector's similarity,
+    /// or with `node_neighbours`, its own vector's share of that plus the rest from the mean
+    /// similarity of its nearest example chats.
+    fn topic_scores(&self, embedding: &[f32]) -> Vec<(f32, &NodeVector)> {
+        let c = &self.config;
+        let dims = embedding.len().max(1);
+        let mut nearest = Vec::with_capacity(c.node_neighbours);
+        let mut scored: Vec<(f32, &NodeVector)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.sensitive.is_none())
+            .map(|n| {
+                if c.node_neighbours == 0 || n.examples.is_empty() {
+                    return (dot(&n.vector, embedding), n);
+                }
+                nearest.clear();
+                for example in n.examples.chunks_exact(dims) {
+                    let s = dot(example, embedding);
+                    if nearest.len() < c.node_neighbours {
+                        nearest.push(s);
+                    } else if let Some(low) = nearest.iter_mut().min_by(|a, b| a.total_cmp(b)) {
+                        if s > *low {
+                            *low = s;
+                        }
+                    }
+                }
+                let neighbours = nearest.iter().sum::<f32>() / nearest.len() as f32;
+                (c.node_vector_share * dot(&n.own, embedding) + (1.0 - c.node_vector_share) * neighbours, n)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored
     }
 
     /// How far each decision behind [`TextTagger::tag_segments`]'s verdict was from going the
@@ -777,23 +841,18 @@ impl TextTagger {
     /// and the best score less the margin), best first; rank (`max_topics`) aside.
     fn topic_excess(&self, embedding: &[f32]) -> Vec<(u32, f32)> {
         let c = &self.config;
-        let mut scored: Vec<(u32, f32)> =
-            self.nodes.iter().filter(|n| n.sensitive.is_none()).map(|n| (n.id, dot(&n.vector, embedding))).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let best = scored.first().map_or(0.0, |(_, s)| *s);
+        let scored = self.topic_scores(embedding);
+        let best = scored.first().map_or(0.0, |(s, _)| *s);
         let bar = c.topic_threshold.max(best - c.topic_margin);
-        scored.into_iter().map(|(id, s)| (id, s - bar)).collect()
+        scored.into_iter().map(|(s, n)| (n.id, s - bar)).collect()
     }
 }
 
-/// Moves each node with labelled example chats towards their mean, as items embed:
-/// `unit(node + weight · unit(mean(examples)))`. Nodes without examples keep their description.
-fn pull_towards_examples<M>(
+/// The labelled example chats (`data/node-examples.tsv`), embedded as items are, by node.
+fn node_examples<M>(
     embedder: &mut M,
-    nodes: &mut [NodeVector],
-    weight: f32,
     cache: Option<&Path>,
-) -> Result<(), TagError>
+) -> Result<std::collections::BTreeMap<u32, Vec<Vec<f32>>>, TagError>
 where
     M: TextEmbedder + ?Sized,
 {
@@ -816,6 +875,16 @@ where
     for (id, v) in ids.into_iter().zip(vectors) {
         by_node.entry(id).or_default().push(v);
     }
+    Ok(by_node)
+}
+
+/// Moves each node with labelled example chats towards their mean, as items embed:
+/// `unit(node + weight · unit(mean(examples)))`. Nodes without examples keep their description.
+fn pull_towards_examples(
+    nodes: &mut [NodeVector],
+    by_node: &std::collections::BTreeMap<u32, Vec<Vec<f32>>>,
+    weight: f32,
+) {
     for node in nodes.iter_mut() {
         if let Some(examples) = by_node.get(&node.id) {
             let mean = unit_mean(examples);
@@ -823,14 +892,13 @@ where
             node.vector = unit_mean(&[pulled]);
         }
     }
-    Ok(())
 }
 
 /// The tagger's version: a digest of everything that decides its verdicts besides the model.
 fn version(probe_text: &str, config: &TagConfig, classifier: Option<&dyn SensitivityClassifier>) -> String {
     let config_text = format!("{config:?}");
     let mut parts: Vec<&[u8]> = vec![LEXICON_TSV.as_bytes(), PROTOTYPES_TSV.as_bytes()];
-    if config.node_examples > 0.0 {
+    if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
@@ -1495,6 +1563,58 @@ mod tests {
             Verdict::Topics(ts) => assert!(ts.iter().all(|s| s.topic.node().sensitive.is_none())),
             Verdict::Sensitive { .. } => {}
         }
+    }
+
+    #[test]
+    fn a_node_is_scored_by_its_nearest_example_chats_beside_its_own_vector() {
+        let unit = |v: [f32; 3]| unit_mean(&[v.to_vec()]);
+        // Camping's description is farther from the item than Cooking's, but two of its chats
+        // are near it; its other two chats, far from it, are not among the nearest.
+        let camping = NodeVector {
+            id: 725,
+            sensitive: None,
+            vector: unit([0.6, 0.8, 0.0]),
+            own: unit([0.6, 0.8, 0.0]),
+            examples: [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0]]
+                .into_iter()
+                .flat_map(unit)
+                .collect(),
+        };
+        let cooking = NodeVector {
+            id: 371,
+            sensitive: None,
+            vector: unit([0.7, 0.7, 0.0]),
+            own: unit([0.7, 0.7, 0.0]),
+            examples: Vec::new().into(),
+        };
+        let mut t = tagger();
+        t.nodes = vec![camping, cooking];
+        let item = unit([1.0, 0.0, 0.0]);
+        let ranked = |t: &TextTagger| -> Vec<(u32, f32)> {
+            t.topic_scores(&item).into_iter().map(|(s, n)| (n.id, s)).collect()
+        };
+        // Without neighbours, each node's vector alone: Cooking first, as before.
+        t.config.node_neighbours = 0;
+        let alone = ranked(&t);
+        assert_eq!(alone.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [371, 725]);
+        assert!((alone[1].1 - 0.6).abs() < 1e-6, "{alone:?}");
+        // With its 2 nearest chats at half the weight, Camping overtakes it; a node without
+        // chats keeps its vector's score.
+        t.config.node_neighbours = 2;
+        t.config.node_vector_share = 0.5;
+        let near = ranked(&t);
+        let expected = 0.5 * 0.6 + 0.5 * (1.0 + dot(&unit([0.9, 0.1, 0.0]), &item)) / 2.0;
+        assert_eq!(near.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [725, 371]);
+        assert!((near[0].1 - expected).abs() < 1e-6, "{near:?} against {expected}");
+        assert_eq!(near[1], alone[0]);
+        // The verdict and the margins rank topics the same way (the stand-in's category
+        // descriptions, equal to every item, off).
+        t.config.topic_threshold = 0.0;
+        t.config.category_threshold = 2.0;
+        t.config.probe_threshold = 2.0;
+        let Verdict::Topics(topics) = t.tag_embedding(&item) else { panic!("sensitive") };
+        assert_eq!(topics.first().map(|s| s.topic.id()), Some(725));
+        assert_eq!(t.topic_excess(&item).first().map(|(id, _)| *id), Some(725));
     }
 
     /// A stand-in text model for the tagger's plumbing, not a model: constant vectors, token
