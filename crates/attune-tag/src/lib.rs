@@ -775,6 +775,10 @@ impl TextTagger {
                         }
                     }
                 }
+                if nearest.is_empty() {
+                    // Examples of another width than the item's: none can be compared.
+                    return (dot(&n.vector, embedding), n);
+                }
                 let neighbours = nearest.iter().sum::<f32>() / nearest.len() as f32;
                 (c.node_vector_share * dot(&n.own, embedding) + (1.0 - c.node_vector_share) * neighbours, n)
             })
