@@ -113,7 +113,12 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         "sensitive_node_threshold" => config.sensitive_node_threshold = value,
         "sensitive_node_margin" => config.sensitive_node_margin = value,
         "node_vector_share" => config.node_vector_share = value,
-        "node_neighbours" if value >= 0.0 && value.fract() == 0.0 => config.node_neighbours = value as usize,
+        "node_neighbours" => {
+            if value < 0.0 || value.fract() != 0.0 {
+                bail!("--sweep node_neighbours: {value} is not a count of example chats");
+            }
+            config.node_neighbours = value as usize
+        }
         "classifier_threshold" => config.classifier_threshold = Some(value),
         "lexicon_confirmation" => config.lexicon_confirmation = Some(value),
         other => bail!("--sweep: no threshold `{other}`"),
