@@ -1,8 +1,8 @@
 //! Compiles in what `data/` holds per model, so adding a file is all it takes:
 //! - every file of `data/references/` (the shipped models' reference embeddings, made by
 //!   `just references`) as `(file name, bytes)`;
-//! - every text model's calibration, `data/<model>/calibration.toml` with its `probe.tsv`, as
-//!   `(model name, calibration, probe)`.
+//! - every text model's calibration, `data/<model>/calibration.toml` with its `probe.tsv` and,
+//!   where it has one, its `topic-head.tsv`, as `(model name, calibration, probe, topic head)`.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -29,12 +29,19 @@ fn main() {
     let mut table = String::from("&[\n");
     for model in &models {
         let (calibration, probe) = (data.join(model).join("calibration.toml"), data.join(model).join("probe.tsv"));
+        let topic_head = data.join(model).join("topic-head.tsv");
         println!("cargo:rerun-if-changed={}", calibration.display());
         println!("cargo:rerun-if-changed={}", probe.display());
+        println!("cargo:rerun-if-changed={}", topic_head.display());
         assert!(probe.is_file(), "{} has no probe.tsv beside its calibration.toml", data.join(model).display());
+        let topic_head = if topic_head.is_file() {
+            format!("Some(include_str!({:?}))", topic_head.display().to_string())
+        } else {
+            "None".to_string()
+        };
         writeln!(
             table,
-            "    ({model:?}, include_str!({:?}), include_str!({:?})),",
+            "    ({model:?}, include_str!({:?}), include_str!({:?}), {topic_head}),",
             calibration.display().to_string(),
             probe.display().to_string()
         )

@@ -113,6 +113,7 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         "sensitive_node_threshold" => config.sensitive_node_threshold = value,
         "sensitive_node_margin" => config.sensitive_node_margin = value,
         "node_vector_share" => config.node_vector_share = value,
+        "topic_head_weight" => config.topic_head_weight = value,
         "node_neighbours" => {
             if value < 0.0 || value.fract() != 0.0 {
                 bail!("--sweep node_neighbours: {value} is not a count of example chats");

@@ -419,6 +419,9 @@ struct TagArgs {
     /// The node's own vector's share of its topic score beside its nearest example chats.
     #[arg(long)]
     node_vector_share: Option<f32>,
+    /// How much the topic head's log-probability of a node adds to its topic score (0: no head).
+    #[arg(long)]
+    topic_head_weight: Option<f32>,
     /// One threshold for the special-category classifier in every language.
     #[arg(long)]
     classifier_threshold: Option<f32>,
@@ -443,6 +446,7 @@ impl TagArgs {
             node_examples: self.node_examples.unwrap_or(d.node_examples),
             node_neighbours: self.node_neighbours.unwrap_or(d.node_neighbours),
             node_vector_share: self.node_vector_share.unwrap_or(d.node_vector_share),
+            topic_head_weight: self.topic_head_weight.unwrap_or(d.topic_head_weight),
             classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
             lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),

@@ -1,6 +1,7 @@
 //! The text tagger's calibration, kept per text model: thresholds and the probe's weights mean
 //! something only for the model whose similarities they were fitted on. Each model the tagger
-//! knows has `data/<model>/calibration.toml` and `data/<model>/probe.tsv`; a model without one,
+//! knows has `data/<model>/calibration.toml` and `data/<model>/probe.tsv` (and may have a
+//! `topic-head.tsv`, which its thresholds then weigh); a model without one,
 //! or whose id or vector size differs from what it was calibrated for, is refused at start, so a
 //! swapped encoder can never switch a privacy detector off without a word.
 
@@ -9,9 +10,10 @@ use attune_lang::Language;
 use attune_taxonomy::SensitiveCategory;
 use serde::Deserialize;
 
-/// Every calibration this build carries: (model name, calibration.toml, probe.tsv), one per
-/// folder of `data/` with a `calibration.toml` (listed by build.rs).
-const CALIBRATIONS: &[(&str, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_calibrations.rs"));
+/// Every calibration this build carries: (model name, calibration.toml, probe.tsv,
+/// topic-head.tsv if any), one per folder of `data/` with a `calibration.toml` (listed by build.rs).
+const CALIBRATIONS: &[(&str, &str, &str, Option<&str>)] =
+    include!(concat!(env!("OUT_DIR"), "/shipped_calibrations.rs"));
 
 /// `calibration.toml`: the model it was fitted for, and the thresholds.
 #[derive(Debug, Deserialize)]
@@ -46,13 +48,15 @@ pub struct Calibration {
     pub(crate) probe: Option<Probe>,
     /// The probe's file, as shipped: part of the tagger's version.
     pub(crate) probe_text: &'static str,
+    /// The topic head, where the model has one (`topic_head_weight` says how much it counts).
+    pub(crate) topic_head: Option<std::sync::Arc<TopicHead>>,
 }
 
 impl Calibration {
     /// The calibration for the model `model_id` (`name@version`) with vectors of `dimensions`.
     pub fn for_model(model_id: &str, dimensions: usize) -> Result<Calibration, TagError> {
         let name = model_id.split('@').next().unwrap_or(model_id);
-        let (file, languages, probe_text) = shipped(name)?;
+        let (file, languages, probe_text, topic_head_text) = shipped(name)?;
         if file.model != model_id {
             return Err(TagError::Calibration(format!(
                 "the tagger is calibrated for `{}`, the model is `{model_id}`: recalibrate (docs/calibration.md)",
@@ -60,7 +64,10 @@ impl Calibration {
             )));
         }
         let probe = Probe::parse(probe_text)?;
-        for (what, got) in [("the model's vectors", dimensions), ("the probe", probe.dimensions())] {
+        let topic_head = topic_head_text.map(TopicHead::parse).transpose()?;
+        let mut widths = vec![("the model's vectors", dimensions), ("the probe", probe.dimensions())];
+        widths.extend(topic_head.as_ref().map(|h| ("the topic head", h.dimensions())));
+        for (what, got) in widths {
             if got != file.dimensions {
                 return Err(TagError::Calibration(format!(
                     "{name}: calibrated for {}-d vectors, {what} have {got}",
@@ -77,13 +84,14 @@ impl Calibration {
             config: file.thresholds,
             probe: Some(probe),
             probe_text,
+            topic_head: topic_head.map(std::sync::Arc::new),
         })
     }
 
     /// What the calibration of text model `name` (any version) declares without the model
     /// loaded: the languages it holds for, and whether it is validated for runs.
     pub fn declared(name: &str) -> Result<(Vec<Language>, bool), TagError> {
-        let (file, languages, _) = shipped(name)?;
+        let (file, languages, _, _) = shipped(name)?;
         Ok((languages, file.validated))
     }
 
@@ -98,7 +106,14 @@ impl Calibration {
             config,
             probe: None,
             probe_text: "",
+            topic_head: None,
         }
+    }
+
+    /// The same calibration with a topic head (test doubles).
+    pub fn with_topic_head(mut self, head: TopicHead) -> Calibration {
+        self.topic_head = Some(std::sync::Arc::new(head));
+        self
     }
 
     /// The same calibration with other thresholds (`attune eval --*-threshold`).
@@ -108,11 +123,13 @@ impl Calibration {
     }
 }
 
-/// The calibration shipped for text model `name`: its file, its languages (checked), its probe.
-fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str), TagError> {
-    let (_, toml_text, probe_text) = CALIBRATIONS
+/// The calibration shipped for text model `name`: its file, its languages (checked), its probe,
+/// its topic head if any.
+#[allow(clippy::type_complexity)]
+fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str, Option<&'static str>), TagError> {
+    let (_, toml_text, probe_text, topic_head_text) = CALIBRATIONS
         .iter()
-        .find(|(n, _, _)| *n == name)
+        .find(|(n, _, _, _)| *n == name)
         .ok_or_else(|| TagError::Calibration(format!("no calibration for text model `{name}`")))?;
     let bad = |message: String| TagError::Calibration(format!("{name}/calibration.toml: {message}"));
     let file: CalibrationFile = toml::from_str(toml_text).map_err(|e| bad(e.to_string()))?;
@@ -125,7 +142,87 @@ fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str),
     if languages.is_empty() {
         return Err(bad("no languages".into()));
     }
-    Ok((file, languages, probe_text))
+    let weight = file.thresholds.topic_head_weight;
+    if !(weight.is_finite() && weight >= 0.0) || (weight > 0.0 && topic_head_text.is_none()) {
+        return Err(bad(format!(
+            "topic_head_weight {weight} needs a topic-head.tsv beside it and a weight of 0 or more"
+        )));
+    }
+    Ok((file, languages, probe_text, *topic_head_text))
+}
+
+/// A softmax regression from an item's vector to the allowed Interest nodes, trained on the
+/// labelled example chats (`scripts/train_topic_head.py`): what tells similar nodes apart, which
+/// a node's description and nearest chats do not carry. Its classes are allowed nodes only, so
+/// it ranks topics and decides nothing about special categories.
+#[derive(Debug, Clone)]
+pub struct TopicHead {
+    nodes: Vec<u32>,
+    bias: Vec<f32>,
+    /// One row of weights a node, `dimensions` wide, one after another.
+    weights: Vec<f32>,
+}
+
+impl TopicHead {
+    /// Rows of `node id, bias, weights` (space-separated), after one header line.
+    pub fn parse(text: &str) -> Result<TopicHead, TagError> {
+        let (mut nodes, mut bias, mut weights, mut width) = (Vec::new(), Vec::new(), Vec::new(), None);
+        for (row, cols) in data_rows(text) {
+            let bad = |message: &str| TagError::Data { row, message: format!("topic head: {message}") };
+            let node = cols.first().and_then(|c| c.trim().parse().ok()).ok_or_else(|| bad("bad node id"))?;
+            let b = cols.get(1).and_then(|b| b.trim().parse::<f32>().ok()).ok_or_else(|| bad("bad bias"))?;
+            let before = weights.len();
+            for w in cols.get(2).ok_or_else(|| bad("no weights"))?.split_whitespace() {
+                weights.push(w.parse::<f32>().map_err(|_| bad("bad weight"))?);
+            }
+            if *width.get_or_insert(weights.len() - before) != weights.len() - before {
+                return Err(bad("rows of different widths"));
+            }
+            if !b.is_finite() || weights[before..].iter().any(|w| !w.is_finite()) {
+                return Err(bad("a weight that is not a number"));
+            }
+            nodes.push(node);
+            bias.push(b);
+        }
+        if nodes.len() < 2 || width == Some(0) {
+            return Err(TagError::Data { row: 0, message: "topic head: needs two nodes or more, with weights".into() });
+        }
+        Ok(TopicHead { nodes, bias, weights })
+    }
+
+    pub(crate) fn dimensions(&self) -> usize {
+        self.weights.len() / self.nodes.len()
+    }
+
+    /// What identifies these weights in the tagger's version.
+    pub(crate) fn fingerprint(&self) -> String {
+        let bytes: Vec<u8> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.to_le_bytes())
+            .chain(self.bias.iter().chain(&self.weights).flat_map(|w| w.to_le_bytes()))
+            .collect();
+        crate::content_hash(&[&bytes])
+    }
+
+    /// The row of node `id`, if the head has it as a class.
+    pub(crate) fn row_of(&self, id: u32) -> Option<usize> {
+        self.nodes.iter().position(|&n| n == id)
+    }
+
+    /// Each class's log-probability for the item `embedding` (a vector of the head's width,
+    /// checked at load), by row.
+    pub(crate) fn log_probabilities(&self, embedding: &[f32]) -> Vec<f32> {
+        let logits: Vec<f32> = self
+            .weights
+            .chunks_exact(self.dimensions())
+            .zip(&self.bias)
+            .map(|(w, b)| b + crate::dot(w, embedding))
+            .collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_total = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+        logits.into_iter().map(|l| l - log_total).collect()
+    }
 }
 
 /// A softmax regression over the embedding: `ordinary` and one class per category.
@@ -197,9 +294,9 @@ mod tests {
 
     #[test]
     fn every_shipped_calibration_loads_for_its_own_model_only() {
-        let names: Vec<&str> = CALIBRATIONS.iter().map(|(name, _, _)| *name).collect();
+        let names: Vec<&str> = CALIBRATIONS.iter().map(|(name, _, _, _)| *name).collect();
         assert_eq!(names, ["minilm-l6-v2", "multilingual-e5-small"], "build.rs lists data/*/calibration.toml");
-        for (name, toml_text, _) in CALIBRATIONS {
+        for (name, toml_text, _, _) in CALIBRATIONS {
             let file: CalibrationFile = toml::from_str(toml_text).unwrap();
             let cal = Calibration::for_model(&file.model, file.dimensions).unwrap();
             assert!(cal.probe.is_some(), "{name}");

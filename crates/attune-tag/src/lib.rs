@@ -20,8 +20,8 @@ mod classifier;
 mod image;
 mod reference_cache;
 
-pub use calibration::Calibration;
 use calibration::Probe;
+pub use calibration::{Calibration, TopicHead};
 pub use classifier::{Assessment, SensitivityClassifier};
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
@@ -192,6 +192,10 @@ pub struct TagConfig {
     /// topic score; the rest is the mean similarity of those nearest examples.
     #[serde(default)]
     pub node_vector_share: f32,
+    /// How much the topic head's log-probability of a node (`data/<model>/topic-head.tsv`, a
+    /// softmax regression trained on the example chats) adds to its topic score (0: no head).
+    #[serde(default)]
+    pub topic_head_weight: f32,
     /// One threshold for the special-category classifier in every language, in place of its
     /// own per-language ones (`attune eval --sweep classifier_threshold=…`).
     #[serde(default)]
@@ -218,6 +222,8 @@ struct NodeVector {
     own: Vec<f32>,
     /// Its labelled example chats' vectors, one after another (`node_neighbours` > 0 only).
     examples: std::sync::Arc<[f32]>,
+    /// Its class in the topic head, if the head has it.
+    head_row: Option<usize>,
 }
 
 /// Tags text with a text-embedding model's outputs.
@@ -234,6 +240,8 @@ pub struct TextTagger {
     config: TagConfig,
     /// The probe's file as shipped, for the version.
     probe_text: &'static str,
+    /// Ranks allowed nodes beside their vectors (`topic_head_weight`); `None` without one.
+    topic_head: Option<std::sync::Arc<TopicHead>>,
     /// The special-category classifier, first among the embedding detectors when present.
     classifier: Option<std::sync::Arc<dyn SensitivityClassifier>>,
     /// The languages its calibration holds for.
@@ -292,7 +300,18 @@ impl TextTagger {
                 embedder.dimensions()
             )));
         }
-        let Calibration { config, probe, probe_text, languages, .. } = calibration;
+        let Calibration { config, probe, probe_text, languages, topic_head, .. } = calibration;
+        if let Some(head) = &topic_head {
+            if head.dimensions() != embedder.dimensions() {
+                return Err(TagError::Calibration(format!(
+                    "the topic head reads {}-d vectors, the model's are {}-d",
+                    head.dimensions(),
+                    embedder.dimensions()
+                )));
+            }
+        } else if config.topic_head_weight > 0.0 {
+            return Err(TagError::Calibration("topic_head_weight without a topic head".into()));
+        }
         let taxonomy = Taxonomy::get();
         let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
         let mut proto_cats = Vec::new();
@@ -329,6 +348,7 @@ impl TextTagger {
                     own: vector.clone(),
                     vector,
                     examples: Vec::new().into(),
+                    head_row: topic_head.as_ref().and_then(|h| h.row_of(n.id)),
                 }
             })
             .collect();
@@ -374,7 +394,7 @@ impl TextTagger {
             }
         }
 
-        let version = version(probe_text, &config, None);
+        let version = version(probe_text, topic_head.as_deref(), &config, None);
         Ok(TextTagger {
             taxonomy,
             nodes,
@@ -384,6 +404,7 @@ impl TextTagger {
             allow,
             config,
             probe_text,
+            topic_head,
             classifier: None,
             languages,
             version,
@@ -392,7 +413,7 @@ impl TextTagger {
 
     /// The same tagger with other thresholds (and its own version): `attune eval --sweep`.
     pub fn with_config(&self, config: TagConfig) -> TextTagger {
-        let version = version(self.probe_text, &config, self.classifier.as_deref());
+        let version = version(self.probe_text, self.topic_head.as_deref(), &config, self.classifier.as_deref());
         TextTagger { version, config, ..self.clone() }
     }
 
@@ -422,7 +443,7 @@ impl TextTagger {
                 }
             )));
         }
-        self.version = version(self.probe_text, &self.config, Some(classifier.as_ref()));
+        self.version = version(self.probe_text, self.topic_head.as_deref(), &self.config, Some(classifier.as_ref()));
         self.classifier = Some(classifier);
         Ok(self)
     }
@@ -751,10 +772,24 @@ impl TextTagger {
 
     /// Every allowed node's topic score for `embedding`, best first: its vector's similarity,
     /// or with `node_neighbours`, its own vector's share of that plus the rest from the mean
-    /// similarity of its nearest example chats.
+    /// similarity of its nearest example chats; with `topic_head_weight`, plus that weight
+    /// times the topic head's log-probability of the node.
     fn topic_scores(&self, embedding: &[f32]) -> Vec<(f32, &NodeVector)> {
         let c = &self.config;
         let dims = embedding.len().max(1);
+        let head = match &self.topic_head {
+            Some(head) if c.topic_head_weight > 0.0 && head.dimensions() == embedding.len() => {
+                let log_p = head.log_probabilities(embedding);
+                // A node the head has no class for counts as its least likely one.
+                let floor = log_p.iter().copied().fold(0.0, f32::min);
+                Some((log_p, floor))
+            }
+            _ => None,
+        };
+        let head_term = |n: &NodeVector| match &head {
+            Some((log_p, floor)) => c.topic_head_weight * n.head_row.map_or(*floor, |r| log_p[r]),
+            None => 0.0,
+        };
         let mut nearest = Vec::with_capacity(c.node_neighbours);
         let mut scored: Vec<(f32, &NodeVector)> = self
             .nodes
@@ -762,7 +797,7 @@ impl TextTagger {
             .filter(|n| n.sensitive.is_none())
             .map(|n| {
                 if c.node_neighbours == 0 || n.examples.is_empty() {
-                    return (dot(&n.vector, embedding), n);
+                    return (dot(&n.vector, embedding) + head_term(n), n);
                 }
                 nearest.clear();
                 for example in n.examples.chunks_exact(dims) {
@@ -777,10 +812,11 @@ impl TextTagger {
                 }
                 if nearest.is_empty() {
                     // Examples of another width than the item's: none can be compared.
-                    return (dot(&n.vector, embedding), n);
+                    return (dot(&n.vector, embedding) + head_term(n), n);
                 }
                 let neighbours = nearest.iter().sum::<f32>() / nearest.len() as f32;
-                (c.node_vector_share * dot(&n.own, embedding) + (1.0 - c.node_vector_share) * neighbours, n)
+                let score = c.node_vector_share * dot(&n.own, embedding) + (1.0 - c.node_vector_share) * neighbours;
+                (score + head_term(n), n)
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -905,11 +941,20 @@ fn pull_towards_examples(
 }
 
 /// The tagger's version: a digest of everything that decides its verdicts besides the model.
-fn version(probe_text: &str, config: &TagConfig, classifier: Option<&dyn SensitivityClassifier>) -> String {
+fn version(
+    probe_text: &str,
+    topic_head: Option<&TopicHead>,
+    config: &TagConfig,
+    classifier: Option<&dyn SensitivityClassifier>,
+) -> String {
     let config_text = format!("{config:?}");
     let mut parts: Vec<&[u8]> = vec![LEXICON_TSV.as_bytes(), PROTOTYPES_TSV.as_bytes()];
     if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
+    }
+    let head_text = topic_head.filter(|_| config.topic_head_weight > 0.0).map(TopicHead::fingerprint);
+    if let Some(h) = &head_text {
+        parts.push(h.as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
     // The classifier's bars decide as much as its weights do.
@@ -1604,6 +1649,7 @@ mod tests {
                 .into_iter()
                 .flat_map(unit)
                 .collect(),
+            head_row: None,
         };
         let cooking = NodeVector {
             id: 371,
@@ -1611,6 +1657,7 @@ mod tests {
             vector: unit([0.7, 0.7, 0.0]),
             own: unit([0.7, 0.7, 0.0]),
             examples: Vec::new().into(),
+            head_row: None,
         };
         let mut t = tagger();
         t.nodes = vec![camping, cooking];
@@ -1642,6 +1689,90 @@ mod tests {
         let Verdict::Topics(topics) = t.tag_embedding(&item) else { panic!("sensitive") };
         assert_eq!(topics.first().map(|s| s.topic.id()), Some(725));
         assert_eq!(t.topic_excess(&item).first().map(|(id, _)| *id), Some(725));
+    }
+
+    #[test]
+    fn the_topic_head_adds_its_weighted_log_probability_and_never_reaches_a_sensitive_node() {
+        let unit = |v: [f32; 3]| unit_mean(&[v.to_vec()]);
+        // Cooking's vector is nearer the item; the head, which has learnt what tells the two
+        // apart, says Dining Out (row 1) far more likely. It also names a sensitive node (row 2),
+        // which it must not be able to make a topic.
+        let head = TopicHead::parse("node\tbias\tweights\n371\t0\t0 0 0\n373\t0\t4 0 0\n312\t0\t9 0 0\n").unwrap();
+        let node = |id, v, sensitive, head_row| NodeVector {
+            id,
+            sensitive,
+            vector: unit(v),
+            own: unit(v),
+            examples: Vec::new().into(),
+            head_row,
+        };
+        let mut t = tagger();
+        t.nodes = vec![
+            node(371, [0.8, 0.6, 0.0], None, Some(0)),
+            node(373, [0.7, 0.7, 0.0], None, Some(1)),
+            node(312, [1.0, 0.0, 0.0], Some(SensitiveCategory::Health), Some(2)),
+            // An allowed node the head has no class for counts as its least likely class.
+            node(725, [0.75, 0.65, 0.0], None, None),
+        ];
+        t.config.node_neighbours = 0;
+        t.topic_head = Some(std::sync::Arc::new(head));
+        let item = unit([1.0, 0.0, 0.0]);
+        let ranked =
+            |t: &TextTagger| -> Vec<(u32, f32)> { t.topic_scores(&item).into_iter().map(|(s, n)| (n.id, s)).collect() };
+        t.config.topic_head_weight = 0.0;
+        let alone = ranked(&t);
+        assert_eq!(alone.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [371, 725, 373]);
+        t.config.topic_head_weight = 0.05;
+        let with_head = ranked(&t);
+        assert_eq!(with_head.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [373, 371, 725]);
+        // By hand: logits 0, 4, 9 over the head's three classes.
+        let log_total = (1.0f32 + 4f32.exp() + 9f32.exp()).ln();
+        let near = |v| dot(&unit(v), &item);
+        let expected =
+            [(373, near([0.7, 0.7, 0.0]) + 0.05 * (4.0 - log_total)), (371, near([0.8, 0.6, 0.0]) - 0.05 * log_total)];
+        for ((id, score), (want_id, want)) in with_head.iter().zip(expected) {
+            assert_eq!(*id, want_id);
+            assert!((score - want).abs() < 1e-5, "{with_head:?}");
+        }
+        assert!((with_head[2].1 - (near([0.75, 0.65, 0.0]) - 0.05 * log_total)).abs() < 1e-5);
+        // The sensitive node the head favours most is never scored as a topic, and the
+        // sensitive-node detector reads the nodes' vectors, not the head: the verdict is the
+        // same with and without it.
+        assert!(with_head.iter().all(|(id, _)| *id != 312));
+        t.config.sensitive_node_threshold = 0.9;
+        t.config.sensitive_node_margin = 0.5;
+        t.config.category_threshold = 2.0;
+        t.config.probe_threshold = 2.0;
+        let with_head_verdict = format!("{:?}", t.tag_embedding(&item));
+        t.config.topic_head_weight = 0.0;
+        assert_eq!(format!("{:?}", t.tag_embedding(&item)), with_head_verdict);
+        assert!(matches!(t.tag_embedding(&item), Verdict::Sensitive { detector: Detector::SensitiveNode, .. }));
+    }
+
+    #[test]
+    fn a_topic_head_file_is_refused_unless_every_row_is_a_node_with_numbers_of_one_width() {
+        let ok = TopicHead::parse("node\tbias\tweights\n1\t0.5\t1 2\n2\t-0.5\t3 4\n").unwrap();
+        let log_p = ok.log_probabilities(&[1.0, 0.0]);
+        assert!((log_p.iter().map(|l| l.exp()).sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!((ok.row_of(2), ok.row_of(3)), (Some(1), None));
+        for bad in [
+            "node\tbias\tweights\n1\t0\t1 2\n2\t0\t3\n",
+            "node\tbias\tweights\n1\t0\t1 NaN\n2\t0\t3 4\n",
+            "node\tbias\tweights\nx\t0\t1 2\n2\t0\t3 4\n",
+            "node\tbias\tweights\n1\t0\t1 2\n",
+            "node\tbias\tweights\n1\t0\n2\t0\t3 4\n",
+        ] {
+            assert!(TopicHead::parse(bad).is_err(), "{bad:?}");
+        }
+        // A weight asked of a calibration without a head is refused, not ignored.
+        let config = TagConfig { topic_head_weight: 0.003, ..minilm_config() };
+        assert!(matches!(
+            TextTagger::new(&mut constant(), Calibration::without_probe("constant", 3, config.clone())),
+            Err(TagError::Calibration(_))
+        ));
+        // A head of another width than the model's vectors is refused.
+        let calibration = Calibration::without_probe("constant", 3, config).with_topic_head(ok);
+        assert!(matches!(TextTagger::new(&mut constant(), calibration), Err(TagError::Calibration(_))));
     }
 
     /// A stand-in text model for the tagger's plumbing, not a model: constant vectors, token

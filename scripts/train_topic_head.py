@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Train the topic head of one text model: a softmax regression from its item vectors to the
+allowed Interest nodes, on the labelled example chats of crates/attune-tag/data/node-examples.tsv
+(ordinary chats of the training splits only), written to
+crates/attune-tag/data/MODEL/topic-head.tsv (beside that model's calibration.toml).
+
+    python3 scripts/train_topic_head.py --model multilingual-e5-small
+
+The tagger adds `topic_head_weight` x the head's log-probability of a node to that node's topic
+score (its vector and its nearest example chats): the head learns what tells similar nodes apart
+(Cooking from Dining Out, Travel from Adventure Travel), which neither a description nor three
+neighbours carry. Only allowed nodes are classes, so it can rank topics and never reach a
+sensitive node or any special-category decision.
+
+The vectors come from `attune embed` (the release binary, `cargo build --release -p attune-cli`),
+so they are what the tagger sees: a chat's windows, averaged and normed as its topics are. Needs
+numpy only. The CI does not run this: the trained weights are committed, `attune eval` measures
+them (the settings below were chosen on the tuning sets, README "How chats are tagged").
+"""
+import argparse
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import vectors
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "crates/attune-tag/data"
+TAXONOMY = ROOT / "crates/attune-taxonomy/data"
+
+
+def allowed_nodes() -> list[int]:
+    """The Interest nodes a topic can be: the branch less its root and the sensitive nodes."""
+    with (TAXONOMY / "audience-taxonomy-1.1.tsv").open(encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))[1:]
+    interest = {int(r[1]): (int(r[2]) if r[2] else None) for r in rows if len(r) > 4 and r[4] == "Interest"}
+    roots = {i for i, p in interest.items() if p is None or p not in interest}
+    sensitive = set()
+    for line in (TAXONOMY / "sensitive-nodes.tsv").read_text(encoding="utf-8").splitlines():
+        cols = line.split("\t")
+        if cols and cols[0].isdigit():
+            sensitive.add(int(cols[0]))
+    return sorted(i for i in interest if i not in roots and i not in sensitive)
+
+
+def examples(model: str) -> tuple[np.ndarray, list[int]]:
+    rows = []
+    for line in (DATA / "node-examples.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        node, text = line.split("\t", 1)
+        rows.append((int(node), text))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "node-examples.jsonl"
+        path.write_text("".join(json.dumps({"text": t, "expect": "ordinary"}, ensure_ascii=False) + "\n" for _, t in rows))
+        by_line = vectors.embed(model, path, dtype=np.float64)
+    xs = []
+    for k in range(1, len(rows) + 1):
+        windows = [v for segment, v in by_line[k] if segment == "window"]
+        mean = np.mean(windows, axis=0)
+        xs.append(mean / np.linalg.norm(mean))
+    return np.stack(xs), [node for node, _ in rows]
+
+
+def train(x: np.ndarray, y: np.ndarray, weights: np.ndarray, classes: int, l2: float, scale: float, epochs: int,
+          lr: float):
+    """Full-batch Adam on the weighted mean cross-entropy of softmax(scale * x @ w + b), plus
+    l2 * |w|^2."""
+    n, d = x.shape
+    w = np.zeros((d, classes))
+    b = np.zeros(classes)
+    onehot = np.eye(classes)[y]
+    moments = [[np.zeros_like(w), np.zeros_like(w)], [np.zeros_like(b), np.zeros_like(b)]]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, epochs + 1):
+        logits = scale * (x @ w) + b
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        g = (p - onehot) * (weights / weights.sum())[:, None]
+        grads = [scale * (x.T @ g) + 2 * l2 * w, g.sum(0)]
+        for param, grad, (m, v) in zip((w, b), grads, moments):
+            m *= beta1
+            m += (1 - beta1) * grad
+            v *= beta2
+            v += (1 - beta2) * grad * grad
+            param -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
+    return scale * w, b
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="multilingual-e5-small")
+    ap.add_argument("--l2", type=float, default=1e-4)
+    ap.add_argument("--scale", type=float, default=20.0)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--balance", type=float, default=1.0,
+                    help="each example weighs (its node's example count)^-BALANCE (0: all alike, 1: every node alike)")
+    ap.add_argument("--out", type=Path, help="default: crates/attune-tag/data/MODEL/topic-head.tsv")
+    args = ap.parse_args()
+    nodes = allowed_nodes()
+    index = {node: k for k, node in enumerate(nodes)}
+    x, labels = examples(args.model)
+    keep = [k for k, node in enumerate(labels) if node in index]
+    if len(keep) < len(labels):
+        print(f"left out {len(labels) - len(keep)} examples of nodes that are not allowed topics")
+    x = x[keep]
+    y = np.array([index[labels[k]] for k in keep])
+    counts = np.bincount(y, minlength=len(nodes))
+    weights = counts[y].astype(np.float64) ** -args.balance
+    w, b = train(x, y, weights, len(nodes), args.l2, args.scale, args.epochs, args.lr)
+    pred = (x @ w + b).argmax(1)
+    print(f"training accuracy {np.mean(pred == y):.3f} on {len(y)} chats, {len(set(y.tolist()))} of {len(nodes)} nodes")
+    out = args.out or DATA / args.model / "topic-head.tsv"
+    with out.open("w") as f:
+        f.write(f"node\tbias\tweights ({x.shape[1]}, for unit-length {args.model} item vectors; "
+                f"made by scripts/train_topic_head.py --l2 {args.l2} --scale {args.scale} --epochs {args.epochs} "
+                f"--balance {args.balance})\n")
+        for k, node in enumerate(nodes):
+            f.write(f"{node}\t{b[k]:.5f}\t" + " ".join(f"{v:.5f}" for v in w[:, k]) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
