@@ -166,6 +166,7 @@ pub fn run(
     let embed_s = started.elapsed().as_secs_f64();
     let sweeping = sweeps.iter().any(|(_, v)| v.len() > 1);
     for (label, config) in configs(tagger.config(), sweeps)? {
+        config.check().map_err(|e| anyhow::anyhow!("--sweep {}: {e}", label.trim()))?;
         let tagger = tagger.with_config(config);
         let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
         let mut all = Metrics::default();

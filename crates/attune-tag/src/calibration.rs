@@ -142,11 +142,9 @@ fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str, 
     if languages.is_empty() {
         return Err(bad("no languages".into()));
     }
-    let weight = file.thresholds.topic_head_weight;
-    if !(weight.is_finite() && weight >= 0.0) || (weight > 0.0 && topic_head_text.is_none()) {
-        return Err(bad(format!(
-            "topic_head_weight {weight} needs a topic-head.tsv beside it and a weight of 0 or more"
-        )));
+    file.thresholds.check().map_err(bad)?;
+    if file.thresholds.topic_head_weight > 0.0 && topic_head_text.is_none() {
+        return Err(bad("topic_head_weight needs a topic-head.tsv beside it".into()));
     }
     Ok((file, languages, probe_text, *topic_head_text))
 }

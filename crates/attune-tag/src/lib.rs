@@ -212,6 +212,22 @@ pub struct TagConfig {
     pub clauses_from_words: usize,
 }
 
+impl TagConfig {
+    /// The settings whose range is not the type's: a share outside 0–1 or a negative weight
+    /// would turn a score upside down without an error.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.node_vector_share) {
+            return Err(format!("node_vector_share {} is not a share between 0 and 1", self.node_vector_share));
+        }
+        for (name, value) in [("node_examples", self.node_examples), ("topic_head_weight", self.topic_head_weight)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{name} {value} is not a weight of 0 or more"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 struct NodeVector {
     id: u32,
@@ -301,6 +317,7 @@ impl TextTagger {
             )));
         }
         let Calibration { config, probe, probe_text, languages, topic_head, .. } = calibration;
+        config.check().map_err(TagError::Calibration)?;
         if let Some(head) = &topic_head {
             if head.dimensions() != embedder.dimensions() {
                 return Err(TagError::Calibration(format!(
@@ -1750,7 +1767,7 @@ mod tests {
     }
 
     #[test]
-    fn a_topic_head_file_is_refused_unless_every_row_is_a_node_with_numbers_of_one_width() {
+    fn a_topic_head_file_or_weight_is_refused_unless_it_can_be_read_the_right_way_up() {
         let ok = TopicHead::parse("node\tbias\tweights\n1\t0.5\t1 2\n2\t-0.5\t3 4\n").unwrap();
         let log_p = ok.log_probabilities(&[1.0, 0.0]);
         assert!((log_p.iter().map(|l| l.exp()).sum::<f32>() - 1.0).abs() < 1e-6);
@@ -1773,6 +1790,15 @@ mod tests {
         // A head of another width than the model's vectors is refused.
         let calibration = Calibration::without_probe("constant", 3, config).with_topic_head(ok);
         assert!(matches!(TextTagger::new(&mut constant(), calibration), Err(TagError::Calibration(_))));
+        // A weight below 0 or a share outside 0–1 is refused too, not read upside down.
+        for config in [
+            TagConfig { topic_head_weight: -0.1, ..minilm_config() },
+            TagConfig { node_vector_share: 1.5, ..minilm_config() },
+            TagConfig { node_examples: f32::NAN, ..minilm_config() },
+        ] {
+            let calibration = Calibration::without_probe("constant", 3, config);
+            assert!(matches!(TextTagger::new(&mut constant(), calibration), Err(TagError::Calibration(_))));
+        }
     }
 
     /// A stand-in text model for the tagger's plumbing, not a model: constant vectors, token
