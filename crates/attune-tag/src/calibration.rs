@@ -168,6 +168,9 @@ impl TopicHead {
         for (row, cols) in data_rows(text) {
             let bad = |message: &str| TagError::Data { row, message: format!("topic head: {message}") };
             let node = cols.first().and_then(|c| c.trim().parse().ok()).ok_or_else(|| bad("bad node id"))?;
+            if nodes.contains(&node) {
+                return Err(bad("a node twice"));
+            }
             let b = cols.get(1).and_then(|b| b.trim().parse::<f32>().ok()).ok_or_else(|| bad("bad bias"))?;
             let before = weights.len();
             for w in cols.get(2).ok_or_else(|| bad("no weights"))?.split_whitespace() {

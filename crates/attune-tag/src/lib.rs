@@ -1778,6 +1778,7 @@ mod tests {
             "node\tbias\tweights\nx\t0\t1 2\n2\t0\t3 4\n",
             "node\tbias\tweights\n1\t0\t1 2\n",
             "node\tbias\tweights\n1\t0\n2\t0\t3 4\n",
+            "node\tbias\tweights\n1\t0\t1 2\n1\t0\t3 4\n",
         ] {
             assert!(TopicHead::parse(bad).is_err(), "{bad:?}");
         }
