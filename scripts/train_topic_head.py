@@ -18,7 +18,6 @@ numpy only. The CI does not run this: the trained weights are committed, `attune
 them (the settings below were chosen on the tuning sets, README "How chats are tagged").
 """
 import argparse
-import csv
 import json
 import tempfile
 from pathlib import Path
@@ -26,24 +25,17 @@ from pathlib import Path
 import numpy as np
 
 import vectors
+from check_labelled_sets import is_sensitive, load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "crates/attune-tag/data"
-TAXONOMY = ROOT / "crates/attune-taxonomy/data"
 
 
 def allowed_nodes() -> list[int]:
-    """The Interest nodes a topic can be: the branch less its root and the sensitive nodes."""
-    with (TAXONOMY / "audience-taxonomy-1.1.tsv").open(encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t"))[1:]
-    interest = {int(r[1]): (int(r[2]) if r[2] else None) for r in rows if len(r) > 4 and r[4] == "Interest"}
-    roots = {i for i, p in interest.items() if p is None or p not in interest}
-    sensitive = set()
-    for line in (TAXONOMY / "sensitive-nodes.tsv").read_text(encoding="utf-8").splitlines():
-        cols = line.split("\t")
-        if cols and cols[0].isdigit():
-            sensitive.add(int(cols[0]))
-    return sorted(i for i in interest if i not in roots and i not in sensitive)
+    """The Interest nodes a topic can be, as the tagger has them: the described nodes less the
+    branch's root and every node that is sensitive or below one (the labelled sets' own check)."""
+    parent, described, sensitive = load_taxonomy()
+    return sorted(int(n) for n in described if parent.get(n) and not is_sensitive(n, parent, sensitive))
 
 
 def examples(model: str) -> tuple[np.ndarray, list[int]]:
