@@ -159,6 +159,8 @@ pub struct TopicHead {
     bias: Vec<f32>,
     /// One row of weights a node, `dimensions` wide, one after another.
     weights: Vec<f32>,
+    /// What identifies these weights in the tagger's version (hashed once, at parse).
+    fingerprint: String,
 }
 
 impl TopicHead {
@@ -188,7 +190,13 @@ impl TopicHead {
         if nodes.len() < 2 || width == Some(0) {
             return Err(TagError::Data { row: 0, message: "topic head: needs two nodes or more, with weights".into() });
         }
-        Ok(TopicHead { nodes, bias, weights })
+        let bytes: Vec<u8> = nodes
+            .iter()
+            .flat_map(|n: &u32| n.to_le_bytes())
+            .chain(bias.iter().chain(&weights).flat_map(|w| w.to_le_bytes()))
+            .collect();
+        let fingerprint = crate::content_hash(&[&bytes]);
+        Ok(TopicHead { nodes, bias, weights, fingerprint })
     }
 
     pub(crate) fn dimensions(&self) -> usize {
@@ -196,14 +204,8 @@ impl TopicHead {
     }
 
     /// What identifies these weights in the tagger's version.
-    pub(crate) fn fingerprint(&self) -> String {
-        let bytes: Vec<u8> = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.to_le_bytes())
-            .chain(self.bias.iter().chain(&self.weights).flat_map(|w| w.to_le_bytes()))
-            .collect();
-        crate::content_hash(&[&bytes])
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The row of node `id`, if the head has it as a class.

@@ -969,9 +969,8 @@ fn version(
     if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
-    let head_text = topic_head.filter(|_| config.topic_head_weight > 0.0).map(TopicHead::fingerprint);
-    if let Some(h) = &head_text {
-        parts.push(h.as_bytes());
+    if let Some(head) = topic_head.filter(|_| config.topic_head_weight > 0.0) {
+        parts.push(head.fingerprint().as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
     // The classifier's bars decide as much as its weights do.
