@@ -108,6 +108,17 @@ train-sensitivity *args: setup build
     .attune/venvs/finetune/bin/pip install -q --no-deps onnxruntime==1.32.0
     .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py {{args}}
 
+# The special-category classifier's labelled neighbours (models/sensitivity-multilingual-e5-small/
+# neighbours.bin): its training chats as e5's hidden_state_8 sees them, for attune-model-sensitivity's
+# second opinion. Rerun when the training files change, then put the printed sha256 in model.toml's
+# [neighbours] and re-choose the threshold (docs/sensitivity-classifier.md). ~4 min on 2 cores.
+sensitive-neighbours: setup
+    dpkg -s python3-numpy >/dev/null 2>&1 || apt-get install -y --no-install-recommends python3-numpy
+    test -x .attune/venvs/finetune/bin/python || /usr/bin/python3 -m venv --system-site-packages .attune/venvs/finetune
+    .attune/venvs/finetune/bin/pip install -q tokenizers==0.22.1
+    .attune/venvs/finetune/bin/pip install -q --no-deps onnxruntime==1.32.0
+    .attune/venvs/finetune/bin/python scripts/sensitive_neighbours.py
+
 # Benchmarks; results go in the README. The per-stage criterion benches (text, photos, voice,
 # video), then attune against the Python baseline (as a user first writes it, and tuned) on
 # generated corpora ten times apart in size.

@@ -11,24 +11,41 @@
 //! The base encoder still comes from its package at set-up; only the fine-tuned layers and head
 //! are kept in the repository (`models/sensitivity-<text model>/classifier.onnx`, float16
 //! weights, checksummed in its manifest) and compiled into this crate.
+//!
+//! Beside the fine-tuned layers, a manifest may name the classifier's labelled neighbours
+//! ([`neighbours`]): its training chats as the frozen inner states see them. A segment's p is
+//! then the classifier's and the neighbours' opinions added as log-odds.
+
+mod neighbours;
 
 use attune_infer::{InferError, Runtime, TokenStates};
 use attune_lang::Language;
 use attune_tag::{Assessment, SensitivityClassifier};
 use attune_taxonomy::SensitiveCategory;
 use ndarray::{Array2, Array3};
+use neighbours::{Neighbours, NeighboursManifest};
 use ort::session::Session;
 use ort::value::TensorRef;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The classifiers this build carries: (text model name, model.toml, classifier.onnx).
-const MODELS: &[(&str, &str, &[u8])] = &[(
-    "multilingual-e5-small",
-    include_str!("../../../models/sensitivity-multilingual-e5-small/model.toml"),
-    include_bytes!("../../../models/sensitivity-multilingual-e5-small/classifier.onnx"),
-)];
+/// A classifier this build carries, as committed under `models/sensitivity-<text model>/`.
+struct Shipped {
+    text_model: &'static str,
+    manifest: &'static str,
+    onnx: &'static [u8],
+    /// The neighbours file its manifest names, if any.
+    neighbours: Option<&'static [u8]>,
+}
+
+/// The classifiers this build carries.
+const MODELS: &[Shipped] = &[Shipped {
+    text_model: "multilingual-e5-small",
+    manifest: include_str!("../../../models/sensitivity-multilingual-e5-small/model.toml"),
+    onnx: include_bytes!("../../../models/sensitivity-multilingual-e5-small/classifier.onnx"),
+    neighbours: Some(include_bytes!("../../../models/sensitivity-multilingual-e5-small/neighbours.bin")),
+}];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensitivityError {
@@ -36,8 +53,8 @@ pub enum SensitivityError {
     NoModel(String),
     #[error("{name}/model.toml: {message}")]
     Manifest { name: String, message: String },
-    #[error("{name}: classifier.onnx does not match its manifest's sha256 (got {got})")]
-    Checksum { name: String, got: String },
+    #[error("{name}: {file} does not match its manifest's sha256 (got {got})")]
+    Checksum { name: String, file: String, got: String },
     #[error(transparent)]
     Session(#[from] InferError),
 }
@@ -65,6 +82,9 @@ struct Manifest {
     /// text's states).
     #[serde(default)]
     clauses: ClauseReading,
+    /// The labelled neighbours read beside the classifier, if any.
+    #[serde(default)]
+    neighbours: Option<NeighboursManifest>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -88,6 +108,7 @@ pub struct SensitivityModel {
     per_language: BTreeMap<Language, f32>,
     lexicon_confirmation: Option<f32>,
     clauses: ClauseReading,
+    neighbours: Option<Neighbours>,
 }
 
 impl std::fmt::Debug for SensitivityModel {
@@ -99,6 +120,7 @@ impl std::fmt::Debug for SensitivityModel {
             .field("threshold", &self.threshold)
             .field("per_language", &self.per_language)
             .field("lexicon_confirmation", &self.lexicon_confirmation)
+            .field("neighbours", &self.neighbours.is_some())
             .finish()
     }
 }
@@ -108,9 +130,10 @@ struct Checked {
     manifest: Manifest,
     classes: Vec<Option<SensitiveCategory>>,
     per_language: BTreeMap<Language, f32>,
+    neighbours: Option<Neighbours>,
 }
 
-fn check(name: &str, manifest: &str, onnx: &[u8]) -> Result<Checked, SensitivityError> {
+fn check(name: &str, manifest: &str, onnx: &[u8], neighbours: Option<&[u8]>) -> Result<Checked, SensitivityError> {
     let bad = |message: String| SensitivityError::Manifest { name: name.into(), message };
     let m: Manifest = toml::from_str(manifest).map_err(|e| bad(e.to_string()))?;
     if m.task != "special-category" || m.crate_name != env!("CARGO_PKG_NAME") || m.onnx != "classifier.onnx" {
@@ -118,7 +141,7 @@ fn check(name: &str, manifest: &str, onnx: &[u8]) -> Result<Checked, Sensitivity
     }
     let got = format!("{:x}", Sha256::digest(onnx));
     if got != m.sha256 {
-        return Err(SensitivityError::Checksum { name: name.into(), got });
+        return Err(SensitivityError::Checksum { name: name.into(), file: m.onnx.clone(), got });
     }
     let classes = m
         .classes
@@ -150,7 +173,18 @@ fn check(name: &str, manifest: &str, onnx: &[u8]) -> Result<Checked, Sensitivity
             return Err(bad(format!("lexicon_confirmation {t} must be below every threshold")));
         }
     }
-    Ok(Checked { manifest: m, classes, per_language })
+    let neighbours = match (&m.neighbours, neighbours) {
+        (None, _) => None,
+        (Some(n), None) => return Err(bad(format!("names {} but this build carries none", n.file))),
+        (Some(n), Some(bytes)) => {
+            let got = format!("{:x}", Sha256::digest(bytes));
+            if got != n.sha256 {
+                return Err(SensitivityError::Checksum { name: name.into(), file: n.file.clone(), got });
+            }
+            Some(Neighbours::parse(bytes, n, m.dimensions, classes.len()).map_err(bad)?)
+        }
+    };
+    Ok(Checked { manifest: m, classes, per_language, neighbours })
 }
 
 impl SensitivityModel {
@@ -158,18 +192,23 @@ impl SensitivityModel {
     /// `runtime`'s threads.
     pub fn for_text_model(text_model: &str, runtime: &Runtime) -> Result<SensitivityModel, SensitivityError> {
         let name = text_model.split('@').next().unwrap_or(text_model);
-        let (_, manifest, onnx) =
-            MODELS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| SensitivityError::NoModel(text_model.into()))?;
-        let Checked { manifest: m, classes, per_language } = check(name, manifest, onnx)?;
+        let shipped =
+            MODELS.iter().find(|m| m.text_model == name).ok_or_else(|| SensitivityError::NoModel(text_model.into()))?;
+        let Checked { manifest: m, classes, per_language, neighbours } =
+            check(name, shipped.manifest, shipped.onnx, shipped.neighbours)?;
         if m.features != text_model {
             return Err(SensitivityError::NoModel(format!(
                 "{text_model} (the classifier for {name} was trained on {})",
                 m.features
             )));
         }
-        let id = format!("{}@{}.{}", m.name, m.version, &m.sha256[..8]);
+        // The id names the weights and, when read, the neighbours: either changes its verdicts.
+        let id = match &m.neighbours {
+            Some(n) => format!("{}@{}.{}.{}", m.name, m.version, &m.sha256[..8], &n.sha256[..8]),
+            None => format!("{}@{}.{}", m.name, m.version, &m.sha256[..8]),
+        };
         // It takes turns with the text encoder's sessions call by call (Runtime::without_spinning).
-        let session = runtime.clone().without_spinning().session_from_memory(&m.name, onnx)?;
+        let session = runtime.clone().without_spinning().session_from_memory(&m.name, shipped.onnx)?;
         Ok(SensitivityModel {
             id,
             features: m.features,
@@ -181,13 +220,14 @@ impl SensitivityModel {
             per_language,
             lexicon_confirmation: m.lexicon_confirmation,
             clauses: m.clauses,
+            neighbours,
         })
     }
 
     /// Whether a classifier is trained for `text_model`'s name (any version).
     pub fn exists_for(text_model: &str) -> bool {
         let name = text_model.split('@').next().unwrap_or(text_model);
-        MODELS.iter().any(|(n, _, _)| *n == name)
+        MODELS.iter().any(|m| m.text_model == name)
     }
 
     /// The softmax over the classes for each segment, in one session call (padded to the
@@ -220,6 +260,24 @@ impl SensitivityModel {
             return Err(format!("probabilities of shape {:?}", p.shape()));
         }
         Ok(p.outer_iter().map(|row| row.iter().copied().collect()).collect())
+    }
+}
+
+impl SensitivityModel {
+    /// Each segment's share of sensitive chats among its nearest labelled neighbours (`None`
+    /// without neighbours). Call after [`Self::probabilities`] has checked the segments.
+    pub fn sensitive_shares(&self, segments: &[&TokenStates]) -> Option<Vec<f32>> {
+        let neighbours = self.neighbours.as_ref()?;
+        // Each segment's states averaged over its tokens, as the neighbours were made.
+        let d = self.dimensions;
+        let mut pooled = Array2::<f32>::zeros((segments.len(), d));
+        for (mut row, s) in pooled.rows_mut().into_iter().zip(segments) {
+            for token in s.values.chunks_exact(d) {
+                row.iter_mut().zip(token).for_each(|(m, x)| *m += x);
+            }
+            row /= s.tokens.max(1) as f32;
+        }
+        Some(neighbours.sensitive_share(&pooled))
     }
 }
 
@@ -258,7 +316,13 @@ impl SensitivityClassifier for SensitivityModel {
             }
             Assessment { p_sensitive, category: best.1 }
         };
-        Ok(self.probabilities(segments)?.into_iter().map(assess).collect())
+        let mut assessed: Vec<Assessment> = self.probabilities(segments)?.into_iter().map(assess).collect();
+        if let (Some(neighbours), Some(shares)) = (&self.neighbours, self.sensitive_shares(segments)) {
+            for (a, share) in assessed.iter_mut().zip(shares) {
+                a.p_sensitive = neighbours.combine(a.p_sensitive, share);
+            }
+        }
+        Ok(assessed)
     }
 
     fn threshold(&self, language: Option<Language>) -> f32 {
@@ -280,6 +344,13 @@ mod tests {
     use attune_infer::{Model, TextEmbedder};
 
     const REFERENCE: &str = include_str!("../../../models/sensitivity-multilingual-e5-small/reference.json");
+    const NEIGHBOURS_REFERENCE: &str =
+        include_str!("../../../models/sensitivity-multilingual-e5-small/neighbours-reference.json");
+
+    /// The classifier's own p(sensitive) for each segment, the neighbours left out.
+    fn classifier_alone(model: &SensitivityModel, states: &[&TokenStates]) -> Vec<f32> {
+        model.probabilities(states).unwrap().iter().map(|p| 1.0 - p[0]).collect()
+    }
 
     /// The text model's states through this crate's graph give what PyTorch gave when the
     /// model was trained, text for text: the e5 graph's inner output, the classifier graph and
@@ -308,19 +379,46 @@ mod tests {
             }
         }
         assert_eq!(placed > 0, model.reads_clauses_in_place(), "in-place references iff it reads clauses in place");
-        let got = model.assess(&states.iter().collect::<Vec<_>>()).unwrap();
+        let got = classifier_alone(&model, &states.iter().collect::<Vec<_>>());
         for (item, got) in items.iter().zip(&got) {
             let want = item["p_sensitive"].as_f64().unwrap() as f32;
-            assert!(
-                (got.p_sensitive - want).abs() < 2e-3,
-                "{}: got {}, PyTorch gave {want}",
-                item["text"],
-                got.p_sensitive
-            );
+            assert!((got - want).abs() < 2e-3, "{}: got {got}, PyTorch gave {want}", item["text"]);
         }
         // Batched or alone, the same.
         let alone = model.assess(&[&states[0]]).unwrap();
-        assert!((alone[0].p_sensitive - got[0].p_sensitive).abs() < 1e-5);
+        let batched = model.assess(&states.iter().collect::<Vec<_>>()).unwrap();
+        assert!((alone[0].p_sensitive - batched[0].p_sensitive).abs() < 1e-5);
+    }
+
+    /// The neighbours' shares as the script that wrote them computed them (its e5 graph run by
+    /// onnxruntime-python, the same pooling and projection), and the p a segment is judged by
+    /// is the two opinions' log-odds added.
+    #[test]
+    fn neighbours_agree_with_the_script_that_wrote_them() {
+        let runtime = attune_testkit::cpu_runtime(2);
+        let mut e5 =
+            attune_model_e5::E5::load(&runtime, &attune_testkit::installed_model("multilingual-e5-small")).unwrap();
+        let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
+        let neighbours = model.neighbours.as_ref().expect("the shipped classifier reads neighbours");
+        let r: serde_json::Value = serde_json::from_str(NEIGHBOURS_REFERENCE).unwrap();
+        let m: Manifest = toml::from_str(MODELS[0].manifest).unwrap();
+        let n = m.neighbours.unwrap();
+        assert_eq!((r["k"].as_u64().unwrap() as usize, r["tau"].as_f64().unwrap() as f32), (n.k, n.tau));
+        let items = r["items"].as_array().unwrap();
+        let texts: Vec<String> = items.iter().map(|i| i["text"].as_str().unwrap().to_string()).collect();
+        let states: Vec<TokenStates> =
+            e5.run_batch_with_states(&texts, model.inner_output()).unwrap().into_iter().map(|(_, s)| s).collect();
+        let states: Vec<&TokenStates> = states.iter().collect();
+        let shares = model.sensitive_shares(&states).unwrap();
+        let alone = classifier_alone(&model, &states);
+        let assessed = model.assess(&states).unwrap();
+        for (k, item) in items.iter().enumerate() {
+            let want = item["sensitive_share"].as_f64().unwrap() as f32;
+            assert!((shares[k] - want).abs() < 2e-3, "{}: share {}, the script gave {want}", texts[k], shares[k]);
+            assert!((assessed[k].p_sensitive - neighbours.combine(alone[k], shares[k])).abs() < 1e-6);
+        }
+        // Both kinds of text are among the references: the shares are not all one side.
+        assert!(shares.iter().any(|&s| s > 0.5) && shares.iter().any(|&s| s < 0.5), "{shares:?}");
     }
 
     #[test]
@@ -334,22 +432,28 @@ mod tests {
             SensitivityModel::for_text_model("multilingual-e5-small@another", &runtime),
             Err(SensitivityError::NoModel(_))
         ));
-        let (name, manifest, onnx) = MODELS[0];
-        assert!(check(name, manifest, onnx).is_ok());
+        let Shipped { text_model: name, manifest, onnx, neighbours } = &MODELS[0];
+        let (name, manifest, onnx, neighbours) = (*name, *manifest, *onnx, *neighbours);
+        assert!(check(name, manifest, onnx, neighbours).is_ok());
         let mut tampered = onnx.to_vec();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(check(name, manifest, &tampered), Err(SensitivityError::Checksum { .. })));
+        assert!(matches!(check(name, manifest, &tampered, neighbours), Err(SensitivityError::Checksum { .. })));
+        // The neighbours too: tampered, or named by the manifest and missing.
+        let mut tampered = neighbours.unwrap().to_vec();
+        tampered[100] ^= 1;
+        assert!(matches!(check(name, manifest, onnx, Some(&tampered)), Err(SensitivityError::Checksum { .. })));
+        assert!(check(name, manifest, onnx, None).is_err());
         let bad = manifest.replace("threshold = ", "threshold = 1");
-        assert!(check(name, &bad, onnx).is_err());
+        assert!(check(name, &bad, onnx, neighbours).is_err());
         let bad = manifest.replace("\"ordinary\", ", "");
-        assert!(check(name, &bad, onnx).is_err());
+        assert!(check(name, &bad, onnx, neighbours).is_err());
         // The lexicon's confirmation bar must sit below every threshold (else a match the
         // classifier already drops would be the only kind confirmed: the lexicon would add nothing).
-        let confirmation = check(name, manifest, onnx).unwrap().manifest.lexicon_confirmation;
+        let confirmation = check(name, manifest, onnx, neighbours).unwrap().manifest.lexicon_confirmation;
         assert!(confirmation.is_some_and(|t| t > 0.0 && t < 0.05), "{confirmation:?}");
         let bad = manifest.replace("lexicon_confirmation = ", "lexicon_confirmation = 0.5 #");
-        assert!(check(name, &bad, onnx).is_err());
+        assert!(check(name, &bad, onnx, neighbours).is_err());
     }
 
     #[test]
