@@ -421,6 +421,36 @@ mod tests {
         assert!(shares.iter().any(|&s| s > 0.5) && shares.iter().any(|&s| s < 0.5), "{shares:?}");
     }
 
+    /// The neighbours are today's training chats: as many rows, as many sensitive, as the files
+    /// `scripts/sensitive_neighbours.py` reads hold now (a training file changed without
+    /// `just sensitive-neighbours` fails here).
+    #[test]
+    fn neighbours_are_the_training_files_of_today() {
+        let m: Manifest = toml::from_str(MODELS[0].manifest).unwrap();
+        let n = Neighbours::parse(MODELS[0].neighbours.unwrap(), &m.neighbours.unwrap(), 384, m.classes.len()).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for (dir, suffix) in [("sensitivity", ".train.jsonl"), ("conversations/multilingual", ".tuning.jsonl")] {
+            let mut found: Vec<_> = std::fs::read_dir(fixtures.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .collect();
+            found.sort();
+            files.extend(found);
+        }
+        files.extend(["train.jsonl", "train2.jsonl", "tuning.jsonl"].map(|f| fixtures.join("conversations").join(f)));
+        let (mut rows, mut sensitive) = (0, 0);
+        for file in &files {
+            for line in std::fs::read_to_string(file).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+                let item: serde_json::Value = serde_json::from_str(line).unwrap();
+                rows += 1;
+                sensitive += usize::from(item["expect"] != "ordinary");
+            }
+        }
+        assert_eq!((n.rows(), n.sensitive_rows()), (rows, sensitive), "rerun `just sensitive-neighbours`");
+    }
+
     #[test]
     fn refuses_other_models_tampered_weights_and_bad_manifests() {
         let runtime = attune_testkit::cpu_runtime(2);

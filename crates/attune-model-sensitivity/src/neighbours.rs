@@ -104,6 +104,18 @@ impl Neighbours {
         Ok(Neighbours { mean, projection, rows, sensitive, k: m.k, tau: m.tau, weight: m.weight })
     }
 
+    /// How many chats it holds.
+    #[cfg(test)]
+    pub fn rows(&self) -> usize {
+        self.sensitive.len()
+    }
+
+    /// How many of its chats are sensitive.
+    #[cfg(test)]
+    pub fn sensitive_rows(&self) -> usize {
+        self.sensitive.iter().filter(|s| **s).count()
+    }
+
     /// Each segment's share of sensitive chats among its `k` nearest, each weighing
     /// `exp(similarity / tau)`. `pooled` is `[segments, input]`: each segment's states averaged
     /// over its tokens.
