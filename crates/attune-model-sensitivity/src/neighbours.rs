@@ -150,6 +150,10 @@ impl Neighbours {
     /// The classifier's p(sensitive) and the neighbours' sensitive share, added as log-odds
     /// (the share weighted): the p a segment is judged by.
     pub fn combine(&self, p_classifier: f32, share: f32) -> f32 {
+        // A NaN would compare below any bar and pass: fail closed instead.
+        if p_classifier.is_nan() || share.is_nan() {
+            return 1.0;
+        }
         let z = logit(p_classifier) + self.weight * logit(share);
         1.0 / (1.0 + (-z).exp())
     }
@@ -201,6 +205,9 @@ mod tests {
         // Weight 0: the neighbours say nothing.
         let off = Neighbours::parse(&bytes, &manifest(3, 0.1, 0.0), 2, 7).unwrap();
         assert!((off.combine(0.2, 0.99) - 0.2).abs() < 1e-6);
+        // Not a number, from either side, drops rather than passes.
+        assert_eq!(n.combine(f32::NAN, 0.1), 1.0);
+        assert_eq!(n.combine(0.01, f32::NAN), 1.0);
         // A p of exactly 0 or 1 is clipped, not absolute.
         assert!(n.combine(0.0, 1.0) > 0.0 && n.combine(1.0, 0.0) < 1.0);
     }
