@@ -42,8 +42,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models/multilingual-e5-small"))
 from export import INNER_OUTPUTS, Container  # noqa: E402  (the container reader the set-up uses)
+sys.path.insert(0, str(ROOT / "scripts"))
+from sensitivity_data import CLASSES, training_files  # noqa: E402
 
-CLASSES = ["ordinary", "political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"]
 TEXT_MODEL = "multilingual-e5-small"
 MODEL_DIR = ROOT / ".attune/models" / TEXT_MODEL
 OUT = ROOT / "models" / f"sensitivity-{TEXT_MODEL}"
@@ -470,10 +471,7 @@ def main():
         print(f"note: {needs}: to run this classifier, export e5 with it (docs/sensitivity-classifier.md)",
               file=sys.stderr)
     data = ROOT / "fixtures"
-    train_paths = (sorted((data / "sensitivity").glob("*.train.jsonl"))
-                   + [data / "conversations" / f for f in ("train.jsonl", "train2.jsonl", "tuning.jsonl")]
-                   + sorted((data / "conversations/multilingual").glob("*.tuning.jsonl")))
-    train_paths = [p for p in train_paths if not any(fnmatch.fnmatch(p.name, g) for g in args.exclude)]
+    train_paths = [p for p in training_files() if not any(fnmatch.fnmatch(p.name, g) for g in args.exclude)]
     calib_paths = sorted((data / "sensitivity").glob("*.calib.jsonl"))
     assert not any("holdout" in p.name for p in train_paths + calib_paths)
     unjoined = [p for p in train_paths if any(fnmatch.fnmatch(p.name, g) for g in args.unjoined)]

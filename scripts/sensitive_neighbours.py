@@ -12,7 +12,8 @@ opinion from frozen features, whose errors are not the fine-tuned layers' errors
 
 Needs the set-up's e5 graphs (.attune/models/multilingual-e5-small/), numpy, onnxruntime and
 tokenizers (no PyTorch). Writes models/sensitivity-multilingual-e5-small/neighbours.bin and
-neighbours-reference.json (a few texts' neighbour scores, which the crate's test reproduces);
+neighbours-reference.json (the training files' sha256, and a few texts' neighbour scores,
+which the crate's tests check);
 put the printed sha256 in model.toml's [neighbours]. The calibration split and the holdouts are
 never read here.
 
@@ -32,10 +33,11 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sensitivity_data import CLASSES, ROOT, training_files  # noqa: E402  (what the classifier trains on)
+
 MODEL_DIR = ROOT / ".attune/models/multilingual-e5-small"
 OUT = ROOT / "models/sensitivity-multilingual-e5-small"
-CLASSES = ["ordinary", "political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"]
 PREFIX = "query: "
 MAX_TOKENS = 512
 # Texts whose neighbour scores the crate's test checks (ordinary, sensitive, other scripts).
@@ -49,13 +51,6 @@ REFERENCE_TEXTS = [
     "What strike price should I pick for a covered call on Apple expiring next month?",
     "ช่วยแนะนำร้านก๋วยเตี๋ยวเรือแถวอนุสาวรีย์หน่อย",
 ]
-
-
-def training_files():
-    data = ROOT / "fixtures"
-    return (sorted((data / "sensitivity").glob("*.train.jsonl"))
-            + [data / "conversations" / f for f in ("train.jsonl", "train2.jsonl", "tuning.jsonl")]
-            + sorted((data / "conversations/multilingual").glob("*.tuning.jsonl")))
 
 
 def pooled_states(texts, threads):
@@ -109,8 +104,9 @@ def main():
     ap.add_argument("--tau", type=float, default=0.05, help="for the reference scores (model.toml's tau)")
     args = ap.parse_args()
 
-    texts, classes = [], []
+    texts, classes, files = [], [], []
     for path in training_files():
+        files.append({"path": str(path.relative_to(ROOT)), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
@@ -138,7 +134,7 @@ def main():
     ref = project(pooled_states(REFERENCE_TEXTS, args.threads), mean, proj)
     scores = score(ref, stored, classes, args.k, args.tau)
     (OUT / "neighbours-reference.json").write_text(json.dumps({
-        "k": args.k, "tau": args.tau,
+        "k": args.k, "tau": args.tau, "files": files,
         "items": [{"text": t, "sensitive_share": round(float(s), 6)} for t, s in zip(REFERENCE_TEXTS, scores)],
     }, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"neighbours.bin: {len(blob)} bytes, sha256 {hashlib.sha256(blob).hexdigest()}")

@@ -348,6 +348,15 @@ mod tests {
     const NEIGHBOURS_REFERENCE: &str =
         include_str!("../../../models/sensitivity-multilingual-e5-small/neighbours-reference.json");
 
+    /// The installed e5 and the classifier trained on it.
+    fn e5_and_classifier() -> (attune_model_e5::E5, SensitivityModel) {
+        let runtime = attune_testkit::cpu_runtime(2);
+        let e5 =
+            attune_model_e5::E5::load(&runtime, &attune_testkit::installed_model("multilingual-e5-small")).unwrap();
+        let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
+        (e5, model)
+    }
+
     /// The classifier's own p(sensitive) for each segment, the neighbours left out.
     fn classifier_alone(model: &SensitivityModel, states: &[&TokenStates]) -> Vec<f32> {
         model.probabilities(states).unwrap().iter().map(|p| 1.0 - p[0]).collect()
@@ -358,10 +367,7 @@ mod tests {
     /// its float16 weights all agree with the training framework.
     #[test]
     fn matches_the_training_framework_on_reference_texts() {
-        let runtime = attune_testkit::cpu_runtime(2);
-        let mut e5 =
-            attune_model_e5::E5::load(&runtime, &attune_testkit::installed_model("multilingual-e5-small")).unwrap();
-        let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
+        let (mut e5, model) = e5_and_classifier();
         let r: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
         let items = r["items"].as_array().unwrap();
         assert!(items.len() >= 8);
@@ -396,10 +402,7 @@ mod tests {
     /// is the two opinions' log-odds added.
     #[test]
     fn neighbours_agree_with_the_script_that_wrote_them() {
-        let runtime = attune_testkit::cpu_runtime(2);
-        let mut e5 =
-            attune_model_e5::E5::load(&runtime, &attune_testkit::installed_model("multilingual-e5-small")).unwrap();
-        let model = SensitivityModel::for_text_model(e5.id(), &runtime).unwrap();
+        let (mut e5, model) = e5_and_classifier();
         let neighbours = model.neighbours.as_ref().expect("the shipped classifier reads neighbours");
         let r: serde_json::Value = serde_json::from_str(NEIGHBOURS_REFERENCE).unwrap();
         let m: Manifest = toml::from_str(MODELS[0].manifest).unwrap();
@@ -422,34 +425,54 @@ mod tests {
         assert!(shares.iter().any(|&s| s > 0.5) && shares.iter().any(|&s| s < 0.5), "{shares:?}");
     }
 
-    /// The neighbours are today's training chats: as many rows, as many sensitive, as the files
-    /// `scripts/sensitive_neighbours.py` reads hold now (a training file changed without
-    /// `just sensitive-neighbours` fails here).
+    /// The neighbours are today's training chats: the files `scripts/sensitive_neighbours.py`
+    /// read are the training files there are now, byte for byte (their sha256 in
+    /// neighbours-reference.json), and the file holds as many chats, and as many sensitive, as
+    /// they do. A training file added, removed or edited without `just sensitive-neighbours`
+    /// fails here.
     #[test]
     fn neighbours_are_the_training_files_of_today() {
         let m: Manifest = toml::from_str(MODELS[0].manifest).unwrap();
         let n = Neighbours::parse(MODELS[0].neighbours.unwrap(), &m.neighbours.unwrap(), 384, m.classes.len()).unwrap();
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
-        let mut files: Vec<std::path::PathBuf> = Vec::new();
-        for (dir, suffix) in [("sensitivity", ".train.jsonl"), ("conversations/multilingual", ".tuning.jsonl")] {
-            let mut found: Vec<_> = std::fs::read_dir(fixtures.join(dir))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.to_string_lossy().ends_with(suffix))
-                .collect();
-            found.sort();
-            files.extend(found);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let r: serde_json::Value = serde_json::from_str(NEIGHBOURS_REFERENCE).unwrap();
+        let recorded: Vec<(String, String)> = r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap().to_string(), f["sha256"].as_str().unwrap().to_string()))
+            .collect();
+        let mut present: Vec<String> = Vec::new();
+        for (dir, suffix) in
+            [("fixtures/sensitivity", ".train.jsonl"), ("fixtures/conversations/multilingual", ".tuning.jsonl")]
+        {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().to_string();
+                if name.ends_with(suffix) {
+                    present.push(format!("{dir}/{name}"));
+                }
+            }
         }
-        files.extend(["train.jsonl", "train2.jsonl", "tuning.jsonl"].map(|f| fixtures.join("conversations").join(f)));
+        present.extend(["train.jsonl", "train2.jsonl", "tuning.jsonl"].map(|f| format!("fixtures/conversations/{f}")));
+        let mut listed: Vec<&str> = recorded.iter().map(|(p, _)| p.as_str()).collect();
+        listed.sort();
+        present.sort();
+        assert_eq!(listed, present, "rerun `just sensitive-neighbours`");
         let (mut rows, mut sensitive) = (0, 0);
-        for file in &files {
-            for line in std::fs::read_to_string(file).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        for (path, sha) in &recorded {
+            let bytes = std::fs::read(root.join(path)).unwrap();
+            assert_eq!(
+                &format!("{:x}", Sha256::digest(&bytes)),
+                sha,
+                "{path} changed: rerun `just sensitive-neighbours`"
+            );
+            for line in String::from_utf8(bytes).unwrap().lines().filter(|l| !l.trim().is_empty()) {
                 let item: serde_json::Value = serde_json::from_str(line).unwrap();
                 rows += 1;
                 sensitive += usize::from(item["expect"] != "ordinary");
             }
         }
-        assert_eq!((n.rows(), n.sensitive_rows()), (rows, sensitive), "rerun `just sensitive-neighbours`");
+        assert_eq!(n.counts(), (rows, sensitive));
     }
 
     #[test]

@@ -104,16 +104,10 @@ impl Neighbours {
         Ok(Neighbours { mean, projection, rows, sensitive, k: m.k, tau: m.tau, weight: m.weight })
     }
 
-    /// How many chats it holds.
+    /// How many chats it holds, and how many of them are sensitive.
     #[cfg(test)]
-    pub fn rows(&self) -> usize {
-        self.sensitive.len()
-    }
-
-    /// How many of its chats are sensitive.
-    #[cfg(test)]
-    pub fn sensitive_rows(&self) -> usize {
-        self.sensitive.iter().filter(|s| **s).count()
+    pub fn counts(&self) -> (usize, usize) {
+        (self.sensitive.len(), self.sensitive.iter().filter(|s| **s).count())
     }
 
     /// Each segment's share of sensitive chats among its `k` nearest, each weighing
@@ -126,11 +120,14 @@ impl Neighbours {
             row /= norm;
         }
         let similarities = projected.dot(&self.rows.t());
-        similarities.rows().into_iter().map(|row| self.share(row)).collect()
+        // One ranking buffer for all segments (a row is ~27,000 chats).
+        let mut ranked = Vec::with_capacity(self.sensitive.len());
+        similarities.rows().into_iter().map(|row| self.share(row, &mut ranked)).collect()
     }
 
-    fn share(&self, similarities: ArrayView1<f32>) -> f32 {
-        let mut ranked: Vec<(f32, bool)> = similarities.iter().copied().zip(self.sensitive.iter().copied()).collect();
+    fn share(&self, similarities: ArrayView1<f32>, ranked: &mut Vec<(f32, bool)>) -> f32 {
+        ranked.clear();
+        ranked.extend(similarities.iter().copied().zip(self.sensitive.iter().copied()));
         let k = self.k.min(ranked.len());
         // The k most similar first (their order among themselves does not matter).
         ranked.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
