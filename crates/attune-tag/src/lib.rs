@@ -737,7 +737,10 @@ impl TextTagger {
         let expected = segments.texts.len().max(encoded.vectors.len()) + segments.in_place.len();
         let missing = expected.saturating_sub(encoded.assessments.len());
         let unassessed = Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] };
-        encoded.assessments.iter().copied().chain(std::iter::repeat_n(unassessed, missing))
+        // A NaN p compares below every bar and would pass: read it as certain, whatever
+        // classifier (or its inputs) produced it.
+        let closed = |a: Assessment| if a.p_sensitive.is_nan() { Assessment { p_sensitive: 1.0, ..a } } else { a };
+        encoded.assessments.iter().copied().map(closed).chain(std::iter::repeat_n(unassessed, missing))
     }
 
     /// Detector 2 alone: the embedding against the category descriptions, then the probe.
@@ -1943,6 +1946,30 @@ mod tests {
             in_place: false,
             confirmation: Some(0.05),
         })
+    }
+
+    #[test]
+    fn a_nan_from_the_classifier_drops_the_item_and_confirms_the_lexicon() {
+        let nan = |_: &attune_infer::TokenStates| f32::NAN;
+        for confirmation in [None, Some(0.05)] {
+            let classifier = std::sync::Arc::new(StandIn {
+                p: nan,
+                category: SensitiveCategory::Health,
+                in_place: false,
+                confirmation,
+            });
+            let tagger =
+                TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
+                    .unwrap()
+                    .with_classifier(classifier, &with_states())
+                    .unwrap();
+            let gate = attune_lang::LanguageGate::with_defaults();
+            let chat = "Which lightweight tent should I take for two nights in the mountains?";
+            let items = [Segments::cut(chat, 0, false)];
+            let encoded = tagger.encode(&mut with_states(), &items).unwrap();
+            let verdict = tagger.tag(&gate.admit(chat).unwrap(), &items[0], encoded.item(0));
+            assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
+        }
     }
 
     #[test]
