@@ -764,7 +764,6 @@ def main():
     (out / "reference.json").write_text(json.dumps(
         {"made_by": "scripts/finetune_sensitivity.py", "items": refs}, ensure_ascii=False, indent=1) + "\n")
     argv = " ".join(sys.argv[1:])
-    neighbours = kept_neighbours(out, first)
     (out / "model.toml").write_text(f"""# The special-category classifier: {TEXT_MODEL}'s layers {first}..{NL - 1}, fine-tuned, then the mean over
 # tokens and a linear head (softmax over ordinary and the six categories; p(sensitive) = 1 - p(ordinary)),
 # run on the text model's `hidden_state_{first}` output (the states entering layer {first}).
@@ -798,29 +797,8 @@ threshold = {threshold:.4f}
 clauses = "in-place"
 """ if args.spans else "") + """
 [thresholds]
-""" + "".join(f"{l} = {t:.4f}\n" for l, t in stricter.items()) + neighbours)
-    print(f"wrote {out}/model.toml, classifier.onnx ({len(onnx_bytes)} bytes), reference.json"
-          + ("; kept the labelled neighbours" if neighbours else ""))
-
-
-def kept_neighbours(out: Path, first: int) -> str:
-    """The manifest's [neighbours] section as it stands, for the new model.toml: the labelled
-    neighbours (scripts/sensitive_neighbours.py) are frozen `hidden_state_8` states of the training
-    chats, not the classifier's, so a retrain on that layer keeps them. A classifier on another
-    layer gets none until they are rebuilt for it (the crate would otherwise compare states of
-    different layers)."""
-    toml = out / "model.toml"
-    text = toml.read_text(encoding="utf-8") if toml.exists() else ""
-    at = text.find("\n[neighbours]")
-    if at < 0:
-        return ""
-    if first != 8:
-        print(f"model.toml: [neighbours] left out: built on hidden_state_8, this classifier reads hidden_state_{first}",
-              file=sys.stderr)
-        return ""
-    # The comment block just above the section belongs to it.
-    start = text.rfind("\n\n", 0, at) + 1 if text.rfind("\n\n", 0, at) >= 0 else at
-    return "\n" + text[start:].lstrip("\n")
+""" + "".join(f"{l} = {t:.4f}\n" for l, t in stricter.items()))
+    print(f"wrote {out}/model.toml, classifier.onnx ({len(onnx_bytes)} bytes), reference.json")
 
 
 if __name__ == "__main__":
