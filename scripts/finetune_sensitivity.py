@@ -764,6 +764,12 @@ def main():
     (out / "reference.json").write_text(json.dumps(
         {"made_by": "scripts/finetune_sensitivity.py", "items": refs}, ensure_ascii=False, indent=1) + "\n")
     argv = " ".join(sys.argv[1:])
+    if "\n[neighbours]" in ((out / "model.toml").read_text(encoding="utf-8") if (out / "model.toml").exists() else ""):
+        # Deliberate (README, "labelled neighbours"): the threshold above is the classifier's
+        # alone; with the neighbours' opinion added the bar has to be chosen again.
+        print("model.toml: the labelled neighbours ([neighbours]) are left out of the new manifest, since its "
+              "threshold is the classifier's alone; to use them, copy the section back and choose the bar again "
+              "(attune eval --sweep classifier_threshold=... on the calibration split)", file=sys.stderr)
     (out / "model.toml").write_text(f"""# The special-category classifier: {TEXT_MODEL}'s layers {first}..{NL - 1}, fine-tuned, then the mean over
 # tokens and a linear head (softmax over ordinary and the six categories; p(sensitive) = 1 - p(ordinary)),
 # run on the text model's `hidden_state_{first}` output (the states entering layer {first}).
