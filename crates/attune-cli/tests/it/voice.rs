@@ -115,11 +115,12 @@ fn without_a_speech_model_recordings_fail_with_the_reason_and_text_goes_on() {
     assert!(message.contains("speech model") && message.contains("whisper"), "{message}");
 }
 
-/// Spoken conversations in nine languages (`fixtures/audio/languages`: espeak-ng reading lines
-/// of the labelled chat sets, users in a country of each language), beside the same lines typed.
-/// No spoken sensitive conversation may give a topic, in any language: dropped as sensitive, or
-/// skipped as unintelligible (a transcript Whisper was unsure of) or in an unsupported language.
-/// English speech is heard well enough to give the topics its text gives.
+/// Spoken conversations in ten languages (`fixtures/audio/languages`: espeak-ng, or Kokoro's
+/// Japanese voices, reading lines of the labelled chat sets, users in a country of each language),
+/// beside the same lines typed. No spoken sensitive conversation may give a topic, in any
+/// language: dropped as sensitive, or skipped as unintelligible (a transcript Whisper was unsure
+/// of) or in an unsupported language. English and Japanese speech, the two voices Whisper hears
+/// well, give a topic their text gives.
 #[test]
 fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
     let manifest = common::root().join("fixtures/audio/languages/manifest.jsonl");
@@ -145,21 +146,24 @@ fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
             continue;
         }
         spoken_ordinary += 1;
+        eprintln!("{id}: spoken {got:?}, typed {typed:?}");
         if !got.is_empty() {
             tagged += 1;
             agree += usize::from(got.iter().any(|t| typed.contains(t)));
         }
-        if expect["lang"] == "en" {
-            // English transcripts sit at mean log-probabilities of -0.1 to -0.45, far above the floor.
+        if expect["lang"] == "en" || expect["lang"] == "ja" {
+            // Their transcripts sit at mean log-probabilities of -0.1 to -0.45, far above the floor
+            // of -0.7 (Japanese: character error rate 0.06 and 0.36 here).
             assert!(got.iter().any(|t| typed.contains(t)), "{id}: spoken {got:?}, typed {typed:?}");
         }
     }
-    // Measured: of 18 ordinary recordings, 3 tagged (both English ones, sharing a topic with
-    // their typed text, and one Portuguese, which does not); 14 skipped as unintelligible_speech.
+    // Measured (2-core Xeon): of 20 ordinary recordings, 5 tagged, each sharing a topic with its
+    // typed text (both English, both Japanese, one Portuguese); 28 of all 40 recordings (espeak-ng's
+    // voices outside English) skipped as unintelligible_speech.
     eprintln!(
         "ordinary spoken conversations: {tagged} of {spoken_ordinary} tagged, {agree} sharing a topic with their typed text; \
          skipped as unintelligible: {}",
         report["skipped"]["unintelligible_speech"]
     );
-    assert!(agree >= 2, "{report}");
+    assert!(agree >= 4, "{report}");
 }
