@@ -5,7 +5,8 @@ the same Whisper base weights, the same recordings and the same cores.
   python3 benches/speech_compare.py [--threads 2] [--json FILE]
 
 Corpus: fixtures/audio/languages/*.wav (`python3 fixtures/make_audio.py`): espeak-ng reading
-lines of the labelled chat sets in nine languages, 16 kHz mono WAV, 36 recordings.
+lines of the labelled chat sets in nine languages and Kokoro-82M's Japanese voices the Japanese
+set's, 16 kHz mono WAV, 40 recordings (36 before the Japanese ones, in the README's figures).
 
 - attune: `target/release/attune run` on a manifest of those recordings (users in a country of
   each recording's language), `--threads N`: decode, language choice, Whisper base, language
