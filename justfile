@@ -43,7 +43,7 @@ test: setup setup-postgres fixtures-media
 setup-postgres:
     python3 scripts/setup.py postgres
 
-# Kokoro-82M's Japanese voices in .attune/venvs/voices (~620 MB), every package pinned with its
+# Kokoro-82M's Japanese voices in .attune/venvs/voices (~660 MB), every package pinned with its
 # sha256: the speaker of the Japanese voice and video fixtures (fixtures/make_audio.py).
 setup-voices:
     python3 scripts/setup.py voices

@@ -140,7 +140,7 @@ def cmd_ray(args: argparse.Namespace) -> None:
 
 def cmd_voices(args: argparse.Namespace) -> None:
     """The venv of the Japanese voice (Kokoro-82M) that fixtures/make_audio.py speaks with."""
-    pinned_venv(args.home, "voices", ROOT / "setup/voices-requirements.txt", "voices", "~620 MB")
+    pinned_venv(args.home, "voices", ROOT / "setup/voices-requirements.txt", "voices", "~660 MB")
 
 
 def make_links(dest: Path, links: dict) -> None:
