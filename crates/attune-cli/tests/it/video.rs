@@ -14,8 +14,7 @@ fn videos_give_the_interests_of_what_is_shown_and_what_is_said() {
     let store = dir.path().join("p.sqlite");
     let report = common::run_manifest(&manifest, &store);
     let failed = common::failures(&report);
-    let users: std::collections::BTreeSet<&str> = lines.iter().map(|v| v["user_id"].as_str().unwrap()).collect();
-    let evidence = common::evidence(&store, &users.into_iter().collect::<Vec<_>>());
+    let evidence = common::evidence(&store, &common::manifest_users(&lines));
     let (mut shown_and_said, mut sensitive, mut failures) = (0, 0, 0);
     for v in &lines {
         let (id, media, expect) = (v["event_id"].as_str().unwrap(), &v["media"], &v["expect"]);

@@ -129,13 +129,7 @@ fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
     let store = dir.path().join("p.sqlite");
     let report = common::run_manifest(&manifest, &store);
     assert!(common::failures(&report).is_empty(), "{report}");
-    let users: Vec<String> = lines
-        .iter()
-        .map(|v| v["user_id"].as_str().unwrap().to_string())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let evidence = common::evidence(&store, &users.iter().map(String::as_str).collect::<Vec<_>>());
+    let evidence = common::evidence(&store, &common::manifest_users(&lines));
     let (mut spoken_ordinary, mut tagged, mut agree) = (0, 0, 0);
     for v in lines.iter().filter(|v| v["kind"] == "audio") {
         let (id, expect) = (v["event_id"].as_str().unwrap(), &v["expect"]);

@@ -83,6 +83,12 @@ pub fn ledger(store: &Path) -> HashMap<String, String> {
         .unwrap()
 }
 
+/// Every user of a manifest's lines, each once, sorted.
+pub fn manifest_users(lines: &[Value]) -> Vec<&str> {
+    let users: std::collections::BTreeSet<&str> = lines.iter().map(|v| v["user_id"].as_str().unwrap()).collect();
+    users.into_iter().collect()
+}
+
 /// Event id → the topic ids it is evidence for, over the given users.
 pub fn evidence(store: &Path, users: &[&str]) -> HashMap<String, Vec<String>> {
     let db = SqliteStore::open(store).unwrap();
