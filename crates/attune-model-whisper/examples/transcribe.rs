@@ -3,7 +3,10 @@
 //! tool: attune itself never lets a transcript out of the process).
 //!
 //!   cargo run --release -p attune-model-whisper --example transcribe -- [--model whisper-base]
-//!       [--prefer id,en] [--force id] FILE...
+//!       [--languages en,id,…] [--prefer id,en] [--force id] FILE...
+//!
+//! `--languages`: the only languages detection may choose (as the pipeline restricts it to the
+//! languages the run can tag); `--prefer`: weighted as the pipeline weighs a user's languages.
 
 use attune_decode_audio::{decode_file, AudioLimits};
 use attune_infer::{Device, ModelDir, Runtime, SpeechLanguage, SpeechRequest};
@@ -12,7 +15,7 @@ use attune_model_whisper::{Whisper, MULTILINGUAL_MODEL};
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let (mut model, mut language) = (MULTILINGUAL_MODEL.to_string(), SpeechLanguage::Detect { preferred: vec![] });
-    let mut files = Vec::new();
+    let (mut files, mut restrict) = (Vec::new(), None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next().expect("--model NAME"),
@@ -20,12 +23,16 @@ fn main() {
                 let codes = args.next().expect("--prefer CODES");
                 language = SpeechLanguage::Detect { preferred: codes.split(',').map(String::from).collect() };
             }
+            "--languages" => restrict = Some(args.next().expect("--languages CODES")),
             "--force" => language = SpeechLanguage::Force(args.next().expect("--force CODE")),
             _ => files.push(a),
         }
     }
     let runtime = Runtime::new(2, Device::Cpu).expect("run `just setup`");
     let mut whisper = Whisper::load(&runtime, &ModelDir::locate(&model, None).expect("model installed")).unwrap();
+    if let Some(codes) = restrict {
+        whisper.restrict_languages(&codes.split(',').collect::<Vec<_>>());
+    }
     for file in files {
         let pcm = match decode_file(std::path::Path::new(&file), &AudioLimits::default()) {
             Ok(pcm) => pcm,

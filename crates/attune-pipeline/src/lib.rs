@@ -29,6 +29,7 @@ mod sessions;
 mod speech;
 mod text;
 mod text_path;
+mod typed_languages;
 mod verdict;
 
 pub use attune_infer::{ImageClassifier, RgbFrame, SpeechToText, Task, TextEmbedder, TextInPictures};
@@ -185,6 +186,9 @@ pub struct Pipeline<'a, 'm> {
     pub(crate) config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
     pub(crate) decoders: Vec<Box<dyn MediaDecoder + 'm>>,
+    /// The languages each user chats in, this run: preferred when their recordings' language
+    /// is detected.
+    pub(crate) typed_languages: typed_languages::TypedLanguages,
 }
 
 /// Builds a [`Pipeline`]: what every run needs up front, the rest as the run has it. Left out,
@@ -214,6 +218,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
                 provenance,
                 config: PipelineConfig::default(),
                 decoders: Vec::new(),
+                typed_languages: Default::default(),
             },
         }
     }
@@ -328,6 +333,19 @@ impl Pending {
         self.decoded.as_ref().map(Admitted::get)
     }
 
+    /// Its recording or soundtrack, if it has one.
+    fn speech(&self) -> Option<&[f32]> {
+        match self.media()? {
+            Decoded::Audio(pcm) => Some(&pcm.samples),
+            Decoded::Video(video) => video.audio.as_ref().map(|pcm| &pcm.samples[..]),
+            _ => None,
+        }
+    }
+
+    fn has_speech(&self) -> bool {
+        self.speech().is_some()
+    }
+
     /// What the event holds in memory: its decoded media and its words.
     fn bytes(&self) -> usize {
         self.media().map_or(0, Decoded::bytes) + self.event.get().turns.iter().map(|t| t.text.len()).sum::<usize>()
@@ -343,6 +361,7 @@ impl Pipeline<'_, '_> {
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<Report, PipelineError> {
         let mut report = Report::new(&self.provenance);
+        self.typed_languages.clear();
         let mut decoders = std::mem::take(&mut self.decoders);
         if decoders.is_empty() {
             decoders.push(Box::new(InProcessDecoder(self.config.decode)));
@@ -570,8 +589,11 @@ impl Pipeline<'_, '_> {
         // Each item's verdicts from each source; an item that fails anywhere is dropped from
         // the batch with its failure recorded, never half-tagged.
         let mut parts = Parts::new(work.len());
-        // Speech becomes text first; transcripts live only here, for the text path.
+        // Speech becomes text first; transcripts live only here, for the text path. The batch's
+        // chats of users with a recording in it are read first: their language is the best clue
+        // to what the recording is spoken in.
         let t = Instant::now();
+        self.typed_languages.read_ahead(&work, self.languages);
         let (transcripts, loading) = self.transcribe(&work, &mut parts, report, budget);
         report.model_load_s += loading.as_secs_f64();
         report.stage("speech", t.elapsed().saturating_sub(loading), transcripts.iter().flatten().count());

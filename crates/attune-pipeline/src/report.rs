@@ -20,6 +20,9 @@ pub struct Report {
     /// Recordings decoded a second time because the language gate read the first transcript as
     /// another supported language than the one it was decoded as.
     pub speech_redecoded: u64,
+    /// Recordings whose language was looked for first among those their user chats in (chats
+    /// earlier in the run or in the same batch), before their country's.
+    pub speech_languages_from_chats: u64,
     /// Processed events that gave at least one topic, and the topics they gave.
     pub tagged: u64,
     pub topics_assigned: u64,
@@ -163,6 +166,7 @@ impl Report {
             failed: Vec::new(),
             languages: BTreeMap::new(),
             speech_redecoded: 0,
+            speech_languages_from_chats: 0,
             tagged: 0,
             topics_assigned: 0,
             elapsed_s: 0.0,

@@ -1,8 +1,8 @@
 //! Speech: voice recordings and video soundtracks to transcripts, in the language the gate
 //! reads them in (a second decode when the two disagree), unsure or looping ones never tagged.
 
+use crate::typed_languages::LikelyLanguages;
 use crate::{budget, Parts, Pending, Pipeline, Report, SpeechToText};
-use attune_decode::Decoded;
 use attune_infer::{SpeechLanguage, SpeechRequest, SpokenText};
 use attune_lang::{Language, LanguageDecision};
 use std::time::{Duration, Instant};
@@ -22,6 +22,15 @@ pub(crate) fn unintelligible(spoken: &SpokenText, min_logprob: f32) -> bool {
 /// same encoder and lexicons read the text.
 pub(crate) fn same_language(decoded: &str, heard: Language) -> bool {
     decoded == heard.code() || matches!((decoded, heard), ("id", Language::Malay) | ("ms", Language::Indonesian))
+}
+
+/// The language to decode a recording in again when it was not understood as `decoded`: the
+/// first of its strongest clues (the user's most typed language, their country's first) that it
+/// was not decoded as. Speech decoded as the wrong language comes out as nonsense at a low
+/// log-probability (espeak-ng Indonesian decoded as English: "The", −2.5), so a user who types
+/// English in Indonesia and speaks Indonesian is understood on the second try.
+pub(crate) fn untried_claim(likely: &LikelyLanguages, decoded: &str) -> Option<Language> {
+    likely.claims.iter().copied().find(|&claim| !same_language(decoded, claim))
 }
 
 /// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
@@ -47,8 +56,8 @@ impl Pipeline<'_, '_> {
     /// from more intra-op threads and much from running recordings side by side. `None` for
     /// items without speech; with the time spent making sessions.
     ///
-    /// Each recording's language is the model's to detect, the languages of the user's country
-    /// preferred. A transcript the language gate finds in another supported language than it was
+    /// Each recording's language is the model's to detect, the languages its user chats in (this
+    /// run) and then those of their country preferred. A transcript the language gate finds in another supported language than it was
     /// decoded as is decoded again as that language, once; if the two still disagree the item is
     /// skipped as in an unsupported language (nonsense in the wrong language is never tagged).
     pub(crate) fn transcribe(
@@ -59,15 +68,8 @@ impl Pipeline<'_, '_> {
         budget: Option<&budget::CpuBudget>,
     ) -> (Vec<Option<String>>, Duration) {
         let mut out: Vec<Option<String>> = vec![None; work.len()];
-        let mut items: Vec<(usize, &[f32])> = work
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match p.media()? {
-                Decoded::Audio(pcm) => Some((i, &pcm.samples[..])),
-                Decoded::Video(video) => video.audio.as_ref().map(|pcm| (i, &pcm.samples[..])),
-                _ => None,
-            })
-            .collect();
+        let mut items: Vec<(usize, &[f32])> =
+            work.iter().enumerate().filter_map(|(i, p)| Some((i, p.speech()?))).collect();
         if items.is_empty() {
             return (out, Duration::ZERO);
         }
@@ -100,18 +102,24 @@ impl Pipeline<'_, '_> {
         let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(items.len());
         let chunks = even_chunks(&items, groups);
         tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", items.len(), chunks.len());
-        // The supported languages of each user's country, most likely first.
-        let preferred: Vec<Vec<String>> = work
+        // The languages each recording is most likely spoken in: its user's chats', then their
+        // country's.
+        let likely: Vec<LikelyLanguages> = work
             .iter()
             .map(|p| {
-                let country = p.event.get().country.as_ref().map_or("", |c| c.as_str());
-                attune_lang::languages_of_country(country)
-                    .iter()
-                    .filter(|l| self.languages.admitted().contains(l))
-                    .map(|l| l.code().to_string())
-                    .collect()
+                let event = p.event.get();
+                if !p.has_speech() {
+                    return LikelyLanguages::default();
+                }
+                let country = event.country.as_ref().map_or("", |c| c.as_str());
+                let typed = self.typed_languages.of(&event.user_id);
+                let likely = LikelyLanguages::of(&typed, country, self.languages.admitted());
+                report.speech_languages_from_chats += u64::from(likely.from_chats);
+                likely
             })
             .collect();
+        let preferred: Vec<Vec<String>> =
+            likely.iter().map(|l| l.preferred.iter().map(|l| l.code().to_string()).collect()).collect();
         let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, &[f32])]| {
             let requests: Vec<SpeechRequest> = chunk
                 .iter()
@@ -147,13 +155,26 @@ impl Pipeline<'_, '_> {
             })
         };
         // The gate's reading of each transcript; a disagreement with the decoded language asks
-        // for a second decode as the language the gate heard.
+        // for a second decode as the language the gate heard. A transcript not understood in the
+        // language it was decoded as gets one in the strongest clue it was not decoded as.
         let mut again: Vec<(usize, Language)> = Vec::new();
         let pcm_of: std::collections::HashMap<usize, &[f32]> = items.iter().copied().collect();
         let min_logprob = self.config.min_speech_logprob;
         for (i, result) in results {
             match result {
-                Ok(spoken) if unintelligible(&spoken, min_logprob) => parts.unintelligible[i] = true,
+                Ok(spoken) if unintelligible(&spoken, min_logprob) => {
+                    match spoken.language.as_deref().and_then(|decoded| untried_claim(&likely[i], decoded)) {
+                        Some(language) => {
+                            tracing::debug!(
+                                "speech {i}: not understood as {:?}, tried as {}",
+                                spoken.language,
+                                language.code()
+                            );
+                            again.push((i, language));
+                        }
+                        None => parts.unintelligible[i] = true,
+                    }
+                }
                 Ok(spoken) => {
                     if let (Some(decoded), LanguageDecision::Supported { language, .. }) =
                         (&spoken.language, self.languages.decide(&spoken.text))
@@ -200,7 +221,7 @@ impl Pipeline<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{even_chunks, same_language, unintelligible};
+    use super::{even_chunks, same_language, unintelligible, untried_claim};
     use crate::DEFAULT_MIN_SPEECH_LOGPROB;
     use attune_infer::SpokenText;
     use attune_lang::Language;
@@ -228,6 +249,25 @@ mod tests {
         assert!(same_language("id", Language::Malay) && same_language("ms", Language::Indonesian));
         assert!(same_language("es", Language::Spanish));
         assert!(!same_language("th", Language::Indonesian) && !same_language("en", Language::Hindi));
+    }
+
+    #[test]
+    fn speech_not_understood_is_tried_in_the_strongest_clue_it_was_not_decoded_as() {
+        use crate::typed_languages::LikelyLanguages;
+        let all = Language::DEFAULT_SUPPORTED;
+        // Types English, lives in Indonesia: decoded as English and not understood, tried as
+        // Indonesian; decoded as Indonesian (or Malay, the same for speech), tried as English.
+        let likely = LikelyLanguages::of(&[Language::English], "ID", all);
+        assert_eq!(untried_claim(&likely, "en"), Some(Language::Indonesian));
+        assert_eq!(untried_claim(&likely, "id"), Some(Language::English));
+        assert_eq!(untried_claim(&likely, "ms"), Some(Language::English));
+        // Whisper overrode the only clue (Thai over the country's Indonesian): tried as it.
+        let likely = LikelyLanguages::of(&[], "ID", all);
+        assert_eq!(untried_claim(&likely, "th"), Some(Language::Indonesian));
+        // Decoded as the only clue: nothing else to try.
+        assert_eq!(untried_claim(&likely, "id"), None);
+        // Nothing known: nothing to try.
+        assert_eq!(untried_claim(&LikelyLanguages::of(&[], "", all), "en"), None);
     }
 
     #[test]

@@ -46,6 +46,10 @@ impl Pipeline<'_, '_> {
                 match whole_text {
                     Ok(whole_text) => {
                         count(report, Some(whole_text.language()));
+                        if work[i].decoded.is_none() {
+                            let user_id = &work[i].event.get().user_id;
+                            self.typed_languages.chat_admitted(i, user_id, whole_text.language());
+                        }
                         match (&t.user, &t.assistant) {
                             (Some(user), Some(assistant)) => {
                                 for (source, side) in [(Source::Words, user), (Source::Assistant, assistant)] {

@@ -131,7 +131,7 @@ class Worker:
         return self.process_records(table.to_pylist(), media_root)
 
 
-_SUMMED = ("events", "processed", "tagged", "topics_assigned", "speech_redecoded")
+_SUMMED = ("events", "processed", "tagged", "topics_assigned", "speech_redecoded", "speech_languages_from_chats")
 _SUMMED_MAPS = ("skipped", "languages", "products", "topics_by_branch")
 
 
