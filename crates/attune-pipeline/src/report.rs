@@ -17,8 +17,9 @@ pub struct Report {
     /// ISO 639-1 code, supported or not; `unidentified` for those it could not identify. A count,
     /// never content.
     pub languages: BTreeMap<String, u64>,
-    /// Recordings decoded a second time because the language gate read the first transcript as
-    /// another supported language than the one it was decoded as.
+    /// Recordings decoded a second time: the language gate read the first transcript as another
+    /// supported language than the one it was decoded as, or it was not understood and another
+    /// strong clue (the user's most typed language, their country's first) was left to try.
     pub speech_redecoded: u64,
     /// Recordings whose language was looked for first among those their user chats in (chats
     /// earlier in the run or in the same batch), before their country's.
