@@ -6,11 +6,11 @@ use crate::InferError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpeechLanguage {
     /// The model decides, among the languages it was restricted to, favouring `preferred`
-    /// (ISO 639-1 codes, most likely first: the languages of the user's country). A model that
-    /// knows one language ignores this.
+    /// (ISO 639-1 codes, most likely first: the languages the user chats in, then those of their
+    /// country). A model that knows one language ignores this.
     Detect { preferred: Vec<String> },
     /// Transcribe as this language (ISO 639-1): the second decode, when the first transcript
-    /// turned out to be in another language than it was decoded as.
+    /// turned out to be in another language than it was decoded as, or was not understood.
     Force(String),
 }
 

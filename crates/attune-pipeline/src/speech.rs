@@ -3,7 +3,7 @@
 
 use crate::typed_languages::LikelyLanguages;
 use crate::{budget, Parts, Pending, Pipeline, Report, SpeechToText};
-use attune_infer::{SpeechLanguage, SpeechRequest, SpokenText};
+use attune_infer::{InferError, SpeechLanguage, SpeechRequest, SpokenText};
 use attune_lang::{Language, LanguageDecision};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,47 @@ pub(crate) fn untried_claim(likely: &LikelyLanguages, decoded: &str) -> Option<L
     likely.claims.iter().copied().find(|&claim| !same_language(decoded, claim))
 }
 
+/// `requests` (recordings of similar length next to each other) on the speech sessions side by
+/// side, one thread each, in groups of at most the model's batch (Whisper decodes a group's
+/// windows in one batch), the same number of groups for every session: the batch ends when its
+/// last session does. Each result with its request's key.
+fn on_sessions(
+    speech: &mut [Box<dyn SpeechToText>],
+    requests: &[(usize, SpeechRequest<'_>)],
+) -> Vec<(usize, Result<SpokenText, InferError>)> {
+    let sessions = speech.len();
+    let groups = requests.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(requests.len());
+    let chunks = even_chunks(requests, groups);
+    tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", requests.len(), chunks.len());
+    let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, SpeechRequest<'_>)]| {
+        let batch: Vec<SpeechRequest> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        chunk.iter().map(|(i, _)| *i).zip(speech.transcribe(&batch)).collect::<Vec<_>>()
+    };
+    if sessions == 1 {
+        let speech = &mut speech[0];
+        return chunks.iter().flat_map(|chunk| transcribe(speech, chunk)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = speech
+            .iter_mut()
+            .map(|speech| {
+                let (chunks, next, transcribe) = (&chunks, &next, &transcribe);
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(k) else { break };
+                        done.extend(transcribe(speech, chunk));
+                    }
+                    done
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().expect("a speech thread panicked")).collect()
+    })
+}
+
 /// `items` cut into `n` consecutive runs whose lengths differ by at most one (`items.chunks`
 /// would give 5 runs, not 6, for 20 items in runs of at most 4).
 pub(crate) fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
@@ -51,15 +92,16 @@ pub(crate) fn even_chunks<T>(items: &[T], n: usize) -> Vec<&[T]> {
 
 impl Pipeline<'_, '_> {
     /// Voice recordings and video soundtracks to transcripts. Recordings go to the model in groups
-    /// of similar length (Whisper decodes a group's windows in one batch), and the groups are
-    /// spread over the speech sessions, one thread each: Whisper's greedy decoding gains little
-    /// from more intra-op threads and much from running recordings side by side. `None` for
-    /// items without speech; with the time spent making sessions.
+    /// of similar length, spread over the speech sessions ([`on_sessions`]): Whisper's greedy
+    /// decoding gains little from more intra-op threads and much from running recordings side by
+    /// side. `None` for items without speech; with the time spent making sessions.
     ///
     /// Each recording's language is the model's to detect, the languages its user chats in (this
-    /// run) and then those of their country preferred. A transcript the language gate finds in another supported language than it was
-    /// decoded as is decoded again as that language, once; if the two still disagree the item is
-    /// skipped as in an unsupported language (nonsense in the wrong language is never tagged).
+    /// run) and then those of their country preferred. A transcript the language gate finds in
+    /// another supported language than it was decoded as is decoded again as that language, once;
+    /// if the two still disagree the item is skipped as in an unsupported language (nonsense in
+    /// the wrong language is never tagged). One not understood is decoded again, once, in the
+    /// strongest language clue it was not decoded as ([`untried_claim`]), if there is one.
     pub(crate) fn transcribe(
         &mut self,
         work: &[Pending],
@@ -96,12 +138,6 @@ impl Pipeline<'_, '_> {
                 return (out, loading);
             }
         };
-        let sessions = speech.len();
-        // Groups of at most the model's batch, and the same number for every session: the batch
-        // ends when its last session does.
-        let groups = items.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(items.len());
-        let chunks = even_chunks(&items, groups);
-        tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", items.len(), chunks.len());
         // The languages each recording is most likely spoken in: its user's chats', then their
         // country's.
         let likely: Vec<LikelyLanguages> = work
@@ -118,42 +154,14 @@ impl Pipeline<'_, '_> {
                 likely
             })
             .collect();
-        let preferred: Vec<Vec<String>> =
-            likely.iter().map(|l| l.preferred.iter().map(|l| l.code().to_string()).collect()).collect();
-        let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, &[f32])]| {
-            let requests: Vec<SpeechRequest> = chunk
-                .iter()
-                .map(|&(i, pcm)| SpeechRequest {
-                    pcm,
-                    language: SpeechLanguage::Detect { preferred: preferred[i].clone() },
-                })
-                .collect();
-            chunk.iter().map(|(i, _)| *i).zip(speech.transcribe(&requests)).collect::<Vec<_>>()
-        };
-        let results: Vec<(usize, Result<SpokenText, attune_infer::InferError>)> = if sessions == 1 {
-            let speech = &mut speech[0];
-            chunks.iter().flat_map(|chunk| transcribe(speech, chunk)).collect()
-        } else {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            std::thread::scope(|scope| {
-                let threads: Vec<_> = speech
-                    .iter_mut()
-                    .map(|speech| {
-                        let (chunks, next, transcribe) = (&chunks, &next, &transcribe);
-                        scope.spawn(move || {
-                            let mut done = Vec::new();
-                            loop {
-                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(chunk) = chunks.get(k) else { break };
-                                done.extend(transcribe(speech, chunk));
-                            }
-                            done
-                        })
-                    })
-                    .collect();
-                threads.into_iter().flat_map(|t| t.join().expect("a speech thread panicked")).collect()
+        let requests: Vec<(usize, SpeechRequest)> = items
+            .iter()
+            .map(|&(i, pcm)| {
+                let preferred = likely[i].preferred.iter().map(|l| l.code().to_string()).collect();
+                (i, SpeechRequest { pcm, language: SpeechLanguage::Detect { preferred } })
             })
-        };
+            .collect();
+        let results = on_sessions(speech, &requests);
         // The gate's reading of each transcript; a disagreement with the decoded language asks
         // for a second decode as the language the gate heard. A transcript not understood in the
         // language it was decoded as gets one in the strongest clue it was not decoded as.
@@ -191,15 +199,18 @@ impl Pipeline<'_, '_> {
             }
         }
         if !again.is_empty() {
-            let requests: Vec<SpeechRequest> = again
+            // Longest first, as the first pass: similar lengths decode together.
+            again.sort_by_key(|(i, _)| std::cmp::Reverse(pcm_of[i].len()));
+            let requests: Vec<(usize, SpeechRequest)> = again
                 .iter()
-                .map(|&(i, language)| SpeechRequest {
-                    pcm: pcm_of[&i],
-                    language: SpeechLanguage::Force(language.code().to_string()),
+                .map(|&(i, language)| {
+                    (i, SpeechRequest { pcm: pcm_of[&i], language: SpeechLanguage::Force(language.code().to_string()) })
                 })
                 .collect();
             report.speech_redecoded += again.len() as u64;
-            for (&(i, language), result) in again.iter().zip(speech[0].transcribe(&requests)) {
+            let language_of: std::collections::HashMap<usize, Language> = again.iter().copied().collect();
+            for (i, result) in on_sessions(speech, &requests) {
+                let language = language_of[&i];
                 match result {
                     Ok(spoken) if unintelligible(&spoken, min_logprob) => parts.unintelligible[i] = true,
                     Ok(spoken) => match self.languages.decide(&spoken.text) {
