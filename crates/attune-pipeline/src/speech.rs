@@ -1,5 +1,6 @@
 //! Speech: voice recordings and video soundtracks to transcripts, in the language the gate
-//! reads them in (a second decode when the two disagree), unsure or looping ones never tagged.
+//! reads them in (a second decode when the two disagree, or when one is not understood in the
+//! language its user's chats or country suggested first), unsure or looping ones never tagged.
 
 use crate::typed_languages::LikelyLanguages;
 use crate::{budget, Parts, Pending, Pipeline, Report, SpeechToText};
