@@ -388,37 +388,7 @@ impl Resampling {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A WAV file: `format` 1 (integer PCM) or 3 (IEEE float); `claimed` overrides the data size
-    /// the header gives.
-    fn wav(format: u16, channels: u16, rate: u32, bits: u16, data: &[u8], claimed: Option<u32>) -> Vec<u8> {
-        let block = channels * bits / 8;
-        let size = claimed.unwrap_or(data.len() as u32);
-        let mut out = b"RIFF".to_vec();
-        out.extend_from_slice(&(36u32.saturating_add(size)).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&16u32.to_le_bytes());
-        out.extend_from_slice(&format.to_le_bytes());
-        out.extend_from_slice(&channels.to_le_bytes());
-        out.extend_from_slice(&rate.to_le_bytes());
-        out.extend_from_slice(&(rate * block as u32).to_le_bytes());
-        out.extend_from_slice(&block.to_le_bytes());
-        out.extend_from_slice(&bits.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(data);
-        out
-    }
-
-    fn tone(rate: u32, seconds: f32) -> Vec<u8> {
-        let n = (rate as f32 * seconds) as usize;
-        (0..n)
-            .flat_map(|i| {
-                let v = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5;
-                ((v * 32767.0) as i16).to_le_bytes()
-            })
-            .collect()
-    }
+    use attune_testkit::{tone, wav};
 
     #[test]
     fn bytes_and_file_take_the_same_path() {

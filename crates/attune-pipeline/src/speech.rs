@@ -38,17 +38,17 @@ pub(crate) fn untried_claim(likely: &LikelyLanguages, decoded: &str) -> Option<L
 /// side, one thread each, in groups of at most the model's batch (Whisper decodes a group's
 /// windows in one batch), the same number of groups for every session: the batch ends when its
 /// last session does. Each result with its request's key.
-fn on_sessions(
+fn on_sessions<K: Copy + Send + Sync>(
     speech: &mut [Box<dyn SpeechToText>],
-    requests: &[(usize, SpeechRequest<'_>)],
-) -> Vec<(usize, Result<SpokenText, InferError>)> {
+    requests: &[(K, SpeechRequest<'_>)],
+) -> Vec<(K, Result<SpokenText, InferError>)> {
     let sessions = speech.len();
     let groups = requests.len().div_ceil(speech[0].batch().max(1)).next_multiple_of(sessions).min(requests.len());
     let chunks = even_chunks(requests, groups);
     tracing::debug!("speech: {} recordings, {sessions} sessions, {} groups", requests.len(), chunks.len());
-    let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(usize, SpeechRequest<'_>)]| {
+    let transcribe = |speech: &mut Box<dyn SpeechToText>, chunk: &[(K, SpeechRequest<'_>)]| {
         let batch: Vec<SpeechRequest> = chunk.iter().map(|(_, r)| r.clone()).collect();
-        chunk.iter().map(|(i, _)| *i).zip(speech.transcribe(&batch)).collect::<Vec<_>>()
+        chunk.iter().map(|(key, _)| *key).zip(speech.transcribe(&batch)).collect::<Vec<_>>()
     };
     if sessions == 1 {
         let speech = &mut speech[0];
@@ -167,7 +167,6 @@ impl Pipeline<'_, '_> {
         // for a second decode as the language the gate heard. A transcript not understood in the
         // language it was decoded as gets one in the strongest clue it was not decoded as.
         let mut again: Vec<(usize, Language)> = Vec::new();
-        let pcm_of: std::collections::HashMap<usize, &[f32]> = items.iter().copied().collect();
         let min_logprob = self.config.min_speech_logprob;
         for (i, result) in results {
             match result {
@@ -200,18 +199,18 @@ impl Pipeline<'_, '_> {
             }
         }
         if !again.is_empty() {
+            let pcm_of = |i: usize| work[i].speech().unwrap_or_default();
             // Longest first, as the first pass: similar lengths decode together.
-            again.sort_by_key(|(i, _)| std::cmp::Reverse(pcm_of[i].len()));
-            let requests: Vec<(usize, SpeechRequest)> = again
+            again.sort_by_key(|&(i, _)| std::cmp::Reverse(pcm_of(i).len()));
+            let requests: Vec<((usize, Language), SpeechRequest)> = again
                 .iter()
                 .map(|&(i, language)| {
-                    (i, SpeechRequest { pcm: pcm_of[&i], language: SpeechLanguage::Force(language.code().to_string()) })
+                    let forced = SpeechLanguage::Force(language.code().to_string());
+                    ((i, language), SpeechRequest { pcm: pcm_of(i), language: forced })
                 })
                 .collect();
             report.speech_redecoded += again.len() as u64;
-            let language_of: std::collections::HashMap<usize, Language> = again.iter().copied().collect();
-            for (i, result) in on_sessions(speech, &requests) {
-                let language = language_of[&i];
+            for ((i, language), result) in on_sessions(speech, &requests) {
                 match result {
                     Ok(spoken) if unintelligible(&spoken, min_logprob) => parts.unintelligible[i] = true,
                     Ok(spoken) => match self.languages.decide(&spoken.text) {

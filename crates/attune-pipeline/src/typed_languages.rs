@@ -142,8 +142,11 @@ pub(crate) struct LikelyLanguages {
 
 impl LikelyLanguages {
     pub(crate) fn of(typed: &[Language], country: &str, admitted: &[Language]) -> LikelyLanguages {
-        let of_country = attune_lang::languages_of_country(country);
-        let admitted_only = |languages: &mut dyn Iterator<Item = &Language>| -> Vec<Language> {
+        /// `languages` the run admits, each once, in order.
+        fn admitted_once<'l>(
+            languages: impl IntoIterator<Item = &'l Language>,
+            admitted: &[Language],
+        ) -> Vec<Language> {
             let mut kept: Vec<Language> = Vec::new();
             for &l in languages {
                 if admitted.contains(&l) && !kept.contains(&l) {
@@ -151,11 +154,14 @@ impl LikelyLanguages {
                 }
             }
             kept
-        };
-        let preferred = admitted_only(&mut typed.iter().chain(of_country));
-        let typed = admitted_only(&mut typed.iter());
-        let claims = admitted_only(&mut typed.first().into_iter().chain(admitted_only(&mut of_country.iter()).first()));
-        LikelyLanguages { preferred, claims, from_chats: !typed.is_empty() }
+        }
+        let typed = admitted_once(typed, admitted);
+        let of_country = admitted_once(attune_lang::languages_of_country(country), admitted);
+        LikelyLanguages {
+            preferred: admitted_once(typed.iter().chain(&of_country), admitted),
+            claims: admitted_once(typed.first().into_iter().chain(of_country.first()), admitted),
+            from_chats: !typed.is_empty(),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use attune_pipeline::{Pipeline, PipelineConfig, SpeechSessions, TextPath};
 use attune_policy::Policy;
 use attune_profile::{Provenance, SqliteStore};
 use attune_tag::{Calibration, TextTagger};
-use attune_testkit::ScriptedEmbedder;
+use attune_testkit::{tone, wav, ScriptedEmbedder};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
@@ -48,29 +48,6 @@ impl SpeechToText for HearsIndonesian {
     }
 }
 
-/// `seconds` of a 440 Hz tone, 16 kHz mono 16-bit PCM WAV.
-fn wav(seconds: f32) -> Vec<u8> {
-    let n = (16_000.0 * seconds) as u32;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(2 * n).to_le_bytes());
-    for k in 0..n {
-        let s = (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * k as f32 / 16_000.0).sin()) as i16;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
-}
-
 #[test]
 fn a_recording_is_decoded_in_its_users_chat_language_then_their_countrys() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +77,7 @@ fn a_recording_is_decoded_in_its_users_chat_language_then_their_countrys() {
             manifest += &format!("{line}\n");
         }
         let media = format!("{user}.wav");
-        std::fs::write(dir.path().join(&media), wav(seconds)).unwrap();
+        std::fs::write(dir.path().join(&media), wav(1, 1, 16_000, 16, &tone(16_000, seconds), None)).unwrap();
         let line = serde_json::json!({"event_id": format!("{user}/voice"), "user_id": user, "country": country,
             "product": "glasses", "captured_at": at, "kind": "audio", "media": media});
         manifest += &format!("{line}\n");

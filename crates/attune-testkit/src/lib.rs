@@ -1,7 +1,8 @@
 //! What the workspace's tests, examples and benches share, so no test keeps its own copy: where
 //! the repository and its fixtures are, ONNX Runtime and the installed models as a test needs
 //! them (a missing installation is one clear message: run `just setup`), and
-//! [`ScriptedEmbedder`], the text embedder for tests of everything around a model.
+//! [`ScriptedEmbedder`], the text embedder for tests of everything around a model, and WAV files
+//! made in memory ([`wav`], [`tone`]).
 //!
 //! A dev-dependency only: no library depends on it.
 
@@ -27,6 +28,38 @@ pub fn cpu_runtime(threads: usize) -> Runtime {
 /// The installed model `name` (`.attune/models/NAME`).
 pub fn installed_model(name: &str) -> ModelDir {
     ModelDir::locate(name, None).unwrap_or_else(|e| panic!("model {name} is not installed (run `just setup`): {e}"))
+}
+
+/// A WAV file: `format` 1 (integer PCM) or 3 (IEEE float); `claimed` overrides the data size
+/// the header gives.
+pub fn wav(format: u16, channels: u16, rate: u32, bits: u16, data: &[u8], claimed: Option<u32>) -> Vec<u8> {
+    let block = channels * bits / 8;
+    let size = claimed.unwrap_or(data.len() as u32);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36u32.saturating_add(size)).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * block as u32).to_le_bytes());
+    out.extend_from_slice(&block.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// `seconds` of a 440 Hz tone at half scale, mono 16-bit PCM samples (little-endian bytes).
+pub fn tone(rate: u32, seconds: f32) -> Vec<u8> {
+    let n = (rate as f32 * seconds) as usize;
+    (0..n)
+        .flat_map(|i| {
+            let v = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5;
+            ((v * 32767.0) as i16).to_le_bytes()
+        })
+        .collect()
 }
 
 /// The vector of a text, as a [`ScriptedEmbedder`] gives it.

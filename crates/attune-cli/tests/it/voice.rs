@@ -215,17 +215,13 @@ fn a_users_chats_tell_the_language_of_their_recordings() {
     let recordings = manifest.iter().filter(|v| v["kind"] == "audio").count() as u64;
     assert_eq!(report["speech_languages_from_chats"].as_u64(), Some(recordings), "every speaker chatted first");
     let evidence = common::evidence(&dir.path().join("p.sqlite"), &common::manifest_users(&manifest));
-    // What each line gives typed, in the fixture's own run of the same lines.
-    let typed_dir = tempfile::tempdir().unwrap();
-    let typed_lines: Vec<&serde_json::Value> = lines.iter().filter(|v| v["kind"] == "text").collect();
-    let typed_manifest = typed_dir.path().join("typed.jsonl");
-    std::fs::write(&typed_manifest, typed_lines.iter().map(|v| v.to_string() + "\n").collect::<String>()).unwrap();
-    common::run_manifest(&typed_manifest, &typed_dir.path().join("t.sqlite"));
-    let typed = common::evidence(&typed_dir.path().join("t.sqlite"), &common::manifest_users(&lines));
     for v in manifest.iter().filter(|v| v["kind"] == "audio") {
         let (id, expect) = (v["event_id"].as_str().unwrap(), &v["expect"]);
         let got = evidence.get(id).cloned().unwrap_or_default();
-        let typed = typed.get(&format!("typed-{}", expect["spoken"].as_str().unwrap())).cloned().unwrap_or_default();
+        // What the line gives typed: the chat of the user in the US who types its language.
+        let typed =
+            format!("in-us-typing-{}/typed-{}", expect["lang"].as_str().unwrap(), expect["spoken"].as_str().unwrap());
+        let typed = evidence.get(&typed).cloned().unwrap_or_default();
         eprintln!("{id}: spoken {got:?}, typed {typed:?}");
         if expect["outcome"] == "sensitive" {
             assert!(got.is_empty(), "{id}, a spoken sensitive conversation, gave {got:?}");
