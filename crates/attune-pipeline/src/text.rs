@@ -177,7 +177,7 @@ impl Pipeline<'_, '_> {
             return;
         }
         let all: Vec<Segments> = to_embed.iter().map(|(.., s)| s.clone()).collect();
-        match tagger.encode(embedder, &all) {
+        match tagger.encode_until_dropped(embedder, &all) {
             Ok(encoded) => {
                 for (k, (i, source, text, segs)) in to_embed.iter().enumerate() {
                     parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(k))));
@@ -187,7 +187,7 @@ impl Pipeline<'_, '_> {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, source, text, segs) in &to_embed {
-                    match tagger.encode(embedder, std::slice::from_ref(segs)) {
+                    match tagger.encode_until_dropped(embedder, std::slice::from_ref(segs)) {
                         Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(0)))),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }

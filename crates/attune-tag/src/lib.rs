@@ -105,6 +105,13 @@ impl Encoded {
     }
 }
 
+/// How much of each item [`TextTagger::encode`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Every,
+    UntilDropped,
+}
+
 /// One item's part of an [`Encoded`].
 #[derive(Debug, Clone, Copy)]
 pub struct EncodedRef<'a> {
@@ -550,8 +557,44 @@ impl TextTagger {
     /// and, when the tagger has a classifier, its assessment, from the same model call (the
     /// classifier reads the call's inner token states, which are dropped batch by batch), and
     /// the assessment of each clause read in place, gathered from its window's states. What
-    /// [`TextTagger::tag`] takes, item by item ([`Encoded::item`]).
+    /// [`TextTagger::tag`] takes, item by item ([`Encoded::item`]). Every segment is read: what
+    /// measuring needs (margins, a threshold swept over the same assessments, the likeliest
+    /// segment); a run reads [`TextTagger::encode_until_dropped`].
     pub fn encode(&self, embedder: &mut dyn TextEmbedder, items: &[Segments]) -> Result<Encoded, InferError> {
+        self.encode_reading(embedder, items, Reading::Every)
+    }
+
+    /// [`TextTagger::encode`], but an item's segments stop being read once one of them reaches
+    /// the classifier's bar in every language: the item is dropped whatever the rest would say,
+    /// so its remaining clauses (the most numerous segments, read after the windows, shortest
+    /// first) cost nothing. Their slots repeat the assessment that dropped it. [`TextTagger::tag`]
+    /// gives every item the verdict [`TextTagger::encode`]'s would (the category named may be
+    /// that of another of its sensitive segments).
+    pub fn encode_until_dropped(
+        &self,
+        embedder: &mut dyn TextEmbedder,
+        items: &[Segments],
+    ) -> Result<Encoded, InferError> {
+        self.encode_reading(embedder, items, Reading::UntilDropped)
+    }
+
+    /// The p(sensitive) at which a segment drops its item whatever the item's language: the
+    /// highest of the classifier's bars (or the one bar the configuration sets).
+    fn bar_in_every_language(&self, classifier: &dyn SensitivityClassifier) -> f32 {
+        self.config.classifier_threshold.unwrap_or_else(|| {
+            attune_lang::Language::ALL
+                .iter()
+                .map(|&l| classifier.threshold(Some(l)))
+                .fold(classifier.threshold(None), f32::max)
+        })
+    }
+
+    fn encode_reading(
+        &self,
+        embedder: &mut dyn TextEmbedder,
+        items: &[Segments],
+        reading: Reading,
+    ) -> Result<Encoded, InferError> {
         let texts: Vec<&String> = items.iter().flat_map(|s| &s.texts).collect();
         let Some(classifier) = &self.classifier else {
             let owned: Vec<String> = texts.iter().map(|t| (*t).clone()).collect();
@@ -572,6 +615,8 @@ impl TextTagger {
         // alone afterwards, as every clause once was.
         let mut unreached: Vec<(usize, String)> = Vec::new();
         let mut text_slot = Vec::with_capacity(texts.len());
+        // Which item each assessment slot belongs to (to stop reading an item once it is dropped).
+        let mut slot_item = Vec::new();
         // Which texts need their sentence vector: windows (topics) always; messages and clauses
         // only for a detector that reads their vectors. The rest need only the classifier's
         // states, from a pass that can stop at the classifier's layer (their vector stays empty).
@@ -588,9 +633,17 @@ impl TextTagger {
                 }
             }
             ranges.push((v_at..v_at + n, a_at..a_at + n + s.in_place.len()));
+            slot_item.resize(a_at + n + s.in_place.len(), ranges.len() - 1);
             v_at += n;
             a_at += n + s.in_place.len();
         }
+        let text_item: Vec<usize> = text_slot.iter().map(|&slot| slot_item[slot]).collect();
+        let drop_bar = match reading {
+            Reading::Every => None,
+            Reading::UntilDropped => Some(self.bar_in_every_language(classifier.as_ref())),
+        };
+        // The assessment that dropped each item, once one has.
+        let mut dropped_by: Vec<Option<Assessment>> = vec![None; items.len()];
         let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
         // Shortest first, those that need a vector apart from those that do not.
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -614,9 +667,25 @@ impl TextTagger {
             };
         let split = order.partition_point(|&i| needs_vector[i]);
         let (with_vectors, states_only) = order.split_at(split);
-        let calls = (with_vectors.chunks(max_batch).map(|rows| (rows, true)))
-            .chain(states_only.chunks(max_batch).map(|rows| (rows, false)));
-        for (rows, vectors_wanted) in calls {
+        // Batches made as they are reached, of the rows whose item is not dropped yet.
+        let mut rows_left =
+            with_vectors.iter().map(|&i| (i, true)).chain(states_only.iter().map(|&i| (i, false))).peekable();
+        loop {
+            let Some((first, vectors_wanted)) = rows_left.by_ref().find(|&(i, _)| dropped_by[text_item[i]].is_none())
+            else {
+                break;
+            };
+            let mut rows = vec![first];
+            // The two groups are never mixed in one call: a call gives vectors to all or none.
+            while rows.len() < max_batch {
+                let Some((i, _)) = rows_left.next_if(|&(_, v)| v == vectors_wanted) else {
+                    break;
+                };
+                if dropped_by[text_item[i]].is_none() {
+                    rows.push(i);
+                }
+            }
+            let rows = rows.as_slice();
             let (v, mut states) = with_states(rows.iter().map(|&i| texts[i].clone()).collect(), vectors_wanted)?;
             let mut slots: Vec<usize> = rows.iter().map(|&i| text_slot[i]).collect();
             for (k, &i) in rows.iter().enumerate() {
@@ -642,13 +711,25 @@ impl TextTagger {
             }
             for (slot, a) in slots.into_iter().zip(a) {
                 assessments[slot] = Some(a);
+                let item = slot_item[slot];
+                if drop_bar.is_some_and(|bar| a.p_sensitive >= bar) && dropped_by[item].is_none() {
+                    dropped_by[item] = Some(a);
+                }
             }
         }
+        unreached.retain(|(slot, _)| dropped_by[slot_item[*slot]].is_none());
         for chunk in unreached.chunks(max_batch) {
             let (_, states) = with_states(chunk.iter().map(|(_, t)| t.clone()).collect(), false)?;
             let a = assess_within_budget(classifier.as_ref(), &states)?;
             for ((slot, _), a) in chunk.iter().zip(a) {
                 assessments[*slot] = Some(a);
+            }
+        }
+        // The segments of a dropped item not read: the assessment that dropped it (a slot read
+        // as harmless for want of reading would be a leak waiting for a caller that sums them).
+        for (slot, a) in assessments.iter_mut().enumerate() {
+            if a.is_none() {
+                *a = dropped_by[slot_item[slot]];
             }
         }
         // A slot left empty would be an in-place clause of a window its item does not have.
@@ -2051,6 +2132,67 @@ mod tests {
         let encoded = base.encode(&mut model, std::slice::from_ref(&segments)).unwrap();
         assert!(model.states_only.is_empty());
         assert!(encoded.vectors.iter().all(|v| v.len() == 3));
+    }
+
+    #[test]
+    fn a_run_stops_reading_an_item_once_it_is_dropped_and_every_verdict_stays_the_same() {
+        // Sensitive when over a third of a segment's bytes are 'X'; nothing read in place.
+        let mostly_x = |s: &attune_infer::TokenStates| {
+            let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
+            if 3 * x > s.tokens {
+                0.9
+            } else {
+                0.1
+            }
+        };
+        let classifier = std::sync::Arc::new(StandIn {
+            p: mostly_x,
+            category: SensitiveCategory::Health,
+            in_place: false,
+            confirmation: None,
+        });
+        // As e5's calibration: no detector reads clauses' own vectors.
+        let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
+        let tagger = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
+            .unwrap()
+            .with_classifier(classifier, &bytes_without_offsets())
+            .unwrap()
+            .with_config(config);
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let chats = [
+            // Its window drops it: its clauses need not be read.
+            "XXXXX XXXXX XXXXX XXXXX, we fed the cat in the garden, XXXXX XXXXX XXXXX XXXXX",
+            // Only a clause drops it.
+            "we walked the dog in the park today, XXXX XXXX XXXX XXXX, then we had lunch by the lake",
+            // Ordinary: every clause is read.
+            "we walked the dog in the park today, then we had lunch by the lake near the old mill",
+        ];
+        let items: Vec<Segments> = chats.iter().map(|c| tagger.segments(c)).collect();
+        assert!(items.iter().all(|s| s.windows == 1 && s.texts.len() >= 3), "{items:?}");
+        let mut every_model = bytes_without_offsets();
+        let every = tagger.encode(&mut every_model, &items).unwrap();
+        let mut run_model = bytes_without_offsets();
+        let run = tagger.encode_until_dropped(&mut run_model, &items).unwrap();
+        for (k, chat) in chats.iter().enumerate() {
+            let text = gate.admit(chat).unwrap();
+            let (a, b) = (tagger.tag(&text, &items[k], every.item(k)), tagger.tag(&text, &items[k], run.item(k)));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{chat}");
+            let dropped = matches!(a, Verdict::Sensitive { detector: Detector::Classifier, .. });
+            assert_eq!(dropped, k < 2, "{chat}: {a:?}");
+            // Every segment has an assessment either way.
+            assert_eq!(run.item(k).assessments.len(), items[k].texts.len());
+        }
+        let read =
+            |model: &StatesOf, k: usize| items[k].texts[1..].iter().filter(|t| model.states_only.contains(t)).count();
+        assert_eq!(
+            (read(&every_model, 0), read(&every_model, 2)),
+            (items[0].texts.len() - 1, items[2].texts.len() - 1)
+        );
+        // The first item's clauses were never read, its slots hold what dropped it; the ordinary
+        // item's all were.
+        assert_eq!((read(&run_model, 0), read(&run_model, 2)), (0, items[2].texts.len() - 1));
+        assert!(run.item(0).assessments.iter().all(|a| a.p_sensitive == 0.9));
+        assert!(run_model.states_only.len() < every_model.states_only.len());
     }
 
     #[test]
