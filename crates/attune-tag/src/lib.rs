@@ -566,8 +566,8 @@ impl TextTagger {
 
     /// [`TextTagger::encode`], but an item's segments stop being read once one of them reaches
     /// the classifier's bar in every language: the item is dropped whatever the rest would say,
-    /// so its remaining clauses (the most numerous segments, read after the windows, shortest
-    /// first) cost nothing. Their slots repeat the assessment that dropped it. [`TextTagger::tag`]
+    /// so its remaining messages and clauses (the most numerous segments, read after the
+    /// windows, longest first) cost nothing. Their slots repeat the assessment that dropped it. [`TextTagger::tag`]
     /// gives every item the verdict [`TextTagger::encode`]'s would (the category named may be
     /// that of another of its sensitive segments).
     pub fn encode_until_dropped(
@@ -645,9 +645,13 @@ impl TextTagger {
         // The assessment that dropped each item, once one has.
         let mut dropped_by: Vec<Option<Assessment>> = vec![None; items.len()];
         let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
-        // Shortest first, those that need a vector apart from those that do not.
+        // Those that need a vector first (windows: every item's topics or its first drop), then
+        // the rest; each group longest first, in batches of like lengths. Longest first: a chat's
+        // whole messages come before their clauses, and once a message drops the chat (the
+        // classifier learnt messages) its clauses are not read (12 languages' holdouts, 2,755
+        // chats: 24.4 events/s shortest first, 29.3 longest, the same verdicts).
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| (!needs_vector[i], texts[i].len()));
+        order.sort_by_key(|&i| (!needs_vector[i], std::cmp::Reverse(texts[i].len())));
         let max_batch = embedder.max_batch().max(1);
         let mut vectors = vec![Vec::new(); texts.len()];
         let mut assessments = vec![None; a_at];
