@@ -2020,8 +2020,9 @@ mod tests {
         std::sync::Arc::new(StandIn { p, category: SensitiveCategory::TradeUnion, in_place: false, confirmation: None })
     }
 
-    /// Reads clauses in place; a segment is sensitive when over a third of its tokens are 'X'.
-    fn mostly_x() -> std::sync::Arc<StandIn> {
+    /// Reads clauses in place (or not: `in_place`); a segment is sensitive when over a third of
+    /// its tokens are 'X'.
+    fn mostly_x_read(in_place: bool) -> std::sync::Arc<StandIn> {
         let p = |s: &attune_infer::TokenStates| {
             let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
             if 3 * x > s.tokens {
@@ -2030,7 +2031,11 @@ mod tests {
                 0.1
             }
         };
-        std::sync::Arc::new(StandIn { p, category: SensitiveCategory::Health, in_place: true, confirmation: None })
+        std::sync::Arc::new(StandIn { p, category: SensitiveCategory::Health, in_place, confirmation: None })
+    }
+
+    fn mostly_x() -> std::sync::Arc<StandIn> {
+        mostly_x_read(true)
     }
 
     /// Confirms the lexicon: p(sensitive) 0.2 for a segment with an 'X' in it, 0.01 otherwise,
@@ -2151,20 +2156,7 @@ mod tests {
     #[test]
     fn a_run_stops_reading_an_item_once_it_is_dropped_and_every_verdict_stays_the_same() {
         // Sensitive when over a third of a segment's bytes are 'X'; nothing read in place.
-        let mostly_x = |s: &attune_infer::TokenStates| {
-            let x = s.values.iter().filter(|&&v| v == f32::from(b'X')).count();
-            if 3 * x > s.tokens {
-                0.9
-            } else {
-                0.1
-            }
-        };
-        let classifier = std::sync::Arc::new(StandIn {
-            p: mostly_x,
-            category: SensitiveCategory::Health,
-            in_place: false,
-            confirmation: None,
-        });
+        let classifier = mostly_x_read(false);
         // As e5's calibration: no detector reads clauses' own vectors.
         let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
         let tagger = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
