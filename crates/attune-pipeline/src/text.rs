@@ -143,33 +143,15 @@ impl Pipeline<'_, '_> {
             }
         };
         let mut to_embed = Vec::with_capacity(items.len());
-        let mut matched = Vec::new();
         for (i, source, text) in items {
             match tagger.lexicon_hit(text.text()) {
                 Some(category) if tagger.lexicon_decides() => parts.texts[i]
                     .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
-                Some(category) => matched.push((i, source, text, category)),
-                None => {
+                // A match the classifier must confirm is encoded like the rest: the tagger stops
+                // reading it at the first segment that confirms it.
+                _ => {
                     let segs = tagger.segments(text.text());
                     to_embed.push((i, source, text, segs))
-                }
-            }
-        }
-        // Matches the classifier must confirm: their windows first; only those not confirmed
-        // there are encoded whole (a failed call sends them all that way, to fail one by one).
-        if !matched.is_empty() {
-            let texts: Vec<&str> = matched.iter().map(|(_, _, text, _)| text.text()).collect();
-            let confirmed = match tagger.confirm_on_windows(embedder, &texts) {
-                Some(Ok(confirmed)) => confirmed,
-                _ => vec![false; matched.len()],
-            };
-            for ((i, source, text, category), confirmed) in matched.into_iter().zip(confirmed) {
-                if confirmed {
-                    parts.texts[i]
-                        .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon }));
-                } else {
-                    let segs = tagger.segments(text.text());
-                    to_embed.push((i, source, text, segs));
                 }
             }
         }
@@ -177,7 +159,8 @@ impl Pipeline<'_, '_> {
             return;
         }
         let all: Vec<Segments> = to_embed.iter().map(|(.., s)| s.clone()).collect();
-        match tagger.encode_until_dropped(embedder, &all) {
+        let texts: Vec<&str> = to_embed.iter().map(|(_, _, text, _)| text.text()).collect();
+        match tagger.encode_until_dropped(embedder, &all, &texts) {
             Ok(encoded) => {
                 for (k, (i, source, text, segs)) in to_embed.iter().enumerate() {
                     parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(k))));
@@ -187,7 +170,7 @@ impl Pipeline<'_, '_> {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, source, text, segs) in &to_embed {
-                    match tagger.encode_until_dropped(embedder, std::slice::from_ref(segs)) {
+                    match tagger.encode_until_dropped(embedder, std::slice::from_ref(segs), &[text.text()]) {
                         Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(0)))),
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }

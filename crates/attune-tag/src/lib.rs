@@ -106,10 +106,11 @@ impl Encoded {
 }
 
 /// How much of each item [`TextTagger::encode`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reading {
+#[derive(Debug, Clone, PartialEq)]
+enum Reading<'a> {
     Every,
-    UntilDropped,
+    /// Until a segment's p(sensitive) reaches the item's bar, one bar an item.
+    UntilDropped(&'a [f32]),
 }
 
 /// One item's part of an [`Encoded`].
@@ -516,30 +517,10 @@ impl TextTagger {
 
     /// Whether a lexicon match drops its text by itself, so that the text need not be encoded
     /// ([`TextTagger::tag`] then gives `Sensitive` without reading the encoding). When false,
-    /// a matched text goes through [`TextTagger::encode`] like any other.
+    /// a matched text goes through [`TextTagger::encode_until_dropped`] like any other, and
+    /// its first segment to reach the confirmation bar settles it.
     pub fn lexicon_decides(&self) -> bool {
         self.lexicon_confirmation().is_none()
-    }
-
-    /// For texts the lexicon matched: whether the classifier confirms each on its windows
-    /// alone (one encoder pass over the windows, none over the clauses). A confirmed text is
-    /// sensitive whatever its clauses say, as [`TextTagger::tag`] would decide it; one not
-    /// confirmed here must go through [`TextTagger::encode`] whole (a clause may still confirm
-    /// it, or the classifier drop it). Matches are common in long chats, whose clauses cost the
-    /// most to encode. `None` for a tagger whose lexicon decides alone.
-    pub fn confirm_on_windows(
-        &self,
-        embedder: &mut dyn TextEmbedder,
-        texts: &[&str],
-    ) -> Option<Result<Vec<bool>, InferError>> {
-        let bar = self.lexicon_confirmation()?;
-        // No text reaches `usize::MAX` words, so none is cut into clauses: windows alone.
-        let windows: Vec<Segments> = texts.iter().map(|t| Segments::cut(t, usize::MAX, false)).collect();
-        Some(self.encode(embedder, &windows).map(|encoded| {
-            (0..windows.len())
-                .map(|k| self.assessments(&windows[k], encoded.item(k)).any(|a| a.p_sensitive >= bar))
-                .collect()
-        }))
     }
 
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
@@ -564,18 +545,39 @@ impl TextTagger {
         self.encode_reading(embedder, items, Reading::Every)
     }
 
-    /// [`TextTagger::encode`], but an item's segments stop being read once one of them reaches
-    /// the classifier's bar in every language: the item is dropped whatever the rest would say,
-    /// so its remaining messages and clauses (the most numerous segments, read after the
-    /// windows, longest first) cost nothing. Their slots repeat the assessment that dropped it.
-    /// [`TextTagger::tag`] gives every item the verdict [`TextTagger::encode`]'s would (the
-    /// category named may be that of another of its sensitive segments).
+    /// [`TextTagger::encode`], but an item's segments stop being read once one of them settles
+    /// it: reaches the classifier's bar in every language (the item is dropped whatever the rest
+    /// would say) or, for a text the lexicon matched, the p that confirms the match. Its
+    /// remaining segments (the most numerous, messages and clauses, are read after the
+    /// windows, longest first) cost nothing; their slots repeat the assessment that settled it.
+    /// `texts` are the items' texts, as [`TextTagger::tag`] will be given them (the lexicon
+    /// reads them). [`TextTagger::tag`] gives every item the verdict [`TextTagger::encode`]'s
+    /// would (the category named may be that of another of its sensitive segments).
     pub fn encode_until_dropped(
         &self,
         embedder: &mut dyn TextEmbedder,
         items: &[Segments],
+        texts: &[&str],
     ) -> Result<Encoded, InferError> {
-        self.encode_reading(embedder, items, Reading::UntilDropped)
+        if texts.len() != items.len() {
+            return Err(InferError::Config(format!("{} items with {} texts", items.len(), texts.len())));
+        }
+        let Some(classifier) = &self.classifier else {
+            return self.encode_reading(embedder, items, Reading::Every);
+        };
+        let everywhere = self.bar_in_every_language(classifier.as_ref());
+        // A match is confirmed by any segment at the confirmation's bar (`tag`), far under the
+        // classifier's: that segment settles it (before, a match's windows were encoded once to
+        // confirm it and again with the rest of it when they did not).
+        let confirmation = self.lexicon_confirmation();
+        let bars: Vec<f32> = texts
+            .iter()
+            .map(|t| match confirmation {
+                Some(c) if self.lexicon_hit(t).is_some() => c.min(everywhere),
+                _ => everywhere,
+            })
+            .collect();
+        self.encode_reading(embedder, items, Reading::UntilDropped(&bars))
     }
 
     /// The p(sensitive) at which a segment drops its item whatever the item's language: the
@@ -593,7 +595,7 @@ impl TextTagger {
         &self,
         embedder: &mut dyn TextEmbedder,
         items: &[Segments],
-        reading: Reading,
+        reading: Reading<'_>,
     ) -> Result<Encoded, InferError> {
         let texts: Vec<&String> = items.iter().flat_map(|s| &s.texts).collect();
         let Some(classifier) = &self.classifier else {
@@ -615,7 +617,7 @@ impl TextTagger {
         // alone afterwards, as every clause once was.
         let mut unreached: Vec<(usize, String)> = Vec::new();
         let mut text_slot = Vec::with_capacity(texts.len());
-        // Which item each assessment slot belongs to (to stop reading an item once it is dropped).
+        // Which item each assessment slot belongs to (to stop reading an item once it is settled).
         let mut slot_item = Vec::new();
         // Which texts need their sentence vector: windows (topics) always; messages and clauses
         // only for a detector that reads their vectors. The rest need only the classifier's
@@ -638,12 +640,14 @@ impl TextTagger {
             a_at += n + s.in_place.len();
         }
         let text_item: Vec<usize> = text_slot.iter().map(|&slot| slot_item[slot]).collect();
-        let drop_bar = match reading {
+        // The p(sensitive) that settles each item, when a run stops reading it.
+        let stop_bar = |item: usize| match reading {
             Reading::Every => None,
-            Reading::UntilDropped => Some(self.bar_in_every_language(classifier.as_ref())),
+            // An item without a bar is read whole.
+            Reading::UntilDropped(bars) => Some(bars.get(item).copied().unwrap_or(f32::INFINITY)),
         };
-        // The assessment that dropped each item, once one has.
-        let mut dropped_by: Vec<Option<Assessment>> = vec![None; items.len()];
+        // The assessment that settled each item, once one has.
+        let mut settled_by: Vec<Option<Assessment>> = vec![None; items.len()];
         let fail = |message: String| InferError::Run { model: classifier.id().to_string(), message };
         // Those that need a vector first (windows: each item's topics, and its first chance to be
         // dropped), then the rest; each group longest first, in batches of like lengths. Longest
@@ -673,10 +677,10 @@ impl TextTagger {
         let (with_vectors, states_only) = order.split_at(split);
         // What a run saves by stopping (ATTUNE_LOG=attune_tag=debug): segments and bytes read.
         let (mut read, mut bytes_read) = (0, 0);
-        // Batches made as they are reached, of the rows whose item is not dropped yet.
+        // Batches made as they are reached, of the rows whose item is not settled yet.
         let mut rows_left =
             with_vectors.iter().map(|&i| (i, true)).chain(states_only.iter().map(|&i| (i, false))).peekable();
-        while let Some((first, vectors_wanted)) = rows_left.by_ref().find(|&(i, _)| dropped_by[text_item[i]].is_none())
+        while let Some((first, vectors_wanted)) = rows_left.by_ref().find(|&(i, _)| settled_by[text_item[i]].is_none())
         {
             let mut rows = vec![first];
             // The two groups are never mixed in one call: a call gives vectors to all or none.
@@ -684,7 +688,7 @@ impl TextTagger {
                 let Some((i, _)) = rows_left.next_if(|&(_, v)| v == vectors_wanted) else {
                     break;
                 };
-                if dropped_by[text_item[i]].is_none() {
+                if settled_by[text_item[i]].is_none() {
                     rows.push(i);
                 }
             }
@@ -717,12 +721,12 @@ impl TextTagger {
             for (slot, a) in slots.into_iter().zip(a) {
                 assessments[slot] = Some(a);
                 let item = slot_item[slot];
-                if drop_bar.is_some_and(|bar| a.p_sensitive >= bar) && dropped_by[item].is_none() {
-                    dropped_by[item] = Some(a);
+                if stop_bar(item).is_some_and(|bar| a.p_sensitive >= bar) && settled_by[item].is_none() {
+                    settled_by[item] = Some(a);
                 }
             }
         }
-        unreached.retain(|(slot, _)| dropped_by[slot_item[*slot]].is_none());
+        unreached.retain(|(slot, _)| settled_by[slot_item[*slot]].is_none());
         read += unreached.len();
         bytes_read += unreached.iter().map(|(_, t)| t.len()).sum::<usize>();
         tracing::debug!(
@@ -739,11 +743,11 @@ impl TextTagger {
                 assessments[*slot] = Some(a);
             }
         }
-        // The segments of a dropped item not read: the assessment that dropped it (a slot read
+        // The segments of a settled item not read: the assessment that settled it (a slot read
         // as harmless for want of reading would be a leak waiting for a caller that sums them).
         for (slot, a) in assessments.iter_mut().enumerate() {
             if a.is_none() {
-                *a = dropped_by[slot_item[slot]];
+                *a = settled_by[slot_item[slot]];
             }
         }
         // A slot left empty would be an in-place clause of a window its item does not have.
@@ -2178,7 +2182,7 @@ mod tests {
         let mut every_model = bytes_without_offsets();
         let every = tagger.encode(&mut every_model, &items).unwrap();
         let mut run_model = bytes_without_offsets();
-        let run = tagger.encode_until_dropped(&mut run_model, &items).unwrap();
+        let run = tagger.encode_until_dropped(&mut run_model, &items, &chats).unwrap();
         for (k, chat) in chats.iter().enumerate() {
             let text = gate.admit(chat).unwrap();
             let (a, b) = (tagger.tag(&text, &items[k], every.item(k)), tagger.tag(&text, &items[k], run.item(k)));
@@ -2283,9 +2287,31 @@ mod tests {
         );
         assert!((m.of_verdict(&v) - 0.15).abs() < 1e-6, "{m:?}");
 
-        // The pipeline's shortcut, windows first, decides as `tag` does on what it confirms.
-        let on_windows = tagger.confirm_on_windows(&mut bytes_as_tokens(), &[unconfirmed, confirmed]);
-        assert_eq!(on_windows.unwrap().unwrap(), [false, true]);
+        // A run reads a match only until a segment confirms it, and decides as `tag` does on
+        // everything: the confirmed chat's clauses are never read (its window confirms it), the
+        // unconfirmed one's all are, and neither is dropped by the classifier's own bar (0.5).
+        let chats = [
+            "my therapist recommended a hiking trip, somewhere in the mountains this summer, with two old friends",
+            "my therapist recommended a hiking trip, somewhere in the mountains this summer, with two old friends XX",
+        ];
+        let long: Vec<Segments> = chats.iter().map(|t| tagger.segments(t)).collect();
+        assert!(long.iter().all(|s| s.windows == 1 && s.texts.len() == 4), "{long:?}");
+        let every = tagger.encode(&mut bytes_as_tokens(), &long).unwrap();
+        let mut model = bytes_as_tokens();
+        let run = tagger.encode_until_dropped(&mut model, &long, &chats).unwrap();
+        for (k, chat) in chats.iter().enumerate() {
+            let text = gate.admit(chat).unwrap();
+            let (a, b) = (tagger.tag(&text, &long[k], every.item(k)), tagger.tag(&text, &long[k], run.item(k)));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{chat}");
+            assert_eq!(matches!(a, Verdict::Sensitive { detector: Detector::Lexicon, .. }), k == 1, "{a:?}");
+        }
+        let mut clauses = long[0].texts[1..].to_vec();
+        clauses.sort();
+        model.states_only.sort();
+        assert_eq!(model.states_only, clauses, "only the unconfirmed chat's clauses are read");
+        assert!(run.item(1).assessments.iter().all(|a| a.p_sensitive == 0.2));
+        // Texts that are not the items' fail the call rather than read them with the wrong bars.
+        assert!(tagger.encode_until_dropped(&mut bytes_as_tokens(), &long, &chats[..1]).is_err());
 
         // Without the classifier's assessments (not made by `encode`), a match drops its text.
         let vectors = vec![vec![1.0, 0.0, 0.0]; items[0].texts.len()];
@@ -2294,7 +2320,7 @@ mod tests {
 
         // A bar of 0 (`--lexicon-confirmation 0`) or no classifier: every match drops, unread.
         let unread = tagger.with_config(TagConfig { lexicon_confirmation: Some(0.0), ..tagger.config().clone() });
-        assert!(unread.lexicon_decides() && unread.confirm_on_windows(&mut bytes_as_tokens(), &[confirmed]).is_none());
+        assert!(unread.lexicon_decides());
         let (v, m) = verdict(&unread, 0, unconfirmed, encoded.item(0));
         assert!(matches!(v, Verdict::Sensitive { detector: Detector::Lexicon, .. }), "{v:?}");
         assert_eq!((m.lexicon, m.of_verdict(&v)), (None, f32::INFINITY));
