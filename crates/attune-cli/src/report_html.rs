@@ -107,6 +107,7 @@ pub fn render(report: &Value) -> String {
     for (title, key) in [
         ("Topics by branch of the Interest taxonomy", "topics_by_branch"),
         ("Texts by language (as the language gate identified them)", "languages"),
+        ("Texts found sensitive, by language", "sensitive_by_language"),
         ("Processed events by product", "products"),
     ] {
         let mut rows: Vec<(String, f64, &str)> = report[key]

@@ -394,6 +394,9 @@ pub(crate) fn execute_run(
         std::fs::write(path, page).with_context(|| format!("writing the report {}", path.display()))?;
     }
     eprintln!("{}", report.summary());
+    if let Some(shares) = report.sensitive_shares() {
+        eprintln!("texts found sensitive, per language: {shares}");
+    }
     eprintln!("stages (busy time per stage; decode is summed over {decoder_threads} decoder threads):");
     for line in report.stage_lines() {
         eprintln!("{line}");

@@ -145,8 +145,12 @@ impl Pipeline<'_, '_> {
         let mut to_embed = Vec::with_capacity(items.len());
         for (i, source, text) in items {
             match tagger.lexicon_hit(text.text()) {
-                Some(category) if tagger.lexicon_decides() => parts.texts[i]
-                    .push((source, Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon })),
+                Some(category) if tagger.lexicon_decides() => record(
+                    parts,
+                    report,
+                    (i, source, &text),
+                    Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon },
+                ),
                 // A match the classifier must confirm is encoded like the rest: the tagger stops
                 // reading it at the first segment that confirms it.
                 _ => {
@@ -163,7 +167,7 @@ impl Pipeline<'_, '_> {
         match tagger.encode_until_dropped(embedder, &all, &texts) {
             Ok(encoded) => {
                 for (k, (i, source, text, segs)) in to_embed.iter().enumerate() {
-                    parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(k))));
+                    record(parts, report, (*i, *source, text), tagger.tag(text, segs, encoded.item(k)));
                 }
             }
             Err(batch_error) => {
@@ -171,13 +175,28 @@ impl Pipeline<'_, '_> {
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
                 for (i, source, text, segs) in &to_embed {
                     match tagger.encode_until_dropped(embedder, std::slice::from_ref(segs), &[text.text()]) {
-                        Ok(encoded) => parts.texts[*i].push((*source, tagger.tag(text, segs, encoded.item(0)))),
+                        Ok(encoded) => {
+                            record(parts, report, (*i, *source, text), tagger.tag(text, segs, encoded.item(0)))
+                        }
                         Err(e) => parts.fail(*i, &work[*i], report, e.to_string()),
                     }
                 }
             }
         }
     }
+}
+
+/// A text's verdict, into its item's parts, counted in the report when sensitive.
+fn record(
+    parts: &mut Parts,
+    report: &mut Report,
+    (i, source, text): (usize, Source, &SupportedText<'_>),
+    verdict: Verdict,
+) {
+    if matches!(verdict, Verdict::Sensitive { .. }) {
+        report.count_sensitive_text(text.language());
+    }
+    parts.texts[i].push((source, verdict));
 }
 
 /// The texts of one event, as the language gate reads them.

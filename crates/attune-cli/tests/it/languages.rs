@@ -47,6 +47,9 @@ fn chats_in_every_supported_language_are_tagged_or_dropped_and_others_skipped() 
     for code in ["id", "pt", "en", "ar", "es", "hi", "ja"] {
         assert_eq!(languages.get(code), Some(&1), "{code}: {languages:?}");
     }
+    // The texts found sensitive, per language: the four sensitive chats' languages, once each.
+    let sensitive: HashMap<String, u64> = serde_json::from_value(report["sensitive_by_language"].clone()).unwrap();
+    assert_eq!(sensitive, ["ar", "es", "hi", "ja"].map(|c| (c.to_string(), 1)).into(), "{report}");
     assert!(report["model_set"].as_str().unwrap().contains("multilingual-e5-small"), "{report}");
 
     let users: Vec<String> = SHORT_CHATS.iter().map(|(id, _, _)| format!("u-{id}")).collect();

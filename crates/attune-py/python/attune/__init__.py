@@ -132,7 +132,7 @@ class Worker:
 
 
 _SUMMED = ("events", "processed", "tagged", "topics_assigned", "speech_redecoded", "speech_languages_from_chats")
-_SUMMED_MAPS = ("skipped", "languages", "products", "topics_by_branch")
+_SUMMED_MAPS = ("skipped", "languages", "sensitive_by_language", "products", "topics_by_branch")
 
 
 def merge_reports(reports: Sequence[dict], elapsed_s: float | None = None) -> dict:
