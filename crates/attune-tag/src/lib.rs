@@ -2157,6 +2157,32 @@ mod tests {
         assert!(encoded.vectors.iter().all(|v| v.len() == 3));
     }
 
+    /// The same items read whole (`encode`) and as a run reads them (`encode_until_dropped`),
+    /// each on its own stand-in model (what each read), and the verdicts, asserted the same
+    /// both ways, every segment with its assessment.
+    struct BothWays {
+        verdicts: Vec<Verdict>,
+        every_model: StatesOf,
+        run_model: StatesOf,
+        run: Encoded,
+    }
+
+    fn read_both_ways(tagger: &TextTagger, chats: &[&str], items: &[Segments], model: fn() -> StatesOf) -> BothWays {
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let (mut every_model, mut run_model) = (model(), model());
+        let every = tagger.encode(&mut every_model, items).unwrap();
+        let run = tagger.encode_until_dropped(&mut run_model, items, chats).unwrap();
+        let mut verdicts = Vec::new();
+        for (k, chat) in chats.iter().enumerate() {
+            let text = gate.admit(chat).unwrap();
+            let (a, b) = (tagger.tag(&text, &items[k], every.item(k)), tagger.tag(&text, &items[k], run.item(k)));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{chat}");
+            assert_eq!(run.item(k).assessments.len(), items[k].texts.len() + items[k].in_place.len());
+            verdicts.push(a);
+        }
+        BothWays { verdicts, every_model, run_model, run }
+    }
+
     #[test]
     fn a_run_stops_reading_an_item_once_it_is_dropped_and_every_verdict_stays_the_same() {
         // Sensitive when over a third of a segment's bytes are 'X'; nothing read in place.
@@ -2168,7 +2194,6 @@ mod tests {
             .with_classifier(classifier, &bytes_without_offsets())
             .unwrap()
             .with_config(config);
-        let gate = attune_lang::LanguageGate::with_defaults();
         let chats = [
             // Its window drops it: its clauses need not be read.
             "XXXXX XXXXX XXXXX XXXXX, we fed the cat in the garden, XXXXX XXXXX XXXXX XXXXX",
@@ -2179,18 +2204,11 @@ mod tests {
         ];
         let items: Vec<Segments> = chats.iter().map(|c| tagger.segments(c)).collect();
         assert!(items.iter().all(|s| s.windows == 1 && s.texts.len() >= 3), "{items:?}");
-        let mut every_model = bytes_without_offsets();
-        let every = tagger.encode(&mut every_model, &items).unwrap();
-        let mut run_model = bytes_without_offsets();
-        let run = tagger.encode_until_dropped(&mut run_model, &items, &chats).unwrap();
-        for (k, chat) in chats.iter().enumerate() {
-            let text = gate.admit(chat).unwrap();
-            let (a, b) = (tagger.tag(&text, &items[k], every.item(k)), tagger.tag(&text, &items[k], run.item(k)));
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{chat}");
-            let dropped = matches!(a, Verdict::Sensitive { detector: Detector::Classifier, .. });
-            assert_eq!(dropped, k < 2, "{chat}: {a:?}");
-            // Every segment has an assessment either way.
-            assert_eq!(run.item(k).assessments.len(), items[k].texts.len());
+        let both = read_both_ways(&tagger, &chats, &items, bytes_without_offsets);
+        let (every_model, run_model, run) = (both.every_model, both.run_model, both.run);
+        for (k, (chat, verdict)) in chats.iter().zip(&both.verdicts).enumerate() {
+            let dropped = matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. });
+            assert_eq!(dropped, k < 2, "{chat}: {verdict:?}");
         }
         let read =
             |model: &StatesOf, k: usize| items[k].texts[1..].iter().filter(|t| model.states_only.contains(t)).count();
@@ -2296,20 +2314,15 @@ mod tests {
         ];
         let long: Vec<Segments> = chats.iter().map(|t| tagger.segments(t)).collect();
         assert!(long.iter().all(|s| s.windows == 1 && s.texts.len() == 4), "{long:?}");
-        let every = tagger.encode(&mut bytes_as_tokens(), &long).unwrap();
-        let mut model = bytes_as_tokens();
-        let run = tagger.encode_until_dropped(&mut model, &long, &chats).unwrap();
-        for (k, chat) in chats.iter().enumerate() {
-            let text = gate.admit(chat).unwrap();
-            let (a, b) = (tagger.tag(&text, &long[k], every.item(k)), tagger.tag(&text, &long[k], run.item(k)));
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{chat}");
-            assert_eq!(matches!(a, Verdict::Sensitive { detector: Detector::Lexicon, .. }), k == 1, "{a:?}");
+        let mut both = read_both_ways(&tagger, &chats, &long, bytes_as_tokens);
+        for (k, v) in both.verdicts.iter().enumerate() {
+            assert_eq!(matches!(v, Verdict::Sensitive { detector: Detector::Lexicon, .. }), k == 1, "{v:?}");
         }
         let mut clauses = long[0].texts[1..].to_vec();
         clauses.sort();
-        model.states_only.sort();
-        assert_eq!(model.states_only, clauses, "only the unconfirmed chat's clauses are read");
-        assert!(run.item(1).assessments.iter().all(|a| a.p_sensitive == 0.2));
+        both.run_model.states_only.sort();
+        assert_eq!(both.run_model.states_only, clauses, "only the unconfirmed chat's clauses are read");
+        assert!(both.run.item(1).assessments.iter().all(|a| a.p_sensitive == 0.2));
         // Texts that are not the items' fail the call rather than read them with the wrong bars.
         assert!(tagger.encode_until_dropped(&mut bytes_as_tokens(), &long, &chats[..1]).is_err());
 
