@@ -20,7 +20,7 @@ pub struct Report {
     /// Of those texts, the ones a special-category detector found sensitive (each drops its
     /// event), per language: with `languages`, each language's share dropped, where a detector
     /// that holds in one language and not in another shows first (README, "Chat in every
-    /// language": from 2 % of English ordinary chats to 20 % of Hindi ones). A count, never the
+    /// language": on the calibration split 2 % of English ordinary chats, 24 % of Hindi ones). A count, never the
     /// content, nor the category.
     pub sensitive_by_language: BTreeMap<String, u64>,
     /// Recordings decoded a second time: the language gate read the first transcript as another
@@ -235,7 +235,7 @@ impl Report {
         *self.sensitive_by_language.entry(language.code().to_string()).or_default() += 1;
     }
 
-    /// Each language's texts found sensitive, as a share of its texts ("hi 12 of 60 (20 %)"),
+    /// Each language's texts found sensitive, as a share of its texts ("hi 12 of 51 (24 %)"),
     /// most dropped first; `None` when no text was.
     pub fn sensitive_shares(&self) -> Option<String> {
         let mut shares: Vec<(&String, u64, u64)> = self
