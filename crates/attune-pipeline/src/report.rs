@@ -19,9 +19,9 @@ pub struct Report {
     pub languages: BTreeMap<String, u64>,
     /// Of those texts, the ones a special-category detector found sensitive (each drops its
     /// event), per language: with `languages`, each language's share dropped, where a detector
-    /// that holds in one language and not in another shows first (README, "Chat in every
-    /// language": on the calibration split 2 % of English ordinary chats, 24 % of Hindi ones). A count, never the
-    /// content, nor the category.
+    /// that holds in one language and not in another shows first (on the calibration split it
+    /// drops 2 % of English ordinary chats and 24 % of Hindi ones). A count, never the content,
+    /// nor the category.
     pub sensitive_by_language: BTreeMap<String, u64>,
     /// Recordings decoded a second time: the language gate read the first transcript as another
     /// supported language than the one it was decoded as, or it was not understood and another
