@@ -142,38 +142,40 @@ impl Pipeline<'_, '_> {
                 return;
             }
         };
+        // The texts to encode, and their segments beside them (the tagger takes them as one slice).
         let mut to_embed = Vec::with_capacity(items.len());
+        let mut segments: Vec<Segments> = Vec::with_capacity(items.len());
         for (i, source, text) in items {
-            match tagger.lexicon_hit(text.text()) {
-                Some(category) if tagger.lexicon_decides() => record(
+            // Only a lexicon that decides alone is read here; one the classifier must confirm is
+            // read by the tagger, which stops encoding a match at the first segment confirming it.
+            let decided = if tagger.lexicon_decides() { tagger.lexicon_hit(text.text()) } else { None };
+            match decided {
+                Some(category) => record(
                     parts,
                     report,
                     (i, source, &text),
                     Verdict::Sensitive { category, detector: attune_tag::Detector::Lexicon },
                 ),
-                // A match the classifier must confirm is encoded like the rest: the tagger stops
-                // reading it at the first segment that confirms it.
-                _ => {
-                    let segs = tagger.segments(text.text());
-                    to_embed.push((i, source, text, segs))
+                None => {
+                    segments.push(tagger.segments(text.text()));
+                    to_embed.push((i, source, text));
                 }
             }
         }
         if to_embed.is_empty() {
             return;
         }
-        let all: Vec<Segments> = to_embed.iter().map(|(.., s)| s.clone()).collect();
-        let texts: Vec<&str> = to_embed.iter().map(|(_, _, text, _)| text.text()).collect();
-        match tagger.encode_until_dropped(embedder, &all, &texts) {
+        let texts: Vec<&str> = to_embed.iter().map(|(_, _, text)| text.text()).collect();
+        match tagger.encode_until_dropped(embedder, &segments, &texts) {
             Ok(encoded) => {
-                for (k, (i, source, text, segs)) in to_embed.iter().enumerate() {
+                for (k, ((i, source, text), segs)) in to_embed.iter().zip(&segments).enumerate() {
                     record(parts, report, (*i, *source, text), tagger.tag(text, segs, encoded.item(k)));
                 }
             }
             Err(batch_error) => {
                 // Find the bad items: one model call each, so one bad input costs one event.
                 tracing::warn!("text batch of {} failed ({batch_error}); retrying one by one", to_embed.len());
-                for (i, source, text, segs) in &to_embed {
+                for ((i, source, text), segs) in to_embed.iter().zip(&segments) {
                     match tagger.encode_until_dropped(embedder, std::slice::from_ref(segs), &[text.text()]) {
                         Ok(encoded) => {
                             record(parts, report, (*i, *source, text), tagger.tag(text, segs, encoded.item(0)))

@@ -652,8 +652,9 @@ impl TextTagger {
         // Those that need a vector first (windows: each item's topics, and its first chance to be
         // dropped), then the rest; each group longest first, in batches of like lengths. Longest
         // first: a chat's whole messages come before their clauses, and once a message drops the
-        // chat (the classifier learnt messages) its clauses are not read (a run of the 12
-        // languages' holdouts encodes 83 % of their text so, with the same verdicts: README).
+        // chat (the classifier learnt messages) its clauses are not read (on the 12 languages'
+        // holdouts a run encodes 0.98 of the 1.49 MB its items' segments hold, with the verdicts
+        // of reading them all: README).
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| (!needs_vector[i], std::cmp::Reverse(texts[i].len())));
         let max_batch = embedder.max_batch().max(1);
