@@ -1,4 +1,3 @@
-from attune.dist import main
-import sys
+from attune.dist import exit_without_finalizing, main
 
-sys.exit(main())
+exit_without_finalizing(main())
