@@ -1,3 +1,3 @@
-from attune.dist import exit_without_finalizing, main
+from attune.dist import cli
 
-exit_without_finalizing(main())
+cli()

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -245,5 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def cli() -> None:
+    """`python -m attune.dist`: `main()`, its exit code kept however it ends once Ray has started
+    (a failed run's traceback is printed and it exits 1, not with a crash in finalization)."""
+    try:
+        code = main()
+    except Exception:  # argparse's and the store check's SystemExit pass through: Ray is not started yet
+        traceback.print_exc()
+        code = 1
+        # What Ray's exit hook would do: disconnect, and stop a local cluster this driver started.
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+    exit_without_finalizing(code)
+
+
 if __name__ == "__main__":
-    exit_without_finalizing(main())
+    cli()
