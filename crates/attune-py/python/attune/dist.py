@@ -119,8 +119,6 @@ def build_dataset(ray_data: Any, manifests: list[str], tables: list[str], overri
 
 
 def run(args: argparse.Namespace) -> int:
-    # A native crash (Ray's core worker, the store's driver) prints where Python stood.
-    faulthandler.enable()
     import ray
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -139,44 +137,44 @@ def run(args: argparse.Namespace) -> int:
             init["object_spilling_directory"] = str(Path(args.spill_dir).resolve())
         if args.num_cpus:
             init["num_cpus"] = args.num_cpus
-    ray.init(**init)
-    started = time.monotonic()
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = not args.quiet
-    ds = build_dataset(ray.data, manifests, tables, args.blocks)
-    worker_kwargs = {
-        "models": args.models, "policy": args.policy, "threads": args.threads_per_actor,
-        "gpu": args.gpu, "retry_failed": args.retry_failed, "attune_binary": args.attune_binary,
-        "require_models": [m for m in (args.require_models or "").split(",") if m],
-        "flags": args.flags,
-    }
-    out = ds.map_batches(
-        AttuneActor,
-        fn_constructor_kwargs={"store": args.store, "worker_kwargs": worker_kwargs, "media_root": args.media_root},
-        batch_size=args.batch_records,
-        batch_format="numpy",
-        compute=ActorPoolStrategy(size=args.actors),
-        num_cpus=args.actor_cpus,
-        num_gpus=1 if args.gpu else 0,
-    )
-    reports = []
-    # Running totals for the progress lines; the reports are merged once, at the end.
-    events = processed = skipped = failed = 0
-    for row in out.iter_rows():
-        batch = json.loads(row["report"])
-        reports.append(batch)
-        if not args.quiet:
-            events += batch["events"]
-            processed += batch["processed"]
-            skipped += sum(batch["skipped"].values())
-            failed += len(batch["failed"])
-            print(f"progress: {events} events, processed {processed} skipped {skipped} failed {failed}",
-                  file=sys.stderr, flush=True)
-    report = attune.merge_reports(reports, elapsed_s=time.monotonic() - started)
-    report["engine"] = {"name": "ray", "actors": args.actors, "actor_cpus": args.actor_cpus,
-                        "threads_per_actor": args.threads_per_actor, "gpu": args.gpu,
-                        "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
-    ray.shutdown()
+    # Shut down however the run ends: a local cluster this driver started must not linger.
+    with ray.init(**init):
+        started = time.monotonic()
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = not args.quiet
+        ds = build_dataset(ray.data, manifests, tables, args.blocks)
+        worker_kwargs = {
+            "models": args.models, "policy": args.policy, "threads": args.threads_per_actor,
+            "gpu": args.gpu, "retry_failed": args.retry_failed, "attune_binary": args.attune_binary,
+            "require_models": [m for m in (args.require_models or "").split(",") if m],
+            "flags": args.flags,
+        }
+        out = ds.map_batches(
+            AttuneActor,
+            fn_constructor_kwargs={"store": args.store, "worker_kwargs": worker_kwargs, "media_root": args.media_root},
+            batch_size=args.batch_records,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=args.actors),
+            num_cpus=args.actor_cpus,
+            num_gpus=1 if args.gpu else 0,
+        )
+        reports = []
+        # Running totals for the progress lines; the reports are merged once, at the end.
+        events = processed = skipped = failed = 0
+        for row in out.iter_rows():
+            batch = json.loads(row["report"])
+            reports.append(batch)
+            if not args.quiet:
+                events += batch["events"]
+                processed += batch["processed"]
+                skipped += sum(batch["skipped"].values())
+                failed += len(batch["failed"])
+                print(f"progress: {events} events, processed {processed} skipped {skipped} failed {failed}",
+                      file=sys.stderr, flush=True)
+        report = attune.merge_reports(reports, elapsed_s=time.monotonic() - started)
+        report["engine"] = {"name": "ray", "actors": args.actors, "actor_cpus": args.actor_cpus,
+                            "threads_per_actor": args.threads_per_actor, "gpu": args.gpu,
+                            "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
     skipped = sum(report["skipped"].values())
     failed = len(report["failed"])
     assert report["events"] == report["processed"] + skipped + failed, report
@@ -219,17 +217,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def exit_without_finalizing(code: int) -> None:
-    """End the driver once its report is written: flush, then leave without interpreter
-    finalization. Ray's C++ threads (the core worker's, Ray Data's executor's) can outlive
-    `ray.shutdown()`, and finalizing the interpreter under them now and then ends a finished run
-    with SIGSEGV (seen once in CI: exit -11 after the summary line was printed; the pattern of
-    ray-project/ray#31145), which a scheduler would take for a failed run."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -247,18 +234,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> None:
-    """`python -m attune.dist`: `main()`, its exit code kept however it ends once Ray has started
-    (a failed run's traceback is printed and it exits 1, not with a crash in finalization)."""
+    """`python -m attune.dist`: `main()`, then leave without interpreter finalization, its exit
+    code kept (a run that raised: its traceback, exit 1). Ray's C++ threads (the core worker's,
+    Ray Data's executor's) can outlive `ray.shutdown()`, and finalizing the interpreter under them
+    now and then ends a finished run with SIGSEGV (seen once in CI: exit -11 after the summary
+    line; the pattern of ray-project/ray#31145), which a scheduler would take for a failed run.
+    Argument errors (SystemExit) leave as usual: Ray is not started yet."""
+    # A native crash (Ray's core worker, the store's driver) prints where Python stood.
+    faulthandler.enable()
     try:
         code = main()
-    except Exception:  # argparse's and the store check's SystemExit pass through: Ray is not started yet
+    except Exception:
         traceback.print_exc()
         code = 1
-        # What Ray's exit hook would do: disconnect, and stop a local cluster this driver started.
-        ray = sys.modules.get("ray")
-        if ray is not None and ray.is_initialized():
-            ray.shutdown()
-    exit_without_finalizing(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
