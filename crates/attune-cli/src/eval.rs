@@ -122,6 +122,7 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         }
         "classifier_threshold" => config.classifier_threshold = Some(value),
         "lexicon_confirmation" => config.lexicon_confirmation = Some(value),
+        "clause_gate" => config.clause_gate = Some(value),
         other => bail!("--sweep: no threshold `{other}`"),
     }
     Ok(())

@@ -106,11 +106,15 @@ impl Encoded {
 }
 
 /// How much of each item [`TextTagger::encode`] reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Reading<'a> {
     Every,
-    /// Until a segment's p(sensitive) reaches the item's bar, one bar an item.
-    UntilDropped(&'a [f32]),
+    /// Until a segment's p(sensitive) reaches the item's bar, one bar an item; and, for an item
+    /// whose `gated` is true, without the clauses that would not count ([`TagConfig::clause_gate`]).
+    UntilDropped {
+        bars: &'a [f32],
+        gated: &'a [bool],
+    },
 }
 
 /// One item's part of an [`Encoded`].
@@ -218,6 +222,14 @@ pub struct TagConfig {
     /// whole as well as clause by clause, and each clause pass costs a whole encoder call.
     #[serde(default)]
     pub clauses_from_words: usize,
+    /// A clause counts for the classifier only when what holds it (its message, in a chat of
+    /// several; its window, in a chat of one) reaches this p(sensitive) (none: always). A
+    /// sensitive clause lifts its holder's p too, if not past the bar; a holder far under it says
+    /// its clauses have nothing to add but chances of a false alarm, and a run does not read
+    /// them (`attune eval --sweep clause_gate=…`). Messages always count: one sensitive message
+    /// among many ordinary ones barely moves the window that holds them all.
+    #[serde(default)]
+    pub clause_gate: Option<f32>,
 }
 
 impl TagConfig {
@@ -570,14 +582,17 @@ impl TextTagger {
         // classifier's: that segment settles it (before, a match's windows were encoded once to
         // confirm it and again with the rest of it when they did not).
         let confirmation = self.lexicon_confirmation();
-        let bars: Vec<f32> = texts
+        let matched: Vec<bool> = texts.iter().map(|t| self.lexicon_hit(t).is_some()).collect();
+        let bars: Vec<f32> = matched
             .iter()
-            .map(|t| match confirmation {
-                Some(c) if self.lexicon_hit(t).is_some() => c.min(everywhere),
+            .map(|&m| match confirmation {
+                Some(c) if m => c.min(everywhere),
                 _ => everywhere,
             })
             .collect();
-        self.encode_reading(embedder, items, Reading::UntilDropped(&bars))
+        // A match's confirmation reads every segment, counted or not (`tag`).
+        let gated: Vec<bool> = matched.iter().map(|&m| !m && self.config.clause_gate.is_some()).collect();
+        self.encode_reading(embedder, items, Reading::UntilDropped { bars: &bars, gated: &gated })
     }
 
     /// The p(sensitive) at which a segment drops its item whatever the item's language: the
@@ -617,6 +632,8 @@ impl TextTagger {
         // alone afterwards, as every clause once was.
         let mut unreached: Vec<(usize, String)> = Vec::new();
         let mut text_slot = Vec::with_capacity(texts.len());
+        // The slot of the segment that holds each text, when the text is a clause (`Segments::holders`).
+        let mut text_holder = Vec::with_capacity(texts.len());
         // Which item each assessment slot belongs to (to stop reading an item once it is settled).
         let mut slot_item = Vec::new();
         // Which texts need their sentence vector: windows (topics) always; messages and clauses
@@ -629,6 +646,7 @@ impl TextTagger {
             let n = s.texts.len();
             needs_vector.extend((0..n).map(|k| clause_vectors || k < s.windows));
             text_slot.extend(a_at..a_at + n);
+            text_holder.extend((0..n).map(|k| s.holders.get(k).copied().flatten().map(|h| a_at + h)));
             for (j, c) in s.in_place.iter().enumerate() {
                 if c.window < n {
                     carried[v_at + c.window].push((a_at + n + j, c.range.clone()));
@@ -644,7 +662,7 @@ impl TextTagger {
         let stop_bar = |item: usize| match reading {
             Reading::Every => None,
             // An item without a bar is read whole.
-            Reading::UntilDropped(bars) => Some(bars.get(item).copied().unwrap_or(f32::INFINITY)),
+            Reading::UntilDropped { bars, .. } => Some(bars.get(item).copied().unwrap_or(f32::INFINITY)),
         };
         // The assessment that settled each item, once one has.
         let mut settled_by: Vec<Option<Assessment>> = vec![None; items.len()];
@@ -659,7 +677,15 @@ impl TextTagger {
         order.sort_by_key(|&i| (!needs_vector[i], std::cmp::Reverse(texts[i].len())));
         let max_batch = embedder.max_batch().max(1);
         let mut vectors = vec![Vec::new(); texts.len()];
-        let mut assessments = vec![None; a_at];
+        let mut assessments: Vec<Option<Assessment>> = vec![None; a_at];
+        // Whether text `i` is a clause that would not count, by its holder's assessment: a run
+        // does not read it (its holder, longer, was read before it: windows first, then longest first).
+        let uncounted = |i: usize, assessments: &[Option<Assessment>]| match (reading, self.config.clause_gate) {
+            (Reading::UntilDropped { gated, .. }, Some(gate)) if gated.get(text_item[i]) == Some(&true) => {
+                text_holder[i].and_then(|h| assessments[h]).is_some_and(|h| h.p_sensitive < gate)
+            }
+            _ => false,
+        };
         // One model call: each text's token states and, when `vectors`, its vector (else empty).
         let mut with_states =
             |batch: Vec<String>, vectors: bool| -> Result<(Vec<Vec<f32>>, Vec<TokenStates>), InferError> {
@@ -681,7 +707,11 @@ impl TextTagger {
         // Batches made as they are reached, of the rows whose item is not settled yet.
         let mut rows_left =
             with_vectors.iter().map(|&i| (i, true)).chain(states_only.iter().map(|&i| (i, false))).peekable();
-        while let Some((first, vectors_wanted)) = rows_left.by_ref().find(|&(i, _)| settled_by[text_item[i]].is_none())
+        let wanted = &|i: usize, settled_by: &[Option<Assessment>], assessments: &[Option<Assessment>]| {
+            settled_by[text_item[i]].is_none() && !uncounted(i, assessments)
+        };
+        while let Some((first, vectors_wanted)) =
+            rows_left.by_ref().find(|&(i, _)| wanted(i, &settled_by, &assessments))
         {
             let mut rows = vec![first];
             // The two groups are never mixed in one call: a call gives vectors to all or none.
@@ -689,7 +719,7 @@ impl TextTagger {
                 let Some((i, _)) = rows_left.next_if(|&(_, v)| v == vectors_wanted) else {
                     break;
                 };
-                if settled_by[text_item[i]].is_none() {
+                if wanted(i, &settled_by, &assessments) {
                     rows.push(i);
                 }
             }
@@ -745,7 +775,14 @@ impl TextTagger {
             }
         }
         // The segments of a settled item not read: the assessment that settled it (a slot read
-        // as harmless for want of reading would be a leak waiting for a caller that sums them).
+        // as harmless for want of reading would be a leak waiting for a caller that sums them);
+        // a clause not read because it would not count: its holder's, under the gate.
+        for i in 0..texts.len() {
+            let slot = text_slot[i];
+            if assessments[slot].is_none() && settled_by[slot_item[slot]].is_none() {
+                assessments[slot] = text_holder[i].and_then(|h| assessments[h]);
+            }
+        }
         for (slot, a) in assessments.iter_mut().enumerate() {
             if a.is_none() {
                 *a = settled_by[slot_item[slot]];
@@ -783,7 +820,9 @@ impl TextTagger {
         debug_assert_eq!(segments.texts.len(), embeddings.len());
         if let Some(classifier) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| classifier.threshold(Some(text.language())));
-            if let Some(a) = self.assessments(segments, encoded).find(|a| a.p_sensitive >= bar) {
+            let assessments: Vec<Assessment> = self.assessments(segments, encoded).collect();
+            let counted = (0..assessments.len()).filter(|&k| self.counts(segments, &assessments, k));
+            if let Some(a) = counted.map(|k| assessments[k]).find(|a| a.p_sensitive >= bar) {
                 return Verdict::Sensitive { category: a.category, detector: Detector::Classifier };
             }
         }
@@ -803,6 +842,15 @@ impl TextTagger {
             }
         }
         self.tag_embedding(&unit_mean(windows))
+    }
+
+    /// Whether segment `k`'s assessment counts for the verdict: a clause whose holder stays under
+    /// [`TagConfig::clause_gate`] does not.
+    fn counts(&self, segments: &Segments, assessments: &[Assessment], k: usize) -> bool {
+        match (self.config.clause_gate, segments.holders.get(k).copied().flatten()) {
+            (Some(gate), Some(holder)) => assessments.get(holder).is_none_or(|h| h.p_sensitive >= gate),
+            _ => true,
+        }
     }
 
     /// The segment the classifier found likeliest to be sensitive, with its assessment: what an
@@ -1196,6 +1244,11 @@ pub struct Segments {
     pub texts: Vec<String>,
     pub windows: usize,
     pub in_place: Vec<InPlace>,
+    /// For each segment (`texts`, then `in_place`), the one that holds it whole when it is a
+    /// clause: its message's, in a chat of several messages where that message is a segment of
+    /// its own, else its window's. Empty, or `None`, for a segment that always counts
+    /// ([`TagConfig::clause_gate`]).
+    pub holders: Vec<Option<usize>>,
 }
 
 /// A clause read in place: bytes `range` of window `window` of its text.
@@ -1220,30 +1273,76 @@ impl Segments {
         let mut placed = Vec::new();
         let clauses =
             if clauses_from_words > 0 && words(text).len() < clauses_from_words { vec![] } else { clauses(text) };
+        // Where each message and clause went (a range of `texts`, or one of `placed`), and what
+        // holds it: the part (by index) of its message, or the window.
+        enum Slot {
+            Texts(std::ops::Range<usize>),
+            Placed(usize),
+        }
+        let mut slots: Vec<(Slot, Option<Holder>)> = Vec::new();
+        enum Holder {
+            Part(usize),
+            Window(usize),
+        }
         if clauses.len() > 1 {
             // A chat of several messages, one a line: each message of more than one clause is
             // read whole too. The classifier learnt messages; in a session a message is otherwise
             // only its clauses (which may each be harmless) and a window of many other messages
             // (which dilutes it).
-            let mut parts: Vec<(std::ops::Range<usize>, String)> = messages(text)
-                .into_iter()
+            let messages = messages(text);
+            let whole_messages: Vec<std::ops::Range<usize>> = messages
+                .iter()
                 .filter(|m| clauses.iter().filter(|(c, _)| m.start <= c.start && c.end <= m.end).count() > 1)
-                .map(|m| (m.clone(), text[m].to_string()))
+                .cloned()
                 .collect();
+            let mut parts: Vec<(std::ops::Range<usize>, String)> =
+                whole_messages.iter().map(|m| (m.clone(), text[m.clone()].to_string())).collect();
             parts.extend(clauses);
-            for (clause, c) in parts {
-                let holder = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
-                match holder {
-                    Some(w) if in_place => placed.push(InPlace {
-                        window: w,
-                        range: clause.start - windows[w].start..clause.end - windows[w].start,
-                    }),
+            for (k, (clause, c)) in parts.into_iter().enumerate() {
+                let window = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
+                let holder = if k < whole_messages.len() {
+                    None
+                } else if messages.is_empty() {
+                    window.map(Holder::Window)
+                } else {
+                    // A clause of a one-clause message is that message: it always counts.
+                    whole_messages.iter().position(|m| m.start <= clause.start && clause.end <= m.end).map(Holder::Part)
+                };
+                let slot = match window {
+                    Some(w) if in_place => {
+                        placed.push(InPlace {
+                            window: w,
+                            range: clause.start - windows[w].start..clause.end - windows[w].start,
+                        });
+                        Slot::Placed(placed.len() - 1)
+                    }
                     // A clause too long for the model is read in windows of its own.
-                    _ => texts.extend(word_windows(&c)),
-                }
+                    _ => {
+                        let from = texts.len();
+                        texts.extend(word_windows(&c));
+                        Slot::Texts(from..texts.len())
+                    }
+                };
+                slots.push((slot, holder));
             }
         }
-        Segments { texts, windows: windows.len(), in_place: placed }
+        let slot_of = |slot: &Slot| match slot {
+            Slot::Texts(r) => r.clone(),
+            Slot::Placed(j) => texts.len() + j..texts.len() + j + 1,
+        };
+        let mut holders = vec![None; texts.len() + placed.len()];
+        for (slot, holder) in &slots {
+            let holder = match holder {
+                Some(Holder::Window(w)) => Some(*w),
+                // A message read in several windows of its own has no one assessment to gate by.
+                Some(Holder::Part(p)) => Some(slot_of(&slots[*p].0)).filter(|r| r.len() == 1).map(|r| r.start),
+                None => None,
+            };
+            for k in slot_of(slot) {
+                holders[k] = holder;
+            }
+        }
+        Segments { texts, windows: windows.len(), in_place: placed, holders }
     }
 }
 
@@ -1609,7 +1708,7 @@ mod tests {
     fn long_texts_are_cut_into_overlapping_windows_that_cover_the_end() {
         assert_eq!(
             Segments::of("short text"),
-            Segments { texts: vec!["short text".to_string()], windows: 1, in_place: vec![] }
+            Segments { texts: vec!["short text".to_string()], windows: 1, in_place: vec![], holders: vec![None] }
         );
         let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
         let segs = Segments::of(&text.join(" "));
@@ -2225,6 +2324,66 @@ mod tests {
     }
 
     #[test]
+    fn a_clause_counts_only_when_its_holder_reaches_the_gate_and_a_run_reads_no_other() {
+        // p(sensitive) is the share of a segment's bytes that are 'X'; the bar is 0.5.
+        let x_share = |s: &attune_infer::TokenStates| {
+            s.values.iter().filter(|&&v| v == f32::from(b'X')).count() as f32 / s.tokens.max(1) as f32
+        };
+        let classifier = std::sync::Arc::new(StandIn {
+            p: x_share,
+            category: SensitiveCategory::Health,
+            in_place: false,
+            confirmation: None,
+        });
+        let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
+        let base = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
+            .unwrap()
+            .with_classifier(classifier, &bytes_without_offsets())
+            .unwrap();
+        let gated = base.with_config(TagConfig { clause_gate: Some(0.2), ..config.clone() });
+        let ungated = base.with_config(config);
+        let chats = [
+            // Its window is over the gate (0.23 X): its mostly-X clause counts and drops it.
+            "we walked the dog in the park, XXXXX XXXXX XXXXX XXXXX, then we had lunch by the lake",
+            // Its window is far under the gate (0.08): the mostly-X clause does not count, and is
+            // not read.
+            "we walked the dog in the park today and then had a long lunch by the old lake, XXX XXX XXX XXX, \
+             then we went home along the river and made some tea",
+            // A chat of two messages whose window is under the gate (0.14): a message always
+            // counts (0.63 X).
+            "we walked the dog in the park today and then had a long lunch by the old lake near the mill \
+             and then we went home along the river and made some tea with honey and lemon\n\
+             XXXXX XXXXX XXXXX XXXXX, XXXXX XXXXX and a bit",
+        ];
+        for tagger in [&gated, &ungated] {
+            let items: Vec<Segments> = chats.iter().map(|c| tagger.segments(c)).collect();
+            let both = read_both_ways(tagger, &chats, &items, bytes_without_offsets);
+            let dropped: Vec<bool> = both
+                .verdicts
+                .iter()
+                .map(|v| matches!(v, Verdict::Sensitive { detector: Detector::Classifier, .. }))
+                .collect();
+            let gate = tagger.config().clause_gate;
+            assert_eq!(dropped, [true, gate.is_none(), true], "{gate:?}: {:?}", both.verdicts);
+            // With the gate, the run read none of the second chat's clauses (its window holds
+            // them all), and what it reads agrees with `encode` on every verdict (above).
+            let read = |model: &StatesOf| items[1].texts[1..].iter().filter(|t| model.states_only.contains(t)).count();
+            assert_eq!(read(&both.every_model), items[1].texts.len() - 1);
+            assert_eq!(read(&both.run_model), if gate.is_some() { 0 } else { items[1].texts.len() - 1 });
+        }
+        // The holders: the first chat's clauses are held by its one window; the third's second
+        // message is a segment of its own and holds its clauses.
+        let third = gated.segments(chats[2]);
+        let message = third.texts.iter().position(|t| t == "XXXXX XXXXX XXXXX XXXXX, XXXXX XXXXX and a bit").unwrap();
+        let held: Vec<&str> = (0..third.texts.len())
+            .filter(|&k| third.holders[k] == Some(message))
+            .map(|k| third.texts[k].as_str())
+            .collect();
+        assert_eq!(held.len(), 2, "{third:?}");
+        assert!(gated.segments(chats[0]).holders[1..].iter().all(|h| *h == Some(0)));
+    }
+
+    #[test]
     fn clauses_read_in_place_cost_no_encoder_pass_and_a_sensitive_one_drops_the_item() {
         // As e5's calibration: no detector reads clauses' own vectors.
         let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
@@ -2264,7 +2423,7 @@ mod tests {
         let verdict = tagger.tag(&gate.admit(mixed).unwrap(), &mixed_states, encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         // Missing in-place assessments (an `Encoded` of the window alone) fail closed too.
-        let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![] };
+        let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![], holders: vec![] };
         let encoded = tagger.encode(&mut bytes_as_tokens(), std::slice::from_ref(&window_only)).unwrap();
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
