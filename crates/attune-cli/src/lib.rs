@@ -431,6 +431,10 @@ struct TagArgs {
     /// Check clauses on their own only in texts of at least this many words (0: every text).
     #[arg(long)]
     clauses_from_words: Option<usize>,
+    /// A clause counts for the special-category classifier only when its message or window
+    /// reaches this p(sensitive) (0: every clause counts).
+    #[arg(long)]
+    clause_gate: Option<f32>,
 }
 
 impl TagArgs {
@@ -450,6 +454,7 @@ impl TagArgs {
             classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
             lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),
+            clause_gate: self.clause_gate.or(d.clause_gate),
             ..d
         }
     }
