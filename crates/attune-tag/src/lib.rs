@@ -853,7 +853,7 @@ impl TextTagger {
         }
     }
 
-    /// The segment the classifier found likeliest to be sensitive, with its assessment: what an
+    /// The counted segment the classifier found likeliest to be sensitive, with its assessment: what an
     /// operator reads to see why a text was dropped or how close a leak came (`attune eval
     /// --show-errors`). `None` without a classifier or for a text with no segment.
     pub fn likeliest_sensitive_segment(
@@ -863,9 +863,11 @@ impl TextTagger {
         encoded: EncodedRef<'_>,
     ) -> Option<(String, Assessment)> {
         self.classifier.as_ref()?;
-        let (k, a) = self
-            .assessments(segments, encoded)
-            .enumerate()
+        // Among the segments that count: a clause its gate left out did not decide anything.
+        let assessments: Vec<Assessment> = self.assessments(segments, encoded).collect();
+        let (k, a) = (0..assessments.len())
+            .filter(|&k| self.counts(segments, &assessments, k))
+            .map(|k| (k, assessments[k]))
             .max_by(|(_, a), (_, b)| a.p_sensitive.total_cmp(&b.p_sensitive))?;
         let segment = match k.checked_sub(segments.texts.len()) {
             None => segments.texts[k].clone(),
@@ -1008,11 +1010,19 @@ impl TextTagger {
         for e in clauses.iter().chain(windows).filter(|e| !e.is_empty()) {
             sensitive = sensitive.max(self.sensitive_excess(e, false));
         }
-        // The classifier against its strictest (language-blind) threshold.
+        // The classifier against its strictest (language-blind) threshold; a gated clause drops
+        // its item only when its holder also reaches the gate, so its margin is the nearer of two.
         if let Some(c) = &self.classifier {
             let bar = self.config.classifier_threshold.unwrap_or_else(|| c.threshold(None));
-            for a in self.assessments(segments, encoded) {
-                sensitive = sensitive.max(a.p_sensitive - bar);
+            let assessments: Vec<Assessment> = self.assessments(segments, encoded).collect();
+            for (k, a) in assessments.iter().enumerate() {
+                let mut excess = a.p_sensitive - bar;
+                if let (Some(gate), Some(holder)) =
+                    (self.config.clause_gate, segments.holders.get(k).copied().flatten())
+                {
+                    excess = excess.min(assessments.get(holder).map_or(f32::INFINITY, |h| h.p_sensitive - gate));
+                }
+                sensitive = sensitive.max(excess);
             }
         }
         let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
@@ -2335,7 +2345,13 @@ mod tests {
             in_place: false,
             confirmation: None,
         });
-        let config = TagConfig { category_threshold: 2.0, probe_threshold: 2.0, ..minilm_config() };
+        // Only the classifier decides (the stand-in's constant vectors match every node).
+        let config = TagConfig {
+            category_threshold: 2.0,
+            probe_threshold: 2.0,
+            sensitive_node_threshold: 2.0,
+            ..minilm_config()
+        };
         let base = TextTagger::new(&mut with_states(), Calibration::without_probe("with-states", 3, minilm_config()))
             .unwrap()
             .with_classifier(classifier, &bytes_without_offsets())
@@ -2358,13 +2374,18 @@ mod tests {
         for tagger in [&gated, &ungated] {
             let items: Vec<Segments> = chats.iter().map(|c| tagger.segments(c)).collect();
             let both = read_both_ways(tagger, &chats, &items, bytes_without_offsets);
-            let dropped: Vec<bool> = both
+            let dropped: Vec<bool> = both.verdicts.iter().map(|v| matches!(v, Verdict::Sensitive { .. })).collect();
+            assert!(both
                 .verdicts
                 .iter()
-                .map(|v| matches!(v, Verdict::Sensitive { detector: Detector::Classifier, .. }))
-                .collect();
+                .all(|v| !matches!(v, Verdict::Sensitive { detector, .. } if *detector != Detector::Classifier)));
             let gate = tagger.config().clause_gate;
             assert_eq!(dropped, [true, gate.is_none(), true], "{gate:?}: {:?}", both.verdicts);
+            // Each margin has the verdict's sign: a gated clause over the bar is no drop.
+            for (k, chat) in chats.iter().enumerate() {
+                let margin = tagger.margins(chat, &items[k], both.run.item(k)).sensitive;
+                assert_eq!(margin >= 0.0, dropped[k], "{gate:?} {chat}: {margin}");
+            }
             // With the gate, the run read none of the second chat's clauses (its window holds
             // them all), and what it reads agrees with `encode` on every verdict (above).
             let read = |model: &StatesOf| items[1].texts[1..].iter().filter(|t| model.states_only.contains(t)).count();
