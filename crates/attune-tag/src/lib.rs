@@ -847,10 +847,14 @@ impl TextTagger {
     /// Whether segment `k`'s assessment counts for the verdict: a clause whose holder stays under
     /// [`TagConfig::clause_gate`] does not.
     fn counts(&self, segments: &Segments, assessments: &[Assessment], k: usize) -> bool {
-        match (self.config.clause_gate, segments.holders.get(k).copied().flatten()) {
-            (Some(gate), Some(holder)) => assessments.get(holder).is_none_or(|h| h.p_sensitive >= gate),
-            _ => true,
-        }
+        self.gate_of(segments, k)
+            .is_none_or(|(holder, gate)| assessments.get(holder).is_none_or(|h| h.p_sensitive >= gate))
+    }
+
+    /// Segment `k`'s holder and the p(sensitive) it must reach for `k` to count, when `k` is a
+    /// gated clause.
+    fn gate_of(&self, segments: &Segments, k: usize) -> Option<(usize, f32)> {
+        Some((segments.holders.get(k).copied().flatten()?, self.config.clause_gate?))
     }
 
     /// The counted segment the classifier found likeliest to be sensitive, with its assessment: what an
@@ -1017,9 +1021,7 @@ impl TextTagger {
             let assessments: Vec<Assessment> = self.assessments(segments, encoded).collect();
             for (k, a) in assessments.iter().enumerate() {
                 let mut excess = a.p_sensitive - bar;
-                if let (Some(gate), Some(holder)) =
-                    (self.config.clause_gate, segments.holders.get(k).copied().flatten())
-                {
+                if let Some((holder, gate)) = self.gate_of(segments, k) {
                     excess = excess.min(assessments.get(holder).map_or(f32::INFINITY, |h| h.p_sensitive - gate));
                 }
                 sensitive = sensitive.max(excess);
@@ -1289,11 +1291,11 @@ impl Segments {
             Texts(std::ops::Range<usize>),
             Placed(usize),
         }
-        let mut slots: Vec<(Slot, Option<Holder>)> = Vec::new();
         enum Holder {
             Part(usize),
             Window(usize),
         }
+        let mut slots: Vec<(Slot, Option<Holder>)> = Vec::new();
         if clauses.len() > 1 {
             // A chat of several messages, one a line: each message of more than one clause is
             // read whole too. The classifier learnt messages; in a session a message is otherwise
