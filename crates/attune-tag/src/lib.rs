@@ -109,11 +109,12 @@ impl Encoded {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Reading<'a> {
     Every,
-    /// Until a segment's p(sensitive) reaches the item's bar, one bar an item; and, for an item
-    /// whose `gated` is true, without the clauses that would not count ([`TagConfig::clause_gate`]).
+    /// Until a segment's p(sensitive) reaches the item's bar, one bar an item; and without the
+    /// clauses that would not count ([`TagConfig::clause_gate`]), but in an item the lexicon
+    /// matched (its confirmation reads every segment, counted or not: `tag`).
     UntilDropped {
         bars: &'a [f32],
-        gated: &'a [bool],
+        matched: &'a [bool],
     },
 }
 
@@ -590,9 +591,7 @@ impl TextTagger {
                 _ => everywhere,
             })
             .collect();
-        // A match's confirmation reads every segment, counted or not (`tag`).
-        let gated: Vec<bool> = matched.iter().map(|&m| !m && self.config.clause_gate.is_some()).collect();
-        self.encode_reading(embedder, items, Reading::UntilDropped { bars: &bars, gated: &gated })
+        self.encode_reading(embedder, items, Reading::UntilDropped { bars: &bars, matched: &matched })
     }
 
     /// The p(sensitive) at which a segment drops its item whatever the item's language: the
@@ -679,9 +678,10 @@ impl TextTagger {
         let mut vectors = vec![Vec::new(); texts.len()];
         let mut assessments: Vec<Option<Assessment>> = vec![None; a_at];
         // Whether text `i` is a clause that would not count, by its holder's assessment: a run
-        // does not read it (its holder, longer, was read before it: windows first, then longest first).
+        // does not read it. Its holder comes before it (windows first, then longest first); one
+        // that falls in its holder's batch is read anyway.
         let uncounted = |i: usize, assessments: &[Option<Assessment>]| match (reading, self.config.clause_gate) {
-            (Reading::UntilDropped { gated, .. }, Some(gate)) if gated.get(text_item[i]) == Some(&true) => {
+            (Reading::UntilDropped { matched, .. }, Some(gate)) if matched.get(text_item[i]) == Some(&false) => {
                 text_holder[i].and_then(|h| assessments[h]).is_some_and(|h| h.p_sensitive < gate)
             }
             _ => false,
