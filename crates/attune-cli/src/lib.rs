@@ -435,6 +435,10 @@ struct TagArgs {
     /// reaches this p(sensitive) (0: every clause counts).
     #[arg(long)]
     clause_gate: Option<f32>,
+    /// Every lexicon match waits for the classifier's confirmation, the decisive terms' too
+    /// (crates/attune-tag/data/sensitive-lexicon-decisive.tsv): to measure what they add.
+    #[arg(long)]
+    confirm_every_lexicon_match: bool,
 }
 
 impl TagArgs {
@@ -455,6 +459,7 @@ impl TagArgs {
             lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),
             clause_gate: self.clause_gate.or(d.clause_gate),
+            confirm_every_lexicon_match: self.confirm_every_lexicon_match || d.confirm_every_lexicon_match,
             ..d
         }
     }

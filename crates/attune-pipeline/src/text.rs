@@ -146,10 +146,10 @@ impl Pipeline<'_, '_> {
         let mut to_embed = Vec::with_capacity(items.len());
         let mut segments: Vec<Segments> = Vec::with_capacity(items.len());
         for (i, source, text) in items {
-            // Only a lexicon that decides alone is read here; one the classifier must confirm is
-            // read by the tagger, which stops encoding a match at the first segment confirming it.
-            let decided = if tagger.lexicon_decides() { tagger.lexicon_hit(text.text()) } else { None };
-            match decided {
+            // Only what the lexicon decides alone (a decisive term, or any match when nothing
+            // confirms it) is settled here; a match the classifier must confirm is read by the
+            // tagger, which stops encoding it at the first segment confirming it.
+            match tagger.decided_by_lexicon(text.text()) {
                 Some(category) => record(
                     parts,
                     report,

@@ -35,6 +35,9 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const LEXICON_TSV: &str = include_str!("../data/sensitive-lexicon.tsv");
+/// The lexicon's terms that only ever occur in sensitive texts of the labelled sets attune tunes
+/// on (written by `scripts/lexicon_decisive.py`): a match drops its text unconfirmed.
+const DECISIVE_TSV: &str = include_str!("../data/sensitive-lexicon-decisive.tsv");
 const PROTOTYPES_TSV: &str = include_str!("../data/sensitive-prototypes.tsv");
 const NODE_EXAMPLES_TSV: &str = include_str!("../data/node-examples.tsv");
 
@@ -231,6 +234,11 @@ pub struct TagConfig {
     /// among many ordinary ones barely moves the window that holds them all.
     #[serde(default)]
     pub clause_gate: Option<f32>,
+    /// Every lexicon match waits for the classifier's confirmation, the decisive terms' too
+    /// (`data/sensitive-lexicon-decisive.tsv`): to measure what those terms add
+    /// (`attune eval --confirm-every-lexicon-match`).
+    #[serde(default)]
+    pub confirm_every_lexicon_match: bool,
 }
 
 impl TagConfig {
@@ -263,6 +271,24 @@ struct NodeVector {
     head_row: Option<usize>,
 }
 
+/// One row of the special-category lexicon.
+#[derive(Clone)]
+struct LexiconRow {
+    category: SensitiveCategory,
+    pattern: Regex,
+    /// Its decisive terms, if it has any: a match of one needs no confirmation.
+    decisive: Option<Regex>,
+}
+
+/// What the lexicon found in a text ([`TextTagger::lexicon_match`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LexiconMatch {
+    pub category: SensitiveCategory,
+    /// A decisive term (`data/sensitive-lexicon-decisive.tsv`): the match drops its text
+    /// without the classifier's confirmation.
+    pub decisive: bool,
+}
+
 /// Tags text with a text-embedding model's outputs.
 #[derive(Clone)]
 pub struct TextTagger {
@@ -271,7 +297,7 @@ pub struct TextTagger {
     prototypes: Vec<(SensitiveCategory, Vec<f32>)>,
     /// `None` only for test doubles ([`Calibration::without_probe`]).
     probe: Option<Probe>,
-    lexicon: Vec<(SensitiveCategory, Regex)>,
+    lexicon: Vec<LexiconRow>,
     /// Look-alike phrases removed before the lexicon runs ("Sex Pistols", "rugby union").
     allow: Vec<Regex>,
     config: TagConfig,
@@ -406,31 +432,7 @@ impl TextTagger {
         }
         let prototypes = proto_cats.into_iter().zip(prototype_vectors).collect();
 
-        let mut lexicon = Vec::new();
-        let mut allow = Vec::new();
-        for (row, cols) in data_rows(LEXICON_TSV) {
-            let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
-            let name = cols.first().map(|s| s.trim()).unwrap_or("");
-            // Rows for scripts written without spaces (Thai, Japanese) match anywhere: `\b` needs
-            // a non-word character next to the term, and inside a run of Thai or Japanese there
-            // is none, since every letter and mark of those scripts is a word character.
-            let pattern = match cols.get(2).map(|s| s.trim()) {
-                None | Some("") | Some("word") => format!(r"\b(?:{pattern})\b"),
-                Some("substring") => format!("(?:{pattern})"),
-                Some(other) => {
-                    return Err(TagError::Data { row, message: format!("unknown match `{other}` (word or substring)") })
-                }
-            };
-            let re = RegexBuilder::new(&pattern)
-                .case_insensitive(true)
-                .build()
-                .map_err(|e| TagError::Lexicon { category: name.to_string(), message: e.to_string() })?;
-            if name == "allow" {
-                allow.push(re);
-            } else {
-                lexicon.push((category(&cols, row)?, re));
-            }
-        }
+        let (lexicon, allow) = lexicon(LEXICON_TSV, Some(DECISIVE_TSV))?;
 
         let version = version(probe_text, topic_head.as_deref(), &config, None);
         Ok(TextTagger {
@@ -538,13 +540,42 @@ impl TextTagger {
 
     /// The category the lexicon finds in `text`, if any. Cheap: run before embedding.
     pub fn lexicon_hit(&self, text: &str) -> Option<SensitiveCategory> {
+        self.lexicon_match(text).map(|m| m.category)
+    }
+
+    /// The lexicon's match in `text`, if any: a decisive term's when there is one (one of the
+    /// lexicon's terms that only ever occurred in sensitive texts of the labelled sets,
+    /// `data/sensitive-lexicon-decisive.tsv`, which drops its text without the classifier's
+    /// confirmation), else the first row's that matches.
+    pub fn lexicon_match(&self, text: &str) -> Option<LexiconMatch> {
+        let text = self.without_look_alikes(text);
+        let decisive_terms = !self.config.confirm_every_lexicon_match;
+        let mut first = None;
+        for row in self.lexicon.iter().filter(|row| row.pattern.is_match(&text)) {
+            if decisive_terms && row.decisive.as_ref().is_some_and(|d| d.is_match(&text)) {
+                return Some(LexiconMatch { category: row.category, decisive: true });
+            }
+            first = first.or(Some(LexiconMatch { category: row.category, decisive: false }));
+        }
+        first
+    }
+
+    /// The lexicon's verdict on `text` before any encoding, when it needs none: a decisive
+    /// term's match, or any match when the lexicon decides alone ([`TextTagger::lexicon_decides`]).
+    /// A text it settles need not be encoded: [`TextTagger::tag`] gives it the same verdict.
+    pub fn decided_by_lexicon(&self, text: &str) -> Option<SensitiveCategory> {
+        self.lexicon_match(text).filter(|m| m.decisive || self.lexicon_decides()).map(|m| m.category)
+    }
+
+    /// `text` with the allow list's look-alikes ("Sex Pistols", "rugby union") blanked out.
+    fn without_look_alikes<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         let mut text = std::borrow::Cow::Borrowed(text);
         for re in &self.allow {
             if let std::borrow::Cow::Owned(s) = re.replace_all(&text, " ") {
                 text = std::borrow::Cow::Owned(s);
             }
         }
-        self.lexicon.iter().find(|(_, re)| re.is_match(&text)).map(|(c, _)| *c)
+        text
     }
 
     /// Items' segments through the text model in its batches: each segment's sentence vector
@@ -583,11 +614,15 @@ impl TextTagger {
         // classifier's: that segment settles it (before, a match's windows were encoded once to
         // confirm it and again with the rest of it when they did not).
         let confirmation = self.lexicon_confirmation();
-        let matched: Vec<bool> = texts.iter().map(|t| self.lexicon_hit(t).is_some()).collect();
-        let bars: Vec<f32> = matched
+        let matches: Vec<Option<LexiconMatch>> = texts.iter().map(|t| self.lexicon_match(t)).collect();
+        let matched: Vec<bool> = matches.iter().map(Option::is_some).collect();
+        let bars: Vec<f32> = matches
             .iter()
-            .map(|&m| match confirmation {
-                Some(c) if m => c.min(everywhere),
+            .map(|m| match (m, confirmation) {
+                // Settled before any reading (callers leave such texts out, `decided_by_lexicon`);
+                // given one anyway, its first segment read settles it.
+                (Some(m), Some(_)) if m.decisive => f32::NEG_INFINITY,
+                (Some(_), Some(c)) => c.min(everywhere),
                 _ => everywhere,
             })
             .collect();
@@ -799,11 +834,12 @@ impl TextTagger {
     /// The verdict for `text`, given its segments ([`Segments::of`]) as [`TextTagger::encode`]
     /// encoded them. Only text the language gate admitted can be tagged ([`SupportedText`]).
     pub fn tag(&self, text: &SupportedText<'_>, segments: &Segments, encoded: EncodedRef<'_>) -> Verdict {
-        if let Some(category) = self.lexicon_hit(text.text()) {
+        if let Some(LexiconMatch { category, decisive }) = self.lexicon_match(text.text()) {
             // A missing assessment reads as certain (`assessments`), so a match is never
             // waved through for want of one.
             let confirmed = match self.lexicon_confirmation() {
                 None => true,
+                Some(_) if decisive => true,
                 Some(bar) => self.assessments(segments, encoded).any(|a| a.p_sensitive >= bar),
             };
             if confirmed {
@@ -1000,8 +1036,9 @@ impl TextTagger {
     /// differently from one CPU to another: a decision is only as stable as its margin.
     pub fn margins(&self, text: &str, segments: &Segments, encoded: EncodedRef<'_>) -> Margins {
         // A lexicon match the classifier must confirm is a scored decision too.
-        let lexicon = match (self.lexicon_hit(text), self.lexicon_confirmation()) {
-            (Some(_), Some(bar)) => {
+        let lexicon = match (self.lexicon_match(text), self.lexicon_confirmation()) {
+            // A decisive term's match has no score to be near.
+            (Some(m), Some(bar)) if !m.decisive => {
                 Some(self.assessments(segments, encoded).map(|a| a.p_sensitive - bar).fold(f32::NEG_INFINITY, f32::max))
             }
             _ => None,
@@ -1125,7 +1162,7 @@ fn version(
     classifier: Option<&dyn SensitivityClassifier>,
 ) -> String {
     let config_text = format!("{config:?}");
-    let mut parts: Vec<&[u8]> = vec![LEXICON_TSV.as_bytes(), PROTOTYPES_TSV.as_bytes()];
+    let mut parts: Vec<&[u8]> = vec![LEXICON_TSV.as_bytes(), DECISIVE_TSV.as_bytes(), PROTOTYPES_TSV.as_bytes()];
     if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
@@ -1489,6 +1526,100 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// A lexicon row's pattern (its second column), compiled case-insensitive. Rows for scripts
+/// written without spaces (Thai, Japanese) match anywhere: `\b` needs a non-word character next
+/// to the term, and inside a run of Thai or Japanese there is none, since every letter and mark
+/// of those scripts is a word character.
+fn lexicon_regex(cols: &[&str], row: usize) -> Result<Regex, TagError> {
+    let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
+    let pattern = match match_mode(cols) {
+        "word" => format!(r"\b(?:{pattern})\b"),
+        "substring" => format!("(?:{pattern})"),
+        other => {
+            return Err(TagError::Data { row, message: format!("unknown match `{other}` (word or substring)") })
+        }
+    };
+    let name = cols.first().map(|s| s.trim()).unwrap_or("");
+    RegexBuilder::new(&pattern)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| TagError::Lexicon { category: name.to_string(), message: e.to_string() })
+}
+
+/// The lexicon's rows (`LEXICON_TSV`), each with its decisive terms (`DECISIVE_TSV`), if
+/// given, and the allow list's patterns. A decisive term must be one of the top-level
+/// alternatives of a row of its category: the file can only spare a match its confirmation,
+/// never make the lexicon match more.
+fn lexicon(lexicon: &str, decisive: Option<&str>) -> Result<(Vec<LexiconRow>, Vec<Regex>), TagError> {
+    let mut terms: Vec<(usize, SensitiveCategory, &str, &str, bool)> = Vec::new();
+    if let Some(decisive) = decisive {
+        for (row, cols) in data_rows(decisive) {
+            let pattern = cols.get(1).ok_or(TagError::Data { row, message: "no pattern".into() })?;
+            terms.push((row, category(&cols, row)?, pattern, match_mode(&cols), false));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut allow = Vec::new();
+    for (row, cols) in data_rows(lexicon) {
+        let re = lexicon_regex(&cols, row)?;
+        if cols.first().map(|s| s.trim()) == Some("allow") {
+            allow.push(re);
+            continue;
+        }
+        let category = category(&cols, row)?;
+        let (pattern, mode) = (cols.get(1).copied().unwrap_or(""), match_mode(&cols));
+        let alternatives = top_level_alternatives(pattern);
+        let mut own = Vec::new();
+        for (_, c, term, m, used) in terms.iter_mut() {
+            if *c == category && *m == mode && alternatives.contains(term) {
+                own.push(format!("(?:{term})"));
+                *used = true;
+            }
+        }
+        // One regex for a row's decisive terms: ~900 tried one by one would cost more than
+        // the whole lexicon does.
+        let decisive = match own.is_empty() {
+            true => None,
+            false => Some(lexicon_regex(&[category.as_str(), &own.join("|"), mode], row)?),
+        };
+        rows.push(LexiconRow { category, pattern: re, decisive });
+    }
+    if let Some((row, _, term, ..)) = terms.iter().find(|t| !t.4) {
+        let message = format!("decisive term `{term}` is no alternative of a lexicon row of its category");
+        return Err(TagError::Data { row: *row, message });
+    }
+    Ok((rows, allow))
+}
+
+/// A lexicon row's way of matching (third column): `word` (the default) or `substring`.
+fn match_mode<'a>(cols: &[&'a str]) -> &'a str {
+    cols.get(2).map(|m| m.trim()).filter(|m| !m.is_empty()).unwrap_or("word")
+}
+
+/// A pattern split at the `|`s outside any group or character class: the alternatives the
+/// decisive terms are chosen among (`scripts/lexicon_decisive.py` splits the same way).
+fn top_level_alternatives(pattern: &str) -> Vec<&str> {
+    let (mut out, mut start, mut depth, mut escaped, mut in_class) = (Vec::new(), 0, 0i32, false, false);
+    for (i, ch) in pattern.char_indices() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '[' => in_class = true,
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => {
+                out.push(&pattern[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&pattern[start..]);
+    out
 }
 
 fn category(cols: &[&str], row: usize) -> Result<SensitiveCategory, TagError> {
@@ -2167,6 +2298,79 @@ mod tests {
     }
 
     #[test]
+    fn a_decisive_term_drops_its_text_unconfirmed_and_unread() {
+        use SensitiveCategory::Health;
+        let config = TagConfig {
+            category_threshold: 2.0,
+            probe_threshold: 2.0,
+            sensitive_node_threshold: 2.0,
+            ..minilm_config()
+        };
+        let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
+            .unwrap()
+            .with_classifier(confirms_on_x(), &bytes_as_tokens())
+            .unwrap();
+        let gate = attune_lang::LanguageGate::with_defaults();
+        // "my therapist" occurs only in sensitive texts of the labelled sets; "symptoms" in
+        // ordinary ones too. The classifier says 0.01 of both, under its confirmation's 0.05.
+        let decisive = "my therapist recommended a hiking trip in the mountains this summer";
+        let confirmed_only = "what symptoms of altitude sickness should I watch for on a hiking trip";
+        assert_eq!(tagger.lexicon_match(decisive), Some(LexiconMatch { category: Health, decisive: true }));
+        assert_eq!(tagger.lexicon_match(confirmed_only), Some(LexiconMatch { category: Health, decisive: false }));
+        assert_eq!(tagger.decided_by_lexicon(decisive), Some(Health));
+        assert_eq!(tagger.decided_by_lexicon(confirmed_only), None);
+        // A decisive term blanked out as a look-alike is no match.
+        assert_eq!(tagger.lexicon_match("is the union square farmers market open on sundays"), None);
+
+        let texts = [decisive, confirmed_only];
+        let items: Vec<Segments> = texts.iter().map(|t| tagger.segments(t)).collect();
+        let encoded = tagger.encode(&mut bytes_as_tokens(), &items).unwrap();
+        let tag = |tagger: &TextTagger, k: usize| tagger.tag(&gate.admit(texts[k]).unwrap(), &items[k], encoded.item(k));
+        let v = tag(&tagger, 0);
+        assert!(matches!(v, Verdict::Sensitive { category: Health, detector: Detector::Lexicon }), "{v:?}");
+        let m = tagger.margins(decisive, &items[0], encoded.item(0));
+        assert_eq!((m.lexicon, m.of_verdict(&v)), (None, f32::INFINITY), "no score decided it");
+        assert!(matches!(tag(&tagger, 1), Verdict::Topics(_)));
+
+        // Measuring what the terms add: every match then waits for its confirmation.
+        let confirm_all = tagger.with_config(TagConfig { confirm_every_lexicon_match: true, ..tagger.config().clone() });
+        assert_ne!(confirm_all.version(), tagger.version());
+        assert_eq!(confirm_all.lexicon_match(decisive), Some(LexiconMatch { category: Health, decisive: false }));
+        assert_eq!(confirm_all.decided_by_lexicon(decisive), None);
+        assert!(matches!(tag(&confirm_all, 0), Verdict::Topics(_)));
+
+        // A run leaves such a text out (`decided_by_lexicon`); given one anyway, it reads one
+        // segment of it, and the verdict is the same.
+        let chats = ["my therapist recommended a hiking trip, somewhere in the mountains this summer, with two old friends"];
+        let long: Vec<Segments> = chats.iter().map(|t| tagger.segments(t)).collect();
+        assert!(long[0].texts.len() > 1, "{long:?}");
+        let both = read_both_ways(&tagger, &chats, &long, bytes_as_tokens);
+        assert!(matches!(both.verdicts[0], Verdict::Sensitive { detector: Detector::Lexicon, .. }));
+        assert!(both.run_model.states_only.is_empty(), "{:?}", both.run_model.states_only);
+    }
+
+    #[test]
+    fn decisive_terms_are_the_lexicons_own_alternatives() {
+        assert_eq!(top_level_alternatives(r"a|(?:b|c)d|[|(]e|f\|g|"), [r"a", r"(?:b|c)d", r"[|(]e", r"f\|g", ""]);
+        let lexicon_tsv = "category\tpattern\tmatch\nhealth\tasthma|(?:my )?inhaler|flu\nallow\tflu shot clinic\n";
+        let (rows, allow) = lexicon(lexicon_tsv, Some("header\nhealth\t(?:my )?inhaler\tword\t4\n")).unwrap();
+        assert_eq!((rows.len(), allow.len()), (1, 1));
+        assert!(rows[0].decisive.as_ref().is_some_and(|d| d.is_match("my inhaler") && !d.is_match("asthma")));
+        // Part of an alternative, another category, another way of matching: refused, by line.
+        for bad in ["health\tinhaler\tword\t4", "sex_life\tasthma\tword\t4", "health\tasthma\tsubstring\t4"] {
+            let decisive = format!("header\n{bad}\n");
+            assert!(matches!(lexicon(lexicon_tsv, Some(&decisive)), Err(TagError::Data { row: 2, .. })), "{bad}");
+        }
+        // The shipped files agree (the tagger would not build otherwise), and every term is
+        // one some sensitive texts use.
+        let (rows, _) = lexicon(LEXICON_TSV, Some(DECISIVE_TSV)).unwrap();
+        assert!(rows.iter().filter(|r| r.decisive.is_some()).count() > 100);
+        for (row, cols) in data_rows(DECISIVE_TSV) {
+            assert!(cols.get(3).and_then(|n| n.trim().parse::<u32>().ok()).is_some_and(|n| n >= 1), "line {row}");
+        }
+    }
+
+    #[test]
     fn a_nan_from_the_classifier_drops_the_item_and_confirms_the_lexicon() {
         let nan = |_: &attune_infer::TokenStates| f32::NAN;
         for confirmation in [None, Some(0.05)] {
@@ -2455,11 +2659,13 @@ mod tests {
     #[test]
     fn a_lexicon_match_the_classifier_must_confirm_drops_only_when_confirmed_and_fails_closed() {
         // Only the lexicon and the classifier can drop here (the constant vectors would match
-        // every category description and sensitive node).
+        // every category description and sensitive node). "my therapist" is a decisive term,
+        // confirmed like any other here (its own test: `a_decisive_term_drops_its_text_…`).
         let config = TagConfig {
             category_threshold: 2.0,
             probe_threshold: 2.0,
             sensitive_node_threshold: 2.0,
+            confirm_every_lexicon_match: true,
             ..minilm_config()
         };
         let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
