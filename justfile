@@ -113,6 +113,13 @@ train-sensitivity *args: setup build
     .attune/venvs/finetune/bin/pip install -q --no-deps onnxruntime==1.32.0
     .attune/venvs/finetune/bin/python scripts/finetune_sensitivity.py {{args}}
 
+# The lexicon's decisive terms (crates/attune-tag/data/sensitive-lexicon-decisive.tsv): those that,
+# in every labelled text attune tunes on, occur in sensitive texts only; a match of one drops its
+# text without the classifier's confirmation. Rerun when the lexicon or the labelled sets change
+# (CI fails while the file is stale), then measure with `just eval`. ~1.5 min.
+lexicon-decisive:
+    python3 scripts/lexicon_decisive.py
+
 # The special-category classifier's labelled neighbours (models/sensitivity-multilingual-e5-small/
 # neighbours.bin): its training chats as e5's hidden_state_8 sees them, for attune-model-sensitivity's
 # second opinion. Rerun when the training files change, then put the printed sha256 in model.toml's

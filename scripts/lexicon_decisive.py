@@ -16,8 +16,9 @@ to use the lexicon's words in their everyday senses, so an alternative with an o
 has had every chance to show one. The holdouts are never read.
 
     python3 scripts/lexicon_decisive.py          # or: just lexicon-decisive
+    python3 scripts/lexicon_decisive.py --check  # CI: fails when the file is stale
 
-Rerun when the lexicon or the training files change. Python's `re` stands in for Rust's
+Rerun when the lexicon or the training files change (CI checks that it is current). Python's `re` stands in for Rust's
 `regex` here (the lexicon uses the syntax both share); the tagger's test
 `decisive_terms_are_the_lexicons_own_alternatives` checks that every row written is an
 alternative of a lexicon row of the same category, so the file can only narrow the lexicon's
@@ -78,6 +79,8 @@ def main() -> int:
     ap.add_argument("--min-sensitive", type=int, default=3,
                     help="distinct sensitive texts an alternative must match (and no ordinary one)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; fail when the file would differ from the one in place (CI)")
     args = ap.parse_args()
 
     rows = []  # (category, pattern, mode)
@@ -126,7 +129,17 @@ def main() -> int:
         f"# {len(decisive)} of the lexicon's {alternatives} alternatives.",
     ]
     body = [f"{c}\t{p}\t{m}\t{n}" for c, p, m, n in decisive]
-    args.out.write_text("\n".join(header + body) + "\n", encoding="utf-8")
+    text = "\n".join(header + body) + "\n"
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out.relative_to(ROOT)} is stale: the lexicon or the labelled sets changed since it "
+                  "was written; run `just lexicon-decisive` and measure (README, 'Decisive terms')",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.out.relative_to(ROOT)} is current ({len(decisive)} decisive terms)")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
     print(f"{len(decisive)} of {alternatives} alternatives decisive; {len(texts)} texts "
           f"({sensitive_texts} sensitive) from {len(files)} files -> {args.out.relative_to(ROOT)}")
     return 0
