@@ -1537,9 +1537,7 @@ fn lexicon_regex(cols: &[&str], row: usize) -> Result<Regex, TagError> {
     let pattern = match match_mode(cols) {
         "word" => format!(r"\b(?:{pattern})\b"),
         "substring" => format!("(?:{pattern})"),
-        other => {
-            return Err(TagError::Data { row, message: format!("unknown match `{other}` (word or substring)") })
-        }
+        other => return Err(TagError::Data { row, message: format!("unknown match `{other}` (word or substring)") }),
     };
     let name = cols.first().map(|s| s.trim()).unwrap_or("");
     RegexBuilder::new(&pattern)
@@ -2325,7 +2323,8 @@ mod tests {
         let texts = [decisive, confirmed_only];
         let items: Vec<Segments> = texts.iter().map(|t| tagger.segments(t)).collect();
         let encoded = tagger.encode(&mut bytes_as_tokens(), &items).unwrap();
-        let tag = |tagger: &TextTagger, k: usize| tagger.tag(&gate.admit(texts[k]).unwrap(), &items[k], encoded.item(k));
+        let tag =
+            |tagger: &TextTagger, k: usize| tagger.tag(&gate.admit(texts[k]).unwrap(), &items[k], encoded.item(k));
         let v = tag(&tagger, 0);
         assert!(matches!(v, Verdict::Sensitive { category: Health, detector: Detector::Lexicon }), "{v:?}");
         let m = tagger.margins(decisive, &items[0], encoded.item(0));
@@ -2333,7 +2332,8 @@ mod tests {
         assert!(matches!(tag(&tagger, 1), Verdict::Topics(_)));
 
         // Measuring what the terms add: every match then waits for its confirmation.
-        let confirm_all = tagger.with_config(TagConfig { confirm_every_lexicon_match: true, ..tagger.config().clone() });
+        let confirm_all =
+            tagger.with_config(TagConfig { confirm_every_lexicon_match: true, ..tagger.config().clone() });
         assert_ne!(confirm_all.version(), tagger.version());
         assert_eq!(confirm_all.lexicon_match(decisive), Some(LexiconMatch { category: Health, decisive: false }));
         assert_eq!(confirm_all.decided_by_lexicon(decisive), None);
@@ -2341,7 +2341,8 @@ mod tests {
 
         // A run leaves such a text out (`decided_by_lexicon`); given one anyway, it reads one
         // segment of it, and the verdict is the same.
-        let chats = ["my therapist recommended a hiking trip, somewhere in the mountains this summer, with two old friends"];
+        let chats =
+            ["my therapist recommended a hiking trip, somewhere in the mountains this summer, with two old friends"];
         let long: Vec<Segments> = chats.iter().map(|t| tagger.segments(t)).collect();
         assert!(long[0].texts.len() > 1, "{long:?}");
         let both = read_both_ways(&tagger, &chats, &long, bytes_as_tokens);
