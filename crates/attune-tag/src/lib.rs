@@ -2371,6 +2371,44 @@ mod tests {
         }
     }
 
+    /// The decisive terms were chosen by `scripts/lexicon_decisive.py` with Python's `re`; the
+    /// tagger matches with Rust's `regex`. On the labelled texts they were chosen on, the
+    /// tagger's own matching must agree: no ordinary text holds a decisive term.
+    #[test]
+    fn no_ordinary_text_the_decisive_terms_were_chosen_on_holds_one() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let chosen_on = |dir: &str, name: &str| {
+            (dir == "sensitivity" && (name.ends_with(".train.jsonl") || name.ends_with(".calib.jsonl")))
+                || (dir == "conversations" && ["train.jsonl", "train2.jsonl", "tuning.jsonl"].contains(&name))
+                || (dir == "conversations/multilingual" && name.ends_with(".tuning.jsonl"))
+        };
+        let tagger = tagger();
+        let (mut files, mut ordinary, mut sensitive_decided) = (0, 0, 0);
+        for dir in ["sensitivity", "conversations", "conversations/multilingual"] {
+            for entry in std::fs::read_dir(fixtures.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                if !chosen_on(dir, &name) {
+                    continue;
+                }
+                files += 1;
+                for line in std::fs::read_to_string(&path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+                    let item: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let (text, expect) = (item["text"].as_str().unwrap(), item["expect"].as_str().unwrap());
+                    let decisive = tagger.lexicon_match(text).is_some_and(|m| m.decisive);
+                    if expect == "ordinary" {
+                        ordinary += 1;
+                        assert!(!decisive, "{}: an ordinary text holds a decisive term: {text}", path.display());
+                    } else {
+                        sensitive_decided += usize::from(decisive);
+                    }
+                }
+            }
+        }
+        assert!(files > 100 && ordinary > 15_000, "{files} files, {ordinary} ordinary texts");
+        assert!(sensitive_decided > 1_000, "{sensitive_decided} sensitive texts hold a decisive term");
+    }
+
     #[test]
     fn a_nan_from_the_classifier_drops_the_item_and_confirms_the_lexicon() {
         let nan = |_: &attune_infer::TokenStates| f32::NAN;
