@@ -153,7 +153,9 @@ class TextTagger:
         self.lexicon: list[tuple[str, re.Pattern]] = []
         self.allow: list[re.Pattern] = []
         for r in data_rows(TAG_DATA / "sensitive-lexicon.tsv"):
-            pattern = re.compile(rf"\b(?:{r[1]})\b", re.IGNORECASE)
+            # The third column says how a row matches, as in attune: `word` (default) or `substring`.
+            anywhere = len(r) > 2 and r[2].strip() == "substring"
+            pattern = re.compile(f"(?:{r[1]})" if anywhere else rf"\b(?:{r[1]})\b", re.IGNORECASE)
             if r[0].strip() == "allow":
                 self.allow.append(pattern)
             else:

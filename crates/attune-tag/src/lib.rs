@@ -1885,6 +1885,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pets_illness_is_a_look_alike_but_not_what_its_owner_says_of_themself() {
+        let t = tagger();
+        // The animal's: blanked from the animal on, or from an illness a preposition ties to it.
+        for text in [
+            "My dog has diabetes, how do I give insulin shots?",
+            "Does pet insurance usually cover insulin for dogs?",
+            "Kailangan ng insulin ng pusa ko dalawang beses isang araw, paano?",
+            "Nagki-chemo yung aso ko para sa mast cell tumor, anong pagkain ang okay?",
+            "Quimioterapia para perros, ¿cuánto cuesta en Lima?",
+            "My rabbit had surgery on his teeth yesterday, how soon can he eat pellets again?",
+            "うちの犬が抗がん剤治療中なんだけど、ごはんは何がいい?",
+            "糖尿病の猫にインスリンを打つコツある？",
+            "มะเร็งในสุนัขรักษาหายไหม",
+        ] {
+            assert_eq!(t.lexicon_hit(text), None, "{text}");
+        }
+        // The owner's own illness, said before the pet is named in the same sentence; words that
+        // only contain an animal's name ("Catch", "cataract"); "to vet", the verb.
+        for text in [
+            "Since my chemo started my dog won't leave my side, is that normal?",
+            "Faço quimioterapia e meu gato não sai do meu lado, será que ele sente?",
+            "Tengo cáncer de mama y mi gato duerme conmigo, ¿es seguro durante la quimioterapia?",
+            "Catch me up on the soap: did the brain tumour storyline end?",
+            "How soon after cataract surgery can I drive again?",
+            "I need to vet a new therapist for my depression, what should I ask?",
+        ] {
+            assert_eq!(t.lexicon_hit(text), Some(SensitiveCategory::Health), "{text}");
+        }
+    }
+
+    #[test]
     fn word_boundaries_never_fall_inside_thai_or_japanese() {
         // Why the Thai and Japanese rows are `substring` rows: to the regex crate every Thai
         // and Japanese letter and mark is a word character, so `\b` finds no boundary around
