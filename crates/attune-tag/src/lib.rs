@@ -629,7 +629,7 @@ impl TextTagger {
         matches: &[Option<LexiconMatch>],
     ) -> Result<Encoded, InferError> {
         if matches.len() != items.len() {
-            return Err(InferError::Config(format!("{} items with {} texts", items.len(), matches.len())));
+            return Err(InferError::Config(format!("{} items with {} lexicon matches", items.len(), matches.len())));
         }
         let Some(classifier) = &self.classifier else {
             return self.encode_reading(embedder, items, Reading::Every);
@@ -2457,7 +2457,7 @@ mod tests {
     /// The decisive terms were chosen by `scripts/lexicon_decisive.py` with Python's `re`; the
     /// tagger matches with Rust's `regex`. On the labelled texts they were chosen on, the
     /// tagger's own matching must agree: no ordinary text holds a decisive term. (The terms
-    /// alone are tried: `lexicon_match` on all 28,483 texts took 74 s in a debug build.)
+    /// alone are tried: `lexicon_match` on all ~28,500 texts took 74 s in a debug build.)
     #[test]
     fn no_ordinary_text_the_decisive_terms_were_chosen_on_holds_one() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
