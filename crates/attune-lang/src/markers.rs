@@ -387,6 +387,17 @@ pub(crate) fn is_tagalog(words: &[String]) -> bool {
     m.distinct_strong >= 2 && m.share >= ROMANISED_MIN_SHARE
 }
 
+/// Whether Tagalog words hold a Taglish text together: one strong word and at least three
+/// Tagalog words in all ("Playlist ng kanta na parang John Mayer at Norah Jones": ng, na, at),
+/// a fifth of the words. Only where lingua puts Tagalog and English first and second, the
+/// English words (names, brands, "playlist", "budget") being the rest.
+pub(crate) fn is_taglish(words: &[String]) -> bool {
+    let m = function_words(words, &TAGALOG_STRONG, &TAGALOG_WEAK);
+    m.distinct_strong >= 1 && m.share * m.lettered as f64 >= 3.0 - 1e-9 && m.share >= TAGLISH_MIN_SHARE
+}
+
+const TAGLISH_MIN_SHARE: f64 = 0.2;
+
 /// How much of a text a language's function words make: distinct strong words, and the share of
 /// the lettered words that are strong or weak.
 struct FunctionWords {
@@ -542,7 +553,17 @@ const VIETNAMESE_MIN_SHARE: f64 = 0.3;
 pub(crate) enum Unmodelled {
     Javanese,
     Sundanese,
+    Balinese,
+    Minangkabau,
     Cebuano,
+    Ilocano,
+    Hiligaynon,
+    Waray,
+    Bikol,
+    Kapampangan,
+    Pangasinan,
+    /// Acehnese, Madurese, Buginese or Banjarese.
+    IndonesianRegional,
     Galician,
     Nepali,
 }
@@ -608,14 +629,67 @@ static JAVANESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         "rak",
         "ra",
         "sego",
+        "tulung",
+        "garap",
+        "bumbune",
+        "mbok",
+        "nopo",
+        "ojo",
+        "gawe",
+        "kowé",
     ])
 });
 
 static SUNDANESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     set(&[
-        "abdi", "anjeun", "teu", "henteu", "naon", "kumaha", "bade", "badé", "hoyong", "nuju", "tos", "atos", "sareng",
-        "damang", "enjing", "raos", "patepang", "pisan", "euy", "atuh", "ieu", "kitu", "kieu", "hatur", "nuhun",
-        "punten", "geulis", "kasep", "dahar", "nginum", "indit", "lami", "wae", "nu", "eta",
+        "abdi",
+        "anjeun",
+        "teu",
+        "henteu",
+        "naon",
+        "kumaha",
+        "bade",
+        "badé",
+        "hoyong",
+        "nuju",
+        "tos",
+        "atos",
+        "sareng",
+        "damang",
+        "enjing",
+        "raos",
+        "patepang",
+        "pisan",
+        "euy",
+        "atuh",
+        "ieu",
+        "kitu",
+        "kieu",
+        "hatur",
+        "nuhun",
+        "punten",
+        "geulis",
+        "kasep",
+        "dahar",
+        "nginum",
+        "indit",
+        "lami",
+        "wae",
+        "nu",
+        "eta",
+        "bantosan",
+        "urang",
+        "ngerjakeun",
+        "hukumna",
+        "lamun",
+        "keur",
+        "naha",
+        "deui",
+        "saha",
+        "meuli",
+        "ulin",
+        "sabaraha",
+        "iraha",
     ])
 });
 
@@ -662,6 +736,331 @@ static CEBUANO: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         "kaau",
         "karong",
         "mi",
+        // Added with Ilocano and Hiligaynon: "Unsa may maayo nga cellphone …" passed as Tagalog.
+        "maayo",
+        "imong",
+        "nimong",
+        "mopalit",
+        "unsaon",
+        "ganahan",
+        "palihug",
+        "kwarta",
+        "mahimo",
+        "daghan",
+        "dghan",
+        "gamay",
+        "naay",
+        "usab",
+        "pud",
+        "atoa",
+        "unsay",
+        "lamian",
+        "kinahanglan",
+        "tabangi",
+        "pasabot",
+        "tinuod",
+        "lisod",
+        "kinabuhi",
+        "gihapon",
+        "kanus-a",
+    ])
+});
+
+/// Ilocano (northern Luzon), which lingua reads as Tagalog at 0.8–0.9.
+static ILOCANO: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "dagiti",
+        "ken",
+        "iti",
+        "kayat",
+        "nasayaat",
+        "idiay",
+        "ditoy",
+        "sadino",
+        "apay",
+        "ania",
+        "adda",
+        "mangan",
+        "gumatang",
+        "naimbag",
+        "agyamanak",
+        "kaano",
+        "siak",
+        "sika",
+        "isuna",
+        "datayo",
+        "ngem",
+        "wenno",
+        "unay",
+        "daytoy",
+        "dayta",
+        "agbiahe",
+        "mabalin",
+        "kasano",
+        "tapno",
+        "agpayso",
+        "ti",
+        "naimas",
+        "tulongannak",
+        "kaipapanan",
+        "kadagiti",
+        "nalaka",
+        "agbirok",
+        "manen",
+        "nakem",
+    ])
+});
+
+/// Hiligaynon (Panay, Negros), which lingua reads as Tagalog at 0.9 and more.
+static HILIGAYNON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "sang",
+        "diin",
+        "amo",
+        "gid",
+        "guid",
+        "subong",
+        "kag",
+        "magbakal",
+        "indi",
+        "lamun",
+        "akon",
+        "imo",
+        "nagakaon",
+        "palangga",
+        "ginahimo",
+        "bangud",
+        "sadto",
+        "kaon",
+        "bala",
+        "ngaa",
+        "liwat",
+        "himuon",
+        "ginahambal",
+        "hambal",
+        "manamit",
+        "lutuon",
+        "hilanat",
+        "nagdaog",
+        "orderon",
+        "aton",
+        "ginasaulog",
+        "utod",
+        "karon",
+    ])
+});
+
+/// Waray (Samar, Leyte), which lingua reads as Tagalog.
+static WARAY: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "han",
+        "hin",
+        "maupay",
+        "pira",
+        "yana",
+        "tikang",
+        "upod",
+        "kun",
+        "ngan",
+        "karuyag",
+        "gud",
+        "gad",
+        "amon",
+        "iton",
+        "didto",
+        "waray",
+        "tawo",
+        "pagturog",
+        "kahulogan",
+        "mabiyahe",
+        "dad-on",
+        "iinumon",
+        "mahihimo",
+        "namon",
+        "hira",
+        "siyahan",
+        "bisan",
+    ])
+});
+
+/// Central Bikol, which lingua reads as Tagalog.
+static BIKOL: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "kan",
+        "ngonyan",
+        "magayon",
+        "marhay",
+        "siisay",
+        "maaaraman",
+        "sakong",
+        "saimong",
+        "darahon",
+        "maduman",
+        "poon",
+        "makulog",
+        "masiram",
+        "nakagana",
+        "tugang",
+        "dae",
+        "bako",
+        "garo",
+        "gayod",
+        "digdi",
+        "duman",
+        "harong",
+        "kakanon",
+        "sinda",
+    ])
+});
+
+/// Kapampangan (Pampanga), which lingua reads as Tagalog.
+static KAPAMPANGAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ing",
+        "ning",
+        "nanu",
+        "nokarin",
+        "keng",
+        "buri",
+        "ngeni",
+        "masanting",
+        "makananu",
+        "munta",
+        "deng",
+        "magkanu",
+        "presyu",
+        "bayung",
+        "makasaliwa",
+        "saupan",
+        "mayap",
+        "agyang",
+        "kabang",
+        "ngana",
+        "iyang",
+        "pamag",
+        "kekami",
+        "kanu",
+    ])
+});
+
+/// Pangasinan, which lingua reads as Tagalog.
+static PANGASINAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ed",
+        "manpaplano",
+        "pigara",
+        "kaukolan",
+        "ira",
+        "sikato",
+        "agew",
+        "aliwa",
+        "anggapo",
+        "balet",
+        "ibaga",
+        "antoy",
+        "anto",
+        "iner",
+        "kapigan",
+        "mabli",
+        "sikayo",
+        "sikami",
+        "manbakasyon",
+    ])
+});
+
+/// Acehnese, Madurese, Buginese and Banjarese, which lingua reads as Indonesian or Malay.
+static INDONESIAN_REGIONAL: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        // Acehnese
+        "meunyo",
+        "pane",
+        "meulancong",
+        "lon",
+        "peugot",
+        "inggreh",
+        "kiban",
+        "hukom",
+        "seumayang",
+        "watee",
+        "meunang",
+        "baroe",
+        "peue",
+        "keuhai",
+        "nyoe",
+        "nyan",
+        "geutanyoe",
+        "teuh",
+        // Madurese
+        "dimma",
+        "sengko",
+        "ongghu",
+        "ngakan",
+        "arapa",
+        "bannya",
+        "oreng",
+        "nyare",
+        "lalakon",
+        "bede",
+        "tadha",
+        "kakeh",
+        "eyangghuy",
+        // Buginese
+        "tulungi",
+        "jamai",
+        "menangngi",
+        "wenni",
+        "aga",
+        "engka",
+        "dena",
+        "idi",
+        "upasengngi",
+        // Banjarese "ulun", "pian", "handak", "banar", "wahini",
+    ])
+});
+
+/// Balinese, which lingua reads as Malay or Indonesian.
+static BALINESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "tiang",
+        "titiang",
+        "meli",
+        "dija",
+        "kenken",
+        "ento",
+        "nyen",
+        "suba",
+        "lakar",
+        "nyak",
+        "jani",
+        "semeton",
+        "ngidang",
+        "ngujang",
+        "iraga",
+        "nyanan",
+        "kija",
+        "uling",
+        "anggo",
+        "sing",
+        "mebelanja",
+        "mulih",
+        "icang",
+        "ngae",
+        "seduk",
+        "sajan",
+        "madaar",
+        "ibi",
+        "peteng",
+        "luu",
+        "cang",
+        "ragane",
+    ])
+});
+
+/// Minangkabau (West Sumatra), which lingua reads as Malay or Indonesian.
+static MINANGKABAU: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ambo", "untuak", "ado", "indak", "baa", "mambuek", "lamak", "kama", "bana", "dima", "iko", "ciek", "urang",
+        "nan", "kito", "sipatu", "hukumnyo", "puaso", "sadang", "sakik", "manang", "patang",
     ])
 });
 
@@ -735,10 +1134,19 @@ pub(crate) fn unmodelled(words: &[String]) -> Option<Unmodelled> {
     if n == 0 {
         return None;
     }
-    let lists: [(Unmodelled, &HashSet<&'static str>); 5] = [
+    let lists: [(Unmodelled, &HashSet<&'static str>); 14] = [
         (Unmodelled::Javanese, &JAVANESE),
         (Unmodelled::Sundanese, &SUNDANESE),
+        (Unmodelled::Balinese, &BALINESE),
+        (Unmodelled::Minangkabau, &MINANGKABAU),
         (Unmodelled::Cebuano, &CEBUANO),
+        (Unmodelled::Ilocano, &ILOCANO),
+        (Unmodelled::Hiligaynon, &HILIGAYNON),
+        (Unmodelled::Waray, &WARAY),
+        (Unmodelled::Bikol, &BIKOL),
+        (Unmodelled::Kapampangan, &KAPAMPANGAN),
+        (Unmodelled::Pangasinan, &PANGASINAN),
+        (Unmodelled::IndonesianRegional, &INDONESIAN_REGIONAL),
         (Unmodelled::Galician, &GALICIAN),
         (Unmodelled::Nepali, &NEPALI),
     ];
@@ -907,6 +1315,76 @@ static INDONESIAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     ])
 });
 
+/// Function and chat words Malay and Indonesian share, which the other languages the gate sees
+/// do not use (Tagalog, Javanese and Sundanese have their own; Javanese and Sundanese are caught
+/// by [`unmodelled`] after).
+static MALAY_INDONESIAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "yang",
+        "untuk",
+        "utk",
+        "dengan",
+        "dgn",
+        "tidak",
+        "dan",
+        "apa",
+        "mana",
+        "ada",
+        "bisa",
+        "boleh",
+        "buat",
+        "sama",
+        "lagi",
+        "saya",
+        "aku",
+        "kamu",
+        "ini",
+        "itu",
+        "atau",
+        "dari",
+        "kalau",
+        "sudah",
+        "belum",
+        "mau",
+        "tapi",
+        "juga",
+        "berapa",
+        "bagaimana",
+        "kenapa",
+        "mengapa",
+        "harus",
+        "perlu",
+        "cara",
+        "paling",
+        "sangat",
+        "dalam",
+        "pada",
+        "akan",
+        "masih",
+        "bagus",
+        "murah",
+        "beli",
+        "cari",
+        "nya",
+        "rekomendasi",
+        "tempat",
+        "makan",
+        "bagi",
+    ])
+});
+
+/// Whether Malay or Indonesian words make up the text: two distinct words of either (their
+/// shared words or each one's own chat words; one in a line of at most 8 words), and with "di",
+/// "ke", "ya" at least a quarter of the words.
+pub(crate) fn is_malay_or_indonesian(words: &[String]) -> bool {
+    let lettered: Vec<&str> = lettered(words).collect();
+    let own = |w: &str| MALAY_INDONESIAN.contains(w) || MALAY.contains(w) || INDONESIAN.contains(w);
+    let distinct = lettered.iter().filter(|w| own(w)).collect::<HashSet<_>>().len();
+    let hits = lettered.iter().filter(|w| own(w) || matches!(**w, "di" | "ke" | "ya")).count();
+    let enough = if lettered.len() <= 8 { 1 } else { 2 };
+    distinct >= enough && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+}
+
 /// Malay or Indonesian, by which side's words are more frequent (None on a tie). Only words
 /// one of the two uses and the other does not (or far less) are listed.
 pub(crate) fn malay_or_indonesian(words: &[String]) -> Option<MalayOrIndonesian> {
@@ -926,6 +1404,264 @@ pub(crate) fn malay_or_indonesian(words: &[String]) -> Option<MalayOrIndonesian>
         std::cmp::Ordering::Less => Some(MalayOrIndonesian::Indonesian),
         std::cmp::Ordering::Equal => None,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hindi against Marathi, Turkish against Azerbaijani
+
+/// Hindi words Marathi writes otherwise (Marathi "आहे", "आणि", "नाही", "मध्ये", "पाहिजे", "खूप",
+/// "पण" for है, और, नहीं, में, चाहिए, बहुत, लेकिन). lingua's Marathi model takes 0.3–0.67 of
+/// Hindi chat with English words in it ("… एक्वेरियम चाहिए? बेटी ने ज़िद पकड़ ली है": mr 0.50).
+static HINDI_DEVANAGARI: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "है",
+        "हैं",
+        "हूँ",
+        "हूं",
+        "था",
+        "थी",
+        "थे",
+        "में",
+        "मैं",
+        "नहीं",
+        "और",
+        "क्या",
+        "कैसे",
+        "कैसा",
+        "कैसी",
+        "चाहिए",
+        "मुझे",
+        "मेरा",
+        "मेरी",
+        "मेरे",
+        "हमें",
+        "हमारा",
+        "हमारी",
+        "आपका",
+        "आपकी",
+        "आपके",
+        "लिए",
+        "बताओ",
+        "बताइए",
+        "बताएं",
+        "बताएँ",
+        "करूँ",
+        "करूं",
+        "करें",
+        "करना",
+        "कितना",
+        "कितने",
+        "कितनी",
+        "कौन",
+        "कहाँ",
+        "कहां",
+        "यह",
+        "वह",
+        "रहा",
+        "रही",
+        "रहे",
+        "गया",
+        "गई",
+        "गए",
+        "सकता",
+        "सकती",
+        "सकते",
+        "बहुत",
+        "लेकिन",
+        "भी",
+        "से",
+        "को",
+        "अच्छा",
+        "अच्छी",
+        "अभी",
+        "वाला",
+        "वाली",
+        "वाले",
+        "किसी",
+        "कोई",
+        "जाए",
+        "दो",
+        "दें",
+    ])
+});
+
+/// Marathi words Hindi does not use ("हे", *this*, is Hindi only as a rare vocative).
+static MARATHI_DEVANAGARI: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "आहे",
+        "आहेत",
+        "आहोत",
+        "आणि",
+        "नाही",
+        "नाहीत",
+        "मला",
+        "मी",
+        "आम्ही",
+        "तुम्ही",
+        "तू",
+        "काय",
+        "कसा",
+        "कसे",
+        "कशी",
+        "कुठे",
+        "मध्ये",
+        "पाहिजे",
+        "झाले",
+        "झाली",
+        "झाला",
+        "केले",
+        "केली",
+        "केला",
+        "पण",
+        "सुद्धा",
+        "आता",
+        "खूप",
+        "माझा",
+        "माझी",
+        "माझे",
+        "तुझा",
+        "तुझी",
+        "तुमचा",
+        "तुमची",
+        "तुमचे",
+        "आमचा",
+        "आमची",
+        "त्याचा",
+        "त्याची",
+        "त्यांना",
+        "त्यांनी",
+        "हे",
+        "ते",
+        "कधी",
+        "केव्हा",
+        "म्हणून",
+        "करायचे",
+        "करायला",
+        "असे",
+        "असा",
+        "असते",
+        "आहेस",
+        "होती",
+        "शकतो",
+        "शकते",
+        "सांगा",
+        "सांग",
+        "कोणता",
+        "कोणती",
+        "कोणते",
+        "किती",
+    ])
+});
+
+/// Whether a Devanagari text is Hindi rather than Marathi: two distinct Hindi words (one in a
+/// line of at most 8 words) and not one Marathi word.
+pub(crate) fn is_hindi_not_marathi(words: &[String]) -> bool {
+    let hindi = words.iter().filter(|w| HINDI_DEVANAGARI.contains(w.as_str())).collect::<HashSet<_>>().len();
+    let enough = if lettered(words).count() <= 8 { 1 } else { 2 };
+    hindi >= enough && !words.iter().any(|w| MARATHI_DEVANAGARI.contains(w.as_str()))
+}
+
+/// Turkish words Azerbaijani writes otherwise (Azerbaijani "üçün", "deyil", "kimi", "necə",
+/// "və", "çox", "qədər", "yox", "hansı" for için, değil, gibi, nasıl, ve, çok, kadar, yok,
+/// hangi), with and without Turkish letters as chat types them. lingua's Azerbaijani model takes
+/// 0.15–0.53 of short Turkish chat ("20 bin TL'ye kadar kamerası iyi telefon lazım …": az 0.53).
+static TURKISH: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "için",
+        "icin",
+        "değil",
+        "degil",
+        "gibi",
+        "nasıl",
+        "nasil",
+        "neden",
+        "ve",
+        "çok",
+        "cok",
+        "kadar",
+        "yok",
+        "hangi",
+        "nerede",
+        "şimdi",
+        "simdi",
+        "iyi",
+        "bana",
+        "sana",
+        "misin",
+        "mısın",
+        "musun",
+        "müsün",
+        "miyim",
+        "mıyım",
+        "muyum",
+        "müyüm",
+        "önerir",
+        "önerebilir",
+        "öneri",
+        "öneriniz",
+        "tavsiye",
+        "istiyorum",
+        "yapabilirim",
+        "nereden",
+        "ediyor",
+        "ediyorum",
+        "oluyor",
+    ])
+});
+
+/// Azerbaijani words Turkish does not use, with and without its letters.
+static AZERBAIJANI: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "və",
+        "üçün",
+        "ucun",
+        "deyil",
+        "necə",
+        "nece",
+        "çox",
+        "cox",
+        "qədər",
+        "qeder",
+        "yox",
+        "hansı",
+        "hansi",
+        "harada",
+        "indi",
+        "yaxşı",
+        "yaxsi",
+        "mən",
+        "sən",
+        "mənə",
+        "sənə",
+        "edir",
+        "edirəm",
+        "olar",
+        "bizim",
+        "sizin",
+        "ilə",
+        "nə",
+        "amma",
+        "bəs",
+        "həm",
+        "hər",
+        "gəl",
+        "gedirəm",
+        "istəyirəm",
+        "istəyirem",
+        "lazımdır",
+    ])
+});
+
+/// Whether a Latin text is Turkish rather than Azerbaijani: no ə (Azerbaijani's commonest vowel,
+/// absent from Turkish), two distinct Turkish words (one in a line of at most 8 words) and not
+/// one Azerbaijani word.
+pub(crate) fn is_turkish_not_azerbaijani(text: &str, words: &[String]) -> bool {
+    if text.chars().any(|c| matches!(c, 'ə' | 'Ə')) {
+        return false;
+    }
+    let turkish = words.iter().filter(|w| TURKISH.contains(w.as_str())).collect::<HashSet<_>>().len();
+    let enough = if lettered(words).count() <= 8 { 1 } else { 2 };
+    turkish >= enough && !words.iter().any(|w| AZERBAIJANI.contains(w.as_str()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -159,9 +159,12 @@ fn mixed_among_supported_languages_is_the_dominant_one() {
     assert_supported("Mau beli sepatu running yang bagus buat marathon, budget 1 juta, ada rekomendasi?", "id");
     assert_supported("Korang ada recommend tak cafe yang best untuk study kat area Bangsar?", "ms");
     assert_supported("Aku nak beli laptop baru untuk gaming, budget dalam RM4k, apa yang best sekarang?", "ms");
-    // Names and English words can spread a short line too thin: skipped, never mislabelled.
+    // Names and English words spread this one thin (lingua: no language at 0.5); Malay and
+    // Indonesian's own words ("nak", "ada", "tak", "yang") then confirm it.
+    assert_supported("Weekend ni nak pergi Cameron Highlands, ada homestay best tak yang murah?", "ms");
+    // Nothing but names and a brand: skipped, never mislabelled.
     assert_eq!(
-        decide("Weekend ni nak pergi Cameron Highlands, ada homestay best tak yang murah?"),
+        decide("Vario 160 atau NMax?"),
         LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident }
     );
     assert_supported("मुझे एक अच्छा smartphone चाहिए 20000 के अंदर, camera अच्छा होना चाहिए", "hi");
@@ -351,6 +354,15 @@ fn tuning_sets_and_unsupported_lines() {
             assert!(!d.may_tag() || known, "{lang}: {text:?} leaked: {d:?}");
         }
     }
+
+    // Regional languages lingua has no model for, read as Tagalog, Indonesian or Malay: the word
+    // lists of `markers::unmodelled` catch most (crate docs, Known limits). Bounds at what they
+    // catch today (before them: 74 of 168 and 84 of 150 passed).
+    for (file, at_most) in [("regional", 18), ("regional_check", 68)] {
+        let rows = read(root.join(format!("testdata/{file}.jsonl")));
+        let leaked = rows.iter().filter(|(_, text)| decide(text).may_tag()).count();
+        assert!(leaked <= at_most, "{file}: {leaked} of {} passed as a supported language", rows.len());
+    }
 }
 
 #[test]
@@ -410,4 +422,50 @@ fn short_chat_where_lingua_is_spread_is_confirmed_by_its_own_words_or_letters() 
     assert_not_supported("Mtoto wangu anapenda mpira wa miguu sana");
     assert_not_supported("Ẹ kú àárọ̀, ṣé dáadáa ni?");
     assert_not_supported("Com puc fer pa de massa mare sense que quedi tan dens?");
+}
+
+#[test]
+fn hindi_is_not_read_as_marathi_nor_turkish_as_azerbaijani() {
+    // Lines of the training sets the gate skipped before: lingua led with the decoy next door.
+    assert_supported("गोल्डफ़िश के लिए कितना बड़ा एक्वेरियम चाहिए? बेटी ने ज़िद पकड़ ली है", "hi"); // mr 0.50, hi 0.50
+    assert_supported("Union Bank of India का FD रेट अभी SBI से ज़्यादा है क्या?", "hi"); // hi 0.64, mr 0.36
+    assert_supported("Kürk Mantolu Madonna'yı bitirdim, benzer havada bi roman önerir misin?", "tr"); // tr 0.79, az 0.19
+                                                                                                      // Written for this test: the neighbours themselves stay out.
+    assert_not_supported("मला उद्या पुण्याला जायचे आहे, कोणती बस चांगली आहे?");
+    assert_not_supported("माझ्या मुलीसाठी चांगली शाळा कुठे आहे? आम्ही नवीन घरात आलो आहोत");
+    assert_not_supported("Mən sabah Bakıya getmək istəyirəm, hansı qatar yaxşıdır?");
+    // Azerbaijani typed without ə still has words Turkish does not use.
+    assert_not_supported("Men sabah Bakiya getmek isteyirem, hansi qatar yaxsidir?");
+}
+
+#[test]
+fn malay_indonesian_and_taglish_chat_is_confirmed_by_its_own_words() {
+    // Lines of the training sets the gate skipped before (lingua spread over ms, id, tl, en).
+    assert_supported("PUBG ke Free Fire, mana lagi ringan?", "ms");
+    assert_supported("Cara setting router Indihome biar wifi ga lemot di lantai 2", "id");
+    assert_supported("Playlist ng kanta na parang John Mayer at Norah Jones, pang-Sunday morning", "tl");
+    assert_supported("Reggae bands sa Pinas bukod sa Brownman Revival? Para sa beach party namin sa La Union", "tl");
+    // English alone with a name that looks Tagalog is not Taglish.
+    assert_ne!(
+        decide("Best hotels near Mall of Asia for a family of four?").supported_language(),
+        Some(Language::Tagalog)
+    );
+}
+
+#[test]
+fn regional_languages_next_to_tagalog_and_indonesian_are_not_passed_off_as_them() {
+    // Written for this test: lingua read each as Tagalog (0.69-0.95) or Malay/Indonesian.
+    for text in [
+        "Unsa may maayo nga cellphone nga barato, gusto ko mopalit para sa akong anak", // Cebuano
+        "Ania ti nasayaat nga cellphone a nalaka, kayat ko ti gumatang para iti anak ko", // Ilocano
+        "Lamun ikaw gusto magbakal sang cellphone, diin ang barato diri sa Iloilo?",    // Hiligaynon
+        "Bli, tiang nak meli baju adat anggo ka pura, dija ngidang meli ane mudah?",    // Balinese
+        "Ambo nio bali sipatu nan rancak untuak joging, ado saran?",                    // Minangkabau
+    ] {
+        assert_eq!(
+            decide(text),
+            LanguageDecision::Unidentified { reason: UnidentifiedReason::UnmodelledLanguage },
+            "{text}"
+        );
+    }
 }
