@@ -124,8 +124,9 @@
 //!      → `Unidentified { ForeignScript }`: "오늘 저녁 뭐 먹지? maybe pizza" is not English;
 //!    * two distinct words, and ≥ 20 % of the words, from a language lingua has no model for
 //!      but that a supported neighbour would absorb: Javanese or Sundanese (→ Indonesian),
-//!      Cebuano, Ilocano or Hiligaynon (→ Tagalog: lingua gave 0.69–0.95), Balinese or
-//!      Minangkabau (→ Malay/Indonesian), Galician (→ Portuguese/Spanish), Nepali (→ Hindi) →
+//!      Balinese, Minangkabau, Acehnese, Madurese, Buginese or Banjarese (→ Indonesian/Malay),
+//!      Cebuano, Hiligaynon, Waray, Bikol, Ilocano, Kapampangan or Pangasinan (→ Tagalog: lingua
+//!      gives 0.7–0.95), Galician (→ Portuguese/Spanish), Nepali (→ Hindi) →
 //!      `Unidentified { UnmodelledLanguage }`.
 //!
 //! Mixed text among supported languages (Taglish, Manglish, Indonesian with English words,

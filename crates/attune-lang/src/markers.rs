@@ -1,9 +1,12 @@
 //! Word lists for what lingua cannot tell: romanised Hindi (Hinglish) and Arabizi, which lingua
 //! has no model for and spreads over unrelated Latin-script languages; languages it has no model
-//! for that sit close to a supported one (Javanese and Sundanese next to Indonesian, Cebuano next
+//! for that sit close to a supported one (Javanese, Sundanese and other regional languages of
+//! Indonesia next to Indonesian and Malay, Cebuano and the other languages of the Philippines next
 //! to Tagalog, Galician next to Portuguese and Spanish, Nepali next to Hindi), which it would
-//! otherwise pass off as the supported neighbour; and Malay against Indonesian, which its models
-//! (trained on formal text) confuse in chat.
+//! otherwise pass off as the supported neighbour; Malay against Indonesian, which its models
+//! (trained on formal text) confuse in chat, and Hindi against Marathi, Turkish against
+//! Azerbaijani; and short chat in a supported language whose words confirm it where lingua is
+//! spread.
 //!
 //! Each list holds frequent function words and chat words of one language that are rare or absent
 //! in the others the gate sees; a word that is common in another language (Italian "hai",
@@ -393,7 +396,7 @@ pub(crate) fn is_tagalog(words: &[String]) -> bool {
 /// English words (names, brands, "playlist", "budget") being the rest.
 pub(crate) fn is_taglish(words: &[String]) -> bool {
     let m = function_words(words, &TAGALOG_STRONG, &TAGALOG_WEAK);
-    m.distinct_strong >= 1 && m.share * m.lettered as f64 >= 3.0 - 1e-9 && m.share >= TAGLISH_MIN_SHARE
+    m.distinct_strong >= 1 && m.hits >= 3 && m.share >= TAGLISH_MIN_SHARE
 }
 
 const TAGLISH_MIN_SHARE: f64 = 0.2;
@@ -402,6 +405,8 @@ const TAGLISH_MIN_SHARE: f64 = 0.2;
 /// the lettered words that are strong or weak.
 struct FunctionWords {
     distinct_strong: usize,
+    /// Strong and weak words, each occurrence counted.
+    hits: usize,
     share: f64,
     lettered: usize,
 }
@@ -411,7 +416,7 @@ fn function_words(words: &[String], strong: &HashSet<&'static str>, weak: &HashS
     let distinct_strong = lettered.iter().filter(|w| strong.contains(*w)).collect::<HashSet<_>>().len();
     let hits = lettered.iter().filter(|w| strong.contains(*w) || weak.contains(*w)).count();
     let share = if lettered.is_empty() { 0.0 } else { hits as f64 / lettered.len() as f64 };
-    FunctionWords { distinct_strong, share, lettered: lettered.len() }
+    FunctionWords { distinct_strong, hits, share, lettered: lettered.len() }
 }
 
 // ---------------------------------------------------------------------------------------------
