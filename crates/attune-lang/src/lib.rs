@@ -716,14 +716,8 @@ impl LanguageGate {
         };
         let (language, confidence) = match pair {
             Some(members) => {
-                let language = match members[0] {
-                    Language::Malay => match markers::malay_or_indonesian(words) {
-                        Some(MalayOrIndonesian::Malay) => Language::Malay,
-                        Some(MalayOrIndonesian::Indonesian) => Language::Indonesian,
-                        None => top,
-                    },
-                    first => first,
-                };
+                // The pair's first member, Malay and Indonesian aside: their chat words choose.
+                let language = if members[0] == Language::Malay { malay_or_indonesian(top, words) } else { members[0] };
                 (language, (confidence_of(members[0]) + confidence_of(members[1])).min(1.0))
             }
             None => (top, top_confidence),
@@ -747,13 +741,6 @@ impl LanguageGate {
         // top language even when no one of them reaches min_confidence.
         let supported_mixture = supported_share >= MIXTURE_MIN_SUPPORTED_SHARE;
         let tagalog = language == Language::Tagalog && markers::is_tagalog(words);
-        // Taglish: Tagalog and English lead, the decoys far behind, Tagalog's words in it.
-        let second = values.get(1).map(|(l, _)| *l);
-        let taglish = matches!(
-            (language, second),
-            (Language::Tagalog, Some(Language::English)) | (Language::English, Some(Language::Tagalog))
-        ) && self.is_supported(Language::Tagalog)
-            && markers::is_taglish(words);
         // Informal English: led by English, confirmed by its function words, and the decoys
         // together still well short of a language of their own.
         let largest_decoy = values
@@ -770,7 +757,15 @@ impl LanguageGate {
         if confident || supported_mixture || tagalog || english || spread {
             return Supported { language, confidence, romanised: false };
         }
-        if taglish && largest_decoy < SPREAD_MAX_DECOY {
+        // Taglish: Tagalog and English lead, the decoys far behind, Tagalog's words in it.
+        let second = values.get(1).map(|(l, _)| *l);
+        let taglish = matches!(
+            (language, second),
+            (Language::Tagalog, Some(Language::English)) | (Language::English, Some(Language::Tagalog))
+        ) && self.is_supported(Language::Tagalog)
+            && largest_decoy < SPREAD_MAX_DECOY
+            && markers::is_taglish(words);
+        if taglish {
             return Supported {
                 language: Language::Tagalog,
                 confidence: confidence_of(Language::Tagalog),
@@ -802,13 +797,7 @@ impl LanguageGate {
                 LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident },
                 |&(candidate, confidence)| {
                     // Malay or Indonesian by their chat words, as above: the other one may be unsupported.
-                    let language = match (candidate, markers::malay_or_indonesian(words)) {
-                        (Language::Malay | Language::Indonesian, Some(MalayOrIndonesian::Malay)) => Language::Malay,
-                        (Language::Malay | Language::Indonesian, Some(MalayOrIndonesian::Indonesian)) => {
-                            Language::Indonesian
-                        }
-                        _ => candidate,
-                    };
+                    let language = malay_or_indonesian(candidate, words);
                     if self.is_supported(language) {
                         LanguageDecision::Supported { language, confidence, romanised: false }
                     } else {
@@ -848,6 +837,16 @@ impl LanguageGate {
             && (script != Script::Han
                 || (has_kana && self.is_supported(Language::Japanese))
                 || self.supported_list.iter().any(|l| *l != Language::Japanese && l.scripts().contains(&Script::Han)))
+    }
+}
+
+/// Malay or Indonesian as their chat words say (`language` on a tie), for a `language` that is
+/// one of the two; any other language as it is.
+fn malay_or_indonesian(language: Language, words: &[String]) -> Language {
+    match (language, markers::malay_or_indonesian(words)) {
+        (Language::Malay | Language::Indonesian, Some(MalayOrIndonesian::Malay)) => Language::Malay,
+        (Language::Malay | Language::Indonesian, Some(MalayOrIndonesian::Indonesian)) => Language::Indonesian,
+        _ => language,
     }
 }
 

@@ -446,8 +446,25 @@ static ENGLISH_WEAK: LazyLock<HashSet<&'static str>> =
 /// the words.
 pub(crate) fn is_english(words: &[String]) -> bool {
     let m = function_words(words, &ENGLISH_STRONG, &ENGLISH_WEAK);
-    let enough_strong = if m.lettered <= 8 { 1 } else { 2 };
-    m.distinct_strong >= enough_strong && m.share >= ROMANISED_MIN_SHARE
+    m.distinct_strong >= strong_words_needed(m.lettered) && m.share >= ROMANISED_MIN_SHARE
+}
+
+/// Distinct strong words a confirmation takes: one in a line of at most 8 words, two otherwise.
+fn strong_words_needed(lettered: usize) -> usize {
+    if lettered <= 8 {
+        1
+    } else {
+        2
+    }
+}
+
+static NO_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(HashSet::new);
+
+/// Whether `own`'s words confirm the text ([`strong_words_needed`] distinct ones) and not one of
+/// `other`'s, its neighbour's, is in it.
+fn own_not_other(words: &[String], own: &HashSet<&'static str>, other: &HashSet<&'static str>) -> bool {
+    let m = function_words(words, own, &NO_WORDS);
+    m.distinct_strong >= strong_words_needed(m.lettered) && !words.iter().any(|w| other.contains(w.as_str()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1382,13 +1399,15 @@ static MALAY_INDONESIAN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 /// shared words or each one's own chat words; one in a line of at most 8 words), and with "di",
 /// "ke", "ya" at least a quarter of the words.
 pub(crate) fn is_malay_or_indonesian(words: &[String]) -> bool {
-    let lettered: Vec<&str> = lettered(words).collect();
-    let own = |w: &str| MALAY_INDONESIAN.contains(w) || MALAY.contains(w) || INDONESIAN.contains(w);
-    let distinct = lettered.iter().filter(|w| own(w)).collect::<HashSet<_>>().len();
-    let hits = lettered.iter().filter(|w| own(w) || matches!(**w, "di" | "ke" | "ya")).count();
-    let enough = if lettered.len() <= 8 { 1 } else { 2 };
-    distinct >= enough && hits as f64 >= ROMANISED_MIN_SHARE * lettered.len() as f64
+    let m = function_words(words, &MALAY_INDONESIAN_ALL, &MALAY_INDONESIAN_WEAK);
+    m.distinct_strong >= strong_words_needed(m.lettered) && m.share >= ROMANISED_MIN_SHARE
 }
+
+/// Every word of either: the shared ones and each one's own chat words.
+static MALAY_INDONESIAN_ALL: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| MALAY_INDONESIAN.iter().chain(MALAY.iter()).chain(INDONESIAN.iter()).copied().collect());
+
+static MALAY_INDONESIAN_WEAK: LazyLock<HashSet<&'static str>> = LazyLock::new(|| set(&["di", "ke", "ya"]));
 
 /// Malay or Indonesian, by which side's words are more frequent (None on a tie). Only words
 /// one of the two uses and the other does not (or far less) are listed.
@@ -1561,9 +1580,7 @@ static MARATHI_DEVANAGARI: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 /// Whether a Devanagari text is Hindi rather than Marathi: two distinct Hindi words (one in a
 /// line of at most 8 words) and not one Marathi word.
 pub(crate) fn is_hindi_not_marathi(words: &[String]) -> bool {
-    let hindi = words.iter().filter(|w| HINDI_DEVANAGARI.contains(w.as_str())).collect::<HashSet<_>>().len();
-    let enough = if lettered(words).count() <= 8 { 1 } else { 2 };
-    hindi >= enough && !words.iter().any(|w| MARATHI_DEVANAGARI.contains(w.as_str()))
+    own_not_other(words, &HINDI_DEVANAGARI, &MARATHI_DEVANAGARI)
 }
 
 /// Turkish words Azerbaijani writes otherwise (Azerbaijani "üçün", "deyil", "kimi", "necə",
@@ -1664,9 +1681,7 @@ pub(crate) fn is_turkish_not_azerbaijani(text: &str, words: &[String]) -> bool {
     if text.chars().any(|c| matches!(c, 'ə' | 'Ə')) {
         return false;
     }
-    let turkish = words.iter().filter(|w| TURKISH.contains(w.as_str())).collect::<HashSet<_>>().len();
-    let enough = if lettered(words).count() <= 8 { 1 } else { 2 };
-    turkish >= enough && !words.iter().any(|w| AZERBAIJANI.contains(w.as_str()))
+    own_not_other(words, &TURKISH, &AZERBAIJANI)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
