@@ -34,6 +34,46 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// The words (lowercased, as [`words`] gives them) that the text only writes capitalised and
+/// not at the start of a sentence: names ("Ed Sheeran", "Sang-woo", "Han River"), which a word
+/// list of function words must not count.
+pub(crate) fn proper_names(text: &str) -> HashSet<String> {
+    let mut names = HashSet::new();
+    let mut common = HashSet::new();
+    let mut sentence_start = true;
+    let mut current = String::new();
+    let mut capitalised = false;
+    let mut at_start = true;
+    let mut finish = |word: &mut String, capitalised: bool, at_start: bool| {
+        if word.is_empty() {
+            return;
+        }
+        if capitalised && !at_start {
+            names.insert(std::mem::take(word));
+        } else {
+            common.insert(std::mem::take(word));
+        }
+    };
+    for c in text.chars() {
+        if is_word_char(c) {
+            if current.is_empty() {
+                capitalised = c.is_uppercase();
+                at_start = sentence_start;
+                sentence_start = false;
+            }
+            current.extend(c.to_lowercase());
+        } else {
+            finish(&mut current, capitalised, at_start);
+            if matches!(c, '.' | '!' | '?' | '…' | '\n' | '¿' | '¡' | '"' | '“') {
+                sentence_start = true;
+            }
+        }
+    }
+    finish(&mut current, capitalised, at_start);
+    names.retain(|w| !common.contains(w));
+    names
+}
+
 fn is_word_char(c: char) -> bool {
     if c.is_alphanumeric() {
         return true;
@@ -1189,6 +1229,225 @@ pub(crate) fn unmodelled(words: &[String]) -> Option<Unmodelled> {
 /// The least share of a text's words that must be words of an unmodelled language to veto it.
 pub(crate) const UNMODELLED_MIN_SHARE: f64 = 0.2;
 
+/// Tagalog's own words, which Cebuano, Hiligaynon, Waray, Bikol and the other languages of the
+/// Philippines lingua reads as Tagalog write otherwise: the marker "ng" (theirs: sa, og, sang,
+/// han, nin, kan), "hindi" (dili, indi, diri, dai), "ngayon" (karon, subong, yana, ngonyan), the
+/// demonstratives and pronouns, the question words. Words they share with Tagalog ("ang", "sa",
+/// "na", "mga", "ano", "ako", "ko", "gusto", "kung", "lang", "pwede", "dapat", "siguro", "daw")
+/// are not here.
+static TAGALOG_OWN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "ng",
+        "nang",
+        "yung",
+        "ung",
+        "iyong",
+        "hindi",
+        "ngayon",
+        "dito",
+        "doon",
+        "dun",
+        "diyan",
+        "jan",
+        "ito",
+        "eto",
+        "iyan",
+        "yan",
+        "iyon",
+        "yun",
+        "yon",
+        "nito",
+        "niyan",
+        "noon",
+        "nung",
+        "po",
+        "opo",
+        "ho",
+        "kasi",
+        "talaga",
+        "naman",
+        "natin",
+        "tayo",
+        "namin",
+        "niya",
+        "nila",
+        "niyo",
+        "ninyo",
+        "kayo",
+        "saan",
+        "bakit",
+        "sino",
+        "kailan",
+        "magkano",
+        "lahat",
+        "meron",
+        "mayroon",
+        "din",
+        "rin",
+        "kapag",
+        "bukas",
+        "kailangan",
+        "marami",
+        "maganda",
+        "masarap",
+        "mabuti",
+        "pano",
+        "ganito",
+        "ganyan",
+        "baka",
+        "muna",
+        "pala",
+        "lalo",
+    ])
+});
+
+/// Words of the neighbours' lists that one alone does not give away: the languages' own names,
+/// which Tagalog or Indonesian text names them by ("pasalubong para sa lola kong Waray"), and
+/// Tagalog words spelled alike (amo "employer", bala "bullet", diin "stress", bako "dent", poon
+/// "patron saint", iyang "that").
+const NOT_ALONE: [&str; 10] = ["bisaya", "bisdak", "waray", "urang", "amo", "bala", "diin", "bako", "poon", "iyang"];
+
+/// The Philippine language lingua has no model for that a text decided as Tagalog shows, if any:
+/// one word of its list and not one of Tagalog's own ([`TAGALOG_OWN`]). lingua reads these
+/// languages as Tagalog at 0.7–0.95, and their short lines hold too few of their own words for
+/// [`unmodelled`]'s share ("Pila bala ang presyo sang bag-o nga Samsung nga cellphone?": sang,
+/// bala; "Gutom na ako, ano maupay nga pamahaw?": maupay).
+pub(crate) fn philippine_not_tagalog(text: &str, words: &[String]) -> Option<Unmodelled> {
+    neighbour_without_own_words(
+        text,
+        words,
+        &TAGALOG_OWN,
+        &[
+            (Unmodelled::Cebuano, &CEBUANO),
+            (Unmodelled::Ilocano, &ILOCANO),
+            (Unmodelled::Hiligaynon, &HILIGAYNON),
+            (Unmodelled::Waray, &WARAY),
+            (Unmodelled::Bikol, &BIKOL),
+            (Unmodelled::Kapampangan, &KAPAMPANGAN),
+            (Unmodelled::Pangasinan, &PANGASINAN),
+        ],
+    )
+}
+
+/// Malay's and Indonesian's own words, which Javanese, Sundanese, Balinese, Minangkabau, Madurese
+/// and the other languages of the region lingua reads as Indonesian or Malay write otherwise:
+/// "yang" (theirs: sing, nu, nan, ane, se), the negations, "sudah", the pronouns, the question
+/// words. Words they share or borrow ("apa", "ada", "bisa", "di", "banget", "bagus", "gak") are
+/// not here.
+static MALAY_INDONESIAN_OWN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    set(&[
+        "yang",
+        "tidak",
+        "enggak",
+        "dengan",
+        "untuk",
+        "sudah",
+        "udah",
+        "belum",
+        "bagaimana",
+        "gimana",
+        "ini",
+        "saya",
+        "kamu",
+        "anda",
+        "mereka",
+        "mau",
+        "ingin",
+        "sekarang",
+        "berapa",
+        "kenapa",
+        "mengapa",
+        "kapan",
+        "bila",
+        "dan",
+        "atau",
+        "juga",
+        "tapi",
+        "tetapi",
+        "karena",
+        "kerana",
+        "sangat",
+        "lagi",
+        "dari",
+        "kalau",
+        "kalo",
+        "boleh",
+        "awak",
+        "macam",
+        "sahaja",
+        "saja",
+        "aja",
+        "nak",
+        "tak",
+        "kita",
+        "kami",
+        "akan",
+        "harus",
+        "perlu",
+        "dalam",
+        "pada",
+        "seperti",
+        "oleh",
+        "masih",
+        "beli",
+        "cari",
+        "murah",
+        "mahal",
+        "sedap",
+        "enak",
+        "buat",
+        "pengen",
+        "nggak",
+    ])
+});
+
+/// The Indonesian language lingua has no model for that a text decided as Malay or Indonesian
+/// shows, if any: one word of its list and not one of theirs ([`MALAY_INDONESIAN_OWN`]) ("Mon
+/// entar ka Sumenep, panggonan se bagus e dimma?": Madurese "dimma").
+pub(crate) fn regional_not_malay_or_indonesian(text: &str, words: &[String]) -> Option<Unmodelled> {
+    neighbour_without_own_words(
+        text,
+        words,
+        &MALAY_INDONESIAN_OWN,
+        &[
+            (Unmodelled::Javanese, &JAVANESE),
+            (Unmodelled::Sundanese, &SUNDANESE),
+            (Unmodelled::Balinese, &BALINESE),
+            (Unmodelled::Minangkabau, &MINANGKABAU),
+            (Unmodelled::IndonesianRegional, &INDONESIAN_REGIONAL),
+        ],
+    )
+}
+
+/// The neighbour among `lists` with the most words in the text, when the text has one such word
+/// and not one of `own`. [`NOT_ALONE`] and the text's [`proper_names`] are not counted.
+fn neighbour_without_own_words(
+    text: &str,
+    words: &[String],
+    own: &HashSet<&'static str>,
+    lists: &[(Unmodelled, &LazyLock<HashSet<&'static str>>)],
+) -> Option<Unmodelled> {
+    let lettered: Vec<&str> = lettered(words).collect();
+    if lettered.iter().any(|w| own.contains(w)) {
+        return None;
+    }
+    let names = proper_names(text);
+    lists
+        .iter()
+        .map(|(language, list)| {
+            (
+                *language,
+                lettered
+                    .iter()
+                    .filter(|w| list.contains(*w) && !NOT_ALONE.contains(*w) && !names.contains(**w))
+                    .count(),
+            )
+        })
+        .filter(|&(_, hits)| hits > 0)
+        .max_by_key(|&(_, hits)| hits)
+        .map(|(language, _)| language)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malay against Indonesian
 
@@ -1751,6 +2010,15 @@ mod tests {
         assert_eq!(u("can you suggest songs to sing at a karaoke night?"), None);
         assert_eq!(u("Mau cari sepatu lari yang enak buat pemula"), None);
         assert_eq!(u("मुझे दिल्ली में अच्छा होटल बताओ"), None);
+    }
+
+    #[test]
+    fn proper_names_are_capitalised_words_not_opening_a_sentence() {
+        let names = proper_names("Kanta ni Ed Sheeran? Sang-woo ba? Ed, ed English, at Han River");
+        let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+        names.sort();
+        // "sang" opens a sentence, "ed" is also written in lowercase.
+        assert_eq!(names, ["english", "han", "river", "sheeran"]);
     }
 
     #[test]
