@@ -67,6 +67,7 @@ fn reason(r: UnidentifiedReason) -> &'static str {
         UnidentifiedReason::ForeignScript => "script",
         UnidentifiedReason::UnmodelledLanguage => "unmodelled",
         UnidentifiedReason::Romanised => "romanised",
+        UnidentifiedReason::WithoutDiacritics => "no diacritics",
         _ => "other",
     }
 }
