@@ -618,7 +618,8 @@ impl LanguageGate {
     /// A part of a text the gate admitted (`whole`), such as one side of a chat: read by itself
     /// when it can be, and as the whole's language when it is too short or too mixed to tell
     /// alone ("thanks!", "ok, and for two nights?"). A part that reads by itself as another
-    /// language, or in a script or language no model covers, is not admitted.
+    /// language, or in a script or language no model covers, or as Vietnamese typed without its
+    /// diacritics (the user's side of a chat whose assistant writes them), is not admitted.
     pub fn admit_part<'a>(
         &self,
         part: &'a str,
