@@ -611,9 +611,10 @@ const VIETNAMESE_MIN_SHARE: f64 = 0.3;
 /// of Vietnamese is one syllable of a closed shape — an onset (b, ch, gh, gi, kh, ng, ngh, nh,
 /// ph, qu, th, tr…), a vowel group and at most one of eight codas (c, ch, m, n, ng, nh, p, t) —
 /// which the polysyllabic words of the other languages the gate sees seldom have ("untuk",
-/// "naman", "for", "with", "mga"). At least [`UNACCENTED_VIETNAMESE_MIN_WORDS`] words, all in
-/// ASCII letters, [`UNACCENTED_VIETNAMESE_MIN_SHARE`] of them such syllables, and Vietnamese chat
-/// words among them (one strong, three in all): the share of syllables, else `None`.
+/// "naman", "for", "with", "mga"). No word with a letter outside ASCII; of the words of letters
+/// alone (numbers and "7h", "TH12" aside), at least [`UNACCENTED_VIETNAMESE_MIN_WORDS`], with
+/// [`UNACCENTED_VIETNAMESE_MIN_SHARE`] of them such syllables and Vietnamese chat words among
+/// them (one strong, three in all): the share of syllables, else `None`.
 ///
 /// Measured: of the labelled lines of every set (training, calibration, tuning, holdout) no line
 /// of another language reaches a share of 0.7 (ASCII lines of five words or more); of lingua's
@@ -623,7 +624,7 @@ pub(crate) fn unaccented_vietnamese(words: &[String]) -> Option<f64> {
     if lettered(words).any(|w| !w.is_ascii()) {
         return None;
     }
-    // Words of letters alone: "7h", "TH12", "5kWp" are neither.
+    // Words of letters alone: "7h", "TH12", "5kWp" are not syllables, nor counted.
     let alphabetic: Vec<&str> = lettered(words).filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).collect();
     if alphabetic.len() < UNACCENTED_VIETNAMESE_MIN_WORDS {
         return None;
