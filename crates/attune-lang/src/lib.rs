@@ -699,7 +699,7 @@ impl LanguageGate {
             }
             // Vietnamese typed without its diacritics, which lingua reads like Swahili or Yoruba
             // and the text model poorly: named, and skipped.
-            None if !foreign && markers::unaccented_vietnamese(&words).is_some() => {
+            None if !foreign && markers::is_unaccented_vietnamese(&words) => {
                 return Unidentified { reason: UnidentifiedReason::WithoutDiacritics };
             }
             None => self.decide_by_confidence(&text, &census, &words),
@@ -719,14 +719,7 @@ impl LanguageGate {
                 Unidentified { reason: UnidentifiedReason::UnmodelledLanguage }
             }
             // One word of a neighbour lingua has no model for, and not one of the language's own.
-            Supported { language: Language::Tagalog, .. }
-                if markers::philippine_not_tagalog(&text, &words).is_some() =>
-            {
-                Unidentified { reason: UnidentifiedReason::UnmodelledLanguage }
-            }
-            Supported { language: Language::Malay | Language::Indonesian, .. }
-                if markers::regional_not_malay_or_indonesian(&text, &words).is_some() =>
-            {
+            Supported { language, .. } if markers::neighbour_not_own(language, &text, &words).is_some() => {
                 Unidentified { reason: UnidentifiedReason::UnmodelledLanguage }
             }
             other => other,

@@ -17,20 +17,12 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use crate::Language;
+
 /// The lowercased words of a text: runs of letters, digits and combining marks.
 pub(crate) fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        if is_word_char(c) {
-            current.extend(c.to_lowercase());
-        } else if !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    for_each_word(text, |word, _| out.push(word));
     out
 }
 
@@ -40,38 +32,42 @@ pub(crate) fn words(text: &str) -> Vec<String> {
 pub(crate) fn proper_names(text: &str) -> HashSet<String> {
     let mut names = HashSet::new();
     let mut common = HashSet::new();
-    let mut sentence_start = true;
-    let mut current = String::new();
-    let mut capitalised = false;
-    let mut at_start = true;
-    let mut finish = |word: &mut String, capitalised: bool, at_start: bool| {
-        if word.is_empty() {
-            return;
-        }
-        if capitalised && !at_start {
-            names.insert(std::mem::take(word));
+    for_each_word(text, |word, name_like| {
+        if name_like {
+            names.insert(word);
         } else {
-            common.insert(std::mem::take(word));
+            common.insert(word);
         }
-    };
+    });
+    names.retain(|w| !common.contains(w));
+    names
+}
+
+/// Calls `f` with each word of `text`, lowercased, and whether it is written capitalised and
+/// does not open a sentence.
+fn for_each_word(text: &str, mut f: impl FnMut(String, bool)) {
+    let mut current = String::new();
+    let mut name_like = false;
+    let mut sentence_start = true;
     for c in text.chars() {
         if is_word_char(c) {
             if current.is_empty() {
-                capitalised = c.is_uppercase();
-                at_start = sentence_start;
+                name_like = c.is_uppercase() && !sentence_start;
                 sentence_start = false;
             }
             current.extend(c.to_lowercase());
         } else {
-            finish(&mut current, capitalised, at_start);
+            if !current.is_empty() {
+                f(std::mem::take(&mut current), name_like);
+            }
             if matches!(c, '.' | '!' | '?' | '…' | '\n' | '¿' | '¡' | '"' | '“') {
                 sentence_start = true;
             }
         }
     }
-    finish(&mut current, capitalised, at_start);
-    names.retain(|w| !common.contains(w));
-    names
+    if !current.is_empty() {
+        f(current, name_like);
+    }
 }
 
 fn is_word_char(c: char) -> bool {
@@ -614,24 +610,18 @@ const VIETNAMESE_MIN_SHARE: f64 = 0.3;
 /// "naman", "for", "with", "mga"). No word with a letter outside ASCII; of the words of letters
 /// alone (numbers and "7h", "TH12" aside), at least [`UNACCENTED_VIETNAMESE_MIN_WORDS`], with
 /// [`UNACCENTED_VIETNAMESE_MIN_SHARE`] of them such syllables and Vietnamese chat words among
-/// them (one strong, three in all): the share of syllables, else `None`.
-///
-/// Measured: of the labelled lines of every set (training, calibration, tuning, holdout) no line
-/// of another language reaches a share of 0.7 (ASCII lines of five words or more); of lingua's
-/// test sentences of the 33 other languages it is built with, stripped of their diacritics,
-/// 25 reach it (short Yoruba, French, Spanish, Catalan lines), none with the chat words too.
-pub(crate) fn unaccented_vietnamese(words: &[String]) -> Option<f64> {
-    if lettered(words).any(|w| !w.is_ascii()) {
-        return None;
+/// them (one strong, three in all).
+pub(crate) fn is_unaccented_vietnamese(words: &[String]) -> bool {
+    // The chat words first: they rule out most text at the cost of a lookup per word.
+    let m = function_words(words, &VIETNAMESE_STRONG, &VIETNAMESE_WEAK);
+    if m.distinct_strong < 1 || m.hits < 3 || lettered(words).any(|w| !w.is_ascii()) {
+        return false;
     }
     // Words of letters alone: "7h", "TH12", "5kWp" are not syllables, nor counted.
     let alphabetic: Vec<&str> = lettered(words).filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).collect();
-    if alphabetic.len() < UNACCENTED_VIETNAMESE_MIN_WORDS {
-        return None;
-    }
-    let share = alphabetic.iter().filter(|w| is_vietnamese_syllable(w)).count() as f64 / alphabetic.len() as f64;
-    let m = function_words(words, &VIETNAMESE_STRONG, &VIETNAMESE_WEAK);
-    (share >= UNACCENTED_VIETNAMESE_MIN_SHARE && m.distinct_strong >= 1 && m.hits >= 3).then_some(share)
+    let syllables = alphabetic.iter().filter(|w| is_vietnamese_syllable(w)).count();
+    alphabetic.len() >= UNACCENTED_VIETNAMESE_MIN_WORDS
+        && syllables as f64 >= UNACCENTED_VIETNAMESE_MIN_SHARE * alphabetic.len() as f64
 }
 
 pub(crate) const UNACCENTED_VIETNAMESE_MIN_WORDS: usize = 4;
@@ -706,6 +696,63 @@ pub(crate) enum Unmodelled {
     IndonesianRegional,
     Galician,
     Nepali,
+}
+
+impl Unmodelled {
+    const ALL: [Unmodelled; 14] = [
+        Unmodelled::Javanese,
+        Unmodelled::Sundanese,
+        Unmodelled::Balinese,
+        Unmodelled::Minangkabau,
+        Unmodelled::Cebuano,
+        Unmodelled::Ilocano,
+        Unmodelled::Hiligaynon,
+        Unmodelled::Waray,
+        Unmodelled::Bikol,
+        Unmodelled::Kapampangan,
+        Unmodelled::Pangasinan,
+        Unmodelled::IndonesianRegional,
+        Unmodelled::Galician,
+        Unmodelled::Nepali,
+    ];
+    /// The languages lingua reads as Tagalog.
+    const NEXT_TO_TAGALOG: [Unmodelled; 7] = [
+        Unmodelled::Cebuano,
+        Unmodelled::Ilocano,
+        Unmodelled::Hiligaynon,
+        Unmodelled::Waray,
+        Unmodelled::Bikol,
+        Unmodelled::Kapampangan,
+        Unmodelled::Pangasinan,
+    ];
+    /// The languages lingua reads as Malay or Indonesian.
+    const NEXT_TO_MALAY_INDONESIAN: [Unmodelled; 5] = [
+        Unmodelled::Javanese,
+        Unmodelled::Sundanese,
+        Unmodelled::Balinese,
+        Unmodelled::Minangkabau,
+        Unmodelled::IndonesianRegional,
+    ];
+
+    /// The language's word list.
+    fn words(self) -> &'static HashSet<&'static str> {
+        match self {
+            Unmodelled::Javanese => &JAVANESE,
+            Unmodelled::Sundanese => &SUNDANESE,
+            Unmodelled::Balinese => &BALINESE,
+            Unmodelled::Minangkabau => &MINANGKABAU,
+            Unmodelled::Cebuano => &CEBUANO,
+            Unmodelled::Ilocano => &ILOCANO,
+            Unmodelled::Hiligaynon => &HILIGAYNON,
+            Unmodelled::Waray => &WARAY,
+            Unmodelled::Bikol => &BIKOL,
+            Unmodelled::Kapampangan => &KAPAMPANGAN,
+            Unmodelled::Pangasinan => &PANGASINAN,
+            Unmodelled::IndonesianRegional => &INDONESIAN_REGIONAL,
+            Unmodelled::Galician => &GALICIAN,
+            Unmodelled::Nepali => &NEPALI,
+        }
+    }
 }
 
 static JAVANESE: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
@@ -1274,25 +1321,9 @@ pub(crate) fn unmodelled(words: &[String]) -> Option<Unmodelled> {
     if n == 0 {
         return None;
     }
-    let lists: [(Unmodelled, &HashSet<&'static str>); 14] = [
-        (Unmodelled::Javanese, &JAVANESE),
-        (Unmodelled::Sundanese, &SUNDANESE),
-        (Unmodelled::Balinese, &BALINESE),
-        (Unmodelled::Minangkabau, &MINANGKABAU),
-        (Unmodelled::Cebuano, &CEBUANO),
-        (Unmodelled::Ilocano, &ILOCANO),
-        (Unmodelled::Hiligaynon, &HILIGAYNON),
-        (Unmodelled::Waray, &WARAY),
-        (Unmodelled::Bikol, &BIKOL),
-        (Unmodelled::Kapampangan, &KAPAMPANGAN),
-        (Unmodelled::Pangasinan, &PANGASINAN),
-        (Unmodelled::IndonesianRegional, &INDONESIAN_REGIONAL),
-        (Unmodelled::Galician, &GALICIAN),
-        (Unmodelled::Nepali, &NEPALI),
-    ];
     let mut best: Option<(Unmodelled, usize)> = None;
-    for (language, list) in lists {
-        let hits: Vec<&str> = lettered.iter().copied().filter(|w| list.contains(w)).collect();
+    for language in Unmodelled::ALL {
+        let hits: Vec<&str> = lettered.iter().copied().filter(|w| language.words().contains(w)).collect();
         let distinct: HashSet<&str> = hits.iter().copied().collect();
         if distinct.len() >= 2
             && hits.len() as f64 >= UNMODELLED_MIN_SHARE * n as f64
@@ -1385,28 +1416,6 @@ static TAGALOG_OWN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 /// "patron saint", iyang "that").
 const NOT_ALONE: [&str; 10] = ["bisaya", "bisdak", "waray", "urang", "amo", "bala", "diin", "bako", "poon", "iyang"];
 
-/// The Philippine language lingua has no model for that a text decided as Tagalog shows, if any:
-/// one word of its list and not one of Tagalog's own ([`TAGALOG_OWN`]). lingua reads these
-/// languages as Tagalog at 0.7–0.95, and their short lines hold too few of their own words for
-/// [`unmodelled`]'s share ("Pila bala ang presyo sang bag-o nga Samsung nga cellphone?": sang,
-/// bala; "Gutom na ako, ano maupay nga pamahaw?": maupay).
-pub(crate) fn philippine_not_tagalog(text: &str, words: &[String]) -> Option<Unmodelled> {
-    neighbour_without_own_words(
-        text,
-        words,
-        &TAGALOG_OWN,
-        &[
-            (Unmodelled::Cebuano, &CEBUANO),
-            (Unmodelled::Ilocano, &ILOCANO),
-            (Unmodelled::Hiligaynon, &HILIGAYNON),
-            (Unmodelled::Waray, &WARAY),
-            (Unmodelled::Bikol, &BIKOL),
-            (Unmodelled::Kapampangan, &KAPAMPANGAN),
-            (Unmodelled::Pangasinan, &PANGASINAN),
-        ],
-    )
-}
-
 /// Malay's and Indonesian's own words, which Javanese, Sundanese, Balinese, Minangkabau, Madurese
 /// and the other languages of the region lingua reads as Indonesian or Malay write otherwise:
 /// "yang" (theirs: sing, nu, nan, ane, se), the negations, "sudah", the pronouns, the question
@@ -1479,51 +1488,32 @@ static MALAY_INDONESIAN_OWN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| 
     ])
 });
 
-/// The Indonesian language lingua has no model for that a text decided as Malay or Indonesian
-/// shows, if any: one word of its list and not one of theirs ([`MALAY_INDONESIAN_OWN`]) ("Mon
-/// entar ka Sumenep, panggonan se bagus e dimma?": Madurese "dimma").
-pub(crate) fn regional_not_malay_or_indonesian(text: &str, words: &[String]) -> Option<Unmodelled> {
-    neighbour_without_own_words(
-        text,
-        words,
-        &MALAY_INDONESIAN_OWN,
-        &[
-            (Unmodelled::Javanese, &JAVANESE),
-            (Unmodelled::Sundanese, &SUNDANESE),
-            (Unmodelled::Balinese, &BALINESE),
-            (Unmodelled::Minangkabau, &MINANGKABAU),
-            (Unmodelled::IndonesianRegional, &INDONESIAN_REGIONAL),
-        ],
-    )
-}
-
-/// The neighbour among `lists` with the most words in the text, when the text has one such word
-/// and not one of `own`. [`NOT_ALONE`] and the text's [`proper_names`] are not counted.
-fn neighbour_without_own_words(
-    text: &str,
-    words: &[String],
-    own: &HashSet<&'static str>,
-    lists: &[(Unmodelled, &LazyLock<HashSet<&'static str>>)],
-) -> Option<Unmodelled> {
+/// The language lingua has no model for that a text it read as Tagalog, Malay or Indonesian
+/// shows, if any: one word of that neighbour's list and not one of the supported language's own
+/// ([`TAGALOG_OWN`], [`MALAY_INDONESIAN_OWN`]). lingua reads these languages as their neighbour
+/// at 0.7–0.95, and their short lines hold too few of their own words for [`unmodelled`]'s
+/// share ("Pila bala ang presyo sang bag-o nga Samsung nga cellphone?": sang, bala; "Gutom na
+/// ako, ano maupay nga pamahaw?": maupay; "Mon entar ka Sumenep, panggonan se bagus e dimma?":
+/// Madurese "dimma"). [`NOT_ALONE`] and the text's [`proper_names`] are not counted. Other
+/// languages: `None`.
+pub(crate) fn neighbour_not_own(language: Language, text: &str, words: &[String]) -> Option<Unmodelled> {
+    let (own, neighbours): (&HashSet<&str>, &[Unmodelled]) = match language {
+        Language::Tagalog => (&TAGALOG_OWN, &Unmodelled::NEXT_TO_TAGALOG),
+        Language::Malay | Language::Indonesian => (&MALAY_INDONESIAN_OWN, &Unmodelled::NEXT_TO_MALAY_INDONESIAN),
+        _ => return None,
+    };
     let lettered: Vec<&str> = lettered(words).collect();
     if lettered.iter().any(|w| own.contains(w)) {
         return None;
     }
     let names = proper_names(text);
-    lists
+    let counted: Vec<&str> = lettered.into_iter().filter(|w| !NOT_ALONE.contains(w) && !names.contains(*w)).collect();
+    neighbours
         .iter()
-        .map(|(language, list)| {
-            (
-                *language,
-                lettered
-                    .iter()
-                    .filter(|w| list.contains(*w) && !NOT_ALONE.contains(*w) && !names.contains(**w))
-                    .count(),
-            )
-        })
+        .map(|&neighbour| (neighbour, counted.iter().filter(|w| neighbour.words().contains(*w)).count()))
         .filter(|&(_, hits)| hits > 0)
         .max_by_key(|&(_, hits)| hits)
-        .map(|(language, _)| language)
+        .map(|(neighbour, _)| neighbour)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2099,10 +2089,10 @@ mod tests {
         for word in ["is", "for", "with", "tiktok", "mga", "wa", "fan", "jan", "untuk", "naman", "ing"] {
             assert!(!is_vietnamese_syllable(word), "{word}");
         }
-        assert!(unaccented_vietnamese(&w("minh muon mua giay chay bo cho nguoi moi tap")).is_some());
+        assert!(is_unaccented_vietnamese(&w("minh muon mua giay chay bo cho nguoi moi tap")));
         // Too few words, or a letter with a diacritic: not this rule's.
-        assert!(unaccented_vietnamese(&w("minh muon mua")).is_none());
-        assert!(unaccented_vietnamese(&w("mình muốn mua giày chạy bộ cho người mới tập")).is_none());
+        assert!(!is_unaccented_vietnamese(&w("minh muon mua")));
+        assert!(!is_unaccented_vietnamese(&w("mình muốn mua giày chạy bộ cho người mới tập")));
     }
 
     #[test]
