@@ -120,6 +120,13 @@ train-sensitivity *args: setup build
 lexicon-decisive:
     python3 scripts/lexicon_decisive.py
 
+# The language gate's word frequencies (crates/attune-lang/data/word-frequencies.tsv.gz, committed):
+# wordfreq 3.1.1's small lists of the eight supported Latin-script languages and seven decoys, from
+# PyPI by pinned version and sha256. Rerun only to change the languages; then `cargo run --release
+# -p attune-lang --example measure`. ~10 s after the 57 MB download.
+word-frequencies:
+    python3 scripts/make_word_frequencies.py
+
 # The special-category classifier's labelled neighbours (models/sensitivity-multilingual-e5-small/
 # neighbours.bin): its training chats as e5's hidden_state_8 sees them, for attune-model-sensitivity's
 # second opinion. Rerun when the training files change, then put the printed sha256 in model.toml's

@@ -308,6 +308,7 @@
 mod language;
 mod markers;
 mod script;
+mod vocabulary;
 
 use std::borrow::Cow;
 
@@ -351,6 +352,9 @@ pub const SPREAD_MAX_DECOY: f64 = 0.12;
 /// (step 3 of the crate docs).
 pub const OWN_WORDS_CANDIDATES: usize = 5;
 pub const OWN_WORDS_MIN_CONFIDENCE: f64 = 0.08;
+/// The least share of a text's letters that kana and kanji make for it to be Japanese whatever
+/// lingua says, when it has kana.
+pub const JAPANESE_MIN_SHARE: f64 = 0.5;
 const ROMANISED_MIN_LATIN_SHARE: f64 = 0.8;
 
 #[derive(Debug, thiserror::Error)]
@@ -702,6 +706,16 @@ impl LanguageGate {
             None if !foreign && markers::is_unaccented_vietnamese(&words) => {
                 return Unidentified { reason: UnidentifiedReason::WithoutDiacritics };
             }
+            // Kana is Japanese's alone. lingua splits a text at spaces and reads a mixed one by
+            // its Latin words ("King Gnuが好きな人におすすめのバンド教えて": ro 0.21, de 0.16).
+            None if has_kana && is_japanese_with_names(&text, &census) => {
+                let confidence = census.share(Script::Kana) + census.share(Script::Han);
+                if self.is_supported(Language::Japanese) {
+                    Supported { language: Language::Japanese, confidence, romanised: false }
+                } else {
+                    Unsupported { language: Language::Japanese, confidence }
+                }
+            }
             None => self.decide_by_confidence(&text, &census, &words),
         };
 
@@ -815,12 +829,11 @@ impl LanguageGate {
     /// Short chat with names, brands and English words, where lingua spreads its confidence and
     /// no decoy reaches `min_confidence`: a supported language among lingua's first
     /// [`OWN_WORDS_CANDIDATES`] at [`OWN_WORDS_MIN_CONFIDENCE`] or more, confirmed by that
-    /// language's own words or letters (the first such candidate wins).
+    /// language's own words or letters (the first such candidate wins), or else by the
+    /// frequencies of all its words ([`Self::by_vocabulary`]).
     fn own_words(&self, text: &str, words: &[String], values: &[(Language, f64)]) -> LanguageDecision {
-        values
-            .iter()
-            .take(OWN_WORDS_CANDIDATES)
-            .filter(|(l, c)| *c >= OWN_WORDS_MIN_CONFIDENCE && self.is_supported(*l))
+        let by_own_words = self
+            .candidates(values)
             .find(|(l, _)| match l {
                 Language::Spanish => markers::is_spanish(text, words),
                 Language::Portuguese => markers::is_portuguese(words),
@@ -830,18 +843,42 @@ impl LanguageGate {
                 Language::Malay | Language::Indonesian => markers::is_malay_or_indonesian(words),
                 _ => false,
             })
-            .map_or(
-                LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident },
-                |&(candidate, confidence)| {
-                    // Malay or Indonesian by their chat words, as above: the other one may be unsupported.
-                    let language = malay_or_indonesian(candidate, words);
-                    if self.is_supported(language) {
-                        LanguageDecision::Supported { language, confidence, romanised: false }
-                    } else {
-                        LanguageDecision::Unsupported { language, confidence }
-                    }
-                },
-            )
+            .copied();
+        match by_own_words.or_else(|| self.by_vocabulary(text, words, values)) {
+            None => LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident },
+            Some((candidate, confidence)) => {
+                // Malay or Indonesian by their chat words, as above: the other one may be unsupported.
+                let language = malay_or_indonesian(candidate, words);
+                if self.is_supported(language) {
+                    LanguageDecision::Supported { language, confidence, romanised: false }
+                } else {
+                    LanguageDecision::Unsupported { language, confidence }
+                }
+            }
+        }
+    }
+
+    /// The supported languages among lingua's first [`OWN_WORDS_CANDIDATES`] with at least
+    /// [`OWN_WORDS_MIN_CONFIDENCE`], in lingua's order.
+    fn candidates<'v>(&self, values: &'v [(Language, f64)]) -> impl Iterator<Item = &'v (Language, f64)> + use<'_, 'v> {
+        values
+            .iter()
+            .take(OWN_WORDS_CANDIDATES)
+            .filter(|(l, c)| *c >= OWN_WORDS_MIN_CONFIDENCE && self.is_supported(*l))
+    }
+
+    /// A candidate confirmed by how often its words are written (`vocabulary`): no decoy at
+    /// [`vocabulary::VOCABULARY_MAX_DECOY`] or more, no word of romanised Hindi's or Arabizi's
+    /// own, and names (capitalised words not opening a sentence) left out.
+    fn by_vocabulary(&self, text: &str, words: &[String], values: &[(Language, f64)]) -> Option<(Language, f64)> {
+        let decoy_seen = values.iter().any(|(l, c)| !self.is_supported(*l) && *c >= vocabulary::VOCABULARY_MAX_DECOY);
+        if decoy_seen || markers::has_romanised_word(words) {
+            return None;
+        }
+        let names = markers::proper_names(text);
+        let common: Vec<&str> = words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect();
+        let language = vocabulary::confirmed_language(&common, self.candidates(values).map(|(l, _)| *l))?;
+        self.candidates(values).find(|(l, _)| *l == language).copied()
     }
 
     /// The unsupported language of the words in the text's second script, if that script has at
@@ -885,6 +922,17 @@ fn malay_or_indonesian(language: Language, words: &[String]) -> Language {
         (Language::Malay | Language::Indonesian, Some(MalayOrIndonesian::Indonesian)) => Language::Indonesian,
         _ => language,
     }
+}
+
+/// Whether a text with kana is Japanese: kana and kanji make at least [`JAPANESE_MIN_SHARE`] of
+/// its letters, or its Latin words are all capitalised, the names of products and bands that
+/// Japanese chat writes in Latin letters ("Pixel BudsとAirPods Pro、Android使いならどっち？").
+fn is_japanese_with_names(text: &str, census: &script::Census) -> bool {
+    let japanese = census.share(Script::Kana) + census.share(Script::Han);
+    let latin_lowercase_word = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| w.chars().next().is_some_and(|c| c.is_ascii_lowercase()));
+    japanese >= JAPANESE_MIN_SHARE || (japanese > 0.0 && !latin_lowercase_word)
 }
 
 /// The text without links, e-mail addresses and @mentions, which are not in any language and

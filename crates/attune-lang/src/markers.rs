@@ -332,6 +332,14 @@ pub(crate) fn romanised(words: &[String]) -> Option<(RomanisedLanguage, f64)> {
     }
 }
 
+/// Whether any word is one of romanised Hindi's or Arabizi's own (a strong word, an Arabizi digit
+/// word), though too few to make the text [`romanised`]: the word frequencies (vocabulary.rs)
+/// have no column for either, and their lines' English and Tagalog-looking words ("ke", "ka",
+/// "ya", "do") would confirm the wrong language.
+pub(crate) fn has_romanised_word(words: &[String]) -> bool {
+    lettered(words).any(|w| HINGLISH_STRONG.contains(w) || ARABIZI_STRONG.contains(w) || is_arabizi_digit_word(w))
+}
+
 /// The least share of a text's words that must be romanised-Hindi (or Arabizi) words.
 pub(crate) const ROMANISED_MIN_SHARE: f64 = 0.25;
 
@@ -1097,6 +1105,9 @@ static BIKOL: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         "harong",
         "kakanon",
         "sinda",
+        // "there is", "to know": Tagalog writes "may", "alam".
+        "igwa",
+        "aram",
     ])
 });
 

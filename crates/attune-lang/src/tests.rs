@@ -515,3 +515,37 @@ fn vietnamese_without_diacritics_is_named_and_skipped() {
     assert_supported("Ano ang magandang tent para sa dalawa, yung hindi mabigat?", "tl");
     assert_not_supported("Mtoto wangu anapenda mpira wa miguu sana");
 }
+
+#[test]
+fn short_chat_lingua_is_unsure_of_is_confirmed_by_how_often_its_words_are_written() {
+    // lingua spreads these over German, Dutch, French and Tagalog (en 0.3–0.5); every word but
+    // the names is a common English, Portuguese, Malay or Tagalog word.
+    for (text, code) in [
+        ("snooker vs pool, which is easier to pick up for a total beginner?", "en"),
+        ("visiting the Sagrada Família next week, which façade gets the best morning light for photos?", "en"),
+        ("best nature documentaries since Planet Earth II?", "en"),
+        ("Jogos de aventura point-and-click tipo Monkey Island pra rodar num PC fraco", "pt"),
+        ("Laptop untuk video editing Premiere Pro, budget RM4k?", "ms"),
+        ("Rainbow Six Siege, sinong operator ang madali para sa beginner na defender?", "tl"),
+    ] {
+        assert_supported(text, code);
+    }
+    // Swahili words are in no list (vocabulary.rs tests a decoy's words); romanised Hindi's own
+    // words rule the rule out, though "ke", "ka", "ya", "do" are common Tagalog and English.
+    assert_not_supported("Sasa nataka kununua simu mpya, which brand has the best camera?");
+    assert!(!matches!(
+        decide("Sunday league final ke liye team jersey ka order, Excel format bana do?"),
+        LanguageDecision::Supported { language: Language::Tagalog, .. }
+    ));
+}
+
+#[test]
+fn japanese_with_latin_names_is_japanese() {
+    // lingua reads these by their Latin words (ro 0.21, de 0.16; de 0.33, nl 0.23).
+    assert_supported("NHK-FMのクラシック番組って聴き逃し配信ある？", "ja");
+    assert_supported("Pixel BudsとAirPods Pro、Android使いならどっち？", "ja");
+    // English with a Japanese word is not Japanese.
+    assert_not_supported("Pixel Buds and AirPods Pro, which one for Android users? ありがとう");
+    // Kana is never Chinese, nor is Hangul beside it Japanese.
+    assert_not_supported("오늘 저녁 뭐 먹지? ラーメンが食べたい");
+}
