@@ -730,11 +730,7 @@ impl LanguageGate {
                     RomanisedLanguage::Hindi => Language::Hindi,
                     RomanisedLanguage::Arabic => Language::Arabic,
                 };
-                if self.is_supported(language) {
-                    Supported { language, confidence: share, romanised: true }
-                } else {
-                    Unsupported { language, confidence: share }
-                }
+                self.identified(language, share, true)
             }
             // Vietnamese typed without its diacritics, which lingua reads like Swahili or Yoruba
             // and the text model poorly: named, and skipped.
@@ -743,15 +739,10 @@ impl LanguageGate {
             }
             // Kana is Japanese's alone. lingua splits a text at spaces and reads a mixed one by
             // its Latin words ("King Gnuが好きな人におすすめのバンド教えて": ro 0.21, de 0.16).
-            None if has_kana && is_japanese_with_names(&text, &census) => {
-                let confidence = census.share(Script::Kana) + census.share(Script::Han);
-                if self.is_supported(Language::Japanese) {
-                    Supported { language: Language::Japanese, confidence, romanised: false }
-                } else {
-                    Unsupported { language: Language::Japanese, confidence }
-                }
-            }
-            None => self.decide_by_confidence(&text, &census, &words),
+            None => match japanese_share(&text, &census) {
+                Some(share) => self.identified(Language::Japanese, share, false),
+                None => self.decide_by_confidence(&text, &census, &words),
+            },
         };
 
         // lingua reads only the letters of the script most of the text is in: a second script's
@@ -881,15 +872,17 @@ impl LanguageGate {
             .copied();
         match by_own_words.or_else(|| self.by_vocabulary(text, words, values)) {
             None => LanguageDecision::Unidentified { reason: UnidentifiedReason::NotConfident },
-            Some((candidate, confidence)) => {
-                // Malay or Indonesian by their chat words, as above: the other one may be unsupported.
-                let language = malay_or_indonesian(candidate, words);
-                if self.is_supported(language) {
-                    LanguageDecision::Supported { language, confidence, romanised: false }
-                } else {
-                    LanguageDecision::Unsupported { language, confidence }
-                }
-            }
+            // Malay or Indonesian by their chat words, as above: the other one may be unsupported.
+            Some((candidate, confidence)) => self.identified(malay_or_indonesian(candidate, words), confidence, false),
+        }
+    }
+
+    /// A language the gate has identified: Supported when the policy supports it, else Unsupported.
+    fn identified(&self, language: Language, confidence: f64, romanised: bool) -> LanguageDecision {
+        if self.is_supported(language) {
+            LanguageDecision::Supported { language, confidence, romanised }
+        } else {
+            LanguageDecision::Unsupported { language, confidence }
         }
     }
 
@@ -912,8 +905,7 @@ impl LanguageGate {
         }
         let names = markers::proper_names(text);
         let common: Vec<&str> = words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect();
-        let language = vocabulary::confirmed_language(&common, self.candidates(values).map(|(l, _)| *l))?;
-        self.candidates(values).find(|(l, _)| *l == language).copied()
+        vocabulary::confirmed_language(&common, self.candidates(values).copied())
     }
 
     /// The unsupported language of the words in the text's second script, if that script has at
@@ -959,15 +951,19 @@ fn malay_or_indonesian(language: Language, words: &[String]) -> Language {
     }
 }
 
-/// Whether a text with kana is Japanese: kana and kanji make at least [`JAPANESE_MIN_SHARE`] of
-/// its letters, or its Latin words are all capitalised, the names of products and bands that
-/// Japanese chat writes in Latin letters ("Pixel BudsとAirPods Pro、Android使いならどっち？").
-fn is_japanese_with_names(text: &str, census: &script::Census) -> bool {
-    let japanese = census.share(Script::Kana) + census.share(Script::Han);
+/// The share of its letters kana and kanji make, when a text with kana is Japanese: that share
+/// is at least [`JAPANESE_MIN_SHARE`], or its Latin words are all capitalised, the names of
+/// products and bands that Japanese chat writes in Latin letters ("Pixel BudsとAirPods Pro、
+/// Android使いならどっち？").
+fn japanese_share(text: &str, census: &script::Census) -> Option<f64> {
+    if census.count(Script::Kana) == 0 {
+        return None;
+    }
+    let share = census.share(Script::Kana) + census.share(Script::Han);
     let latin_lowercase_word = text
         .split(|c: char| !c.is_ascii_alphabetic())
         .any(|w| w.chars().next().is_some_and(|c| c.is_ascii_lowercase()));
-    japanese >= JAPANESE_MIN_SHARE || (japanese > 0.0 && !latin_lowercase_word)
+    (share >= JAPANESE_MIN_SHARE || !latin_lowercase_word).then_some(share)
 }
 
 /// The text without links, e-mail addresses and @mentions, which are not in any language and

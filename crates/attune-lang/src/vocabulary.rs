@@ -73,40 +73,45 @@ fn parse(gzipped: &[u8]) -> HashMap<String, Frequencies> {
         .collect()
 }
 
-/// The language a line's words confirm among lingua's candidates (`candidates`, in lingua's
-/// order): the one whose words, with English's, make the largest share of `words` (the line's
-/// words, names left out), if that is at least [`VOCABULARY_MIN_SHARE`], no word is one Zipf
-/// unit more common in a decoy, and the candidate (English aside) has
+/// The candidate a line's words confirm among lingua's (`candidates`: language and confidence,
+/// in lingua's order): the one whose words, with English's, make the largest share of `words`
+/// (the line's words, names left out), if that is at least [`VOCABULARY_MIN_SHARE`], no word is
+/// one Zipf unit more common in a decoy, and the candidate (English aside) has
 /// [`VOCABULARY_OWN_WORDS`] words of its own.
-pub(crate) fn confirmed_language(words: &[&str], candidates: impl Iterator<Item = Language>) -> Option<Language> {
-    let lettered: Vec<&str> = words.iter().copied().filter(|w| w.chars().any(char::is_alphabetic)).collect();
-    if lettered.len() < VOCABULARY_MIN_WORDS {
+pub(crate) fn confirmed_language(
+    words: &[&str],
+    candidates: impl Iterator<Item = (Language, f64)>,
+) -> Option<(Language, f64)> {
+    let rows: Vec<Option<&Frequencies>> =
+        words.iter().filter(|w| w.chars().any(char::is_alphabetic)).map(|w| TABLE.get(*w)).collect();
+    if rows.len() < VOCABULARY_MIN_WORDS {
         return None;
     }
-    let rows: Vec<Option<&Frequencies>> = lettered.iter().map(|w| TABLE.get(*w)).collect();
     let english = column(Language::English)?;
-    let mut best: Option<(Language, usize)> = None;
-    for candidate in candidates {
-        let Some(own_column) = column(candidate) else { continue };
-        let (mut known, mut own) = (0, 0);
-        for row in &rows {
-            let Some(row) = row else { continue };
-            let (z_own, z_english, z_decoy) = (row[own_column], row[english], row[COLUMNS.len()]);
-            let z_supported = z_own.max(z_english);
-            if z_decoy >= MIN_ZIPF_10 && z_decoy >= z_supported.saturating_add(DECOY_LEAD_ZIPF_10) {
-                known = 0;
-                break;
-            }
-            known += usize::from(z_supported >= MIN_ZIPF_10);
-            own += usize::from(z_own >= MIN_ZIPF_10 && z_own > z_english);
+    let mut best: Option<((Language, f64), usize)> = None;
+    for (language, confidence) in candidates {
+        let Some(own_column) = column(language) else { continue };
+        let supported = |row: &Frequencies| row[own_column].max(row[english]);
+        let decoy_leads = |row: &&Frequencies| {
+            let decoy = row[COLUMNS.len()];
+            decoy >= MIN_ZIPF_10 && decoy >= supported(row).saturating_add(DECOY_LEAD_ZIPF_10)
+        };
+        if rows.iter().flatten().any(decoy_leads) {
+            continue;
         }
-        let enough = known as f64 >= VOCABULARY_MIN_SHARE * lettered.len() as f64
-            && (candidate == Language::English || own >= VOCABULARY_OWN_WORDS);
+        let known = rows.iter().flatten().filter(|row| supported(row) >= MIN_ZIPF_10).count();
+        let own = rows
+            .iter()
+            .flatten()
+            .filter(|row| row[own_column] >= MIN_ZIPF_10 && row[own_column] > row[english])
+            .count();
+        let enough = known as f64 >= VOCABULARY_MIN_SHARE * rows.len() as f64
+            && (language == Language::English || own >= VOCABULARY_OWN_WORDS);
         if enough && best.is_none_or(|(_, k)| known > k) {
-            best = Some((candidate, known));
+            best = Some(((language, confidence), known));
         }
     }
-    best.map(|(language, _)| language)
+    best.map(|(candidate, _)| candidate)
 }
 
 fn column(language: Language) -> Option<usize> {
@@ -121,7 +126,7 @@ mod tests {
     fn confirmed(text: &str, candidates: &[Language]) -> Option<Language> {
         let (words, names) = (crate::markers::words(text), crate::markers::proper_names(text));
         let common: Vec<&str> = words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect();
-        confirmed_language(&common, candidates.iter().copied())
+        confirmed_language(&common, candidates.iter().map(|&l| (l, 0.5))).map(|(l, _)| l)
     }
 
     #[test]
