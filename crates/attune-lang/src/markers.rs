@@ -687,7 +687,7 @@ fn is_vietnamese_syllable(word: &str) -> bool {
 // Languages lingua does not model, next to a supported one
 
 /// A language lingua has no model for, which its closest supported neighbour would absorb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Unmodelled {
     Javanese,
     Sundanese,
@@ -707,22 +707,6 @@ pub(crate) enum Unmodelled {
 }
 
 impl Unmodelled {
-    const ALL: [Unmodelled; 14] = [
-        Unmodelled::Javanese,
-        Unmodelled::Sundanese,
-        Unmodelled::Balinese,
-        Unmodelled::Minangkabau,
-        Unmodelled::Cebuano,
-        Unmodelled::Ilocano,
-        Unmodelled::Hiligaynon,
-        Unmodelled::Waray,
-        Unmodelled::Bikol,
-        Unmodelled::Kapampangan,
-        Unmodelled::Pangasinan,
-        Unmodelled::IndonesianRegional,
-        Unmodelled::Galician,
-        Unmodelled::Nepali,
-    ];
     /// The languages lingua reads as Tagalog.
     const NEXT_TO_TAGALOG: [Unmodelled; 7] = [
         Unmodelled::Cebuano,
@@ -741,6 +725,14 @@ impl Unmodelled {
         Unmodelled::Minangkabau,
         Unmodelled::IndonesianRegional,
     ];
+
+    /// Galician and Nepali, which lingua reads as Portuguese or Spanish, and as Hindi.
+    const OTHERS: [Unmodelled; 2] = [Unmodelled::Galician, Unmodelled::Nepali];
+
+    /// Every unmodelled language: the neighbours' lists and the others, each listed once.
+    fn all() -> impl Iterator<Item = Unmodelled> {
+        Self::NEXT_TO_MALAY_INDONESIAN.into_iter().chain(Self::NEXT_TO_TAGALOG).chain(Self::OTHERS)
+    }
 
     /// The language's word list.
     fn words(self) -> &'static HashSet<&'static str> {
@@ -1333,7 +1325,7 @@ pub(crate) fn unmodelled(words: &[String]) -> Option<Unmodelled> {
         return None;
     }
     let mut best: Option<(Unmodelled, usize)> = None;
-    for language in Unmodelled::ALL {
+    for language in Unmodelled::all() {
         let hits: Vec<&str> = lettered.iter().copied().filter(|w| language.words().contains(w)).collect();
         let distinct: HashSet<&str> = hits.iter().copied().collect();
         if distinct.len() >= 2
@@ -2072,6 +2064,13 @@ mod tests {
         assert_eq!(hi("main thing is to get the PS5 and a 4k TV for the 3rd room"), None);
         assert_eq!(hi("Mau ke mall sama pacar, ada ide kado?"), None);
         assert_eq!(hi("Ano ang magandang regalo para sa kaibigan ko?"), None);
+    }
+
+    #[test]
+    fn every_unmodelled_language_is_listed_once() {
+        let all: Vec<Unmodelled> = Unmodelled::all().collect();
+        let distinct: HashSet<Unmodelled> = all.iter().copied().collect();
+        assert_eq!((all.len(), distinct.len()), (14, 14), "{all:?}");
     }
 
     #[test]
