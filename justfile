@@ -191,7 +191,7 @@ bench-agree: build bench-venv
 references: build
     rm -rf target/references && mkdir -p target/references
     printf '%s\n' '{"event_id":"r1","user_id":"u1","country":"US","captured_at":"2026-06-01T10:00:00Z","product":"assistant","kind":"text","text":"I need a lightweight tent for a trip in the mountains."}' '{"event_id":"r2","user_id":"u2","country":"MX","captured_at":"2026-06-01T10:00:00Z","product":"assistant","kind":"text","text":"Necesito una tienda de campaña ligera para un viaje a la montaña."}' > target/references/manifest.jsonl
-    ATTUNE_CACHE=target/references/cache ./target/release/attune run target/references/manifest.jsonl --store target/references/store.sqlite
+    ATTUNE_CACHE=target/references/cache ./target/release/attune run target/references/manifest.jsonl --store target/references/store.sqlite --text-model minilm-l6-v2,multilingual-e5-small
     rm -f crates/attune-tag/data/references/reference-*.bin
     cp target/references/cache/tagger/reference-*.bin crates/attune-tag/data/references/
     ls -l crates/attune-tag/data/references/

@@ -1152,24 +1152,29 @@ fn node_examples<M>(
 where
     M: TextEmbedder + ?Sized,
 {
-    let mut ids = Vec::new();
-    let mut texts = Vec::new();
+    // A chat about two nodes is a row of each; it is embedded once.
+    let mut rows = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
+    let mut index_of: std::collections::HashMap<&str, usize> = Default::default();
     for (row, cols) in data_rows(NODE_EXAMPLES_TSV) {
         let id: u32 = cols
             .first()
             .and_then(|c| c.trim().parse().ok())
             .ok_or(TagError::Data { row, message: "node-examples: bad id".into() })?;
-        let text = cols.get(1).ok_or(TagError::Data { row, message: "node-examples: no text".into() })?;
-        ids.push(id);
-        texts.push(text.to_string());
+        let text = *cols.get(1).ok_or(TagError::Data { row, message: "node-examples: no text".into() })?;
+        let index = *index_of.entry(text).or_insert_with(|| {
+            texts.push(text.to_string());
+            texts.len() - 1
+        });
+        rows.push((id, index));
     }
     let vectors = reference_cache::embed_as(embedder, &texts, cache, reference_cache::As::Items)?;
     if vectors.len() != texts.len() {
         return Err(TagError::Embeddings { expected: texts.len(), got: vectors.len() });
     }
     let mut by_node: std::collections::BTreeMap<u32, Vec<Vec<f32>>> = Default::default();
-    for (id, v) in ids.into_iter().zip(vectors) {
-        by_node.entry(id).or_default().push(v);
+    for (id, index) in rows {
+        by_node.entry(id).or_default().push(vectors[index].clone());
     }
     Ok(by_node)
 }

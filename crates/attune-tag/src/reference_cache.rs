@@ -16,7 +16,8 @@ use attune_infer::{InferError, TextEmbedder};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"ATREF01\n";
+const MAGIC_F32: &[u8; 8] = b"ATREF01\n";
+const MAGIC_F16: &[u8; 8] = b"ATREF16\n";
 /// Larger than any reference set of any model we would run (1,100 × 4,096 dims is 18 MB).
 const MAX_FILE_BYTES: u64 = 256 << 20;
 
@@ -37,6 +38,50 @@ pub(crate) enum As {
     Items,
 }
 
+impl As {
+    /// Example chats are kept as 16-bit floats: there are ~15,000 of them (23 MB in f32, compiled
+    /// in), and a similarity moves by ~1e-4 for it, under what one CPU's kernels move it from
+    /// another's. Computed ones are rounded alike, so a run with a cache, with the shipped file
+    /// or with neither reads the same vectors.
+    fn precision(self) -> Precision {
+        match self {
+            As::Passages => Precision::F32,
+            As::Items => Precision::F16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            Precision::F32 => MAGIC_F32,
+            Precision::F16 => MAGIC_F16,
+        }
+    }
+
+    fn bytes_per_value(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// `vectors` as this precision stores them.
+    fn round(self, vectors: &mut [Vec<f32>]) {
+        if self == Precision::F16 {
+            for v in vectors.iter_mut().flatten() {
+                *v = half::f16::from_f32(*v).to_f32();
+            }
+        }
+    }
+}
+
 pub(crate) fn embed_as<M>(
     embedder: &mut M,
     texts: &[String],
@@ -46,9 +91,14 @@ pub(crate) fn embed_as<M>(
 where
     M: TextEmbedder + ?Sized,
 {
-    let compute = |embedder: &mut M| match mode {
-        As::Passages => embedder.embed_passages(texts),
-        As::Items => attune_infer::run_in_batches_by_size(embedder, texts, String::len),
+    let precision = mode.precision();
+    let compute = |embedder: &mut M| {
+        let mut vectors = match mode {
+            As::Passages => embedder.embed_passages(texts),
+            As::Items => attune_infer::run_in_batches_by_size(embedder, texts, String::len),
+        }?;
+        precision.round(&mut vectors);
+        Ok::<_, InferError>(vectors)
     };
     let Some(dir) = dir else { return compute(embedder) };
     let id = match mode {
@@ -56,16 +106,16 @@ where
         As::Items => format!("{} items", embedder.id()),
     };
     let path = file_for(dir, &id, texts);
-    if let Some(vectors) = read(&path, texts.len()) {
+    if let Some(vectors) = read(&path, texts.len(), precision) {
         return Ok(vectors);
     }
     // Kept in the cache as well, so that the cache holds every reference set a run used (what
     // `just references` collects).
-    let vectors = match shipped(&path, texts.len()) {
+    let vectors = match shipped(&path, texts.len(), precision) {
         Some(vectors) => vectors,
         None => compute(embedder)?,
     };
-    if let Err(e) = write(&path, &vectors) {
+    if let Err(e) = write(&path, &vectors, precision) {
         tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
     }
     Ok(vectors)
@@ -88,34 +138,38 @@ pub(crate) fn file_for(dir: &Path, model_id: &str, texts: &[String]) -> PathBuf 
 pub(crate) const SHIPPED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/shipped_references.rs"));
 
 /// The compiled-in vectors of the file `path` names, when there are `count` of them.
-fn shipped(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
+fn shipped(path: &Path, count: usize, precision: Precision) -> Option<Vec<Vec<f32>>> {
     let name = path.file_name()?.to_str()?;
     let (_, bytes) = SHIPPED.iter().find(|(n, _)| *n == name)?;
-    parse(bytes, count)
+    parse(bytes, count, precision)
 }
 
 /// The vectors in `path` when it is a whole, unaltered file of `count` finite vectors.
-fn read(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
+fn read(path: &Path, count: usize, precision: Precision) -> Option<Vec<Vec<f32>>> {
     if std::fs::metadata(path).ok()?.len() > MAX_FILE_BYTES {
         return None;
     }
-    parse(&std::fs::read(path).ok()?, count)
+    parse(&std::fs::read(path).ok()?, count, precision)
 }
 
 /// The vectors of a cache file's bytes when they are whole, unaltered and `count` finite vectors.
-fn parse(bytes: &[u8], count: usize) -> Option<Vec<Vec<f32>>> {
+fn parse(bytes: &[u8], count: usize, precision: Precision) -> Option<Vec<Vec<f32>>> {
     let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if Sha256::digest(body)[..] != digest[..] {
         return None;
     }
-    let rest = body.strip_prefix(MAGIC)?;
+    let rest = body.strip_prefix(precision.magic())?;
     let (header, data) = rest.split_at_checked(8)?;
     let stored = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let dim = u32::from_le_bytes(header[4..].try_into().ok()?) as usize;
-    if stored != count || dim == 0 || data.len() != count.checked_mul(dim)?.checked_mul(4)? {
+    let width = precision.bytes_per_value();
+    if stored != count || dim == 0 || data.len() != count.checked_mul(dim)?.checked_mul(width)? {
         return None;
     }
-    let values: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let values: Vec<f32> = match precision {
+        Precision::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Precision::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+    };
     if !values.iter().all(|v| v.is_finite()) {
         return None;
     }
@@ -123,17 +177,20 @@ fn parse(bytes: &[u8], count: usize) -> Option<Vec<Vec<f32>>> {
 }
 
 /// Write through a temporary file and a rename, so a reader never sees half a file.
-fn write(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+fn write(path: &Path, vectors: &[Vec<f32>], precision: Precision) -> std::io::Result<()> {
     let dim = vectors.first().map_or(0, Vec::len);
     if dim == 0 || vectors.iter().any(|v| v.len() != dim) {
         return Err(std::io::Error::other("vectors of differing lengths"));
     }
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + vectors.len() * dim * 4 + 32);
-    bytes.extend_from_slice(MAGIC);
+    let mut bytes = Vec::with_capacity(8 + 8 + vectors.len() * dim * precision.bytes_per_value() + 32);
+    bytes.extend_from_slice(precision.magic());
     bytes.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&(dim as u32).to_le_bytes());
-    for v in vectors.iter().flatten() {
-        bytes.extend_from_slice(&v.to_le_bytes());
+    for &v in vectors.iter().flatten() {
+        match precision {
+            Precision::F32 => bytes.extend_from_slice(&v.to_le_bytes()),
+            Precision::F16 => bytes.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()),
+        }
     }
     let digest = Sha256::digest(&bytes);
     bytes.extend_from_slice(&digest);
@@ -202,6 +259,25 @@ mod tests {
             assert_eq!(model.embedded(), before + 4, "computed again");
             assert_eq!(std::fs::read(&path).unwrap(), whole, "written anew");
         }
+    }
+
+    #[test]
+    fn example_chats_are_kept_in_16_bits_and_read_alike_with_a_cache_or_without() {
+        let dir = tempfile::tempdir().unwrap();
+        // Values that 16 bits cannot hold exactly.
+        let mut model = ScriptedEmbedder::new("thirds@1", 2, |t| vec![t.len() as f32 / 3.0, 0.1]);
+        let texts = texts();
+        let cached = embed_as(&mut model, &texts, Some(dir.path()), As::Items).unwrap();
+        let uncached = embed_as(&mut model, &texts, None, As::Items).unwrap();
+        assert_eq!(cached, uncached);
+        assert_ne!(cached[0][1], 0.1, "rounded to 16 bits");
+        assert!((cached[0][1] - 0.1).abs() < 1e-4);
+        let path = file_for(dir.path(), "thirds@1 items", &texts);
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, 8 + 8 + texts.len() * 2 * 2 + 32);
+        assert_eq!(embed_as(&mut model, &texts, Some(dir.path()), As::Items).unwrap(), cached, "read back alike");
+        // A descriptions' file is not an example chats' file of the same name.
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(parse(&bytes, texts.len(), Precision::F32).is_none());
     }
 
     #[test]
