@@ -1,13 +1,14 @@
-//! The tagger's reference embeddings (every taxonomy node, every category description), kept on
-//! disk between runs. They are ~1,100 model inputs, 2.5–4 s of every run's start-up on 2 cores,
-//! and change only with the model or the texts, which together name the file.
+//! The tagger's reference embeddings (every taxonomy node, every category description, and for
+//! e5 the ~15,600 labelled example chats that pull the nodes), kept on disk between runs: e5's are
+//! minutes of a run's start-up on 2 cores, and change only with the model or the texts, which
+//! together name the file. Example chats are kept as 16-bit floats ([`As::precision`]).
 //!
 //! A cache is only a shortcut: a file that is missing, truncated, altered or for other texts is
 //! ignored and written anew, and a cache that cannot be written leaves the run as it was.
 //!
 //! The shipped models' reference embeddings are also compiled in ([`SHIPPED`], made by `just
 //! references`), so that a fresh host (a new worker of a fleet, a CI machine) does not spend
-//! its first ~100 s embedding e5's 3,100 reference texts. They are files of the same name and
+//! its first minutes embedding e5's reference texts. They are files of the same name and
 //! format, used only where a cache is in use (`ATTUNE_CACHE=` computes everything, as the
 //! other-kernels test run wants); when the texts or the model change, their names no longer
 //! match and the references are computed as before (a test says so before that ships).
@@ -182,8 +183,9 @@ fn write(path: &Path, vectors: &[Vec<f32>], precision: Precision) -> std::io::Re
     if dim == 0 || vectors.iter().any(|v| v.len() != dim) {
         return Err(std::io::Error::other("vectors of differing lengths"));
     }
-    let mut bytes = Vec::with_capacity(8 + 8 + vectors.len() * dim * precision.bytes_per_value() + 32);
-    bytes.extend_from_slice(precision.magic());
+    let magic = precision.magic();
+    let mut bytes = Vec::with_capacity(magic.len() + 8 + vectors.len() * dim * precision.bytes_per_value() + 32);
+    bytes.extend_from_slice(magic);
     bytes.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&(dim as u32).to_le_bytes());
     for &v in vectors.iter().flatten() {
