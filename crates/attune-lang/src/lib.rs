@@ -903,9 +903,7 @@ impl LanguageGate {
         if decoy_seen || markers::has_romanised_word(words) {
             return None;
         }
-        let names = markers::proper_names(text);
-        let common: Vec<&str> = words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect();
-        vocabulary::confirmed_language(&common, self.candidates(values).copied())
+        vocabulary::confirmed_language(&markers::words_not_names(text, words), self.candidates(values).copied())
     }
 
     /// The unsupported language of the words in the text's second script, if that script has at

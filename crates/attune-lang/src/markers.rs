@@ -43,6 +43,13 @@ pub(crate) fn proper_names(text: &str) -> HashSet<String> {
     names
 }
 
+/// `words` (the text's [`words`]) less its [`proper_names`]: what a word list or table can speak
+/// for, since a name is written alike in every language.
+pub(crate) fn words_not_names<'w>(text: &str, words: &'w [String]) -> Vec<&'w str> {
+    let names = proper_names(text);
+    words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect()
+}
+
 /// Calls `f` with each word of `text`, lowercased, and whether it is written capitalised and
 /// does not open a sentence.
 fn for_each_word(text: &str, mut f: impl FnMut(String, bool)) {

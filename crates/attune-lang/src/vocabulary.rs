@@ -124,8 +124,8 @@ mod tests {
 
     /// As the gate calls it: the text's words, names left out.
     fn confirmed(text: &str, candidates: &[Language]) -> Option<Language> {
-        let (words, names) = (crate::markers::words(text), crate::markers::proper_names(text));
-        let common: Vec<&str> = words.iter().map(String::as_str).filter(|w| !names.contains(*w)).collect();
+        let words = crate::markers::words(text);
+        let common = crate::markers::words_not_names(text, &words);
         confirmed_language(&common, candidates.iter().map(|&l| (l, 0.5))).map(|(l, _)| l)
     }
 
