@@ -49,7 +49,12 @@ impl Models {
         // The run's default text model, with its special-category classifier when it has one.
         let mut embedder = load_text_model(DEFAULT_TEXT_MODELS[0], &runtime, None, 32).unwrap();
         let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
-        let mut text = TextTagger::new(embedder.as_mut(), calibration).unwrap();
+        // Fused, the reference embeddings are the shipped ones, as a run reads them from a fresh
+        // cache (and as fast); unfused, every one is computed on the other kernels, so that the
+        // movement measured includes the references' own.
+        let cache = tempfile::tempdir().unwrap();
+        let cache = (optimization == Optimization::All).then_some(cache.path());
+        let mut text = TextTagger::with_reference_cache(embedder.as_mut(), calibration, cache).unwrap();
         if let Some(classifier) = special_category_classifier(embedder.id(), &runtime) {
             text = text.with_classifier(classifier.unwrap(), embedder.as_ref()).unwrap();
         }
