@@ -11,7 +11,8 @@ set's, 16 kHz mono WAV, 40 recordings (36 before the Japanese ones, in the READM
 - attune: `target/release/attune run` on a manifest of those recordings (users in a country of
   each recording's language), `--threads N`: decode, language choice, Whisper base, language
   gate, tagging and the store; audio seconds per second of the run, model loading included and
-  not; and again with the int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`).
+  not; and again with the int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`), and with both graphs in
+  int8 (`ATTUNE_WHISPER_DECODER=int8` as well).
 - faster-whisper (PyPI faster-whisper==1.1.1 on ctranslate2==4.8.5, in its own virtual
   environment under .attune/venvs/), the same CTranslate2 model.bin attune's export starts from:
   greedy (beam 1), no timestamps, temperature 0 only, no VAD, no conditioning on previous text;
@@ -95,14 +96,14 @@ def write_manifest(clips: list[tuple[Path, str]], work: Path) -> Path:
     return manifest
 
 
-def run_attune(manifest: Path, threads: int, encoder: str) -> dict:
+def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float32") -> dict:
     work = manifest.parent
     # A store of its own for each run: a second run into one store would find every event done.
-    store, report = work / f"bench-{encoder}.sqlite", work / f"report-{encoder}.json"
+    store, report = work / f"bench-{encoder}-{decoder}.sqlite", work / f"report-{encoder}-{decoder}.json"
     subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
                     "--report", str(report), "--threads", str(threads)], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "ATTUNE_WHISPER_ENCODER": encoder})
+                   env={**os.environ, "ATTUNE_WHISPER_ENCODER": encoder, "ATTUNE_WHISPER_DECODER": decoder})
     r = json.loads(report.read_text())
     if r["failed"]:
         sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
@@ -162,6 +163,9 @@ def main() -> None:
         rows.append(("attune, whole pipeline, model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"])))
         q = run_attune(manifest, args.threads, "int8")
         rows.append(("attune, whole pipeline, int8 encoder (`ATTUNE_WHISPER_ENCODER=int8`)", audio / q["elapsed_s"]))
+        q = run_attune(manifest, args.threads, "int8", "int8")
+        rows.append(("attune, whole pipeline, int8 encoder and decoder (`ATTUNE_WHISPER_DECODER=int8` too)",
+                     audio / q["elapsed_s"]))
         folder = ct2_folder(work / "ct2")
         n = args.threads
         for compute in ("int8", "float32"):

@@ -291,6 +291,29 @@ class Graph:
         shape = self.op("Concat", [lead, self.i64(f"{name}.out_width", [n])], f"{name}.out_shape", axis=0)
         return self.op("Reshape", [y, shape], f"{name}.matmul")
 
+    def linear_8bit_blocks(self, name: str, x: str, w: np.ndarray) -> str:
+        """x @ w.T with w ([out, in]) in 8 bits, each block of 32 inputs of each output scaled by
+        its own largest |value|, as ONNX Runtime's MatMulNBits (com.microsoft) reads it; at
+        accuracy level 4 the input is quantised to int8 in the same blocks of 32 (finer than
+        `linear_int8`'s one scale a row, which on the decoder's output layer made Whisper loop
+        and mishear: README) and the products summed in int32."""
+        n, k = w.shape
+        block = 32
+        if k % block:
+            raise ValueError(f"{name}: {k} inputs are not whole blocks of {block}")
+        blocks = w.reshape(n, k // block, block)
+        # The full [-127, 127]: how MatMulNBits' kernels multiply is theirs to choose per CPU, so
+        # INT8_WEIGHT_MAX's bound would not make its sums the same everywhere, only coarser.
+        scale = np.abs(blocks).max(axis=2) / 127.0
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(blocks / scale[:, :, None]), -127, 127)
+        # Unsigned around MatMulNBits' default zero point, 128.
+        codes = (q.astype(np.int16) + 128).astype(np.uint8)
+        return self.op("MatMulNBits", [x, self.const(f"{name}.weight_8bit", codes),
+                                       self.const(f"{name}.block_scale", scale.reshape(-1).astype(np.float32))],
+                       f"{name}.matmul_8bit", domain="com.microsoft", K=k, N=n, bits=8, block_size=block,
+                       accuracy_level=4)
+
     def int8_consts(self) -> None:
         self.const("c.int8_zero", np.array(128, dtype=np.uint8))
         self.const("c.int8_step", np.array(1.0 / 127.0, dtype=np.float32))
@@ -418,7 +441,9 @@ def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
                          "[2l] = keys and [2l+1] = values of decoder layer l.")
 
 
-def build_decoder(m: Whisper) -> onnx.ModelProto:
+def build_decoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
+    """The decoder; with `int8`, its output layer in 8-bit blocks (`linear_8bit_blocks`), every
+    other layer float32 as in the float32 graph."""
     g = Graph()
     g.common_consts(m)
     d, L, H, hd = m.d, m.dec_layers, m.dec_heads, m.head_dim
@@ -477,9 +502,14 @@ def build_decoder(m: Whisper) -> onnx.ModelProto:
     g.op("Concat", present, "present_kv", axis=0)
 
     x = g.layer_norm("decoder.ln", x, m, "decoder/layer_norm")
-    # Tied output layer: Gemm with transB on the embedding table, so the 80 MB table is stored once.
     flat = g.op("Reshape", [x, g.i64("c.shape_flat", [-1, d])], "decoder.flatten")
-    logits = g.op("Gemm", [flat, emb], "decoder.project", transB=1)
+    if int8:
+        # The table's 106 MB in float32, read whole at every step, are most of a step's time; in
+        # 8 bits, 27 MB. The float32 table stays for the embedding's lookup.
+        logits = g.linear_8bit_blocks("decoder.project", flat, m.f32("decoder/embeddings/weight", (m.vocab, d)))
+    else:
+        # Tied output layer: Gemm with transB on the embedding table, so the table is stored once.
+        logits = g.op("Gemm", [flat, emb], "decoder.project", transB=1)
     out_shape = g.op("Concat", [g.op("Shape", ["tokens"], "tokens.shape2"), g.i64("c.vocab", [m.vocab])],
                      "logits.shape", axis=0)
     g.op("Reshape", [logits, out_shape], "logits")
@@ -509,7 +539,7 @@ def zero_axes(g: Graph) -> str:
 
 def _model(graph, doc: str) -> onnx.ModelProto:
     opsets = [helper.make_opsetid("", OPSET)]
-    # ONNX Runtime's contrib ops (MatMulIntegerToFloat in the int8 encoder) need their domain.
+    # ONNX Runtime's contrib ops (MatMulIntegerToFloat, MatMulNBits in the int8 graphs) need their domain.
     contrib = any(n.domain == "com.microsoft" for n in graph.node)
     if contrib:
         opsets.append(helper.make_opsetid("com.microsoft", 1))
@@ -537,6 +567,8 @@ def main() -> None:
     ap.add_argument("--title", default="Whisper", help="what the graphs' doc strings call the model")
     ap.add_argument("--int8-encoder", action="store_true",
                     help="also write encoder-int8.onnx: the encoder's linear layers in int8 (see linear_int8)")
+    ap.add_argument("--int8-decoder", action="store_true",
+                    help="also write decoder-int8.onnx: the decoder's output layer in 8 bits (see linear_8bit_blocks)")
     args = ap.parse_args()
 
     spec, revision, variables = load_ct2(args.weights)
@@ -555,6 +587,9 @@ def main() -> None:
     if args.int8_encoder:
         _write(os.path.join(args.output_dir, "encoder-int8.onnx"),
                build_encoder(m, int8=True).SerializeToString(deterministic=True))
+    if args.int8_decoder:
+        _write(os.path.join(args.output_dir, "decoder-int8.onnx"),
+               build_decoder(m, int8=True).SerializeToString(deterministic=True))
 
 
 if __name__ == "__main__":

@@ -68,9 +68,11 @@ fn load_speech_to_text(
 struct Settings {
     encoder: String,
     /// The encoder with its linear layers in int8 (`scripts/whisper/export.py --int8-encoder`),
-    /// run in place of `encoder` on the CPU when asked for ([`EncoderPrecision`]).
+    /// run in place of `encoder` on the CPU when asked for ([`Precision`]).
     encoder_int8: Option<String>,
     decoder: String,
+    /// The decoder with its linear layers and output layer in int8 (`--int8-decoder`), likewise.
+    decoder_int8: Option<String>,
     tokenizer: String,
     mel_filters: String,
     mel_filters_sha256: String,
@@ -113,6 +115,16 @@ struct Settings {
 }
 
 impl Settings {
+    /// The graph file of `graph` at `precision`, if the installation has one.
+    fn graph(&self, graph: Graph, precision: Precision) -> Option<&String> {
+        match (graph, precision) {
+            (Graph::Encoder, Precision::Float32) => Some(&self.encoder),
+            (Graph::Encoder, Precision::Int8) => self.encoder_int8.as_ref(),
+            (Graph::Decoder, Precision::Float32) => Some(&self.decoder),
+            (Graph::Decoder, Precision::Int8) => self.decoder_int8.as_ref(),
+        }
+    }
+
     fn read(dir: &ModelDir) -> Result<Settings, InferError> {
         let m: Settings = dir.config()?;
         let front_end = [
@@ -133,36 +145,74 @@ impl Settings {
     }
 }
 
-/// Which of an installation's encoders a session runs: float32 unless
-/// `ATTUNE_WHISPER_ENCODER=int8` asks for the int8 one (on the CPU; CUDA always runs float32).
-/// The int8 encoder is CTranslate2's kind of int8 (per-position input scales, per-column weight
-/// scales): a window in 0.65–0.75× the time on one core, whole runs 4–7 % faster, character error
-/// rates within a few hundredths (README, *Speech in every language*). Not the default: it
-/// decides a token of the camping fixture's transcript by 0.015 logit ("shall" over "should"),
-/// under the margin `tests/it/margins.rs` asks of every decision the tests assert, so that
-/// transcript could differ from CPU to CPU.
+/// Whisper's two graphs, each run at the precision its environment variable asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EncoderPrecision {
+enum Graph {
+    Encoder,
+    Decoder,
+}
+
+impl Graph {
+    const BOTH: [Graph; 2] = [Graph::Encoder, Graph::Decoder];
+
+    fn name(self) -> &'static str {
+        match self {
+            Graph::Encoder => "encoder",
+            Graph::Decoder => "decoder",
+        }
+    }
+
+    /// The variable that asks for this graph in int8.
+    fn variable(self) -> &'static str {
+        match self {
+            Graph::Encoder => "ATTUNE_WHISPER_ENCODER",
+            Graph::Decoder => "ATTUNE_WHISPER_DECODER",
+        }
+    }
+
+    /// Its int8 graph's key in `[runtime]` of `model.toml`.
+    fn int8_key(self) -> &'static str {
+        match self {
+            Graph::Encoder => "encoder_int8",
+            Graph::Decoder => "decoder_int8",
+        }
+    }
+}
+
+/// The precision a session runs a graph at: float32 unless `ATTUNE_WHISPER_ENCODER=int8` or
+/// `ATTUNE_WHISPER_DECODER=int8` asks for the int8 one (on the CPU; CUDA always runs float32).
+/// The int8 encoder is CTranslate2's kind of int8 (per-position input scales, per-column weight
+/// scales): a window in 0.65–0.75× the time on one core. The int8 decoder has its output layer
+/// (106 MB in float32, read whole at every step) in 8-bit blocks of 32, its input quantised in
+/// the same blocks: a step reads ~115 MB of weights instead of ~195. Character error rates stay
+/// within a few hundredths but for one Arabic recording that loops (README, *Speech in every
+/// language*). Not the default: int8 kernels differ by CPU (VNNI, AVX2), and the int8 encoder
+/// decides a token of the camping fixture's transcript by 0.015 logit
+/// ("shall" over "should"), under the margin `tests/it/margins.rs` asks of every decision the
+/// tests assert, so that transcript could differ from CPU to CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precision {
     Float32,
     Int8,
 }
 
-impl EncoderPrecision {
-    /// What `ATTUNE_WHISPER_ENCODER` asks for.
-    fn asked() -> Result<EncoderPrecision, InferError> {
-        match std::env::var("ATTUNE_WHISPER_ENCODER").as_deref() {
-            Err(_) | Ok("") | Ok("float32") => Ok(EncoderPrecision::Float32),
-            Ok("int8") => Ok(EncoderPrecision::Int8),
-            Ok(other) => Err(InferError::Config(format!("ATTUNE_WHISPER_ENCODER={other}: expected float32 or int8"))),
+impl Precision {
+    /// What `graph`'s variable asks for.
+    fn asked(graph: Graph) -> Result<Precision, InferError> {
+        let variable = graph.variable();
+        match std::env::var(variable).as_deref() {
+            Err(_) | Ok("") | Ok("float32") => Ok(Precision::Float32),
+            Ok("int8") => Ok(Precision::Int8),
+            Ok(other) => Err(InferError::Config(format!("{variable}={other}: expected float32 or int8"))),
         }
     }
 
-    /// The encoder a session on `runtime` runs.
-    fn wanted(runtime: &Runtime) -> Result<EncoderPrecision, InferError> {
-        let asked = EncoderPrecision::asked()?;
+    /// The precision a session on `runtime` runs `graph` at.
+    fn wanted(graph: Graph, runtime: &Runtime) -> Result<Precision, InferError> {
+        let asked = Precision::asked(graph)?;
         Ok(match runtime.device() {
             Device::Cpu => asked,
-            Device::CudaIfAvailable => EncoderPrecision::Float32,
+            Device::CudaIfAvailable => Precision::Float32,
         })
     }
 }
@@ -356,41 +406,52 @@ impl Installation {
             (None, Vec::new(), prompt)
         };
         // The graphs are opened when a session is made; that they are there is known now.
-        dir.file(&m.encoder)?;
-        if let Some(encoder) = &m.encoder_int8 {
-            dir.file(encoder)?;
+        for graph in [&m.encoder, &m.decoder].into_iter().chain(&m.encoder_int8).chain(&m.decoder_int8) {
+            dir.file(graph)?;
         }
-        dir.file(&m.decoder)?;
         Ok(Installation { settings: m, filters, tokenizer, task, known_languages, prompt })
     }
 }
 
 /// The registry's check of an installed Whisper folder, before any session is made; with it,
-/// that the encoder `ATTUNE_WHISPER_ENCODER` asks for is one the folder has.
+/// that the graphs `ATTUNE_WHISPER_ENCODER` and `ATTUNE_WHISPER_DECODER` ask for are the folder's.
 fn check_installation(dir: &ModelDir) -> Result<(), InferError> {
     let installation = Installation::read(dir)?;
-    // A setting the run cannot honour stops it (a manifest error), as a broken manifest does.
-    let asked = EncoderPrecision::asked().map_err(|e| dir.invalid(e.to_string()))?;
-    match (asked, &installation.settings.encoder_int8) {
-        (EncoderPrecision::Int8, None) => Err(no_int8_encoder(dir)),
-        _ => Ok(()),
+    for graph in Graph::BOTH {
+        // A setting the run cannot honour stops it (a manifest error), as a broken manifest does.
+        let asked = Precision::asked(graph).map_err(|e| dir.invalid(e.to_string()))?;
+        graph_file(dir, &installation.settings, graph, asked)?;
     }
+    Ok(())
 }
 
-/// A mistake to stop the run at (a manifest error), not a model missing.
-fn no_int8_encoder(dir: &ModelDir) -> InferError {
-    dir.invalid(format!(
-        "ATTUNE_WHISPER_ENCODER=int8 asks for an int8 encoder, and {} has none (no encoder_int8); unset it or use \
-         whisper-base",
-        dir.name
-    ))
+/// The file of `graph` at `precision`; asked for and not there (whisper-tiny-en has no int8
+/// graphs), a mistake to stop the run at (a manifest error), not a model missing.
+fn graph_file<'a>(
+    dir: &ModelDir,
+    settings: &'a Settings,
+    graph: Graph,
+    precision: Precision,
+) -> Result<&'a String, InferError> {
+    settings.graph(graph, precision).ok_or_else(|| {
+        dir.invalid(format!(
+            "{}=int8 asks for an int8 {}, and {} has none (no {}); unset it or use whisper-base",
+            graph.variable(),
+            graph.name(),
+            dir.name,
+            graph.int8_key()
+        ))
+    })
 }
 
 impl Whisper {
     pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<Whisper, InferError> {
         let bad = |message: String| dir.invalid(message);
         let Installation { settings: m, filters, tokenizer, task, known_languages, prompt } = Installation::read(dir)?;
-        let decoder = runtime.session(&dir.name, &dir.file(&m.decoder)?)?;
+        let (encoder_precision, decoder_precision) =
+            (Precision::wanted(Graph::Encoder, runtime)?, Precision::wanted(Graph::Decoder, runtime)?);
+        let decoder = graph_file(dir, &m, Graph::Decoder, decoder_precision)?;
+        let decoder = runtime.session(&dir.name, &dir.file(decoder)?)?;
         let layers = m.layers;
         let cross_inputs: Vec<String> =
             (0..layers).flat_map(|l| [format!("cross_k{l}"), format!("cross_v{l}")]).collect();
@@ -401,12 +462,13 @@ impl Whisper {
             return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
         }
         let suppress: Vec<usize> = m.suppress_tokens.clone();
-        let (encoder, id) = match (&m.encoder_int8, EncoderPrecision::wanted(runtime)?) {
-            (Some(int8), EncoderPrecision::Int8) => (int8, format!("{}+int8-encoder", dir.id())),
-            // Asked for and not there (whisper-tiny-en has none): checked when the run starts.
-            (None, EncoderPrecision::Int8) => return Err(no_int8_encoder(dir)),
-            (_, EncoderPrecision::Float32) => (&m.encoder, dir.id()),
-        };
+        let encoder = graph_file(dir, &m, Graph::Encoder, encoder_precision)?;
+        let mut id = dir.id();
+        for (graph, precision) in [(Graph::Encoder, encoder_precision), (Graph::Decoder, decoder_precision)] {
+            if precision == Precision::Int8 {
+                id.push_str(&format!("+int8-{}", graph.name()));
+            }
+        }
         Ok(Whisper {
             encoder: runtime.session(&dir.name, &dir.file(encoder)?)?,
             decoder,

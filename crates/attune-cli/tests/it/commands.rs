@@ -492,21 +492,28 @@ fn a_broken_speech_installation_stops_the_run_before_it_starts() {
     assert!(report.is_none() && !store.exists(), "the run started: {err}");
 }
 
-/// The same check holds for what the environment asks of the model: an int8 encoder that the
-/// named model does not have stops the run before it starts, rather than running float32 unsaid.
+/// The same check holds for what the environment asks of the model: an int8 encoder or decoder
+/// that the named model does not have stops the run before it starts, rather than running
+/// float32 unsaid; so does a precision that is not one.
 #[test]
-fn an_int8_encoder_asked_of_a_speech_model_without_one_stops_the_run_before_it_starts() {
+fn an_int8_graph_asked_of_a_speech_model_without_one_stops_the_run_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("m.jsonl");
     std::fs::write(&manifest, chat("c1")).unwrap();
     let store = dir.path().join("p.sqlite");
-    let out = common::attune_run(&manifest, &store)
-        .args(["--speech-model", "whisper-tiny-en"])
-        .env("ATTUNE_WHISPER_ENCODER", "int8")
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("whisper-tiny-en has none (no encoder_int8)"), "{err}");
-    assert!(!store.exists(), "the run started: {err}");
+    for (variable, value, message) in [
+        ("ATTUNE_WHISPER_ENCODER", "int8", "whisper-tiny-en has none (no encoder_int8)"),
+        ("ATTUNE_WHISPER_DECODER", "int8", "whisper-tiny-en has none (no decoder_int8)"),
+        ("ATTUNE_WHISPER_DECODER", "int4", "ATTUNE_WHISPER_DECODER=int4: expected float32 or int8"),
+    ] {
+        let out = common::attune_run(&manifest, &store)
+            .args(["--speech-model", "whisper-tiny-en"])
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{variable}={value}: {err}");
+        assert!(err.contains(message), "{variable}={value}: {err}");
+        assert!(!store.exists(), "the run started: {err}");
+    }
 }
