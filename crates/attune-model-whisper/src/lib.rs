@@ -71,7 +71,7 @@ struct Settings {
     /// run in place of `encoder` on the CPU when asked for ([`Precision`]).
     encoder_int8: Option<String>,
     decoder: String,
-    /// The decoder with its linear layers and output layer in int8 (`--int8-decoder`), likewise.
+    /// The decoder with its output layer in 8-bit blocks (`--int8-decoder`), likewise.
     decoder_int8: Option<String>,
     tokenizer: String,
     mel_filters: String,
@@ -169,14 +169,6 @@ impl Graph {
             Graph::Decoder => "ATTUNE_WHISPER_DECODER",
         }
     }
-
-    /// Its int8 graph's key in `[runtime]` of `model.toml`.
-    fn int8_key(self) -> &'static str {
-        match self {
-            Graph::Encoder => "encoder_int8",
-            Graph::Decoder => "decoder_int8",
-        }
-    }
 }
 
 /// The precision a session runs a graph at: float32 unless `ATTUNE_WHISPER_ENCODER=int8` or
@@ -187,9 +179,9 @@ impl Graph {
 /// the same blocks: a step reads ~115 MB of weights instead of ~195. Character error rates stay
 /// within a few hundredths but for one Arabic recording that loops (README, *Speech in every
 /// language*). Not the default: int8 kernels differ by CPU (VNNI, AVX2), and the int8 encoder
-/// decides a token of the camping fixture's transcript by 0.015 logit
-/// ("shall" over "should"), under the margin `tests/it/margins.rs` asks of every decision the
-/// tests assert, so that transcript could differ from CPU to CPU.
+/// decides a token of the camping fixture's transcript by 0.015 logit ("shall" over "should"),
+/// under the margin `tests/it/margins.rs` asks of every decision the tests assert, so that
+/// transcript could differ from CPU to CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Precision {
     Float32,
@@ -435,11 +427,10 @@ fn graph_file<'a>(
 ) -> Result<&'a String, InferError> {
     settings.graph(graph, precision).ok_or_else(|| {
         dir.invalid(format!(
-            "{}=int8 asks for an int8 {}, and {} has none (no {}); unset it or use whisper-base",
+            "{}=int8 asks for an int8 {name}, and {} has none (no {name}_int8); unset it or use whisper-base",
             graph.variable(),
-            graph.name(),
             dir.name,
-            graph.int8_key()
+            name = graph.name(),
         ))
     })
 }
@@ -450,8 +441,8 @@ impl Whisper {
         let Installation { settings: m, filters, tokenizer, task, known_languages, prompt } = Installation::read(dir)?;
         let (encoder_precision, decoder_precision) =
             (Precision::wanted(Graph::Encoder, runtime)?, Precision::wanted(Graph::Decoder, runtime)?);
-        let decoder = graph_file(dir, &m, Graph::Decoder, decoder_precision)?;
-        let decoder = runtime.session(&dir.name, &dir.file(decoder)?)?;
+        let decoder_file = graph_file(dir, &m, Graph::Decoder, decoder_precision)?;
+        let decoder = runtime.session(&dir.name, &dir.file(decoder_file)?)?;
         let layers = m.layers;
         let cross_inputs: Vec<String> =
             (0..layers).flat_map(|l| [format!("cross_k{l}"), format!("cross_v{l}")]).collect();
@@ -459,7 +450,7 @@ impl Whisper {
         if let Some(missing) =
             cross_inputs.iter().find(|name| !decoder.inputs().iter().any(|i| i.name() == name.as_str()))
         {
-            return Err(bad(format!("decoder.onnx has no input {missing}: an older export; run `just setup` again")));
+            return Err(bad(format!("{decoder_file} has no input {missing}: an older export; run `just setup` again")));
         }
         let suppress: Vec<usize> = m.suppress_tokens.clone();
         let encoder = graph_file(dir, &m, Graph::Encoder, encoder_precision)?;
