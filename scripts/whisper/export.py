@@ -224,6 +224,14 @@ class Whisper:
 # ---------------------------------------------------------------------------------------------
 
 
+def symmetric_codes(w: np.ndarray, axis: int, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """`w` as integer codes in [-bound, bound] (float, rounded) and the scale of each slice along
+    `axis` (its largest |value| / bound; 1 for an all-zero slice): w ~ codes * scale."""
+    scale = np.abs(w).max(axis=axis) / bound
+    scale[scale == 0] = 1.0
+    return np.clip(np.round(w / np.expand_dims(scale, axis)), -bound, bound), scale
+
+
 class Graph:
     def __init__(self, int8: bool = False):
         self.nodes: list = []
@@ -270,9 +278,8 @@ class Graph:
         quantisation) lets a few loud positions crush the rest: Whisper then mishears (README)."""
         wt = np.ascontiguousarray(w.T)  # [in, out]
         k, n = wt.shape
-        scale = np.abs(wt).max(axis=0) / INT8_WEIGHT_MAX
-        scale[scale == 0] = 1.0
-        q = np.clip(np.round(wt / scale), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+        q, scale = symmetric_codes(wt, 0, INT8_WEIGHT_MAX)
+        q = q.astype(np.int8)
         rows = self.op("Reshape", [x, self.i64(f"{name}.rows_shape", [-1, k])], f"{name}.rows")
         peak = self.op("ReduceMax", [self.op("Abs", [rows], f"{name}.abs")], f"{name}.peak", axes=[-1], keepdims=1)
         row_scale = self.op("Mul", [self.op("Max", [peak, "c.int8_floor"], f"{name}.peak_floor"), "c.int8_step"],
@@ -301,12 +308,9 @@ class Graph:
         block = 32
         if k % block:
             raise ValueError(f"{name}: {k} inputs are not whole blocks of {block}")
-        blocks = w.reshape(n, k // block, block)
         # The full [-127, 127]: how MatMulNBits' kernels multiply is theirs to choose per CPU, so
         # INT8_WEIGHT_MAX's bound would not make its sums the same everywhere, only coarser.
-        scale = np.abs(blocks).max(axis=2) / 127.0
-        scale[scale == 0] = 1.0
-        q = np.clip(np.round(blocks / scale[:, :, None]), -127, 127)
+        q, scale = symmetric_codes(w.reshape(n, k // block, block), 2, 127)
         # Unsigned around MatMulNBits' default zero point, 128.
         codes = (q.astype(np.int16) + 128).astype(np.uint8)
         return self.op("MatMulNBits", [x, self.const(f"{name}.weight_8bit", codes),
