@@ -34,14 +34,15 @@ What it does:
      linear_2 / self_attention/linear_1 = output. float16 weights are widened to float32 exactly.
   3. Writes two ONNX models (opset 17, IR version 8, all float32, dynamic batch N):
      encoder.onnx
-        in   mel       float32 [N, n_mels, 3000]   log-mel of a 30 s window (see reference_logmel.py)
-        out  cross_kv  float32 [2L, N, H, 1500, 64] keys and values of the cross-attention of every
-                       decoder layer, projected once from the encoder output:
-                       cross_kv[2l] = keys of decoder layer l, cross_kv[2l+1] = its values
+        in   mel       float32 [N, n_mels, F]      log-mel of a 30 s window (F = 3000, see
+                                                   reference_logmel.py) or its first F frames (F even)
+        out  cross_kv  float32 [2L, N, H, A, 64]   keys and values of the cross-attention of every
+                       decoder layer (A = F / 2 positions, at most 1500), projected once from the
+                       encoder output: cross_kv[2l] = keys of decoder layer l, cross_kv[2l+1] = its values
      decoder.onnx
         in   tokens     int64   [N, T]               new tokens (the whole prompt on the first call)
-             cross_k{l} float32 [N, H, 1500, 64]     = cross_kv[2l] of encoder.onnx, l = 0 .. L-1
-             cross_v{l} float32 [N, H, 1500, 64]     = cross_kv[2l+1]
+             cross_k{l} float32 [N, H, A, 64]        = cross_kv[2l] of encoder.onnx, l = 0 .. L-1
+             cross_v{l} float32 [N, H, A, 64]        = cross_kv[2l+1]
              past_kv    float32 [2L, N, H, P, 64]    self-attention cache (P = 0 on the first call)
              offset     int64   [1]                  = P, position of tokens[:, 0]
         out  logits     float32 [N, T, vocab]
@@ -409,8 +410,15 @@ def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
              "conv2", kernel_shape=[3], pads=[1, 1], strides=[2], dilations=[1], group=1)
     x = g.gelu("conv2.gelu", x)
     x = g.op("Transpose", [x], "conv.transpose", perm=[0, 2, 1])
-    x = g.op("Add", [x, g.const("encoder.positions", m.f32("encoder/position_encodings/encodings",
-                                                           (m.audio_ctx, d)))], "encoder.add_positions")
+    # A window of F <= 3000 frames has A = F / 2 positions, and takes the first A rows of the
+    # position table: the same numbers as the first A positions of a whole window.
+    shape = g.op("Shape", [x], "encoder.shape")  # [N, A, d]
+    positions = g.op("Slice", [shape, g.i64("encoder.dim1", [1]), g.i64("encoder.dim1_end", [2])],
+                     "encoder.positions_used")  # [A]
+    table = g.const("encoder.positions", m.f32("encoder/position_encodings/encodings", (m.audio_ctx, d)))
+    x = g.op("Add", [x, g.op("Slice", [table, g.i64("encoder.first_position", [0]), positions,
+                                                   g.i64("encoder.axis0", [0])],
+                             "encoder.positions_slice")], "encoder.add_positions")
     for i in range(m.enc_layers):
         s, n = f"encoder/layer_{i}", f"encoder.{i}"
         h = g.layer_norm(f"{n}.attn.ln", x, m, f"{s}/self_attention/layer_norm")
@@ -432,16 +440,19 @@ def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
     kv = g.linear("cross_kv.proj", x, np.concatenate(ws, axis=0), np.concatenate(bs, axis=0), int8=False)
     kv = g.op("Reshape", [kv, g.i64("cross_kv.shape6", [0, 0, L, 2, m.dec_heads, m.head_dim])], "cross_kv.split_heads")
     kv = g.op("Transpose", [kv], "cross_kv.transpose", perm=[2, 3, 0, 4, 1, 5])  # [L, 2, N, H, 1500, hd]
-    g.op("Reshape", [kv, g.i64("cross_kv.shape5", [2 * L, -1, m.dec_heads, m.audio_ctx, m.head_dim])], "cross_kv")
+    shape5 = g.op("Concat", [g.i64("cross_kv.shape_lead", [2 * L, -1, m.dec_heads]), positions,
+                             g.i64("cross_kv.shape_tail", [m.head_dim])], "cross_kv.shape5", axis=0)
+    g.op("Reshape", [kv, shape5], "cross_kv")
 
     graph = helper.make_graph(
         g.nodes, "whisper_encoder",
-        inputs=[helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["N", m.n_mels, N_AUDIO_FRAMES])],
+        inputs=[helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["N", m.n_mels, "F"])],
         outputs=[helper.make_tensor_value_info("cross_kv", TensorProto.FLOAT,
-                                               [2 * L, "N", m.dec_heads, m.audio_ctx, m.head_dim])],
+                                               [2 * L, "N", m.dec_heads, "A", m.head_dim])],
         initializer=g.inits)
-    return _model(graph, f"{m.title} encoder{' (int8 linear layers)' if int8 else ''}. Input: log-mel [N, 80, 3000]. "
-                         "Output: cross-attention keys/values of every decoder layer, [2L, N, H, 1500, 64], "
+    return _model(graph, f"{m.title} encoder{' (int8 linear layers)' if int8 else ''}. Input: log-mel [N, 80, F], "
+                         "F even, at most 3000 (a 30 s window, or its first F frames). "
+                         "Output: cross-attention keys/values of every decoder layer, [2L, N, H, A = F/2, 64], "
                          "[2l] = keys and [2l+1] = values of decoder layer l.")
 
 
@@ -522,7 +533,7 @@ def build_decoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
     graph = helper.make_graph(
         g.nodes, "whisper_decoder",
         inputs=[helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", "T"]),
-                *[helper.make_tensor_value_info(f"cross_{kv}{i}", TensorProto.FLOAT, ["N", H, m.audio_ctx, hd])
+                *[helper.make_tensor_value_info(f"cross_{kv}{i}", TensorProto.FLOAT, ["N", H, "A", hd])
                   for i in range(L) for kv in "kv"],
                 helper.make_tensor_value_info("past_kv", TensorProto.FLOAT, [s if s else "P" for s in kv_shape]),
                 helper.make_tensor_value_info("offset", TensorProto.INT64, [1])],
@@ -531,7 +542,7 @@ def build_decoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
                                                [s if s else "P_plus_T" for s in kv_shape])],
         initializer=g.inits)
     return _model(graph, f"{m.title} decoder with a self-attention cache. "
-                         "Inputs: tokens [N, T], cross_k{l} / cross_v{l} [N, H, 1500, 64] = the encoder's cross_kv[2l] / [2l+1], past_kv [2L, N, H, P, 64], offset [1] = P. "
+                         "Inputs: tokens [N, T], cross_k{l} / cross_v{l} [N, H, A, 64] = the encoder's cross_kv[2l] / [2l+1], past_kv [2L, N, H, P, 64], offset [1] = P. "
                          "Outputs: logits [N, T, vocab], present_kv [2L, N, H, P+T, 64].")
 
 

@@ -6,12 +6,13 @@
 //!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
 //!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
 //! - Recordings are cut into 30 s windows (the model's context); windows that are near silence are
-//!   skipped. The voiced windows of several recordings go through the encoder and the greedy
-//!   decoder together (see [`Whisper::transcribe_batch`]).
+//!   skipped. A window shorter than 30 s goes through the encoder at its own length, rounded up
+//!   ([`window_frames`]). The voiced windows of several recordings go through the encoder and the
+//!   greedy decoder together, those of one length at a time (see [`Whisper::transcribe_requests`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
 //!   cache; the cross-attention keys/values come from the encoder once per window.
-//! - A multilingual model decodes each recording in one language, chosen on its first voiced
-//!   window: the decoder's distribution after `<|startoftranscript|>` over the language tokens it
+//! - A multilingual model decodes each recording in one language, chosen on its longest voiced
+//!   window (the first of them): the decoder's distribution after `<|startoftranscript|>` over the language tokens it
 //!   may use (restricted to what the caller can tag, [`Whisper::restrict_languages`]), with the
 //!   caller's preferred languages (the user's country) weighted [`PREFERRED_LANGUAGE_WEIGHTS`],
 //!   or the language the caller forces. Whisper alone is not enough: on espeak-ng Indonesian,
@@ -241,6 +242,37 @@ const WINDOW_SAMPLES: usize = SAMPLE_RATE * 30;
 pub const WINDOWS_PER_CALL: usize = 4;
 /// Windows whose RMS is below this (about −54 dBFS) hold no speech worth decoding.
 const SILENCE_RMS: f32 = 0.002;
+/// Log-mel frames kept past a short window's last sample (1 s of the silence Whisper was trained
+/// to see after speech), before rounding up to [`FRAME_STEP`].
+const TAIL_FRAMES: usize = 100;
+/// A short window's frames are a multiple of this (5 s): the windows decoded together share one
+/// encoder length, and a window's transcript must not depend on the windows it is batched with,
+/// so windows come in six lengths, and those of one length are decoded together.
+const FRAME_STEP: usize = 500;
+
+/// The log-mel frames a window of `samples` samples goes through the encoder with. Whisper's
+/// encoder is trained on 30 s windows, speech zero-padded at the end, and costs the same whatever
+/// the speech in them: a 7 s recording paid for 30 s. Its positions are independent of one
+/// another but for attention, so the encoder runs on the window's own frames, 1 s of silence and
+/// the rounding to 5 s (whisper.cpp's `audio_ctx`, chosen per window): on the bench's 40
+/// recordings of 5–14 s, a third of the encoder's time, character error rates as with whole
+/// windows (README, *Speech in every language*). A short window whose text loops is decoded again
+/// whole ([`Transcript::redecoded_windows`]).
+pub fn window_frames(samples: usize) -> usize {
+    ((samples.div_ceil(HOP) + TAIL_FRAMES).div_ceil(FRAME_STEP) * FRAME_STEP).min(N_FRAMES)
+}
+
+/// The frames of each of `mels` (80 × F values each), all of one length, even, at most 3000.
+fn mel_frames(mels: &[Vec<f32>]) -> Result<usize, String> {
+    let frames = mels.first().map_or(N_FRAMES, |m| m.len() / N_MELS);
+    if frames == 0 || frames > N_FRAMES || frames % 2 != 0 || mels.iter().any(|m| m.len() != N_MELS * frames) {
+        return Err(format!(
+            "log-mels of {:?} values: not one even number of frames ≤ {N_FRAMES} × {N_MELS}",
+            mels.iter().map(Vec::len).collect::<Vec<_>>()
+        ));
+    }
+    Ok(frames)
+}
 
 /// The log-mel front end.
 pub struct LogMel {
@@ -259,6 +291,14 @@ impl LogMel {
 
     /// The 80 × 3000 log-mel of one 30 s window (`samples` is cut or zero-padded to 30 s).
     pub fn compute(&self, samples: &[f32]) -> Vec<f32> {
+        self.compute_frames(samples, N_FRAMES)
+    }
+
+    /// The first `frames` (at most 3000) of those, 80 × `frames`, row-major: with `frames` from
+    /// [`window_frames`], the same values as the whole window's (the frames left out, past the
+    /// samples, are silence, which the floor at `max − 8` cannot see).
+    pub fn compute_frames(&self, samples: &[f32], frames: usize) -> Vec<f32> {
+        let frames = frames.min(N_FRAMES);
         let mut audio = vec![0f32; WINDOW_SAMPLES];
         let n = samples.len().min(WINDOW_SAMPLES);
         audio[..n].copy_from_slice(&samples[..n]);
@@ -273,10 +313,10 @@ impl LogMel {
         let mut input = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = self.fft.make_scratch_vec();
-        let mut mel = vec![0f32; N_MELS * N_FRAMES];
+        let mut mel = vec![0f32; N_MELS * frames];
         let mut power = vec![0f32; bins];
         // Whisper drops the last STFT frame: 3000 frames from 3001.
-        for frame in 0..N_FRAMES {
+        for frame in 0..frames {
             let start = frame * HOP;
             for (k, x) in input.iter_mut().enumerate() {
                 *x = padded[start + k] * self.hann[k];
@@ -287,7 +327,7 @@ impl LogMel {
             }
             for m in 0..N_MELS {
                 let row = &self.filters[m * bins..(m + 1) * bins];
-                mel[m * N_FRAMES + frame] = row.iter().zip(&power).map(|(f, p)| f * p).sum();
+                mel[m * frames + frame] = row.iter().zip(&power).map(|(f, p)| f * p).sum();
             }
         }
         let mut max = f32::NEG_INFINITY;
@@ -348,6 +388,10 @@ pub struct Transcript {
     pub decoded_windows: usize,
     /// Voiced windows whose text was a repetition loop and was left out.
     pub repetitive_windows: usize,
+    /// Windows shorter than 30 s whose text looped at their own length ([`window_frames`]) and
+    /// were decoded again as whole windows.
+    pub redecoded_windows: usize,
+    /// Tokens generated, over every decode of every window.
     pub tokens: usize,
     /// The mean log-probability of the chosen tokens (the end token included) over the windows
     /// whose text was kept; 0 when none was.
@@ -453,15 +497,22 @@ impl Whisper {
             return Err(bad(format!("{decoder_file} has no input {missing}: an older export; run `just setup` again")));
         }
         let suppress: Vec<usize> = m.suppress_tokens.clone();
-        let encoder = graph_file(dir, &m, Graph::Encoder, encoder_precision)?;
+        let encoder_file = graph_file(dir, &m, Graph::Encoder, encoder_precision)?;
         let mut id = dir.id();
         for (graph, precision) in [(Graph::Encoder, encoder_precision), (Graph::Decoder, decoder_precision)] {
             if precision == Precision::Int8 {
                 id.push_str(&format!("+int8-{}", graph.name()));
             }
         }
+        let encoder = runtime.session(&dir.name, &dir.file(encoder_file)?)?;
+        // An installation from before windows had their own lengths takes 3000 frames only.
+        let frames =
+            encoder.inputs().first().and_then(|i| i.dtype().tensor_shape()).and_then(|shape| shape.get(2).copied());
+        if frames != Some(-1) {
+            return Err(bad(format!("{encoder_file} takes log-mels of {frames:?} frames, not any number: an older export; run `just setup` again")));
+        }
         Ok(Whisper {
-            encoder: runtime.session(&dir.name, &dir.file(encoder)?)?,
+            encoder,
             decoder,
             tokenizer,
             mel: LogMel::new(filters),
@@ -528,14 +579,15 @@ impl Whisper {
     }
 
     /// Transcribe several recordings together: their voiced windows go through the encoder and
-    /// the greedy decoder [`WINDOWS_PER_CALL`] at a time. A decoder step for 8 windows takes 23 ms
-    /// on one thread against 5.5 ms for one: the output projection (51,864 × 384) is read once per
-    /// step whatever the batch. The tokens are the same as one window at a time (checked
-    /// by this crate's tests). When a batched call fails, its windows are retried one by one, so a
-    /// failure stays with the recording that caused it.
+    /// the greedy decoder [`WINDOWS_PER_CALL`] at a time, windows of one length
+    /// ([`window_frames`]) together. A decoder step for 8 windows takes 23 ms on one thread
+    /// against 5.5 ms for one: the output projection (51,864 × 384) is read once per step
+    /// whatever the batch. The tokens are the same as one window at a time (checked by this
+    /// crate's tests). When a batched call fails, its windows are retried one by one, so a failure
+    /// stays with the recording that caused it.
     ///
     /// Each recording is decoded in one language: the one its request forces, or the one chosen
-    /// on its first voiced window (see the crate's docs).
+    /// on its longest voiced window (see the crate's docs).
     pub fn transcribe_requests(&mut self, requests: &[SpeechRequest]) -> Vec<Result<Transcript, InferError>> {
         let mut transcripts: Vec<Result<Transcript, InferError>> = Vec::with_capacity(requests.len());
         // Each recording's language once chosen: (index in self.languages, probability).
@@ -567,51 +619,53 @@ impl Whisper {
         if self.cross.is_empty() && !voiced.is_empty() {
             // Room for a full group from the first call (written, so the pages are resident): the
             // memory held is then the same after one small group as after a long run of full ones.
-            self.cross.resize(2 * self.layers * WINDOWS_PER_CALL * self.cross_row(), 0.0);
+            self.cross.resize(2 * self.layers * WINDOWS_PER_CALL * self.cross_row(AUDIO_CTX), 0.0);
         }
-        for group in voiced.chunks(WINDOWS_PER_CALL) {
-            let mels: Vec<Vec<f32>> = group.iter().map(|(_, _, w)| self.mel.compute(w)).collect();
-
-            // The session's buffer, owned: compacted in place, and handed back without a copy.
-            let mut cross: Cow<[f32]> = Cow::Owned(std::mem::take(&mut self.cross));
-            let rows: Vec<usize> = group.iter().map(|(r, _, _)| *r).collect();
-            let decoded = self.encode_each(&mels, cross.to_mut()).and_then(|()| {
-                let prompts = self.choose_languages(&cross, &rows, requests, &mut decided)?;
-                self.greedy_in_place(&mut cross, mels.len(), &prompts)
-            });
-            self.cross = cross.into_owned();
-            let decoded: Vec<Result<Decoded, InferError>> = match decoded {
-                Ok(windows) => windows.into_iter().map(Ok).collect(),
-                Err(_) if group.len() > 1 => (0..group.len())
-                    .map(|i| {
-                        let cross = self.encode(&mels[i..i + 1])?;
-                        let values = cross.as_slice().expect("standard layout");
-                        let prompts = self.choose_languages(values, &rows[i..i + 1], requests, &mut decided)?;
-                        self.greedy_with_gap(&cross, &prompts)
-                    })
-                    .collect(),
-                Err(e) => vec![Err(e)],
-            };
-            for ((r, k, _), window) in group.iter().zip(decoded) {
-                let Ok(t) = &mut transcripts[*r] else { continue };
-                match window.and_then(|Decoded { ids, min_gap, logprob, steps, looped }| {
-                    t.tokens += ids.len();
-                    t.min_logit_gap = t.min_logit_gap.min(min_gap);
-                    // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
-                    let text_ids: Vec<u32> = ids.into_iter().filter(|&id| id < self.eot).map(|id| id as u32).collect();
-                    Ok((self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?, logprob, steps, looped))
-                }) {
-                    Ok((text, _, _, looped)) if looped || compression_ratio(&text) > MAX_COMPRESSION_RATIO => {
-                        t.repetitive_windows += 1
+        // Each window at its own length first (see `window_frames`), longest first: a recording's
+        // language is chosen on the first of its windows decoded, so on its longest. Then, at the
+        // whole 30 s, the short windows that looped.
+        let mut pending: Vec<(usize, usize)> =
+            voiced.iter().enumerate().map(|(v, w)| (v, window_frames(w.2.len()))).collect();
+        pending.sort_by_key(|&(_, frames)| std::cmp::Reverse(frames));
+        while !pending.is_empty() {
+            let mut looped_short: Vec<(usize, usize)> = Vec::new();
+            for group in pending.chunk_by(|a, b| a.1 == b.1).flat_map(|run| run.chunks(WINDOWS_PER_CALL)) {
+                let frames = group[0].1;
+                let windows: Vec<(usize, &[f32])> = group.iter().map(|&(v, _)| (voiced[v].0, &*voiced[v].2)).collect();
+                let decoded = self.decode_group(&windows, frames, requests, &mut decided);
+                for (&(v, _), window) in group.iter().zip(decoded) {
+                    let (r, k) = (voiced[v].0, voiced[v].1);
+                    let Ok(t) = &mut transcripts[r] else { continue };
+                    let window = window.and_then(|d| {
+                        // Ids from <|endoftext|> up are special tokens (and timestamps), not text.
+                        let text_ids: Vec<u32> =
+                            d.ids.iter().filter(|&&id| id < self.eot).map(|&id| id as u32).collect();
+                        Ok((self.tokenizer.decode(&text_ids, true).map_err(|e| self.err(e))?, d))
+                    });
+                    match window {
+                        Ok((text, d)) => {
+                            // Every decode counts, a discarded one too: whether a window loops
+                            // decides what is kept, so its least lead bounds the result's as well.
+                            t.tokens += d.ids.len();
+                            t.min_logit_gap = t.min_logit_gap.min(d.min_gap);
+                            if d.looped || compression_ratio(&text) > MAX_COMPRESSION_RATIO {
+                                if frames < N_FRAMES {
+                                    t.redecoded_windows += 1;
+                                    looped_short.push((v, N_FRAMES));
+                                } else {
+                                    t.repetitive_windows += 1;
+                                }
+                            } else {
+                                pieces[r].push((k, text.trim().to_string()));
+                                logprobs[r].0 += d.logprob;
+                                logprobs[r].1 += d.steps;
+                            }
+                        }
+                        Err(e) => transcripts[r] = Err(e),
                     }
-                    Ok((text, logprob, steps, _)) => {
-                        pieces[*r].push((*k, text.trim().to_string()));
-                        logprobs[*r].0 += logprob;
-                        logprobs[*r].1 += steps;
-                    }
-                    Err(e) => transcripts[*r] = Err(e),
                 }
             }
+            pending = looped_short;
         }
         for (((t, mut pieces), decided), (logprob, steps)) in
             transcripts.iter_mut().zip(pieces).zip(decided).zip(logprobs)
@@ -630,13 +684,49 @@ impl Whisper {
         transcripts
     }
 
-    /// The encoder on each log-mel in turn, its cross-attention keys/values written side by side
-    /// into `buf` as [2L, N, H, 1500, 64]. The encoder gains nothing per window from a batch,
-    /// while its attention scores grow with it (430 MB a layer for 8 windows). `buf` is the
-    /// session's own, reused from group to group: 74 MB for 4 windows, allocated once rather than
-    /// three times per group (the encoder's output, its copy, their concatenation).
+    /// One group's windows (recording, samples), at most [`WINDOWS_PER_CALL`], through the encoder
+    /// at `frames` log-mel frames each, the language choice and the greedy decoder together. When
+    /// the batched call fails, its windows are tried one by one, so a failure stays with the
+    /// recording that caused it.
+    fn decode_group(
+        &mut self,
+        windows: &[(usize, &[f32])],
+        frames: usize,
+        requests: &[SpeechRequest],
+        decided: &mut [Option<(usize, f32)>],
+    ) -> Vec<Result<Decoded, InferError>> {
+        let mels: Vec<Vec<f32>> = windows.iter().map(|(_, w)| self.mel.compute_frames(w, frames)).collect();
+        let rows: Vec<usize> = windows.iter().map(|(r, _)| *r).collect();
+        // The session's buffer, owned: compacted in place, and handed back without a copy.
+        let mut cross: Cow<[f32]> = Cow::Owned(std::mem::take(&mut self.cross));
+        let decoded = self.encode_each(&mels, cross.to_mut()).and_then(|()| {
+            let prompts = self.choose_languages(&cross, frames / 2, &rows, requests, decided)?;
+            self.greedy_in_place(&mut cross, mels.len(), frames / 2, &prompts)
+        });
+        self.cross = cross.into_owned();
+        match decoded {
+            Ok(windows) => windows.into_iter().map(Ok).collect(),
+            Err(_) if windows.len() > 1 => (0..windows.len())
+                .map(|i| {
+                    let cross = self.encode(&mels[i..i + 1])?;
+                    let values = cross.as_slice().expect("standard layout");
+                    let prompts = self.choose_languages(values, frames / 2, &rows[i..i + 1], requests, decided)?;
+                    self.greedy_with_gap(&cross, &prompts)
+                })
+                .collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// The encoder on each log-mel in turn (all of one length, F frames), its cross-attention
+    /// keys/values written side by side into `buf` as [2L, N, H, F/2, 64]. The encoder gains
+    /// nothing per window from a batch, while its attention scores grow with it (430 MB a layer for
+    /// 8 windows). `buf` is the session's own, reused from group to group: 74 MB for 4 whole
+    /// windows, allocated once rather than three times per group (the encoder's output, its copy,
+    /// their concatenation).
     fn encode_each(&mut self, mels: &[Vec<f32>], buf: &mut Vec<f32>) -> Result<(), InferError> {
-        let (n, row) = (mels.len(), self.cross_row());
+        let frames = mel_frames(mels).map_err(|e| self.err(e))?;
+        let (n, row) = (mels.len(), self.cross_row(frames / 2));
         // Grown when needed, never shrunk; every value of the prefix used is written below.
         if buf.len() < 2 * self.layers * n * row {
             buf.resize(2 * self.layers * n * row, 0.0);
@@ -644,7 +734,7 @@ impl Whisper {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
         for (i, mel) in mels.iter().enumerate() {
-            let input = ndarray::ArrayView3::from_shape((1, N_MELS, N_FRAMES), mel).map_err(|e| self.err(e))?;
+            let input = ndarray::ArrayView3::from_shape((1, N_MELS, frames), mel).map_err(|e| self.err(e))?;
             let outputs = self
                 .encoder
                 .run(ort::inputs!["mel" => TensorRef::from_array_view(input).map_err(err)?])
@@ -663,17 +753,20 @@ impl Whisper {
         Ok(())
     }
 
-    /// Values of one window in one [2l] / [2l+1] slice of the cross-attention keys/values.
-    fn cross_row(&self) -> usize {
-        self.heads * AUDIO_CTX * self.head_dim
+    /// Values of one window of `positions` encoder positions in one [2l] / [2l+1] slice of the
+    /// cross-attention keys/values.
+    fn cross_row(&self, positions: usize) -> usize {
+        self.heads * positions * self.head_dim
     }
 
-    /// The encoder on a batch of log-mels: cross-attention keys/values, [2L, N, H, 1500, 64].
+    /// The encoder on a batch of log-mels of one length (F frames, as [`LogMel::compute_frames`]
+    /// gives them): cross-attention keys/values, [2L, N, H, F/2, 64].
     pub fn encode(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
+        let positions = mel_frames(mels).map_err(|e| self.err(e))? / 2;
         let mut buf = Vec::new();
         self.encode_each(mels, &mut buf)?;
-        buf.truncate(2 * self.layers * mels.len() * self.cross_row());
-        Array5::from_shape_vec((2 * self.layers, mels.len(), self.heads, AUDIO_CTX, self.head_dim), buf)
+        buf.truncate(2 * self.layers * mels.len() * self.cross_row(positions));
+        Array5::from_shape_vec((2 * self.layers, mels.len(), self.heads, positions, self.head_dim), buf)
             .map_err(|e| self.err(e))
     }
 
@@ -687,10 +780,10 @@ impl Whisper {
 
     /// As [`Whisper::greedy`], with the window's smallest logit lead of a chosen token.
     fn greedy_with_gap(&mut self, cross: &Array5<f32>, prompts: &[Vec<i64>]) -> Result<Decoded, InferError> {
-        let n = cross.len_of(Axis(1));
+        let (n, positions) = (cross.len_of(Axis(1)), cross.len_of(Axis(3)));
         let standard = cross.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
-        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n, prompts)?.pop().unwrap_or_default())
+        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n, positions, prompts)?.pop().unwrap_or_default())
     }
 
     /// Each window's prompt: an English-only model's own, or the language of its recording,
@@ -698,6 +791,7 @@ impl Whisper {
     fn choose_languages(
         &mut self,
         cross: &[f32],
+        positions: usize,
         rows: &[usize],
         requests: &[SpeechRequest],
         decided: &mut [Option<(usize, f32)>],
@@ -706,7 +800,7 @@ impl Whisper {
             return Ok(vec![self.prompt.clone(); rows.len()]);
         }
         if rows.iter().any(|&r| decided[r].is_none()) {
-            let probabilities = self.detect_languages(cross, rows.len())?;
+            let probabilities = self.detect_languages(cross, rows.len(), positions)?;
             for (&r, p) in rows.iter().zip(&probabilities) {
                 if decided[r].is_none() {
                     let preferred = match &requests[r].language {
@@ -720,13 +814,14 @@ impl Whisper {
         Ok(rows.iter().map(|&r| self.prompt_for(decided[r].map(|(l, _)| l))).collect())
     }
 
-    /// Whisper's language detection on `n` windows (`cross` as in [`Whisper::greedy_in_place`]):
-    /// the decoder's next-token distribution after `<|startoftranscript|>`, renormalised over the
-    /// allowed languages' tokens. One row per window, in `self.languages` order.
-    pub fn detect_languages(&mut self, cross: &[f32], n: usize) -> Result<Vec<Vec<f32>>, InferError> {
+    /// Whisper's language detection on `n` windows of `positions` encoder positions (`cross` as
+    /// in [`Whisper::greedy_in_place`]): the decoder's next-token distribution after
+    /// `<|startoftranscript|>`, renormalised over the allowed languages' tokens. One row per
+    /// window, in `self.languages` order.
+    pub fn detect_languages(&mut self, cross: &[f32], n: usize, positions: usize) -> Result<Vec<Vec<f32>>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let (slices, row) = (2 * self.layers, self.cross_row());
+        let (slices, row) = (2 * self.layers, self.cross_row(positions));
         if cross.len() < slices * n * row {
             return Err(self.err(format!("{} cross-attention values for {n} windows", cross.len())));
         }
@@ -739,7 +834,7 @@ impl Whisper {
             "offset" => TensorRef::from_array_view(&offset).map_err(err)?,
         ];
         for (j, slice) in cross[..slices * n * row].chunks_exact(n * row).enumerate() {
-            let view = ndarray::ArrayView4::from_shape([n, self.heads, AUDIO_CTX, self.head_dim], slice)
+            let view = ndarray::ArrayView4::from_shape([n, self.heads, positions, self.head_dim], slice)
                 .map_err(|e| self.err(e))?;
             inputs.push((self.cross_inputs[j].as_str().into(), TensorRef::from_array_view(view).map_err(err)?.into()));
         }
@@ -753,11 +848,11 @@ impl Whisper {
             .collect())
     }
 
-    /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, 1500, 64]): one decoder
-    /// call per step for all of them. See [`Whisper::greedy_in_place`].
+    /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, A, 64], A ≤ 1500 encoder
+    /// positions): one decoder call per step for all of them. See [`Whisper::greedy_in_place`].
     pub fn greedy_batch(&mut self, cross: &Array5<f32>) -> Result<Vec<Vec<usize>>, InferError> {
-        let n = cross.len_of(Axis(1));
-        let expected = (2 * self.layers, n, self.heads, AUDIO_CTX, self.head_dim);
+        let (n, positions) = (cross.len_of(Axis(1)), cross.len_of(Axis(3)).min(AUDIO_CTX));
+        let expected = (2 * self.layers, n, self.heads, positions, self.head_dim);
         if cross.dim() != expected {
             return Err(
                 self.err(format!("cross-attention keys/values of shape {:?}, expected {expected:?}", cross.dim()))
@@ -768,11 +863,15 @@ impl Whisper {
         let english = self.languages.iter().position(|(code, _)| code == "en").unwrap_or(0);
         let prompts = vec![self.prompt_for(Some(english)); n];
         // Borrowed: copied only if rows end at different steps and must be compacted.
-        Ok(self.greedy_in_place(&mut Cow::Borrowed(values), n, &prompts)?.into_iter().map(|d| d.ids).collect())
+        Ok(self
+            .greedy_in_place(&mut Cow::Borrowed(values), n, positions, &prompts)?
+            .into_iter()
+            .map(|d| d.ids)
+            .collect())
     }
 
     /// Greedy decoding of `n` windows in lockstep, their cross-attention keys/values in `cross`
-    /// ([2L, n, H, 1500, 64], row-major). One decoder call per step for all of them: they share
+    /// ([2L, n, H, positions, 64], row-major). One decoder call per step for all of them: they share
     /// the prompt, so every row sits at the same position and one `offset` serves all. A window
     /// that ends (end token or `max_new_tokens`) leaves the batch, and the caches are cut down to
     /// the rows still running, `cross` in place. `prompts`: one per window, all of one length.
@@ -780,11 +879,12 @@ impl Whisper {
         &mut self,
         cross: &mut Cow<[f32]>,
         n: usize,
+        positions: usize,
         prompts: &[Vec<i64>],
     ) -> Result<Vec<Decoded>, InferError> {
         let id = self.id.clone();
         let err = |e: ort::Error| InferError::Run { model: id.clone(), message: e.to_string() };
-        let (slices, row) = (2 * self.layers, self.cross_row());
+        let (slices, row) = (2 * self.layers, self.cross_row(positions));
         if cross.len() < slices * n * row {
             return Err(self.err(format!("{} cross-attention values for {n} windows", cross.len())));
         }
@@ -811,7 +911,7 @@ impl Whisper {
             ];
             // Slice [2l] of the keys/values is contiguous: each layer's input is a view, no copy.
             for (j, slice) in cross[..slices * rows * row].chunks_exact(rows * row).enumerate() {
-                let shape = [rows, self.heads, AUDIO_CTX, self.head_dim];
+                let shape = [rows, self.heads, positions, self.head_dim];
                 let view = ndarray::ArrayView4::from_shape(shape, slice).map_err(|e| self.err(e))?;
                 inputs.push((
                     self.cross_inputs[j].as_str().into(),
