@@ -265,7 +265,8 @@ pub fn window_frames(samples: usize) -> usize {
 /// The frames of each of `mels` (80 × F values each), all of one length, even, at most 3000.
 fn mel_frames(mels: &[Vec<f32>]) -> Result<usize, String> {
     let frames = mels.first().map_or(N_FRAMES, |m| m.len() / N_MELS);
-    if frames == 0 || frames > N_FRAMES || frames % 2 != 0 || mels.iter().any(|m| m.len() != N_MELS * frames) {
+    if frames == 0 || frames > N_FRAMES || !frames.is_multiple_of(2) || mels.iter().any(|m| m.len() != N_MELS * frames)
+    {
         return Err(format!(
             "log-mels of {:?} values: not one even number of frames ≤ {N_FRAMES} × {N_MELS}",
             mels.iter().map(Vec::len).collect::<Vec<_>>()
