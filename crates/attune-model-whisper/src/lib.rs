@@ -706,7 +706,7 @@ impl Whisper {
         });
         self.cross = cross.into_owned();
         match decoded {
-            Ok(windows) => windows.into_iter().map(Ok).collect(),
+            Ok(decoded) => decoded.into_iter().map(Ok).collect(),
             Err(_) if windows.len() > 1 => (0..windows.len())
                 .map(|i| {
                     let cross = self.encode(&mels[i..i + 1])?;
@@ -1265,6 +1265,44 @@ mod tests {
 
     fn tone(seconds: f32) -> Vec<f32> {
         (0..(seconds * SAMPLE_RATE as f32) as usize).map(|i| 0.1 * (i as f32 * 0.07).sin()).collect()
+    }
+
+    #[test]
+    fn a_short_window_keeps_its_own_frames_and_a_second_of_silence_in_steps_of_5_s() {
+        assert_eq!(window_frames(0), 500);
+        // 7.3 s of speech: 730 frames + 100, rounded up to 1000 (10 s).
+        assert_eq!(window_frames(116_800), 1000);
+        // 4 s exactly: 400 + 100 frames fit in 500.
+        assert_eq!(window_frames(64_000), 500);
+        assert_eq!(window_frames(64_001), 1000);
+        // Past 29 s, the whole window, never more.
+        assert_eq!(window_frames(29 * SAMPLE_RATE + 1), N_FRAMES);
+        assert_eq!(window_frames(WINDOW_SAMPLES), N_FRAMES);
+        assert!((0..WINDOW_SAMPLES).step_by(997).all(|n| {
+            let f = window_frames(n);
+            f % FRAME_STEP == 0 && f <= N_FRAMES && (f == N_FRAMES || f >= n.div_ceil(HOP) + TAIL_FRAMES)
+        }));
+    }
+
+    #[test]
+    fn a_short_windows_log_mel_is_the_whole_windows_first_frames() {
+        // Any filterbank will do: what matters is that the floor at max − 8 sees the same max.
+        let bins = N_FFT / 2 + 1;
+        let filters: Vec<f32> = (0..N_MELS * bins).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect();
+        let mel = LogMel::new(filters);
+        for samples in [tone(0.3), tone(7.3), tone(14.0)] {
+            let whole = mel.compute(&samples);
+            let frames = window_frames(samples.len());
+            let short = mel.compute_frames(&samples, frames);
+            assert_eq!(short.len(), N_MELS * frames);
+            for m in 0..N_MELS {
+                assert_eq!(
+                    &short[m * frames..(m + 1) * frames],
+                    &whole[m * N_FRAMES..m * N_FRAMES + frames],
+                    "band {m}"
+                );
+            }
+        }
     }
 
     #[test]
