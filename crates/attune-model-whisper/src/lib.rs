@@ -1280,7 +1280,7 @@ mod tests {
         assert_eq!(window_frames(WINDOW_SAMPLES), N_FRAMES);
         assert!((0..WINDOW_SAMPLES).step_by(997).all(|n| {
             let f = window_frames(n);
-            f % FRAME_STEP == 0 && f <= N_FRAMES && (f == N_FRAMES || f >= n.div_ceil(HOP) + TAIL_FRAMES)
+            f.is_multiple_of(FRAME_STEP) && f <= N_FRAMES && (f == N_FRAMES || f >= n.div_ceil(HOP) + TAIL_FRAMES)
         }));
     }
 
