@@ -439,7 +439,7 @@ def build_encoder(m: Whisper, int8: bool = False) -> onnx.ModelProto:
     # Float32 even in the int8 encoder: these are what every decoder step attends to.
     kv = g.linear("cross_kv.proj", x, np.concatenate(ws, axis=0), np.concatenate(bs, axis=0), int8=False)
     kv = g.op("Reshape", [kv, g.i64("cross_kv.shape6", [0, 0, L, 2, m.dec_heads, m.head_dim])], "cross_kv.split_heads")
-    kv = g.op("Transpose", [kv], "cross_kv.transpose", perm=[2, 3, 0, 4, 1, 5])  # [L, 2, N, H, 1500, hd]
+    kv = g.op("Transpose", [kv], "cross_kv.transpose", perm=[2, 3, 0, 4, 1, 5])  # [L, 2, N, H, A, hd]
     shape5 = g.op("Concat", [g.i64("cross_kv.shape_lead", [2 * L, -1, m.dec_heads]), positions,
                              g.i64("cross_kv.shape_tail", [m.head_dim])], "cross_kv.shape5", axis=0)
     g.op("Reshape", [kv, shape5], "cross_kv")

@@ -700,7 +700,7 @@ impl Whisper {
         let rows: Vec<usize> = windows.iter().map(|(r, _)| *r).collect();
         // The session's buffer, owned: compacted in place, and handed back without a copy.
         let mut cross: Cow<[f32]> = Cow::Owned(std::mem::take(&mut self.cross));
-        let decoded = self.encode_each(&mels, cross.to_mut()).and_then(|()| {
+        let decoded = self.encode_each(&mels, cross.to_mut()).and_then(|_| {
             let prompts = self.choose_languages(&cross, frames / 2, &rows, requests, decided)?;
             self.greedy_in_place(&mut cross, mels.len(), frames / 2, &prompts)
         });
@@ -724,8 +724,8 @@ impl Whisper {
     /// nothing per window from a batch, while its attention scores grow with it (430 MB a layer for
     /// 8 windows). `buf` is the session's own, reused from group to group: 74 MB for 4 whole
     /// windows, allocated once rather than three times per group (the encoder's output, its copy,
-    /// their concatenation).
-    fn encode_each(&mut self, mels: &[Vec<f32>], buf: &mut Vec<f32>) -> Result<(), InferError> {
+    /// their concatenation). Returns F/2, the windows' encoder positions.
+    fn encode_each(&mut self, mels: &[Vec<f32>], buf: &mut Vec<f32>) -> Result<usize, InferError> {
         let frames = mel_frames(mels).map_err(|e| self.err(e))?;
         let (n, row) = (mels.len(), self.cross_row(frames / 2));
         // Grown when needed, never shrunk; every value of the prefix used is written below.
@@ -751,7 +751,7 @@ impl Whisper {
                 buf[(j * n + i) * row..(j * n + i + 1) * row].copy_from_slice(part);
             }
         }
-        Ok(())
+        Ok(frames / 2)
     }
 
     /// Values of one window of `positions` encoder positions in one [2l] / [2l+1] slice of the
@@ -763,9 +763,8 @@ impl Whisper {
     /// The encoder on a batch of log-mels of one length (F frames, as [`LogMel::compute_frames`]
     /// gives them): cross-attention keys/values, [2L, N, H, F/2, 64].
     pub fn encode(&mut self, mels: &[Vec<f32>]) -> Result<Array5<f32>, InferError> {
-        let positions = mel_frames(mels).map_err(|e| self.err(e))? / 2;
         let mut buf = Vec::new();
-        self.encode_each(mels, &mut buf)?;
+        let positions = self.encode_each(mels, &mut buf)?;
         buf.truncate(2 * self.layers * mels.len() * self.cross_row(positions));
         Array5::from_shape_vec((2 * self.layers, mels.len(), self.heads, positions, self.head_dim), buf)
             .map_err(|e| self.err(e))
@@ -852,12 +851,13 @@ impl Whisper {
     /// Greedy decoding of N windows in lockstep (`cross` is [2L, N, H, A, 64], A ≤ 1500 encoder
     /// positions): one decoder call per step for all of them. See [`Whisper::greedy_in_place`].
     pub fn greedy_batch(&mut self, cross: &Array5<f32>) -> Result<Vec<Vec<usize>>, InferError> {
-        let (n, positions) = (cross.len_of(Axis(1)), cross.len_of(Axis(3)).min(AUDIO_CTX));
+        let (n, positions) = (cross.len_of(Axis(1)), cross.len_of(Axis(3)));
         let expected = (2 * self.layers, n, self.heads, positions, self.head_dim);
-        if cross.dim() != expected {
-            return Err(
-                self.err(format!("cross-attention keys/values of shape {:?}, expected {expected:?}", cross.dim()))
-            );
+        if cross.dim() != expected || positions > AUDIO_CTX {
+            return Err(self.err(format!(
+                "cross-attention keys/values of shape {:?}, expected {expected:?} with at most {AUDIO_CTX} positions",
+                cross.dim()
+            )));
         }
         let standard = cross.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
