@@ -116,11 +116,13 @@ fn without_a_speech_model_recordings_fail_with_the_reason_and_text_goes_on() {
 }
 
 /// Spoken conversations in ten languages (`fixtures/audio/languages`: espeak-ng, or Kokoro's
-/// Japanese voices, reading lines of the labelled chat sets, users in a country of each language),
-/// beside the same lines typed. No spoken sensitive conversation may give a topic, in any
-/// language: dropped as sensitive, or skipped as unintelligible (a transcript Whisper was unsure
-/// of) or in an unsupported language. English and Japanese speech, the two voices Whisper hears
-/// well, give a topic their text gives.
+/// Japanese voices, reading lines of the labelled chat sets, users in a country of each language;
+/// and the nine languages espeak-ng speaks again in Kokoro's voice on espeak-ng's phonemes, which
+/// Whisper hears far better), beside the same lines typed. No spoken sensitive conversation may
+/// give a topic, in any language or voice: dropped as sensitive, or skipped as unintelligible (a
+/// transcript Whisper was unsure of) or in an unsupported language. English and Japanese speech,
+/// the two voices Whisper hears well, give a topic their text gives; so do at least four of the
+/// eighteen ordinary lines in Kokoro's voice on espeak-ng's phonemes.
 #[test]
 fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
     let manifest = common::root().join("fixtures/audio/languages/manifest.jsonl");
@@ -130,7 +132,9 @@ fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
     let report = common::run_manifest(&manifest, &store);
     assert!(common::failures(&report).is_empty(), "{report}");
     let evidence = common::evidence(&store, &common::manifest_users(&lines));
-    let (mut spoken_ordinary, mut tagged, mut agree) = (0, 0, 0);
+    // Per voice (`expect.voice`): ordinary recordings, those tagged, those sharing a topic with
+    // their typed text.
+    let mut per_voice: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
     for v in lines.iter().filter(|v| v["kind"] == "audio") {
         let (id, expect) = (v["event_id"].as_str().unwrap(), &v["expect"]);
         let got = evidence.get(id).cloned().unwrap_or_default();
@@ -139,27 +143,38 @@ fn spoken_sensitive_conversations_are_never_tagged_in_any_language() {
             assert!(got.is_empty(), "{id}, a spoken sensitive conversation, gave {got:?}");
             continue;
         }
-        spoken_ordinary += 1;
+        let voice = expect["voice"].as_str().unwrap_or("espeak-ng").to_string();
+        let counts = per_voice.entry(voice.clone()).or_default();
+        counts.0 += 1;
         eprintln!("{id}: spoken {got:?}, typed {typed:?}");
         if !got.is_empty() {
-            tagged += 1;
-            agree += usize::from(got.iter().any(|t| typed.contains(t)));
+            counts.1 += 1;
+            counts.2 += usize::from(got.iter().any(|t| typed.contains(t)));
         }
-        if expect["lang"] == "en" || expect["lang"] == "ja" {
+        if (expect["lang"] == "en" && voice == "espeak-ng") || expect["lang"] == "ja" {
             // Their transcripts sit at mean log-probabilities of -0.1 to -0.45, far above the floor
             // of -0.7 (Japanese: character error rates 0.31 and 0.15 here).
             assert!(got.iter().any(|t| typed.contains(t)), "{id}: spoken {got:?}, typed {typed:?}");
         }
     }
-    // Measured (2-core Xeon): of 20 ordinary recordings, 5 tagged, each sharing a topic with its
-    // typed text (both English, both Japanese, one Portuguese); 28 of all 40 recordings (espeak-ng's
-    // voices outside English) skipped as unintelligible_speech.
-    eprintln!(
-        "ordinary spoken conversations: {tagged} of {spoken_ordinary} tagged, {agree} sharing a topic with their typed text; \
-         skipped as unintelligible: {}",
-        report["skipped"]["unintelligible_speech"]
-    );
-    assert!(agree >= 4, "{report}");
+    // Measured (2-core Xeon): espeak-ng's and Kokoro's Japanese voices, of 20 ordinary recordings
+    // 5 or 6 tagged (both English, both Japanese, and one or two Spanish or Portuguese lines,
+    // whose transcripts sit at the floor's -0.7, so which of them passes moves with the batch a
+    // window is decoded in), all but one misheard Spanish line sharing a topic with their typed
+    // text. Kokoro's voice on espeak-ng's phonemes: of 18, 5 tagged, each sharing a topic (both
+    // English, one each of Spanish, Portuguese, Turkish); 4 dropped as sensitive (misheard words
+    // in Indonesian, Malay, Spanish, Portuguese transcripts), Hindi skipped as unsupported (Whisper
+    // base writes it in Urdu's script), the rest unintelligible. 43 of all 76 recordings skipped as
+    // unintelligible_speech.
+    for (voice, (ordinary, tagged, agree)) in &per_voice {
+        eprintln!(
+            "{voice}: of {ordinary} ordinary spoken conversations {tagged} tagged, {agree} sharing a topic with their typed text"
+        );
+    }
+    eprintln!("skipped as unintelligible: {}", report["skipped"]["unintelligible_speech"]);
+    let agreeing = |voice: &str| per_voice.get(voice).map_or(0, |c| c.2);
+    assert!(agreeing("espeak-ng") + agreeing("kokoro") >= 4, "{per_voice:?}");
+    assert!(agreeing("kokoro+espeak-ng") >= 4, "{per_voice:?}");
 }
 
 /// A user's chats tell the language of their recordings where their country does not: users in
