@@ -256,7 +256,7 @@ const FRAME_STEP: usize = 500;
 /// another but for attention, so the encoder runs on the window's own frames, 1 s of silence and
 /// the rounding to 5 s (whisper.cpp's `audio_ctx`, chosen per window): on the bench's 40
 /// recordings of 5–14 s, a third of the encoder's time, character error rates as with whole
-/// windows (README, *Speech in every language*). A short window whose text loops is decoded again
+/// windows (README, *A short window's own length*). A short window whose text loops is decoded again
 /// whole ([`Transcript::redecoded_windows`]).
 pub fn window_frames(samples: usize) -> usize {
     ((samples.div_ceil(HOP) + TAIL_FRAMES).div_ceil(FRAME_STEP) * FRAME_STEP).min(N_FRAMES)
