@@ -381,24 +381,8 @@ impl TextTagger {
             return Err(TagError::Calibration("topic_head_weight without a topic head".into()));
         }
         let taxonomy = Taxonomy::get();
-        let nodes: Vec<_> = taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect();
-        let mut proto_cats = Vec::new();
-        let mut proto_texts = Vec::new();
-        for (row, cols) in data_rows(PROTOTYPES_TSV) {
-            let category = category(&cols, row)?;
-            let text = cols.get(1).ok_or(TagError::Data { row, message: "no text".into() })?;
-            proto_cats.push(category);
-            proto_texts.push(text.to_string());
-        }
-        // Each node is the mean of two views: its description, and its name with its parent's.
-        // All reference texts go to the model (or the cache) together: descriptions, names,
-        // category descriptions.
-        let texts: Vec<String> = nodes
-            .iter()
-            .map(|n| node_text(&n.path, &n.description))
-            .chain(nodes.iter().map(|n| name_text(&n.path)))
-            .chain(proto_texts)
-            .collect();
+        let nodes = described_nodes(taxonomy);
+        let (proto_cats, texts) = description_texts(&nodes)?;
         let mut vectors = reference_cache::embed(embedder, &texts, cache)?;
         if vectors.len() != texts.len() {
             return Err(TagError::Embeddings { expected: texts.len(), got: vectors.len() });
@@ -1144,15 +1128,85 @@ impl TextTagger {
     }
 }
 
-/// The labelled example chats (`data/node-examples.tsv`), embedded as items are, by node.
-fn node_examples<M>(
-    embedder: &mut M,
-    cache: Option<&Path>,
-) -> Result<std::collections::BTreeMap<u32, Vec<Vec<f32>>>, TagError>
-where
-    M: TextEmbedder + ?Sized,
-{
-    // A chat about two nodes is a row of each; it is embedded once.
+/// How far the reference embeddings a text model computes now lie from those compiled in for it
+/// ([`TextTagger::reference_drift`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReferenceDrift {
+    /// Reference texts embedded and compared.
+    pub compared: usize,
+    /// The largest Euclidean distance between a vector computed now and the shipped one: no
+    /// cosine similarity of a unit vector with a reference moves more for it.
+    pub largest: f32,
+}
+
+impl TextTagger {
+    /// How far `embedder` now puts every `stride`-th reference text (the node and category
+    /// descriptions, and the example chats where `calibration` reads them) from the vectors
+    /// compiled in for it. What a tagger built from the shipped references (every run with a
+    /// cache) rests on, checked at a fraction of computing them all (e5's are ~18,000 texts,
+    /// minutes on 2 cores); on other kernels, the references' own share of how far scores move.
+    /// An error when nothing is compiled in for the model and today's texts (`just references`).
+    pub fn reference_drift<M>(
+        embedder: &mut M,
+        calibration: &Calibration,
+        stride: usize,
+    ) -> Result<ReferenceDrift, TagError>
+    where
+        M: TextEmbedder + ?Sized,
+    {
+        let nodes = described_nodes(Taxonomy::get());
+        let mut sets = vec![(description_texts(&nodes)?.1, reference_cache::As::Passages)];
+        if calibration.config.node_examples > 0.0 || calibration.config.node_neighbours > 0 {
+            sets.push((example_texts()?.0, reference_cache::As::Items));
+        }
+        let mut drift = ReferenceDrift { compared: 0, largest: 0.0 };
+        for (texts, mode) in sets {
+            let (compared, largest) =
+                reference_cache::shipped_drift(embedder, &texts, mode, stride)?.ok_or_else(|| {
+                    TagError::Calibration(format!(
+                    "no reference embeddings compiled in for `{}` ({mode:?}) and today's texts: run `just references`",
+                    embedder.id()
+                ))
+                })?;
+            drift.compared += compared;
+            drift.largest = drift.largest.max(largest);
+        }
+        Ok(drift)
+    }
+}
+
+/// The taxonomy's nodes a tagger describes: all but the root.
+fn described_nodes(taxonomy: &Taxonomy) -> Vec<&attune_taxonomy::Node> {
+    taxonomy.nodes().iter().filter(|n| n.id != INTEREST_ROOT).collect()
+}
+
+/// The description reference texts of `nodes` and the category descriptions, as they go to the
+/// model (or the cache) together, with each category description's category. Each node is the
+/// mean of two views: its description, and its name with its parent's.
+fn description_texts(nodes: &[&attune_taxonomy::Node]) -> Result<(Vec<SensitiveCategory>, Vec<String>), TagError> {
+    let mut proto_cats = Vec::new();
+    let mut proto_texts = Vec::new();
+    for (row, cols) in data_rows(PROTOTYPES_TSV) {
+        let category = category(&cols, row)?;
+        let text = cols.get(1).ok_or(TagError::Data { row, message: "no text".into() })?;
+        proto_cats.push(category);
+        proto_texts.push(text.to_string());
+    }
+    let texts = nodes
+        .iter()
+        .map(|n| node_text(&n.path, &n.description))
+        .chain(nodes.iter().map(|n| name_text(&n.path)))
+        .chain(proto_texts)
+        .collect();
+    Ok((proto_cats, texts))
+}
+
+/// Each row of `data/node-examples.tsv` as (its node, the index of its text among the texts).
+type ExampleRows = Vec<(u32, usize)>;
+
+/// The labelled example chats (`data/node-examples.tsv`), each once, and each row's (node,
+/// index of its text): a chat about two nodes is a row of each, and is embedded once.
+fn example_texts() -> Result<(Vec<String>, ExampleRows), TagError> {
     let mut rows = Vec::new();
     let mut texts: Vec<String> = Vec::new();
     let mut index_of: std::collections::HashMap<&str, usize> = Default::default();
@@ -1168,6 +1222,18 @@ where
         });
         rows.push((id, index));
     }
+    Ok((texts, rows))
+}
+
+/// The labelled example chats (`data/node-examples.tsv`), embedded as items are, by node.
+fn node_examples<M>(
+    embedder: &mut M,
+    cache: Option<&Path>,
+) -> Result<std::collections::BTreeMap<u32, Vec<Vec<f32>>>, TagError>
+where
+    M: TextEmbedder + ?Sized,
+{
+    let (texts, rows) = example_texts()?;
     let vectors = reference_cache::embed_as(embedder, &texts, cache, reference_cache::As::Items)?;
     if vectors.len() != texts.len() {
         return Err(TagError::Embeddings { expected: texts.len(), got: vectors.len() });
@@ -1714,6 +1780,15 @@ mod tests {
             assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), sets, "{id}");
         }
         assert_eq!(reference_cache::SHIPPED.len(), 3, "one file per model and kind of text, none left over");
+    }
+
+    /// A model with nothing compiled in has no drift to measure: an error that says what to run,
+    /// not a comparison against nothing.
+    #[test]
+    fn reference_drift_needs_shipped_references() {
+        let calibration = Calibration::without_probe("constant", 3, minilm_config());
+        let err = TextTagger::reference_drift(&mut constant(), &calibration, 16).unwrap_err();
+        assert!(err.to_string().contains("just references"), "{err}");
     }
 
     fn minilm_config() -> TagConfig {

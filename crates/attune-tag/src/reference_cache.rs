@@ -9,9 +9,11 @@
 //! The shipped models' reference embeddings are also compiled in ([`SHIPPED`], made by `just
 //! references`), so that a fresh host (a new worker of a fleet, a CI machine) does not spend
 //! its first minutes embedding e5's reference texts. They are files of the same name and
-//! format, used only where a cache is in use (`ATTUNE_CACHE=` computes everything, as the
-//! other-kernels test run wants); when the texts or the model change, their names no longer
-//! match and the references are computed as before (a test says so before that ships).
+//! format, used only where a cache is in use (`ATTUNE_CACHE=` computes everything); when the
+//! texts or the model change, their names no longer match and the references are computed as
+//! before (a test says so before that ships). That the shipped vectors are what the model
+//! computes is checked on a sample of them ([`shipped_drift`]; the end-to-end tests compare one
+//! text in 16), computing all of e5's taking minutes.
 
 use attune_infer::{InferError, TextEmbedder};
 use sha2::{Digest, Sha256};
@@ -40,6 +42,15 @@ pub(crate) enum As {
 }
 
 impl As {
+    /// The name a reference set of this kind goes by for the model `model_id`: with the texts,
+    /// what names its file.
+    fn set_id(self, model_id: &str) -> String {
+        match self {
+            As::Passages => model_id.to_string(),
+            As::Items => format!("{model_id} items"),
+        }
+    }
+
     /// Example chats are kept as 16-bit floats: there are ~15,000 of them (23 MB in f32, compiled
     /// in), and a similarity moves by ~1e-4 for it, under what one CPU's kernels move it from
     /// another's. Computed ones are rounded alike, so a run with a cache, with the shipped file
@@ -93,20 +104,8 @@ where
     M: TextEmbedder + ?Sized,
 {
     let precision = mode.precision();
-    let compute = |embedder: &mut M| {
-        let mut vectors = match mode {
-            As::Passages => embedder.embed_passages(texts),
-            As::Items => attune_infer::run_in_batches_by_size(embedder, texts, String::len),
-        }?;
-        precision.round(&mut vectors);
-        Ok::<_, InferError>(vectors)
-    };
-    let Some(dir) = dir else { return compute(embedder) };
-    let id = match mode {
-        As::Passages => embedder.id().to_string(),
-        As::Items => format!("{} items", embedder.id()),
-    };
-    let path = file_for(dir, &id, texts);
+    let Some(dir) = dir else { return compute(embedder, texts, mode) };
+    let path = file_for(dir, &mode.set_id(embedder.id()), texts);
     if let Some(vectors) = read(&path, texts.len(), precision) {
         return Ok(vectors);
     }
@@ -114,12 +113,56 @@ where
     // `just references` collects).
     let vectors = match shipped(&path, texts.len(), precision) {
         Some(vectors) => vectors,
-        None => compute(embedder)?,
+        None => compute(embedder, texts, mode)?,
     };
     if let Err(e) = write(&path, &vectors, precision) {
         tracing::info!("cannot keep the tagger's reference embeddings in {}: {e}", path.display());
     }
     Ok(vectors)
+}
+
+/// `texts` embedded by `embedder` as `mode` says, rounded as `mode` keeps them.
+fn compute<M>(embedder: &mut M, texts: &[String], mode: As) -> Result<Vec<Vec<f32>>, InferError>
+where
+    M: TextEmbedder + ?Sized,
+{
+    let mut vectors = match mode {
+        As::Passages => embedder.embed_passages(texts),
+        As::Items => attune_infer::run_in_batches_by_size(embedder, texts, String::len),
+    }?;
+    mode.precision().round(&mut vectors);
+    Ok(vectors)
+}
+
+/// How far `embedder` now puts every `stride`-th of `texts` from the compiled-in vectors for
+/// them: (texts compared, the largest Euclidean distance between a vector computed now, rounded
+/// as kept, and the shipped one). `None` when nothing is compiled in for these texts and model.
+pub(crate) fn shipped_drift<M>(
+    embedder: &mut M,
+    texts: &[String],
+    mode: As,
+    stride: usize,
+) -> Result<Option<(usize, f32)>, InferError>
+where
+    M: TextEmbedder + ?Sized,
+{
+    let path = file_for(Path::new(""), &mode.set_id(embedder.id()), texts);
+    let Some(shipped) = shipped(&path, texts.len(), mode.precision()) else { return Ok(None) };
+    let picked: Vec<usize> = (0..texts.len()).step_by(stride.max(1)).collect();
+    let sample: Vec<String> = picked.iter().map(|&i| texts[i].clone()).collect();
+    let now = compute(embedder, &sample, mode)?;
+    if now.len() != sample.len() {
+        return Err(InferError::Config(format!("{} vectors for {} texts", now.len(), sample.len())));
+    }
+    let largest = picked.iter().zip(&now).fold(0f32, |largest, (&i, now)| {
+        let kept = &shipped[i];
+        let distance = match now.len() == kept.len() {
+            true => now.iter().zip(kept).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt(),
+            false => f32::INFINITY,
+        };
+        largest.max(distance)
+    });
+    Ok(Some((sample.len(), largest)))
 }
 
 /// `DIR/reference-KEY.bin`, KEY a digest of the model's id and every text.
