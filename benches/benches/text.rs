@@ -20,6 +20,16 @@ fn conversations() -> Vec<String> {
         .collect()
 }
 
+/// The never-tuned long sessions (`fixtures/long_chats/holdout.jsonl`): 5–10 messages of one
+/// language each, 12 languages.
+fn long_sessions() -> Vec<String> {
+    std::fs::read_to_string(root().join("fixtures/long_chats/holdout.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn model(threads: usize) -> Box<dyn TextEmbedder> {
     let runtime = Runtime::new(threads, Device::Cpu).expect("run `just setup` first");
     load_text_model(ENGLISH_TEXT_MODEL, &runtime, None, 32).unwrap()
@@ -54,6 +64,18 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The lexicon on long sessions in the 12 languages, most of them not ASCII: every run
+    // matches each text once, before any encoding.
+    let sessions = long_sessions();
+    g.throughput(Throughput::Elements(sessions.len() as u64));
+    g.bench_function(format!("lexicon: {} long sessions in 12 languages (sessions)", sessions.len()), |b| {
+        b.iter(|| {
+            for t in &sessions {
+                std::hint::black_box(tagger.lexicon_match(t));
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(texts.len() as u64));
     let admitted: Vec<_> = texts.iter().map(|t| gate.admit(t).ok()).collect();
     g.bench_function("tag precomputed embeddings (lexicon + 497 nodes)", |b| {
         b.iter(|| {
