@@ -12,18 +12,9 @@ use attune_tag::{Calibration, Segments, TextTagger};
 use attune_testkit::repo_root as root;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-fn conversations() -> Vec<String> {
-    std::fs::read_to_string(root().join("fixtures/conversations/tuning.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The never-tuned long sessions (`fixtures/long_chats/holdout.jsonl`): 5–10 messages of one
-/// language each, 12 languages.
-fn long_sessions() -> Vec<String> {
-    std::fs::read_to_string(root().join("fixtures/long_chats/holdout.jsonl"))
+/// The `text` of every line of a labelled set or manifest (JSON Lines), from the repository root.
+fn texts_of(path: &str) -> Vec<String> {
+    std::fs::read_to_string(root().join(path))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
@@ -37,7 +28,7 @@ fn model(threads: usize) -> Box<dyn TextEmbedder> {
 
 fn bench(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let texts = conversations();
+    let texts = texts_of("fixtures/conversations/tuning.jsonl");
     let mut embedder = model(threads);
     let calibration = Calibration::for_model(embedder.id(), embedder.dimensions()).unwrap();
     let tagger = TextTagger::new(embedder.as_mut(), calibration).unwrap();
@@ -64,9 +55,9 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    // The lexicon on long sessions in the 12 languages, most of them not ASCII: every run
-    // matches each text once, before any encoding.
-    let sessions = long_sessions();
+    // The lexicon on the never-tuned long sessions (5–10 messages of one language, 12
+    // languages, most of them not ASCII): every run matches each text once, before encoding.
+    let sessions = texts_of("fixtures/long_chats/holdout.jsonl");
     g.throughput(Throughput::Elements(sessions.len() as u64));
     g.bench_function(format!("lexicon: {} long sessions in 12 languages (sessions)", sessions.len()), |b| {
         b.iter(|| {
@@ -130,14 +121,9 @@ fn bench_multilingual(c: &mut Criterion) {
         .unwrap();
     let mut texts = Vec::new();
     for entry in std::fs::read_dir(root().join("fixtures/sensitivity")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with(".calib.jsonl") {
-            let file = std::fs::read_to_string(&path).unwrap();
-            texts.extend(
-                file.lines().step_by(10).map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string()
-                }),
-            );
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".calib.jsonl") {
+            texts.extend(texts_of(&format!("fixtures/sensitivity/{name}")).into_iter().step_by(10));
         }
     }
     // What the tagger embeds: each chat's windows, and the clauses its classifier does not read
