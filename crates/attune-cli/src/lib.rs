@@ -26,7 +26,7 @@ use attune_profile::{
     openrtb_user, OpenMode, OpenRtbOptions, OpenRtbUserId, OpenStore, ProfileStore, Provenance, Scoring, StoreAddress,
     StoreError, StoreLock,
 };
-use attune_tag::{Calibration, ImageTagConfig, ImageTagger, TagConfig, TextTagger};
+use attune_tag::{Calibration, ImageTagConfig, ImageTagger, TagConfig, TextTagger, Tightening};
 use attune_taxonomy::Taxonomy;
 use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -350,6 +350,9 @@ struct RunArgs {
     /// topics from poorly heard speech, at that risk.
     #[arg(long, env = "ATTUNE_MIN_SPEECH_LOGPROB", default_value_t = attune_pipeline::DEFAULT_MIN_SPEECH_LOGPROB, allow_negative_numbers = true)]
     min_speech_logprob: f32,
+    /// Last: its help heading holds for the flags after it.
+    #[command(flatten)]
+    tightening: TighteningArgs,
 }
 
 /// How media are decoded: in worker processes (the default) or in this one.
@@ -395,20 +398,88 @@ struct VideoArgs {
     video_max_frames: usize,
 }
 
+/// A run's tagger settings: each in place of the calibration's only where it keeps out at least
+/// as much (attune_tag::Tightening; anything else is refused and the run does not start). The
+/// same names and variables as `attune eval`'s, so one `--config` file is measured by `eval` and
+/// run by `run` alike.
+#[derive(clap::Args, Clone, Copy)]
+#[command(next_help_heading = "Tightening the calibration (each only stricter than the calibration's)")]
+struct TighteningArgs {
+    /// A topic's similarity bar: at least the calibration's (fewer, surer topics).
+    #[arg(long, env = "ATTUNE_TOPIC_THRESHOLD")]
+    topic_threshold: Option<f32>,
+    /// How far below the best topic another may score: at most the calibration's.
+    #[arg(long, env = "ATTUNE_TOPIC_MARGIN")]
+    topic_margin: Option<f32>,
+    /// Topics an item at most: at most the calibration's.
+    #[arg(long, env = "ATTUNE_MAX_TOPICS")]
+    max_topics: Option<usize>,
+    /// The special-category classifier's bar, one for every language: at most its own bar in
+    /// each language (lower drops more).
+    #[arg(long, env = "ATTUNE_CLASSIFIER_THRESHOLD")]
+    classifier_threshold: Option<f32>,
+    /// The classifier's p(sensitive) that confirms a lexicon match: at most the calibration's
+    /// (0: every lexicon match drops its text unconfirmed).
+    #[arg(long, env = "ATTUNE_LEXICON_CONFIRMATION")]
+    lexicon_confirmation: Option<f32>,
+    /// The sensitive-node detector's similarity bar: at most the calibration's.
+    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_THRESHOLD")]
+    sensitive_node_threshold: Option<f32>,
+    /// How far below the best allowed node a sensitive node still counts: at least the calibration's.
+    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_MARGIN")]
+    sensitive_node_margin: Option<f32>,
+    /// The probe's bar (MiniLM's path): at most the calibration's.
+    #[arg(long, env = "ATTUNE_PROBE_THRESHOLD")]
+    probe_threshold: Option<f32>,
+    /// The category descriptions' similarity bar: at most the calibration's.
+    #[arg(long, env = "ATTUNE_CATEGORY_THRESHOLD")]
+    category_threshold: Option<f32>,
+    /// Check clauses on their own in texts of at least this many words: 0 (every text) or at
+    /// most the calibration's.
+    #[arg(long, env = "ATTUNE_CLAUSES_FROM_WORDS")]
+    clauses_from_words: Option<usize>,
+    /// A clause counts only when its message or window reaches this p(sensitive): at most the
+    /// calibration's (0: every clause counts).
+    #[arg(long, env = "ATTUNE_CLAUSE_GATE")]
+    clause_gate: Option<f32>,
+}
+
+impl TighteningArgs {
+    fn tightening(self) -> Tightening {
+        Tightening {
+            topic_threshold: self.topic_threshold,
+            topic_margin: self.topic_margin,
+            max_topics: self.max_topics,
+            classifier_threshold: self.classifier_threshold,
+            lexicon_confirmation: self.lexicon_confirmation,
+            sensitive_node_threshold: self.sensitive_node_threshold,
+            sensitive_node_margin: self.sensitive_node_margin,
+            probe_threshold: self.probe_threshold,
+            category_threshold: self.category_threshold,
+            clauses_from_words: self.clauses_from_words,
+            clause_gate: self.clause_gate,
+        }
+    }
+}
+
 /// Tagger thresholds, to calibrate with `attune eval` (defaults are the shipped calibration).
+/// The settings a run may tighten read the same variables (and `--config` names) as `run`'s.
 #[derive(clap::Args, Clone, Copy)]
 struct TagArgs {
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_TOPIC_THRESHOLD")]
     topic_threshold: Option<f32>,
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_TOPIC_MARGIN")]
     topic_margin: Option<f32>,
-    #[arg(long)]
+    /// Topics an item at most.
+    #[arg(long, env = "ATTUNE_MAX_TOPICS")]
+    max_topics: Option<usize>,
+    #[arg(long, env = "ATTUNE_CATEGORY_THRESHOLD")]
     category_threshold: Option<f32>,
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_PROBE_THRESHOLD")]
     probe_threshold: Option<f32>,
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_THRESHOLD")]
     sensitive_node_threshold: Option<f32>,
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_MARGIN")]
     sensitive_node_margin: Option<f32>,
     /// How much labelled example chats pull each node's vector (0: descriptions only).
     #[arg(long)]
@@ -423,17 +494,17 @@ struct TagArgs {
     #[arg(long)]
     topic_head_weight: Option<f32>,
     /// One threshold for the special-category classifier in every language.
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_CLASSIFIER_THRESHOLD")]
     classifier_threshold: Option<f32>,
     /// The classifier's p(sensitive) that must confirm a lexicon match (0: every match drops).
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_LEXICON_CONFIRMATION")]
     lexicon_confirmation: Option<f32>,
     /// Check clauses on their own only in texts of at least this many words (0: every text).
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_CLAUSES_FROM_WORDS")]
     clauses_from_words: Option<usize>,
     /// A clause counts for the special-category classifier only when its message or window
     /// reaches this p(sensitive) (0: every clause counts).
-    #[arg(long)]
+    #[arg(long, env = "ATTUNE_CLAUSE_GATE")]
     clause_gate: Option<f32>,
     /// Every lexicon match waits for the classifier's confirmation, the decisive terms' too
     /// (crates/attune-tag/data/sensitive-lexicon-decisive.tsv): to measure what they add.
@@ -447,6 +518,7 @@ impl TagArgs {
         TagConfig {
             topic_threshold: self.topic_threshold.unwrap_or(d.topic_threshold),
             topic_margin: self.topic_margin.unwrap_or(d.topic_margin),
+            max_topics: self.max_topics.unwrap_or(d.max_topics),
             category_threshold: self.category_threshold.unwrap_or(d.category_threshold),
             probe_threshold: self.probe_threshold.unwrap_or(d.probe_threshold),
             sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
@@ -460,7 +532,6 @@ impl TagArgs {
             clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),
             clause_gate: self.clause_gate.or(d.clause_gate),
             confirm_every_lexicon_match: self.confirm_every_lexicon_match || d.confirm_every_lexicon_match,
-            ..d
         }
     }
 }
@@ -623,7 +694,7 @@ pub fn main() -> ExitCode {
                         Some(p) => Policy::from_file(p)?,
                         None => Policy::default(),
                     };
-                    let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, Some(tag))?;
+                    let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, TaggerSettings::Measured(tag))?;
                     let gate = language_gate(&policy, tagger.languages())?;
                     let show = eval::Show { errors: show_errors, margins, json };
                     eval::run(&labelled, embedder.as_mut(), &tagger, &gate, show, no_lexicon, &sweeps)

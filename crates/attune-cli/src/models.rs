@@ -12,21 +12,35 @@ pub(crate) fn runtime_with(args: &ModelArgs, threads: usize) -> Result<Runtime> 
     Ok(Runtime::new(threads.max(1), device)?)
 }
 
-/// The first text model and a tagger built with it and its calibration (thresholds from `tag`
-/// instead, where given: `eval`). A run needs a validated calibration.
+/// How a tagger's settings may differ from its calibration's.
+#[derive(Clone, Copy)]
+pub(crate) enum TaggerSettings {
+    /// `attune eval`: any setting, on any calibration, validated or not (that is how one is measured).
+    Measured(TagArgs),
+    /// `attune run`: a validated calibration, its bars only tightened ([`Tightening`]).
+    Run(Tightening),
+}
+
+/// The first text model and a tagger built with it and its calibration, with `settings`.
 pub(crate) fn load_models(
     runtime: &Runtime,
     args: &ModelArgs,
-    tag: Option<TagArgs>,
+    settings: TaggerSettings,
 ) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
-    load_text_path(&args.text_model[0], runtime, args.models.as_deref(), args.model_batch, tag)
+    load_text_path(&args.text_model[0], runtime, args.models.as_deref(), args.model_batch, settings)
 }
 
 /// The run's text paths: the first text model loaded now, each later one made when a text in a
 /// language only it covers first needs it. A later model that is not installed or not validated
 /// is left out with a warning: its languages are then skipped, never tagged by another model.
-pub(crate) fn text_paths(runtime: &Runtime, args: &ModelArgs) -> Result<(Vec<TextPath<'static>>, Vec<String>)> {
-    let (embedder, tagger) = load_models(runtime, args, None)?;
+/// A later model's calibration is tightened alike when it is first used; a setting looser than
+/// its calibration then fails the texts that need it, with the reason.
+pub(crate) fn text_paths(
+    runtime: &Runtime,
+    args: &ModelArgs,
+    tightening: Tightening,
+) -> Result<(Vec<TextPath<'static>>, Vec<String>)> {
+    let (embedder, tagger) = load_models(runtime, args, TaggerSettings::Run(tightening))?;
     let mut model_set = vec![embedder.id().to_string(), tagger.version().to_string()];
     if let Some(id) = tagger.classifier_id() {
         model_set.push(id.to_string());
@@ -59,7 +73,8 @@ pub(crate) fn text_paths(runtime: &Runtime, args: &ModelArgs) -> Result<(Vec<Tex
         paths.push(TextPath::later(
             languages,
             Box::new(move || {
-                load_text_path(&name, &runtime, root.as_deref(), batch, None).map_err(|e| format!("{name}: {e:#}"))
+                load_text_path(&name, &runtime, root.as_deref(), batch, TaggerSettings::Run(tightening))
+                    .map_err(|e| format!("{name}: {e:#}"))
             }),
         ));
     }
@@ -72,19 +87,20 @@ pub(crate) fn load_text_path(
     runtime: &Runtime,
     models_root: Option<&Path>,
     model_batch: usize,
-    tag: Option<TagArgs>,
+    settings: TaggerSettings,
 ) -> Result<(Box<dyn TextEmbedder>, TextTagger)> {
     let mut embedder = load_text_model(name, runtime, models_root, model_batch)?;
     let mut calibration = Calibration::for_model(embedder.id(), embedder.dimensions())?;
-    if tag.is_none() && !calibration.validated {
-        anyhow::bail!(
+    match settings {
+        TaggerSettings::Run(_) if !calibration.validated => anyhow::bail!(
             "the tagger's calibration for {} is not validated for runs (its sensitive-item figures do not hold yet); `attune eval` measures it",
             embedder.id()
-        );
-    }
-    if let Some(tag) = tag {
-        let config = tag.apply(calibration.config.clone());
-        calibration = calibration.with_config(config);
+        ),
+        TaggerSettings::Run(_) => {}
+        TaggerSettings::Measured(tag) => {
+            let config = tag.apply(calibration.config.clone());
+            calibration = calibration.with_config(config);
+        }
     }
     let wants_classifier = calibration.classifier.clone();
     let cache = cache_dir().map(|d| d.join("tagger"));
@@ -101,6 +117,17 @@ pub(crate) fn load_text_path(
             wants_classifier.unwrap_or_default()
         ),
         None => {}
+    }
+    if let TaggerSettings::Run(tightening) = settings {
+        // Refused settings are the caller's mistake: the run does not start.
+        tagger = tagger.tightened(&tightening).map_err(|e| match e {
+            attune_tag::TagError::Looser { setting, given, calibrated } => not_started(anyhow::anyhow!(
+                "--{} {given} would keep out less than the calibration of {} ({calibrated}): a run may only tighten its calibration's bars; `attune eval` measures a looser one",
+                setting.replace('_', "-"),
+                embedder.id()
+            )),
+            e => not_started(anyhow::Error::from(e)),
+        })?;
     }
     Ok((embedder, tagger))
 }

@@ -19,10 +19,12 @@ mod calibration;
 mod classifier;
 mod image;
 mod reference_cache;
+mod tightening;
 
 use calibration::Probe;
 pub use calibration::{Calibration, TopicHead};
 pub use classifier::{Assessment, SensitivityClassifier};
+pub use tightening::Tightening;
 
 pub use image::{table_coverage, ClassTarget, ImageTagConfig, ImageTagger};
 
@@ -53,6 +55,11 @@ pub enum TagError {
     Embeddings { expected: usize, got: usize },
     #[error("calibration: {0}")]
     Calibration(String),
+    /// A run's setting that would keep out less than its calibration ([`Tightening`]).
+    #[error(
+        "{setting} {given} would keep out less than the calibration's {calibrated}: a run may only tighten its calibration's bars (a new calibration is measured with `attune eval` first)"
+    )]
+    Looser { setting: &'static str, given: String, calibrated: String },
 }
 
 /// Which detector found a special category.
@@ -2587,6 +2594,88 @@ mod tests {
         let both = read_both_ways(&tagger, &chats, &long, bytes_as_tokens);
         assert!(matches!(both.verdicts[0], Verdict::Sensitive { detector: Detector::Lexicon, .. }));
         assert!(both.run_model.states_only.is_empty(), "{:?}", both.run_model.states_only);
+    }
+
+    /// A run may tighten its calibration's bars and never loosen one: each looser setting is
+    /// refused by name, and a tightened tagger drops everything the calibrated one drops (the
+    /// classifier's bar and the lexicon's confirmation lowered here drop two texts it passed).
+    #[test]
+    fn a_run_may_only_tighten_its_calibration() {
+        use SensitiveCategory::Health;
+        let config = TagConfig {
+            category_threshold: 2.0,
+            probe_threshold: 2.0,
+            sensitive_node_threshold: 2.0,
+            ..minilm_config()
+        };
+        let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
+            .unwrap()
+            .with_classifier(confirms_on_x(), &bytes_as_tokens())
+            .unwrap();
+        let c = tagger.config().clone();
+        assert_eq!((c.clause_gate, c.clauses_from_words), (None, 0), "the cases below assume these");
+        let looser = [
+            ("topic_threshold", Tightening { topic_threshold: Some(c.topic_threshold - 0.01), ..Default::default() }),
+            ("topic_margin", Tightening { topic_margin: Some(c.topic_margin + 0.01), ..Default::default() }),
+            ("max_topics", Tightening { max_topics: Some(c.max_topics + 1), ..Default::default() }),
+            ("classifier_threshold", Tightening { classifier_threshold: Some(0.6), ..Default::default() }),
+            ("lexicon_confirmation", Tightening { lexicon_confirmation: Some(0.06), ..Default::default() }),
+            ("sensitive_node_threshold", Tightening { sensitive_node_threshold: Some(2.5), ..Default::default() }),
+            (
+                "sensitive_node_margin",
+                Tightening { sensitive_node_margin: Some(c.sensitive_node_margin - 0.01), ..Default::default() },
+            ),
+            ("probe_threshold", Tightening { probe_threshold: Some(2.5), ..Default::default() }),
+            ("category_threshold", Tightening { category_threshold: Some(2.5), ..Default::default() }),
+            ("clauses_from_words", Tightening { clauses_from_words: Some(12), ..Default::default() }),
+            ("clause_gate", Tightening { clause_gate: Some(0.2), ..Default::default() }),
+        ];
+        for (name, tightening) in looser {
+            match tagger.tightened(&tightening) {
+                Err(TagError::Looser { setting, .. }) => assert_eq!(setting, name),
+                other => panic!("{name}: {:?}", other.map(|t| t.config().clone())),
+            }
+        }
+        for odd in [
+            Tightening { classifier_threshold: Some(f32::NAN), ..Default::default() },
+            Tightening { topic_margin: Some(-0.1), ..Default::default() },
+            Tightening { max_topics: Some(0), ..Default::default() },
+        ] {
+            assert!(matches!(tagger.tightened(&odd), Err(TagError::Calibration(_))), "{odd:?}");
+        }
+        // Nothing given: the calibration itself, the same version.
+        assert_eq!(tagger.tightened(&Tightening::default()).unwrap().version(), tagger.version());
+
+        // The stand-in gives 0.2 to a segment with an 'X', 0.01 to others; its bar is 0.5 and
+        // its lexicon confirmation 0.05.
+        let texts = [
+            "a quiet weekend in the mountains, tent X and all",
+            "what symptoms of altitude sickness should I watch for on a hiking trip",
+        ];
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let verdicts = |tagger: &TextTagger| -> Vec<Verdict> {
+            let items: Vec<Segments> = texts.iter().map(|t| tagger.segments(t)).collect();
+            let encoded = tagger.encode(&mut bytes_as_tokens(), &items).unwrap();
+            (0..texts.len()).map(|k| tagger.tag(&gate.admit(texts[k]).unwrap(), &items[k], encoded.item(k))).collect()
+        };
+        assert!(verdicts(&tagger).iter().all(|v| matches!(v, Verdict::Topics(_))));
+        let stricter = tagger
+            .tightened(&Tightening {
+                classifier_threshold: Some(0.15),
+                lexicon_confirmation: Some(0.0),
+                topic_threshold: Some(c.topic_threshold + 0.01),
+                max_topics: Some(1),
+                clause_gate: Some(0.0),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_ne!(stricter.version(), tagger.version());
+        assert!(stricter.lexicon_decides(), "a confirmation of 0 drops every match unread");
+        let v = verdicts(&stricter);
+        assert!(matches!(v[0], Verdict::Sensitive { category: Health, detector: Detector::Classifier }), "{v:?}");
+        assert!(matches!(v[1], Verdict::Sensitive { category: Health, detector: Detector::Lexicon }), "{v:?}");
+        let s = stricter.config();
+        assert_eq!((s.classifier_threshold, s.max_topics, s.clause_gate), (Some(0.15), 1, None));
     }
 
     /// Every item of the labelled sets in `fixtures/DIR` whose file name `keep` accepts, with its

@@ -252,6 +252,80 @@ fn settings_from_a_config_file_and_variables_give_way_to_flags() {
     assert!(!dir.path().join("d.sqlite").exists());
 }
 
+/// A run takes the tagger's settings only where they keep out at least what its calibration
+/// keeps out: a looser bar, as a flag or in a config file, stops it before it starts; stricter
+/// ones drop everything the calibrated run drops, and more, and write no more topics an event.
+#[test]
+fn a_run_may_tighten_its_calibration_and_never_loosen_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let texts = [
+        "any tips for a first sailing trip on a small dinghy?",
+        "I need a lightweight tent and sleeping bag for a trip in the mountains.",
+        // "symptoms" is a lexicon term with everyday uses: a match waits for the classifier.
+        "what symptoms of altitude sickness should I watch for on a hiking trip?",
+        "best budget mechanical keyboard for coding, and which switches are quiet?",
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"event_id": format!("c{i}"), "user_id": format!("u{i}"), "country": "US",
+                "product": "assistant", "captured_at": "2026-04-01T10:00:00Z", "kind": "text", "text": t})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    let users: Vec<String> = (0..texts.len()).map(|i| format!("u{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let run_with = |name: &str, args: &[&str]| {
+        let store = dir.path().join(name);
+        let (code, err, _) = run(&manifest, &store, args);
+        (code, err, store)
+    };
+    let dropped = |store: &Path| -> std::collections::BTreeSet<String> {
+        common::ledger(store).into_iter().filter(|(_, o)| o == "dropped").map(|(e, _)| e).collect()
+    };
+
+    let (code, err, base) = run_with("base.sqlite", &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let base_dropped = dropped(&base);
+    assert!(!base_dropped.contains("c0") && !base_dropped.contains("c1"), "{base_dropped:?}");
+
+    // Looser: refused by name, nothing created.
+    let (code, err, store) = run_with("looser.sqlite", &["--classifier-threshold", "0.9"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--classifier-threshold 0.9 would keep out less"), "{err}");
+    assert!(!store.exists());
+    let config = dir.path().join("attune.toml");
+    std::fs::write(&config, "topic-threshold = 0.1\n").unwrap();
+    let (code, err, store) = run_with("looser-config.sqlite", &["--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--topic-threshold 0.1"), "{err}");
+    assert!(!store.exists());
+
+    // Every lexicon match drops unconfirmed: the altitude-sickness question goes too.
+    let (code, err, store) = run_with("lexicon.sqlite", &["--lexicon-confirmation", "0"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lexicon_dropped = dropped(&store);
+    assert!(lexicon_dropped.is_superset(&base_dropped) && lexicon_dropped.contains("c2"), "{lexicon_dropped:?}");
+
+    // A classifier bar of 0: every text reaches it.
+    let (code, err, store) = run_with("all.sqlite", &["--classifier-threshold", "0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(dropped(&store).len(), texts.len());
+
+    // One topic at most an event, the same drops.
+    let (code, err, store) = run_with("one-topic.sqlite", &["--max-topics", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(dropped(&store), base_dropped);
+    let (base_topics, one_topic) = (common::evidence(&base, &users), common::evidence(&store, &users));
+    assert!(one_topic.values().all(|t| t.len() == 1), "{one_topic:?}");
+    for (event, topics) in &one_topic {
+        assert!(base_topics[event].contains(&topics[0]), "{event}: {topics:?} not among {:?}", base_topics[event]);
+    }
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     for args in [&["--help"][..], &["run", "--help"]] {
