@@ -765,7 +765,7 @@ def main():
         {"made_by": "scripts/finetune_sensitivity.py", "items": refs}, ensure_ascii=False, indent=1) + "\n")
     argv = " ".join(sys.argv[1:])
     if "\n[neighbours]" in ((out / "model.toml").read_text(encoding="utf-8") if (out / "model.toml").exists() else ""):
-        # Deliberate (README, "labelled neighbours"): the threshold above is the classifier's
+        # Deliberate (docs/sensitivity-classifier.md, "Labelled neighbours"): the threshold above is the classifier's
         # alone; with the neighbours' opinion added the bar has to be chosen again.
         print("model.toml: the labelled neighbours ([neighbours]) are left out of the new manifest, since its "
               "threshold is the classifier's alone; to use them, copy the section back and choose the bar again "

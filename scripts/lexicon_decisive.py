@@ -134,7 +134,7 @@ def main() -> int:
         current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         if current != text:
             print(f"{args.out.relative_to(ROOT)} is stale: the lexicon or the labelled sets changed since it "
-                  "was written; run `just lexicon-decisive` and measure (README, 'Decisive terms')",
+                  "was written; run `just lexicon-decisive` and measure (docs/text-tagging.md, 'Decisive terms need no confirmation')",
                   file=sys.stderr)
             return 1
         print(f"{args.out.relative_to(ROOT)} is current ({len(decisive)} decisive terms)")

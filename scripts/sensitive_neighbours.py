@@ -4,7 +4,7 @@ classifier (fixtures/sensitivity/*.train.jsonl and the tuning sets of fixtures/c
 the files scripts/finetune_sensitivity.py trains on) as the text model's `hidden_state_8`
 averaged over its tokens, centred, projected on its top principal directions, normalised and
 stored in int8 with its class. attune-model-sensitivity reads a segment's nearest neighbours
-among them beside the fine-tuned classifier (README, "Chat in every language"): a second
+among them beside the fine-tuned classifier (docs/text-tagging.md, "A second opinion"): a second
 opinion from frozen features, whose errors are not the fine-tuned layers' errors.
 
     just sensitive-neighbours      # or, in the venv `just train-sensitivity` makes:

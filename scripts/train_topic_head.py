@@ -15,7 +15,7 @@ sensitive node or any special-category decision.
 The vectors come from `attune embed` (the release binary, `cargo build --release -p attune-cli`),
 so they are what the tagger sees: a chat's windows, averaged and normed as its topics are. Needs
 numpy only. The CI does not run this: the trained weights are committed, `attune eval` measures
-them (the settings below were chosen on the tuning sets, README "How chats are tagged").
+them (the settings below were chosen on the tuning sets, docs/text-tagging.md, "A topic head").
 """
 import argparse
 import json

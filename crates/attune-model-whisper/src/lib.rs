@@ -178,7 +178,7 @@ impl Graph {
 /// scales): a window in 0.65–0.75× the time on one core. The int8 decoder has its output layer
 /// (106 MB in float32, read whole at every step) in 8-bit blocks of 32, its input quantised in
 /// the same blocks: a step reads ~115 MB of weights instead of ~195. Character error rates stay
-/// within a few hundredths but for one Arabic recording that loops (README, *Speech in every
+/// within a few hundredths but for one Arabic recording that loops (docs/voice.md, *Speech in every
 /// language*). Not the default: int8 kernels differ by CPU (VNNI, AVX2), and the int8 encoder
 /// decides a token of the camping fixture's transcript by 0.015 logit ("shall" over "should"),
 /// under the margin `tests/it/margins.rs` asks of every decision the tests assert, so that
@@ -256,7 +256,7 @@ const FRAME_STEP: usize = 500;
 /// another but for attention, so the encoder runs on the window's own frames, 1 s of silence and
 /// the rounding to 5 s (whisper.cpp's `audio_ctx`, chosen per window): on the bench's 40
 /// recordings of 5–14 s, a third of the encoder's time, character error rates as with whole
-/// windows (README, *A short window's own length*). A short window whose text loops is decoded again
+/// windows (docs/voice.md, *A short window's own length*). A short window whose text loops is decoded again
 /// whole ([`Transcript::redecoded_windows`]).
 pub fn window_frames(samples: usize) -> usize {
     ((samples.div_ceil(HOP) + TAIL_FRAMES).div_ceil(FRAME_STEP) * FRAME_STEP).min(N_FRAMES)

@@ -2699,7 +2699,7 @@ mod tests {
     /// folded alike, so trying it first changes no match; and it does match more, or it would
     /// not be a relaxation. Checked on hand-made cases and on every shipped row against the
     /// calibration split's texts in 12 languages (the same matches as before it was tried
-    /// first, on all 34,627 labelled and bench texts: README, *Chat in every language*).
+    /// first, on all 34,627 labelled and bench texts: docs/text-tagging.md).
     #[test]
     fn relaxed_lexicon_patterns_match_wherever_their_rows_do() {
         let bounded = |p: &str| compile_lexicon_pattern(p, "word", "test", 0).unwrap();
