@@ -85,7 +85,14 @@ impl TextTagger {
             if v == 0 {
                 return Err(TagError::Calibration("max_topics 0 would write no topic at all".into()));
             }
-            c.max_topics = tightened("max_topics", v as f32, c.max_topics as f32, Lower)? as usize;
+            if v > c.max_topics {
+                return Err(TagError::Looser {
+                    setting: "max_topics",
+                    given: v.to_string(),
+                    calibrated: c.max_topics.to_string(),
+                });
+            }
+            c.max_topics = v;
         }
         if let Some(v) = t.sensitive_node_threshold {
             c.sensitive_node_threshold = tightened("sensitive_node_threshold", v, c.sensitive_node_threshold, Lower)?;
