@@ -352,7 +352,7 @@ struct RunArgs {
     min_speech_logprob: f32,
     /// Last: its help heading holds for the flags after it.
     #[command(flatten)]
-    tightening: TighteningArgs,
+    bars: BarArgs,
 }
 
 /// How media are decoded: in worker processes (the default) or in this one.
@@ -398,53 +398,54 @@ struct VideoArgs {
     video_max_frames: usize,
 }
 
-/// A run's tagger settings: each in place of the calibration's only where it keeps out at least
-/// as much (attune_tag::Tightening; anything else is refused and the run does not start). The
-/// same names and variables as `attune eval`'s, so one `--config` file is measured by `eval` and
-/// run by `run` alike.
+/// The tagger's bars, on the calibration's scale: `eval` takes any value (that is how one is
+/// measured); `run` takes each only in place of the calibration's where it keeps out at least as
+/// much (attune_tag::Tightening; anything else is refused and the run does not start). One set
+/// of names and variables, so one `--config` file is measured by `eval` and run by `run` alike.
 #[derive(clap::Args, Clone, Copy)]
-#[command(next_help_heading = "Tightening the calibration (each only stricter than the calibration's)")]
-struct TighteningArgs {
-    /// A topic's similarity bar: at least the calibration's (fewer, surer topics).
+#[command(next_help_heading = "The tagger's bars (for `run`, each only stricter than the calibration's)")]
+struct BarArgs {
+    /// A topic's similarity bar (`run`: at least the calibration's: fewer, surer topics).
     #[arg(long, env = "ATTUNE_TOPIC_THRESHOLD")]
     topic_threshold: Option<f32>,
-    /// How far below the best topic another may score: at most the calibration's.
+    /// How far below the best topic another may score (`run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_TOPIC_MARGIN")]
     topic_margin: Option<f32>,
-    /// Topics an item at most: at most the calibration's.
+    /// Topics an item at most (`run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_MAX_TOPICS")]
     max_topics: Option<usize>,
-    /// The special-category classifier's bar, one for every language: at most its own bar in
-    /// each language (lower drops more).
+    /// The special-category classifier's bar, one for every language (`run`: at most its own
+    /// bar in each language; lower drops more).
     #[arg(long, env = "ATTUNE_CLASSIFIER_THRESHOLD")]
     classifier_threshold: Option<f32>,
-    /// The classifier's p(sensitive) that confirms a lexicon match: at most the calibration's
-    /// (0: every lexicon match drops its text unconfirmed).
+    /// The classifier's p(sensitive) that confirms a lexicon match (0: every lexicon match drops
+    /// its text unconfirmed; `run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_LEXICON_CONFIRMATION")]
     lexicon_confirmation: Option<f32>,
-    /// The sensitive-node detector's similarity bar: at most the calibration's.
+    /// The sensitive-node detector's similarity bar (`run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_SENSITIVE_NODE_THRESHOLD")]
     sensitive_node_threshold: Option<f32>,
-    /// How far below the best allowed node a sensitive node still counts: at least the calibration's.
+    /// How far below the best allowed node a sensitive node still counts (`run`: at least the
+    /// calibration's).
     #[arg(long, env = "ATTUNE_SENSITIVE_NODE_MARGIN")]
     sensitive_node_margin: Option<f32>,
-    /// The probe's bar (MiniLM's path): at most the calibration's.
+    /// The probe's bar, MiniLM's path (`run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_PROBE_THRESHOLD")]
     probe_threshold: Option<f32>,
-    /// The category descriptions' similarity bar: at most the calibration's.
+    /// The category descriptions' similarity bar (`run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_CATEGORY_THRESHOLD")]
     category_threshold: Option<f32>,
-    /// Check clauses on their own in texts of at least this many words: 0 (every text) or at
-    /// most the calibration's.
+    /// Check clauses on their own in texts of at least this many words (0: every text; `run`:
+    /// 0 or at most the calibration's).
     #[arg(long, env = "ATTUNE_CLAUSES_FROM_WORDS")]
     clauses_from_words: Option<usize>,
-    /// A clause counts only when its message or window reaches this p(sensitive): at most the
-    /// calibration's (0: every clause counts).
+    /// A clause counts only when its message or window reaches this p(sensitive) (0: every
+    /// clause counts; `run`: at most the calibration's).
     #[arg(long, env = "ATTUNE_CLAUSE_GATE")]
     clause_gate: Option<f32>,
 }
 
-impl TighteningArgs {
+impl BarArgs {
     fn tightening(self) -> Tightening {
         Tightening {
             topic_threshold: self.topic_threshold,
@@ -462,25 +463,11 @@ impl TighteningArgs {
     }
 }
 
-/// Tagger thresholds, to calibrate with `attune eval` (defaults are the shipped calibration).
-/// The settings a run may tighten read the same variables (and `--config` names) as `run`'s.
+/// `attune eval`'s tagger settings (defaults are the shipped calibration): the bars a run may
+/// tighten, and what only a new calibration may change.
 #[derive(clap::Args, Clone, Copy)]
+#[command(next_help_heading = "Tagger settings only a new calibration changes (`run` does not take them)")]
 struct TagArgs {
-    #[arg(long, env = "ATTUNE_TOPIC_THRESHOLD")]
-    topic_threshold: Option<f32>,
-    #[arg(long, env = "ATTUNE_TOPIC_MARGIN")]
-    topic_margin: Option<f32>,
-    /// Topics an item at most.
-    #[arg(long, env = "ATTUNE_MAX_TOPICS")]
-    max_topics: Option<usize>,
-    #[arg(long, env = "ATTUNE_CATEGORY_THRESHOLD")]
-    category_threshold: Option<f32>,
-    #[arg(long, env = "ATTUNE_PROBE_THRESHOLD")]
-    probe_threshold: Option<f32>,
-    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_THRESHOLD")]
-    sensitive_node_threshold: Option<f32>,
-    #[arg(long, env = "ATTUNE_SENSITIVE_NODE_MARGIN")]
-    sensitive_node_margin: Option<f32>,
     /// How much labelled example chats pull each node's vector (0: descriptions only).
     #[arg(long)]
     node_examples: Option<f32>,
@@ -493,44 +480,34 @@ struct TagArgs {
     /// How much the topic head's log-probability of a node adds to its topic score (0: no head).
     #[arg(long)]
     topic_head_weight: Option<f32>,
-    /// One threshold for the special-category classifier in every language.
-    #[arg(long, env = "ATTUNE_CLASSIFIER_THRESHOLD")]
-    classifier_threshold: Option<f32>,
-    /// The classifier's p(sensitive) that must confirm a lexicon match (0: every match drops).
-    #[arg(long, env = "ATTUNE_LEXICON_CONFIRMATION")]
-    lexicon_confirmation: Option<f32>,
-    /// Check clauses on their own only in texts of at least this many words (0: every text).
-    #[arg(long, env = "ATTUNE_CLAUSES_FROM_WORDS")]
-    clauses_from_words: Option<usize>,
-    /// A clause counts for the special-category classifier only when its message or window
-    /// reaches this p(sensitive) (0: every clause counts).
-    #[arg(long, env = "ATTUNE_CLAUSE_GATE")]
-    clause_gate: Option<f32>,
     /// Every lexicon match waits for the classifier's confirmation, the decisive terms' too
     /// (crates/attune-tag/data/sensitive-lexicon-decisive.tsv): to measure what they add.
     #[arg(long)]
     confirm_every_lexicon_match: bool,
+    /// Last: its help heading holds for the flags after it.
+    #[command(flatten)]
+    bars: BarArgs,
 }
 
 impl TagArgs {
     /// The calibration's thresholds, with the ones given on the command line instead.
     fn apply(self, d: TagConfig) -> TagConfig {
         TagConfig {
-            topic_threshold: self.topic_threshold.unwrap_or(d.topic_threshold),
-            topic_margin: self.topic_margin.unwrap_or(d.topic_margin),
-            max_topics: self.max_topics.unwrap_or(d.max_topics),
-            category_threshold: self.category_threshold.unwrap_or(d.category_threshold),
-            probe_threshold: self.probe_threshold.unwrap_or(d.probe_threshold),
-            sensitive_node_threshold: self.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
-            sensitive_node_margin: self.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
+            topic_threshold: self.bars.topic_threshold.unwrap_or(d.topic_threshold),
+            topic_margin: self.bars.topic_margin.unwrap_or(d.topic_margin),
+            max_topics: self.bars.max_topics.unwrap_or(d.max_topics),
+            category_threshold: self.bars.category_threshold.unwrap_or(d.category_threshold),
+            probe_threshold: self.bars.probe_threshold.unwrap_or(d.probe_threshold),
+            sensitive_node_threshold: self.bars.sensitive_node_threshold.unwrap_or(d.sensitive_node_threshold),
+            sensitive_node_margin: self.bars.sensitive_node_margin.unwrap_or(d.sensitive_node_margin),
             node_examples: self.node_examples.unwrap_or(d.node_examples),
             node_neighbours: self.node_neighbours.unwrap_or(d.node_neighbours),
             node_vector_share: self.node_vector_share.unwrap_or(d.node_vector_share),
             topic_head_weight: self.topic_head_weight.unwrap_or(d.topic_head_weight),
-            classifier_threshold: self.classifier_threshold.or(d.classifier_threshold),
-            lexicon_confirmation: self.lexicon_confirmation.or(d.lexicon_confirmation),
-            clauses_from_words: self.clauses_from_words.unwrap_or(d.clauses_from_words),
-            clause_gate: self.clause_gate.or(d.clause_gate),
+            classifier_threshold: self.bars.classifier_threshold.or(d.classifier_threshold),
+            lexicon_confirmation: self.bars.lexicon_confirmation.or(d.lexicon_confirmation),
+            clauses_from_words: self.bars.clauses_from_words.unwrap_or(d.clauses_from_words),
+            clause_gate: self.bars.clause_gate.or(d.clause_gate),
             confirm_every_lexicon_match: self.confirm_every_lexicon_match || d.confirm_every_lexicon_match,
         }
     }

@@ -186,7 +186,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
-    let (text, text_model_set) = text_paths(&runtime, model, args.tightening.tightening())?;
+    let (text, text_model_set) = text_paths(&runtime, model, args.bars.tightening())?;
     let covered: Vec<attune_lang::Language> = text.iter().flat_map(|p| p.languages().to_vec()).collect();
     let languages = language_gate(&policy, &covered)?;
     // Text is the one model every run needs; without the image or speech model, a run still

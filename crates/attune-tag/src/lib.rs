@@ -2541,19 +2541,24 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_decisive_term_drops_its_text_unconfirmed_and_unread() {
-        use SensitiveCategory::Health;
+    /// MiniLM's calibration with only the lexicon and [`confirms_on_x`] on, over byte "tokens".
+    fn confirming_on_x() -> TextTagger {
         let config = TagConfig {
             category_threshold: 2.0,
             probe_threshold: 2.0,
             sensitive_node_threshold: 2.0,
             ..minilm_config()
         };
-        let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
+        TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
             .unwrap()
             .with_classifier(confirms_on_x(), &bytes_as_tokens())
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_decisive_term_drops_its_text_unconfirmed_and_unread() {
+        use SensitiveCategory::Health;
+        let tagger = confirming_on_x();
         let gate = attune_lang::LanguageGate::with_defaults();
         // "my therapist" occurs only in sensitive texts of the labelled sets; "symptoms" in
         // ordinary ones too. The classifier says 0.01 of both, under its confirmation's 0.05.
@@ -2602,16 +2607,7 @@ mod tests {
     #[test]
     fn a_run_may_only_tighten_its_calibration() {
         use SensitiveCategory::Health;
-        let config = TagConfig {
-            category_threshold: 2.0,
-            probe_threshold: 2.0,
-            sensitive_node_threshold: 2.0,
-            ..minilm_config()
-        };
-        let tagger = TextTagger::new(&mut bytes_as_tokens(), Calibration::without_probe("with-states", 3, config))
-            .unwrap()
-            .with_classifier(confirms_on_x(), &bytes_as_tokens())
-            .unwrap();
+        let tagger = confirming_on_x();
         let c = tagger.config().clone();
         assert_eq!((c.clause_gate, c.clauses_from_words), (None, 0), "the cases below assume these");
         let looser = [
