@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use attune_lang::{LanguageDecision, LanguageGate, SupportedText};
 use attune_pipeline::TextEmbedder;
-use attune_tag::{Segments, TagConfig, TextTagger, Verdict};
+use attune_tag::{Segments, TagConfig, TagError, TextTagger, Tightening, Verdict};
 use attune_taxonomy::Taxonomy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,6 +61,11 @@ struct Metrics {
     sensitive_caught_by_category: BTreeMap<String, (usize, usize)>,
     /// Category → items kept out of profiles (caught, or skipped by the language gate).
     sensitive_kept_out_by_category: BTreeMap<String, usize>,
+    /// Category → ordinary items dropped as that category, and how many of them hard negatives.
+    ordinary_dropped_as_category: BTreeMap<String, (usize, usize)>,
+    /// Detector → ordinary items it dropped; sensitive items it caught.
+    ordinary_dropped_by_detector: BTreeMap<String, usize>,
+    sensitive_caught_by_detector: BTreeMap<String, usize>,
     /// One-sided 95 % Clopper–Pearson lower bound on the share of sensitive items kept out.
     sensitive_kept_out_lower_bound: f64,
     hit_rate: f64,
@@ -100,7 +105,13 @@ pub fn parse_sweep(spec: &str) -> Result<(String, Vec<f32>)> {
     if step <= 0.0 || end < start {
         bail!("--sweep {spec}: empty range");
     }
-    let values = (0..).map(|k| start + k as f32 * step).take_while(|v| *v <= end + step / 2.0).collect();
+    // Rounded to a millionth: 0.1 + 0.02 in f32 is a hair over the 0.12 a calibration file or a
+    // flag reads, and a run would refuse it as looser.
+    let values = (0..)
+        .map(|k| ((start as f64 + k as f64 * step as f64) * 1e6).round() / 1e6)
+        .take_while(|v| *v <= end as f64 + step as f64 / 2.0)
+        .map(|v| v as f32)
+        .collect();
     Ok((name.to_string(), values))
 }
 
@@ -145,10 +156,43 @@ fn configs(base: &TagConfig, sweeps: &[(String, Vec<f32>)]) -> Result<Vec<(Strin
     Ok(out)
 }
 
+/// Whether `attune run` takes `measured` in place of `calibrated` (its calibration's own
+/// settings), and what it would say: a run may only tighten its calibration's bars
+/// ([`Tightening`]); anything else is a new calibration, measured by `eval` alone.
+fn what_run_takes(tagger: &TextTagger, calibrated: &TagConfig, measured: &TagConfig) -> (bool, String) {
+    let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+    let tightening = match Tightening::between(calibrated, measured) {
+        Ok(t) => t,
+        Err(names) => {
+            let names: Vec<String> = names.iter().map(|n| flag(n)).collect();
+            return (false, format!("a new calibration ({}): `attune run` does not take it", names.join(", ")));
+        }
+    };
+    match tagger.with_config(calibrated.clone()).tightened(&tightening) {
+        Ok(_) if tightening == Tightening::default() => {
+            (true, "the calibration's own, as `attune run` uses them".into())
+        }
+        Ok(_) => {
+            let given: Vec<String> = tightening.given().iter().map(|(n, v)| format!("{} {v}", flag(n))).collect();
+            (true, format!("`attune run` takes {}: stricter than the calibration", given.join(" ")))
+        }
+        Err(TagError::Looser { setting, given, calibrated }) => (
+            false,
+            format!(
+                "`attune run` refuses {} {given}: it keeps out less than the calibration ({calibrated})",
+                flag(setting)
+            ),
+        ),
+        Err(e) => (false, format!("`attune run` refuses these: {e}")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     paths: &[PathBuf],
     embedder: &mut dyn TextEmbedder,
     tagger: &TextTagger,
+    calibrated: &TagConfig,
     gate: &LanguageGate,
     show: Show,
     no_lexicon: bool,
@@ -168,6 +212,7 @@ pub fn run(
     let sweeping = sweeps.iter().any(|(_, v)| v.len() > 1);
     for (label, config) in configs(tagger.config(), sweeps)? {
         config.check().map_err(|e| anyhow::anyhow!("--sweep {}: {e}", label.trim()))?;
+        let (run_takes, run_says) = what_run_takes(tagger, calibrated, &config);
         let tagger = tagger.with_config(config);
         let mut by_lang: BTreeMap<String, Metrics> = BTreeMap::new();
         let mut all = Metrics::default();
@@ -225,29 +270,80 @@ pub fn run(
                 }
             }
         }
+        // Category → language → kept out, items, and the one-sided 95 % lower bound.
+        let kept_out_table: BTreeMap<String, BTreeMap<String, (usize, usize, f64)>> = all
+            .sensitive_caught_by_category
+            .keys()
+            .map(|cat| {
+                let row = by_lang
+                    .iter()
+                    .filter_map(|(lang, m)| {
+                        let (_, n) = *m.sensitive_caught_by_category.get(cat)?;
+                        let k = m.sensitive_kept_out_by_category.get(cat).copied().unwrap_or(0);
+                        Some((lang.clone(), (k, n, clopper_pearson_lower(k, n, 0.05))))
+                    })
+                    .collect();
+                (cat.clone(), row)
+            })
+            .collect();
         if show.json {
-            let out = serde_json::json!({"thresholds": label.trim(), "all": finish(all), "languages": by_lang.into_iter().map(|(l, m)| (l, finish(m))).collect::<BTreeMap<_, _>>()});
+            let out = serde_json::json!({
+                "thresholds": label.trim(),
+                "run": {"takes": run_takes, "says": run_says},
+                "all": finish(all),
+                "languages": by_lang.into_iter().map(|(l, m)| (l, finish(m))).collect::<BTreeMap<_, _>>(),
+                "kept_out_by_category_and_language": kept_out_table,
+            });
             println!("{}", serde_json::to_string_pretty(&out)?);
             continue;
         }
         if sweeping {
-            println!("{label}| {}", line(&finish(all)));
+            let mark = if run_takes { "" } else { "(not for run) " };
+            println!("{label}{mark}| {}", line(&finish(all)));
             continue;
         }
         println!("{}", line(&finish(all.clone())));
+        println!("  settings: {run_says}");
         if by_lang.len() > 1 {
-            for (lang, m) in by_lang {
-                println!("  {lang}: {}", line(&finish(m)));
+            for (lang, m) in &by_lang {
+                println!("  {lang}: {}", line(&finish(m.clone())));
+            }
+        }
+        for (what, counts) in [
+            ("ordinary items dropped", &all.ordinary_dropped_by_detector),
+            ("sensitive items caught", &all.sensitive_caught_by_detector),
+        ] {
+            if !counts.is_empty() {
+                let by: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+                println!("  {what}, by detector: {}", by.join(", "));
             }
         }
         // Kept out of profiles (dropped, or skipped by the language gate) per category, with a
-        // one-sided 95 % Clopper–Pearson lower bound on that rate.
+        // one-sided 95 % Clopper–Pearson lower bound on that rate; and the ordinary items the
+        // detectors took for that category.
         for (cat, (caught, n)) in &all.sensitive_caught_by_category {
             let kept_out = all.sensitive_kept_out_by_category.get(cat).copied().unwrap_or(0);
+            let (dropped, hard) = all.ordinary_dropped_as_category.get(cat).copied().unwrap_or_default();
             println!(
-                "  {cat:<18} caught {caught}/{n}, kept out of profiles {kept_out}/{n} (95% lower bound {:.3})",
+                "  {cat:<18} caught {caught}/{n}, kept out of profiles {kept_out}/{n} (95% lower bound {:.3}); ordinary items dropped as {cat} {dropped} ({hard} hard negatives)",
                 clopper_pearson_lower(kept_out, *n, 0.05)
             );
+        }
+        if by_lang.len() > 1 && !all.sensitive_caught_by_category.is_empty() {
+            println!("  kept out of profiles, by category and language:");
+            println!("    {:<18} {}", "", by_lang.keys().map(|l| format!("{l:>7}")).collect::<Vec<_>>().join(" "));
+            for cat in all.sensitive_caught_by_category.keys() {
+                let cells: Vec<String> = by_lang
+                    .values()
+                    .map(|m| match m.sensitive_caught_by_category.get(cat) {
+                        Some((_, n)) => {
+                            format!("{:>7}", format!("{}/{n}", m.sensitive_kept_out_by_category.get(cat).unwrap_or(&0)))
+                        }
+                        None => format!("{:>7}", "-"),
+                    })
+                    .collect();
+                println!("    {cat:<18} {}", cells.join(" "));
+            }
         }
         println!(
             "  decision margins: smallest {:.4}; {} of {} items decided by less than {CLOSE_CALL} (may differ on another CPU)",
@@ -353,9 +449,13 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
         let hard = item.kind == "hard_negative";
         m.hard_negatives += usize::from(hard);
         match verdict {
-            Verdict::Sensitive { .. } => {
+            Verdict::Sensitive { category, detector } => {
                 m.ordinary_wrongly_dropped += 1;
                 m.hard_negatives_dropped += usize::from(hard);
+                let as_category = m.ordinary_dropped_as_category.entry(category.to_string()).or_default();
+                as_category.0 += 1;
+                as_category.1 += usize::from(hard);
+                *m.ordinary_dropped_by_detector.entry(detector_name(*detector)).or_default() += 1;
                 Some("DROPPED")
             }
             Verdict::Topics(ts) => {
@@ -374,9 +474,10 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
         let entry = m.sensitive_caught_by_category.entry(item.expect.clone()).or_default();
         entry.1 += 1;
         match verdict {
-            Verdict::Sensitive { .. } => {
+            Verdict::Sensitive { detector, .. } => {
                 entry.0 += 1;
                 *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
+                *m.sensitive_caught_by_detector.entry(detector_name(*detector)).or_default() += 1;
                 None
             }
             Verdict::Topics(ts) => {
@@ -390,6 +491,19 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
             }
         }
     }
+}
+
+/// A detector's name as `attune eval` prints it (`classifier`, `lexicon`, `sensitive_node` …).
+fn detector_name(detector: attune_tag::Detector) -> String {
+    let name = format!("{detector:?}");
+    let mut snake = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    snake
 }
 
 fn finish(mut m: Metrics) -> Metrics {
@@ -425,7 +539,25 @@ fn line(m: &Metrics) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clopper_pearson_lower;
+    use super::{clopper_pearson_lower, detector_name, parse_sweep};
+
+    /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
+    /// run compares it with the calibration's bar exactly.
+    #[test]
+    fn swept_values_are_the_numbers_written() {
+        let (name, values) = parse_sweep("classifier_threshold=0.1:0.14:0.02").unwrap();
+        assert_eq!(name, "classifier_threshold");
+        let written: Vec<f32> = ["0.1", "0.12", "0.14"].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(values, written);
+        assert_eq!(parse_sweep("clause_gate=0:0.01:0.005").unwrap().1, vec![0.0, 0.005, 0.01]);
+        assert!(parse_sweep("topic_threshold=0.9:0.8:0.01").is_err());
+    }
+
+    #[test]
+    fn detectors_are_named_as_their_settings_are() {
+        assert_eq!(detector_name(attune_tag::Detector::SensitiveNode), "sensitive_node");
+        assert_eq!(detector_name(attune_tag::Detector::Classifier), "classifier");
+    }
 
     #[test]
     fn clopper_pearson_matches_known_values() {

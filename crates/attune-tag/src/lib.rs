@@ -2674,6 +2674,34 @@ mod tests {
         assert_eq!((s.classifier_threshold, s.max_topics, s.clause_gate), (Some(0.15), 1, None));
     }
 
+    /// What `attune eval` measured, read back as what `attune run` would be given: unchanged
+    /// settings are no tightening at all, a changed bar is that bar (which `tightened` then
+    /// judges), and a changed setting only a new calibration may change is named instead.
+    #[test]
+    fn measured_settings_read_back_as_a_tightening_or_a_new_calibration() {
+        let tagger = confirming_on_x();
+        let c = tagger.config().clone();
+        assert_eq!(Tightening::between(&c, &c), Ok(Tightening::default()));
+        let stricter = TagConfig { classifier_threshold: Some(0.15), max_topics: 1, ..c.clone() };
+        let t = Tightening::between(&c, &stricter).unwrap();
+        assert_eq!(t, Tightening { classifier_threshold: Some(0.15), max_topics: Some(1), ..Default::default() });
+        let given = vec![("max_topics", "1".to_string()), ("classifier_threshold", "0.15".to_string())];
+        assert_eq!(t.given(), given);
+        assert_eq!(tagger.tightened(&t).unwrap().config().max_topics, 1);
+        let looser = TagConfig { topic_threshold: c.topic_threshold - 0.05, ..c.clone() };
+        let t = Tightening::between(&c, &looser).unwrap();
+        assert!(matches!(tagger.tightened(&t), Err(TagError::Looser { setting: "topic_threshold", .. })));
+        // A gate taken away is every clause counting: a gate of 0, the strictest.
+        let gated = TagConfig { clause_gate: Some(0.2), ..c.clone() };
+        let t = Tightening::between(&gated, &c).unwrap();
+        assert_eq!(t, Tightening { clause_gate: Some(0.0), ..Default::default() });
+        let gated_tagger = tagger.with_config(gated);
+        assert_eq!(gated_tagger.tightened(&t).unwrap().config().clause_gate, None);
+        let recalibrated =
+            TagConfig { node_neighbours: c.node_neighbours + 1, topic_head_weight: 0.5, ..stricter.clone() };
+        assert_eq!(Tightening::between(&c, &recalibrated), Err(vec!["node_neighbours", "topic_head_weight"]));
+    }
+
     /// Every item of the labelled sets in `fixtures/DIR` whose file name `keep` accepts, with its
     /// file.
     fn labelled_items(dir: &str, keep: impl Fn(&str) -> bool) -> Vec<(std::path::PathBuf, serde_json::Value)> {

@@ -12,7 +12,7 @@
 //! calibration, to be measured with `attune eval` first; [`TextTagger::tightened`] refuses it by
 //! not having it.
 
-use crate::{TagError, TextTagger};
+use crate::{TagConfig, TagError, TextTagger};
 
 /// Settings given for a run, each in place of the calibration's only where it is at least as
 /// strict (`None`: the calibration's).
@@ -44,6 +44,104 @@ pub struct Tightening {
     /// A clause counts only when its holder reaches this p(sensitive): at most the calibration's
     /// (0: every clause counts).
     pub clause_gate: Option<f32>,
+}
+
+impl Tightening {
+    /// The settings given, by name, with their values (none: the calibration as it is).
+    pub fn given(&self) -> Vec<(&'static str, String)> {
+        let Tightening {
+            topic_threshold,
+            topic_margin,
+            max_topics,
+            classifier_threshold,
+            lexicon_confirmation,
+            sensitive_node_threshold,
+            sensitive_node_margin,
+            probe_threshold,
+            category_threshold,
+            clauses_from_words,
+            clause_gate,
+        } = self;
+        let number = |v: &Option<f32>| v.map(|v| v.to_string());
+        let count = |v: &Option<usize>| v.map(|v| v.to_string());
+        [
+            ("topic_threshold", number(topic_threshold)),
+            ("topic_margin", number(topic_margin)),
+            ("max_topics", count(max_topics)),
+            ("classifier_threshold", number(classifier_threshold)),
+            ("lexicon_confirmation", number(lexicon_confirmation)),
+            ("sensitive_node_threshold", number(sensitive_node_threshold)),
+            ("sensitive_node_margin", number(sensitive_node_margin)),
+            ("probe_threshold", number(probe_threshold)),
+            ("category_threshold", number(category_threshold)),
+            ("clauses_from_words", count(clauses_from_words)),
+            ("clause_gate", number(clause_gate)),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect()
+    }
+
+    /// What `measured` changes of `calibrated`: the bars a run may be given, as a tightening
+    /// ([`TextTagger::tightened`] then says whether each is stricter), or else the names of the
+    /// settings it changes that only a new calibration may (the nodes' examples, the topic
+    /// head's weight …). For `attune eval`, which measures any settings, to say which of them
+    /// `attune run` would take.
+    pub fn between(calibrated: &TagConfig, measured: &TagConfig) -> Result<Tightening, Vec<&'static str>> {
+        // Every field by name, so that a new setting must be sorted into one kind or the other.
+        let TagConfig {
+            topic_threshold,
+            topic_margin,
+            max_topics,
+            category_threshold,
+            probe_threshold,
+            sensitive_node_threshold,
+            sensitive_node_margin,
+            node_examples,
+            node_neighbours,
+            node_vector_share,
+            topic_head_weight,
+            classifier_threshold,
+            lexicon_confirmation,
+            clauses_from_words,
+            clause_gate,
+            confirm_every_lexicon_match,
+        } = measured;
+        let c = calibrated;
+        let recalibrated: Vec<&'static str> = [
+            ("node_examples", *node_examples != c.node_examples),
+            ("node_neighbours", *node_neighbours != c.node_neighbours),
+            ("node_vector_share", *node_vector_share != c.node_vector_share),
+            ("topic_head_weight", *topic_head_weight != c.topic_head_weight),
+            ("confirm_every_lexicon_match", *confirm_every_lexicon_match != c.confirm_every_lexicon_match),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !recalibrated.is_empty() {
+            return Err(recalibrated);
+        }
+        let changed = |given: f32, calibrated: f32| (given != calibrated).then_some(given);
+        let changed_option = |given: Option<f32>, calibrated: Option<f32>| match given {
+            Some(v) if given != calibrated => Some(v),
+            _ => None,
+        };
+        Ok(Tightening {
+            topic_threshold: changed(*topic_threshold, c.topic_threshold),
+            topic_margin: changed(*topic_margin, c.topic_margin),
+            max_topics: (*max_topics != c.max_topics).then_some(*max_topics),
+            classifier_threshold: changed_option(*classifier_threshold, c.classifier_threshold),
+            lexicon_confirmation: changed_option(*lexicon_confirmation, c.lexicon_confirmation),
+            sensitive_node_threshold: changed(*sensitive_node_threshold, c.sensitive_node_threshold),
+            sensitive_node_margin: changed(*sensitive_node_margin, c.sensitive_node_margin),
+            probe_threshold: changed(*probe_threshold, c.probe_threshold),
+            category_threshold: changed(*category_threshold, c.category_threshold),
+            clauses_from_words: (*clauses_from_words != c.clauses_from_words).then_some(*clauses_from_words),
+            // No gate is a gate of 0 (every clause counts).
+            clause_gate: changed_option(*clause_gate, c.clause_gate)
+                .or_else(|| (clause_gate.is_none() && c.clause_gate.is_some()).then_some(0.0)),
+        })
+    }
 }
 
 /// Which way a setting may move.

@@ -221,6 +221,53 @@ fn eval_says_which_languages_its_model_does_not_cover() {
     assert!(err.contains("--text-model multilingual-e5-small"), "{err}");
 }
 
+/// `attune eval` measures any settings, and says of each whether `attune run` would take it (a
+/// run may only tighten its calibration): the same config file is read by both.
+#[test]
+fn eval_says_whether_a_run_takes_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = dir.path().join("l.jsonl");
+    std::fs::write(
+        &labelled,
+        [
+            r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
+            r#"{"text":"Can you find a church near me with a Sunday mass in Spanish?","expect":"religious_belief","lang":"en"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let eval = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .arg("eval")
+            .args(args)
+            .arg(&labelled)
+            .env_remove("ATTUNE_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = eval(&[]);
+    assert!(out.contains("settings: the calibration's own"), "{out}");
+    assert!(out.contains("sensitive items caught, by detector: "), "{out}");
+    assert!(out.contains("ordinary items dropped as religious_belief "), "{out}");
+    let config = dir.path().join("attune.toml");
+    std::fs::write(&config, "max-topics = 1\n").unwrap();
+    let out = eval(&["--config", config.to_str().unwrap()]);
+    assert!(out.contains("settings: `attune run` takes --max-topics 1: stricter"), "{out}");
+    // Swept past the calibration's bar (0.12): the swept values are the numbers written, so
+    // 0.12 itself is the calibration's.
+    let out = eval(&["--json", "--sweep", "classifier_threshold=0.1:0.14:0.02"]);
+    let runs: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&out).into_iter().map(Result::unwrap).collect();
+    let takes: Vec<&serde_json::Value> = runs.iter().map(|r| &r["run"]["takes"]).collect();
+    assert_eq!(takes, [true, true, false], "{out}");
+    let says = runs[2]["run"]["says"].as_str().unwrap();
+    assert!(says.contains("refuses --classifier-threshold 0.14"), "{says}");
+    let cell = &runs[0]["kept_out_by_category_and_language"]["religious_belief"]["en"];
+    assert_eq!(cell[1], 1, "{out}");
+}
+
 /// Settings come from flags, ATTUNE_* variables and a `--config` TOML file, in that order.
 #[test]
 fn settings_from_a_config_file_and_variables_give_way_to_flags() {
