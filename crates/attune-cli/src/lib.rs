@@ -773,6 +773,8 @@ impl EmbeddedRun {
         let parts = pipeline.into_reusable_parts();
         let p = &mut self.prepared;
         (p.text, p.speech, p.decoders) = (parts.text, parts.speech, parts.decoders);
-        Ok(report?)
+        let mut report = report?;
+        report.tagger_settings = p.tagger_settings.clone();
+        Ok(report)
     }
 }

@@ -62,6 +62,17 @@ pub fn render(report: &Value) -> String {
         ("taxonomy", report["taxonomy"].as_str().unwrap_or("").to_string()),
         ("models", report["model_set"].as_str().unwrap_or("").to_string()),
         (
+            "tagger bars",
+            match report["tagger_settings"].as_object() {
+                Some(given) if !given.is_empty() => {
+                    let given: Vec<String> =
+                        given.iter().map(|(n, v)| format!("{n} {}", v.as_str().unwrap_or(""))).collect();
+                    format!("tightened from the calibration's: {}", given.join(", "))
+                }
+                _ => "the calibration's own".into(),
+            },
+        ),
+        (
             "stopped",
             if interrupted {
                 format!("interrupted by {}: a rerun continues", report["signal"].as_str().unwrap_or("a signal"))
@@ -261,6 +272,11 @@ mod tests {
             "self-contained, no script"
         );
         assert!(page.contains("m&lt;script&gt;"), "text is escaped");
+        assert!(page.contains("<td>tagger bars</td><td>the calibration&#39;s own</td>"), "{page}");
+        let mut tightened = report();
+        tightened["tagger_settings"] = serde_json::json!({"classifier_threshold": "0.08"});
+        let page = render(&tightened);
+        assert!(page.contains("tightened from the calibration&#39;s: classifier_threshold 0.08"), "{page}");
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub(crate) struct RunPlan {
     /// A SQLite store's one writer until the run ends.
     pub(crate) _lock: Option<StoreLock>,
     pub(crate) provenance: Provenance,
+    /// The tagger's bars given in place of its calibration's (each stricter), for the reports.
+    pub(crate) tagger_settings: std::collections::BTreeMap<String, String>,
     pub(crate) config: PipelineConfig,
     pub(crate) decoders: Vec<Box<dyn MediaDecoder>>,
     /// Kept alive for the models made from it.
@@ -319,6 +321,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         store,
         _lock: lock,
         provenance,
+        tagger_settings: args.bars.tightening().given().into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
         config,
         decoders,
         _runtime: runtime,
@@ -382,6 +385,7 @@ pub(crate) fn execute_run(
     })?;
     bar.finish_and_clear();
     let mut report = report;
+    report.tagger_settings = prepared.tagger_settings.clone();
     let interrupted = if report.interrupted { stop.received() } else { None };
     report.signal = interrupted.map(|(name, _)| name.to_string());
     if let Some(path) = &args.report {
@@ -394,6 +398,10 @@ pub(crate) fn execute_run(
         std::fs::write(path, page).with_context(|| format!("writing the report {}", path.display()))?;
     }
     eprintln!("{}", report.summary());
+    if !report.tagger_settings.is_empty() {
+        let given: Vec<String> = report.tagger_settings.iter().map(|(n, v)| format!("{n} {v}")).collect();
+        eprintln!("tagger bars tightened from the calibration's: {}", given.join(", "));
+    }
     if let Some(shares) = report.sensitive_shares() {
         eprintln!("texts found sensitive, per language: {shares}");
     }

@@ -39,6 +39,10 @@ pub struct Report {
     pub model_load_s: f64,
     pub taxonomy: String,
     pub model_set: String,
+    /// The text tagger's bars this run was given in place of its calibration's, by name (a run
+    /// may only tighten them: `attune run --classifier-threshold 0.08`), so that what it kept
+    /// out is read against the right figures; empty: the calibration's own. Set by the caller.
+    pub tagger_settings: BTreeMap<String, String>,
     /// Busy time and items of each stage: `read+gate`, `decode` (summed over decoder threads),
     /// `speech`, `text`, `images` (frames and photos), `store`.
     pub stages: BTreeMap<&'static str, StageStats>,
@@ -182,6 +186,7 @@ impl Report {
             model_load_s: 0.0,
             taxonomy: provenance.taxonomy.clone(),
             model_set: provenance.model_set.clone(),
+            tagger_settings: BTreeMap::new(),
             stages: BTreeMap::new(),
             threads: Threads::default(),
             interrupted: false,

@@ -59,10 +59,14 @@ def test_records_and_arrow_tables_are_events_too(sample, tmp_path, attune_binary
         if isinstance(event, dict) and event.get("kind") == "text":
             chats.append(event)
     chats = chats[:30]
-    worker = attune.Worker(str(tmp_path / "p.sqlite"), threads=1, attune_binary=attune_binary)
+    # `attune run`'s flags, a tightened bar among them: each report says what it ran with.
+    worker = attune.Worker(str(tmp_path / "p.sqlite"), threads=1, attune_binary=attune_binary,
+                           flags=["--max-topics", "2"])
     from_records = worker.process_records(chats[:15], folder)
     from_arrow = worker.process_arrow(pa.Table.from_pylist(chats[15:]), folder)
     assert from_records["events"] == 15 and from_arrow["events"] == 15
+    assert from_records["tagger_settings"] == {"max_topics": "2"}
+    assert attune.merge_reports([from_records, from_arrow])["tagger_settings"] == {"max_topics": "2"}
     assert not from_arrow["failed"], from_arrow["failed"]
 
     # The profiles as Parquet, read as a data platform reads them (pyarrow), are the JSON export.
@@ -94,6 +98,9 @@ def test_records_and_arrow_tables_are_events_too(sample, tmp_path, attune_binary
 def test_mistakes_are_explained(tmp_path, attune_binary, monkeypatch):
     with pytest.raises(RuntimeError, match="--no-such-flag"):
         attune.Worker(str(tmp_path / "p.sqlite"), attune_binary=attune_binary, flags=["--no-such-flag"])
+    # A run may only tighten its calibration: a looser bar is refused before anything runs.
+    with pytest.raises(RuntimeError, match="--classifier-threshold 0.9 would keep out less than the calibration"):
+        attune.Worker(str(tmp_path / "q.sqlite"), attune_binary=attune_binary, flags=["--classifier-threshold", "0.9"])
     with pytest.raises(RuntimeError, match="cannot connect"):
         attune.Worker("postgresql://attune:secret@127.0.0.1:1/none", attune_binary=attune_binary)
     monkeypatch.delenv("ATTUNE_BIN", raising=False)

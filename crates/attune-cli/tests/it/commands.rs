@@ -325,11 +325,15 @@ fn a_run_may_tighten_its_calibration_and_never_loosen_it() {
     std::fs::write(&manifest, lines.join("\n")).unwrap();
     let users: Vec<String> = (0..texts.len()).map(|i| format!("u{i}")).collect();
     let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let reports = std::cell::RefCell::new(std::collections::BTreeMap::new());
     let run_with = |name: &str, args: &[&str]| {
         let store = dir.path().join(name);
-        let (code, err, _) = run(&manifest, &store, args);
+        let (code, err, report) = run(&manifest, &store, args);
+        reports.borrow_mut().insert(name.to_string(), report);
         (code, err, store)
     };
+    // What each run's report says it was given: the bars it ran with, by name.
+    let tagger_settings = |name: &str| reports.borrow()[name].as_ref().map(|r| r["tagger_settings"].clone());
     let dropped = |store: &Path| -> std::collections::BTreeSet<String> {
         common::ledger(store).into_iter().filter(|(_, o)| o == "dropped").map(|(e, _)| e).collect()
     };
@@ -365,6 +369,10 @@ fn a_run_may_tighten_its_calibration_and_never_loosen_it() {
     // One topic at most an event, the same drops.
     let (code, err, store) = run_with("one-topic.sqlite", &["--max-topics", "1"]);
     assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("tagger bars tightened from the calibration's: max_topics 1"), "{err}");
+    assert_eq!(tagger_settings("one-topic.sqlite"), Some(serde_json::json!({"max_topics": "1"})));
+    assert_eq!(tagger_settings("base.sqlite"), Some(serde_json::json!({})));
+    assert_eq!(tagger_settings("looser.sqlite"), None, "a run refused writes no report");
     assert_eq!(dropped(&store), base_dropped);
     let (base_topics, one_topic) = (common::evidence(&base, &users), common::evidence(&store, &users));
     assert!(one_topic.values().all(|t| t.len() == 1), "{one_topic:?}");

@@ -157,7 +157,7 @@ def merge_reports(reports: Sequence[dict], elapsed_s: float | None = None) -> di
             into["busy_s"] += s.get("busy_s", 0.0)
             into["items"] += s.get("items", 0)
         merged["interrupted"] |= bool(r.get("interrupted"))
-        for key in ("taxonomy", "model_set"):
+        for key in ("taxonomy", "model_set", "tagger_settings"):
             merged.setdefault(key, r.get(key))
     if elapsed_s is not None:
         merged["elapsed_s"] = elapsed_s
