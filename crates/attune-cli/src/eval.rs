@@ -13,7 +13,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// One line of a labelled set. Unknown keys are refused (a `"topic"` for `"topics"` would
+/// otherwise make every item of the set a miss without a word).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Labelled {
     text: String,
     /// `ordinary` or a sensitive category name.
@@ -375,14 +378,49 @@ pub fn run(
     Ok(())
 }
 
+/// A labelled set, every line checked: a mislabelled item would be measured wrong, silently.
 fn read(path: &Path) -> Result<Vec<Labelled>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    std::io::BufReader::new(file)
-        .lines()
-        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-        .map(|l| Ok(serde_json::from_str(&l?)?))
-        .collect::<Result<_>>()
-        .with_context(|| format!("reading the labelled set {}", path.display()))
+    let mut items = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading the labelled set {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item = serde_json::from_str(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(|item| check_labelled(item).map_err(anyhow::Error::msg))
+            .with_context(|| format!("{} line {}", path.display(), n + 1))?;
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// `item` if its labels are ones `eval` can measure, else what is wrong with them.
+fn check_labelled(item: Labelled) -> Result<Labelled, String> {
+    if item.expect != "ordinary" && attune_taxonomy::SensitiveCategory::parse(&item.expect).is_none() {
+        let categories: Vec<&str> = attune_taxonomy::SensitiveCategory::ALL.iter().map(|c| c.as_str()).collect();
+        return Err(format!(
+            "expect {:?} is neither `ordinary` nor a special category ({})",
+            item.expect,
+            categories.join(", ")
+        ));
+    }
+    if item.expect != "ordinary" && !item.topics.is_empty() {
+        return Err(format!("a sensitive item ({}) has no topics to expect, got {:?}", item.expect, item.topics));
+    }
+    // A sensitive node may be named beside others ("Philosophy" for a Kant essay): it is what
+    // the chat is about, though never a topic attune gives.
+    for topic in &item.topics {
+        match topic.parse::<u32>() {
+            Ok(id) if Taxonomy::get().node(id).is_some() => {}
+            _ => return Err(format!("topic {topic:?} is not a node of the Interest taxonomy")),
+        }
+    }
+    if !(2..=3).contains(&item.lang.len()) || !item.lang.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(format!("lang {:?} is not an ISO 639 code (`en`, `id`, `tl` …)", item.lang));
+    }
+    Ok(item)
 }
 
 fn describe(verdict: &Verdict) -> String {
@@ -551,6 +589,30 @@ mod tests {
         assert_eq!(values, written);
         assert_eq!(parse_sweep("clause_gate=0:0.01:0.005").unwrap().1, vec![0.0, 0.005, 0.01]);
         assert!(parse_sweep("topic_threshold=0.9:0.8:0.01").is_err());
+    }
+
+    /// A labelled line `eval` would measure wrong is refused, with what is wrong with it.
+    #[test]
+    fn mislabelled_items_are_refused() {
+        let check = |line: &str| -> Result<(), String> {
+            let item: super::Labelled = serde_json::from_str(line).map_err(|e| e.to_string())?;
+            super::check_labelled(item).map(|_| ())
+        };
+        check(r#"{"text":"t","expect":"ordinary","topics":["660"],"lang":"tl","kind":"hard_negative"}"#).unwrap();
+        check(r#"{"text":"t","expect":"health"}"#).unwrap();
+        // A sensitive node beside a taggable one: what the chat is about, never given.
+        check(r#"{"text":"t","expect":"ordinary","topics":["213","236"]}"#).unwrap();
+        for (line, says) in [
+            (r#"{"text":"t","expect":"helath"}"#, "neither `ordinary` nor a special category"),
+            (r#"{"text":"t","expect":"ordinary","topic":["660"]}"#, "unknown field `topic`"),
+            (r#"{"text":"t","expect":"ordinary","topics":["99999"]}"#, "not a node of the Interest taxonomy"),
+            (r#"{"text":"t","expect":"ordinary","topics":["Sailing"]}"#, "not a node of the Interest taxonomy"),
+            (r#"{"text":"t","expect":"health","topics":["660"]}"#, "a sensitive item (health) has no topics"),
+            (r#"{"text":"t","expect":"ordinary","lang":"English"}"#, "not an ISO 639 code"),
+        ] {
+            let e = check(line).unwrap_err();
+            assert!(e.contains(says), "{line}: {e}");
+        }
     }
 
     #[test]
