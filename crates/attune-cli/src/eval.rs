@@ -190,12 +190,10 @@ fn what_run_takes(tagger: &TextTagger, calibrated: &TagConfig, measured: &TagCon
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     paths: &[PathBuf],
     embedder: &mut dyn TextEmbedder,
     tagger: &TextTagger,
-    calibrated: &TagConfig,
     gate: &LanguageGate,
     show: Show,
     no_lexicon: bool,
@@ -205,6 +203,8 @@ pub fn run(
     for path in paths {
         items.extend(read(path)?);
     }
+    // What `run` would use, to say whether it takes the settings measured.
+    let calibrated = &attune_tag::Calibration::for_model(embedder.id(), embedder.dimensions())?.config;
     // The gate first, as in a run: what it does not admit is never tagged.
     let admitted: Vec<Result<SupportedText<'_>, LanguageDecision>> =
         items.iter().map(|i| gate.admit(&i.text)).collect();
@@ -493,7 +493,7 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
                 let as_category = m.ordinary_dropped_as_category.entry(category.to_string()).or_default();
                 as_category.0 += 1;
                 as_category.1 += usize::from(hard);
-                *m.ordinary_dropped_by_detector.entry(detector_name(*detector)).or_default() += 1;
+                *m.ordinary_dropped_by_detector.entry(detector.name().to_string()).or_default() += 1;
                 Some("DROPPED")
             }
             Verdict::Topics(ts) => {
@@ -515,7 +515,7 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
             Verdict::Sensitive { detector, .. } => {
                 entry.0 += 1;
                 *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
-                *m.sensitive_caught_by_detector.entry(detector_name(*detector)).or_default() += 1;
+                *m.sensitive_caught_by_detector.entry(detector.name().to_string()).or_default() += 1;
                 None
             }
             Verdict::Topics(ts) => {
@@ -529,19 +529,6 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
             }
         }
     }
-}
-
-/// A detector's name as `attune eval` prints it (`classifier`, `lexicon`, `sensitive_node` …).
-fn detector_name(detector: attune_tag::Detector) -> String {
-    let name = format!("{detector:?}");
-    let mut snake = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            snake.push('_');
-        }
-        snake.push(c.to_ascii_lowercase());
-    }
-    snake
 }
 
 fn finish(mut m: Metrics) -> Metrics {
@@ -577,7 +564,7 @@ fn line(m: &Metrics) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{clopper_pearson_lower, detector_name, parse_sweep};
+    use super::{clopper_pearson_lower, parse_sweep};
 
     /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
     /// run compares it with the calibration's bar exactly.
@@ -613,12 +600,6 @@ mod tests {
             let e = check(line).unwrap_err();
             assert!(e.contains(says), "{line}: {e}");
         }
-    }
-
-    #[test]
-    fn detectors_are_named_as_their_settings_are() {
-        assert_eq!(detector_name(attune_tag::Detector::SensitiveNode), "sensitive_node");
-        assert_eq!(detector_name(attune_tag::Detector::Classifier), "classifier");
     }
 
     #[test]

@@ -672,11 +672,9 @@ pub fn main() -> ExitCode {
                         None => Policy::default(),
                     };
                     let (mut embedder, tagger) = load_models(&runtime(&model)?, &model, TaggerSettings::Measured(tag))?;
-                    // What `run` would use, to say whether it takes the settings measured.
-                    let calibrated = Calibration::for_model(embedder.id(), embedder.dimensions())?.config;
                     let gate = language_gate(&policy, tagger.languages())?;
                     let show = eval::Show { errors: show_errors, margins, json };
-                    eval::run(&labelled, embedder.as_mut(), &tagger, &calibrated, &gate, show, no_lexicon, &sweeps)
+                    eval::run(&labelled, embedder.as_mut(), &tagger, &gate, show, no_lexicon, &sweeps)
                 },
             ))
         }

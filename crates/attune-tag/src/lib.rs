@@ -75,6 +75,20 @@ pub enum Detector {
     ImageClass,
 }
 
+impl Detector {
+    /// Its name as `attune eval` prints it, the way its settings are named.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Lexicon => "lexicon",
+            Detector::CategoryPrototype => "category_prototype",
+            Detector::Probe => "probe",
+            Detector::SensitiveNode => "sensitive_node",
+            Detector::Classifier => "classifier",
+            Detector::ImageClass => "image_class",
+        }
+    }
+}
+
 /// A topic the item is about, with its cosine similarity to the topic's description.
 #[derive(Debug, Clone)]
 pub struct ScoredTopic {
