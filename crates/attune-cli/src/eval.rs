@@ -2,6 +2,7 @@
 //! item is embedded once; the thresholds can then be swept over those embeddings
 //! (`--sweep topic_threshold=0.80:0.88:0.01`) at the cost of tagging alone.
 
+use crate::flag;
 use anyhow::{bail, Context, Result};
 use attune_lang::{LanguageDecision, LanguageGate, SupportedText};
 use attune_pipeline::TextEmbedder;
@@ -163,7 +164,6 @@ fn configs(base: &TagConfig, sweeps: &[(String, Vec<f32>)]) -> Result<Vec<(Strin
 /// settings), and what it would say: a run may only tighten its calibration's bars
 /// ([`Tightening`]); anything else is a new calibration, measured by `eval` alone.
 fn what_run_takes(tagger: &TextTagger, calibrated: &TagConfig, measured: &TagConfig) -> (bool, String) {
-    let flag = |name: &str| format!("--{}", name.replace('_', "-"));
     let tightening = match Tightening::between(calibrated, measured) {
         Ok(t) => t,
         Err(names) => {
@@ -332,16 +332,14 @@ pub fn run(
                 clopper_pearson_lower(kept_out, *n, 0.05)
             );
         }
-        if by_lang.len() > 1 && !all.sensitive_caught_by_category.is_empty() {
+        if by_lang.len() > 1 && !kept_out_table.is_empty() {
             println!("  kept out of profiles, by category and language:");
             println!("    {:<18} {}", "", by_lang.keys().map(|l| format!("{l:>7}")).collect::<Vec<_>>().join(" "));
-            for cat in all.sensitive_caught_by_category.keys() {
+            for (cat, row) in &kept_out_table {
                 let cells: Vec<String> = by_lang
-                    .values()
-                    .map(|m| match m.sensitive_caught_by_category.get(cat) {
-                        Some((_, n)) => {
-                            format!("{:>7}", format!("{}/{n}", m.sensitive_kept_out_by_category.get(cat).unwrap_or(&0)))
-                        }
+                    .keys()
+                    .map(|lang| match row.get(lang) {
+                        Some((k, n, _)) => format!("{:>7}", format!("{k}/{n}")),
                         None => format!("{:>7}", "-"),
                     })
                     .collect();

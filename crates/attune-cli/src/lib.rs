@@ -445,6 +445,12 @@ struct BarArgs {
     clause_gate: Option<f32>,
 }
 
+/// The flag of a tagger setting named as `TagConfig` names it (`classifier_threshold` →
+/// `--classifier-threshold`): what `run` refuses and `eval` reports speak of.
+pub(crate) fn flag(setting: &str) -> String {
+    format!("--{}", setting.replace('_', "-"))
+}
+
 impl BarArgs {
     fn tightening(self) -> Tightening {
         Tightening {
@@ -771,8 +777,6 @@ impl EmbeddedRun {
         let parts = pipeline.into_reusable_parts();
         let p = &mut self.prepared;
         (p.text, p.speech, p.decoders) = (parts.text, parts.speech, parts.decoders);
-        let mut report = report?;
-        report.tagger_settings = p.tagger_settings.clone();
-        Ok(report)
+        Ok(report?)
     }
 }

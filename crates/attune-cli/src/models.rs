@@ -122,8 +122,8 @@ pub(crate) fn load_text_path(
         // Refused settings are the caller's mistake: the run does not start.
         tagger = tagger.tightened(&tightening).map_err(|e| match e {
             attune_tag::TagError::Looser { setting, given, calibrated } => not_started(anyhow::anyhow!(
-                "--{} {given} would keep out less than the calibration of {} ({calibrated}): a run may only tighten its calibration's bars; `attune eval` measures a looser one",
-                setting.replace('_', "-"),
+                "{} {given} would keep out less than the calibration of {} ({calibrated}): a run may only tighten its calibration's bars; `attune eval` measures a looser one",
+                crate::flag(setting),
                 embedder.id()
             )),
             e => not_started(anyhow::Error::from(e)),

@@ -110,6 +110,7 @@ impl RunPlan {
             })
             .speech(std::mem::replace(&mut self.speech, SpeechSessions::unavailable("in use by a pipeline")))
             .config(self.config.clone())
+            .tagger_settings(self.tagger_settings.clone())
             .decoders(std::mem::take(&mut self.decoders))
             .build()
     }
@@ -188,7 +189,8 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
     let (decoder_threads, model_threads) = thread_split(total_threads, args.decode.decoders, pictures);
     tracing::info!("{decoder_threads} decoder threads, {model_threads} ONNX Runtime threads");
     let runtime = runtime_with(model, model_threads)?;
-    let (text, text_model_set) = text_paths(&runtime, model, args.bars.tightening())?;
+    let tightening = args.bars.tightening();
+    let (text, text_model_set) = text_paths(&runtime, model, tightening)?;
     let covered: Vec<attune_lang::Language> = text.iter().flat_map(|p| p.languages().to_vec()).collect();
     let languages = language_gate(&policy, &covered)?;
     // Text is the one model every run needs; without the image or speech model, a run still
@@ -321,7 +323,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         store,
         _lock: lock,
         provenance,
-        tagger_settings: args.bars.tightening().given().into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+        tagger_settings: tightening.given().into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
         config,
         decoders,
         _runtime: runtime,
@@ -385,7 +387,6 @@ pub(crate) fn execute_run(
     })?;
     bar.finish_and_clear();
     let mut report = report;
-    report.tagger_settings = prepared.tagger_settings.clone();
     let interrupted = if report.interrupted { stop.received() } else { None };
     report.signal = interrupted.map(|(name, _)| name.to_string());
     if let Some(path) = &args.report {

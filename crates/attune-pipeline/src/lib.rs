@@ -183,6 +183,8 @@ pub struct Pipeline<'a, 'm> {
     /// being transcribed.
     pub(crate) speech: SpeechSessions<'m>,
     pub(crate) provenance: Provenance,
+    /// The tagger's bars the caller gave in place of its calibration's, for every report.
+    pub(crate) tagger_settings: BTreeMap<String, String>,
     pub(crate) config: PipelineConfig,
     /// One per decoder thread; empty: one in-process decoder with `config.decode`.
     pub(crate) decoders: Vec<Box<dyn MediaDecoder + 'm>>,
@@ -216,6 +218,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
                 text_in_pictures: PictureReading::Unavailable("no text-in-pictures model in this pipeline".into()),
                 speech: SpeechSessions::unavailable("no speech model in this pipeline"),
                 provenance,
+                tagger_settings: BTreeMap::new(),
                 config: PipelineConfig::default(),
                 decoders: Vec::new(),
                 typed_languages: Default::default(),
@@ -262,6 +265,13 @@ impl<'a, 'm> PipelineBuilder<'a, 'm> {
 
     pub fn config(mut self, config: PipelineConfig) -> Self {
         self.pipeline.config = config;
+        self
+    }
+
+    /// The tagger's bars, by name, the text paths were given in place of their calibration's
+    /// (each stricter: `attune_tag::Tightening`); every report of this pipeline names them.
+    pub fn tagger_settings(mut self, settings: BTreeMap<String, String>) -> Self {
+        self.pipeline.tagger_settings = settings;
         self
     }
 
@@ -361,6 +371,7 @@ impl Pipeline<'_, '_> {
         observe: &mut dyn FnMut(&Progress),
     ) -> Result<Report, PipelineError> {
         let mut report = Report::new(&self.provenance);
+        report.tagger_settings = self.tagger_settings.clone();
         self.typed_languages.clear();
         let mut decoders = std::mem::take(&mut self.decoders);
         if decoders.is_empty() {

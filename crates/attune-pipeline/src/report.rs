@@ -41,7 +41,8 @@ pub struct Report {
     pub model_set: String,
     /// The text tagger's bars this run was given in place of its calibration's, by name (a run
     /// may only tighten them: `attune run --classifier-threshold 0.08`), so that what it kept
-    /// out is read against the right figures; empty: the calibration's own. Set by the caller.
+    /// out is read against the right figures; empty: the calibration's own
+    /// ([`crate::PipelineBuilder::tagger_settings`]).
     pub tagger_settings: BTreeMap<String, String>,
     /// Busy time and items of each stage: `read+gate`, `decode` (summed over decoder threads),
     /// `speech`, `text`, `images` (frames and photos), `store`.

@@ -196,26 +196,31 @@ fn incremental_and_per_user_exports() {
     assert_eq!(ben["topics"][0]["evidence"], 2, "{ben}");
 }
 
+/// `attune eval ARGS` on a labelled set of `lines` (in `dir`), with no `ATTUNE_CONFIG` from outside.
+fn eval_on(dir: &Path, lines: &[&str], args: &[&str]) -> Output {
+    let labelled = dir.join("l.jsonl");
+    std::fs::write(&labelled, lines.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .arg("eval")
+        .args(args)
+        .arg(&labelled)
+        .env_remove("ATTUNE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
 /// `attune eval` measures one text model (the first `--text-model`): items in languages it is
 /// not calibrated for are skipped by its gate, and it says so and how to measure them.
 #[test]
 fn eval_says_which_languages_its_model_does_not_cover() {
     let dir = tempfile::tempdir().unwrap();
-    let labelled = dir.path().join("l.jsonl");
-    std::fs::write(
-        &labelled,
-        [
-            r#"{"text":"¿Qué raqueta de pádel me compro si juego dos veces por semana?","expect":"ordinary","topics":["669"],"lang":"es"}"#,
-            r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
-        ]
-        .join("\n"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-        .args(["eval".as_ref(), "--text-model".as_ref(), "minilm-l6-v2".as_ref(), labelled.as_os_str()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = [
+        r#"{"text":"¿Qué raqueta de pádel me compro si juego dos veces por semana?","expect":"ordinary","topics":["669"],"lang":"es"}"#,
+        r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
+    ];
+    let out = eval_on(dir.path(), &lines, &["--text-model", "minilm-l6-v2"]);
     let err = stderr(&out);
     assert!(err.contains("1 items are in languages minilm-l6-v2") && err.contains("(es 1)"), "{err}");
     assert!(err.contains("--text-model multilingual-e5-small"), "{err}");
@@ -226,27 +231,11 @@ fn eval_says_which_languages_its_model_does_not_cover() {
 #[test]
 fn eval_says_whether_a_run_takes_its_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let labelled = dir.path().join("l.jsonl");
-    std::fs::write(
-        &labelled,
-        [
-            r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
-            r#"{"text":"Can you find a church near me with a Sunday mass in Spanish?","expect":"religious_belief","lang":"en"}"#,
-        ]
-        .join("\n"),
-    )
-    .unwrap();
-    let eval = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
-            .arg("eval")
-            .args(args)
-            .arg(&labelled)
-            .env_remove("ATTUNE_CONFIG")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let lines = [
+        r#"{"text":"any tips for a first sailing trip on a small dinghy?","expect":"ordinary","topics":["660"],"lang":"en"}"#,
+        r#"{"text":"Can you find a church near me with a Sunday mass in Spanish?","expect":"religious_belief","lang":"en"}"#,
+    ];
+    let eval = |args: &[&str]| String::from_utf8(eval_on(dir.path(), &lines, args).stdout).unwrap();
     let out = eval(&[]);
     assert!(out.contains("settings: the calibration's own"), "{out}");
     assert!(out.contains("sensitive items caught, by detector: "), "{out}");
