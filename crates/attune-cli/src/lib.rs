@@ -18,7 +18,7 @@ use attune_pipeline::TextPath;
 use attune_pipeline::{
     load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
     ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder, PictureReading, Pipeline, PipelineConfig,
-    SpeechSessions, Task, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    SpeechSessions, Task, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_VOICE_ACTIVITY_MODEL,
     DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, MODELS,
 };
 use attune_policy::Policy;
@@ -158,6 +158,12 @@ struct ModelArgs {
     /// English-sounding text, which the language gate then mostly skips).
     #[arg(long, env = "ATTUNE_SPEECH_MODEL", default_value = DEFAULT_SPEECH_MODEL)]
     speech_model: String,
+    /// Where recordings speak, so speech is decoded only there: silero-vad, or `none` for the
+    /// speech model's own energy gate (which finds the pauses of quiet recordings, but none in
+    /// steady noise: every 30 s of a long recording in a street is then decoded, and Whisper
+    /// hears words in the noise).
+    #[arg(long, env = "ATTUNE_VOICE_ACTIVITY_MODEL", default_value = DEFAULT_VOICE_ACTIVITY_MODEL)]
+    voice_activity_model: String,
     /// The model that reads text in photos and video frames (PP-OCRv4: Latin letters and Chinese
     /// characters; README, "Text in pictures").
     #[arg(long, env = "ATTUNE_TEXT_IN_PICTURES_MODEL", default_value = DEFAULT_TEXT_IN_PICTURES_MODEL)]

@@ -240,6 +240,7 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         model.models.as_deref(),
         total_threads.max(1),
         &codes,
+        Some(model.voice_activity_model.as_str()).filter(|m| *m != "none"),
     ) {
         Ok(speech) => speech,
         Err(e) if required.speech => {

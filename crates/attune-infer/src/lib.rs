@@ -41,7 +41,7 @@ mod text;
 pub use image::{ImageClassifier, RgbFrame};
 pub use picture_text::{PictureText, TextInPictures, TextLine};
 pub use registration::{Check, Load, LoadOptions, Loader, ModelCrate, Registry, Task};
-pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText};
+pub use speech::{SpeechLanguage, SpeechRequest, SpeechToText, SpokenText, VoiceActivity};
 pub use text::{calls_within, in_token_calls, mean_pool_unit, TextEmbedder, TokenStates, MAX_CALL_TOKENS};
 
 /// A model: a batch of inputs in, one output per input out, in order.

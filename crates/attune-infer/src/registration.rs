@@ -3,7 +3,7 @@
 //! it implements); the pipeline's registry lists the crates of the build, one line each, and
 //! dispatches on the manifest. Adding a model touches no other model.
 
-use crate::{ImageClassifier, InferError, ModelDir, Runtime, SpeechToText, TextEmbedder, TextInPictures};
+use crate::{ImageClassifier, InferError, ModelDir, Runtime, SpeechToText, TextEmbedder, TextInPictures, VoiceActivity};
 use std::fmt;
 
 /// What a model does: `task` in its `model.toml`.
@@ -14,6 +14,8 @@ pub enum Task {
     ImageClassification,
     SpeechToText,
     TextInPictures,
+    /// Where a recording speaks, so that speech is decoded only there.
+    VoiceActivity,
     /// The special-category classifier: built into its crate for the text model it was trained
     /// on, not installed as a model folder.
     SpecialCategory,
@@ -26,6 +28,7 @@ impl Task {
             Task::ImageClassification => "image-classification",
             Task::SpeechToText => "speech-to-text",
             Task::TextInPictures => "text-in-pictures",
+            Task::VoiceActivity => "voice-activity",
             Task::SpecialCategory => "special-category",
         }
     }
@@ -65,6 +68,7 @@ pub enum Loader {
         load: Load<dyn SpeechToText>,
     },
     TextInPictures(Load<dyn TextInPictures>),
+    VoiceActivity(Load<dyn VoiceActivity>),
 }
 
 impl Loader {
@@ -74,6 +78,7 @@ impl Loader {
             Loader::ImageClassification(_) => Task::ImageClassification,
             Loader::SpeechToText { .. } => Task::SpeechToText,
             Loader::TextInPictures(_) => Task::TextInPictures,
+            Loader::VoiceActivity(_) => Task::VoiceActivity,
         }
     }
 }
@@ -182,6 +187,20 @@ impl Registry {
         let dir = ModelDir::locate(name, models_root)?;
         match self.loader(&dir, Task::TextInPictures)? {
             Loader::TextInPictures(load) => load(runtime, &dir, options),
+            _ => unreachable!("loader checks the task"),
+        }
+    }
+
+    /// The voice activity model `name`: its folder and the loader that makes a session of it
+    /// (made beside each speech session, when a batch first needs one).
+    pub fn voice_activity(
+        &self,
+        name: &str,
+        models_root: Option<&std::path::Path>,
+    ) -> Result<(ModelDir, Load<dyn VoiceActivity>), InferError> {
+        let dir = ModelDir::locate(name, models_root)?;
+        match self.loader(&dir, Task::VoiceActivity)? {
+            Loader::VoiceActivity(load) => Ok((dir, load)),
             _ => unreachable!("loader checks the task"),
         }
     }

@@ -1,6 +1,7 @@
 //! The speech-to-text capability: what a speech model crate implements for the pipeline.
 
 use crate::InferError;
+use std::ops::Range;
 
 /// Which language to transcribe a recording in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +20,20 @@ pub enum SpeechLanguage {
 pub struct SpeechRequest<'a> {
     pub pcm: &'a [f32],
     pub language: SpeechLanguage,
+    /// Where the recording speaks, as a voice activity model found it (sample ranges, in order,
+    /// not overlapping); `None`: the speech model finds it itself.
+    pub speech: Option<Vec<Range<usize>>>,
 }
 
 impl<'a> SpeechRequest<'a> {
     /// The model decides the language, with no preference.
     pub fn detect(pcm: &'a [f32]) -> Self {
-        SpeechRequest { pcm, language: SpeechLanguage::Detect { preferred: Vec::new() } }
+        SpeechRequest::new(pcm, SpeechLanguage::Detect { preferred: Vec::new() })
+    }
+
+    /// `pcm` in `language`, where it speaks left to the speech model.
+    pub fn new(pcm: &'a [f32], language: SpeechLanguage) -> Self {
+        SpeechRequest { pcm, language, speech: None }
     }
 }
 
@@ -57,4 +66,14 @@ pub trait SpeechToText: Send {
     /// Several recordings at once, one result each, in order. The failure of one recording must
     /// not fail the others.
     fn transcribe(&mut self, requests: &[SpeechRequest<'_>]) -> Vec<Result<SpokenText, InferError>>;
+}
+
+/// Voice activity: where a recording speaks. A speech model decodes only there, so a long
+/// recording with little speech in steady noise (a street, a car, wind on the glasses) costs the
+/// speech it holds, not its length, and the noise between is never heard as words.
+pub trait VoiceActivity: Send {
+    fn id(&self) -> &str;
+    /// The stretches of `pcm` (16 kHz mono) that hold speech, as sample ranges in order, not
+    /// overlapping; empty when it holds none.
+    fn speech(&mut self, pcm: &[f32]) -> Result<Vec<Range<usize>>, InferError>;
 }

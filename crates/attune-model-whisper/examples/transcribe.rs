@@ -42,7 +42,7 @@ fn main() {
             }
         };
         let t = std::time::Instant::now();
-        let request = SpeechRequest { pcm: &pcm.samples, language: language.clone() };
+        let request = SpeechRequest::new(&pcm.samples, language.clone());
         match whisper.transcribe_requests(&[request]).pop().unwrap() {
             Ok(tr) => println!(
                 "{file}\t{}\t{:.3}\t{:.2}\t{}\t{}/{}\t{:.2}s\tgap {:.3}\t{}",

@@ -35,6 +35,7 @@ use realfft::RealFftPlanner;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::io::Write;
+use std::ops::Range;
 use tokenizers::Tokenizer;
 
 /// Multilingual Whisper base: the default speech model.
@@ -609,7 +610,7 @@ impl Whisper {
             let windows: Vec<&[f32]> = request.pcm.chunks(WINDOW_SAMPLES).collect();
             let mut t = Transcript { windows: windows.len(), min_logit_gap: f32::INFINITY, ..Default::default() };
             t.silent_windows = windows.iter().filter(|w| rms(w) < SILENCE_RMS).count();
-            let decoded = speech_windows(request.pcm);
+            let decoded = speech_windows(request.pcm, request.speech.as_deref());
             t.decoded_windows = decoded.len();
             voiced.extend(decoded.into_iter().enumerate().map(|(k, w)| (r, k, w)));
             transcripts.push(Ok(t));
@@ -1111,28 +1112,51 @@ const VAD_PAD: usize = SAMPLE_RATE / 4;
 /// The windows of a recording that go through the model. A recording cut into 30 s windows pays a
 /// whole window (the encoder's cost does not shrink with the audio in it) for every window with
 /// any speech in it, however little: a ten-minute recording with a sentence every minute costs 20
-/// windows. So the stretches of speech (20 ms frames above the silence level, pauses under 1 s
-/// kept, 0.25 s kept around each) are packed into as few windows as hold them, in order; a
-/// stretch longer than a window is cut at 30 s as before. Only when that saves a window: a
-/// recording that needs as many either way is cut at 30 s as before (and short recordings, the
-/// common case, go through unchanged). Windows holding no voiced frame are never decoded.
-pub fn speech_windows(pcm: &[f32]) -> Vec<Cow<'_, [f32]>> {
+/// windows. So the stretches of speech (pauses under 1 s kept, 0.25 s kept around each) are
+/// packed into as few windows as hold them, in order; a stretch longer than a window is cut at
+/// 30 s as before. Only when that saves a window: a recording that needs as many either way is
+/// cut at 30 s as before (and short recordings, the common case, go through unchanged). Windows
+/// holding no speech are never decoded.
+///
+/// Where it speaks is `speech` (sample ranges a voice activity model found) when given, else this
+/// crate's energy gate: 20 ms frames above the silence level, which finds the pauses of a quiet
+/// recording and none in steady noise (a street, wind), where every window is decoded and Whisper
+/// hears words in the noise.
+pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Vec<Cow<'a, [f32]>> {
+    let speaks = |k: usize, window: &[f32]| match speech {
+        None => rms(window) >= SILENCE_RMS,
+        Some(stretches) => {
+            let (start, end) = (k * WINDOW_SAMPLES, k * WINDOW_SAMPLES + window.len());
+            stretches.iter().any(|r| r.start < end && r.end > start)
+        }
+    };
     let fixed: Vec<Cow<[f32]>> =
-        pcm.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).map(Cow::Borrowed).collect();
-    // Packing can only save a window when at least two are voiced.
+        pcm.chunks(WINDOW_SAMPLES).enumerate().filter(|(k, w)| speaks(*k, w)).map(|(_, w)| Cow::Borrowed(w)).collect();
+    // Packing can only save a window when at least two hold speech.
     if fixed.len() < 2 {
         return fixed;
     }
-    // Stretches of speech, [start, end) in samples.
+    // Stretches of speech, [start, end) in samples, pauses under VAD_MAX_PAUSE closed.
     let mut stretches: Vec<(usize, usize)> = Vec::new();
-    for (f, frame) in pcm.chunks(VAD_FRAME).enumerate() {
-        if rms(frame) < SILENCE_RMS {
-            continue;
+    let mut add = |start: usize, end: usize| match stretches.last_mut() {
+        Some(last) if start.saturating_sub(last.1) < VAD_MAX_PAUSE => last.1 = last.1.max(end),
+        _ => stretches.push((start, end)),
+    };
+    match speech {
+        Some(found) => {
+            for r in found {
+                let (start, end) = (r.start.min(pcm.len()), r.end.min(pcm.len()));
+                if start < end {
+                    add(start, end);
+                }
+            }
         }
-        let (start, end) = (f * VAD_FRAME, f * VAD_FRAME + frame.len());
-        match stretches.last_mut() {
-            Some(last) if start - last.1 < VAD_MAX_PAUSE => last.1 = end,
-            _ => stretches.push((start, end)),
+        None => {
+            for (f, frame) in pcm.chunks(VAD_FRAME).enumerate() {
+                if rms(frame) >= SILENCE_RMS {
+                    add(f * VAD_FRAME, f * VAD_FRAME + frame.len());
+                }
+            }
         }
     }
     // Padded (without overlapping the next), and cut to at most a window each.
@@ -1315,7 +1339,7 @@ mod tests {
         }
         let cut_at_30s = long.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).count();
         assert_eq!(cut_at_30s, 10);
-        let windows = speech_windows(&long);
+        let windows = speech_windows(&long, None);
         assert_eq!(windows.len(), 1, "ten 2.5 s stretches fit in one window");
         let voiced: usize = windows.iter().map(|w| w.iter().filter(|x| x.abs() > 0.0).count()).sum();
         assert!(voiced >= 10 * 2 * SAMPLE_RATE - 10 * VAD_FRAME, "no speech lost: {voiced}");
@@ -1323,17 +1347,51 @@ mod tests {
     }
 
     #[test]
+    fn speech_a_voice_activity_model_found_is_packed_in_steady_noise() {
+        // Five minutes of steady noise well above the silence level, with 3 s of "speech" at
+        // 20 s and at 200 s: every window is voiced to the energy gate.
+        let mut seed = 7u32;
+        let mut noise = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.1 - 0.05
+        };
+        let mut pcm: Vec<f32> = (0..300 * SAMPLE_RATE).map(|_| noise()).collect();
+        let speech = [20 * SAMPLE_RATE..23 * SAMPLE_RATE, 200 * SAMPLE_RATE..203 * SAMPLE_RATE];
+        for r in &speech {
+            for (x, t) in pcm[r.clone()].iter_mut().zip(tone(3.0)) {
+                *x += t;
+            }
+        }
+        assert_eq!(speech_windows(&pcm, None).len(), 10, "the energy gate hears noise everywhere");
+        let windows = speech_windows(&pcm, Some(&speech));
+        assert_eq!(windows.len(), 1, "two 3.5 s stretches fit in one window");
+        assert_eq!(windows[0].len(), 2 * (3 * SAMPLE_RATE + 2 * VAD_PAD));
+        // Both stretches whole, in order, with their padding around them.
+        let first = 20 * SAMPLE_RATE - VAD_PAD..23 * SAMPLE_RATE + VAD_PAD;
+        assert_eq!(&windows[0][..first.len()], &pcm[first.clone()]);
+        assert_eq!(&windows[0][first.len()..], &pcm[200 * SAMPLE_RATE - VAD_PAD..203 * SAMPLE_RATE + VAD_PAD]);
+        // Nothing found: nothing decoded, in a short recording too; ranges past the end are cut.
+        assert!(speech_windows(&pcm, Some(&[])).is_empty());
+        assert!(speech_windows(&pcm[..10 * SAMPLE_RATE], Some(&[])).is_empty());
+        let past_the_end = [295 * SAMPLE_RATE..400 * SAMPLE_RATE];
+        assert_eq!(speech_windows(&pcm, Some(&past_the_end)).len(), 1);
+        // A short recording with speech goes through whole, as before.
+        let short = speech_windows(&pcm[..10 * SAMPLE_RATE], Some(&[SAMPLE_RATE..2 * SAMPLE_RATE]));
+        assert!(short.len() == 1 && matches!(short[0], Cow::Borrowed(_)) && short[0].len() == 10 * SAMPLE_RATE);
+    }
+
+    #[test]
     fn recordings_that_pack_no_better_are_cut_as_before() {
         // Short: one window, borrowed, unchanged.
         let short = [vec![0.0; SAMPLE_RATE], tone(5.0), vec![0.0; 3 * SAMPLE_RATE]].concat();
-        let w = speech_windows(&short);
+        let w = speech_windows(&short, None);
         assert!(w.len() == 1 && matches!(w[0], Cow::Borrowed(_)) && w[0].len() == short.len());
         // 45 s of continuous speech: two windows either way.
         let long = tone(45.0);
-        let w = speech_windows(&long);
+        let w = speech_windows(&long, None);
         assert!(w.len() == 2 && w.iter().all(|w| matches!(w, Cow::Borrowed(_))));
         // Silence: nothing to decode.
-        assert!(speech_windows(&vec![0.0; 70 * SAMPLE_RATE]).is_empty());
+        assert!(speech_windows(&vec![0.0; 70 * SAMPLE_RATE], None).is_empty());
     }
 
     #[test]

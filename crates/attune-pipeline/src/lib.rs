@@ -31,13 +31,14 @@ mod text;
 mod text_path;
 mod typed_languages;
 mod verdict;
+mod voice_activity;
 
 pub use attune_infer::{ImageClassifier, RgbFrame, SpeechToText, Task, TextEmbedder, TextInPictures};
 pub use pictures::{ImageStage, PictureReading};
 pub use registry::{
     load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
-    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, ENGLISH_TEXT_MODEL,
-    MODELS, MODEL_CRATES, MULTILINGUAL_TEXT_MODEL,
+    DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS,
+    DEFAULT_VOICE_ACTIVITY_MODEL, ENGLISH_TEXT_MODEL, MODELS, MODEL_CRATES, MULTILINGUAL_TEXT_MODEL,
 };
 pub use report::{Failure, Report, Skipped, StageStats, Threads, TimelinePoint, MAX_TIMELINE_POINTS};
 pub use sessions::{MakeSession, SpeechSessions};

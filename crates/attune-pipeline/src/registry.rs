@@ -8,6 +8,7 @@ use attune_infer::{
     ImageClassifier, InferError, LoadOptions, ModelCrate, Registry, Runtime, SpeechToText, Task, TextEmbedder,
     TextInPictures,
 };
+use crate::voice_activity::Listening;
 use std::path::Path;
 
 /// The model crates of this build.
@@ -17,6 +18,7 @@ pub const MODEL_CRATES: &[ModelCrate] = &[
     attune_model_efficientnet::MODEL_CRATE,
     attune_model_whisper::MODEL_CRATE,
     attune_model_ppocr::MODEL_CRATE,
+    attune_model_silero_vad::MODEL_CRATE,
 ];
 
 /// Dispatch from an installed model to its crate.
@@ -44,6 +46,10 @@ pub const DEFAULT_SPEECH_MODEL: &str = "whisper-base";
 
 /// PP-OCRv4: Latin and Chinese characters (`models/ppocr-v4/model.toml` says what it cannot read).
 pub const DEFAULT_TEXT_IN_PICTURES_MODEL: &str = "ppocr-v4";
+
+/// Silero VAD: where a recording speaks, so that speech is decoded only there (`none`: the
+/// speech model's own energy gate, which finds the pauses of quiet recordings only).
+pub const DEFAULT_VOICE_ACTIVITY_MODEL: &str = attune_model_silero_vad::MODEL_NAME;
 
 /// A model that cannot be had, with the installed models of its task that could.
 fn with_alternatives(e: InferError, task: Task, models_root: Option<&Path>) -> InferError {
@@ -113,21 +119,39 @@ pub fn load_image_model(
 }
 
 /// Up to `limit` sessions of the speech model `name`, each loaded when a batch first needs it and
-/// restricted to decoding as `languages` (ISO 639-1: those the text path can tag). The model is
-/// found now, so a missing installation is known before the run.
+/// restricted to decoding as `languages` (ISO 639-1: those the text path can tag), each with a
+/// session of the voice activity model `voice_activity` beside it when one is named (the speech
+/// model then decodes only where it finds speech). The models are found now, so a missing
+/// installation is known before the run.
 pub fn speech_sessions(
     name: &str,
     runtime: &Runtime,
     models_root: Option<&Path>,
     limit: usize,
     languages: &[&str],
+    voice_activity: Option<&str>,
 ) -> Result<SpeechSessions<'static>, InferError> {
     let (dir, load) =
         MODELS.speech_to_text(name, models_root).map_err(|e| with_alternatives(e, Task::SpeechToText, models_root))?;
+    let activity = voice_activity
+        .map(|v| MODELS.voice_activity(v, models_root).map_err(|e| with_alternatives(e, Task::VoiceActivity, models_root)))
+        .transpose()?;
     let options = LoadOptions { max_batch: None, languages: languages.iter().map(|l| l.to_string()).collect() };
     let runtime = runtime.clone();
-    let id = dir.id();
-    let make: MakeSession<'static> =
-        Box::new(move || -> Result<Box<dyn SpeechToText>, InferError> { load(&runtime, &dir, &options) });
+    let id = match &activity {
+        Some((activity_dir, _)) => format!("{}+{}", dir.id(), activity_dir.id()),
+        None => dir.id(),
+    };
+    let session_id = id.clone();
+    let make: MakeSession<'static> = Box::new(move || -> Result<Box<dyn SpeechToText>, InferError> {
+        let speech = load(&runtime, &dir, &options)?;
+        match &activity {
+            Some((activity_dir, load_activity)) => {
+                let activity = load_activity(&runtime, activity_dir, &LoadOptions::default())?;
+                Ok(Box::new(Listening { speech, activity, id: session_id.clone() }))
+            }
+            None => Ok(speech),
+        }
+    });
     Ok(SpeechSessions::on_demand(id, limit, make))
 }

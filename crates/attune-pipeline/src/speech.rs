@@ -159,7 +159,7 @@ impl Pipeline<'_, '_> {
             .iter()
             .map(|&(i, pcm)| {
                 let preferred = likely[i].preferred.iter().map(|l| l.code().to_string()).collect();
-                (i, SpeechRequest { pcm, language: SpeechLanguage::Detect { preferred } })
+                (i, SpeechRequest::new(pcm, SpeechLanguage::Detect { preferred }))
             })
             .collect();
         let results = on_sessions(speech, &requests);
@@ -206,7 +206,7 @@ impl Pipeline<'_, '_> {
                 .iter()
                 .map(|&(i, language)| {
                     let forced = SpeechLanguage::Force(language.code().to_string());
-                    ((i, language), SpeechRequest { pcm: pcm_of(i), language: forced })
+                    ((i, language), SpeechRequest::new(pcm_of(i), forced))
                 })
                 .collect();
             report.speech_redecoded += again.len() as u64;
