@@ -159,6 +159,11 @@ bench-text threads="2": build bench-venv
 bench-speech threads="2": build fixtures-media
     python3 benches/speech_compare.py --threads {{threads}} --json target/bench-results/speech.json
 
+# Long glasses recordings in steady noise (5 minutes each, three spoken clips in brown noise):
+# attune with Silero VAD and with the energy gate alone, faster-whisper with its VAD and without.
+bench-speech-long threads="2": build fixtures-media
+    python3 benches/speech_compare.py --long --threads {{threads}} --json target/bench-results/speech-long.json
+
 # attune's peak memory on corpora ten times apart, once both have reached steady batches (the
 # large corpus takes ~45 min to generate on 2 cores, then ~15 min to run; no baseline).
 bench-memory sizes="small,large": build bench-venv

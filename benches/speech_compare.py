@@ -21,6 +21,14 @@ set's, 16 kHz mono WAV, 40 recordings (36 before the Japanese ones, in the READM
   model is loaded.
 
 Prints a table of audio seconds per second and the ratio; `--json` keeps the figures.
+
+`--long`: long glasses recordings in steady noise instead. Each of 4 recordings is 5 minutes of
+brown noise (ffmpeg's anoisesrc, amplitude 0.05) with three of the corpus's English, Spanish and
+Portuguese clips in it, at 20 s, 120 s and 220 s. attune with its voice activity model (Silero
+VAD, the default) and with the energy gate alone (`--voice-activity-model none`), faster-whisper
+int8 with its own Silero VAD (`vad_filter=True`) and without; each row also says how many
+recordings were understood (attune: processed rather than skipped as unintelligible;
+faster-whisper: a transcript whose segments' mean log-probability reaches -0.7, attune's floor).
 """
 from __future__ import annotations
 
@@ -96,12 +104,13 @@ def write_manifest(clips: list[tuple[Path, str]], work: Path) -> Path:
     return manifest
 
 
-def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float32") -> dict:
+def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float32", extra: tuple = ()) -> dict:
     work = manifest.parent
     # A store of its own for each run: a second run into one store would find every event done.
-    store, report = work / f"bench-{encoder}-{decoder}.sqlite", work / f"report-{encoder}-{decoder}.json"
+    tag = "-".join([encoder, decoder, *extra]).replace("--", "")
+    store, report = work / f"bench-{tag}.sqlite", work / f"report-{tag}.json"
     subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
-                    "--report", str(report), "--threads", str(threads)], check=False,
+                    "--report", str(report), "--threads", str(threads), *extra], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "ATTUNE_WHISPER_ENCODER": encoder, "ATTUNE_WHISPER_DECODER": decoder})
     r = json.loads(report.read_text())
@@ -109,13 +118,15 @@ def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float
         sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
     # A run that kept no transcript (every recording unintelligible) reports no speech stage.
     speech = r["stages"].get("speech", {}).get("busy_s", 0.0)
-    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech}
+    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech,
+            "understood": r["processed"]}
 
 
 WORKER = r'''
 import json, sys, time
 from concurrent.futures import ProcessPoolExecutor
 folder, compute, workers, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+vad = sys.argv[5] == "vad"
 clips = json.loads(sys.stdin.read())
 model = None
 def load():
@@ -125,30 +136,98 @@ def load():
 def one(clip):
     path, lang = clip
     segments, _ = model.transcribe(path, language=lang, beam_size=1, without_timestamps=True, temperature=0.0,
-                                   condition_on_previous_text=False, vad_filter=False)
-    return " ".join(s.text for s in segments)
+                                   condition_on_previous_text=False, vad_filter=vad)
+    segments = list(segments)
+    # Understood as attune judges it: the mean of the segments' mean log-probabilities at -0.7 or above.
+    return bool(segments) and sum(s.avg_logprob for s in segments) / len(segments) >= -0.7
 if workers == 1:
     load(); one(clips[0])  # warm up
-    t = time.perf_counter(); [one(c) for c in clips]; elapsed = time.perf_counter() - t
+    t = time.perf_counter(); understood = [one(c) for c in clips]; elapsed = time.perf_counter() - t
 else:
     with ProcessPoolExecutor(workers, initializer=load) as pool:
         list(pool.map(one, clips[:workers]))  # load and warm up every worker
-        t = time.perf_counter(); list(pool.map(one, clips)); elapsed = time.perf_counter() - t
-print(json.dumps({"elapsed_s": elapsed}))
+        t = time.perf_counter(); understood = list(pool.map(one, clips)); elapsed = time.perf_counter() - t
+print(json.dumps({"elapsed_s": elapsed, "understood": sum(understood)}))
 '''
 
 
-def run_faster_whisper(python: Path, folder: Path, clips, compute: str, workers: int, threads: int) -> float:
-    out = subprocess.run([str(python), "-c", WORKER, str(folder), compute, str(workers), str(threads)],
+def run_faster_whisper(python: Path, folder: Path, clips, compute: str, workers: int, threads: int,
+                       vad: bool = False) -> dict:
+    out = subprocess.run([str(python), "-c", WORKER, str(folder), compute, str(workers), str(threads),
+                          "vad" if vad else "novad"],
                          input=json.dumps([[str(c), l] for c, l in clips]), capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["elapsed_s"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def long_recordings(work: Path, count: int = 4) -> list[tuple[Path, str]]:
+    """`count` recordings of 5 minutes of brown noise, each with three corpus clips in it (one
+    language per recording, at 20 s, 120 s and 220 s), made with ffmpeg in `work`."""
+    out = []
+    for k, lang in enumerate(["en", "es", "pt", "en"][:count]):
+        clips = sorted(CORPUS.glob(f"{lang}-[0-9]-kokoro.wav")) or sorted(CORPUS.glob(f"{lang}-[0-9].wav"))
+        inputs, chains = [], []
+        for j, clip in enumerate(clips[(k // 3) : (k // 3) + 3]):
+            inputs += ["-i", str(clip)]
+            chains.append(f"[{j + 1}]aresample=16000,adelay={20000 + 100000 * j}[s{j}]")
+        mix = "".join(f"[s{j}]" for j in range(len(chains)))
+        graph = ";".join(chains) + f";[0]{mix}amix=inputs={len(chains) + 1}:duration=first:normalize=0"
+        target = work / f"{lang}-{k}-street.wav"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        "anoisesrc=d=300:c=brown:a=0.05:r=16000", *inputs, "-filter_complex", graph,
+                        "-ac", "1", "-ar", "16000", str(target)], check=True)
+        out.append((target, lang))
+    return out
+
+
+def write_long_manifest(clips: list[tuple[Path, str]], work: Path) -> Path:
+    manifest = work / "street.jsonl"
+    with open(manifest, "w") as f:
+        for k, (clip, lang) in enumerate(clips):
+            country = {"en": "US", "es": "MX", "pt": "BR"}[lang]
+            f.write(json.dumps({"event_id": f"street-{k}", "user_id": f"u-{lang}-{k}", "country": country,
+                                "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
+                                "media": clip.name}) + "\n")
+    return manifest
+
+
+def main_long(args) -> None:
+    python = venv_python()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        clips = long_recordings(work)
+        audio = sum(seconds(c) for c, _ in clips)
+        manifest = write_long_manifest(clips, work)
+        for name, extra in (("attune, Silero VAD (the default)", ()),
+                            ("attune, energy gate alone (`--voice-activity-model none`)",
+                             ("--voice-activity-model", "none"))):
+            a = run_attune(manifest, args.threads, "float32", extra=extra)
+            rows.append((name, audio / a["elapsed_s"], a["understood"]))
+        folder = ct2_folder(work / "ct2")
+        for vad in (True, False):
+            f = run_faster_whisper(python, folder, clips, "int8", args.threads, 1, vad)
+            rows.append((f"faster-whisper 1.1.1 int8, {args.threads} workers x 1 thread, "
+                         f"{'its Silero VAD' if vad else 'no VAD'}", audio / f["elapsed_s"], f["understood"]))
+    print(f"\n{len(clips)} recordings of 5 minutes in brown noise, 3 spoken clips each, {audio:.0f} s, "
+          f"{args.threads} threads\n")
+    print("| run | audio s / s | recordings understood | attune ÷ this |")
+    print("|---|---|---|---|")
+    for name, speed, understood in rows:
+        print(f"| {name} | {speed:.1f} | {understood} of {len(clips)} | {rows[0][1] / speed:.2f} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"audio_s": audio, "threads": args.threads, "rows": [
+            {"run": n, "audio_s_per_s": s, "understood": u} for n, s, u in rows]}, indent=1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--long", action="store_true", help="long recordings in steady noise (see above)")
     args = ap.parse_args()
+    if args.long:
+        return main_long(args)
     clips = sorted((p, p.name.split("-")[0]) for p in CORPUS.glob("*-[0-9].wav"))
     if not clips:
         sys.exit("speech_compare: no corpus; run `python3 fixtures/make_audio.py`")
@@ -170,7 +249,7 @@ def main() -> None:
         n = args.threads
         for compute in ("int8", "float32"):
             for workers, threads in ((n, 1), (1, n)):
-                t = run_faster_whisper(python, folder, clips, compute, workers, threads)
+                t = run_faster_whisper(python, folder, clips, compute, workers, threads)["elapsed_s"]
                 rows.append((f"faster-whisper 1.1.1 {compute}, {workers} worker(s) x {threads} thread(s)", audio / t))
     print(f"\n{len(clips)} recordings, {audio:.0f} s of speech, {args.threads} threads\n")
     print("| run | audio s / s | attune ÷ this |")

@@ -5,23 +5,9 @@
 use attune_decode_audio::{decode_file, AudioLimits};
 use attune_infer::VoiceActivity;
 use attune_model_silero_vad::SileroVad;
+use attune_testkit::brown_noise;
 
 const RATE: usize = 16_000;
-
-/// Brown noise (integrated white noise, leaking back to zero) at about `level` RMS: a street,
-/// wind, a car. Deterministic.
-fn brown_noise(samples: usize, level: f32) -> Vec<f32> {
-    let mut seed = 11u32;
-    let mut value = 0.0f32;
-    (0..samples)
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let white = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-            value = 0.998 * value + white * 0.1;
-            value * level * 4.0
-        })
-        .collect()
-}
 
 fn speech(name: &str) -> Vec<f32> {
     let path = attune_testkit::repo_path("fixtures/audio").join(name);

@@ -2,7 +2,7 @@
 //! the repository and its fixtures are, ONNX Runtime and the installed models as a test needs
 //! them (a missing installation is one clear message: run `just setup`), and
 //! [`ScriptedEmbedder`], the text embedder for tests of everything around a model, and WAV files
-//! made in memory ([`wav`], [`tone`]).
+//! made in memory ([`wav`], [`tone`], [`brown_noise`]).
 //!
 //! A dev-dependency only: no library depends on it.
 
@@ -58,6 +58,22 @@ pub fn tone(rate: u32, seconds: f32) -> Vec<u8> {
         .flat_map(|i| {
             let v = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5;
             ((v * 32767.0) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+/// Brown noise (integrated white noise, leaking back to zero) at about `level` RMS, 16 kHz or any
+/// rate: steady background noise as a street, wind or a car gives it, far above a silence level.
+/// Deterministic.
+pub fn brown_noise(samples: usize, level: f32) -> Vec<f32> {
+    let mut seed = 11u32;
+    let mut value = 0.0f32;
+    (0..samples)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let white = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+            value = 0.998 * value + white * 0.1;
+            value * level * 4.0
         })
         .collect()
 }

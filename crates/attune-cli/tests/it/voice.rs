@@ -115,6 +115,46 @@ fn without_a_speech_model_recordings_fail_with_the_reason_and_text_goes_on() {
     assert!(message.contains("speech model") && message.contains("whisper"), "{message}");
 }
 
+/// Five minutes of glasses audio in steady street noise with two questions in it three minutes
+/// apart: the noise is far above the energy gate's silence level, so without a voice activity
+/// model every 30 s window was decoded, Whisper heard words in the noise, and the recording was
+/// skipped as unintelligible. Silero VAD finds the two questions, they are packed into one window,
+/// and the recording gives the topics its questions give.
+#[test]
+fn a_long_recording_in_steady_noise_gives_the_topics_of_what_is_said_in_it() {
+    const RATE: usize = 16_000;
+    let fixtures = common::root().join("fixtures/audio");
+    let lines = common::manifest_lines(&fixtures.join("manifest.jsonl"), "fixtures/make_audio.py");
+    let topic_of = |media: &str| {
+        let line = lines.iter().find(|v| v["media"] == media).unwrap();
+        line["expect"]["topics"][0].as_str().unwrap().to_string()
+    };
+    let mut pcm = attune_testkit::brown_noise(300 * RATE, 0.05);
+    for (at, media) in [(20 * RATE, "guitar.wav"), (200 * RATE, "baking.wav")] {
+        let limits = attune_decode_audio::AudioLimits::default();
+        let said = attune_decode_audio::decode_file(&fixtures.join(media), &limits).unwrap().samples;
+        for (x, s) in pcm[at..at + said.len()].iter_mut().zip(said) {
+            *x += s;
+        }
+    }
+    let samples: Vec<u8> = pcm.iter().flat_map(|x| ((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("street.wav"), attune_testkit::wav(1, 1, RATE as u32, 16, &samples, None)).unwrap();
+    let manifest = dir.path().join("street.jsonl");
+    let line = serde_json::json!({"event_id": "street", "user_id": "walker", "country": "US", "product": "glasses",
+        "captured_at": "2026-06-01T09:00:00Z", "kind": "audio", "media": "street.wav"});
+    std::fs::write(&manifest, format!("{line}\n")).unwrap();
+    let store = dir.path().join("p.sqlite");
+    let report = common::run_manifest(&manifest, &store);
+    assert!(common::failures(&report).is_empty(), "{}", report["failed"]);
+    assert_eq!((report["processed"].as_u64(), report["skipped"]["unintelligible_speech"].as_u64()), (Some(1), Some(0)));
+    assert!(report["model_set"].as_str().unwrap().contains("silero-vad"), "provenance names the voice activity model");
+    let got = common::evidence(&store, &["walker"]).remove("street").unwrap_or_default();
+    let said = [topic_of("guitar.wav"), topic_of("baking.wav")];
+    eprintln!("the street recording gave {got:?}; its questions' topics are {said:?}");
+    assert!(got.iter().any(|t| said.contains(t)), "{got:?} holds neither of {said:?}");
+}
+
 /// Spoken conversations in ten languages (`fixtures/audio/languages`: espeak-ng, or Kokoro's
 /// Japanese voices, reading lines of the labelled chat sets, users in a country of each language;
 /// and the nine languages espeak-ng speaks again in Kokoro's voice on espeak-ng's phonemes, which
