@@ -22,12 +22,12 @@ set's, 16 kHz mono WAV, 40 recordings (36 before the Japanese ones, in the READM
 
 Prints a table of audio seconds per second and the ratio; `--json` keeps the figures.
 
-`--long`: long glasses recordings in steady noise instead. Each of 4 recordings is 5 minutes of
-brown noise (ffmpeg's anoisesrc, amplitude 0.05) with three of the corpus's English, Spanish and
-Portuguese clips in it, at 20 s, 120 s and 220 s. attune with its voice activity model (Silero
+`--long`: long glasses recordings in steady noise instead. Each of 6 recordings is 5 minutes of
+brown noise (ffmpeg's anoisesrc, amplitude 0.05) with the two ordinary clips of one language in
+it (English, Spanish or Portuguese in Kokoro's voice), at 30 s and 200 s. attune with its voice activity model (Silero
 VAD, the default) and with the energy gate alone (`--voice-activity-model none`), faster-whisper
 int8 with its own Silero VAD (`vad_filter=True`) and without; each row also says how many
-recordings were understood (attune: processed rather than skipped as unintelligible;
+recordings were understood (attune: not skipped as unintelligible or as another language;
 faster-whisper: a transcript whose segments' mean log-probability reaches -0.7, attune's floor).
 """
 from __future__ import annotations
@@ -118,8 +118,9 @@ def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float
         sys.exit(f"speech_compare: attune failed {len(r['failed'])} recordings: {r['failed'][0]}")
     # A run that kept no transcript (every recording unintelligible) reports no speech stage.
     speech = r["stages"].get("speech", {}).get("busy_s", 0.0)
-    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech,
-            "understood": r["processed"]}
+    # Understood: neither skipped as unintelligible nor as in another language than decoded.
+    heard = r["events"] - r["skipped"]["unintelligible_speech"] - r["skipped"]["unsupported_language"]
+    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech, "understood": heard}
 
 
 WORKER = r'''
@@ -159,21 +160,22 @@ def run_faster_whisper(python: Path, folder: Path, clips, compute: str, workers:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def long_recordings(work: Path, count: int = 4) -> list[tuple[Path, str]]:
-    """`count` recordings of 5 minutes of brown noise, each with three corpus clips in it (one
-    language per recording, at 20 s, 120 s and 220 s), made with ffmpeg in `work`."""
+def long_recordings(work: Path) -> list[tuple[Path, str]]:
+    """Six recordings of 5 minutes of brown noise (each its own), each with the two ordinary
+    clips of one language in Kokoro's voice (English, Spanish, Portuguese: those Whisper base
+    hears best) at 30 s and 200 s, made with ffmpeg in `work`."""
     out = []
-    for k, lang in enumerate(["en", "es", "pt", "en"][:count]):
-        clips = sorted(CORPUS.glob(f"{lang}-[0-9]-kokoro.wav")) or sorted(CORPUS.glob(f"{lang}-[0-9].wav"))
+    for k, lang in enumerate(["en", "es", "pt"] * 2):
+        clips = [CORPUS / f"{lang}-{j}-kokoro.wav" for j in (k // 3, 1 - k // 3)]
         inputs, chains = [], []
-        for j, clip in enumerate(clips[(k // 3) : (k // 3) + 3]):
+        for j, clip in enumerate(clips):
             inputs += ["-i", str(clip)]
-            chains.append(f"[{j + 1}]aresample=16000,adelay={20000 + 100000 * j}[s{j}]")
+            chains.append(f"[{j + 1}]aresample=16000,adelay={30000 + 170000 * j}[s{j}]")
         mix = "".join(f"[s{j}]" for j in range(len(chains)))
         graph = ";".join(chains) + f";[0]{mix}amix=inputs={len(chains) + 1}:duration=first:normalize=0"
         target = work / f"{lang}-{k}-street.wav"
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        "anoisesrc=d=300:c=brown:a=0.05:r=16000", *inputs, "-filter_complex", graph,
+                        f"anoisesrc=d=300:c=brown:a=0.05:r=16000:s={k + 1}", *inputs, "-filter_complex", graph,
                         "-ac", "1", "-ar", "16000", str(target)], check=True)
         out.append((target, lang))
     return out
@@ -198,17 +200,22 @@ def main_long(args) -> None:
         clips = long_recordings(work)
         audio = sum(seconds(c) for c, _ in clips)
         manifest = write_long_manifest(clips, work)
-        for name, extra in (("attune, Silero VAD (the default)", ()),
-                            ("attune, energy gate alone (`--voice-activity-model none`)",
-                             ("--voice-activity-model", "none"))):
-            a = run_attune(manifest, args.threads, "float32", extra=extra)
+        for name, extra, precision in (
+            ("attune, Silero VAD (the default)", (), "float32"),
+            ("attune, energy gate alone (`--voice-activity-model none`)", ("--voice-activity-model", "none"),
+             "float32"),
+            ("attune, Silero VAD, int8 encoder and decoder", (), "int8"),
+        ):
+            a = run_attune(manifest, args.threads, precision, precision, extra=extra)
             rows.append((name, audio / a["elapsed_s"], a["understood"]))
+            rows.append((name + ", model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"]),
+                         a["understood"]))
         folder = ct2_folder(work / "ct2")
         for vad in (True, False):
             f = run_faster_whisper(python, folder, clips, "int8", args.threads, 1, vad)
             rows.append((f"faster-whisper 1.1.1 int8, {args.threads} workers x 1 thread, "
                          f"{'its Silero VAD' if vad else 'no VAD'}", audio / f["elapsed_s"], f["understood"]))
-    print(f"\n{len(clips)} recordings of 5 minutes in brown noise, 3 spoken clips each, {audio:.0f} s, "
+    print(f"\n{len(clips)} recordings of 5 minutes in brown noise, 2 spoken clips each, {audio:.0f} s, "
           f"{args.threads} threads\n")
     print("| run | audio s / s | recordings understood | attune ÷ this |")
     print("|---|---|---|---|")

@@ -18,8 +18,8 @@ use attune_pipeline::TextPath;
 use attune_pipeline::{
     load_image_model, load_text_in_pictures_model, load_text_model, special_category_classifier, speech_sessions,
     ImageClassifier, ImageStage, InProcessDecoder, MediaDecoder, PictureReading, Pipeline, PipelineConfig,
-    SpeechSessions, Task, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL, DEFAULT_VOICE_ACTIVITY_MODEL,
-    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, MODELS,
+    SpeechSessions, Task, TextEmbedder, TextInPictures, DEFAULT_IMAGE_MODEL, DEFAULT_SPEECH_MODEL,
+    DEFAULT_TEXT_IN_PICTURES_MODEL, DEFAULT_TEXT_MODELS, DEFAULT_VOICE_ACTIVITY_MODEL, MODELS,
 };
 use attune_policy::Policy;
 use attune_profile::{

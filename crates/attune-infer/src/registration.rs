@@ -3,7 +3,9 @@
 //! it implements); the pipeline's registry lists the crates of the build, one line each, and
 //! dispatches on the manifest. Adding a model touches no other model.
 
-use crate::{ImageClassifier, InferError, ModelDir, Runtime, SpeechToText, TextEmbedder, TextInPictures, VoiceActivity};
+use crate::{
+    ImageClassifier, InferError, ModelDir, Runtime, SpeechToText, TextEmbedder, TextInPictures, VoiceActivity,
+};
 use std::fmt;
 
 /// What a model does: `task` in its `model.toml`.

@@ -54,7 +54,10 @@ impl SileroVad {
         let settings: Settings = dir.config()?;
         let bad = |message: String| Err(dir.invalid(message));
         if settings.sample_rate != SAMPLE_RATE {
-            return bad(format!("sample_rate {}: recordings reach the speech models at {SAMPLE_RATE} Hz", settings.sample_rate));
+            return bad(format!(
+                "sample_rate {}: recordings reach the speech models at {SAMPLE_RATE} Hz",
+                settings.sample_rate
+            ));
         }
         if settings.frame_samples == 0 || settings.context_samples > settings.frame_samples {
             return bad(format!(
@@ -132,7 +135,13 @@ impl SileroVad {
 /// Frames' speech probabilities (frames of `frame` samples) as stretches of speech in a recording of
 /// `len` samples: a stretch starts at a frame at `threshold` or above and ends at the first frame
 /// under `end_threshold`.
-pub fn stretches(probabilities: &[f32], frame: usize, len: usize, threshold: f32, end_threshold: f32) -> Vec<Range<usize>> {
+pub fn stretches(
+    probabilities: &[f32],
+    frame: usize,
+    len: usize,
+    threshold: f32,
+    end_threshold: f32,
+) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
     let mut start: Option<usize> = None;
     for (f, &p) in probabilities.iter().enumerate() {

@@ -34,7 +34,10 @@ fn speech_in_steady_noise_is_found_where_it_was_put_and_nowhere_else() {
         }
     }
     let found = vad.speech(&pcm).unwrap();
-    eprintln!("found: {:?}", found.iter().map(|r| (r.start as f32 / RATE as f32, r.end as f32 / RATE as f32)).collect::<Vec<_>>());
+    eprintln!(
+        "found: {:?}",
+        found.iter().map(|r| (r.start as f32 / RATE as f32, r.end as f32 / RATE as f32)).collect::<Vec<_>>()
+    );
     // Every stretch found lies within a spoken question (give or take half a second)...
     let slack = RATE / 2;
     for r in &found {

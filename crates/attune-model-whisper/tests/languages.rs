@@ -60,8 +60,7 @@ fn every_language_is_decoded_as_itself_with_bounded_character_errors() {
         let SpokenLine { text, lang, country, voice } = entry;
         let (text, lang) = (text.as_str(), lang.as_str());
         let pcm = decode_file(&dir.join(name), &AudioLimits::default()).unwrap();
-        let request =
-            SpeechRequest::new(&pcm.samples, SpeechLanguage::Detect { preferred: preferred(country) });
+        let request = SpeechRequest::new(&pcm.samples, SpeechLanguage::Detect { preferred: preferred(country) });
         let t = whisper.transcribe_requests(&[request]).pop().unwrap().unwrap();
         let rate = cer(text, &t.text);
         eprintln!(

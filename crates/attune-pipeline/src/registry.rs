@@ -4,11 +4,11 @@
 //! `model.toml` says its `task` and `crate`, and [`Registry`] dispatches on them.
 
 use crate::sessions::{MakeSession, SpeechSessions};
+use crate::voice_activity::Listening;
 use attune_infer::{
     ImageClassifier, InferError, LoadOptions, ModelCrate, Registry, Runtime, SpeechToText, Task, TextEmbedder,
     TextInPictures,
 };
-use crate::voice_activity::Listening;
 use std::path::Path;
 
 /// The model crates of this build.
@@ -134,7 +134,9 @@ pub fn speech_sessions(
     let (dir, load) =
         MODELS.speech_to_text(name, models_root).map_err(|e| with_alternatives(e, Task::SpeechToText, models_root))?;
     let activity = voice_activity
-        .map(|v| MODELS.voice_activity(v, models_root).map_err(|e| with_alternatives(e, Task::VoiceActivity, models_root)))
+        .map(|v| {
+            MODELS.voice_activity(v, models_root).map_err(|e| with_alternatives(e, Task::VoiceActivity, models_root))
+        })
         .transpose()?;
     let options = LoadOptions { max_batch: None, languages: languages.iter().map(|l| l.to_string()).collect() };
     let runtime = runtime.clone();
