@@ -246,7 +246,9 @@ pub(crate) fn plan_run(args: &RunArgs, pictures: bool) -> Result<RunPlan> {
         Err(e) if required.speech => {
             return Err(anyhow::Error::from(e).context("the speech model is required (--require-models)"))
         }
-        Err(e) if misconfigured(&e) => return Err(anyhow::Error::from(e).context("--speech-model")),
+        Err(e) if misconfigured(&e) => {
+            return Err(anyhow::Error::from(e).context("--speech-model or --voice-activity-model"))
+        }
         Err(e) => {
             tracing::warn!("speech model unavailable, audio events will fail: {e:#}");
             SpeechSessions::unavailable(format!("no speech model in this run: {e}"))

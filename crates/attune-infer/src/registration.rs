@@ -70,7 +70,11 @@ pub enum Loader {
         load: Load<dyn SpeechToText>,
     },
     TextInPictures(Load<dyn TextInPictures>),
-    VoiceActivity(Load<dyn VoiceActivity>),
+    /// Made beside each speech session, so checked when named, as a speech model is.
+    VoiceActivity {
+        check: Check,
+        load: Load<dyn VoiceActivity>,
+    },
 }
 
 impl Loader {
@@ -80,7 +84,7 @@ impl Loader {
             Loader::ImageClassification(_) => Task::ImageClassification,
             Loader::SpeechToText { .. } => Task::SpeechToText,
             Loader::TextInPictures(_) => Task::TextInPictures,
-            Loader::VoiceActivity(_) => Task::VoiceActivity,
+            Loader::VoiceActivity { .. } => Task::VoiceActivity,
         }
     }
 }
@@ -143,7 +147,7 @@ impl Registry {
     /// The installed model `name`, checked to be a model of `task` that a crate of this build runs.
     pub fn check(&self, name: &str, task: Task, models_root: Option<&std::path::Path>) -> Result<ModelDir, InferError> {
         let dir = ModelDir::locate(name, models_root)?;
-        if let Loader::SpeechToText { check, .. } = self.loader(&dir, task)? {
+        if let Loader::SpeechToText { check, .. } | Loader::VoiceActivity { check, .. } = self.loader(&dir, task)? {
             check(&dir)?;
         }
         Ok(dir)
@@ -193,8 +197,8 @@ impl Registry {
         }
     }
 
-    /// The voice activity model `name`: its folder and the loader that makes a session of it
-    /// (made beside each speech session, when a batch first needs one).
+    /// The voice activity model `name`: its folder, checked by its crate, and the loader that
+    /// makes a session of it (made beside each speech session, when a batch first needs one).
     pub fn voice_activity(
         &self,
         name: &str,
@@ -202,7 +206,10 @@ impl Registry {
     ) -> Result<(ModelDir, Load<dyn VoiceActivity>), InferError> {
         let dir = ModelDir::locate(name, models_root)?;
         match self.loader(&dir, Task::VoiceActivity)? {
-            Loader::VoiceActivity(load) => Ok((dir, load)),
+            Loader::VoiceActivity { check, load } => {
+                check(&dir)?;
+                Ok((dir, load))
+            }
             _ => unreachable!("loader checks the task"),
         }
     }

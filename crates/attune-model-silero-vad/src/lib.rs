@@ -17,7 +17,16 @@ use std::ops::Range;
 pub const MODEL_NAME: &str = "silero-vad";
 
 /// This crate as the model registry sees it: voice activity.
-pub const MODEL_CRATE: ModelCrate = ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::VoiceActivity(load) };
+pub const MODEL_CRATE: ModelCrate =
+    ModelCrate { name: env!("CARGO_PKG_NAME"), load: Loader::VoiceActivity { check, load } };
+
+/// The registry's check of an installed folder, before any session is made: its settings make
+/// sense and its graph is there.
+fn check(dir: &ModelDir) -> Result<(), InferError> {
+    let settings = Settings::read(dir)?;
+    dir.file(&settings.graph)?;
+    Ok(())
+}
 
 fn load(runtime: &Runtime, dir: &ModelDir, _: &LoadOptions) -> Result<Box<dyn VoiceActivity>, InferError> {
     Ok(Box::new(SileroVad::load(runtime, dir)?))
@@ -40,17 +49,9 @@ struct Settings {
     version: String,
 }
 
-/// The recordings this crate reads: 16 kHz mono, as the speech models take them.
-const SAMPLE_RATE: usize = 16_000;
-
-pub struct SileroVad {
-    session: Session,
-    settings: Settings,
-    id: String,
-}
-
-impl SileroVad {
-    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<SileroVad, InferError> {
+impl Settings {
+    /// `[runtime]`, checked: what the graph and the hysteresis need.
+    fn read(dir: &ModelDir) -> Result<Settings, InferError> {
         let settings: Settings = dir.config()?;
         let bad = |message: String| Err(dir.invalid(message));
         if settings.sample_rate != SAMPLE_RATE {
@@ -72,6 +73,23 @@ impl SileroVad {
         if !(0.0 < e && e <= t && t < 1.0) {
             return bad(format!("threshold {t} and end_threshold {e}: need 0 < end_threshold <= threshold < 1"));
         }
+        Ok(settings)
+    }
+}
+
+/// The recordings this crate reads: 16 kHz mono, as the speech models take them.
+const SAMPLE_RATE: usize = 16_000;
+
+pub struct SileroVad {
+    session: Session,
+    settings: Settings,
+    id: String,
+}
+
+impl SileroVad {
+    pub fn load(runtime: &Runtime, dir: &ModelDir) -> Result<SileroVad, InferError> {
+        let settings = Settings::read(dir)?;
+        let bad = |message: String| Err(dir.invalid(message));
         let session = runtime.session(&dir.name, &dir.file(&settings.graph)?)?;
         for input in ["input", "h", "c"] {
             if !session.inputs().iter().any(|i| i.name() == input) {
@@ -176,7 +194,30 @@ impl VoiceActivity for SileroVad {
 
 #[cfg(test)]
 mod tests {
-    use super::stretches;
+    use super::{check, stretches};
+    use attune_infer::ModelDir;
+
+    #[test]
+    fn a_broken_installation_is_refused_before_any_session() {
+        let manifest =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/silero-vad/model.toml"))
+                .expect("models/silero-vad/model.toml");
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("silero-vad");
+        std::fs::create_dir(&folder).unwrap();
+        let checked = |toml: &str| {
+            std::fs::write(folder.join("model.toml"), toml).unwrap();
+            check(&ModelDir::locate("silero-vad", Some(root.path())).unwrap()).map_err(|e| e.to_string())
+        };
+        let missing = checked(&manifest).unwrap_err();
+        assert!(missing.contains("vad-sequence.onnx"), "{missing}");
+        std::fs::write(folder.join("vad-sequence.onnx"), b"").unwrap();
+        assert_eq!(checked(&manifest), Ok(()));
+        let upside_down = checked(&manifest.replace("end_threshold = 0.15", "end_threshold = 0.45")).unwrap_err();
+        assert!(upside_down.contains("end_threshold"), "{upside_down}");
+        let resampled = checked(&manifest.replace("sample_rate = 16000", "sample_rate = 8000")).unwrap_err();
+        assert!(resampled.contains("16000 Hz"), "{resampled}");
+    }
 
     #[test]
     fn a_stretch_starts_at_the_threshold_and_ends_under_the_lower_one() {
