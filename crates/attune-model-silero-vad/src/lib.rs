@@ -91,9 +91,16 @@ impl SileroVad {
         let settings = Settings::read(dir)?;
         let bad = |message: String| Err(dir.invalid(message));
         let session = runtime.session(&dir.name, &dir.file(&settings.graph)?)?;
+        // The names `probabilities` reads, so a graph without them is refused here, not at a
+        // recording (ort's outputs index by name, and a missing one would panic).
         for input in ["input", "h", "c"] {
             if !session.inputs().iter().any(|i| i.name() == input) {
                 return bad(format!("{} has no input `{input}`: not the sequence graph", settings.graph));
+            }
+        }
+        for output in ["speech_probs", "hn", "cn"] {
+            if !session.outputs().iter().any(|o| o.name() == output) {
+                return bad(format!("{} has no output `{output}`: not the sequence graph", settings.graph));
             }
         }
         Ok(SileroVad { session, settings, id: dir.id() })

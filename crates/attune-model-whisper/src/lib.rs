@@ -1144,11 +1144,13 @@ pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Ve
     };
     match speech {
         Some(found) => {
-            for r in found {
-                let (start, end) = (r.start.min(pcm.len()), r.end.min(pcm.len()));
-                if start < end {
-                    add(start, end);
-                }
+            // In order and apart, whatever the caller gave: the padding below slices between
+            // neighbours, and a stretch before its predecessor would slice backwards.
+            let mut found: Vec<(usize, usize)> =
+                found.iter().map(|r| (r.start.min(pcm.len()), r.end.min(pcm.len()))).filter(|(s, e)| s < e).collect();
+            found.sort_unstable();
+            for (start, end) in found {
+                add(start, end);
             }
         }
         None => {
@@ -1375,6 +1377,9 @@ mod tests {
         assert!(speech_windows(&pcm[..10 * SAMPLE_RATE], Some(&[])).is_empty());
         let past_the_end = 295 * SAMPLE_RATE..400 * SAMPLE_RATE;
         assert_eq!(speech_windows(&pcm, Some(std::slice::from_ref(&past_the_end))).len(), 1);
+        // Stretches out of order or overlapping read as the same speech, never a panic.
+        let shuffled = [200 * SAMPLE_RATE..203 * SAMPLE_RATE, 21 * SAMPLE_RATE..23 * SAMPLE_RATE, speech[0].clone()];
+        assert_eq!(speech_windows(&pcm, Some(&shuffled)), windows);
         // A short recording with speech goes through whole, as before.
         let second = SAMPLE_RATE..2 * SAMPLE_RATE;
         let short = speech_windows(&pcm[..10 * SAMPLE_RATE], Some(std::slice::from_ref(&second)));
