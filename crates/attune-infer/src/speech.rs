@@ -20,8 +20,9 @@ pub enum SpeechLanguage {
 pub struct SpeechRequest<'a> {
     pub pcm: &'a [f32],
     pub language: SpeechLanguage,
-    /// Where the recording speaks, as a voice activity model found it (sample ranges, in order,
-    /// not overlapping); `None`: the speech model finds it itself.
+    /// Where the recording speaks, as a voice activity model found it (sample ranges; a speech
+    /// model takes them in any order, overlapping or not); `None`: the speech model finds it
+    /// itself.
     pub speech: Option<Vec<Range<usize>>>,
 }
 

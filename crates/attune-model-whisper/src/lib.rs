@@ -5,8 +5,9 @@
 //! - The log-mel front end is here, in Rust, as Whisper computes it: 400-point periodic Hann
 //!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
 //!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
-//! - Recordings are cut into 30 s windows (the model's context); windows that are near silence are
-//!   skipped. A window shorter than 30 s goes through the encoder at its own length, rounded up
+//! - Recordings are cut into 30 s windows (the model's context); windows without speech (where the
+//!   caller's voice activity model found none, else near silence) are skipped, and stretches of
+//!   speech far apart are packed into few windows ([`speech_windows`]). A window shorter than 30 s goes through the encoder at its own length, rounded up
 //!   ([`window_frames`]). The voiced windows of several recordings go through the encoder and the
 //!   greedy decoder together, those of one length at a time (see [`Whisper::transcribe_requests`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
@@ -1352,12 +1353,7 @@ mod tests {
     fn speech_a_voice_activity_model_found_is_packed_in_steady_noise() {
         // Five minutes of steady noise well above the silence level, with 3 s of "speech" at
         // 20 s and at 200 s: every window is voiced to the energy gate.
-        let mut seed = 7u32;
-        let mut noise = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.1 - 0.05
-        };
-        let mut pcm: Vec<f32> = (0..300 * SAMPLE_RATE).map(|_| noise()).collect();
+        let mut pcm = attune_testkit::brown_noise(300 * SAMPLE_RATE, 0.05);
         let speech = [20 * SAMPLE_RATE..23 * SAMPLE_RATE, 200 * SAMPLE_RATE..203 * SAMPLE_RATE];
         for r in &speech {
             for (x, t) in pcm[r.clone()].iter_mut().zip(tone(3.0)) {

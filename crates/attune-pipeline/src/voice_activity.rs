@@ -1,6 +1,7 @@
 //! A speech model that decodes only where a voice activity model finds speech.
 
 use attune_infer::{InferError, SpeechRequest, SpeechToText, SpokenText, VoiceActivity};
+use std::ops::Range;
 
 /// A speech session with its voice activity model beside it: each recording's speech is found
 /// first and handed to the speech model with the request, which decodes only there (and packs
@@ -28,14 +29,16 @@ impl SpeechToText for Listening {
 
     fn transcribe(&mut self, requests: &[SpeechRequest<'_>]) -> Vec<Result<SpokenText, InferError>> {
         let started = std::time::Instant::now();
-        let found: Vec<Result<SpeechRequest<'_>, InferError>> = requests
+        // Each recording's speech, found unless the request already says where it is.
+        let found: Vec<Result<Vec<Range<usize>>, InferError>> = requests
             .iter()
-            .map(|r| match &r.speech {
-                Some(_) => Ok(r.clone()),
-                None => self.activity.speech(r.pcm).map(|speech| SpeechRequest { speech: Some(speech), ..r.clone() }),
-            })
+            .map(|r| r.speech.as_ref().map_or_else(|| self.activity.speech(r.pcm), |given| Ok(given.clone())))
             .collect();
-        let heard: Vec<SpeechRequest<'_>> = found.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let heard: Vec<SpeechRequest<'_>> = requests
+            .iter()
+            .zip(&found)
+            .filter_map(|(r, f)| Some(SpeechRequest { speech: Some(f.as_ref().ok()?.clone()), ..r.clone() }))
+            .collect();
         tracing::debug!(
             "{}: {} recordings, {:.1} s of audio, {:.1} s of speech found in {:.2} s",
             self.activity.id(),
