@@ -48,6 +48,11 @@ struct Metrics {
     /// Topics given to ordinary items, and how many of them were expected (or parent/child).
     topics_emitted: usize,
     topics_related: usize,
+    /// Expected topics of ordinary items, and how many of them a given topic matched (equal,
+    /// parent or child): what share of what an item is about reached its profile. An item about
+    /// six things that gets one of them is a hit, and a sixth of it.
+    topics_expected: usize,
+    topics_expected_found: usize,
     ordinary_wrongly_dropped: usize,
     /// Items the language gate did not admit (skipped, never tagged: no topic, no leak), and
     /// items it admitted as another language than their label's.
@@ -75,6 +80,7 @@ struct Metrics {
     hit_rate: f64,
     topic_precision: f64,
     exact_hit_rate: f64,
+    topic_recall: f64,
     wrongly_dropped_rate: f64,
     /// The smallest decision margin of any item ([`attune_tag::Margins::of_verdict`]), and how
     /// many items were decided by less than [`CLOSE_CALL`].
@@ -439,6 +445,7 @@ fn count_skipped(m: &mut Metrics, item: &Labelled) -> Option<&'static str> {
     m.language_skipped += 1;
     if item.expect == "ordinary" {
         m.ordinary += 1;
+        m.topics_expected += item.topics.iter().filter(|t| t.parse::<u32>().is_ok()).count();
         m.hard_negatives += usize::from(item.kind == "hard_negative");
         m.ordinary_no_topic += 1;
         Some("SKIPPED (language)")
@@ -482,6 +489,7 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
     let expected: Vec<u32> = item.topics.iter().filter_map(|t| t.parse().ok()).collect();
     if item.expect == "ordinary" {
         m.ordinary += 1;
+        m.topics_expected += expected.len();
         let hard = item.kind == "hard_negative";
         m.hard_negatives += usize::from(hard);
         match verdict {
@@ -500,6 +508,8 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
                 m.topics_related += got.iter().filter(|g| expected.iter().any(|e| related(taxonomy, **g, *e))).count();
                 m.ordinary_no_topic += usize::from(got.is_empty());
                 m.ordinary_exact_hits += usize::from(got.iter().any(|g| expected.contains(g)));
+                m.topics_expected_found +=
+                    expected.iter().filter(|e| got.iter().any(|g| related(taxonomy, *g, **e))).count();
                 let hit = got.iter().any(|g| expected.iter().any(|e| related(taxonomy, *g, *e)));
                 m.ordinary_hits += usize::from(hit);
                 (!hit).then_some("MISS")
@@ -534,6 +544,7 @@ fn finish(mut m: Metrics) -> Metrics {
     m.hit_rate = ratio(m.ordinary_hits, m.ordinary);
     m.topic_precision = ratio(m.topics_related, m.topics_emitted);
     m.exact_hit_rate = ratio(m.ordinary_exact_hits, m.ordinary);
+    m.topic_recall = ratio(m.topics_expected_found, m.topics_expected);
     m.wrongly_dropped_rate = ratio(m.ordinary_wrongly_dropped, m.ordinary);
     m.sensitive_kept_out_lower_bound = clopper_pearson_lower(m.sensitive - m.sensitive_leaked, m.sensitive, 0.05);
     m
@@ -541,7 +552,7 @@ fn finish(mut m: Metrics) -> Metrics {
 
 fn line(m: &Metrics) -> String {
     format!(
-        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
+        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, topic recall {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
         m.items,
         m.language_skipped,
         m.language_other,
@@ -549,6 +560,7 @@ fn line(m: &Metrics) -> String {
         100.0 * m.hit_rate,
         100.0 * m.exact_hit_rate,
         100.0 * m.topic_precision,
+        100.0 * m.topic_recall,
         m.ordinary_no_topic,
         m.ordinary_wrongly_dropped,
         m.hard_negatives_dropped,

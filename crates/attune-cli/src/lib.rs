@@ -496,6 +496,10 @@ struct TagArgs {
     /// (crates/attune-tag/data/sensitive-lexicon-decisive.tsv): to measure what they add.
     #[arg(long)]
     confirm_every_lexicon_match: bool,
+    /// Whether each message of a text of several lines gives topics of its own beside its
+    /// window's (`--message-topics false` to measure a session's window alone).
+    #[arg(long)]
+    message_topics: Option<bool>,
     /// Last: its help heading holds for the flags after it.
     #[command(flatten)]
     bars: BarArgs,
@@ -521,6 +525,7 @@ impl TagArgs {
             clauses_from_words: self.bars.clauses_from_words.unwrap_or(d.clauses_from_words),
             clause_gate: self.bars.clause_gate.or(d.clause_gate),
             confirm_every_lexicon_match: self.confirm_every_lexicon_match || d.confirm_every_lexicon_match,
+            message_topics: self.message_topics.unwrap_or(d.message_topics),
         }
     }
 }

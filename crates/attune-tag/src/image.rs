@@ -134,7 +134,13 @@ impl ImageTagger {
         let sensitive: f32 = sensitive.values().sum();
         let mut topics: Vec<(u32, f32)> = topics.into_iter().map(|(id, s)| (id, s - c.topic_threshold)).collect();
         topics.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        crate::Margins { sensitive: sensitive - c.sensitive_threshold, lexicon: None, topics, max_topics: c.max_topics }
+        crate::Margins {
+            sensitive: sensitive - c.sensitive_threshold,
+            lexicon: None,
+            topics,
+            message_topics: Vec::new(),
+            max_topics: c.max_topics,
+        }
     }
 }
 

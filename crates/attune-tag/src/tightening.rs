@@ -106,6 +106,7 @@ impl Tightening {
             clauses_from_words,
             clause_gate,
             confirm_every_lexicon_match,
+            message_topics,
         } = measured;
         let c = calibrated;
         let recalibrated: Vec<&'static str> = [
@@ -114,6 +115,7 @@ impl Tightening {
             ("node_vector_share", *node_vector_share != c.node_vector_share),
             ("topic_head_weight", *topic_head_weight != c.topic_head_weight),
             ("confirm_every_lexicon_match", *confirm_every_lexicon_match != c.confirm_every_lexicon_match),
+            ("message_topics", *message_topics != c.message_topics),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
