@@ -574,7 +574,36 @@ fn line(m: &Metrics) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{clopper_pearson_lower, parse_sweep};
+    use super::{clopper_pearson_lower, count, finish, parse_sweep, Labelled, Metrics};
+    use attune_tag::{ScoredTopic, Verdict};
+    use attune_taxonomy::Taxonomy;
+
+    /// Topic recall is the share of expected topics found (a parent or child counts, as for the
+    /// hit); a dropped or skipped item finds none of its own.
+    #[test]
+    fn topic_recall_counts_each_expected_topic_found() {
+        let taxonomy = Taxonomy::get();
+        let item = |topics: &[&str]| Labelled {
+            text: String::new(),
+            expect: "ordinary".into(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            lang: "en".into(),
+            kind: String::new(),
+        };
+        let given = |ids: &[u32]| {
+            Verdict::Topics(
+                ids.iter().map(|&id| ScoredTopic { topic: taxonomy.allowed(id).unwrap(), score: 0.8 }).collect(),
+            )
+        };
+        let mut m = Metrics::default();
+        // Cooking (371) and Camping (725) expected; Cooking given, and Desserts and Baking (a sibling: not related).
+        count(&mut m, &item(&["371", "725"]), &given(&[371, 372]), 1.0);
+        // Food & Drink (368), Cooking's parent, found through its child.
+        count(&mut m, &item(&["368"]), &given(&[371]), 1.0);
+        let m = finish(m);
+        assert_eq!((m.topics_expected, m.topics_expected_found), (3, 2));
+        assert!((m.topic_recall - 2.0 / 3.0).abs() < 1e-9 && m.hit_rate == 1.0);
+    }
 
     /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
     /// run compares it with the calibration's bar exactly.
