@@ -11,7 +11,9 @@ use attune_event::Source;
 use attune_tag::Verdict;
 use attune_taxonomy::AllowedTopic;
 
-/// Topics an event may keep (a video: the image tagger's 3 plus the text tagger's).
+/// Topics an event may keep (a video: the image tagger's 3 plus the text tagger's), or more
+/// when one part gave more: a session's words give each message's topics (the tagger keeps at
+/// most 3 a window and 3 a message), and a session about eight things keeps all eight.
 const MAX_EVENT_TOPICS: usize = 6;
 
 /// A topic of an event, with the kinds of part that gave it.
@@ -72,7 +74,16 @@ pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
         add(topic, score, Source::Assistant, false);
     }
     combined.sort_by(|a, b| b.score.total_cmp(&a.score));
-    combined.truncate(MAX_EVENT_TOPICS);
+    let most_of_one_part = parts
+        .iter()
+        .filter(|(s, _)| *s != Source::Assistant)
+        .map(|(_, v)| match v {
+            Verdict::Topics(t) => t.len(),
+            Verdict::Sensitive { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    combined.truncate(MAX_EVENT_TOPICS.max(most_of_one_part));
     EventVerdict::Topics(combined)
 }
 
@@ -132,6 +143,24 @@ mod tests {
         assert_eq!(ids(&v), [(CAMPING, vec![Source::Words, Source::Assistant])]);
         let EventVerdict::Topics(t) = v else { unreachable!() };
         assert!((t[0].score - 0.75).abs() < 1e-6, "independent evidence: {}", t[0].score);
+    }
+
+    /// An event keeps 6 topics, but every topic of a part that gave more (a session's
+    /// messages), and never one the assistant alone raised.
+    #[test]
+    fn a_session_keeps_the_topics_of_each_of_its_messages() {
+        let allowed: Vec<u32> =
+            Taxonomy::get().nodes().iter().map(|n| n.id).filter(|&id| Taxonomy::get().allowed(id).is_ok()).collect();
+        let session: Vec<(u32, f32)> = allowed[..9].iter().map(|&id| (id, 0.8)).collect();
+        let v = assemble(&[(Source::Words, topics(&session)), (Source::Picture, topics(&[(allowed[9], 0.7)]))]);
+        assert_eq!(ids(&v).len(), 9, "{:?}", ids(&v));
+        let many: Vec<(u32, f32)> = allowed[..4].iter().map(|&id| (id, 0.8)).collect();
+        let few = assemble(&[
+            (Source::Words, topics(&many)),
+            (Source::Picture, topics(&[(allowed[10], 0.7), (allowed[11], 0.7), (allowed[12], 0.7)])),
+            (Source::Assistant, topics(&session)),
+        ]);
+        assert_eq!(ids(&few).len(), 6, "{:?}", ids(&few));
     }
 
     #[test]
