@@ -715,9 +715,9 @@ impl TextTagger {
         // Which item each assessment slot belongs to (to stop reading an item once it is settled).
         let mut slot_item = Vec::new();
         // Which texts need their sentence vector: windows (topics) always; messages for their
-        // own topics (`TagConfig::message_topics`); messages and clauses for a detector that reads
-        // their vectors. The rest need only the classifier's
-        // states, from a pass that can stop at the classifier's layer (their vector stays empty).
+        // own topics (`TagConfig::message_topics`); messages and clauses for a detector that
+        // reads their vectors. The rest need only the classifier's states, from a pass that can
+        // stop at the classifier's layer (their vector stays empty).
         let clause_vectors = self.clause_vectors_needed();
         let mut needs_vector = Vec::with_capacity(texts.len());
         let (mut v_at, mut a_at) = (0, 0);
@@ -1538,7 +1538,7 @@ impl Segments {
             Window(usize),
         }
         let mut slots: Vec<(Slot, Option<Holder>)> = Vec::new();
-        // Which of `slots` is each whole message (by its byte range).
+        // Which of `slots` (one a part: whole messages, then clauses) is each message.
         let mut message_slots: Vec<usize> = Vec::new();
         if clauses.len() > 1 {
             // A chat of several messages, one a line: each message of more than one clause is
