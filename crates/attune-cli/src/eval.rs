@@ -445,7 +445,7 @@ fn count_skipped(m: &mut Metrics, item: &Labelled) -> Option<&'static str> {
     m.language_skipped += 1;
     if item.expect == "ordinary" {
         m.ordinary += 1;
-        m.topics_expected += item.topics.iter().filter(|t| t.parse::<u32>().is_ok()).count();
+        m.topics_expected += expected_topics(item).len();
         m.hard_negatives += usize::from(item.kind == "hard_negative");
         m.ordinary_no_topic += 1;
         Some("SKIPPED (language)")
@@ -480,13 +480,18 @@ pub fn clopper_pearson_lower(k: usize, n: usize, alpha: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
+/// The Interest node ids an item is labelled with.
+fn expected_topics(item: &Labelled) -> Vec<u32> {
+    item.topics.iter().filter_map(|t| t.parse().ok()).collect()
+}
+
 /// Adds one item to `m`; what went wrong with it, if anything.
 fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Option<&'static str> {
     let taxonomy = Taxonomy::get();
     m.items += 1;
     m.smallest_margin = if m.items == 1 { margin } else { m.smallest_margin.min(margin) };
     m.close_calls += usize::from(margin < CLOSE_CALL);
-    let expected: Vec<u32> = item.topics.iter().filter_map(|t| t.parse().ok()).collect();
+    let expected = expected_topics(item);
     if item.expect == "ordinary" {
         m.ordinary += 1;
         m.topics_expected += expected.len();
@@ -574,7 +579,7 @@ fn line(m: &Metrics) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{clopper_pearson_lower, count, finish, parse_sweep, Labelled, Metrics};
+    use super::{clopper_pearson_lower, count, count_skipped, finish, parse_sweep, Labelled, Metrics};
     use attune_tag::{ScoredTopic, Verdict};
     use attune_taxonomy::Taxonomy;
 
@@ -596,13 +601,24 @@ mod tests {
             )
         };
         let mut m = Metrics::default();
-        // Cooking (371) and Camping (725) expected; Cooking given, and Desserts and Baking (a sibling: not related).
+        // Cooking (371) and Camping (725) expected; Cooking given, and Desserts and Baking (a
+        // sibling: not related).
         count(&mut m, &item(&["371", "725"]), &given(&[371, 372]), 1.0);
         // Food & Drink (368), Cooking's parent, found through its child.
         count(&mut m, &item(&["368"]), &given(&[371]), 1.0);
-        let m = finish(m);
-        assert_eq!((m.topics_expected, m.topics_expected_found), (3, 2));
-        assert!((m.topic_recall - 2.0 / 3.0).abs() < 1e-9 && m.hit_rate == 1.0);
+        let found = finish(m.clone());
+        assert_eq!((found.topics_expected, found.topics_expected_found), (3, 2));
+        assert!((found.topic_recall - 2.0 / 3.0).abs() < 1e-9 && found.hit_rate == 1.0);
+        // Dropped, and skipped by the language gate: their expected topics count, none found.
+        let dropped = Verdict::Sensitive {
+            category: attune_taxonomy::SensitiveCategory::ALL[0],
+            detector: attune_tag::Detector::Classifier,
+        };
+        count(&mut m, &item(&["725"]), &dropped, 1.0);
+        count_skipped(&mut m, &item(&["371", "368"]));
+        let all = finish(m);
+        assert_eq!((all.topics_expected, all.topics_expected_found), (6, 2));
+        assert!((all.topic_recall - 2.0 / 6.0).abs() < 1e-9);
     }
 
     /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
