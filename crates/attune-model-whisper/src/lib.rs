@@ -7,8 +7,8 @@
 //!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
 //! - Recordings are cut into 30 s windows (the model's context); windows without speech (where the
 //!   caller's voice activity model found none, else near silence) are skipped, and stretches of
-//!   speech far apart are packed into few windows ([`speech_windows`]). A window shorter than 30 s goes through the encoder at its own length, rounded up
-//!   ([`window_frames`]). The voiced windows of several recordings go through the encoder and the
+//!   speech far apart are packed into few windows ([`speech_windows`]). A window shorter than
+//!   30 s goes through the encoder at its own length, rounded up ([`window_frames`]). The voiced windows of several recordings go through the encoder and the
 //!   greedy decoder together, those of one length at a time (see [`Whisper::transcribe_requests`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
 //!   cache; the cross-attention keys/values come from the encoder once per window.

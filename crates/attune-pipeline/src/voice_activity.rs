@@ -3,6 +3,9 @@
 use attune_infer::{InferError, SpeechRequest, SpeechToText, SpokenText, VoiceActivity};
 use std::ops::Range;
 
+/// Samples a second of the recordings speech models take.
+const RATE: f64 = attune_decode::audio::TARGET_RATE as f64;
+
 /// A speech session with its voice activity model beside it: each recording's speech is found
 /// first and handed to the speech model with the request, which decodes only there (and packs
 /// stretches far apart into few windows). A recording the voice activity model fails on fails
@@ -43,8 +46,8 @@ impl SpeechToText for Listening {
             "{}: {} recordings, {:.1} s of audio, {:.1} s of speech found in {:.2} s",
             self.activity.id(),
             requests.len(),
-            requests.iter().map(|r| r.pcm.len()).sum::<usize>() as f64 / 16_000.0,
-            heard.iter().flat_map(|r| r.speech.iter().flatten()).map(|s| s.len()).sum::<usize>() as f64 / 16_000.0,
+            requests.iter().map(|r| r.pcm.len()).sum::<usize>() as f64 / RATE,
+            heard.iter().flat_map(|r| r.speech.iter().flatten()).map(|s| s.len()).sum::<usize>() as f64 / RATE,
             started.elapsed().as_secs_f64()
         );
         let mut transcripts = self.speech.transcribe(&heard).into_iter();

@@ -96,6 +96,22 @@ pub struct ScoredTopic {
     pub score: f32,
 }
 
+impl ScoredTopic {
+    /// Each topic of `topics` once, at its best score, best first: parts of one source (a
+    /// video's frames, a session's window and messages) are not independent evidence.
+    fn best_of_each(topics: impl IntoIterator<Item = ScoredTopic>) -> Vec<ScoredTopic> {
+        let mut best: Vec<ScoredTopic> = Vec::new();
+        for t in topics {
+            match best.iter_mut().find(|b| b.topic == t.topic) {
+                Some(b) => b.score = b.score.max(t.score),
+                None => best.push(t),
+            }
+        }
+        best.sort_by(|a, b| b.score.total_cmp(&a.score));
+        best
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Drop the item whole.
@@ -168,21 +184,14 @@ impl Verdict {
     pub fn combine<'a>(sources: impl IntoIterator<Item = &'a [Verdict]>) -> Verdict {
         let mut combined: Vec<ScoredTopic> = Vec::new();
         for source in sources {
-            let mut best: Vec<ScoredTopic> = Vec::new();
-            for part in source {
-                match part {
-                    Verdict::Sensitive { .. } => return part.clone(),
-                    Verdict::Topics(topics) => {
-                        for t in topics {
-                            match best.iter_mut().find(|b| b.topic == t.topic) {
-                                Some(b) => b.score = b.score.max(t.score),
-                                None => best.push(t.clone()),
-                            }
-                        }
-                    }
-                }
+            if let Some(sensitive) = source.iter().find(|p| matches!(p, Verdict::Sensitive { .. })) {
+                return sensitive.clone();
             }
-            for t in best {
+            let topics = source.iter().flat_map(|p| match p {
+                Verdict::Topics(topics) => topics.as_slice(),
+                Verdict::Sensitive { .. } => &[],
+            });
+            for t in ScoredTopic::best_of_each(topics.cloned()) {
                 match combined.iter_mut().find(|c| c.topic == t.topic) {
                     Some(c) => c.score = 1.0 - (1.0 - c.score) * (1.0 - t.score),
                     None => combined.push(t),
@@ -939,18 +948,10 @@ impl TextTagger {
         for e in self.message_vectors(segments, embeddings) {
             match self.tag_embedding(e) {
                 sensitive @ Verdict::Sensitive { .. } => return sensitive,
-                Verdict::Topics(own) => {
-                    for t in own {
-                        match topics.iter_mut().find(|u| u.topic.id() == t.topic.id()) {
-                            Some(u) => u.score = u.score.max(t.score),
-                            None => topics.push(t),
-                        }
-                    }
-                }
+                Verdict::Topics(own) => topics.extend(own),
             }
         }
-        topics.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Verdict::Topics(topics)
+        Verdict::Topics(ScoredTopic::best_of_each(topics))
     }
 
     /// The vectors of the messages that give topics of their own ([`TagConfig::message_topics`]):
