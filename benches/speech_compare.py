@@ -28,7 +28,9 @@ it (English, Spanish or Portuguese in Kokoro's voice), at 30 s and 200 s. attune
 VAD, the default) and with the energy gate alone (`--voice-activity-model none`), faster-whisper
 int8 with its own Silero VAD (`vad_filter=True`) and without; each row also says how many
 recordings were understood (attune: not skipped as unintelligible or as another language;
-faster-whisper: a transcript whose segments' mean log-probability reaches -0.7, attune's floor).
+faster-whisper: a transcript whose segments' mean log-probability reaches -0.7, attune's floor),
+and for attune how many of the 12 clips gave their recording a topic their line is labelled with
+in the chat sets (the two clips of a recording are three minutes apart: each should count).
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "fixtures" / "audio" / "languages"
 HOME = Path(os.environ.get("ATTUNE_HOME") or ROOT / ".attune")
+# The binary measured (`ATTUNE_BIN` to compare another build on the same recordings).
+ATTUNE = Path(os.environ.get("ATTUNE_BIN") or ROOT / "target" / "release" / "attune")
 # Top-level pins; pip resolves the rest (huggingface_hub and its HTTP stack, which faster-whisper
 # imports but never uses with a local model folder).
 REQUIREMENTS = ["faster-whisper==1.1.1", "ctranslate2==4.8.5", "requests==2.34.2"]
@@ -109,7 +113,7 @@ def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float
     # A store of its own for each run: a second run into one store would find every event done.
     tag = "-".join([encoder, decoder, *extra]).replace("--", "")
     store, report = work / f"bench-{tag}.sqlite", work / f"report-{tag}.json"
-    subprocess.run([str(ROOT / "target" / "release" / "attune"), "run", str(manifest), "--store", str(store),
+    subprocess.run([str(ATTUNE), "run", str(manifest), "--store", str(store),
                     "--report", str(report), "--threads", str(threads), *extra], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "ATTUNE_WHISPER_ENCODER": encoder, "ATTUNE_WHISPER_DECODER": decoder})
@@ -120,7 +124,29 @@ def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float
     speech = r["stages"].get("speech", {}).get("busy_s", 0.0)
     # Understood: neither skipped as unintelligible nor as in another language than decoded.
     heard = r["events"] - r["skipped"]["unintelligible_speech"] - r["skipped"]["unsupported_language"]
-    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech, "understood": heard}
+    return {"elapsed_s": r["elapsed_s"], "model_load_s": r["model_load_s"], "speech_s": speech, "understood": heard,
+            "store": store}
+
+
+def labelled_topics(text: str) -> set[str]:
+    """The topics the labelled chat sets give `text` (the lines the clips read), every set that has it."""
+    found: set[str] = set()
+    for path in [*sorted((ROOT / "fixtures" / "conversations" / "multilingual").glob("*.jsonl")),
+                 ROOT / "fixtures" / "product_examples.jsonl"]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            if item.get("text") == text:
+                found.update(item.get("topics", []))
+    return found
+
+
+def topics_by_user(store: Path) -> dict[str, set[str]]:
+    """Each user's topics in `store`, as of the day after the recordings were made (so none has
+    decayed away)."""
+    out = subprocess.run([str(ATTUNE), "export", "--store", str(store),
+                          "--as-of", "2026-06-02T00:00:00Z"], capture_output=True, text=True, check=True).stdout
+    profiles = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {p["user_id"]: {t["id"] for t in p["topics"]} for p in profiles}
 
 
 WORKER = r'''
@@ -160,10 +186,10 @@ def run_faster_whisper(python: Path, folder: Path, clips, compute: str, workers:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def long_recordings(work: Path) -> list[tuple[Path, str]]:
+def long_recordings(work: Path) -> list[tuple[Path, str, list[Path]]]:
     """Six recordings of 5 minutes of brown noise (each its own), each with the two ordinary
     clips of one language in Kokoro's voice (English, Spanish, Portuguese: those Whisper base
-    hears best) at 30 s and 200 s, made with ffmpeg in `work`."""
+    hears best) at 30 s and 200 s, made with ffmpeg in `work`; each with its language and clips."""
     out = []
     for k, lang in enumerate(["en", "es", "pt"] * 2):
         clips = [CORPUS / f"{lang}-{j}-kokoro.wav" for j in (k // 3, 1 - k // 3)]
@@ -177,19 +203,32 @@ def long_recordings(work: Path) -> list[tuple[Path, str]]:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                         f"anoisesrc=d=300:c=brown:a=0.05:r=16000:s={k + 1}", *inputs, "-filter_complex", graph,
                         "-ac", "1", "-ar", "16000", str(target)], check=True)
-        out.append((target, lang))
+        out.append((target, lang, clips))
     return out
 
 
-def write_long_manifest(clips: list[tuple[Path, str]], work: Path) -> Path:
+def long_user(k: int, lang: str) -> str:
+    return f"u-{lang}-{k}"
+
+
+def write_long_manifest(recordings: list[tuple[Path, str, list[Path]]], work: Path) -> Path:
     manifest = work / "street.jsonl"
     with open(manifest, "w") as f:
-        for k, (clip, lang) in enumerate(clips):
+        for k, (clip, lang, _) in enumerate(recordings):
             country = {"en": "US", "es": "MX", "pt": "BR"}[lang]
-            f.write(json.dumps({"event_id": f"street-{k}", "user_id": f"u-{lang}-{k}", "country": country,
+            f.write(json.dumps({"event_id": f"street-{k}", "user_id": long_user(k, lang), "country": country,
                                 "product": "glasses", "captured_at": "2026-06-01T09:00:00Z", "kind": "audio",
                                 "media": clip.name}) + "\n")
     return manifest
+
+
+def clips_heard(recordings: list[tuple[Path, str, list[Path]]], store: Path) -> int:
+    """How many of the recordings' clips gave the recording one of the topics their line is
+    labelled with in the chat sets."""
+    texts = json.loads((CORPUS / "texts.json").read_text())
+    got = topics_by_user(store)
+    return sum(bool(labelled_topics(texts[clip.name]["text"]) & got.get(long_user(k, lang), set()))
+               for k, (_, lang, clips) in enumerate(recordings) for clip in clips)
 
 
 def main_long(args) -> None:
@@ -197,9 +236,10 @@ def main_long(args) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        clips = long_recordings(work)
-        audio = sum(seconds(c) for c, _ in clips)
-        manifest = write_long_manifest(clips, work)
+        recordings = long_recordings(work)
+        audio = sum(seconds(r) for r, _, _ in recordings)
+        clips = len([c for _, _, cs in recordings for c in cs])
+        manifest = write_long_manifest(recordings, work)
         for name, extra, precision in (
             ("attune, Silero VAD (the default)", (), "float32"),
             ("attune, energy gate alone (`--voice-activity-model none`)", ("--voice-activity-model", "none"),
@@ -207,24 +247,28 @@ def main_long(args) -> None:
             ("attune, Silero VAD, int8 encoder and decoder", (), "int8"),
         ):
             a = run_attune(manifest, args.threads, precision, precision, extra=extra)
-            rows.append((name, audio / a["elapsed_s"], a["understood"]))
+            heard = clips_heard(recordings, a["store"])
+            rows.append((name, audio / a["elapsed_s"], a["understood"], heard))
             rows.append((name + ", model loading excluded", audio / (a["elapsed_s"] - a["model_load_s"]),
-                         a["understood"]))
+                         a["understood"], heard))
         folder = ct2_folder(work / "ct2")
         for vad in (True, False):
-            f = run_faster_whisper(python, folder, clips, "int8", args.threads, 1, vad)
+            f = run_faster_whisper(python, folder, [(r, lang) for r, lang, _ in recordings], "int8", args.threads,
+                                   1, vad)
             rows.append((f"faster-whisper 1.1.1 int8, {args.threads} workers x 1 thread, "
-                         f"{'its Silero VAD' if vad else 'no VAD'}", audio / f["elapsed_s"], f["understood"]))
-    print(f"\n{len(clips)} recordings of 5 minutes in brown noise, 2 spoken clips each, {audio:.0f} s, "
+                         f"{'its Silero VAD' if vad else 'no VAD'}", audio / f["elapsed_s"], f["understood"], None))
+    print(f"\n{len(recordings)} recordings of 5 minutes in brown noise, 2 spoken clips each, {audio:.0f} s, "
           f"{args.threads} threads\n")
-    print("| run | audio s / s | recordings understood | attune ÷ this |")
-    print("|---|---|---|---|")
-    for name, speed, understood in rows:
-        print(f"| {name} | {speed:.1f} | {understood} of {len(clips)} | {rows[0][1] / speed:.2f} |")
+    print("| run | audio s / s | recordings understood | clips whose topic the recording gave | attune ÷ this |")
+    print("|---|---|---|---|---|")
+    for name, speed, understood, heard in rows:
+        heard_cell = "—" if heard is None else f"{heard} of {clips}"
+        print(f"| {name} | {speed:.1f} | {understood} of {len(recordings)} | {heard_cell} | {rows[0][1] / speed:.2f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"audio_s": audio, "threads": args.threads, "rows": [
-            {"run": n, "audio_s_per_s": s, "understood": u} for n, s, u in rows]}, indent=1))
+        args.json.write_text(json.dumps({"audio_s": audio, "threads": args.threads, "clips": clips, "rows": [
+            {"run": n, "audio_s_per_s": s, "understood": u, "clips_topic_given": h} for n, s, u, h in rows]},
+            indent=1))
 
 
 def main() -> None:

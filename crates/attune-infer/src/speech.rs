@@ -41,6 +41,8 @@ impl<'a> SpeechRequest<'a> {
 /// What a recording said, and in which language the model decoded it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpokenText {
+    /// What was said, one line per utterance where the model can tell them apart (speech after a
+    /// long silence): the tagger then reads each line as a message of its own.
     pub text: String,
     /// The language the text was decoded as (ISO 639-1); `None` when nothing was decoded.
     pub language: Option<String>,

@@ -6,8 +6,9 @@
 //!   window, hop 160, centred frames with reflect padding, power spectrum, 80 Slaney mel bands
 //!   (the filterbank shipped with the model), `log10`, floor at `max − 8`, `(x + 4) / 4`.
 //! - Recordings are cut into 30 s windows (the model's context); windows without speech (where the
-//!   caller's voice activity model found none, else near silence) are skipped, and stretches of
-//!   speech far apart are packed into few windows ([`speech_windows`]). A window shorter than
+//!   caller's voice activity model found none, else near silence) are skipped; a long recording's
+//!   stretches of speech are packed into few windows, and speech after a long silence starts a
+//!   line of its own in the transcript ([`speech_windows`]). A window shorter than
 //!   30 s goes through the encoder at its own length, rounded up ([`window_frames`]). The voiced windows of several recordings go through the encoder and the
 //!   greedy decoder together, those of one length at a time (see [`Whisper::transcribe_requests`]).
 //! - Greedy decoding feeds one token per step and reuses the decoder's self-attention key/value
@@ -378,6 +379,8 @@ pub struct Whisper {
 /// One recording's transcript and what it cost.
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
+    /// What was said: one line per utterance (speech after a silence of [`UTTERANCE_PAUSE`] or
+    /// more starts a new line), so a text of several lines reads as several messages.
     pub text: String,
     /// The language it was decoded as (ISO 639-1); `None` when no window was voiced.
     pub language: Option<String>,
@@ -386,8 +389,8 @@ pub struct Transcript {
     /// The recording's length in 30 s windows, and how many of those held no voiced frame.
     pub windows: usize,
     pub silent_windows: usize,
-    /// Windows that went through the model: the voiced 30 s windows, or fewer when the
-    /// recording's stretches of speech, packed together, fit in fewer (see [`speech_windows`]).
+    /// Windows that went through the model: the voiced 30 s windows, or a long recording's
+    /// stretches of speech packed into windows utterance by utterance (see [`speech_windows`]).
     pub decoded_windows: usize,
     /// Voiced windows whose text was a repetition loop and was left out.
     pub repetitive_windows: usize,
@@ -595,8 +598,8 @@ impl Whisper {
         let mut transcripts: Vec<Result<Transcript, InferError>> = Vec::with_capacity(requests.len());
         // Each recording's language once chosen: (index in self.languages, probability).
         let mut decided: Vec<Option<(usize, f32)>> = vec![None; requests.len()];
-        // (recording, its window's place in it, the samples), voiced windows only.
-        let mut voiced: Vec<(usize, usize, Cow<[f32]>)> = Vec::new();
+        // (recording, its window's place in it, the window), voiced windows only.
+        let mut voiced: Vec<(usize, usize, SpeechWindow)> = Vec::new();
         for (r, request) in requests.iter().enumerate() {
             if let (Some(_), SpeechLanguage::Force(code)) = (self.task, &request.language) {
                 match self.languages.iter().position(|(c, _)| c == code) {
@@ -616,7 +619,8 @@ impl Whisper {
             voiced.extend(decoded.into_iter().enumerate().map(|(k, w)| (r, k, w)));
             transcripts.push(Ok(t));
         }
-        let mut pieces: Vec<Vec<(usize, String)>> = vec![Vec::new(); requests.len()];
+        // Each recording's texts: (window, utterance, text).
+        let mut pieces: Vec<Vec<(usize, usize, String)>> = vec![Vec::new(); requests.len()];
         // Summed log-probabilities and steps of each recording's kept windows.
         let mut logprobs: Vec<(f64, usize)> = vec![(0.0, 0); requests.len()];
         if self.cross.is_empty() && !voiced.is_empty() {
@@ -628,13 +632,14 @@ impl Whisper {
         // language is chosen on the first of its windows decoded, so on its longest. Then, at the
         // whole 30 s, the short windows that looped.
         let mut pending: Vec<(usize, usize)> =
-            voiced.iter().enumerate().map(|(v, w)| (v, window_frames(w.2.len()))).collect();
+            voiced.iter().enumerate().map(|(v, w)| (v, window_frames(w.2.samples.len()))).collect();
         pending.sort_by_key(|&(_, frames)| std::cmp::Reverse(frames));
         while !pending.is_empty() {
             let mut looped_short: Vec<(usize, usize)> = Vec::new();
             for group in pending.chunk_by(|a, b| a.1 == b.1).flat_map(|run| run.chunks(WINDOWS_PER_CALL)) {
                 let frames = group[0].1;
-                let windows: Vec<(usize, &[f32])> = group.iter().map(|&(v, _)| (voiced[v].0, &*voiced[v].2)).collect();
+                let windows: Vec<(usize, &[f32])> =
+                    group.iter().map(|&(v, _)| (voiced[v].0, &*voiced[v].2.samples)).collect();
                 let decoded = self.decode_group(&windows, frames, requests, &mut decided);
                 for (&(v, _), window) in group.iter().zip(decoded) {
                     let (r, k) = (voiced[v].0, voiced[v].1);
@@ -659,7 +664,7 @@ impl Whisper {
                                     t.repetitive_windows += 1;
                                 }
                             } else {
-                                pieces[r].push((k, text.trim().to_string()));
+                                pieces[r].push((k, voiced[v].2.utterance, text.trim().to_string()));
                                 logprobs[r].0 += d.logprob;
                                 logprobs[r].1 += d.steps;
                             }
@@ -680,8 +685,8 @@ impl Whisper {
                     (Some(_), None) => (None, 0.0),
                     (None, _) => (Some("en".to_string()), 1.0),
                 };
-                pieces.sort_by_key(|(k, _)| *k);
-                t.text = pieces.into_iter().map(|(_, p)| p).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+                pieces.sort_by_key(|(k, _, _)| *k);
+                t.text = joined(pieces.into_iter().map(|(_, utterance, text)| (utterance, text)));
             }
         }
         transcripts
@@ -1109,21 +1114,37 @@ const VAD_MAX_PAUSE: usize = SAMPLE_RATE;
 /// Kept on each side of a stretch of speech, and so at least this much silence between two
 /// stretches packed into one window.
 const VAD_PAD: usize = SAMPLE_RATE / 4;
+/// A silence at least this long ends an utterance: what is said after it is decoded in windows
+/// of its own and becomes a line of its own in the transcript. Glasses record through a day, and
+/// two things said minutes apart are two messages, each read by the tagger whole (its own topics,
+/// its own special-category check), not one average of both. Pauses inside a question or between
+/// a question and its follow-up are shorter.
+pub const UTTERANCE_PAUSE: usize = 5 * SAMPLE_RATE;
+
+/// One window of a recording to decode, and which utterance of the recording it belongs to
+/// (counted from 0, in order): windows of one utterance are joined with a space in the
+/// transcript, utterances with a line break.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechWindow<'a> {
+    pub samples: Cow<'a, [f32]>,
+    pub utterance: usize,
+}
 
 /// The windows of a recording that go through the model. A recording cut into 30 s windows pays a
-/// whole window (the encoder's cost does not shrink with the audio in it) for every window with
-/// any speech in it, however little: a ten-minute recording with a sentence every minute costs 20
-/// windows. So the stretches of speech (pauses under 1 s kept, 0.25 s kept around each) are
-/// packed into as few windows as hold them, in order; a stretch longer than a window is cut at
-/// 30 s as before. Only when that saves a window: a recording that needs as many either way is
-/// cut at 30 s as before (and short recordings, the common case, go through unchanged). Windows
-/// holding no speech are never decoded.
+/// whole window for every window with any speech in it, however little, and reads two things said
+/// minutes apart as one text. So a recording of more than one voiced window is read as its
+/// stretches of speech (pauses under 1 s kept, 0.25 s kept around each), grouped into utterances
+/// ([`UTTERANCE_PAUSE`] apart), each utterance's stretches packed into as few windows as hold
+/// them, in order (a stretch longer than a window is cut at 30 s as before); a window shorter than
+/// 30 s costs the encoder only its own length ([`window_frames`]). A recording of one utterance
+/// that packs into no fewer windows is cut at 30 s as before, and short recordings (one window,
+/// the common case) go through unchanged. Windows holding no speech are never decoded.
 ///
 /// Where it speaks is `speech` (sample ranges a voice activity model found) when given, else this
 /// crate's energy gate: 20 ms frames above the silence level, which finds the pauses of a quiet
 /// recording and none in steady noise (a street, wind), where every window is decoded and Whisper
 /// hears words in the noise.
-pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Vec<Cow<'a, [f32]>> {
+pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Vec<SpeechWindow<'a>> {
     let speaks = |k: usize, window: &[f32]| match speech {
         None => rms(window) >= SILENCE_RMS,
         Some(stretches) => {
@@ -1131,11 +1152,22 @@ pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Ve
             stretches.iter().any(|r| r.start < end && r.end > start)
         }
     };
-    let fixed: Vec<Cow<[f32]>> =
-        pcm.chunks(WINDOW_SAMPLES).enumerate().filter(|(k, w)| speaks(*k, w)).map(|(_, w)| Cow::Borrowed(w)).collect();
-    // Packing can only save a window when at least two hold speech.
+    let fixed: Vec<(usize, &[f32])> = pcm.chunks(WINDOW_SAMPLES).enumerate().filter(|(k, w)| speaks(*k, w)).collect();
+    // Voiced 30 s windows side by side are one utterance; one after a silent window starts another.
+    let cut_at_30s = || {
+        let mut utterance = 0;
+        fixed
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, w))| {
+                utterance += usize::from(i > 0 && fixed[i - 1].0 + 1 < k);
+                SpeechWindow { samples: Cow::Borrowed(w), utterance }
+            })
+            .collect::<Vec<_>>()
+    };
+    // Packing can only save a window, or part utterances, when at least two hold speech.
     if fixed.len() < 2 {
-        return fixed;
+        return cut_at_30s();
     }
     // Stretches of speech, [start, end) in samples, pauses under VAD_MAX_PAUSE closed.
     let mut stretches: Vec<(usize, usize)> = Vec::new();
@@ -1162,25 +1194,44 @@ pub fn speech_windows<'a>(pcm: &'a [f32], speech: Option<&[Range<usize>]>) -> Ve
             }
         }
     }
-    // Padded (without overlapping the next), and cut to at most a window each.
-    let mut pieces: Vec<&[f32]> = Vec::new();
+    // Padded (without overlapping the next), cut to at most a window each, with their utterance.
+    let mut pieces: Vec<(usize, &[f32])> = Vec::new();
+    let mut utterance = 0;
     for (k, &(start, end)) in stretches.iter().enumerate() {
+        utterance += usize::from(k > 0 && start - stretches[k - 1].1 >= UTTERANCE_PAUSE);
         let start = start.saturating_sub(VAD_PAD).max(if k > 0 { stretches[k - 1].1 } else { 0 });
         let end = (end + VAD_PAD).min(stretches.get(k + 1).map_or(pcm.len(), |next| next.0));
-        pieces.extend(pcm[start..end].chunks(WINDOW_SAMPLES));
+        pieces.extend(pcm[start..end].chunks(WINDOW_SAMPLES).map(|piece| (utterance, piece)));
     }
-    let mut packed: Vec<Vec<f32>> = Vec::new();
-    for piece in pieces {
+    let mut packed: Vec<(usize, Vec<f32>)> = Vec::new();
+    for (utterance, piece) in pieces {
         match packed.last_mut() {
-            Some(window) if window.len() + piece.len() <= WINDOW_SAMPLES => window.extend_from_slice(piece),
-            _ => packed.push(piece.to_vec()),
+            Some((u, window)) if *u == utterance && window.len() + piece.len() <= WINDOW_SAMPLES => {
+                window.extend_from_slice(piece)
+            }
+            _ => packed.push((utterance, piece.to_vec())),
         }
     }
-    if packed.len() < fixed.len() {
-        packed.into_iter().map(Cow::Owned).collect()
+    if utterance == 0 && packed.len() >= fixed.len() {
+        cut_at_30s()
     } else {
-        fixed
+        packed.into_iter().map(|(utterance, w)| SpeechWindow { samples: Cow::Owned(w), utterance }).collect()
     }
+}
+
+/// A recording's window texts, in order, as its transcript: one utterance's with a space between
+/// them, each utterance a line of its own; empty texts left out.
+fn joined(texts: impl Iterator<Item = (usize, String)>) -> String {
+    let mut out = String::new();
+    let mut last = None;
+    for (utterance, text) in texts.filter(|(_, text)| !text.is_empty()) {
+        if let Some(last) = last {
+            out.push(if last == utterance { ' ' } else { '\n' });
+        }
+        out.push_str(&text);
+        last = Some(utterance);
+    }
+    out
 }
 
 fn rms(samples: &[f32]) -> f32 {
@@ -1333,20 +1384,47 @@ mod tests {
     }
 
     #[test]
-    fn stretches_of_speech_apart_are_packed_into_few_windows() {
-        // Ten minutes: 2 s of "speech" at the start of every minute.
+    fn stretches_of_speech_close_together_are_packed_into_few_windows() {
+        // 50 s: 2 s of "speech" every 5 s, pauses of 3 s (longer than a stretch closes, shorter
+        // than an utterance ends): two voiced 30 s windows, one packed window of one utterance.
+        let mut close = Vec::new();
+        for _ in 0..10 {
+            close.extend(tone(2.0));
+            close.extend(vec![0.0; 3 * SAMPLE_RATE]);
+        }
+        assert!(3 * SAMPLE_RATE > VAD_MAX_PAUSE && 3 * SAMPLE_RATE < UTTERANCE_PAUSE);
+        let cut_at_30s = close.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).count();
+        assert_eq!(cut_at_30s, 2);
+        let windows = speech_windows(&close, None);
+        assert_eq!(windows.len(), 1, "ten 2.5 s stretches fit in one window");
+        assert_eq!(windows[0].utterance, 0);
+        let voiced = windows[0].samples.iter().filter(|x| x.abs() > 0.0).count();
+        assert!(voiced >= 10 * 2 * SAMPLE_RATE - 10 * VAD_FRAME, "no speech lost: {voiced}");
+        assert!(windows[0].samples.len() <= 10 * (2 * SAMPLE_RATE + 2 * VAD_PAD));
+    }
+
+    #[test]
+    fn speech_after_a_long_silence_is_an_utterance_of_its_own() {
+        // Ten minutes: 2 s of "speech" at the start of every minute, each its own utterance and
+        // window (each costs the encoder only its own length), in order.
         let mut long = Vec::new();
         for _ in 0..10 {
             long.extend(tone(2.0));
             long.extend(vec![0.0; 58 * SAMPLE_RATE]);
         }
-        let cut_at_30s = long.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).count();
-        assert_eq!(cut_at_30s, 10);
         let windows = speech_windows(&long, None);
-        assert_eq!(windows.len(), 1, "ten 2.5 s stretches fit in one window");
-        let voiced: usize = windows.iter().map(|w| w.iter().filter(|x| x.abs() > 0.0).count()).sum();
-        assert!(voiced >= 10 * 2 * SAMPLE_RATE - 10 * VAD_FRAME, "no speech lost: {voiced}");
-        assert!(windows[0].len() <= 10 * (2 * SAMPLE_RATE + 2 * VAD_PAD));
+        assert_eq!(windows.iter().map(|w| w.utterance).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert!(windows.iter().all(|w| w.samples.len() <= 2 * SAMPLE_RATE + 2 * VAD_PAD + VAD_FRAME));
+        assert!(windows.iter().all(|w| window_frames(w.samples.len()) < N_FRAMES));
+        // An utterance's windows (a long stretch cut at 30 s) share its number.
+        let two = [tone(40.0), vec![0.0; 20 * SAMPLE_RATE], tone(3.0)].concat();
+        let windows = speech_windows(&two, None);
+        assert_eq!(windows.iter().map(|w| w.utterance).collect::<Vec<_>>(), [0, 0, 1]);
+        // The transcript: an utterance's windows joined by a space, utterances by a line break,
+        // windows that said nothing left out.
+        let texts = [(0, "Where can I"), (0, "rent a kayak?"), (1, ""), (2, "And a good banana bread?")];
+        let text = joined(texts.into_iter().map(|(u, t)| (u, t.to_string())));
+        assert_eq!(text, "Where can I rent a kayak?\nAnd a good banana bread?");
     }
 
     #[test]
@@ -1362,12 +1440,12 @@ mod tests {
         }
         assert_eq!(speech_windows(&pcm, None).len(), 10, "the energy gate hears noise everywhere");
         let windows = speech_windows(&pcm, Some(&speech));
-        assert_eq!(windows.len(), 1, "two 3.5 s stretches fit in one window");
-        assert_eq!(windows[0].len(), 2 * (3 * SAMPLE_RATE + 2 * VAD_PAD));
+        assert_eq!(windows.len(), 2, "two utterances three minutes apart, a window each");
         // Both stretches whole, in order, with their padding around them.
         let first = 20 * SAMPLE_RATE - VAD_PAD..23 * SAMPLE_RATE + VAD_PAD;
-        assert_eq!(&windows[0][..first.len()], &pcm[first.clone()]);
-        assert_eq!(&windows[0][first.len()..], &pcm[200 * SAMPLE_RATE - VAD_PAD..203 * SAMPLE_RATE + VAD_PAD]);
+        let second = 200 * SAMPLE_RATE - VAD_PAD..203 * SAMPLE_RATE + VAD_PAD;
+        assert_eq!((&*windows[0].samples, windows[0].utterance), (&pcm[first], 0));
+        assert_eq!((&*windows[1].samples, windows[1].utterance), (&pcm[second], 1));
         // Nothing found: nothing decoded, in a short recording too; ranges past the end are cut.
         assert!(speech_windows(&pcm, Some(&[])).is_empty());
         assert!(speech_windows(&pcm[..10 * SAMPLE_RATE], Some(&[])).is_empty());
@@ -1379,7 +1457,8 @@ mod tests {
         // A short recording with speech goes through whole, as before.
         let second = SAMPLE_RATE..2 * SAMPLE_RATE;
         let short = speech_windows(&pcm[..10 * SAMPLE_RATE], Some(std::slice::from_ref(&second)));
-        assert!(short.len() == 1 && matches!(short[0], Cow::Borrowed(_)) && short[0].len() == 10 * SAMPLE_RATE);
+        assert!(short.len() == 1 && matches!(short[0].samples, Cow::Borrowed(_)));
+        assert_eq!((short[0].samples.len(), short[0].utterance), (10 * SAMPLE_RATE, 0));
     }
 
     #[test]
@@ -1387,11 +1466,11 @@ mod tests {
         // Short: one window, borrowed, unchanged.
         let short = [vec![0.0; SAMPLE_RATE], tone(5.0), vec![0.0; 3 * SAMPLE_RATE]].concat();
         let w = speech_windows(&short, None);
-        assert!(w.len() == 1 && matches!(w[0], Cow::Borrowed(_)) && w[0].len() == short.len());
-        // 45 s of continuous speech: two windows either way.
+        assert!(w.len() == 1 && matches!(w[0].samples, Cow::Borrowed(_)) && w[0].samples.len() == short.len());
+        // 45 s of continuous speech: two windows either way, one utterance.
         let long = tone(45.0);
         let w = speech_windows(&long, None);
-        assert!(w.len() == 2 && w.iter().all(|w| matches!(w, Cow::Borrowed(_))));
+        assert!(w.len() == 2 && w.iter().all(|w| matches!(w.samples, Cow::Borrowed(_)) && w.utterance == 0));
         // Silence: nothing to decode.
         assert!(speech_windows(&vec![0.0; 70 * SAMPLE_RATE], None).is_empty());
     }
