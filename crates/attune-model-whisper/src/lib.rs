@@ -1392,7 +1392,7 @@ mod tests {
             close.extend(tone(2.0));
             close.extend(vec![0.0; 3 * SAMPLE_RATE]);
         }
-        assert!(3 * SAMPLE_RATE > VAD_MAX_PAUSE && 3 * SAMPLE_RATE < UTTERANCE_PAUSE);
+        const { assert!(3 * SAMPLE_RATE > VAD_MAX_PAUSE && 3 * SAMPLE_RATE < UTTERANCE_PAUSE) };
         let cut_at_30s = close.chunks(WINDOW_SAMPLES).filter(|w| rms(w) >= SILENCE_RMS).count();
         assert_eq!(cut_at_30s, 2);
         let windows = speech_windows(&close, None);

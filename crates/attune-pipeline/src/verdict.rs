@@ -8,7 +8,7 @@
 //! make the user a yoga fan.
 
 use attune_event::Source;
-use attune_tag::Verdict;
+use attune_tag::{ScoredTopic, Verdict};
 use attune_taxonomy::AllowedTopic;
 
 /// Topics an event may keep (a video: the image tagger's 3 plus the text tagger's), or more
@@ -39,19 +39,12 @@ pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
     if parts.iter().any(|(_, v)| matches!(v, Verdict::Sensitive { .. })) {
         return EventVerdict::Sensitive;
     }
-    // Each source's best score per topic.
-    let best_of = |source: Source| -> Vec<(AllowedTopic, f32)> {
-        let mut best: Vec<(AllowedTopic, f32)> = Vec::new();
-        for (_, verdict) in parts.iter().filter(|(s, _)| *s == source) {
-            let Verdict::Topics(topics) = verdict else { continue };
-            for t in topics {
-                match best.iter_mut().find(|(topic, _)| *topic == t.topic) {
-                    Some((_, score)) => *score = score.max(t.score),
-                    None => best.push((t.topic, t.score)),
-                }
-            }
-        }
-        best
+    // Each source's best score per topic: parts of one source are not independent evidence.
+    let best_of = |source: Source| {
+        ScoredTopic::best_of_each(parts.iter().filter(|(s, _)| *s == source).flat_map(|(_, verdict)| match verdict {
+            Verdict::Topics(topics) => topics.clone(),
+            Verdict::Sensitive { .. } => Vec::new(),
+        }))
     };
     let mut combined: Vec<SourcedTopic> = Vec::new();
     let mut add = |topic: AllowedTopic, score: f32, source: Source, may_introduce: bool| match combined
@@ -66,12 +59,12 @@ pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
         None => {}
     };
     for source in Source::ALL.into_iter().filter(|s| *s != Source::Assistant) {
-        for (topic, score) in best_of(source) {
-            add(topic, score, source, true);
+        for t in best_of(source) {
+            add(t.topic, t.score, source, true);
         }
     }
-    for (topic, score) in best_of(Source::Assistant) {
-        add(topic, score, Source::Assistant, false);
+    for t in best_of(Source::Assistant) {
+        add(t.topic, t.score, Source::Assistant, false);
     }
     combined.sort_by(|a, b| b.score.total_cmp(&a.score));
     let most_of_one_part = parts
@@ -90,7 +83,7 @@ pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_tag::{Detector, ScoredTopic};
+    use attune_tag::Detector;
     use attune_taxonomy::{SensitiveCategory, Taxonomy};
 
     fn topics(list: &[(u32, f32)]) -> Verdict {
@@ -173,5 +166,20 @@ mod tests {
         let EventVerdict::Topics(t) = &v else { unreachable!() };
         assert!((t[0].score - 0.8).abs() < 1e-6, "best frame 0.6, then words 0.5: {}", t[0].score);
         assert_eq!(t[0].sources, [Source::Words, Source::Picture]);
+        // Each topic once, best first, whichever part gave it; a frame without topics adds none.
+        let frames_and_speech = [
+            (Source::Picture, topics(&[(377, 0.5)])),
+            (Source::Picture, topics(&[(377, 0.6), (543, 0.3)])),
+            (Source::Picture, topics(&[])),
+            (Source::Words, topics(&[(CAMPING, 0.4), (377, 0.5)])),
+        ];
+        let got: Vec<(u32, f32)> = match assemble(&frames_and_speech) {
+            EventVerdict::Topics(t) => t.iter().map(|t| (t.topic.id(), t.score)).collect(),
+            EventVerdict::Sensitive => panic!("nothing sensitive"),
+        };
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!((got[0].0, got[1], got[2]), (377, (CAMPING, 0.4), (543, 0.3)));
+        assert!((got[0].1 - 0.8).abs() < 1e-6, "{got:?}");
+        assert!(matches!(assemble(&[]), EventVerdict::Topics(t) if t.is_empty()));
     }
 }

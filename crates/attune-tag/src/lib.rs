@@ -99,7 +99,7 @@ pub struct ScoredTopic {
 impl ScoredTopic {
     /// Each topic of `topics` once, at its best score, best first: parts of one source (a
     /// video's frames, a session's window and messages) are not independent evidence.
-    fn best_of_each(topics: impl IntoIterator<Item = ScoredTopic>) -> Vec<ScoredTopic> {
+    pub fn best_of_each(topics: impl IntoIterator<Item = ScoredTopic>) -> Vec<ScoredTopic> {
         let mut best: Vec<ScoredTopic> = Vec::new();
         for t in topics {
             match best.iter_mut().find(|b| b.topic == t.topic) {
@@ -170,37 +170,6 @@ impl<'a> EncodedRef<'a> {
     /// detectors).
     pub fn vectors(vectors: &'a [Vec<f32>]) -> EncodedRef<'a> {
         EncodedRef { vectors, assessments: &[] }
-    }
-}
-
-/// Topics a combined item may keep (a video: the image tagger's 3 plus the text tagger's).
-const MAX_COMBINED_TOPICS: usize = 6;
-
-impl Verdict {
-    /// One verdict for an item made of parts from several sources, such as a video's sampled
-    /// frames and its speech. Any sensitive part drops the whole item. Within one source a topic
-    /// scores its best part (frames of one scene are not independent evidence); across sources
-    /// the scores combine as independent evidence, `1 − Π(1 − s)`.
-    pub fn combine<'a>(sources: impl IntoIterator<Item = &'a [Verdict]>) -> Verdict {
-        let mut combined: Vec<ScoredTopic> = Vec::new();
-        for source in sources {
-            if let Some(sensitive) = source.iter().find(|p| matches!(p, Verdict::Sensitive { .. })) {
-                return sensitive.clone();
-            }
-            let topics = source.iter().flat_map(|p| match p {
-                Verdict::Topics(topics) => topics.as_slice(),
-                Verdict::Sensitive { .. } => &[],
-            });
-            for t in ScoredTopic::best_of_each(topics.cloned()) {
-                match combined.iter_mut().find(|c| c.topic == t.topic) {
-                    Some(c) => c.score = 1.0 - (1.0 - c.score) * (1.0 - t.score),
-                    None => combined.push(t),
-                }
-            }
-        }
-        combined.sort_by(|a, b| b.score.total_cmp(&a.score));
-        combined.truncate(MAX_COMBINED_TOPICS);
-        Verdict::Topics(combined)
     }
 }
 
@@ -1989,36 +1958,6 @@ mod tests {
 
     fn tagger() -> TextTagger {
         TextTagger::new(&mut constant(), Calibration::without_probe("constant", 3, minilm_config())).unwrap()
-    }
-
-    #[test]
-    fn combined_verdicts_count_a_topic_once_and_drop_on_any_sensitive_part() {
-        let tax = Taxonomy::get();
-        let topic = |id: u32, score: f32| ScoredTopic { topic: tax.allowed(id).unwrap(), score };
-        let frames = [
-            Verdict::Topics(vec![topic(377, 0.5)]),
-            Verdict::Topics(vec![topic(377, 0.6), topic(543, 0.3)]),
-            Verdict::Topics(vec![]),
-        ];
-        let speech = [Verdict::Topics(vec![topic(725, 0.4), topic(377, 0.5)])];
-        let Verdict::Topics(got) = Verdict::combine([&frames[..], &speech[..]]) else { panic!("sensitive") };
-        let got: Vec<(u32, f32)> = got.iter().map(|t| (t.topic.id(), t.score)).collect();
-        // 377: best frame 0.6, with speech 0.5 → 1 − 0.4·0.5 = 0.8; not 0.5+0.6 from two frames.
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].0, 377);
-        assert!((got[0].1 - 0.8).abs() < 1e-6, "{got:?}");
-        assert_eq!(got[1], (725, 0.4));
-        assert_eq!(got[2], (543, 0.3));
-
-        let sensitive_frame = [
-            Verdict::Topics(vec![topic(377, 0.9)]),
-            Verdict::Sensitive { category: SensitiveCategory::Health, detector: Detector::ImageClass },
-        ];
-        assert!(matches!(Verdict::combine([&sensitive_frame[..], &speech[..]]), Verdict::Sensitive { .. }));
-        let sensitive_speech =
-            [Verdict::Sensitive { category: SensitiveCategory::Health, detector: Detector::Lexicon }];
-        assert!(matches!(Verdict::combine([&frames[..], &sensitive_speech[..]]), Verdict::Sensitive { .. }));
-        assert!(matches!(Verdict::combine([]), Verdict::Topics(t) if t.is_empty()));
     }
 
     #[test]
