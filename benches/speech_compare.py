@@ -128,15 +128,15 @@ def run_attune(manifest: Path, threads: int, encoder: str, decoder: str = "float
             "store": store}
 
 
-def labelled_topics(text: str) -> set[str]:
-    """The topics the labelled chat sets give `text` (the lines the clips read), every set that has it."""
-    found: set[str] = set()
+def labelled_topics() -> dict[str, set[str]]:
+    """Each line of the labelled chat sets (the lines the clips read) with its topics, over every
+    set that has it."""
+    found: dict[str, set[str]] = {}
     for path in [*sorted((ROOT / "fixtures" / "conversations" / "multilingual").glob("*.jsonl")),
                  ROOT / "fixtures" / "product_examples.jsonl"]:
         for line in path.read_text(encoding="utf-8").splitlines():
             item = json.loads(line)
-            if item.get("text") == text:
-                found.update(item.get("topics", []))
+            found.setdefault(item["text"], set()).update(item.get("topics", []))
     return found
 
 
@@ -226,8 +226,9 @@ def clips_heard(recordings: list[tuple[Path, str, list[Path]]], store: Path) -> 
     """How many of the recordings' clips gave the recording one of the topics their line is
     labelled with in the chat sets."""
     texts = json.loads((CORPUS / "texts.json").read_text())
+    labelled = labelled_topics()
     got = topics_by_user(store)
-    return sum(bool(labelled_topics(texts[clip.name]["text"]) & got.get(long_user(k, lang), set()))
+    return sum(bool(labelled.get(texts[clip.name]["text"], set()) & got.get(long_user(k, lang), set()))
                for k, (_, lang, clips) in enumerate(recordings) for clip in clips)
 
 

@@ -7,9 +7,9 @@ use std::ops::Range;
 const RATE: f64 = attune_decode::audio::TARGET_RATE as f64;
 
 /// A speech session with its voice activity model beside it: each recording's speech is found
-/// first and handed to the speech model with the request, which decodes only there (and packs
-/// stretches far apart into few windows). A recording the voice activity model fails on fails
-/// alone, with the reason.
+/// first and handed to the speech model with the request, which decodes only there (packing a
+/// long recording's stretches into few windows, an utterance at a time). A recording the voice
+/// activity model fails on fails alone, with the reason.
 pub(crate) struct Listening {
     pub(crate) speech: Box<dyn SpeechToText>,
     pub(crate) activity: Box<dyn VoiceActivity>,
