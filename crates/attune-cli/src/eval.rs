@@ -513,9 +513,10 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
                 m.topics_related += got.iter().filter(|g| expected.iter().any(|e| related(taxonomy, **g, *e))).count();
                 m.ordinary_no_topic += usize::from(got.is_empty());
                 m.ordinary_exact_hits += usize::from(got.iter().any(|g| expected.contains(g)));
-                m.topics_expected_found +=
-                    expected.iter().filter(|e| got.iter().any(|g| related(taxonomy, *g, **e))).count();
-                let hit = got.iter().any(|g| expected.iter().any(|e| related(taxonomy, *g, *e)));
+                // A hit is an item with any expected topic found.
+                let found = expected.iter().filter(|e| got.iter().any(|g| related(taxonomy, *g, **e))).count();
+                m.topics_expected_found += found;
+                let hit = found > 0;
                 m.ordinary_hits += usize::from(hit);
                 (!hit).then_some("MISS")
             }

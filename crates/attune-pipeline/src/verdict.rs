@@ -41,10 +41,11 @@ pub(crate) fn assemble(parts: &[(Source, Verdict)]) -> EventVerdict {
     }
     // Each source's best score per topic: parts of one source are not independent evidence.
     let best_of = |source: Source| {
-        ScoredTopic::best_of_each(parts.iter().filter(|(s, _)| *s == source).flat_map(|(_, verdict)| match verdict {
-            Verdict::Topics(topics) => topics.clone(),
-            Verdict::Sensitive { .. } => Vec::new(),
-        }))
+        let topics = parts.iter().filter(|(s, _)| *s == source).flat_map(|(_, verdict)| match verdict {
+            Verdict::Topics(topics) => topics.as_slice(),
+            Verdict::Sensitive { .. } => &[],
+        });
+        ScoredTopic::best_of_each(topics.cloned())
     };
     let mut combined: Vec<SourcedTopic> = Vec::new();
     let mut add = |topic: AllowedTopic, score: f32, source: Source, may_introduce: bool| match combined

@@ -930,14 +930,8 @@ impl TextTagger {
         segments: &'e Segments,
         embeddings: &'e [Vec<f32>],
     ) -> impl Iterator<Item = &'e [f32]> {
-        let on = self.config.message_topics;
-        segments
-            .messages
-            .iter()
-            .filter(move |_| on)
-            .filter_map(|&k| embeddings.get(k))
-            .filter(|e| !e.is_empty())
-            .map(Vec::as_slice)
+        let messages: &[usize] = if self.config.message_topics { &segments.messages } else { &[] };
+        messages.iter().filter_map(|&k| embeddings.get(k)).filter(|e| !e.is_empty()).map(Vec::as_slice)
     }
 
     /// Whether segment `k`'s assessment counts for the verdict: a clause whose holder stays under
