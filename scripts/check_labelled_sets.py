@@ -6,7 +6,7 @@
 Every line must parse and carry exactly text/expect/topics/lang/kind; `lang` must match the
 file name's prefix (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
 Interest ids that exist and are neither sensitive nodes nor below one; special-category lines
-name none. No text may appear twice across all the files given. Prints a count table.
+and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. No text may appear twice across all the files given. Prints a count table.
 """
 import collections
 import json
@@ -18,6 +18,8 @@ TAXO = os.path.join(ROOT, "crates/attune-taxonomy/data")
 CATEGORIES = {"political_opinion", "religious_belief", "trade_union", "health", "sex_life", "ethnic_origin"}
 KINDS_SENSITIVE = {"explicit", "implicit", "third_person", "mixed"}
 KINDS_ORDINARY = {"ordinary", "hard_negative"}
+# A turn that names nothing to take an interest from ("thanks", "make it shorter"): no topics.
+KIND_NO_INTEREST = "no_interest"
 KEYS = ["text", "expect", "topics", "lang", "kind"]
 
 
@@ -83,7 +85,10 @@ def main(paths):
                 seen_text[key] = where
                 if item_lang != lang:
                     errors.append(f"{where}: lang {item_lang!r} but file is {lang!r}")
-                if expect == "ordinary":
+                if expect == "ordinary" and kind == KIND_NO_INTEREST:
+                    if topics != []:
+                        errors.append(f"{where}: a no_interest line must have topics []")
+                elif expect == "ordinary":
                     if kind not in KINDS_ORDINARY:
                         errors.append(f"{where}: ordinary line with kind {kind!r}")
                     if not (isinstance(topics, list) and 1 <= len(topics) <= 2):
@@ -107,7 +112,7 @@ def main(paths):
                     counts["sensitive"] += 1
                     counts[kind] += 1
         table[path] = counts
-    cols = ["lines", "ordinary", "hard_negative", "sensitive", *sorted(CATEGORIES), "explicit", "implicit", "third_person", "mixed"]
+    cols = ["lines", "ordinary", "hard_negative", KIND_NO_INTEREST, "sensitive", *sorted(CATEGORIES), "explicit", "implicit", "third_person", "mixed"]
     print("file\t" + "\t".join(cols))
     for path, c in table.items():
         print(os.path.basename(path) + "\t" + "\t".join(str(c[k]) for k in cols))

@@ -12,6 +12,12 @@ score (its vector and its nearest example chats): the head learns what tells sim
 neighbours carry. Only allowed nodes are classes, so it can rank topics and never reach a
 sensitive node or any special-category decision.
 
+With its "no interest" class (a row named `none`, trained on the turns of
+fixtures/conversations/no_interest/*.tuning.jsonl: "thanks", "make it shorter", "what do you
+mean?"), the head also says when a text names nothing to take an interest from: the tagger then
+gives it no topics (`no_interest_threshold`). `--no-interest-weight` says how much that class
+weighs against one node (0: no such class).
+
 The vectors come from `attune embed` (the release binary, `cargo build --release -p attune-cli`),
 so they are what the tagger sees: a chat's windows, averaged and normed as its topics are. Needs
 numpy only. The CI does not run this: the trained weights are committed, `attune eval` measures
@@ -38,11 +44,26 @@ def allowed_nodes() -> list[int]:
     return sorted(int(n) for n in described if parent.get(n) and not is_sensitive(n, parent, sensitive))
 
 
+NO_INTEREST = ROOT / "fixtures/conversations/no_interest"
+
+
 def examples(model: str) -> tuple[np.ndarray, list[int]]:
     rows = []
     for line in (DATA / "node-examples.tsv").read_text(encoding="utf-8").splitlines()[1:]:
         node, text = line.split("\t", 1)
         rows.append((int(node), text))
+    return item_vectors(model, rows)
+
+
+def no_interest_examples(model: str) -> np.ndarray:
+    """The tuning turns that name no interest (the holdouts beside them are never trained on)."""
+    texts = [json.loads(line)["text"] for path in sorted(NO_INTEREST.glob("*.tuning.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return item_vectors(model, [(0, t) for t in texts])[0]
+
+
+def item_vectors(model: str, rows: list[tuple[int, str]]) -> tuple[np.ndarray, list[int]]:
+    """Each text's vector as the tagger reads it for topics: its windows' mean, normed."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "node-examples.jsonl"
         path.write_text("".join(json.dumps({"text": t, "expect": "ordinary"}, ensure_ascii=False) + "\n" for _, t in rows))
@@ -90,6 +111,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--balance", type=float, default=1.0,
                     help="each example weighs (its node's example count)^-BALANCE (0: all alike, 1: every node alike)")
+    ap.add_argument("--no-interest-weight", type=float, default=1.0,
+                    help="how much the `none` class weighs against one node (0: no such class)")
     ap.add_argument("--out", type=Path, help="default: crates/attune-tag/data/MODEL/topic-head.tsv")
     args = ap.parse_args()
     nodes = allowed_nodes()
@@ -102,16 +125,26 @@ def main() -> None:
     y = np.array([index[labels[k]] for k in keep])
     counts = np.bincount(y, minlength=len(nodes))
     weights = counts[y].astype(np.float64) ** -args.balance
-    w, b = train(x, y, weights, len(nodes), args.l2, args.scale, args.epochs, args.lr)
+    classes = [str(node) for node in nodes]
+    if args.no_interest_weight > 0:
+        # The `none` class last; its turns together weigh what a node of the median size does
+        # in all, times --no-interest-weight.
+        none = no_interest_examples(args.model)
+        node_total = np.median(counts[counts > 0]) ** (1 - args.balance)
+        x = np.concatenate([x, none])
+        y = np.concatenate([y, np.full(len(none), len(nodes))])
+        weights = np.concatenate([weights, np.full(len(none), args.no_interest_weight * node_total / len(none))])
+        classes.append("none")
+    w, b = train(x, y, weights, len(classes), args.l2, args.scale, args.epochs, args.lr)
     pred = (x @ w + b).argmax(1)
-    print(f"training accuracy {np.mean(pred == y):.3f} on {len(y)} chats, {len(set(y.tolist()))} of {len(nodes)} nodes")
+    print(f"training accuracy {np.mean(pred == y):.3f} on {len(y)} chats, {len(set(y.tolist()))} of {len(classes)} classes")
     out = args.out or DATA / args.model / "topic-head.tsv"
     with out.open("w") as f:
         f.write(f"node\tbias\tweights ({x.shape[1]}, for unit-length {args.model} item vectors; "
                 f"made by scripts/train_topic_head.py --l2 {args.l2} --scale {args.scale} --epochs {args.epochs} "
-                f"--balance {args.balance})\n")
-        for k, node in enumerate(nodes):
-            f.write(f"{node}\t{b[k]:.5f}\t" + " ".join(f"{v:.5f}" for v in w[:, k]) + "\n")
+                f"--balance {args.balance} --no-interest-weight {args.no_interest_weight})\n")
+        for k, name in enumerate(classes):
+            f.write(f"{name}\t{b[k]:.5f}\t" + " ".join(f"{v:.5f}" for v in w[:, k]) + "\n")
     print(f"wrote {out}")
 
 

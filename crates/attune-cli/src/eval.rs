@@ -27,7 +27,9 @@ struct Labelled {
     /// ISO 639-1; the sets in fixtures/conversations/ without it are English.
     #[serde(default = "english")]
     lang: String,
-    /// `hard_negative` for ordinary items that use sensitive words without revealing anything.
+    /// `hard_negative` for ordinary items that use sensitive words without revealing anything;
+    /// `no_interest` for a turn that names nothing to take an interest from ("thanks", "make it
+    /// shorter"): ordinary, no topics expected, and none should be given.
     #[serde(default)]
     kind: String,
 }
@@ -61,6 +63,11 @@ struct Metrics {
     /// Hard negatives (ordinary items that use sensitive words), and how many were dropped.
     hard_negatives: usize,
     hard_negatives_dropped: usize,
+    /// Turns that name no interest (`kind: no_interest`), counted apart from the ordinary items
+    /// (they have no topic to hit): how many were given topics anyway, and how many dropped.
+    no_interest: usize,
+    no_interest_given_topics: usize,
+    no_interest_dropped: usize,
     sensitive: usize,
     /// Sensitive items not dropped.
     sensitive_missed: usize,
@@ -144,6 +151,7 @@ fn set(config: &mut TagConfig, name: &str, value: f32) -> Result<()> {
         "classifier_threshold" => config.classifier_threshold = Some(value),
         "lexicon_confirmation" => config.lexicon_confirmation = Some(value),
         "clause_gate" => config.clause_gate = Some(value),
+        "no_interest_threshold" => config.no_interest_threshold = Some(value),
         other => bail!("--sweep: no threshold `{other}`"),
     }
     Ok(())
@@ -410,6 +418,12 @@ fn check_labelled(item: Labelled) -> Result<Labelled, String> {
             categories.join(", ")
         ));
     }
+    if item.kind == NO_INTEREST && (item.expect != "ordinary" || !item.topics.is_empty()) {
+        return Err(format!(
+            "a turn that names no interest is ordinary with no topics, got {} with {:?}",
+            item.expect, item.topics
+        ));
+    }
     if item.expect != "ordinary" && !item.topics.is_empty() {
         return Err(format!("a sensitive item ({}) has no topics to expect, got {:?}", item.expect, item.topics));
     }
@@ -443,7 +457,11 @@ fn describe(verdict: &Verdict) -> String {
 fn count_skipped(m: &mut Metrics, item: &Labelled) -> Option<&'static str> {
     m.items += 1;
     m.language_skipped += 1;
-    if item.expect == "ordinary" {
+    if item.kind == NO_INTEREST {
+        // Skipped: no topic given, as wanted.
+        m.no_interest += 1;
+        None
+    } else if item.expect == "ordinary" {
         m.ordinary += 1;
         m.topics_expected += expected_topics(item).len();
         m.hard_negatives += usize::from(item.kind == "hard_negative");
@@ -480,6 +498,9 @@ pub fn clopper_pearson_lower(k: usize, n: usize, alpha: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
+/// The `kind` of a turn that names no interest.
+const NO_INTEREST: &str = "no_interest";
+
 /// The Interest node ids an item is labelled with.
 fn expected_topics(item: &Labelled) -> Vec<u32> {
     item.topics.iter().filter_map(|t| t.parse().ok()).collect()
@@ -492,7 +513,20 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
     m.smallest_margin = if m.items == 1 { margin } else { m.smallest_margin.min(margin) };
     m.close_calls += usize::from(margin < CLOSE_CALL);
     let expected = expected_topics(item);
-    if item.expect == "ordinary" {
+    if item.kind == NO_INTEREST {
+        m.no_interest += 1;
+        match verdict {
+            Verdict::Sensitive { .. } => {
+                m.no_interest_dropped += 1;
+                Some("DROPPED")
+            }
+            Verdict::Topics(ts) if !ts.is_empty() => {
+                m.no_interest_given_topics += 1;
+                Some("GIVEN TOPICS")
+            }
+            Verdict::Topics(_) => None,
+        }
+    } else if item.expect == "ordinary" {
         m.ordinary += 1;
         m.topics_expected += expected.len();
         let hard = item.kind == "hard_negative";
@@ -557,8 +591,16 @@ fn finish(mut m: Metrics) -> Metrics {
 }
 
 fn line(m: &Metrics) -> String {
+    let no_interest = if m.no_interest == 0 {
+        String::new()
+    } else {
+        format!(
+            "; no interest {} (given topics {}, dropped {})",
+            m.no_interest, m.no_interest_given_topics, m.no_interest_dropped
+        )
+    };
     format!(
-        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, topic recall {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
+        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, topic recall {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%){no_interest}",
         m.items,
         m.language_skipped,
         m.language_other,
@@ -622,6 +664,33 @@ mod tests {
         assert!((all.topic_recall - 2.0 / 6.0).abs() < 1e-9);
     }
 
+    /// A turn that names no interest is counted apart: given topics, dropped, or rightly left
+    /// without any; never an ordinary item's miss or drop.
+    #[test]
+    fn turns_that_name_no_interest_are_counted_apart_from_ordinary_items() {
+        let taxonomy = Taxonomy::get();
+        let thanks = Labelled {
+            text: "thanks!".into(),
+            expect: "ordinary".into(),
+            topics: vec![],
+            lang: "en".into(),
+            kind: "no_interest".into(),
+        };
+        let given = Verdict::Topics(vec![ScoredTopic { topic: taxonomy.allowed(371).unwrap(), score: 0.8 }]);
+        let dropped = Verdict::Sensitive {
+            category: attune_taxonomy::SensitiveCategory::ALL[0],
+            detector: attune_tag::Detector::Classifier,
+        };
+        let mut m = Metrics::default();
+        assert_eq!(count(&mut m, &thanks, &given, 1.0), Some("GIVEN TOPICS"));
+        assert_eq!(count(&mut m, &thanks, &dropped, 1.0), Some("DROPPED"));
+        assert_eq!(count(&mut m, &thanks, &Verdict::Topics(vec![]), 1.0), None);
+        assert_eq!(count_skipped(&mut m, &thanks), None);
+        let m = finish(m);
+        assert_eq!((m.no_interest, m.no_interest_given_topics, m.no_interest_dropped), (4, 1, 1));
+        assert_eq!((m.ordinary, m.ordinary_wrongly_dropped, m.topics_emitted, m.items), (0, 0, 0, 4));
+    }
+
     /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
     /// run compares it with the calibration's bar exactly.
     #[test]
@@ -643,6 +712,7 @@ mod tests {
         };
         check(r#"{"text":"t","expect":"ordinary","topics":["660"],"lang":"tl","kind":"hard_negative"}"#).unwrap();
         check(r#"{"text":"t","expect":"health"}"#).unwrap();
+        check(r#"{"text":"thanks!","expect":"ordinary","kind":"no_interest"}"#).unwrap();
         // A sensitive node beside a taggable one: what the chat is about, never given.
         check(r#"{"text":"t","expect":"ordinary","topics":["213","236"]}"#).unwrap();
         for (line, says) in [
@@ -652,6 +722,8 @@ mod tests {
             (r#"{"text":"t","expect":"ordinary","topics":["Sailing"]}"#, "not a node of the Interest taxonomy"),
             (r#"{"text":"t","expect":"health","topics":["660"]}"#, "a sensitive item (health) has no topics"),
             (r#"{"text":"t","expect":"ordinary","lang":"English"}"#, "not an ISO 639 code"),
+            (r#"{"text":"t","expect":"ordinary","topics":["660"],"kind":"no_interest"}"#, "names no interest"),
+            (r#"{"text":"t","expect":"health","kind":"no_interest"}"#, "names no interest"),
         ] {
             let e = check(line).unwrap_err();
             assert!(e.contains(says), "{line}: {e}");

@@ -500,6 +500,10 @@ struct TagArgs {
     /// window's (`--message-topics false` to measure a session's window alone).
     #[arg(long)]
     message_topics: Option<bool>,
+    /// The topic head's "no interest" probability at which a text (or a message) gets no topics
+    /// ("thanks", "make it shorter"; 1: only when the head is certain).
+    #[arg(long)]
+    no_interest_threshold: Option<f32>,
     /// Last: its help heading holds for the flags after it.
     #[command(flatten)]
     bars: BarArgs,
@@ -526,6 +530,7 @@ impl TagArgs {
             clause_gate: self.bars.clause_gate.or(d.clause_gate),
             confirm_every_lexicon_match: self.confirm_every_lexicon_match || d.confirm_every_lexicon_match,
             message_topics: self.message_topics.unwrap_or(d.message_topics),
+            no_interest_threshold: self.no_interest_threshold.or(d.no_interest_threshold),
         }
     }
 }

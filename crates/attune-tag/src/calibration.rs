@@ -151,11 +151,15 @@ fn shipped(name: &str) -> Result<(CalibrationFile, Vec<Language>, &'static str, 
 
 /// A softmax regression from an item's vector to the allowed Interest nodes, trained on the
 /// labelled example chats (`scripts/train_topic_head.py`): what tells similar nodes apart, which
-/// a node's description and nearest chats do not carry. Its classes are allowed nodes only, so
-/// it ranks topics and decides nothing about special categories.
+/// a node's description and nearest chats do not carry. It may also have a "no interest" class
+/// (a row named `none`), trained on turns that name nothing ([`TagConfig::no_interest_threshold`]).
+/// Its classes are allowed nodes and that one only, so it ranks topics, or withholds them, and
+/// decides nothing about special categories.
 #[derive(Debug, Clone)]
 pub struct TopicHead {
-    nodes: Vec<u32>,
+    /// Each row's class: an allowed node, or `None` for the "no interest" class (turns such as
+    /// "thanks" or "make it shorter", which name nothing to take an interest from).
+    classes: Vec<Option<u32>>,
     bias: Vec<f32>,
     /// One row of weights a node, `dimensions` wide, one after another.
     weights: Vec<f32>,
@@ -164,14 +168,18 @@ pub struct TopicHead {
 }
 
 impl TopicHead {
-    /// Rows of `node id, bias, weights` (space-separated), after one header line.
+    /// Rows of `node id` (or `none`), `bias, weights` (space-separated), after one header line.
     pub fn parse(text: &str) -> Result<TopicHead, TagError> {
-        let (mut nodes, mut bias, mut weights, mut width) = (Vec::new(), Vec::new(), Vec::new(), None);
+        let (mut classes, mut bias, mut weights, mut width) = (Vec::new(), Vec::new(), Vec::new(), None);
         for (row, cols) in data_rows(text) {
             let bad = |message: &str| TagError::Data { row, message: format!("topic head: {message}") };
-            let node = cols.first().and_then(|c| c.trim().parse().ok()).ok_or_else(|| bad("bad node id"))?;
-            if nodes.contains(&node) {
-                return Err(bad("a node twice"));
+            let class = match cols.first().map(|c| c.trim()) {
+                Some(NO_INTEREST_CLASS) => None,
+                Some(c) => Some(c.parse::<u32>().map_err(|_| bad("bad node id"))?),
+                None => return Err(bad("bad node id")),
+            };
+            if classes.contains(&class) {
+                return Err(bad("a class twice"));
             }
             let b = cols.get(1).and_then(|b| b.trim().parse::<f32>().ok()).ok_or_else(|| bad("bad bias"))?;
             let before = weights.len();
@@ -184,23 +192,24 @@ impl TopicHead {
             if !b.is_finite() || weights[before..].iter().any(|w| !w.is_finite()) {
                 return Err(bad("a weight that is not a number"));
             }
-            nodes.push(node);
+            classes.push(class);
             bias.push(b);
         }
-        if nodes.len() < 2 || width == Some(0) {
+        if classes.iter().flatten().count() < 2 || width == Some(0) {
             return Err(TagError::Data { row: 0, message: "topic head: needs two nodes or more, with weights".into() });
         }
-        let bytes: Vec<u8> = nodes
+        // No node has id u32::MAX: it stands for the "no interest" class.
+        let bytes: Vec<u8> = classes
             .iter()
-            .flat_map(|n: &u32| n.to_le_bytes())
+            .flat_map(|c| c.unwrap_or(u32::MAX).to_le_bytes())
             .chain(bias.iter().chain(&weights).flat_map(|w| w.to_le_bytes()))
             .collect();
         let fingerprint = crate::content_hash(&[&bytes]);
-        Ok(TopicHead { nodes, bias, weights, fingerprint })
+        Ok(TopicHead { classes, bias, weights, fingerprint })
     }
 
     pub(crate) fn dimensions(&self) -> usize {
-        self.weights.len() / self.nodes.len()
+        self.weights.len() / self.classes.len()
     }
 
     /// What identifies these weights in the tagger's version.
@@ -210,7 +219,12 @@ impl TopicHead {
 
     /// The row of node `id`, if the head has it as a class.
     pub(crate) fn row_of(&self, id: u32) -> Option<usize> {
-        self.nodes.iter().position(|&n| n == id)
+        self.classes.iter().position(|&c| c == Some(id))
+    }
+
+    /// The row of the "no interest" class, if the head has one.
+    pub(crate) fn no_interest_row(&self) -> Option<usize> {
+        self.classes.iter().position(Option::is_none)
     }
 
     /// Each class's log-probability for the item `embedding` (a vector of the head's width,
@@ -227,6 +241,9 @@ impl TopicHead {
         logits.into_iter().map(|l| l - log_total).collect()
     }
 }
+
+/// The name of the topic head's "no interest" class in its file.
+const NO_INTEREST_CLASS: &str = "none";
 
 /// A softmax regression over the embedding: `ordinary` and one class per category.
 #[derive(Debug, Clone)]

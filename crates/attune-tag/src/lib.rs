@@ -244,6 +244,13 @@ pub struct TagConfig {
     /// message's own vector is also checked against the sensitive nodes, as a window's is.
     #[serde(default)]
     pub message_topics: bool,
+    /// A text (or a message of a session) whose topic head gives its "no interest" class at
+    /// least this probability gets no topics (none: every text gets its best ones). The turns
+    /// of a chat with an assistant are often "thanks", "make it shorter", "what do you mean?",
+    /// which name nothing, yet always lie nearest some node. Read after the special-category
+    /// checks, so it can withhold topics and never let a sensitive text through.
+    #[serde(default)]
+    pub no_interest_threshold: Option<f32>,
 }
 
 impl TagConfig {
@@ -257,6 +264,9 @@ impl TagConfig {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{name} {value} is not a weight of 0 or more"));
             }
+        }
+        if let Some(p) = self.no_interest_threshold.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(format!("no_interest_threshold {p} is not a probability above 0"));
         }
         Ok(())
     }
@@ -391,6 +401,11 @@ impl TextTagger {
             }
         } else if config.topic_head_weight > 0.0 {
             return Err(TagError::Calibration("topic_head_weight without a topic head".into()));
+        }
+        if config.no_interest_threshold.is_some() && topic_head.as_ref().and_then(|h| h.no_interest_row()).is_none() {
+            return Err(TagError::Calibration(
+                "no_interest_threshold without a topic head that has a `none` class".into(),
+            ));
         }
         let taxonomy = Taxonomy::get();
         let nodes = described_nodes(taxonomy);
@@ -1019,6 +1034,9 @@ impl TextTagger {
             let category = n.sensitive.expect("filtered on is_some");
             return Verdict::Sensitive { category, detector: Detector::SensitiveNode };
         }
+        if self.no_interest_excess(embedding).is_some_and(|e| e >= 0.0) {
+            return Verdict::Topics(Vec::new());
+        }
 
         let scored = self.topic_scores(embedding);
         let best = scored.first().map_or(0.0, |(s, _)| *s);
@@ -1164,12 +1182,25 @@ impl TextTagger {
 
     /// Every allowed node's score less the bar it had to clear to be a topic (the threshold,
     /// and the best score less the margin), best first; rank (`max_topics`) aside.
+    /// A node must also have the text not named as one of no interest: its excess is at most
+    /// the "no interest" probability's distance under its bar.
     fn topic_excess(&self, embedding: &[f32]) -> Vec<(u32, f32)> {
         let c = &self.config;
         let scored = self.topic_scores(embedding);
         let best = scored.first().map_or(0.0, |(s, _)| *s);
         let bar = c.topic_threshold.max(best - c.topic_margin);
-        scored.into_iter().map(|(s, n)| (n.id, s - bar)).collect()
+        let withheld_by = self.no_interest_excess(embedding).map_or(f32::NEG_INFINITY, |e| e);
+        scored.into_iter().map(|(s, n)| (n.id, (s - bar).min(-withheld_by))).collect()
+    }
+
+    /// How far the topic head's "no interest" probability for `embedding` is over
+    /// [`TagConfig::no_interest_threshold`] (≥ 0: the text gets no topics); `None` when that is
+    /// off.
+    fn no_interest_excess(&self, embedding: &[f32]) -> Option<f32> {
+        let bar = self.config.no_interest_threshold?;
+        let head = self.topic_head.as_ref().filter(|h| h.dimensions() == embedding.len())?;
+        let row = head.no_interest_row()?;
+        Some(head.log_probabilities(embedding)[row].exp() - bar)
     }
 }
 
@@ -1318,7 +1349,8 @@ fn version(
     if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
-    if let Some(head) = topic_head.filter(|_| config.topic_head_weight > 0.0) {
+    if let Some(head) = topic_head.filter(|_| config.topic_head_weight > 0.0 || config.no_interest_threshold.is_some())
+    {
         parts.push(head.fingerprint().as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
@@ -2473,6 +2505,62 @@ mod tests {
         assert!(matches!(t.tag_embedding(&item), Verdict::Sensitive { detector: Detector::SensitiveNode, .. }));
     }
 
+    /// A text the head names as one of no interest gets no topics, and only after the
+    /// special-category checks: a sensitive text is dropped whatever the head says of it.
+    #[test]
+    fn a_text_the_head_names_as_of_no_interest_gets_no_topics_and_is_still_checked() {
+        let unit = |v: [f32; 3]| unit_mean(&[v.to_vec()]);
+        // Row 1 is the "no interest" class: likely along the third axis, unlikely along the first.
+        let head = TopicHead::parse("node\tbias\tweights\n371\t0\t6 0 0\nnone\t0\t0 0 6\n373\t0\t0 0 0\n").unwrap();
+        assert_eq!((head.no_interest_row(), head.row_of(371)), (Some(1), Some(0)));
+        let node = |id, v, sensitive| NodeVector {
+            id,
+            sensitive,
+            vector: unit(v),
+            own: unit(v),
+            examples: Vec::new().into(),
+            head_row: (id == 371).then_some(0),
+        };
+        let mut t = tagger();
+        t.nodes = vec![node(371, [0.8, 0.0, 0.6], None), node(312, [0.0, 1.0, 0.0], Some(SensitiveCategory::Health))];
+        t.config.node_neighbours = 0;
+        t.config.topic_threshold = 0.1;
+        t.config.topic_margin = 1.0;
+        t.config.sensitive_node_threshold = 0.9;
+        t.config.sensitive_node_margin = 1.0;
+        t.config.category_threshold = 2.0;
+        t.config.probe_threshold = 2.0;
+        t.topic_head = Some(std::sync::Arc::new(head));
+        let cooking = unit([1.0, 0.0, 0.2]);
+        let thanks = unit([0.2, 0.0, 1.0]);
+        let topics = |t: &TextTagger, e: &[f32]| match t.tag_embedding(e) {
+            Verdict::Topics(ts) => Some(ts.iter().map(|t| t.topic.id()).collect::<Vec<_>>()),
+            Verdict::Sensitive { .. } => None,
+        };
+        // Off: both lie nearest Cooking and get it.
+        assert_eq!((topics(&t, &cooking), topics(&t, &thanks)), (Some(vec![371]), Some(vec![371])));
+        t.config.no_interest_threshold = Some(0.5);
+        assert_eq!((topics(&t, &cooking), topics(&t, &thanks)), (Some(vec![371]), Some(vec![])));
+        // The margins say so: Cooking is withheld from the turn, by how far "no interest" is over
+        // its bar, and given to the chat, by no more than how far it is under it.
+        let p_none = |e: &[f32]| t.topic_head.as_ref().unwrap().log_probabilities(e)[1].exp();
+        let excess = |e: &[f32]| t.topic_excess(e).into_iter().find(|(id, _)| *id == 371).unwrap().1;
+        assert!((excess(&thanks) - (0.5 - p_none(&thanks))).abs() < 1e-6 && excess(&thanks) < 0.0);
+        assert!(excess(&cooking) > 0.0 && excess(&cooking) <= 0.5 - p_none(&cooking) + 1e-6);
+        // A sensitive text of no interest is dropped all the same: the head is read after.
+        let sensitive_thanks = unit([0.0, 1.0, 0.3]);
+        assert!(p_none(&sensitive_thanks) > 0.5);
+        assert!(matches!(t.tag_embedding(&sensitive_thanks), Verdict::Sensitive { .. }));
+        // A threshold with no `none` class to read is refused at start, not ignored.
+        let config = TagConfig { no_interest_threshold: Some(0.5), ..minilm_config() };
+        let without_none = TopicHead::parse("node\tbias\tweights\n1\t0\t1 2 3\n2\t0\t3 4 5\n").unwrap();
+        let calibration = Calibration::without_probe("constant", 3, config.clone()).with_topic_head(without_none);
+        assert!(matches!(TextTagger::new(&mut constant(), calibration), Err(TagError::Calibration(_))));
+        for p in [0.0, 1.5, f32::NAN] {
+            assert!(TagConfig { no_interest_threshold: Some(p), ..config.clone() }.check().is_err(), "{p}");
+        }
+    }
+
     #[test]
     fn a_topic_head_file_or_weight_is_refused_unless_it_can_be_read_the_right_way_up() {
         let ok = TopicHead::parse("node\tbias\tweights\n1\t0.5\t1 2\n2\t-0.5\t3 4\n").unwrap();
@@ -2486,6 +2574,8 @@ mod tests {
             "node\tbias\tweights\n1\t0\t1 2\n",
             "node\tbias\tweights\n1\t0\n2\t0\t3 4\n",
             "node\tbias\tweights\n1\t0\t1 2\n1\t0\t3 4\n",
+            "node\tbias\tweights\n1\t0\t1 2\nnone\t0\t3 4\nnone\t0\t5 6\n",
+            "node\tbias\tweights\n1\t0\t1 2\nnone\t0\t3 4\n",
         ] {
             assert!(TopicHead::parse(bad).is_err(), "{bad:?}");
         }

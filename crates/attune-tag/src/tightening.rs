@@ -107,6 +107,7 @@ impl Tightening {
             clause_gate,
             confirm_every_lexicon_match,
             message_topics,
+            no_interest_threshold,
         } = measured;
         let c = calibrated;
         let recalibrated: Vec<&'static str> = [
@@ -116,6 +117,7 @@ impl Tightening {
             ("topic_head_weight", *topic_head_weight != c.topic_head_weight),
             ("confirm_every_lexicon_match", *confirm_every_lexicon_match != c.confirm_every_lexicon_match),
             ("message_topics", *message_topics != c.message_topics),
+            ("no_interest_threshold", *no_interest_threshold != c.no_interest_threshold),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

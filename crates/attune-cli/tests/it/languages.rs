@@ -100,6 +100,48 @@ fn the_product_examples_hold_every_ordinary_chat_the_suite_tags() {
     }
 }
 
+/// Turns that name nothing to take an interest from ("are you a bot?", "put it in a table",
+/// "carry on") get no topics, in any language: before the topic head's "no interest" class each
+/// got the nodes it happened to lie nearest (`attune eval fixtures/conversations/no_interest/*`).
+/// They are processed, not skipped or dropped: nothing in them is sensitive either. A session
+/// that thanks the assistant keeps what it was about. (Lines of the tuning turns the head was
+/// trained on; the holdout turns' figure is `attune eval`'s.)
+#[test]
+fn turns_that_name_no_interest_give_no_topics_in_any_language() {
+    const TURNS: [(&str, &str); 8] = [
+        ("en-languages", "what languages can you speak?"),
+        ("es-table", "¿me lo puedes poner en una tabla?"),
+        ("id-online", "kamu masih online gk?"),
+        ("pt-continue", "continua de onde parou"),
+        ("tr-languages", "kaç dil biliyorsun?"),
+        ("vi-bot", "bạn là bot hả?"),
+        ("ms-formal", "tolong tulis semula dalam bahasa yang lebih formal"),
+        ("th-formal", "กรุณาปรับให้เป็นภาษาทางการมากขึ้นครับ"),
+    ];
+    const TENT: &str = "I need a lightweight tent and sleeping bag for a trip in the mountains.";
+    let session = format!("{TENT}\nthanks, that helps a lot!");
+    let chats: Vec<(&str, &str)> =
+        TURNS.iter().copied().chain([("en-tent-thanks", session.as_str()), ("en-tent", TENT)]).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("turns.jsonl");
+    std::fs::write(&manifest, chats.iter().map(|(id, text)| chat(id, text)).collect::<Vec<_>>().join("\n")).unwrap();
+    let store = dir.path().join("s.sqlite");
+    let report = common::run_manifest(&manifest, &store);
+    assert_eq!(report["processed"], chats.len(), "{report}");
+
+    let users: Vec<String> = chats.iter().map(|(id, _)| format!("u-{id}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let evidence = common::evidence(&store, &users);
+    for (id, _) in TURNS {
+        assert_eq!(evidence.get(id), None, "{id} names no interest but gave topics");
+    }
+    // The thanks added Career Advice, Shopping and Education of its own before; now the session
+    // gets what the tent line alone does (Camping; each by ≥ 0.009 on the machine that chose it).
+    let (with_thanks, alone) = (&evidence["en-tent-thanks"], &evidence["en-tent"]);
+    assert!(alone.iter().any(|t| ["725", "720"].contains(&t.as_str())), "{alone:?}");
+    assert!(with_thanks.iter().all(|t| alone.contains(t)), "{with_thanks:?} against {alone:?}");
+}
+
 /// A session of several messages, one of them special-category: the whole session is dropped
 /// (or, in a language the gate does not admit, skipped), never tagged, in every language. Its
 /// sensitive message is often diluted in the session's window and harmless clause by clause;
