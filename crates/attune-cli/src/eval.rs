@@ -590,33 +590,42 @@ fn finish(mut m: Metrics) -> Metrics {
     m
 }
 
+/// The figures of `m` on one line; a kind of item the sets have none of is left out (a set of
+/// turns that name no interest has no topic hit to print).
 fn line(m: &Metrics) -> String {
-    let no_interest = if m.no_interest == 0 {
-        String::new()
-    } else {
-        format!(
-            "; no interest {} (given topics {}, dropped {})",
+    let mut parts = Vec::new();
+    if m.ordinary > 0 || (m.sensitive == 0 && m.no_interest == 0) {
+        parts.push(format!(
+            "ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, topic recall {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{})",
+            m.ordinary,
+            100.0 * m.hit_rate,
+            100.0 * m.exact_hit_rate,
+            100.0 * m.topic_precision,
+            100.0 * m.topic_recall,
+            m.ordinary_no_topic,
+            m.ordinary_wrongly_dropped,
+            m.hard_negatives_dropped,
+            m.hard_negatives,
+        ));
+    }
+    if m.sensitive > 0 {
+        parts.push(format!(
+            "sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%)",
+            m.sensitive, m.sensitive_missed, m.sensitive_leaked, m.sensitive_kept_out_lower_bound,
+        ));
+    }
+    if m.no_interest > 0 {
+        parts.push(format!(
+            "no interest {} (given topics {}, dropped {})",
             m.no_interest, m.no_interest_given_topics, m.no_interest_dropped
-        )
-    };
+        ));
+    }
     format!(
-        "{} items ({} skipped by the language gate, {} admitted as another language): ordinary {} (topic hit {:.1}%, exact {:.1}%, topic precision {:.1}%, topic recall {:.1}%, no topic {}, wrongly dropped {}, hard negatives dropped {}/{}); sensitive {} (missed {}, leaked into a profile {}; kept out ≥ {:.3} at 95%){no_interest}",
+        "{} items ({} skipped by the language gate, {} admitted as another language): {}",
         m.items,
         m.language_skipped,
         m.language_other,
-        m.ordinary,
-        100.0 * m.hit_rate,
-        100.0 * m.exact_hit_rate,
-        100.0 * m.topic_precision,
-        100.0 * m.topic_recall,
-        m.ordinary_no_topic,
-        m.ordinary_wrongly_dropped,
-        m.hard_negatives_dropped,
-        m.hard_negatives,
-        m.sensitive,
-        m.sensitive_missed,
-        m.sensitive_leaked,
-        m.sensitive_kept_out_lower_bound,
+        parts.join("; ")
     )
 }
 
