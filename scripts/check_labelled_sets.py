@@ -6,7 +6,8 @@
 Every line must parse and carry exactly text/expect/topics/lang/kind; `lang` must match the
 file name's prefix (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
 Interest ids that exist and are neither sensitive nodes nor below one; special-category lines
-and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. No text may appear twice across all the files given. Prints a count table.
+and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. No text may
+appear twice across all the files given. Prints a count table.
 """
 import collections
 import json

@@ -65,7 +65,7 @@ def no_interest_examples(model: str) -> np.ndarray:
 def item_vectors(model: str, rows: list[tuple[int, str]]) -> tuple[np.ndarray, list[int]]:
     """Each text's vector as the tagger reads it for topics: its windows' mean, normed."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "node-examples.jsonl"
+        path = Path(tmp) / "texts.jsonl"
         path.write_text("".join(json.dumps({"text": t, "expect": "ordinary"}, ensure_ascii=False) + "\n" for _, t in rows))
         by_line = vectors.embed(model, path, dtype=np.float64)
     xs = []

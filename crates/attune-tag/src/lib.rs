@@ -1034,11 +1034,12 @@ impl TextTagger {
             let category = n.sensitive.expect("filtered on is_some");
             return Verdict::Sensitive { category, detector: Detector::SensitiveNode };
         }
-        if self.no_interest_excess(embedding).is_some_and(|e| e >= 0.0) {
+        let log_p = self.head_log_probabilities(embedding);
+        if self.no_interest_excess(log_p.as_deref()).is_some_and(|e| e >= 0.0) {
             return Verdict::Topics(Vec::new());
         }
 
-        let scored = self.topic_scores(embedding);
+        let scored = self.topic_scores(embedding, log_p.as_deref());
         let best = scored.first().map_or(0.0, |(s, _)| *s);
         let topics = scored
             .iter()
@@ -1049,16 +1050,27 @@ impl TextTagger {
         Verdict::Topics(topics)
     }
 
+    /// The topic head's log-probability of each of its classes for `embedding`, where a setting
+    /// reads them (`topic_head_weight`, `no_interest_threshold`): computed once for both.
+    fn head_log_probabilities(&self, embedding: &[f32]) -> Option<Vec<f32>> {
+        let c = &self.config;
+        if c.topic_head_weight <= 0.0 && c.no_interest_threshold.is_none() {
+            return None;
+        }
+        let head = self.topic_head.as_ref().filter(|h| h.dimensions() == embedding.len())?;
+        Some(head.log_probabilities(embedding))
+    }
+
     /// Every allowed node's topic score for `embedding`, best first: its vector's similarity,
     /// or with `node_neighbours`, its own vector's share of that plus the rest from the mean
     /// similarity of its nearest example chats; with `topic_head_weight`, plus that weight
-    /// times the topic head's log-probability of the node.
-    fn topic_scores(&self, embedding: &[f32]) -> Vec<(f32, &NodeVector)> {
+    /// times the topic head's log-probability of the node (`log_p`, from
+    /// [`TextTagger::head_log_probabilities`]).
+    fn topic_scores(&self, embedding: &[f32], log_p: Option<&[f32]>) -> Vec<(f32, &NodeVector)> {
         let c = &self.config;
         let dims = embedding.len().max(1);
-        let head = match &self.topic_head {
-            Some(head) if c.topic_head_weight > 0.0 && head.dimensions() == embedding.len() => {
-                let log_p = head.log_probabilities(embedding);
+        let head = match log_p {
+            Some(log_p) if c.topic_head_weight > 0.0 => {
                 // A node the head has no class for counts as its least likely one.
                 let floor = log_p.iter().copied().fold(0.0, f32::min);
                 Some((log_p, floor))
@@ -1186,21 +1198,21 @@ impl TextTagger {
     /// the "no interest" probability's distance under its bar.
     fn topic_excess(&self, embedding: &[f32]) -> Vec<(u32, f32)> {
         let c = &self.config;
-        let scored = self.topic_scores(embedding);
+        let log_p = self.head_log_probabilities(embedding);
+        let scored = self.topic_scores(embedding, log_p.as_deref());
         let best = scored.first().map_or(0.0, |(s, _)| *s);
         let bar = c.topic_threshold.max(best - c.topic_margin);
-        let withheld_by = self.no_interest_excess(embedding).map_or(f32::NEG_INFINITY, |e| e);
+        let withheld_by = self.no_interest_excess(log_p.as_deref()).unwrap_or(f32::NEG_INFINITY);
         scored.into_iter().map(|(s, n)| (n.id, (s - bar).min(-withheld_by))).collect()
     }
 
-    /// How far the topic head's "no interest" probability for `embedding` is over
-    /// [`TagConfig::no_interest_threshold`] (≥ 0: the text gets no topics); `None` when that is
-    /// off.
-    fn no_interest_excess(&self, embedding: &[f32]) -> Option<f32> {
+    /// How far the topic head's "no interest" probability (from its log-probabilities `log_p`)
+    /// is over [`TagConfig::no_interest_threshold`] (≥ 0: the text gets no topics); `None` when
+    /// that is off.
+    fn no_interest_excess(&self, log_p: Option<&[f32]>) -> Option<f32> {
         let bar = self.config.no_interest_threshold?;
-        let head = self.topic_head.as_ref().filter(|h| h.dimensions() == embedding.len())?;
-        let row = head.no_interest_row()?;
-        Some(head.log_probabilities(embedding)[row].exp() - bar)
+        let row = self.topic_head.as_ref()?.no_interest_row()?;
+        Some(log_p?[row].exp() - bar)
     }
 }
 
@@ -2418,8 +2430,10 @@ mod tests {
         let mut t = tagger();
         t.nodes = vec![camping, cooking];
         let item = unit([1.0, 0.0, 0.0]);
-        let ranked =
-            |t: &TextTagger| -> Vec<(u32, f32)> { t.topic_scores(&item).into_iter().map(|(s, n)| (n.id, s)).collect() };
+        let ranked = |t: &TextTagger| -> Vec<(u32, f32)> {
+            let log_p = t.head_log_probabilities(&item);
+            t.topic_scores(&item, log_p.as_deref()).into_iter().map(|(s, n)| (n.id, s)).collect()
+        };
         // Without neighbours, each node's vector alone: Cooking first, as before.
         t.config.node_neighbours = 0;
         let alone = ranked(&t);
@@ -2473,8 +2487,10 @@ mod tests {
         t.config.node_neighbours = 0;
         t.topic_head = Some(std::sync::Arc::new(head));
         let item = unit([1.0, 0.0, 0.0]);
-        let ranked =
-            |t: &TextTagger| -> Vec<(u32, f32)> { t.topic_scores(&item).into_iter().map(|(s, n)| (n.id, s)).collect() };
+        let ranked = |t: &TextTagger| -> Vec<(u32, f32)> {
+            let log_p = t.head_log_probabilities(&item);
+            t.topic_scores(&item, log_p.as_deref()).into_iter().map(|(s, n)| (n.id, s)).collect()
+        };
         t.config.topic_head_weight = 0.0;
         let alone = ranked(&t);
         assert_eq!(alone.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [371, 725, 373]);
