@@ -266,7 +266,7 @@ impl TagConfig {
             }
         }
         if let Some(p) = self.no_interest_threshold.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-            return Err(format!("no_interest_threshold {p} is not a probability above 0"));
+            return Err(format!("no_interest_threshold {p} is not a probability above 0 and at most 1"));
         }
         Ok(())
     }
