@@ -254,6 +254,12 @@ pub struct TagConfig {
 }
 
 impl TagConfig {
+    /// Whether any setting reads the topic head: its weight in topic scores, or its "no
+    /// interest" class.
+    fn reads_topic_head(&self) -> bool {
+        self.topic_head_weight > 0.0 || self.no_interest_threshold.is_some()
+    }
+
     /// The settings whose range is not the type's: a share outside 0–1 or a negative weight
     /// would turn a score upside down without an error.
     pub fn check(&self) -> Result<(), String> {
@@ -1053,8 +1059,7 @@ impl TextTagger {
     /// The topic head's log-probability of each of its classes for `embedding`, where a setting
     /// reads them (`topic_head_weight`, `no_interest_threshold`): computed once for both.
     fn head_log_probabilities(&self, embedding: &[f32]) -> Option<Vec<f32>> {
-        let c = &self.config;
-        if c.topic_head_weight <= 0.0 && c.no_interest_threshold.is_none() {
+        if !self.config.reads_topic_head() {
             return None;
         }
         let head = self.topic_head.as_ref().filter(|h| h.dimensions() == embedding.len())?;
@@ -1361,8 +1366,7 @@ fn version(
     if config.node_examples > 0.0 || config.node_neighbours > 0 {
         parts.push(NODE_EXAMPLES_TSV.as_bytes());
     }
-    if let Some(head) = topic_head.filter(|_| config.topic_head_weight > 0.0 || config.no_interest_threshold.is_some())
-    {
+    if let Some(head) = topic_head.filter(|_| config.reads_topic_head()) {
         parts.push(head.fingerprint().as_bytes());
     }
     parts.extend([probe_text.as_bytes(), config_text.as_bytes()]);
