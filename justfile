@@ -86,6 +86,13 @@ test-dist: setup setup-postgres fixtures-media
 test-kernels: setup fixtures-media
     ATTUNE_ORT_OPTIMIZATION=disable ATTUNE_CACHE= cargo test --workspace --locked --features attune-cli/fault-injection
 
+# The labelled sets' format, and their splits kept apart: no text of a holdout, calibration or
+# check file anywhere else (the older English sets read for their texts alone), and the long
+# sessions what fixtures/make_long_chats.py makes of today's lines. Seconds, Python alone.
+check-sets:
+    python3 scripts/check_labelled_sets.py fixtures/sensitivity/*.jsonl fixtures/conversations/multilingual/*.jsonl fixtures/conversations/no_interest/*.jsonl --texts-only fixtures/conversations/*.jsonl fixtures/product_examples.jsonl > /dev/null
+    python3 fixtures/make_long_chats.py --check
+
 # The tagger's figures on the labelled sets, with the default text model (tuning and calib:
 # calibrated on; holdout: never tuned on): English, then all 12 languages, per language.
 eval: build

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Check labelled conversation sets (format and ids only, not whether a label is right).
 
-    python3 scripts/check_labelled_sets.py FILE.jsonl [FILE.jsonl ...]
+    python3 scripts/check_labelled_sets.py FILE.jsonl [FILE.jsonl ...] [--texts-only FILE.jsonl ...]
 
 Every line must parse and carry exactly text/expect/topics/lang/kind; `lang` must match the
-file name's prefix (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
+file name's prefix where that names a language (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
 Interest ids that exist and are neither sensitive nodes nor below one; special-category lines
-and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. No text may
-appear twice across all the files given. Prints a count table.
+and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. Prints a
+count table.
+
+Splits stay apart: a text of an evaluation split (a file named `*holdout*`, `*calib*` or
+`*check*`: measured, never trained on) may appear nowhere else among all the files given,
+those after `--texts-only` included (older sets in another format, read for their texts alone),
+and no file may hold a text twice. A text repeated among training files only weighs more in
+training and is allowed.
 """
 import collections
 import json
@@ -55,10 +61,54 @@ def is_sensitive(node, parent, sensitive):
     return False
 
 
-def main(paths):
+EVALUATION_SPLITS = ("holdout", "calib", "check")
+
+
+def is_evaluation(path):
+    return any(split in os.path.basename(path) for split in EVALUATION_SPLITS)
+
+
+def text_key(text):
+    return " ".join(text.lower().split())
+
+
+def split_errors(texts):
+    """`texts`: (path, line, text) of every file. A text of an evaluation split found elsewhere,
+    or twice in one file."""
+    where = collections.defaultdict(list)
+    for path, n, text in texts:
+        where[text_key(text)].append((path, n))
+    errors = []
+    for places in where.values():
+        if len(places) < 2:
+            continue
+        files = [path for path, _ in places]
+        if any(is_evaluation(path) for path in files) or len(set(files)) < len(files):
+            first = f"{places[0][0]}:{places[0][1]}"
+            errors += [f"{path}:{n}: text repeats {first}" for path, n in places[1:]]
+    return errors
+
+
+def texts_of(path):
+    """Every line's text, whatever the set's format (JSON lines with a `text`)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            if raw.strip():
+                text = json.loads(raw).get("text")
+                if isinstance(text, str):
+                    out.append((path, n, text))
+    return out
+
+
+def main(args):
+    paths, texts_only = args, []
+    if "--texts-only" in args:
+        at = args.index("--texts-only")
+        paths, texts_only = args[:at], args[at + 1 :]
     parent, described, sensitive = load_taxonomy()
     errors = []
-    seen_text = {}
+    texts = [t for path in texts_only for t in texts_of(path)]
     table = collections.OrderedDict()
     for path in paths:
         lang = os.path.basename(path).split(".", 1)[0]
@@ -80,11 +130,11 @@ def main(paths):
                 text, expect, topics, item_lang, kind = (item[k] for k in KEYS)
                 if not isinstance(text, str) or not text.strip():
                     errors.append(f"{where}: empty text")
-                key = " ".join(text.lower().split())
-                if key in seen_text:
-                    errors.append(f"{where}: text repeats {seen_text[key]}")
-                seen_text[key] = where
-                if item_lang != lang:
+                else:
+                    texts.append((path, n, text))
+                # A file named for one language holds that language; one named for a theme
+                # (`pets.check.jsonl`) holds any.
+                if len(lang) == 2 and item_lang != lang:
                     errors.append(f"{where}: lang {item_lang!r} but file is {lang!r}")
                 if expect == "ordinary" and kind == KIND_NO_INTEREST:
                     if topics != []:
@@ -113,6 +163,7 @@ def main(paths):
                     counts["sensitive"] += 1
                     counts[kind] += 1
         table[path] = counts
+    errors += split_errors(texts)
     cols = ["lines", "ordinary", "hard_negative", KIND_NO_INTEREST, "sensitive", *sorted(CATEGORIES), "explicit", "implicit", "third_person", "mixed"]
     print("file\t" + "\t".join(cols))
     for path, c in table.items():
