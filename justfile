@@ -102,6 +102,8 @@ eval: build
     ./target/release/attune eval fixtures/conversations/multilingual/*.holdout.jsonl
     ./target/release/attune eval fixtures/sensitivity/*.holdout.jsonl
     ./target/release/attune eval fixtures/conversations/no_interest/*.holdout.jsonl
+    # Short asides ("thanks, will read it after mass") that say something special-category.
+    ./target/release/attune eval fixtures/sensitivity/asides.check.jsonl
     # Sessions of 5-10 messages made of the calibration and holdout lines (fixtures/make_long_chats.py).
     ./target/release/attune eval fixtures/long_chats/calib.jsonl
     ./target/release/attune eval fixtures/long_chats/holdout.jsonl

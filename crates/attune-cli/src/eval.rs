@@ -572,8 +572,10 @@ fn count(m: &mut Metrics, item: &Labelled, verdict: &Verdict, margin: f32) -> Op
                 if ts.is_empty() {
                     // Not dropped, but gives no topic: nothing reaches a profile.
                     *m.sensitive_kept_out_by_category.entry(item.expect.clone()).or_default() += 1;
+                    Some("MISSED, NO TOPIC")
+                } else {
+                    Some("LEAK")
                 }
-                Some("LEAK")
             }
         }
     }
@@ -698,6 +700,32 @@ mod tests {
         let m = finish(m);
         assert_eq!((m.no_interest, m.no_interest_given_topics, m.no_interest_dropped), (4, 1, 1));
         assert_eq!((m.ordinary, m.ordinary_wrongly_dropped, m.topics_emitted, m.items), (0, 0, 0, 4));
+    }
+
+    /// A sensitive item the detectors missed is a leak only when it gave topics; one that gave
+    /// none is printed as missed and counted as kept out of profiles.
+    #[test]
+    fn a_missed_sensitive_item_is_a_leak_only_when_it_gave_topics() {
+        let taxonomy = Taxonomy::get();
+        let aside = Labelled {
+            text: "ty, I'll read it out on the picket line monday".into(),
+            expect: "trade_union".into(),
+            topics: vec![],
+            lang: "en".into(),
+            kind: "implicit".into(),
+        };
+        let given = Verdict::Topics(vec![ScoredTopic { topic: taxonomy.allowed(371).unwrap(), score: 0.8 }]);
+        let caught = Verdict::Sensitive {
+            category: attune_taxonomy::SensitiveCategory::ALL[0],
+            detector: attune_tag::Detector::Classifier,
+        };
+        let mut m = Metrics::default();
+        assert_eq!(count(&mut m, &aside, &given, 1.0), Some("LEAK"));
+        assert_eq!(count(&mut m, &aside, &Verdict::Topics(vec![]), 1.0), Some("MISSED, NO TOPIC"));
+        assert_eq!(count(&mut m, &aside, &caught, 1.0), None);
+        let m = finish(m);
+        assert_eq!((m.sensitive, m.sensitive_missed, m.sensitive_leaked), (3, 2, 1));
+        assert_eq!(m.sensitive_kept_out_by_category["trade_union"], 2);
     }
 
     /// A swept value is the number its digits say, as a flag or a calibration file reads it: a
