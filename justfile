@@ -138,9 +138,10 @@ word-frequencies:
     python3 scripts/make_word_frequencies.py
 
 # The special-category classifier's labelled neighbours (models/sensitivity-multilingual-e5-small/
-# neighbours.bin): its training chats as e5's hidden_state_8 sees them, for attune-model-sensitivity's
-# second opinion. Rerun when the training files change, then put the printed sha256 in model.toml's
-# [neighbours] and re-choose the threshold (docs/sensitivity-classifier.md). ~4 min on 2 cores.
+# neighbours.bin): its training chats and the no-interest tuning turns as e5's hidden_state_8 sees
+# them, for attune-model-sensitivity's second opinion. Rerun when the training files change, then
+# put the printed sha256 in model.toml's [neighbours] and re-choose the threshold
+# (docs/sensitivity-classifier.md). ~4 min on 2 cores.
 sensitive-neighbours: setup
     dpkg -s python3-numpy >/dev/null 2>&1 || apt-get install -y --no-install-recommends python3-numpy
     test -x .attune/venvs/finetune/bin/python || /usr/bin/python3 -m venv --system-site-packages .attune/venvs/finetune

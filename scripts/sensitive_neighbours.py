@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Write the special-category classifier's labelled neighbours: every training chat of the
 classifier (fixtures/sensitivity/*.train.jsonl and the tuning sets of fixtures/conversations/,
-the files scripts/finetune_sensitivity.py trains on) as the text model's `hidden_state_8`
+the files scripts/finetune_sensitivity.py trains on) and the tuning turns that name no interest
+(fixtures/conversations/no_interest/*.tuning.jsonl: "thanks", "make it shorter", ordinary by
+what they are) as the text model's `hidden_state_8`
 averaged over its tokens, centred, projected on its top principal directions, normalised and
 stored in int8 with its class. attune-model-sensitivity reads a segment's nearest neighbours
 among them beside the fine-tuned classifier (docs/text-tagging.md, "A second opinion"): a second
@@ -51,6 +53,14 @@ REFERENCE_TEXTS = [
     "What strike price should I pick for a covered call on Apple expiring next month?",
     "ช่วยแนะนำร้านก๋วยเตี๋ยวเรือแถวอนุสาวรีย์หน่อย",
 ]
+
+
+def bank_files():
+    """What the classifier trains on, and the tuning turns that name no interest (never their
+    holdout, which measures them)."""
+    no_interest = sorted((ROOT / "fixtures/conversations/no_interest").glob("*.tuning.jsonl"))
+    assert no_interest and not any("holdout" in p.name for p in no_interest)
+    return training_files() + no_interest
 
 
 def pooled_states(texts, threads):
@@ -105,7 +115,7 @@ def main():
     args = ap.parse_args()
 
     texts, classes, files = [], [], []
-    for path in training_files():
+    for path in bank_files():
         files.append({"path": str(path.relative_to(ROOT)), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():

@@ -426,9 +426,9 @@ mod tests {
     }
 
     /// The neighbours are today's training chats: the files `scripts/sensitive_neighbours.py`
-    /// read are the training files there are now, byte for byte (their sha256 in
-    /// neighbours-reference.json), and the file holds as many chats, and as many sensitive, as
-    /// they do. A training file added, removed or edited without `just sensitive-neighbours`
+    /// read are the training files there are now and the no-interest tuning turns, byte for
+    /// byte (their sha256 in neighbours-reference.json), and the file holds as many chats, and
+    /// as many sensitive, as they do. A training file added, removed or edited without `just sensitive-neighbours`
     /// fails here.
     #[test]
     fn neighbours_are_the_training_files_of_today() {
@@ -443,9 +443,12 @@ mod tests {
             .map(|f| (f["path"].as_str().unwrap().to_string(), f["sha256"].as_str().unwrap().to_string()))
             .collect();
         let mut present: Vec<String> = Vec::new();
-        for (dir, suffix) in
-            [("fixtures/sensitivity", ".train.jsonl"), ("fixtures/conversations/multilingual", ".tuning.jsonl")]
-        {
+        for (dir, suffix) in [
+            ("fixtures/sensitivity", ".train.jsonl"),
+            ("fixtures/conversations/multilingual", ".tuning.jsonl"),
+            // Turns that name no interest ("thanks", "shorter please"): ordinary rows.
+            ("fixtures/conversations/no_interest", ".tuning.jsonl"),
+        ] {
             for entry in std::fs::read_dir(root.join(dir)).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().to_string();
                 if name.ends_with(suffix) {
