@@ -107,6 +107,8 @@ eval: build
     # Sessions of 5-10 messages made of the calibration and holdout lines (fixtures/make_long_chats.py).
     ./target/release/attune eval fixtures/long_chats/calib.jsonl
     ./target/release/attune eval fixtures/long_chats/holdout.jsonl
+    # The holdout's messages with "thanks" and "shorter please" between them, sensitive asides in the mixed ones.
+    ./target/release/attune eval fixtures/long_chats/asides.jsonl
 
 # Train the special-category classifier: multilingual-e5-small's top layers fine-tuned with a
 # head, on fixtures/sensitivity/*.train.jsonl, thresholds chosen on *.calib.jsonl (never the
