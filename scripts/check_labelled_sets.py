@@ -4,10 +4,10 @@
     python3 scripts/check_labelled_sets.py FILE.jsonl [FILE.jsonl ...] [--texts-only FILE.jsonl ...]
 
 Every line must parse and carry exactly text/expect/topics/lang/kind; `lang` must match the
-file name's prefix where that names a language (`id.train.jsonl` -> "id"); ordinary and hard-negative lines name 1-2
-Interest ids that exist and are neither sensitive nodes nor below one; special-category lines
-and no-interest lines (`kind: no_interest`: "thanks", "make it shorter") name none. Prints a
-count table.
+file name's prefix where that names a language (`id.train.jsonl` -> "id"); ordinary and
+hard-negative lines name 1-2 Interest ids that exist and are neither sensitive nodes nor below
+one; special-category lines and no-interest lines (`kind: no_interest`: "thanks", "make it
+shorter") name none. Prints a count table.
 
 Splits stay apart: a text of an evaluation split (a file named `*holdout*`, `*calib*` or
 `*check*`: measured, never trained on) may appear nowhere else among all the files given,
@@ -89,13 +89,17 @@ def split_errors(texts):
     return errors
 
 
-def texts_of(path):
+def texts_of(path, errors):
     """Every line's text, whatever the set's format (JSON lines with a `text`)."""
     out = []
     with open(path, encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):
             if raw.strip():
-                text = json.loads(raw).get("text")
+                try:
+                    text = json.loads(raw).get("text")
+                except (json.JSONDecodeError, AttributeError) as e:
+                    errors.append(f"{path}:{n}: not a JSON object with a text ({e})")
+                    continue
                 if isinstance(text, str):
                     out.append((path, n, text))
     return out
@@ -108,7 +112,7 @@ def main(args):
         paths, texts_only = args[:at], args[at + 1 :]
     parent, described, sensitive = load_taxonomy()
     errors = []
-    texts = [t for path in texts_only for t in texts_of(path)]
+    texts = [t for path in texts_only for t in texts_of(path, errors)]
     table = collections.OrderedDict()
     for path in paths:
         lang = os.path.basename(path).split(".", 1)[0]

@@ -428,8 +428,8 @@ mod tests {
     /// The neighbours are today's training chats: the files `scripts/sensitive_neighbours.py`
     /// read are the training files there are now and the no-interest tuning turns, byte for
     /// byte (their sha256 in neighbours-reference.json), and the file holds as many chats, and
-    /// as many sensitive, as they do. A training file added, removed or edited without `just sensitive-neighbours`
-    /// fails here.
+    /// as many sensitive, as they do. A training file added, removed or edited without
+    /// `just sensitive-neighbours` fails here.
     #[test]
     fn neighbours_are_the_training_files_of_today() {
         let m: Manifest = toml::from_str(MODELS[0].manifest).unwrap();
